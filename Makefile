@@ -1,0 +1,39 @@
+# meshhub: `make run` starts a demo hub, `make test` runs every test.
+# Both set themselves up: a virtual environment in .venv with the Python
+# packages, and (as root) the Debian packages the tests use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PORT   ?= 8080
+DATA   ?= var/demo
+
+.PHONY: run test lint bench system-packages clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meshhub needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/meshhub-portal demo --data $(DATA) --port $(PORT)
+
+system-packages:
+	@sh scripts/system-packages.sh
+
+test: $(STAMP) system-packages
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/portal.py
+	$(BIN)/python bench/memory.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,109 @@
+"""The node's Ed25519 identity: created once, kept private, shown as a fingerprint.
+
+The private key signs every entry this node adds to the hub; its public key
+is what the community registers and what every other node checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from node.atomic import atomic_write
+from node.errors import IdentityError
+
+KEY_FILE_NAME = "identity.key"
+_HEADER = b"meshhub-ed25519-seed-v1\n"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A node's signing key and the public key others know it by."""
+
+    signing_key: SigningKey
+
+    @property
+    def public_key(self) -> str:
+        """The public key as 64 lower-case hex digits (the form used everywhere)."""
+        return self.signing_key.verify_key.encode().hex()
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, readable fingerprint of the public key (see :func:`fingerprint`)."""
+        return fingerprint(self.public_key)
+
+    def sign(self, message: bytes) -> str:
+        """The Ed25519 signature of ``message`` as 128 hex digits."""
+        return self.signing_key.sign(message).signature.hex()
+
+    @classmethod
+    def generate(cls) -> Identity:
+        """A fresh random identity (used at first start and by provisioning)."""
+        return cls(SigningKey.generate())
+
+    def seed_bytes(self) -> bytes:
+        """The 32-byte secret seed; handle with care."""
+        return self.signing_key.encode()
+
+
+def fingerprint(public_key_hex: str) -> str:
+    """Eight groups of base32 from SHA-256 of the key, e.g. ``ABCD-EFGH-...``.
+
+    Short enough to read aloud or compare on a poster, long enough (40 bits
+    shown) that two registered keys do not collide by accident.
+    """
+    digest = hashlib.sha256(bytes.fromhex(public_key_hex)).digest()
+    text = base64.b32encode(digest).decode("ascii")[:20]
+    return "-".join(text[i:i + 4] for i in range(0, 20, 4))
+
+
+def verify_signature(public_key_hex: str, message: bytes, signature_hex: str) -> bool:
+    """True when ``signature_hex`` is ``public_key_hex``'s signature of ``message``."""
+    try:
+        VerifyKey(bytes.fromhex(public_key_hex)).verify(message, bytes.fromhex(signature_hex))
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def load_or_create_identity(data_dir: str | os.PathLike[str]) -> Identity:
+    """The identity stored in ``data_dir``, created (mode 0600, atomically) if absent."""
+    path = Path(data_dir) / KEY_FILE_NAME
+    if path.exists():
+        return load_identity(path)
+    identity = Identity.generate()
+    save_identity(identity, path)
+    return identity
+
+
+def load_identity(path: str | os.PathLike[str]) -> Identity:
+    """Read an identity file, refusing one that others could read."""
+    file = Path(path)
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise IdentityError(f"{file}: cannot read the identity key ({exc.strerror})") from None
+    if mode & 0o077:
+        raise IdentityError(f"{file}: identity key is readable by others (mode {mode:o}); "
+                            f"run 'chmod 600 {file}'")
+    if not raw.startswith(_HEADER):
+        raise IdentityError(f"{file}: not a meshhub identity key file")
+    try:
+        seed = bytes.fromhex(raw[len(_HEADER):].decode("ascii").strip())
+        return Identity(SigningKey(seed))
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        raise IdentityError(f"{file}: identity key is damaged ({exc}); restore it from "
+                            "backup or re-register the node") from None
+
+
+def save_identity(identity: Identity, path: str | os.PathLike[str]) -> Path:
+    """Write ``identity`` to ``path`` with mode 0600, atomically."""
+    return atomic_write(path, _HEADER + identity.seed_bytes().hex().encode() + b"\n", mode=0o600)

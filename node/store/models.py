@@ -1,0 +1,154 @@
+"""What the portal reads: the views built from the signed log, as plain records.
+
+These dataclasses are the contract between ``node.store`` (which builds them
+from entries) and ``portal``/CLI (which show them). Times are Unix seconds
+(UTC, integers); ``None`` means "not set".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+#: Listing categories, in the order residents see them.
+CATEGORIES: tuple[str, ...] = ("for-sale", "free", "wanted", "services", "jobs", "events")
+#: Organiser roles, least to most powerful; each role may do all that the ones before it may.
+ROLES: tuple[str, ...] = ("organiser", "moderator", "admin")
+#: Kinds of library item, decided from the file's content.
+MEDIA_TYPES: tuple[str, ...] = ("pdf", "epub", "audio", "video", "zim", "image", "other")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A listing (for sale, free, wanted, services, jobs, events)."""
+
+    id: str  #: id of the entry that created it
+    category: str
+    title: str
+    body: str  #: Markdown source; the portal renders it through a sanitiser
+    price: str
+    contact: str
+    created_at: int
+    updated_at: int
+    expires_at: int | None
+    pinned: bool
+    actor: str | None  #: organiser account that posted it (None: approved submission's node)
+    from_submission: str | None = None  #: submission id when a resident submitted it
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notice; urgent ones (water outage, road closure) are shown first everywhere."""
+
+    id: str
+    title: str
+    body: str  #: Markdown source
+    urgent: bool
+    pinned: bool
+    created_at: int
+    updated_at: int
+    expires_at: int | None
+    actor: str | None
+
+
+@dataclass(frozen=True)
+class LibraryItem:
+    """A file in the library, stored once by its SHA-256."""
+
+    id: str
+    title: str
+    author: str
+    language: str
+    description: str  #: Markdown source
+    collection: str
+    media_type: str  #: one of MEDIA_TYPES
+    mime: str
+    sha256: str
+    size: int
+    filename: str  #: a safe download name (no path), e.g. "water-guide.pdf"
+    created_at: int
+    updated_at: int
+    actor: str | None
+
+
+@dataclass(frozen=True)
+class Account:
+    """An organiser account; replicated so that organisers can sign in on any node."""
+
+    name: str
+    display_name: str
+    role: str  #: one of ROLES
+    password_hash: str  #: Argon2id encoded hash
+    disabled: bool
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A resident's proposed listing, waiting for (or decided by) a moderator."""
+
+    id: str
+    category: str
+    title: str
+    body: str  #: "" once erased after the retention period
+    price: str
+    contact: str
+    submitted_at: int
+    status: Literal["pending", "approved", "rejected"]
+    decided_by: str | None
+    decided_at: int | None
+    reason: str
+    listing_id: str | None  #: the listing created on approval
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing an organiser did, taken from the log."""
+
+    entry_id: str
+    at: int
+    actor: str | None
+    kind: str  #: entry kind, e.g. "listing.post"
+    target: str | None
+    summary: str  #: short text, e.g. the title concerned
+    node: str  #: fingerprint of the node that signed it
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result across listings, notices and the library."""
+
+    kind: Literal["listing", "notice", "library"]
+    id: str
+    title: str
+    snippet: str  #: plain text around the match; the portal escapes it
+    rank: float
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a longer list."""
+
+    items: Sequence[T] = field(default_factory=tuple)
+    page: int = 1
+    per_page: int = 20
+    total: int = 0
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least 1)."""
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        """Whether a later page exists."""
+        return self.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        """Whether an earlier page exists."""
+        return self.page > 1

@@ -1,0 +1,44 @@
+"""Fixtures shared by every test: tool requirements and leak checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(*names: str) -> None:
+    """Skip (on a laptop) or fail (in CI) when a system tool is missing."""
+    missing = [n for n in names if shutil.which(n) is None and not Path(n).exists()]
+    if missing:
+        message = f"needs {', '.join(missing)} (Debian packages: see scripts/system-packages.sh)"
+        if IN_CI:
+            pytest.fail(f"CI must have it: {message}")
+        pytest.skip(message)
+
+
+def require_root() -> None:
+    """Skip (on a laptop) or fail (in CI) when not running as root."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI runs as root; this test needs root")
+        pytest.skip("needs root (network namespaces or raw sockets)")
+
+
+@pytest.fixture(autouse=True)
+def verify_threads_ended() -> Iterator[None]:
+    """Fail a test that leaves a thread of its own running."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate()
+              if t not in before and t.is_alive() and not t.daemon]
+    for thread in leaked:
+        thread.join(timeout=2)
+    leaked = [t for t in leaked if t.is_alive()]
+    assert not leaked, f"test leaked threads: {leaked}"

@@ -1,0 +1,47 @@
+"""Node identity: created once, private, stable fingerprint, signatures verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.errors import IdentityError
+from node.identity import fingerprint, load_or_create_identity, verify_signature
+
+
+def test_created_once_with_mode_0600(tmp_path: Path) -> None:
+    first = load_or_create_identity(tmp_path)
+    second = load_or_create_identity(tmp_path)
+    assert first.public_key == second.public_key
+    assert (tmp_path / "identity.key").stat().st_mode & 0o777 == 0o600
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_fingerprint_is_short_and_stable(tmp_path: Path) -> None:
+    ident = load_or_create_identity(tmp_path)
+    assert ident.fingerprint == fingerprint(ident.public_key)
+    assert len(ident.fingerprint) == 24 and ident.fingerprint.count("-") == 4
+
+
+def test_signature_verifies_and_tampering_is_detected(tmp_path: Path) -> None:
+    ident = load_or_create_identity(tmp_path)
+    sig = ident.sign(b"hello")
+    assert verify_signature(ident.public_key, b"hello", sig)
+    assert not verify_signature(ident.public_key, b"hellO", sig)
+    assert not verify_signature(ident.public_key, b"hello", "00" * 64)
+
+
+def test_world_readable_key_is_refused(tmp_path: Path) -> None:
+    load_or_create_identity(tmp_path)
+    (tmp_path / "identity.key").chmod(0o644)
+    with pytest.raises(IdentityError, match="chmod 600"):
+        load_or_create_identity(tmp_path)
+
+
+def test_damaged_key_is_reported(tmp_path: Path) -> None:
+    key = tmp_path / "identity.key"
+    key.write_bytes(b"meshhub-ed25519-seed-v1\nzz\n")
+    key.chmod(0o600)
+    with pytest.raises(IdentityError, match="damaged"):
+        load_or_create_identity(tmp_path)
