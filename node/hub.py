@@ -5,104 +5,390 @@ through :class:`Hub`, so the same validation (``ValidationError`` naming the
 field) and the same permission checks (``PermissionDenied``) apply
 everywhere. Each action appends one or more signed entries to the store.
 
-CONTRACT (filled in by the store implementation; signatures are fixed):
+Roles: ``organiser`` posts, edits, expires, pins and deletes listings and
+notices and manages the library; ``moderator`` also decides residents'
+submissions; ``admin`` also manages accounts. The checks happen on the node
+where the organiser acts; other nodes trust the signing node's decision.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from node.store.models import Account, LibraryItem, Listing, Notice, Submission
+from node import blobs as _blobs
+from node.errors import NotFound, PermissionDenied, ValidationError
+from node.store import validate as v
+from node.store.models import ROLES, Account, LibraryItem, Listing, Notice, Submission
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+    from node.config import NodeConfig
+    from node.store import Store
+
+MIB = 1024 * 1024
+_LISTING_FIELDS = ("category", "title", "body", "price", "contact", "expires_at", "pinned")
+_NOTICE_FIELDS = ("title", "body", "urgent", "pinned", "expires_at")
+_LIBRARY_FIELDS = ("title", "author", "language", "description", "collection")
+
+
+def default_password_hasher() -> PasswordHasher:
+    """Argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane).
+
+    Memory is per sign-in: eight portal threads signing in at once stay far
+    below a Pi Zero 2 W's 512 MB, while an offline guess still costs 19 MiB.
+    """
+    from argon2 import PasswordHasher, Type
+
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
 
 
 class Hub:
     """Validated, permission-checked content actions over a :class:`node.store.Store`."""
 
-    def __init__(self, store: object, *, clock: Callable[[], float] | None = None) -> None:
-        raise NotImplementedError
+    def __init__(self, store: object, *, clock: Callable[[], float] | None = None,
+                 blobs: _blobs.BlobStore | None = None,
+                 upload_max_bytes: int = 200 * MIB,
+                 password_hasher: PasswordHasher | None = None,
+                 retention_days: int = 30) -> None:
+        self.store: Store = store  # type: ignore[assignment]
+        self.clock = clock or time.time
+        self.blobs = blobs or _blobs.BlobStore(self.store.path.parent / "library")
+        self.upload_max_bytes = upload_max_bytes
+        self.hasher = password_hasher or default_password_hasher()
+        self.retention_days = retention_days
+        self._dummy_hash: str | None = None
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def _require(self, actor: str | None, role: str) -> Account:
+        """The acting account, if it exists, is enabled and has at least ``role``."""
+        account = self.store.account(actor) if isinstance(actor, str) else None
+        if account is None or account.disabled:
+            raise PermissionDenied(f"{actor!r} is not an enabled organiser account")
+        if ROLES.index(account.role) < ROLES.index(role):
+            raise PermissionDenied(f"{actor} is a {account.role}; this needs the {role} role")
+        return account
+
+    @staticmethod
+    def _raise(problems: dict[str, str]) -> None:
+        if problems:
+            raise ValidationError(problems)
+
+    def _check_fields(self, fields: dict[str, Any], *, now: int,
+                      old_expiry: int | None = None) -> dict[str, Any]:
+        """Validate content fields by name; returns cleaned values or raises."""
+        problems: dict[str, str] = {}
+        clean: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name == "category":
+                clean[name] = v.category(problems, value)
+            elif name == "expires_at":
+                # An unchanged expiry may already lie in the past (an expired item being edited).
+                clean[name] = value if value == old_expiry and value is not None \
+                    else v.expiry(problems, value, now)
+            elif name in ("pinned", "urgent"):
+                clean[name] = v.flag(problems, name, value)
+            elif name == "language":
+                clean[name] = v.language(problems, value)
+            else:
+                clean[name] = v.text(problems, name, value)
+        self._raise(problems)
+        return clean
+
+    def _changes(self, allowed: tuple[str, ...], current: object,
+                 changes: dict[str, Any]) -> dict[str, Any]:
+        unknown = {k: "cannot be changed here" for k in changes if k not in allowed}
+        self._raise(unknown)
+        clean = self._check_fields(changes, now=self._now(),
+                                   old_expiry=getattr(current, "expires_at", None))
+        return {k: val for k, val in clean.items() if getattr(current, k) != val}
 
     # --- listings ---------------------------------------------------------
     def post_listing(self, actor: str, *, category: str, title: str, body: str,
                      price: str = "", contact: str = "", expires_at: int | None = None,
                      pinned: bool = False) -> Listing:
         """Publish a listing as ``actor``; returns it as the views now show it."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        fields = self._check_fields(
+            {"category": category, "title": title, "body": body, "price": price,
+             "contact": contact, "expires_at": expires_at, "pinned": pinned}, now=self._now())
+        wire = self.store.append("listing.post", fields, actor=actor)
+        return self._listing(wire["id"])
+
+    def _listing(self, listing_id: str) -> Listing:
+        listing = self.store.listing(listing_id)
+        if listing is None:
+            raise NotFound(f"no listing {listing_id} (it may have been deleted)")
+        return listing
 
     def edit_listing(self, actor: str, listing_id: str, **changes: object) -> Listing:
         """Change fields of a listing (any of post_listing's keyword fields)."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        current = self._listing(listing_id)
+        patch = self._changes(_LISTING_FIELDS, current, changes)
+        if patch:
+            self.store.append("listing.edit", patch, actor=actor, target=listing_id)
+        return self._listing(listing_id)
 
     def expire_listing(self, actor: str, listing_id: str) -> Listing:
         """End a listing now (it disappears from residents' pages, stays in the audit)."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        self._listing(listing_id)
+        self.store.append("listing.edit", {"expires_at": self._now()}, actor=actor,
+                          target=listing_id)
+        return self._listing(listing_id)
 
     def delete_listing(self, actor: str, listing_id: str) -> None:
         """Delete a listing for good; its text is erased on every node."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        self._listing(listing_id)
+        self.store.append("listing.delete", {}, actor=actor, target=listing_id)
 
     # --- notices ----------------------------------------------------------
     def post_notice(self, actor: str, *, title: str, body: str, urgent: bool = False,
                     pinned: bool = False, expires_at: int | None = None) -> Notice:
         """Publish a notice."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        fields = self._check_fields({"title": title, "body": body, "urgent": urgent,
+                                     "pinned": pinned, "expires_at": expires_at},
+                                    now=self._now())
+        wire = self.store.append("notice.post", fields, actor=actor)
+        return self._notice(wire["id"])
+
+    def _notice(self, notice_id: str) -> Notice:
+        notice = self.store.notice(notice_id)
+        if notice is None:
+            raise NotFound(f"no notice {notice_id} (it may have been deleted)")
+        return notice
 
     def edit_notice(self, actor: str, notice_id: str, **changes: object) -> Notice:
         """Change fields of a notice."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        current = self._notice(notice_id)
+        patch = self._changes(_NOTICE_FIELDS, current, changes)
+        if patch:
+            self.store.append("notice.edit", patch, actor=actor, target=notice_id)
+        return self._notice(notice_id)
 
     def expire_notice(self, actor: str, notice_id: str) -> Notice:
         """End a notice now."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        self._notice(notice_id)
+        self.store.append("notice.edit", {"expires_at": self._now()}, actor=actor,
+                          target=notice_id)
+        return self._notice(notice_id)
 
     def delete_notice(self, actor: str, notice_id: str) -> None:
         """Delete a notice for good."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        self._notice(notice_id)
+        self.store.append("notice.delete", {}, actor=actor, target=notice_id)
 
     # --- library ----------------------------------------------------------
     def add_library_file(self, actor: str, stream: BinaryIO, *, filename: str, title: str,
                          author: str = "", language: str = "", description: str = "",
                          collection: str = "", max_bytes: int | None = None) -> LibraryItem:
         """Store an uploaded file by SHA-256 (type decided by content) and list it."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        meta = self._check_fields({"title": title, "author": author, "language": language,
+                                   "description": description, "collection": collection},
+                                  now=self._now())
+        limit = self.upload_max_bytes if max_bytes is None else max_bytes
+        sha, size = self.blobs.put(stream, limit)
+        try:
+            media_type, mime, ext = _blobs.detect_type(self.blobs.path(sha))
+        except ValidationError:
+            self._drop_blob_if_unused(sha)
+            raise
+        body = {**meta, "media_type": media_type, "mime": mime, "sha256": sha, "size": size,
+                "filename": _blobs.safe_filename(filename, ext)}
+        wire = self.store.append("library.add", body, actor=actor)
+        return self._library_item(wire["id"])
+
+    def _drop_blob_if_unused(self, sha: str) -> None:
+        if not self.store.library_items_by_sha(sha):
+            self.blobs.delete(sha)
+
+    def _library_item(self, item_id: str) -> LibraryItem:
+        item = self.store.library_item(item_id)
+        if item is None:
+            raise NotFound(f"no library item {item_id} (it may have been deleted)")
+        return item
 
     def edit_library_item(self, actor: str, item_id: str, **changes: object) -> LibraryItem:
         """Change a library item's title, author, language, description or collection."""
-        raise NotImplementedError
+        self._require(actor, "organiser")
+        current = self._library_item(item_id)
+        patch = self._changes(_LIBRARY_FIELDS, current, changes)
+        if patch:
+            self.store.append("library.edit", patch, actor=actor, target=item_id)
+        return self._library_item(item_id)
 
     def delete_library_item(self, actor: str, item_id: str) -> None:
-        """Remove an item from the library."""
-        raise NotImplementedError
+        """Remove an item from the library (and its file, unless another item uses it)."""
+        self._require(actor, "organiser")
+        item = self._library_item(item_id)
+        self.store.append("library.delete", {}, actor=actor, target=item_id)
+        self._drop_blob_if_unused(item.sha256)
 
     # --- residents' submissions -------------------------------------------
     def submit_listing(self, *, category: str, title: str, body: str, price: str = "",
                        contact: str = "") -> Submission:
         """A resident proposes a listing; it waits in the moderation queue."""
-        raise NotImplementedError
+        fields = self._check_fields({"category": category, "title": title, "body": body,
+                                     "price": price, "contact": contact}, now=self._now())
+        wire = self.store.append("submission.create", fields)
+        return self._submission(wire["id"])
+
+    def _submission(self, submission_id: str) -> Submission:
+        submission = self.store.submission(submission_id)
+        if submission is None:
+            raise NotFound(f"no submission {submission_id}")
+        return submission
 
     def decide_submission(self, actor: str, submission_id: str, *, approve: bool,
                           reason: str = "") -> Submission:
         """A moderator approves (creating the listing) or rejects a submission."""
-        raise NotImplementedError
+        self._require(actor, "moderator")
+        sub = self._submission(submission_id)
+        problems: dict[str, str] = {}
+        reason = v.text(problems, "reason", reason)
+        if sub.status != "pending":
+            problems["submission"] = f"already {sub.status} by {sub.decided_by}"
+        elif approve and not sub.title:
+            problems["submission"] = ("its text was erased after the retention period; "
+                                      "it can only be rejected")
+        self._raise(problems)
+        with self.store.batch() as add:
+            listing_id = None
+            if approve:
+                listing = add("listing.post", {
+                    "category": sub.category, "title": sub.title, "body": sub.body,
+                    "price": sub.price, "contact": sub.contact, "expires_at": None,
+                    "pinned": False, "from_submission": sub.id}, actor=actor)
+                listing_id = listing["id"]
+            add("submission.decide", {"approve": bool(approve), "reason": reason,
+                                      "listing_id": listing_id},
+                actor=actor, target=submission_id)
+        return self._submission(submission_id)
+
+    def erase_expired_submissions(self) -> int:
+        """Erase residents' submissions older than the retention period (privacy)."""
+        return self.store.erase_expired_submissions(self.clock(),
+                                                    retention_days=self.retention_days)
 
     # --- accounts ---------------------------------------------------------
+    def _account(self, name: str) -> Account:
+        account = self.store.account(name) if isinstance(name, str) else None
+        if account is None:
+            raise NotFound(f"no organiser account {name!r}")
+        return account
+
     def create_account(self, actor: str | None, *, name: str, password: str, role: str,
                        display_name: str = "") -> Account:
         """Create an organiser account (``actor`` None only from the local CLI)."""
-        raise NotImplementedError
+        if actor is not None:
+            self._require(actor, "admin")
+        problems: dict[str, str] = {}
+        name = v.account_name(problems, name)
+        role = v.role(problems, role)
+        display_name = v.text(problems, "display_name", display_name)
+        v.password(problems, password)
+        if name and self.store.account(name) is not None:
+            problems["name"] = f"an account called {name!r} already exists"
+        self._raise(problems)
+        self.store.append("account.create", {
+            "name": name, "display_name": display_name or name, "role": role,
+            "password_hash": self.hasher.hash(password), "disabled": False}, actor=actor)
+        return self._account(name)
 
     def set_password(self, actor: str | None, name: str, new_password: str) -> Account:
         """Change a password (one's own, or anyone's for an admin)."""
-        raise NotImplementedError
+        if actor is not None:
+            self._require(actor, "organiser" if actor == name else "admin")
+        self._account(name)
+        problems: dict[str, str] = {}
+        v.password(problems, new_password)
+        self._raise(problems)
+        self.store.append("account.update", {
+            "name": name, "password_hash": self.hasher.hash(new_password)}, actor=actor)
+        return self._account(name)
+
+    def _keeps_an_admin(self, name: str) -> bool:
+        return any(a.role == "admin" and not a.disabled and a.name != name
+                   for a in self.store.accounts())
 
     def set_role(self, actor: str, name: str, role: str) -> Account:
         """Change an account's role (admins only)."""
-        raise NotImplementedError
+        self._require(actor, "admin")
+        account = self._account(name)
+        problems: dict[str, str] = {}
+        role = v.role(problems, role)
+        if not problems and account.role == "admin" and role != "admin" \
+                and not self._keeps_an_admin(name):
+            problems["role"] = f"{name} is the last admin; make someone else admin first"
+        self._raise(problems)
+        if role != account.role:
+            self.store.append("account.update", {"name": name, "role": role}, actor=actor)
+        return self._account(name)
 
     def set_disabled(self, actor: str, name: str, disabled: bool) -> Account:
         """Disable or re-enable an account (admins only)."""
-        raise NotImplementedError
+        self._require(actor, "admin")
+        account = self._account(name)
+        if disabled and account.role == "admin" and not self._keeps_an_admin(name):
+            raise ValidationError({"disabled": f"{name} is the last admin; "
+                                               "make someone else admin first"})
+        if bool(disabled) != account.disabled:
+            self.store.append("account.update", {"name": name, "disabled": bool(disabled)},
+                              actor=actor)
+        return self._account(name)
 
     def authenticate(self, name: str, password: str) -> Account | None:
-        """The account if ``password`` is right and it is enabled, else ``None``."""
-        raise NotImplementedError
+        """The account if ``password`` is right and it is enabled, else ``None``.
+
+        An unknown or disabled account costs the same hashing work as a wrong
+        password, so timing does not tell which names exist.
+        """
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        account = self.store.account(name) if isinstance(name, str) else None
+        if account is None or account.disabled:
+            if self._dummy_hash is None:
+                self._dummy_hash = self.hasher.hash("not-a-real-password")
+            with contextlib.suppress(VerificationError):
+                self.hasher.verify(self._dummy_hash, str(password))
+            return None
+        try:
+            self.hasher.verify(account.password_hash, str(password))
+        except (VerificationError, InvalidHashError):
+            return None
+        return account
+
+
+def open_hub(cfg: NodeConfig, *, clock: Callable[[], float] | None = None,
+             password_hasher: PasswordHasher | None = None) -> tuple[Store, Hub]:
+    """Open this node's store (``data_dir/hub.sqlite3``) and a Hub over it.
+
+    Uses the node identity (created if absent), trust from node.toml, the
+    library under ``data_dir/library`` and the configured limits. The caller
+    closes the store.
+    """
+    from node.identity import load_or_create_identity
+    from node.store import Store
+    from node.trust import trust_from_config
+
+    data_dir = cfg.data_dir
+    identity = load_or_create_identity(data_dir)
+    store = Store.open(data_dir / "hub.sqlite3", identity, trust_from_config(cfg, identity),
+                       clock=clock)
+    hub = Hub(store, clock=clock, blobs=_blobs.BlobStore(data_dir / "library"),
+              upload_max_bytes=cfg.get("portal.upload_max_mb") * MIB,
+              password_hasher=password_hasher,
+              retention_days=cfg.get("privacy.submission_retention_days"))
+    return store, hub

@@ -20,6 +20,14 @@ from node.errors import NodeError
 SUBCOMMANDS: dict[str, str] = {
     "config": "node.cli.config_cmd:config",
     "identity": "node.cli.config_cmd:identity",
+    "net": "node.cli.net_cmd:net",
+    "hw": "node.cli.hw_cmd:hw",
+    "agent": "node.cli.health_cmd:agent",
+    "status": "node.cli.health_cmd:status",
+    "prometheus-config": "node.cli.health_cmd:prometheus_config",
+    "store": "node.cli.store_cmd:store",
+    "organiser": "node.cli.organiser_cmd:organiser",
+    "post": "node.cli.post_cmd:post",
 }
 
 
@@ -58,7 +66,10 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning known errors into one clear line."""
     try:
-        cli.main(args=argv, prog_name="meshhub", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="meshhub", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
+        if isinstance(result, int) and not isinstance(result, bool) and result:
+            sys.exit(result)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

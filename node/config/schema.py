@@ -145,6 +145,150 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust", "node_keys", list, [],
             "Public keys (64 hex digits) of other nodes whose entries this node accepts, "
             "until the community registry is installed.", item_type=str, check=None),
+    # --- [wifi] (residents' access point; node/net renders hostapd) ---------
+    Setting("wifi", "ssid", str, "Neighbourhood Wi-Fi",
+            "Name of the open Wi-Fi network residents join (1-32 bytes of UTF-8)."),
+    Setting("wifi", "country", str, "DE",
+            "Country where the node stands (ISO 3166, e.g. 'GB'): decides the legal channels "
+            "and transmit power. Set it to where the node really is.", check=_country),
+    Setting("wifi", "channel", int, 1,
+            "Radio channel of the access point (and of the mesh unless mesh.channel is set).",
+            minimum=1, maximum=196),
+    Setting("wifi", "hw_mode", str, "g", "Band: 'g' for 2.4 GHz, 'a' for 5 GHz.",
+            choices=("g", "a")),
+    Setting("wifi", "ap_interface", str, "wlan0",
+            "Network interface of the access point residents join."),
+    Setting("wifi", "client_isolation", bool, True,
+            "Stop residents' devices from talking to each other over the radio (ap_isolate)."),
+    # --- [mesh] (node-to-node links; node/net renders the mesh and babeld) --
+    Setting("mesh", "interface", str, "mesh0",
+            "Radio interface of the mesh link to other nodes (created on mesh.phy)."),
+    Setting("mesh", "phy", str, "phy0", "Radio (iw phy name) the mesh interface is created on."),
+    Setting("mesh", "mode", str, "802.11s",
+            "Mesh link type: '802.11s' mesh point, or 'ibss' (ad-hoc) where the radio's "
+            "driver lacks 802.11s.", choices=("802.11s", "ibss")),
+    Setting("mesh", "mesh_id", str, "meshhub",
+            "Mesh ID (802.11s) or IBSS SSID shared by every node of the mesh (1-32 bytes)."),
+    Setting("mesh", "channel", int, 0,
+            "Radio channel of the mesh; 0 means the same as wifi.channel (one radio doing "
+            "both must use one channel).", minimum=0, maximum=196),
+    Setting("mesh", "wired_interfaces", list, [],
+            "Ethernet interfaces that also link to other nodes (babeld treats them as wired).",
+            item_type=str),
+    Setting("mesh", "hello_interval", float, 4.0,
+            "Seconds between babeld hellos on the mesh radio (wired links use babeld's default).",
+            minimum=0.5, maximum=60),
+    Setting("mesh", "update_interval", float, 16.0,
+            "Seconds between babeld's full routing updates on the mesh radio.",
+            minimum=1, maximum=600),
+    Setting("mesh", "rxcost", int, 256,
+            "babeld link cost of the mesh radio (higher makes routes over it less preferred).",
+            minimum=1, maximum=65534),
+    Setting("mesh", "address", str, "",
+            "This node's mesh address (a /32 inside mesh.mesh_range, given by the community "
+            "registry); empty derives one from node.name.",
+            check=lambda v: None if v == "" else _ipv4_address(v)),
+    Setting("mesh", "mesh_range", str, "10.42.0.0/16",
+            "The range every node's mesh address comes from (babeld announces routes in it).",
+            check=_ipv4_network),
+    # --- [clients] (residents' devices; node/net renders dnsmasq) ----------
+    Setting("clients", "subnet", str, "",
+            "This node's client subnet (one per node, never overlapping another node's); "
+            "empty derives a /24 of clients.subnet_pool from the mesh address.",
+            check=lambda v: None if v == "" else _ipv4_network(v)),
+    Setting("clients", "subnet_pool", str, "10.64.0.0/10",
+            "The range every node's client subnet is carved from (the same on every node).",
+            check=_ipv4_network),
+    Setting("clients", "lease_minutes", int, 60, "DHCP lease time for residents' devices.",
+            minimum=2, maximum=10080),
+    Setting("clients", "dhcp_range_start", int, 10,
+            "First DHCP address, as an offset into the client subnet.", minimum=2),
+    Setting("clients", "dhcp_range_end", int, 250,
+            "Last DHCP address, as an offset into the client subnet.", minimum=2),
+    Setting("clients", "uplink_interface", str, "",
+            "Interface towards the internet, or empty when this node has none."),
+    Setting("clients", "domain", str, "mesh",
+            "Local DNS domain: the hub answers as hub_name.domain and node.name.domain.",
+            check=_hostname_label),
+    Setting("clients", "hub_name", str, "hub",
+            "Host name residents type to reach the hub (with clients.domain: 'hub.mesh').",
+            check=_hostname_label),
+    # --- [gate] (the captive gate; node/net renders nftables) --------------
+    Setting("gate", "allow_minutes", int, 1440,
+            "Minutes a resident's device stays let through after accepting the house rules.",
+            minimum=1, maximum=43200),
+    Setting("gate", "management_ports", list, [22],
+            "TCP ports of this node that residents' devices may never reach (ssh, agent API).",
+            item_type=int),
+    Setting("gate", "portal_port", int, 80,
+            "TCP port residents reach the portal on (nginx); port-80 traffic is redirected here.",
+            minimum=1, maximum=65535),
+    # --- [health] (node/health: samples, history, alerts) -------------------
+    Setting("health", "interval_seconds", int, 30,
+            "Seconds between two health samples.", minimum=5, maximum=3600),
+    Setting("health", "history_days", int, 7,
+            "Days of samples kept on disk (they survive a reboot).", minimum=1, maximum=90),
+    Setting("health", "write_interval_seconds", int, 60,
+            "Least time between two writes of the history to the SD card (samples are "
+            "batched in memory meanwhile).", minimum=10, maximum=3600),
+    Setting("health", "disk_full_percent", int, 90,
+            "Alert when the data partition is at least this full.", minimum=50, maximum=100),
+    Setting("health", "too_hot_celsius", float, 75.0,
+            "Alert when the processor is at least this hot (Raspberry Pi boards slow "
+            "down from 80-85 °C).", minimum=30, maximum=110),
+    Setting("health", "low_voltage_volts", float, 0.0,
+            "Alert when a power monitor's bus voltage is below this; 0 turns it off "
+            "(e.g. 11.8 for a 12 V lead-acid battery).", minimum=0, maximum=60),
+    Setting("health", "link_degraded_cost", int, 1024,
+            "Alert when babeld's cost of a link to a neighbour is at least this "
+            "(evaluated once mesh monitoring is installed).", minimum=1, maximum=65535),
+    Setting("health", "leases_file", str, "",
+            "dnsmasq's leases file, counted for the number of residents' devices; empty "
+            "means the one the node's dnsmasq writes (node.data_dir/dnsmasq.leases)."),
+    Setting("health", "services", list, ["nginx", "dnsmasq", "hostapd", "babeld"],
+            "systemd units whose up/down state is reported and alerted on.", item_type=str),
+    # --- [agent] (the node agent and its HTTP API) --------------------------
+    Setting("agent", "listen", str, "127.0.0.1",
+            "Address the agent's HTTP API (/metrics, /api/health) listens on; use the mesh "
+            "address to let a Prometheus elsewhere on the mesh scrape it.",
+            check=_ipv4_address),
+    Setting("agent", "port", int, 9180, "TCP port of the agent's HTTP API.",
+            minimum=1, maximum=65535),
+    Setting("agent", "peers", list, [],
+            "Other nodes' agents ('host' or 'host:port') for 'meshhub status --mesh' and "
+            "'meshhub prometheus-config', until mesh discovery lists them.", item_type=str),
+    # --- [hardware] (hardware/: I2C sensors, status LED, setup button) -------
+    Setting("hardware", "i2c_bus", int, 1,
+            "I2C bus the sensors are on (/dev/i2c-N; 1 on a Raspberry Pi's GPIO header).",
+            minimum=0, maximum=255),
+    Setting("hardware", "power_monitor", str, "none",
+            "Power monitor fitted: 'ina219', 'ina226' or 'none'.",
+            choices=("none", "ina219", "ina226")),
+    Setting("hardware", "ina_address", int, 64,
+            "I2C address of the power monitor (64-79, i.e. 0x40-0x4F; TOML accepts 0x40).",
+            minimum=0x40, maximum=0x4F),
+    Setting("hardware", "ina_shunt_ohms", float, 0.1,
+            "Resistance of the power monitor's shunt resistor in ohms (0.1 on most INA219 "
+            "boards; read the resistor's marking: R100 = 0.1).", minimum=0.0001, maximum=10),
+    Setting("hardware", "ina_max_amps", float, 2.0,
+            "Largest current expected through the shunt, in amperes (sets the resolution); "
+            "with a 0.1 ohm shunt at most 3.2 on an INA219 and 0.8 on an INA226.",
+            minimum=0.001, maximum=100),
+    Setting("hardware", "bme280_address", int, 0,
+            "I2C address of a BME280 environment sensor: 118 (0x76) or 119 (0x77); 0 when "
+            "none is fitted.", choices=(0, 0x76, 0x77)),
+    Setting("hardware", "led_pin", str, "",
+            "GPIO pin of the status LED, e.g. 'GPIO17' (header pin 11); empty when none.",
+            check=lambda v: None if v == "" or re.fullmatch(r"(GPIO|BOARD)\d{1,2}", v)
+            else "must be empty or a pin name such as 'GPIO17' or 'BOARD11'"),
+    Setting("hardware", "button_pin", str, "",
+            "GPIO pin of the setup button, wired to ground, e.g. 'GPIO27' (header pin 13); "
+            "empty when none.",
+            check=lambda v: None if v == "" or re.fullmatch(r"(GPIO|BOARD)\d{1,2}", v)
+            else "must be empty or a pin name such as 'GPIO27' or 'BOARD13'"),
+    Setting("hardware", "button_hold_seconds", float, 5.0,
+            "Seconds the setup button must be held to put the node into setup mode.",
+            minimum=2, maximum=30),
 )
 
 #: Checks applied to each element of list settings, by key.

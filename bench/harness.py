@@ -1,0 +1,154 @@
+"""Shared parts of the portal benchmarks: a loaded node, the portal and nginx as processes.
+
+``loaded_node`` fills a temporary node with 10,000 listings and 5,000 library
+items through the store's signed-entry API (one transaction per thousand
+entries, so loading takes seconds, not minutes); every entry is signed and
+validated exactly as an organiser's would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+from node.config import NodeConfig, load_config
+from node.hub import open_hub
+from node.store.models import CATEGORIES
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN = "bench"
+_WORDS = ["bicycle", "sofa", "lamp", "garden", "ladder", "freezer", "tutoring", "sewing",
+          "repair", "café", "books", "boxes", "kettle", "pram", "cot", "drill", "tent", "guitar",
+          "piano", "heater", "fan", "desk", "chair", "table", "shelf", "radio", "laptop", "phone",
+          "charger", "jacket", "boots", "coat", "hat", "scarf", "gloves", "toys", "puzzle"]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until ``port`` accepts connections; fail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+def write_config(folder: Path, port: int, *, behind_proxy: bool = True) -> NodeConfig:
+    """The benchmark node's node.toml (data next to it)."""
+    path = folder / "node.toml"
+    path.write_text(f'[node]\nname = "bench-node"\ndata_dir = "data"\n'
+                    f'[portal]\nport = {port}\nbehind_proxy = {str(behind_proxy).lower()}\n'
+                    f'upload_max_mb = 200\n', encoding="utf-8")
+    return load_config(path)
+
+
+def wav_of_size(size: int, tone: int = 0) -> bytes:
+    """A valid WAV file of about ``size`` bytes (silence with a little noise)."""
+    rng = random.Random(tone)
+    frames = bytes(rng.getrandbits(8) for _ in range(4096)) * max(1, size // 4096)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(8000 + tone)
+        out.writeframes(frames[:size])
+    return buffer.getvalue()
+
+
+def load(config: NodeConfig, *, listings: int = 10_000, items: int = 5_000,
+         big_mb: int = 100) -> dict[str, str]:
+    """Fill the node; returns ids worth requesting (``big_item``, ``listing``)."""
+    from argon2 import PasswordHasher
+
+    rng = random.Random(42)
+    store, hub = open_hub(config, password_hasher=PasswordHasher(time_cost=1, memory_cost=8,
+                                                                 parallelism=1))
+    try:
+        hub.create_account(None, name=ADMIN, password=secrets.token_urlsafe(16), role="admin")
+        big = hub.add_library_file(ADMIN, io.BytesIO(wav_of_size(big_mb * 1024 * 1024)),
+                                   filename="big.wav", title="A long recording")
+        small = [hub.add_library_file(ADMIN, io.BytesIO(wav_of_size(20_000 + n, n)),
+                                      filename=f"clip-{n}.wav", title=f"Clip {n}")
+                 for n in range(4)]
+        done = 0
+        while done < listings:
+            with store.batch() as add:
+                for n in range(done, min(listings, done + 1000)):
+                    words = rng.sample(_WORDS, 4)
+                    add("listing.post", {
+                        "category": CATEGORIES[n % len(CATEGORIES)],
+                        "title": f"{words[0].title()} and {words[1]} number {n}",
+                        "body": " ".join(rng.choice(_WORDS) for _ in range(60)),
+                        "price": f"£{n % 90 + 1}", "contact": f"Flat {n % 40}, Elm Street",
+                        "expires_at": None, "pinned": False}, actor=ADMIN)
+            done = min(listings, done + 1000)
+        done = len(small) + 1
+        while done < items:
+            with store.batch() as add:
+                for n in range(done, min(items, done + 1000)):
+                    blob = small[n % len(small)]
+                    add("library.add", {
+                        "title": f"Recording {n}: {rng.choice(_WORDS)} stories",
+                        "author": "Riverside radio", "language": "en",
+                        "description": " ".join(rng.choice(_WORDS) for _ in range(20)),
+                        "collection": f"Collection {n % 12}", "media_type": blob.media_type,
+                        "mime": blob.mime, "sha256": blob.sha256, "size": blob.size,
+                        "filename": f"recording-{n}.wav"}, actor=ADMIN)
+            done = min(items, done + 1000)
+        listing = store.listings(per_page=1).items[0]
+        return {"big_item": big.id, "big_sha": big.sha256, "listing": listing.id,
+                "library_dir": str(hub.blobs.root)}
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def portal_process(config_path: Path, port: int, *,
+                   core: int | None = 0) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m portal serve`` (pinned to ``core``), stopped on exit."""
+    command = [sys.executable, "-m", "portal", "serve", "--config", str(config_path),
+               "--port", str(port)]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    if core is not None:
+        command = ["taskset", "-c", str(core), *command]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield process
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after five seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,54 @@
+"""``meshhub net``: show (and write) the node's network plan."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from node.cli.common import load_node_config
+
+
+@click.group()
+def net() -> None:
+    """The node's network: access point, mesh, routing, DHCP/DNS and the captive gate."""
+
+
+@net.command("plan")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write every rendered file into this folder (nothing is applied).")
+@click.pass_context
+def net_plan(ctx: click.Context, out_dir: str | None) -> None:
+    """Show the addresses, the files that would be written and the commands that would run.
+
+    Nothing on this machine is changed; with --out the files are written into DIR
+    so they can be read or compared.
+    """
+    from node.net import build_plan
+
+    cfg = load_node_config(ctx, required=False)
+    plan = build_plan(cfg)
+    a = plan.addresses
+    derived = " (derived from node.name; let the registry assign it)"
+    click.echo("Addresses")
+    click.echo(f"  node number     {a.node_number}")
+    click.echo(f"  mesh address    {a.mesh_address}/32 in {a.mesh_range}"
+               f"{derived if a.mesh_address_derived else ''}")
+    click.echo(f"  client subnet   {a.client_subnet} from {a.subnet_pool}"
+               f"{' (derived from the node number)' if a.client_subnet_derived else ''}")
+    click.echo(f"  portal          {a.portal_address} on {cfg.wifi.ap_interface}"
+               f" (names: {', '.join(a.hub_names)})")
+    click.echo(f"  DHCP range      {a.dhcp_first} - {a.dhcp_last}, "
+               f"{cfg.clients.lease_minutes} min leases")
+    click.echo(f"  captive API     {a.captive_api_url} (DHCP option 114)")
+    click.echo(f"  uplink          {cfg.clients.uplink_interface or 'none (offline node)'}")
+    click.echo("\nFiles")
+    for planned in plan.files:
+        click.echo(f"  {planned.path}  {oct(planned.mode)[2:]}  {planned.size:>5} bytes"
+                   f"  {planned.purpose}")
+    click.echo("\nCommands, in order")
+    for number, command in enumerate(plan.commands, start=1):
+        click.echo(f"  {number:>2}. {shlex.join(command)}")
+    if out_dir:
+        written = plan.write_to(out_dir)
+        click.echo(f"\nWrote {len(written)} files to {out_dir}")

@@ -1,0 +1,195 @@
+"""Alerts: conditions on health samples, each with a start, an end and what to check.
+
+Every kind is declared once in :data:`KINDS` with a plain-language
+explanation for the technician who reads it on a roof.  :class:`AlertTracker`
+turns a stream of samples into alerts that start when a condition becomes
+true and end when it clears.
+
+``node_lost`` and ``link_degraded`` need the mesh's neighbour table: they are
+declared and documented, but evaluated only when a sample carries mesh data
+(``sample["mesh"]`` is not ``None``), which happens once the mesh watcher
+(babeld monitoring) exists.  Until then they never fire, and ``/metrics``
+exports no series for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AlertKind:
+    """What an alert means and what a technician should check."""
+
+    kind: str
+    title: str
+    check: str
+    needs_mesh: bool = False
+
+
+KINDS: dict[str, AlertKind] = {k.kind: k for k in (
+    AlertKind("node_lost", "A neighbour node stopped answering",
+              "Is the neighbour powered (look at its LED)? Did its power supply or battery "
+              "fail, or did something block the radio path (new building, tree in leaf)?",
+              needs_mesh=True),
+    AlertKind("link_degraded", "A radio link to a neighbour is poor",
+              "Check the antenna's direction and cable, new obstacles, and interference "
+              "(run 'meshhub diag survey'); a cost that keeps rising means the link is failing.",
+              needs_mesh=True),
+    AlertKind("disk_full", "The data partition is nearly full",
+              "Look at the library's size and the logs in the data directory; remove old "
+              "library items or move to a larger SD card. Writes fail when it is full."),
+    AlertKind("sd_wear", "The SD card or eMMC reports heavy wear",
+              "Plan to replace the card soon; back up the node's identity key first."),
+    AlertKind("too_hot", "The processor is too hot",
+              "Is the case in direct sun or sealed? Add shade, ventilation or a heatsink; "
+              "the board slows itself down when hot and may crash."),
+    AlertKind("undervoltage", "The supply voltage is too low",
+              "Use a stronger power supply and a short, thick cable; on solar or battery "
+              "nodes check the battery's charge and the panel. Undervoltage corrupts SD cards."),
+    AlertKind("throttled", "The processor is being slowed down",
+              "The firmware limits speed when hot or underpowered: see 'too hot' and "
+              "'undervoltage'."),
+    AlertKind("sensor_unavailable", "A sensor does not answer",
+              "Check the sensor's wiring (SDA, SCL, power, ground) and its I2C address with "
+              "'meshhub hw detect'; water in the case often causes this."),
+    AlertKind("uplink_down", "The internet uplink is down",
+              "Is the uplink cable or router powered and connected? The hub still works "
+              "locally; residents only lose the internet."),
+    AlertKind("service_down", "A service of the node is not running",
+              "Read its log ('journalctl -u SERVICE -n 50') and restart it "
+              "('systemctl restart SERVICE'); if it keeps failing, check the disk and the "
+              "configuration with 'meshhub config check'."),
+)}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Alert thresholds from ``node.toml`` (``[health]``)."""
+
+    disk_full_percent: float = 90.0
+    too_hot_celsius: float = 75.0
+    low_voltage_volts: float = 0.0  #: 0 turns the power-monitor voltage check off
+    uplink_required: bool = False
+    link_degraded_cost: float = 1024.0
+    sd_wear_ratio: float = 0.9
+
+
+@dataclass
+class Alert:
+    """One alert: active while ``ended`` is ``None``."""
+
+    kind: str
+    subject: str
+    started: float
+    detail: str
+    ended: float | None = None
+
+    def as_dict(self) -> Json:
+        """The JSON form used by ``/api/health`` and the history, with title and advice."""
+        info = KINDS[self.kind]
+        return {**asdict(self), "title": info.title, "check": info.check}
+
+
+def conditions(sample: Json, limits: Thresholds,
+               previous_neighbours: set[str] | None = None) -> Iterator[tuple[str, str, str]]:
+    """Every alert condition true in ``sample``, as (kind, subject, detail)."""
+    disk = sample.get("disk") or {}
+    ratio = disk.get("used_ratio")
+    if ratio is not None and ratio * 100 >= limits.disk_full_percent:
+        yield ("disk_full", disk.get("path", ""),
+               f"{ratio:.0%} used, alert at {limits.disk_full_percent:g}%")
+    wear = disk.get("wear") or {}
+    worst = max((w for w in (wear.get("life_used_a_ratio"), wear.get("life_used_b_ratio"))
+                 if w is not None), default=None)
+    if (worst is not None and worst >= limits.sd_wear_ratio) or wear.get("pre_eol") in (
+            "warning", "urgent"):
+        eol = wear.get("pre_eol")
+        yield "sd_wear", wear.get("device", ""), f"life used up to {worst}, pre-EOL {eol}"
+    soc = sample.get("soc") or {}
+    temp = soc.get("temperature_celsius")
+    if temp is not None and temp >= limits.too_hot_celsius:
+        yield "too_hot", "soc", f"{temp:.1f} °C, alert at {limits.too_hot_celsius:g} °C"
+    flags = soc.get("throttling") or {}
+    if flags.get("under_voltage"):
+        yield "undervoltage", "supply", "the firmware reports undervoltage now"
+    active = [f for f in ("throttled", "frequency_capped", "soft_temperature_limit")
+              if flags.get(f)]
+    if active:
+        yield "throttled", "soc", "the firmware reports: " + ", ".join(active)
+    for sensor in sample.get("sensors") or []:
+        if not sensor.get("available"):
+            yield ("sensor_unavailable", sensor.get("name", ""),
+                   sensor.get("reason") or "no reading")
+            continue
+        volts = (sensor.get("values") or {}).get("bus_voltage_volts")
+        if limits.low_voltage_volts > 0 and volts is not None and volts < limits.low_voltage_volts:
+            yield ("undervoltage", sensor.get("name", ""),
+                   f"{volts:.2f} V, alert below {limits.low_voltage_volts:g} V")
+    uplink = (sample.get("network") or {}).get("uplink") or {}
+    if limits.uplink_required and uplink.get("present") is False:
+        yield "uplink_down", uplink.get("interface") or "", "no default route via the uplink"
+    for name, state in (sample.get("services") or {}).items():
+        if state == "down":
+            yield "service_down", name, f"{name} is not running"
+    mesh = sample.get("mesh")
+    if mesh is not None:
+        yield from _mesh_conditions(mesh, limits, previous_neighbours or set())
+
+
+def _mesh_conditions(mesh: Json, limits: Thresholds,
+                     previous: set[str]) -> Iterator[tuple[str, str, str]]:
+    """Mesh alerts from ``mesh["neighbours"]``: ``[{"address", "cost"}, ...]``."""
+    current = {n.get("address", ""): n for n in mesh.get("neighbours") or []}
+    for address in sorted(previous - set(current)):
+        yield "node_lost", address, f"neighbour {address} is no longer heard"
+    for address, neighbour in current.items():
+        cost = neighbour.get("cost")
+        if cost is not None and cost >= limits.link_degraded_cost:
+            yield ("link_degraded", address,
+                   f"link cost {cost:g}, alert at {limits.link_degraded_cost:g}")
+
+
+class AlertTracker:
+    """Keeps the active alerts and reports which started and which ended.
+
+    A lost neighbour stays "lost" (the alert stays active) until it is heard
+    again, so the tracker remembers every neighbour it has heard.
+    """
+
+    def __init__(self, limits: Thresholds) -> None:
+        self.limits = limits
+        self.active: dict[tuple[str, str], Alert] = {}
+        self._neighbours: set[str] = set()
+
+    def update(self, sample: Json) -> tuple[list[Alert], list[Alert]]:
+        """Evaluate ``sample``; return (alerts that started, alerts that ended)."""
+        now = float(sample["time"])
+        found = {(kind, subject): detail
+                 for kind, subject, detail in conditions(sample, self.limits, self._neighbours)}
+        mesh = sample.get("mesh")
+        if mesh is not None:
+            self._neighbours |= {n.get("address", "") for n in mesh.get("neighbours") or []}
+        started: list[Alert] = []
+        for key, detail in found.items():
+            if key in self.active:
+                self.active[key].detail = detail
+            else:
+                alert = Alert(key[0], key[1], now, detail)
+                self.active[key] = alert
+                started.append(alert)
+        ended: list[Alert] = []
+        for key in [k for k in self.active if k not in found]:
+            alert = self.active.pop(key)
+            alert.ended = now
+            ended.append(alert)
+        return started, ended
+
+    def evaluated_kinds(self, sample: Json | None) -> list[str]:
+        """Kinds that the latest sample could evaluate (mesh kinds only with mesh data)."""
+        has_mesh = sample is not None and sample.get("mesh") is not None
+        return [k for k, info in KINDS.items() if has_mesh or not info.needs_mesh]

@@ -1,0 +1,107 @@
+"""The agent's small HTTP API, a plain WSGI application (served by waitress).
+
+``GET /metrics``              the Prometheus text format (``node.health.metrics``)
+``GET /api/health``           the latest health document (JSON, ``docs/health.md``)
+``GET /api/health/history``   past samples: ``?since=UNIX&limit=N`` (N <= 1000)
+``GET /api/health/alerts``    alert records, newest first: ``?limit=N``
+
+Responses are capped at :data:`MAX_RESPONSE_BYTES`: a history that would be
+larger is thinned out (every other sample) until it fits, and says so.
+No framework: the agent stays small on a 512 MB board.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from node.health.metrics import make_registry
+from node.health.monitor import HealthMonitor
+
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+MAX_HISTORY_SAMPLES = 1000
+
+StartResponse = Callable[..., Any]
+
+
+def _respond(start_response: StartResponse, status: str, body: bytes,
+             content_type: str) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type),
+                            ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store"),
+                            ("X-Content-Type-Options", "nosniff")])
+    return [body]
+
+
+def _json(start_response: StartResponse, data: Any, status: str = "200 OK") -> list[bytes]:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _respond(start_response, status, body, "application/json; charset=utf-8")
+
+
+def _error(start_response: StartResponse, status: str, message: str) -> list[bytes]:
+    return _json(start_response, {"error": message}, status)
+
+
+def _number_arg(query: dict[str, list[str]], name: str, default: float, low: float,
+                high: float) -> float:
+    raw = query.get(name, [None])[0]
+    if raw is None:
+        return default
+    value = float(raw)  # ValueError -> 400 below
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+def create_app(monitor: HealthMonitor) -> Callable[[dict[str, Any], StartResponse],
+                                                   Iterable[bytes]]:
+    """The WSGI application serving ``monitor``'s data."""
+    registry = make_registry(monitor.snapshot)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return _error(start_response, "405 Method Not Allowed", "only GET is served")
+        query = parse_qs(environ.get("QUERY_STRING", "")[:1024])
+        if path == "/metrics":
+            return _respond(start_response, "200 OK", generate_latest(registry),
+                            CONTENT_TYPE_LATEST)
+        if path == "/api/health":
+            latest = monitor.latest()
+            if latest is None:
+                return _error(start_response, "503 Service Unavailable",
+                              "no sample yet; the agent has just started")
+            return _json(start_response, latest)
+        try:
+            if path == "/api/health/history":
+                since = _number_arg(query, "since", 0.0, 0.0, 1e11)
+                limit = int(_number_arg(query, "limit", 360, 1, MAX_HISTORY_SAMPLES))
+                return _history(start_response, monitor.ring.history(since, limit))
+            if path == "/api/health/alerts":
+                limit = int(_number_arg(query, "limit", 100, 1, 1000))
+                return _json(start_response, {"alerts": monitor.ring.alerts(limit)})
+        except ValueError as exc:
+            return _error(start_response, "400 Bad Request", str(exc))
+        if path == "/":
+            text = ("meshhub agent\n/metrics  Prometheus metrics\n/api/health  health JSON\n"
+                    "/api/health/history?since=UNIX&limit=N\n/api/health/alerts\n")
+            return _respond(start_response, "200 OK", text.encode(), "text/plain; charset=utf-8")
+        return _error(start_response, "404 Not Found", f"no such path: {path[:100]}")
+
+    return app
+
+
+def _history(start_response: StartResponse, samples: list[dict[str, Any]]) -> list[bytes]:
+    step = 1
+    while True:
+        chosen = samples[::step]
+        body = json.dumps({"samples": chosen, "step": step},
+                          separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(body) <= MAX_RESPONSE_BYTES or len(chosen) <= 1:
+            break
+        step *= 2
+    return _respond(start_response, "200 OK", body, "application/json; charset=utf-8")

@@ -1,0 +1,74 @@
+"""The radio link between nodes: an 802.11s mesh point, or IBSS where the driver lacks it.
+
+Rendered as ``iw``/``ip`` commands (and a shell script holding the same commands for
+technicians and the boot unit). Why ``iw`` and not wpa_supplicant or systemd-networkd:
+the mesh is open at the link layer (like the residents' network, and like most
+Freifunk meshes), so no SAE daemon is needed; ``iw`` exists on every image, works with
+every mac80211 driver, and networkd cannot create mesh interfaces. 802.11s path
+selection (HWMP) is switched off (``mesh_fwding=0``): babeld does the routing, on
+IP, across radio and wired links alike. IBSS uses a fixed BSSID derived from the
+mesh ID so that cells never split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+
+from node.config import NodeConfig
+from node.net._header import header
+from node.net.addressing import AddressPlan
+from node.net.regulatory import frequency_mhz
+
+Command = tuple[str, ...]
+
+
+def mesh_channel(cfg: NodeConfig) -> int:
+    """The mesh's channel: ``mesh.channel``, or the access point's when that is 0."""
+    return cfg.mesh.channel or cfg.wifi.channel
+
+
+def ibss_bssid(mesh_id: str) -> str:
+    """A locally administered unicast BSSID derived from the mesh ID (same on every node)."""
+    digest = bytearray(hashlib.sha256(mesh_id.encode("utf-8")).digest()[:6])
+    digest[0] = (digest[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in digest)
+
+
+def mesh_commands(cfg: NodeConfig, addresses: AddressPlan) -> list[Command]:
+    """The commands that bring the mesh link and the node's mesh address up, in order."""
+    mesh = cfg.mesh
+    freq = str(frequency_mhz(mesh_channel(cfg)))
+    iftype = "mp" if mesh.mode == "802.11s" else "ibss"
+    commands: list[Command] = [
+        ("ip", "address", "replace", f"{addresses.mesh_address}/32", "dev", "lo"),
+        ("iw", "phy", mesh.phy, "interface", "add", mesh.interface, "type", iftype),
+        ("ip", "link", "set", mesh.interface, "up"),
+    ]
+    if mesh.mode == "802.11s":
+        commands.append(("iw", "dev", mesh.interface, "mesh", "join", mesh.mesh_id,
+                         "freq", freq, "HT20", "mesh_fwding=0"))
+    else:
+        commands.append(("iw", "dev", mesh.interface, "ibss", "join", mesh.mesh_id, freq,
+                         "HT20", "fixed-freq", ibss_bssid(mesh.mesh_id)))
+    commands.extend(("ip", "link", "set", name, "up") for name in mesh.wired_interfaces)
+    return commands
+
+
+def render_mesh_script(cfg: NodeConfig, addresses: AddressPlan) -> str:
+    """A POSIX shell script running :func:`mesh_commands` (idempotent: an existing
+    interface is left as it is)."""
+    mesh = cfg.mesh
+    lines = [
+        "#!/bin/sh",
+        header(cfg, f"The mesh link ({mesh.mode}) and this node's mesh address."),
+        "set -eu",
+    ]
+    for command in mesh_commands(cfg, addresses):
+        text = shlex.join(command)
+        if command[1] == "phy":
+            text = f"[ -e /sys/class/net/{shlex.quote(mesh.interface)} ] || {text}"
+        elif command[:2] == ("iw", "dev"):
+            text = f"{text} || true  # already joined"
+        lines.append(text)
+    return "\n".join(lines) + "\n"

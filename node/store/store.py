@@ -1,0 +1,323 @@
+"""The content store: the signed log in SQLite, the views built from it, replication.
+
+Threading: one :class:`Store` is shared by all threads of a process (the
+portal's waitress workers, the sync service). Each thread gets its own
+SQLite connection on first use (thread-local); writes are serialised by a
+lock inside the process and by ``BEGIN IMMEDIATE`` between processes (the
+CLI and the portal may write at the same time). ``close()`` closes every
+thread's connection. See docs/store.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.errors import EntryRejected, StoreError
+from node.identity import Identity, fingerprint, verify_signature
+from node.store import entries as _entries
+from node.store import schema, views
+from node.store.canonical import canonical, nfc, sha256_hex
+from node.store.entries import Entry
+from node.store.queries import StoreReads
+from node.trust import TrustedSet
+
+#: How many entries ``entries_since`` returns by default (one sync round).
+SYNC_BATCH = 500
+Appender = Callable[..., dict[str, Any]]
+
+
+@dataclass
+class IngestReport:
+    """What :meth:`Store.ingest` did with each entry it was given."""
+
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[tuple[str | None, str]] = field(default_factory=list)  #: (id, reason)
+
+
+class Store(StoreReads):
+    """The signed, replicated content of the hub. Open it with :meth:`Store.open`."""
+
+    def __init__(self, path: Path, identity: Identity, trust: TrustedSet,
+                 clock: Callable[[], float]) -> None:
+        self.path = path
+        self.identity = identity
+        self.trust = trust
+        self.clock = clock
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str | Path, identity: Identity, trust: TrustedSet, *,
+             clock: Callable[[], float] | None = None) -> Store:
+        """Open (creating and migrating as needed) the database at ``path``.
+
+        ``clock`` returns Unix seconds (default ``time.time``); tests pass a fake one.
+        """
+        db = Path(path)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        store = cls(db, identity, trust, clock or time.time)
+        try:
+            schema.migrate(store._conn(), db)
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StoreError(f"{db}: cannot prepare the content database ({exc})") from None
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    # --- lifecycle -------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = schema.connect(self.path)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection; calling it again does nothing."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error)."""
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # --- writing this node's entries -------------------------------------------
+    def append(self, kind: str, body: dict[str, Any], *, actor: str | None = None,
+               target: str | None = None) -> dict[str, Any]:
+        """Sign and store a new entry of this node; returns its wire form (with ``id``).
+
+        Raises :class:`node.errors.EntryRejected` if the entry would be malformed.
+        """
+        with self.batch() as add:
+            return add(kind, body, actor=actor, target=target)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Appender]:
+        """Append several entries in one transaction: all are stored, or none.
+
+        Yields a function with :meth:`append`'s signature; later entries may
+        refer to the ids of earlier ones (approval: listing, then decision).
+        """
+        with self._write() as conn:
+            def add(kind: str, body: dict[str, Any], *, actor: str | None = None,
+                    target: str | None = None) -> dict[str, Any]:
+                entry = self._sign(conn, kind, nfc(body), actor, target)
+                self._insert(conn, entry)
+                return entry.wire()
+            yield add
+
+    def _sign(self, conn: sqlite3.Connection, kind: str, body: dict[str, Any],
+              actor: str | None, target: str | None) -> Entry:
+        me = self.identity.public_key
+        last_seq, last_ts = conn.execute(
+            "SELECT seq, ts FROM entries WHERE author = ? ORDER BY seq DESC LIMIT 1",
+            (me,)).fetchone() or (0, 0)
+        ts = max(int(self.clock() * 1000), last_ts)
+        subject = target or (f"account:{body.get('name')}" if kind.startswith("account.") else None)
+        if subject is not None:
+            # Later than everything known about the item, even if this node's clock
+            # is behind (a Pi without a real-time clock): last writer must win.
+            (subject_ts,) = conn.execute("SELECT max(ts) FROM entries WHERE subject = ?",
+                                         (subject,)).fetchone()
+            if subject_ts is not None:
+                ts = max(ts, subject_ts + 1)
+        return _entries.build(self.identity, seq=last_seq + 1, ts=ts, kind=kind, body=body,
+                              actor=actor, target=target)
+
+    def _insert(self, conn: sqlite3.Connection, entry: Entry) -> None:
+        """Store a checked entry and update the views it affects (inside a transaction)."""
+        subject = entry.subject
+        erase = views.is_deleted(conn, subject) and not entry.kind.endswith(".delete")
+        body = None if entry.body is None or erase else canonical(entry.body).decode("utf-8")
+        conn.execute(
+            "INSERT INTO entries (id, author, seq, ts, actor, kind, target, subject, header, "
+            "sig, body, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (entry.id, entry.author, entry.seq, entry.ts, entry.actor, entry.kind,
+             entry.target, subject, canonical(entry.header).decode("utf-8"), entry.sig, body,
+             int(self.clock() * 1000)))
+        if entry.kind.endswith(".delete"):
+            views.erase_deleted(conn, subject)
+        views.recompute(conn, subject)
+
+    # --- replication -------------------------------------------------------------
+    def vector(self) -> dict[str, int]:
+        """For every author held: the highest sequence number held (contiguous from 1)."""
+        rows = self._conn().execute("SELECT author, max(seq) FROM entries GROUP BY author")
+        return {r[0]: r[1] for r in rows}
+
+    def digest(self) -> str:
+        """16 hex digits summarising :meth:`vector`; equal digests mean equal logs."""
+        return hashlib.sha256(canonical(self.vector())).hexdigest()[:16]
+
+    def entries_since(self, vector: dict[str, int],
+                      limit: int = SYNC_BATCH) -> list[dict[str, Any]]:
+        """Wire forms of entries the holder of ``vector`` lacks, in (author, seq) order."""
+        if not isinstance(vector, dict):
+            raise StoreError("a vector must map author keys to sequence numbers")
+        out: list[dict[str, Any]] = []
+        conn = self._conn()
+        for author in sorted(self.vector()):
+            if len(out) >= limit:
+                break
+            since = vector.get(author, 0)
+            since = since if isinstance(since, int) and not isinstance(since, bool) else 0
+            rows = conn.execute(
+                "SELECT id, header, sig, body FROM entries WHERE author = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (author, since, limit - len(out)))
+            out.extend(_entries.from_row(*r).wire() for r in rows)
+        return out
+
+    def entry(self, entry_id: str) -> dict[str, Any] | None:
+        """One stored entry's wire form, or None."""
+        row = self._conn().execute("SELECT id, header, sig, body FROM entries WHERE id = ?",
+                                   (entry_id,)).fetchone()
+        return None if row is None else _entries.from_row(*row).wire()
+
+    def ingest(self, wires: Iterable[Any]) -> IngestReport:
+        """Check and store entries from elsewhere; each is accepted, a duplicate, or rejected.
+
+        Entries are taken in (author, seq) order whatever order they came in.
+        An accepted entry is stored together with its view updates; a rejected
+        one changes nothing. See docs/entry-format.md, "Ingest rules".
+        """
+        report = IngestReport()
+        checked: list[Entry] = []
+        for wire in wires:
+            try:
+                checked.append(_entries.parse_wire(wire, self.trust))
+            except EntryRejected as exc:
+                report.rejected.append((exc.entry_id, exc.reason))
+        checked.sort(key=lambda e: (e.author, e.seq))
+        if not checked:
+            return report
+        with self._write() as conn:
+            for entry in checked:
+                conn.execute("SAVEPOINT entry")
+                try:
+                    duplicate = self._ingest_one(conn, entry)
+                except EntryRejected as exc:
+                    conn.execute("ROLLBACK TO entry")
+                    conn.execute("RELEASE entry")
+                    report.rejected.append((entry.id, exc.reason))
+                    continue
+                conn.execute("RELEASE entry")
+                (report.duplicates if duplicate else report.accepted).append(entry.id)
+        return report
+
+    def _ingest_one(self, conn: sqlite3.Connection, entry: Entry) -> bool:
+        """Store one verified entry if it fits the author's log; True if already held."""
+        if conn.execute("SELECT 1 FROM entries WHERE id = ?", (entry.id,)).fetchone():
+            return True
+        (have,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries WHERE author = ?",
+                               (entry.author,)).fetchone()
+        if entry.seq <= have:
+            raise EntryRejected(f"fork: conflicting entry for seq {entry.seq} of author "
+                                f"{fingerprint(entry.author)}", entry.id)
+        if entry.seq != have + 1:
+            raise EntryRejected(f"gap: have up to {have} from author {fingerprint(entry.author)}"
+                                f", got seq {entry.seq}", entry.id)
+        self._insert(conn, entry)
+        return False
+
+    # --- maintenance ---------------------------------------------------------------
+    def rebuild(self) -> dict[str, int]:
+        """Drop every view and the search index and derive them again from the log."""
+        with self._write() as conn:
+            for table in schema.VIEW_TABLES:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            conn.execute("DELETE FROM search_index")
+            subjects = [r[0] for r in conn.execute(
+                "SELECT DISTINCT subject FROM entries WHERE kind LIKE '%.delete'")]
+            for subject in subjects:
+                views.erase_deleted(conn, subject)
+            for (subject,) in conn.execute("SELECT DISTINCT subject FROM entries").fetchall():
+                views.recompute(conn, subject)
+        return self.counts()
+
+    def verify(self) -> list[tuple[str, str]]:
+        """Re-check every stored entry: id, signature, body hash, trust; (id, problem) list."""
+        problems: list[tuple[str, str]] = []
+        rows = self._conn().execute("SELECT id, header, sig, body FROM entries "
+                                    "ORDER BY author, seq")
+        for eid, header_json, sig, body_json in rows:
+            header = json.loads(header_json)
+            if _entries.entry_id(header) != eid:
+                problems.append((eid, "id does not match the header"))
+            elif not verify_signature(header["author"], _entries.signing_message(header), sig):
+                problems.append((eid, "bad signature"))
+            elif body_json is not None and \
+                    sha256_hex(body_json.encode("utf-8")) != header["body_hash"]:
+                problems.append((eid, "body hash mismatch"))
+            elif not self.trust.is_trusted(header["author"]):
+                problems.append((eid, f"author {fingerprint(header['author'])} is no longer "
+                                      "trusted"))
+        return problems
+
+    def erase_expired_submissions(self, now: float | None = None, *,
+                                  retention_days: int = 30) -> int:
+        """Erase residents' submissions older than ``retention_days``; returns how many."""
+        now_s = self.clock() if now is None else now
+        cutoff_ms = int((now_s - retention_days * 86400) * 1000)
+        with self._write() as conn:
+            subjects = [r[0] for r in conn.execute(
+                "UPDATE entries SET body = NULL WHERE kind = 'submission.create' "
+                "AND body IS NOT NULL AND ts < ? RETURNING subject", (cutoff_ms,)).fetchall()]
+            for subject in subjects:
+                views.recompute(conn, subject)
+        return len(subjects)
+
+    def count_hit(self, key: str, window_seconds: int, *, now: int | None = None) -> int:
+        """Record one event for ``key`` (e.g. a sign-in attempt); returns the window's count.
+
+        Local to this node, never replicated; used for rate limits.
+        """
+        now_s = self._now() if now is None else now
+        start = now_s - now_s % max(1, window_seconds)
+        with self._write() as conn:
+            conn.execute("DELETE FROM counters WHERE window_start < ?", (start - window_seconds,))
+            conn.execute("INSERT INTO counters (key, window_start, count) VALUES (?, ?, 1) "
+                         "ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1",
+                         (key, start))
+            (count,) = conn.execute("SELECT count FROM counters WHERE key = ? AND "
+                                    "window_start = ?", (key, start)).fetchone()
+        return int(count)

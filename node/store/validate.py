@@ -1,0 +1,102 @@
+"""Checks on what people type, with messages they can act on.
+
+Used by :class:`node.hub.Hub` (so the web forms and the CLI give the same
+answers). Each check adds ``field -> message`` to a problems dict; the
+caller raises one :class:`node.errors.ValidationError` with all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.store.kinds import ACCOUNT_NAME, LANGUAGE, TEXT_MAX, TITLE_MAX
+from node.store.models import CATEGORIES, ROLES
+
+PASSWORD_MIN = 10
+PASSWORD_MAX = 1024
+#: Field limits in characters, shared with the entry kinds (docs/entry-format.md).
+LIMITS: dict[str, int] = {
+    "title": TITLE_MAX, "body": TEXT_MAX, "description": TEXT_MAX, "price": 60,
+    "contact": 200, "author": TITLE_MAX, "collection": 80, "language": 35,
+    "display_name": 80, "reason": 500,
+}
+#: Fields that may not be left empty.
+REQUIRED = frozenset({"title", "body"})
+
+Problems = dict[str, str]
+
+
+def text(problems: Problems, name: str, value: Any) -> str:
+    """Check a text field against its limit; returns it with outer whitespace removed."""
+    if not isinstance(value, str):
+        problems[name] = "must be text"
+        return ""
+    value = value.strip()
+    limit = LIMITS[name]
+    if name in REQUIRED and not value:
+        problems[name] = "required"
+    elif len(value) > limit:
+        problems[name] = f"at most {limit} characters (this has {len(value)})"
+    elif "\x00" in value:
+        problems[name] = "contains a NUL character"
+    return value
+
+
+def flag(problems: Problems, name: str, value: Any) -> bool:
+    """Check a yes/no field."""
+    if not isinstance(value, bool):
+        problems[name] = "must be true or false"
+        return False
+    return value
+
+
+def category(problems: Problems, value: Any) -> str:
+    """Check a listing category."""
+    if value not in CATEGORIES:
+        problems["category"] = f"choose one of: {', '.join(CATEGORIES)}"
+    return str(value)
+
+
+def expiry(problems: Problems, value: Any, now: int) -> int | None:
+    """Check an expiry time (Unix seconds, or None for never): it must be in the future."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems["expires_at"] = "must be a time (Unix seconds) or empty"
+        return None
+    if value <= now:
+        problems["expires_at"] = "must be in the future"
+    return value
+
+
+def language(problems: Problems, value: Any) -> str:
+    """Check a language tag such as 'en' or 'pt-BR' (may be empty)."""
+    value = text(problems, "language", value)
+    if "language" not in problems and not LANGUAGE.fullmatch(value):
+        problems["language"] = "must be a language tag such as 'en' or 'pt-BR'"
+    return value
+
+
+def account_name(problems: Problems, value: Any) -> str:
+    """Check an organiser account name."""
+    if not isinstance(value, str) or not ACCOUNT_NAME.fullmatch(value):
+        problems["name"] = ("2-32 lower-case letters, digits, '.', '_' or '-', "
+                            "starting with a letter or digit")
+        return ""
+    return value
+
+
+def role(problems: Problems, value: Any) -> str:
+    """Check an organiser role."""
+    if value not in ROLES:
+        problems["role"] = f"choose one of: {', '.join(ROLES)}"
+    return str(value)
+
+
+def password(problems: Problems, value: Any, name: str = "password") -> str:
+    """Check a new password's length (long passphrases beat complexity rules)."""
+    if not isinstance(value, str) or len(value) < PASSWORD_MIN:
+        problems[name] = f"must be at least {PASSWORD_MIN} characters (a few words are fine)"
+    elif len(value) > PASSWORD_MAX:
+        problems[name] = f"at most {PASSWORD_MAX} characters"
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,253 @@
+"""Organisers' sign-in and sign-out, the session that follows, and role checks.
+
+The session cookie (signed by Flask, HttpOnly and SameSite set by the app
+factory) holds only the account name, a per-sign-in nonce, the time of the
+last activity and an HMAC of the account's password hash. Every request that
+carries a session re-reads the account, so an account that is disabled, or
+whose password changed since that sign-in (on any node), is signed out at its
+next request. Failed sign-ins are counted per account and per client address
+with :class:`portal.ratelimit.RateLimiter`; while either is over the limit,
+even the right password is refused (otherwise the limit would leak whether a
+guess was right).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from node.store.models import ROLES, Account
+from portal.i18n import here, safe_next
+from portal.organisers.forms import ActionForm, SignInForm
+from portal.organisers.services import hub, setting, store
+from portal.ratelimit import RateLimiter
+
+log = logging.getLogger("meshhub.portal.auth")
+
+bp = Blueprint("auth", __name__)
+
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+#: Session keys owned by this module.
+_NAME, _NONCE, _SEEN, _PW = "organiser", "organiser_nonce", "organiser_seen", "organiser_pw"
+#: Refresh the "last seen" time at most this often, so that pages are not re-signed each hit.
+_SEEN_RESOLUTION_S = 60
+#: app.extensions key of the (per-account, per-client) sign-in limiters.
+LIMITS_KEY = "meshhub.signin_limits"
+
+
+# --- rate limits -------------------------------------------------------------
+
+def signin_limits(app: Flask | None = None) -> tuple[RateLimiter, RateLimiter]:
+    """The (per-account, per-client) failed-sign-in limiters of this app.
+
+    Created on first use from ``organisers.signin_max_attempts`` and
+    ``organisers.signin_window_minutes``; tests may replace them.
+    """
+    app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+    limits = app.extensions.get(LIMITS_KEY)
+    if limits is None:
+        attempts = int(setting("organisers.signin_max_attempts"))
+        window = 60.0 * int(setting("organisers.signin_window_minutes"))
+        limits = (RateLimiter(attempts, window), RateLimiter(attempts, window))
+        app.extensions[LIMITS_KEY] = limits
+    return cast(tuple[RateLimiter, RateLimiter], limits)
+
+
+def account_key(name: str) -> str:
+    """The rate limiters' key for an account name (case-insensitive)."""
+    return "account:" + name.strip().casefold()
+
+
+def _client_key() -> str:
+    # request.remote_addr is the real client: the app factory applies ProxyFix
+    # (one hop) only when portal.behind_proxy is set.
+    return "client:" + (request.remote_addr or "unknown")
+
+
+# --- session -------------------------------------------------------------------
+
+def _password_tag(account: Account) -> str:
+    """A keyed digest of the password hash: changes whenever the password does."""
+    key = str(current_app.secret_key or "").encode()
+    return hmac.new(key, account.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def start_session(account: Account) -> None:
+    """Sign ``account`` in on this browser, in a fresh session (no fixation)."""
+    session.clear()
+    session.permanent = True
+    session[_NAME] = account.name
+    session[_NONCE] = secrets.token_urlsafe(16)
+    session[_SEEN] = int(time.time())
+    session[_PW] = _password_tag(account)
+
+
+def end_session() -> None:
+    """Forget everything in this browser's session."""
+    session.clear()
+
+
+def _has_session_cookie() -> bool:
+    return current_app.config.get("SESSION_COOKIE_NAME", "session") in request.cookies
+
+
+@bp.before_app_request
+def load_account() -> None:
+    """Set ``g.account`` to the signed-in, still valid account, or ``None``.
+
+    Anonymous visitors without a cookie do not touch the session at all, so
+    their pages stay cacheable (no ``Vary: Cookie``).
+    """
+    g.account = None
+    if not _has_session_cookie() or _NAME not in session:
+        return
+    name = session[_NAME]
+    try:
+        account = store().account(name)
+    except LookupError:
+        account = None
+    now = int(time.time())
+    max_idle = 3600 * int(setting("organisers.session_hours"))
+    reason = None
+    if account is None:
+        reason = "account no longer exists"
+    elif account.disabled:
+        reason = "account disabled"
+    elif not hmac.compare_digest(str(session.get(_PW, "")), _password_tag(account)):
+        reason = "password changed"
+    elif now - int(session.get(_SEEN, 0)) > max_idle:
+        reason = "session expired"
+    if reason is not None:
+        log.info("signing out %s: %s", name, reason)
+        end_session()
+        g.signed_out_reason = reason
+        return
+    if now - int(session.get(_SEEN, 0)) >= _SEEN_RESOLUTION_S:
+        session[_SEEN] = now
+    g.account = account
+
+
+def role_at_least(account: Account | None, min_role: str) -> bool:
+    """Whether ``account`` holds ``min_role`` or a more powerful one."""
+    if account is None or account.role not in ROLES:
+        return False
+    return ROLES.index(account.role) >= ROLES.index(min_role)
+
+
+def login_required(min_role: str = "organiser") -> Callable[[F], F]:
+    """Decorate a view: anonymous visitors go to sign-in, too-weak roles get 403."""
+    if min_role not in ROLES:
+        raise ValueError(f"unknown role {min_role!r}; expected one of {', '.join(ROLES)}")
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            if g.get("account") is None:
+                if g.get("signed_out_reason") == "session expired":
+                    flash(_("Your session expired. Please sign in again."), "info")
+                elif g.get("signed_out_reason"):
+                    flash(_("You have been signed out. Please sign in again."), "info")
+                target = here() if request.method == "GET" else None
+                return redirect(url_for("organisers.auth.sign_in", next=target))
+            if not role_at_least(g.account, min_role):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapped)
+
+    return decorator
+
+
+def _safe_next(target: str | None) -> str:
+    """A local path to continue to after sign-in (never another site), else the dashboard."""
+    path = safe_next(target) if target else "/"
+    return url_for("organisers.dashboard.index") if path == "/" else path
+
+
+def _wait_message(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return ngettext(
+        "Too many failed sign-ins. Please wait %(num)d minute before trying again.",
+        "Too many failed sign-ins. Please wait %(num)d minutes before trying again.",
+        minutes,
+    )
+
+
+# --- views --------------------------------------------------------------------
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> ResponseReturnValue:
+    """Show the sign-in form; check name and password, within the rate limits."""
+    form = SignInForm()
+    next_url = _safe_next(request.values.get("next"))
+    if g.get("account") is not None and request.method == "GET":
+        return redirect(next_url)
+    if not form.validate_on_submit():
+        return render_template("organisers/sign_in.html", form=form, next=next_url,
+                               error=None)
+    name = form.name.data.strip()
+    per_account, per_client = signin_limits()
+    akey, ckey = account_key(name), _client_key()
+    wait = max(per_account.retry_after(akey), per_client.retry_after(ckey))
+    if wait > 0:
+        log.warning("sign-in refused for %r from %s: rate limited", name, request.remote_addr)
+        response = current_app.make_response((
+            render_template("organisers/sign_in.html", form=form, next=next_url,
+                            error=_wait_message(wait)),
+            429,
+        ))
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
+    account = hub().authenticate(name, form.password.data)
+    if account is None:
+        per_account.hit(akey)
+        per_client.hit(ckey)
+        log.warning("failed sign-in for %r from %s", name, request.remote_addr)
+        form.password.data = ""
+        return render_template("organisers/sign_in.html", form=form, next=next_url,
+                               error=_("That account name and password do not match."))
+    # Only the account's counter is reset: a client that guesses at many
+    # accounts must not clear its own counter by signing in to one it owns.
+    per_account.reset(akey)
+    start_session(account)
+    log.info("%s signed in from %s", account.name, request.remote_addr)
+    flash(_("Signed in as %(name)s.", name=account.display_name or account.name), "success")
+    return redirect(next_url)
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out() -> ResponseReturnValue:
+    """Sign out (a POST with a CSRF token, so no other site can sign you out)."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if g.get("account") is not None:
+        log.info("%s signed out", g.account.name)
+    end_session()
+    flash(_("You are signed out."), "success")
+    return redirect(url_for("organisers.auth.sign_in"))

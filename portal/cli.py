@@ -1,0 +1,235 @@
+"""The ``meshhub-portal`` command: serve a node's portal, or rehearse with a demo.
+
+``serve`` is what the node's systemd unit runs (as the unprivileged
+``meshhub`` user, behind nginx). ``demo`` is ``make run``: a complete node
+hub with a sample neighbourhood on this computer, no radio and no root.
+``nginx-conf`` prints the nginx site for this node.
+
+Errors a person can meet print as ``meshhub-portal: error: ...`` with a
+non-zero exit; set ``MESHHUB_DEBUG=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from node.errors import NodeError
+
+PROG = "meshhub-portal"
+#: Sign-in details of the demo's organisers, kept (mode 0600) in the demo folder.
+DEMO_PASSWORDS_FILE = "demo-organisers.txt"
+DEMO_NODE_NAME = "demo-node"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", "-v", count=True, help="Log more (repeat for debug output).")
+@click.version_option(package_name="meshhub", prog_name=PROG)
+def cli(verbose: int) -> None:
+    """meshhub-portal: the neighbourhood hub that residents and organisers use.
+
+    'demo' rehearses a whole node on this computer (what 'make run' does);
+    'serve' runs a node's portal in production, behind nginx.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option("--config", "-c", "config_path", envvar="MESHHUB_CONFIG", metavar="FILE",
+              type=click.Path(dir_okay=False),
+              help="The node.toml to use (default: $MESHHUB_CONFIG or /etc/meshhub/node.toml).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Listen on this port instead of portal.port.")
+@click.option("--allow-root", is_flag=True,
+              help="Run even as root (never on a node: the portal needs no privilege).")
+def serve(config_path: str | None, port: int | None, allow_root: bool) -> None:
+    """Serve the portal with waitress on portal.listen:portal.port (from node.toml).
+
+    On a node, nginx listens on port 80 in front of it (see 'nginx-conf').
+    """
+    from node.config import find_config, load_config
+    from portal.server import serve as run_server
+
+    config = load_config(find_config(config_path))
+    run_server(config, allow_root=allow_root, port=port,
+               on_ready=lambda url: click.echo(f"{PROG}: serving on {url}", err=True))
+
+
+@cli.command()
+@click.option("--data", "data_dir", default="var/demo", show_default=True, metavar="DIR",
+              type=click.Path(file_okay=False), help="Folder for the demo node's files.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port on 127.0.0.1 to serve the demo on (0: any free port).")
+def demo(data_dir: str, port: int) -> None:
+    """Run a rehearsal node with a sample neighbourhood on http://127.0.0.1:PORT.
+
+    The first start writes DIR/node.toml, creates the node's identity, seeds
+    the sample listings, notices, library and two organiser accounts, and
+    generates their passwords (kept in DIR/demo-organisers.txt, mode 0600).
+    Later starts reuse all of it. Stop with Ctrl-C.
+    """
+    from node.config import load_config
+    from portal.server import serve as run_server
+
+    folder = Path(data_dir).resolve()
+    config_file = write_demo_config(folder, port)
+    config = load_config(config_file)
+    passwords = prepare_demo(config, folder)
+
+    agent = start_demo_agent(config_file, folder)
+
+    def ready(url: str) -> None:
+        accounts = "\n".join(f"             {name} / {password}  ({role})"
+                             for name, password, role in passwords)
+        agent_url = f"http://{config.agent.listen}:{config.agent.port}"
+        agent_line = (f"  agent      {agent_url}/api/health  {agent_url}/metrics\n"
+                      if agent is not None else "")
+        click.echo(f"\nmeshhub demo: {config.node.community}\n"
+                   f"  open       {url}\n"
+                   f"  organisers {url}/organisers/  sign in as:\n{accounts}\n"
+                   f"{agent_line}"
+                   f"  files      {folder}\n"
+                   f"  stop       Ctrl-C\n", err=True)
+
+    try:
+        run_server(config, allow_root=True, host="127.0.0.1", port=port, on_ready=ready)
+    finally:
+        stop_demo_agent(agent)
+
+
+def start_demo_agent(config_file: Path, folder: Path) -> subprocess.Popen[bytes] | None:
+    """Start ``meshhub agent`` beside the demo portal, as on a real node.
+
+    The agent (health, /metrics, /api/health) is its own process, exactly as
+    its systemd unit runs it; its output goes to ``folder/agent.log``.
+    """
+    command = [sys.executable, "-c", "from node.cli import main; main()",
+               "--config", str(config_file), "agent"]
+    with open(folder / "agent.log", "ab") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    try:
+        process.wait(timeout=1.5)
+    except subprocess.TimeoutExpired:
+        return process
+    click.echo(f"{PROG}: the agent did not start (see {folder / 'agent.log'}); "
+               "the hub runs without it", err=True)
+    return None
+
+
+def stop_demo_agent(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop the demo's agent (SIGTERM, then SIGKILL after 5 s)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@cli.command("nginx-conf")
+@click.option("--config", "-c", "config_path", envvar="MESHHUB_CONFIG", metavar="FILE",
+              type=click.Path(dir_okay=False), help="The node.toml to use.")
+@click.option("--listen", default="80", show_default=True,
+              help="What nginx listens on (a port, or address:port).")
+@click.option("--cache-dir", default=None, metavar="DIR",
+              help="nginx's page cache folder (default /var/cache/nginx/meshhub).")
+def nginx_conf(config_path: str | None, listen: str, cache_dir: str | None) -> None:
+    """Print the nginx site that fronts this node's portal (images/nginx/meshhub.conf)."""
+    from node.config import find_config, load_config
+    from portal.nginx import DEFAULT_CACHE_DIR, render_site
+
+    config = load_config(find_config(config_path))
+    click.echo(render_site(config, library_dir=config.data_dir / "library", listen=listen,
+                           cache_dir=cache_dir or DEFAULT_CACHE_DIR), nl=False)
+
+
+def write_demo_config(folder: Path, port: int) -> Path:
+    """``folder/node.toml`` for the demo node, written on first start only."""
+    import tomli_w
+
+    from node.atomic import atomic_write
+    from portal.sample.content import COMMUNITY
+
+    path = folder / "node.toml"
+    if not path.exists():
+        text = "# The demo node of 'make run' (meshhub-portal demo). Safe to delete.\n"
+        text += tomli_w.dumps({
+            "node": {"name": DEMO_NODE_NAME, "data_dir": "data", "community": COMMUNITY,
+                     "location": "This computer (a rehearsal, no radio)"},
+            "portal": {"listen": "127.0.0.1", "port": port or 8080},
+        })
+        atomic_write(path, text)
+    return path
+
+
+def prepare_demo(config: object, folder: Path) -> list[tuple[str, str, str]]:
+    """Identity, sample content and organiser passwords: (name, password, role) each."""
+    from node.hub import open_hub
+    from portal.sample import seed
+    from portal.sample.content import ACCOUNTS
+
+    passwords, fresh = load_or_create_passwords(folder / DEMO_PASSWORDS_FILE,
+                                                [a.name for a in ACCOUNTS])
+    store, hub = open_hub(config)  # type: ignore[arg-type]
+    try:
+        if fresh:  # the file was lost: give existing accounts the new passwords
+            for account in ACCOUNTS:
+                if store.account(account.name) is not None:
+                    hub.set_password(None, account.name, passwords[account.name])
+        seed(hub, passwords)
+    finally:
+        store.close()
+    return [(a.name, passwords[a.name], a.role) for a in ACCOUNTS]
+
+
+def load_or_create_passwords(path: Path, names: list[str]) -> tuple[dict[str, str], bool]:
+    """The demo passwords from ``path`` (lines ``name password``), made if missing.
+
+    Returns the passwords and whether they were generated just now. The
+    file is written atomically with mode 0600.
+    """
+    from node.atomic import atomic_write
+
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and not line.startswith("#"):
+                known[parts[0]] = parts[1]
+    if all(name in known for name in names):
+        return known, False
+    passwords = {name: secrets.token_urlsafe(12) for name in names}
+    text = "# Demo organisers' sign-in (name password), made at first start.\n"
+    text += "".join(f"{name} {password}\n" for name, password in passwords.items())
+    atomic_write(path, text, mode=0o600)
+    return passwords, True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command, turning known errors into one clear line."""
+    try:
+        cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(f"{PROG}: stopped", err=True)
+        sys.exit(130)
+    except (NodeError, OSError) as exc:
+        if os.environ.get("MESHHUB_DEBUG"):
+            raise
+        for number, line in enumerate(str(exc).splitlines() or [repr(exc)]):
+            click.echo((f"{PROG}: error: " if number == 0 else "  ") + line, err=True)
+        sys.exit(1)

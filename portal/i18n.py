@@ -1,0 +1,150 @@
+"""Interface languages: Flask-Babel set-up, the reader's choice, and the menu.
+
+The reader's language comes from the ``lang`` cookie (set only when they pick
+one from the menu; the only thing the portal stores about a resident), else
+the browser's ``Accept-Language`` among ``portal.languages``, else
+``portal.default_language``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytz
+from babel import Locale
+from babel.units import format_unit
+from flask import Blueprint, Flask, Response, abort, current_app, redirect, request
+from flask_babel import Babel, format_date, format_datetime, get_locale
+
+LANG_COOKIE = "lang"
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+#: Scripts written right to left, by language code.
+RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ps", "ur", "ckb", "dv", "yi"})
+TRANSLATIONS_DIR = Path(__file__).parent / "translations"
+
+bp = Blueprint("i18n", __name__)
+
+
+def offered_languages() -> list[str]:
+    """The interface languages this node offers, in menu order."""
+    return list(current_app.config["NODE_CONFIG"].portal.languages)
+
+
+def select_locale() -> str:
+    """The language for this request (cookie, then Accept-Language, then default)."""
+    offered = offered_languages()
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in offered:
+        return chosen
+    best = request.accept_languages.best_match(offered)
+    return best or current_app.config["NODE_CONFIG"].portal.default_language
+
+
+def language_name(code: str) -> str:
+    """A language's name in that language itself ("العربية", "Español")."""
+    try:
+        name = Locale.parse(code).get_display_name(code) or code
+    except (ValueError, LookupError):
+        return code
+    return name[:1].upper() + name[1:]
+
+
+def text_direction(code: str | None = None) -> str:
+    """``rtl`` or ``ltr`` for ``code`` (default: the current language)."""
+    code = code or str(get_locale() or "en")
+    return "rtl" if code.split("_")[0] in RTL_LANGUAGES else "ltr"
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/`` (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    if any(ord(c) < 32 or c == "\\" for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+def here() -> str:
+    """The current page as a local path with its query, for ``?next=``."""
+    query = request.query_string.decode("latin-1")
+    return request.path + (f"?{query}" if query else "")
+
+
+def when(timestamp: int | None, kind: str = "date") -> str:
+    """A Unix time formatted for the reader's language (``date`` or ``datetime``)."""
+    if timestamp is None:
+        return ""
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    if kind == "datetime":
+        return format_datetime(moment, "medium")
+    return format_date(moment, "medium")
+
+
+def filesize(size: int) -> str:
+    """A byte count as a short, localised size ("1.4 MB", "١٫٤ ميغابايت")."""
+    locale = get_locale() or "en"
+    for unit, scale in (("digital-gigabyte", 10**9), ("digital-megabyte", 10**6),
+                        ("digital-kilobyte", 10**3)):
+        if size >= scale:
+            return format_unit(size / scale, unit, length="short", format="#,##0.#",
+                               locale=locale)
+    return format_unit(size, "digital-byte", length="short", locale=locale)
+
+
+def iso(timestamp: int | None) -> str:
+    """A Unix time as ISO 8601 for ``<time datetime=...>``."""
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
+
+
+@bp.get("/language/<code>")
+def choose(code: str) -> Response:
+    """Remember the reader's language in a cookie and go back where they were."""
+    if code not in offered_languages():
+        abort(404)
+    response = redirect(safe_next(request.args.get("next")), code=303)
+    response.set_cookie(LANG_COOKIE, code, max_age=LANG_COOKIE_MAX_AGE, httponly=True,
+                        samesite="Lax")
+    return response
+
+
+def _vary_on_language(response: Response) -> Response:
+    response.vary.add("Accept-Language")
+    response.vary.add("Cookie")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Set up Flask-Babel, the language menu's route and template helpers."""
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
+    app.config.setdefault("BABEL_DEFAULT_LOCALE",
+                          app.config["NODE_CONFIG"].portal.default_language)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", _system_timezone())
+    Babel(app, locale_selector=select_locale)
+    app.register_blueprint(bp)
+    app.after_request(_vary_on_language)
+    app.jinja_env.globals.update(
+        offered_languages=offered_languages, language_name=language_name,
+        text_direction=text_direction, current_path=here, get_locale=get_locale)
+    app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["iso"] = iso
+    app.jinja_env.filters["filesize"] = filesize
+
+
+def _system_timezone() -> str:
+    """The node's own time zone name (Debian's /etc/timezone), else UTC."""
+    try:
+        name = Path("/etc/timezone").read_text(encoding="utf-8").strip()
+    except OSError:
+        return "UTC"
+    try:
+        pytz.timezone(name)
+    except pytz.UnknownTimeZoneError:
+        return "UTC"
+    return name

@@ -1,0 +1,188 @@
+"""The organisers' forms (flask-wtf: every one carries a CSRF token).
+
+Field names equal the keyword arguments of :class:`node.hub.Hub`, so that a
+``ValidationError`` from the hub lands next to the right field
+(:func:`apply_errors`). The content rules themselves (lengths, categories,
+accepted file types) live once, in the hub; these forms only turn text into
+values (dates, booleans) and check what only a form can (a password typed
+twice).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask_babel import get_timezone
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, EqualTo, Optional
+
+from node.store.models import CATEGORIES, ROLES
+from portal.residents.labels import CATEGORY_LABELS
+
+MARKDOWN_HELP = _l("You can use Markdown: *italic*, **bold**, [link](https://…), lists with -. "
+                   "HTML is removed.")
+EXPIRY_HELP = _l("Optional. Date and time in this node's local time, e.g. 2025-06-30 18:00. "
+                 "After it, residents no longer see it. Leave empty to keep it until you "
+                 "expire it.")
+
+#: What the expiry field accepts; the first is what <input type="datetime-local"> needs.
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+def category_choices() -> list[tuple[str, Any]]:
+    """Listing categories as (value, translated label) pairs, in residents' order."""
+    return [(c, CATEGORY_LABELS.get(c, c)) for c in CATEGORIES]
+
+
+def role_choices() -> list[tuple[str, Any]]:
+    """Roles as (value, translated label) pairs, least powerful first."""
+    labels = {"organiser": _l("Organiser"), "moderator": _l("Moderator"), "admin": _l("Admin")}
+    return [(r, labels.get(r, r)) for r in ROLES]
+
+
+class ActionForm(FlaskForm):
+    """A form with no fields but its CSRF token: buttons that change something."""
+
+
+class SignInForm(FlaskForm):
+    """Account name and password."""
+
+    name = StringField(_l("Account name"), validators=[DataRequired()],
+                       render_kw={"autocomplete": "username", "autocapitalize": "none",
+                                  "spellcheck": "false"})
+    password = PasswordField(_l("Password"), validators=[DataRequired()],
+                             render_kw={"autocomplete": "current-password"})
+
+
+class ListingForm(FlaskForm):
+    """Post or edit a listing."""
+
+    category = SelectField(_l("Category"), choices=category_choices)
+    title = StringField(_l("Title"))
+    body = TextAreaField(_l("Description"), description=MARKDOWN_HELP,
+                         render_kw={"rows": 8})
+    price = StringField(_l("Price"), description=_l("Optional, e.g. “£5” or “free”."))
+    contact = StringField(_l("Contact"), description=_l(
+        "Optional. How residents reach the poster: a phone number, an address, a time."))
+    expires_at = DateTimeLocalField(_l("Expires"), validators=[Optional()],
+                                    format=DATETIME_FORMATS, description=EXPIRY_HELP)
+    pinned = BooleanField(_l("Pin to the top of its category"))
+
+
+class NoticeForm(FlaskForm):
+    """Post or edit a notice."""
+
+    title = StringField(_l("Title"))
+    body = TextAreaField(_l("Text"), description=MARKDOWN_HELP, render_kw={"rows": 8})
+    urgent = BooleanField(_l("Urgent (water outage, road closure…): shown first everywhere"))
+    pinned = BooleanField(_l("Pin above other notices"))
+    expires_at = DateTimeLocalField(_l("Expires"), validators=[Optional()],
+                                    format=DATETIME_FORMATS, description=EXPIRY_HELP)
+
+
+class LibraryItemForm(FlaskForm):
+    """A library item's description (editing)."""
+
+    title = StringField(_l("Title"))
+    author = StringField(_l("Author"), description=_l("Optional."))
+    language = StringField(_l("Language"), description=_l(
+        "Optional. The language of the content, e.g. en, ar, es."))
+    description = TextAreaField(_l("Description"), description=MARKDOWN_HELP,
+                                render_kw={"rows": 6})
+    collection = StringField(_l("Collection"), description=_l(
+        "Optional. Items of one collection are shown together, e.g. “Health”."))
+
+
+class LibraryUploadForm(LibraryItemForm):
+    """A new library file and its description."""
+
+    file = FileField(_l("File"), validators=[FileRequired(_l("Choose a file to upload."))])
+
+
+class RejectForm(FlaskForm):
+    """Reject a resident's submission, saying why."""
+
+    reason = TextAreaField(_l("Reason"), description=_l(
+        "Kept in the audit so other moderators see why."), render_kw={"rows": 3})
+
+
+class AccountForm(FlaskForm):
+    """Create an organiser account (admins)."""
+
+    name = StringField(_l("Account name"), description=_l(
+        "Used to sign in: lower-case letters, digits and dashes."),
+        render_kw={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"})
+    display_name = StringField(_l("Display name"), description=_l(
+        "Optional. Shown to other organisers, e.g. “Food bank – Amira”."))
+    role = SelectField(_l("Role"), choices=role_choices, description=_l(
+        "Organisers post and upload; moderators also decide residents' submissions; "
+        "admins also manage accounts."))
+    password = PasswordField(_l("Initial password"), description=_l(
+        "Give it to the person privately; they should change it after signing in."),
+        render_kw={"autocomplete": "new-password"})
+
+
+class RoleForm(FlaskForm):
+    """Change an account's role (admins)."""
+
+    role = SelectField(_l("Role"), choices=role_choices)
+
+
+class PasswordForm(FlaskForm):
+    """Change one's own password."""
+
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired()],
+                                     render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(_l("New password"), validators=[DataRequired()],
+                                 render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[DataRequired(), EqualTo("new_password",
+                                            message=_l("The two new passwords differ."))],
+        render_kw={"autocomplete": "new-password"})
+
+
+def to_timestamp(value: datetime | None) -> int | None:
+    """A form's date and time (the node's time zone) as Unix seconds; ``None`` stays."""
+    if value is None:
+        return None
+    zone = get_timezone()
+    localize = getattr(zone, "localize", None)  # pytz zones need localize()
+    aware = localize(value) if localize else value.replace(tzinfo=zone)
+    return int(aware.timestamp())
+
+
+def from_timestamp(value: int | None) -> datetime | None:
+    """Unix seconds as the date and time (the node's time zone) a form shows."""
+    if value is None:
+        return None
+    moment = datetime.fromtimestamp(value, tz=get_timezone())
+    return moment.replace(tzinfo=None, second=0, microsecond=0)
+
+
+def apply_errors(form: FlaskForm, fields: dict[str, str],
+                 aliases: dict[str, str] | None = None) -> list[str]:
+    """Attach a ``ValidationError``'s messages to the form's fields.
+
+    ``aliases`` maps the hub's field names to the form's where they differ.
+    Returns the messages that belong to no field, for the error summary.
+    """
+    leftover: list[str] = []
+    for name, message in fields.items():
+        field = form._fields.get((aliases or {}).get(name, name))
+        if field is None or name == "csrf_token":
+            leftover.append(message)
+        else:
+            field.errors = [*list(field.errors), message]
+    return leftover

@@ -1,0 +1,70 @@
+"""Residents' submissions: the queue, and approving (which publishes) or rejecting.
+
+Moderators and admins only; an organiser gets 403 here (and from the hub).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from node.errors import ValidationError
+from portal.auth import login_required
+from portal.organisers.forms import ActionForm, RejectForm, apply_errors
+from portal.organisers.services import actor, found, hub, store
+
+bp = Blueprint("moderation", __name__, url_prefix="/moderation")
+
+#: Recently decided submissions shown under the queue.
+RECENT_DECISIONS = 20
+
+
+@bp.get("/")
+@login_required("moderator")
+def index() -> ResponseReturnValue:
+    """Pending submissions (oldest first) and the latest decisions."""
+    reads = store()
+    decided = [s for s in reads.submissions(None) if s.status != "pending"][:RECENT_DECISIONS]
+    return render_template("organisers/moderation.html", pending=reads.submissions("pending"),
+                           decided=decided)
+
+
+@bp.get("/<submission_id>")
+@login_required("moderator")
+def show(submission_id: str) -> ResponseReturnValue:
+    """One submission with the approve and reject forms."""
+    submission = found(store().submission(submission_id))
+    return render_template("organisers/submission.html", submission=submission,
+                           approve_form=ActionForm(), reject_form=RejectForm(), leftover=[])
+
+
+@bp.post("/<submission_id>/approve")
+@login_required("moderator")
+def approve(submission_id: str) -> ResponseReturnValue:
+    """Publish the submission as a listing."""
+    submission = found(store().submission(submission_id))
+    if ActionForm().validate_on_submit():
+        decided = hub().decide_submission(actor(), submission.id, approve=True)
+        flash(_("Approved: “%(title)s” is now published.", title=decided.title), "success")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/<submission_id>/reject")
+@login_required("moderator")
+def reject(submission_id: str) -> ResponseReturnValue:
+    """Refuse the submission, with a reason kept in the audit."""
+    submission = found(store().submission(submission_id))
+    form = RejectForm()
+    leftover: list[str] = []
+    if form.validate_on_submit():
+        try:
+            hub().decide_submission(actor(), submission.id, approve=False,
+                                    reason=(form.reason.data or "").strip())
+        except ValidationError as error:
+            leftover = apply_errors(form, error.fields)
+        else:
+            flash(_("Rejected: “%(title)s”.", title=submission.title), "success")
+            return redirect(url_for(".index"))
+    return render_template("organisers/submission.html", submission=submission,
+                           approve_form=ActionForm(), reject_form=form, leftover=leftover)

@@ -1,0 +1,189 @@
+"""Listings and notices: post, edit, expire, pin or unpin, and delete (after a confirmation).
+
+Both kinds work the same way, so one set of views serves both, parameterised
+by a :class:`_Kind`. Every change goes through :class:`node.hub.Hub`; its
+``ValidationError`` is shown next to the fields, with what was typed kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+
+from node.errors import ValidationError
+from portal.auth import login_required
+from portal.organisers.forms import (
+    ActionForm,
+    ListingForm,
+    NoticeForm,
+    apply_errors,
+    from_timestamp,
+    to_timestamp,
+)
+from portal.organisers.services import actor, found, hub, page_number, store
+
+bp = Blueprint("posts", __name__)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between listings and notices."""
+
+    name: str  #: "listing" or "notice": hub methods are post_<name>, edit_<name>, ...
+    plural: str  #: URL part and template prefix: "listings" or "notices"
+    form: type[FlaskForm]
+    fields: tuple[str, ...]  #: form fields = hub keyword arguments
+    public_endpoint: str  #: the residents' page of one item
+
+
+LISTING = _Kind("listing", "listings", ListingForm,
+                ("category", "title", "body", "price", "contact", "expires_at", "pinned"),
+                "listings.show")
+NOTICE = _Kind("notice", "notices", NoticeForm,
+               ("title", "body", "urgent", "pinned", "expires_at"), "notices.show")
+KINDS = {k.plural: k for k in (LISTING, NOTICE)}
+
+
+def _kind(plural: str) -> _Kind:
+    kind = KINDS.get(plural)
+    return found(kind)
+
+
+def _get(kind: _Kind, item_id: str) -> Any:
+    return found(getattr(store(), kind.name)(item_id))
+
+
+def _form_values(kind: _Kind, form: FlaskForm) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in kind.fields:
+        data = form[name].data
+        if name == "expires_at":
+            data = to_timestamp(data)
+        elif isinstance(data, str) or data is None:
+            data = (data or "").replace("\r\n", "\n")
+        values[name] = data
+    return values
+
+
+def _messages(kind: _Kind) -> dict[str, str]:
+    if kind is LISTING:
+        return {"post": _("Listing published."), "edit": _("Listing saved."),
+                "expire": _("Listing expired: residents no longer see it."),
+                "pin": _("Listing pinned."), "unpin": _("Listing unpinned."),
+                "delete": _("Listing deleted."), "same": _("Nothing was changed.")}
+    return {"post": _("Notice published."), "edit": _("Notice saved."),
+            "expire": _("Notice expired: residents no longer see it."),
+            "pin": _("Notice pinned."), "unpin": _("Notice unpinned."),
+            "delete": _("Notice deleted."), "same": _("Nothing was changed.")}
+
+
+def _back(kind: _Kind, item_id: str | None = None) -> ResponseReturnValue:
+    anchor = f"item-{item_id}" if item_id else None
+    return redirect(url_for(".index", plural=kind.plural, _anchor=anchor))
+
+
+@bp.get("/<any(listings, notices):plural>/")
+@login_required()
+def index(plural: str) -> ResponseReturnValue:
+    """Every listing (or notice) with its actions, expired ones included and marked."""
+    kind = _kind(plural)
+    per_page = int(current_app.config.get("PAGE_SIZE", 20))
+    # now=0: the view as seen from the start of time, so expired items are included.
+    if kind is LISTING:
+        page = store().listings(page=page_number(), per_page=per_page, now=0)
+        items = page.items
+    else:
+        page, items = None, store().notices(now=0)
+    return render_template(f"organisers/{kind.plural}.html", kind=kind, items=items,
+                           page=page, now=int(time.time()), action_form=ActionForm())
+
+
+@bp.route("/<any(listings, notices):plural>/new", methods=["GET", "POST"])
+@login_required()
+def new(plural: str) -> ResponseReturnValue:
+    """The form to post a listing or notice, and publishing it."""
+    kind = _kind(plural)
+    form = kind.form()
+    leftover: list[str] = []
+    if form.validate_on_submit():
+        try:
+            item = getattr(hub(), f"post_{kind.name}")(actor(), **_form_values(kind, form))
+        except ValidationError as error:
+            leftover = apply_errors(form, error.fields)
+        else:
+            flash(_messages(kind)["post"], "success")
+            return _back(kind, item.id)
+    return render_template("organisers/post_form.html", kind=kind, form=form, item=None,
+                           leftover=leftover)
+
+
+@bp.route("/<any(listings, notices):plural>/<item_id>/edit", methods=["GET", "POST"])
+@login_required()
+def edit(plural: str, item_id: str) -> ResponseReturnValue:
+    """The form to change a listing or notice, prefilled with what it says now."""
+    kind = _kind(plural)
+    item = _get(kind, item_id)
+    form = kind.form(data={name: (from_timestamp(getattr(item, name)) if name == "expires_at"
+                                  else getattr(item, name)) for name in kind.fields})
+    leftover: list[str] = []
+    if form.validate_on_submit():
+        values = _form_values(kind, form)
+        changes = {k: v for k, v in values.items() if v != getattr(item, k)}
+        if not changes:
+            flash(_messages(kind)["same"], "info")
+            return _back(kind)
+        try:
+            getattr(hub(), f"edit_{kind.name}")(actor(), item.id, **changes)
+        except ValidationError as error:
+            leftover = apply_errors(form, error.fields)
+        else:
+            flash(_messages(kind)["edit"], "success")
+            return _back(kind, item.id)
+    return render_template("organisers/post_form.html", kind=kind, form=form, item=item,
+                           leftover=leftover)
+
+
+@bp.post("/<any(listings, notices):plural>/<item_id>/expire")
+@login_required()
+def expire(plural: str, item_id: str) -> ResponseReturnValue:
+    """End a listing or notice now (it stays in the audit and can be edited back)."""
+    kind = _kind(plural)
+    item = _get(kind, item_id)
+    getattr(hub(), f"expire_{kind.name}")(actor(), item.id)
+    flash(_messages(kind)["expire"], "success")
+    return _back(kind)
+
+
+@bp.post("/<any(listings, notices):plural>/<item_id>/pin")
+@login_required()
+def pin(plural: str, item_id: str) -> ResponseReturnValue:
+    """Pin (``pinned=1``) or unpin (``pinned=0``) a listing or notice."""
+    kind = _kind(plural)
+    item = _get(kind, item_id)
+    pinned = request.form.get("pinned") == "1"
+    if pinned != item.pinned:
+        getattr(hub(), f"edit_{kind.name}")(actor(), item.id, pinned=pinned)
+    flash(_messages(kind)["pin" if pinned else "unpin"], "success")
+    return _back(kind)
+
+
+@bp.route("/<any(listings, notices):plural>/<item_id>/delete", methods=["GET", "POST"])
+@login_required()
+def delete(plural: str, item_id: str) -> ResponseReturnValue:
+    """Ask for confirmation (GET), then delete for good on every node (POST)."""
+    kind = _kind(plural)
+    item = _get(kind, item_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        getattr(hub(), f"delete_{kind.name}")(actor(), item.id)
+        flash(_messages(kind)["delete"], "success")
+        return _back(kind)
+    return render_template("organisers/confirm_delete.html", item=item, form=form,
+                           cancel=url_for(".index", plural=kind.plural),
+                           what=_("listing") if kind is LISTING else _("notice"))

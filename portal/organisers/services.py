@@ -1,0 +1,54 @@
+"""Where the organisers' views get the store, the hub and node.toml settings.
+
+One small seam, so that auth and every organisers' module ask the same way
+(the per-request objects come from :mod:`portal.db`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from flask import abort, current_app, g, request
+
+from node.hub import Hub
+
+T = TypeVar("T")
+
+
+def hub() -> Hub:
+    """This request's :class:`node.hub.Hub`."""
+    from portal import db
+
+    return db.get_hub()
+
+
+def store() -> Any:
+    """This request's :class:`node.store.Store` (read API)."""
+    from portal import db
+
+    return db.get_store()
+
+
+def setting(key: str) -> Any:
+    """A ``node.toml`` value of this node, e.g. ``setting("portal.upload_max_mb")``."""
+    return current_app.config["NODE_CONFIG"].get(key)
+
+
+def found(item: T | None) -> T:
+    """``item``, or a 404 page when the store has no such item (unknown or deleted)."""
+    if item is None:
+        abort(404)
+    return item
+
+
+def actor() -> str:
+    """The signed-in organiser's account name (views are behind ``login_required``)."""
+    return str(g.account.name)
+
+
+def page_number() -> int:
+    """``?page=N`` as a positive integer; 404 for anything else."""
+    raw = request.args.get("page", "1")
+    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
+        abort(404)
+    return int(raw)

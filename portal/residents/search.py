@@ -1,0 +1,33 @@
+"""Search across listings, notices and the library, at a bookmarkable ``/search?q=``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from node.store.models import Page, SearchHit
+from portal.db import get_store
+from portal.residents.labels import KIND_LABELS
+from portal.residents.paging import page_number, per_page, require_existing
+
+bp = Blueprint("search", __name__)
+
+#: Longer queries are cut: nobody types more, and FTS work stays bounded.
+MAX_QUERY_CHARS = 200
+
+
+@bp.get("/search")
+def results() -> str:
+    """Search results for ``q``, labelled by kind, paginated."""
+    query = " ".join(request.args.get("q", "").split())[:MAX_QUERY_CHARS]
+    number, size = page_number(), per_page()
+    page: Page[SearchHit] = Page(items=(), page=number, per_page=size, total=0)
+    if query:
+        store = get_store()
+        total = store.search_count(query)
+        hits = store.search(query, limit=size, offset=(number - 1) * size) if total else []
+        page = Page(items=tuple(hits), page=number, per_page=size, total=total)
+        require_existing(page)
+    elif number != 1:
+        require_existing(page)
+    return render_template("residents/search.html", query=query, page=page,
+                           kinds=KIND_LABELS)

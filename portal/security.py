@@ -1,0 +1,70 @@
+"""The portal's secret key and the security headers on every response.
+
+The secret key is generated on the node at first start (never a default
+shipped with the code) and kept in ``data_dir/portal-secret.key``, mode 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, Response
+
+from node.atomic import atomic_write
+from node.errors import ConfigError
+
+SECRET_FILE_NAME = "portal-secret.key"  # noqa: S105 - a file name, not a secret
+
+#: What every page may load: only this node, never a third party.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+    "frame-ancestors 'none'; object-src 'self'; media-src 'self'"
+)
+#: For library files shown inline (a PDF in an ``<object>``): the node's own
+#: pages may embed them, nobody else's.
+EMBEDDABLE_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "frame-ancestors 'none'", "frame-ancestors 'self'")
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The portal's secret key, created (64 hex digits, mode 0600) if absent.
+
+    Creation is race-free: the key is written to a private temporary file and
+    hard-linked into place, so two processes starting at once agree on one key.
+    """
+    path = data_dir / SECRET_FILE_NAME
+    if not path.exists():
+        fresh = data_dir / f".{SECRET_FILE_NAME}.{os.getpid()}.new"
+        atomic_write(fresh, secrets.token_hex(32) + "\n", mode=0o600)
+        try:
+            os.link(fresh, path)
+        except FileExistsError:
+            pass
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                fresh.unlink()
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read the portal's secret key ({exc}); "
+                           "check its owner and mode, or delete it to create a new one"]) from None
+    if len(key) < 32:
+        raise ConfigError([f"{path}: the portal's secret key is too short; "
+                           "delete the file and restart to create a new one"])
+    return key
+
+
+def set_security_headers(response: Response) -> Response:
+    """Add the CSP and the other protective headers unless a view already set them."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the security headers on every response of ``app``."""
+    app.after_request(set_security_headers)

@@ -1,0 +1,145 @@
+"""Serve the portal with waitress, the production WSGI server (docs/serving.md).
+
+Why waitress: pure Python (nothing to compile on a Pi), one process with a
+small resident set, and a pool of threads, which suits SQLite's many cheap
+concurrent reads in WAL mode. nginx sits in front of it on a node
+(``images/nginx/meshhub.conf``); waitress listens on loopback only.
+
+The portal never needs root and refuses to run as root unless the caller
+allows it explicitly (the local ``demo`` rehearsal does, with a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from node.config import NodeConfig
+from node.errors import PermissionDenied
+
+log = logging.getLogger(__name__)
+
+#: Connections waitress keeps open at most (phones on a mesh are slow readers).
+CONNECTION_LIMIT = 200
+#: Seconds an idle keep-alive connection may stay open.
+CHANNEL_TIMEOUT_SECONDS = 30
+
+
+def refuse_root(*, allow_root: bool = False, euid: int | None = None) -> None:
+    """Raise :class:`PermissionDenied` when running as root, unless ``allow_root``."""
+    uid = os.geteuid() if euid is None else euid
+    if uid != 0:
+        return
+    if not allow_root:
+        raise PermissionDenied(
+            "the portal does not run as root: start it as the 'meshhub' user "
+            "(the systemd unit does), or pass --allow-root for a throw-away test")
+    log.warning("running the portal as root: acceptable for a local rehearsal only")
+
+
+def create_server(app: Callable[..., Any], config: NodeConfig, *, host: str | None = None,
+                  port: int | None = None, threads: int | None = None) -> Any:
+    """A waitress server for ``app``, bound but not yet serving.
+
+    ``host``/``port``/``threads`` default to ``portal.listen``/``portal.port``/
+    ``portal.threads``; port 0 picks a free port (see ``server.effective_port``).
+    Call ``server.run()`` to serve and ``server.close()`` to stop.
+    """
+    from waitress.server import create_server as waitress_server
+
+    return waitress_server(
+        app,
+        host=config.portal.listen if host is None else host,
+        port=int(config.portal.port if port is None else port),
+        threads=int(config.portal.threads if threads is None else threads),
+        ident="meshhub",
+        connection_limit=CONNECTION_LIMIT,
+        channel_timeout=CHANNEL_TIMEOUT_SECONDS,
+        # X-Forwarded-For is handled by the app (ProxyFix, portal.behind_proxy);
+        # waitress itself trusts no proxy headers.
+        clear_untrusted_proxy_headers=False,
+        max_request_body_size=(int(config.portal.upload_max_mb) + 1) * 1024 * 1024,
+        expose_tracebacks=False,
+    )
+
+
+def serve(config: NodeConfig, *, allow_root: bool = False, host: str | None = None,
+          port: int | None = None, on_ready: Callable[[str], None] | None = None) -> None:
+    """Build the portal from ``config`` and serve it until interrupted."""
+    refuse_root(allow_root=allow_root)
+    from portal import create_app
+
+    app = create_app(config=config)
+    server = create_server(app, config, host=host, port=port)
+    url = f"http://{server.effective_host}:{server.effective_port}"
+    log.info("portal serving on %s with %s threads", url, config.portal.threads)
+    if on_ready is not None:
+        on_ready(url)
+    _stop_on_sigterm()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (systemd's stop, ``kill``) end the server like Ctrl-C does."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+class ServerThread:
+    """The portal served by waitress in a background thread (tests and benchmarks).
+
+    ``url`` is where it listens; :meth:`stop` closes every connection and
+    waits for the thread, so nothing is left running.
+    """
+
+    def __init__(self, app: Callable[..., Any], config: NodeConfig, *,
+                 host: str = "127.0.0.1", port: int = 0, threads: int | None = None) -> None:
+        import threading
+
+        self.server = create_server(app, config, host=host, port=port, threads=threads)
+        self.url = f"http://{self.server.effective_host}:{self.server.effective_port}"
+        self.port = int(self.server.effective_port)
+        self._thread = threading.Thread(target=self._run, name="meshhub-waitress",
+                                        daemon=True)
+        self._stopping = False
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):  # sockets closed under the loop by stop()
+            if not self._stopping:
+                raise
+
+    def stop(self) -> None:
+        """Close the listening socket and all connections; join the thread."""
+        if self._stopping:
+            return
+        self._stopping = True
+        server = self.server
+        while server._map:  # waitress keeps its channels here
+            for channel in list(server._map.values()):
+                channel.close()
+        server.task_dispatcher.shutdown()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,190 @@
+"""A tiny lab of network namespaces joined by veth pairs, for the root-only tests.
+
+Every namespace gets a random suffix so parallel or aborted runs never clash;
+:meth:`Lab.close` kills every process the lab started and deletes every namespace
+(which removes their veth pairs), and is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+class Lab:
+    """Namespaces, links and processes created for one test, all removed by :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.tag = secrets.token_hex(3)
+        self.namespaces: list[str] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def netns(self, role: str) -> str:
+        """Create a namespace named after ``role`` (with the lab's suffix); lo is brought up."""
+        name = f"mh-{role}-{self.tag}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.namespaces.append(name)
+        self.run(name, "ip", "link", "set", "lo", "up")
+        return name
+
+    def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str,
+             mac_a: str | None = None, mac_b: str | None = None) -> None:
+        """A veth pair created directly inside the two namespaces (never in the host's)."""
+        argv = ["ip", "-n", ns_a, "link", "add", if_a]
+        if mac_a:
+            argv += ["address", mac_a]
+        argv += ["type", "veth", "peer", "name", if_b, "netns", ns_b]
+        if mac_b:
+            argv += ["address", mac_b]
+        subprocess.run(argv, check=True)
+        self.run(ns_a, "ip", "link", "set", if_a, "up")
+        self.run(ns_b, "ip", "link", "set", if_b, "up")
+
+    def run(self, ns: str, *argv: str, check: bool = True,
+            timeout: float = 15) -> subprocess.CompletedProcess[str]:
+        """Run a command inside ``ns`` and wait for it."""
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], check=check, text=True,
+                              capture_output=True, timeout=timeout)
+
+    def start(self, ns: str, *argv: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start a long-running process inside ``ns``; :meth:`close` ends it."""
+        out = log.open("wb") if log else subprocess.DEVNULL
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        if log:
+            out.close()  # type: ignore[union-attr]
+        self.processes.append(proc)
+        return proc
+
+    def http_server(self, ns: str, directory: Path, bind: str, port: int,
+                    body: str) -> subprocess.Popen[bytes]:
+        """A python http.server in ``ns`` whose index page is ``body``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "index.html").write_text(body, encoding="utf-8")
+        return self.start(ns, sys.executable, "-m", "http.server", str(port), "--bind", bind,
+                          "--directory", str(directory))
+
+    def curl(self, ns: str, url: str, timeout: float = 2) -> str | None:
+        """The body fetched from ``url`` inside ``ns``, or None when nothing answered."""
+        result = self.run(ns, "curl", "-s", "-m", str(timeout), "-g", url, check=False,
+                          timeout=timeout + 5)
+        return result.stdout if result.returncode == 0 else None
+
+    def tcp_open(self, ns: str, host: str, port: int, timeout: float = 2) -> bool:
+        """Whether a TCP connection from ``ns`` to ``host:port`` is accepted."""
+        code = ("import socket,sys\n"
+                f"s=socket.create_connection(({host!r},{port}),timeout={timeout})\n")
+        return self.run(ns, sys.executable, "-c", code, check=False,
+                        timeout=timeout + 5).returncode == 0
+
+    def dns_a(self, ns: str, server: str, name: str, timeout: float = 2) -> str | None:
+        """The first A record for ``name`` from ``server`` (UDP 53) as seen from ``ns``."""
+        code = f"from tests.lab.netlab import _dns_query; print(_dns_query({server!r}, "\
+               f"{name!r}, {timeout}) or '')"
+        root = str(Path(__file__).resolve().parents[2])
+        result = self.run(ns, sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r})"
+                          f"\n{code}", check=False, timeout=timeout + 5)
+        return result.stdout.strip() or None
+
+    def ping(self, ns: str, host: str, timeout: float = 1.5) -> bool:
+        """Whether ``host`` answers one ICMP echo from ``ns`` (no ping binary needed)."""
+        root = str(Path(__file__).resolve().parents[2])
+        code = (f"import sys; sys.path.insert(0, {root!r})\n"
+                f"from tests.lab.netlab import _ping; sys.exit(0 if _ping({host!r}, {timeout}) "
+                "else 1)")
+        return self.run(ns, sys.executable, "-c", code, check=False,
+                        timeout=timeout + 5).returncode == 0
+
+    def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = 10,
+                 interval: float = 0.2) -> object:
+        """Poll ``predicate`` until it returns something true; fail naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            time.sleep(interval)
+
+    def close(self) -> None:
+        """End every process and delete every namespace this lab made (idempotent)."""
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=3)
+        self.processes.clear()
+        for name in reversed(self.namespaces):
+            # Kill anything still inside (a daemon that forked), then delete the namespace.
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True,
+                                  text=True, check=False).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+        self.namespaces.clear()
+
+
+def _dns_query(server: str, name: str, timeout: float) -> str | None:
+    """Send one A query over UDP and return the first A record, or None (no answer)."""
+    query_id = secrets.randbits(16)
+    packet = struct.pack(">HHHHHH", query_id, 0x0100, 1, 0, 0, 0)
+    packet += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    packet += struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, (server, 53))
+        try:
+            reply, _ = sock.recvfrom(2048)
+        except OSError:
+            return None
+    answers = struct.unpack(">H", reply[6:8])[0]
+    pos = len(packet)
+    for _ in range(answers):
+        pos = pos + 2 if reply[pos] & 0xC0 == 0xC0 else reply.index(b"\0", pos) + 1
+        rtype, _cls, _ttl, size = struct.unpack(">HHIH", reply[pos:pos + 10])
+        pos += 10
+        if rtype == 1 and size == 4:
+            return socket.inet_ntoa(reply[pos:pos + 4])
+        pos += size
+    return None
+
+
+def _ping(host: str, timeout: float) -> bool:
+    """Send one ICMP echo request over a raw socket and wait for its reply."""
+    ident, payload = secrets.randbits(16), b"meshhub-lab"
+    header = struct.pack(">BBHHH", 8, 0, 0, ident, 1)
+    data = header + payload + b"\0" * (len(payload) % 2)
+    total = sum(struct.unpack(f">{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    checksum = ~(total + (total >> 16)) & 0xFFFF
+    packet = struct.pack(">BBHHH", 8, 0, checksum, ident, 1) + payload
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(packet, (host, 0))
+        except OSError:  # no route at all
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply, _ = sock.recvfrom(2048)
+            except OSError:
+                return False
+            icmp = reply[(reply[0] & 0x0F) * 4:]
+            if icmp[0] == 0 and struct.unpack(">H", icmp[4:6])[0] == ident:
+                return True
+    return False

@@ -1,0 +1,154 @@
+"""The agent in-process (free port, no leaked threads) and as `meshhub agent` with SIGTERM."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from node.agent import Agent
+from node.cli import cli
+from node.config import load_config
+from node.health import HealthRing
+from tests.node.test_health_collector import fake_sources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config(tmp_path: Path, port: int, peers: str = "[]") -> Path:
+    path = tmp_path / "node.toml"
+    path.write_text(f'[node]\nname = "library-roof"\ndata_dir = "{tmp_path / "data"}"\n'
+                    f"[health]\ninterval_seconds = 5\n"
+                    f'[agent]\nport = {port}\npeers = {peers}\n')
+    return path
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[Agent]:
+    cfg = load_config(config(tmp_path, free_port()))
+    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (http:// only)
+        return response.status, response.read()
+
+
+def test_agent_serves_health_and_metrics(agent: Agent) -> None:
+    status, body = fetch(agent.url + "/api/health")
+    assert status == 200 and json.loads(body)["node"]["name"] == "library-roof"
+    first = json.loads(body)["time"]
+    time.sleep(0.3)
+    assert json.loads(fetch(agent.url + "/api/health")[1])["time"] > first  # sampler runs
+    status, metrics = fetch(agent.url + "/metrics")
+    assert status == 200 and b"meshhub_build_info" in metrics
+
+
+def test_stop_is_clean_even_with_an_open_connection(tmp_path: Path) -> None:
+    cfg = load_config(config(tmp_path, free_port()))
+    agent = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05)
+    agent.start()
+    idle = socket.create_connection(("127.0.0.1", agent.port))  # a keep-alive client
+    before = time.monotonic()
+    agent.stop()
+    agent.stop()  # idempotent
+    idle.close()
+    assert time.monotonic() - before < 5
+    assert not [t for t in threading.enumerate() if t.name.startswith("meshhub-")]
+    ring = HealthRing(tmp_path / "data" / "health.sqlite3", capacity=10)
+    assert len(ring) >= 1  # the queued history was written at stop
+    ring.close()
+
+
+class BadAgent(http.server.BaseHTTPRequestHandler):
+    """Plays a broken node: a huge document on one path, garbage on another."""
+
+    def do_GET(self) -> None:
+        huge = getattr(self.server, "huge", False)
+        body = b"[" + b"1," * 600_000 + b"1]" if huge else b"{oops"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_status_mesh_lists_good_bad_and_unreachable_nodes(agent: Agent, tmp_path: Path) -> None:
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), BadAgent) for _ in range(2)]
+    servers[0].huge = True  # type: ignore[attr-defined]
+    threads = [threading.Thread(target=s.serve_forever) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        peers = json.dumps([f"127.0.0.1:{s.server_port}" for s in servers]
+                           + [f"127.0.0.1:{free_port()}"])
+        path = tmp_path / "other.toml"
+        path.write_text(config(tmp_path, agent.port, peers).read_text())
+        result = CliRunner().invoke(cli, ["--config", str(path), "status", "--mesh"])
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for thread in threads:
+            thread.join()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("library-roof") and " up " in lines[1]
+    messages = "\n".join(lines[2:])
+    assert "larger than 1048576 bytes" in messages
+    assert "not JSON" in messages
+    assert "unreachable" in messages
+
+
+def test_meshhub_agent_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    path = config(tmp_path, port)
+    env = {**os.environ, "MESHHUB_CONFIG": str(path)}
+    meshhub = str(Path(sys.executable).parent / "meshhub")  # the installed entry point
+    proc = subprocess.Popen([meshhub, "agent"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status, _ = fetch(f"http://127.0.0.1:{port}/api/health")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"agent did not come up: {proc.communicate()[1].decode()}")
+                time.sleep(0.1)
+        assert status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert (tmp_path / "data" / "health.sqlite3").exists()

@@ -1,0 +1,164 @@
+"""Each rendered file, checked on its text and by the real tool where one exists."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from node.config import parse_config
+from node.net import build_plan
+from node.net.render_hostapd import HOSTAPD_KEYS, hostapd_string
+from node.net.render_mesh import ibss_bssid
+from tests.conftest import require_root, require_tool
+
+BASE = '[node]\nname = "elm"\n[mesh]\naddress = "10.42.0.7"\n[clients]\nsubnet = "10.64.7.0/24"\n'
+UPLINK = BASE + 'uplink_interface = "eth0"\n'
+
+
+def plan(toml: str = BASE):  # type: ignore[no-untyped-def]
+    return build_plan(parse_config(toml))
+
+
+def test_gate_text_has_the_bypass_closing_rules() -> None:
+    text = plan().file("gate.nft").content
+    assert text.startswith("#!/usr/sbin/nft -f")
+    assert "table inet meshhub\nflush table inet meshhub\n" in text
+    assert "type ipv4_addr . ether_addr" in text and "timeout 1440m" in text
+    assert "ip saddr . ether saddr != @allowed" in text
+    assert 'redirect to :80' in text
+    assert "th dport { 53, 853 }" in text
+    assert 'meta nfproto ipv6 counter name "ipv6_dropped" drop' in text
+    assert "ip daddr 10.64.0.0/10" in text  # residents of every node, not only this one
+    assert "masquerade" not in text  # no uplink, no NAT, nothing forwarded outwards
+    assert 'oifname "' not in text.split("chain from_clients")[1].split("forward_dropped")[0]\
+        .replace('oifname "wlan0"', "")
+
+
+def test_gate_with_uplink_forwards_and_masquerades_only_there() -> None:
+    text = plan(UPLINK).file("gate.nft").content
+    assert 'oifname "eth0" accept' in text
+    assert 'oifname "eth0" ip saddr 10.64.7.0/24 masquerade' in text
+
+
+def test_portal_on_another_port_still_gets_port_80() -> None:
+    text = plan(BASE + "[gate]\nportal_port = 8080\n").file("gate.nft").content
+    assert "ip daddr 10.64.7.1 tcp dport 80 redirect to :8080" in text
+    assert "ip daddr 10.64.7.1 tcp dport 8080 accept" in text
+
+
+@pytest.mark.parametrize("toml", [BASE, UPLINK, BASE + "[gate]\nmanagement_ports = [22, 9000]\n"])
+def test_gate_passes_nft_check_in_a_fresh_namespace(toml: str, tmp_path: Path) -> None:
+    require_root()
+    require_tool("nft", "ip")
+    file = tmp_path / "gate.nft"
+    file.write_text(plan(toml).file("gate.nft").content)
+    ns = f"mh-nftc-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        result = subprocess.run(["ip", "netns", "exec", ns, "nft", "-c", "-f", str(file)],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_dnsmasq_offline_answers_every_name_with_the_portal() -> None:
+    text = plan().file("dnsmasq.conf").content
+    assert "dhcp-range=10.64.7.10,10.64.7.250,255.255.255.0,60m" in text
+    assert "dhcp-option-force=114,http://10.64.7.1/api/captive" in text
+    assert "address=/hub.mesh/10.64.7.1" in text and "address=/elm.mesh/10.64.7.1" in text
+    assert "no-resolv" in text and "address=/#/10.64.7.1" in text
+    assert "\nenable-ra" not in text and "dhcp-range=::" not in text
+
+
+def test_dnsmasq_with_uplink_forwards_real_dns() -> None:
+    text = plan(UPLINK).file("dnsmasq.conf").content
+    assert "no-resolv" not in text and "address=/#/" not in text
+    assert "resolv-file=/etc/resolv.conf" in text and "stop-dns-rebind" in text
+
+
+@pytest.mark.parametrize("toml", [BASE, UPLINK])
+def test_dnsmasq_accepts_the_file(toml: str, tmp_path: Path) -> None:
+    require_tool("dnsmasq")
+    file = tmp_path / "dnsmasq.conf"
+    file.write_text(plan(toml).file("dnsmasq.conf").content)
+    result = subprocess.run(["dnsmasq", "--test", f"--conf-file={file}"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0 and "syntax check OK" in result.stderr, result.stderr
+
+
+def hostapd_keys(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if line and not line.startswith("#"))
+
+
+def test_hostapd_text_uses_only_known_keys() -> None:
+    keys = hostapd_keys(plan().file("hostapd.conf").content)
+    assert set(keys) <= HOSTAPD_KEYS
+    assert keys["ssid2"] == 'P"Neighbourhood Wi-Fi"'
+    assert keys["country_code"] == "DE" and keys["channel"] == "1"
+    assert keys["ap_isolate"] == "1" and keys["wpa"] == "0"
+
+
+def test_hostapd_ssid_cannot_inject_lines() -> None:
+    assert hostapd_string('a"b\\c\nchannel=14') == 'P"a\\"b\\\\c\\x0achannel=14"'
+    assert hostapd_string("Café") == 'P"Caf\\xc3\\xa9"'
+
+
+def test_hostapd_parses_the_file_and_fails_only_at_the_radio(tmp_path: Path) -> None:
+    """hostapd has no check-only flag: run it where no radio exists (a fresh namespace)
+    and check that it got past the configuration and stopped at the driver."""
+    require_root()
+    require_tool("hostapd", "ip")
+    file = tmp_path / "hostapd.conf"
+    file.write_text(plan(BASE + '[wifi]\nssid = "Café \\"Elm\\""\n').file("hostapd.conf").content)
+    ns = f"mh-hapd-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        result = subprocess.run(["ip", "netns", "exec", ns, "hostapd", str(file)],
+                                capture_output=True, text=True, timeout=20, check=False)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "errors found in configuration file" not in output, output
+    assert "unknown configuration item" not in output, output
+    assert "Failed to initialize driver" in output or "nl80211" in output, output
+
+
+def test_mesh_80211s_and_ibss_commands() -> None:
+    mesh = plan().commands
+    assert ("iw", "phy", "phy0", "interface", "add", "mesh0", "type", "mp") in mesh
+    assert ("iw", "dev", "mesh0", "mesh", "join", "meshhub", "freq", "2412", "HT20",
+            "mesh_fwding=0") in mesh
+    cfg = parse_config('[node]\nname = "elm"\n[mesh]\naddress = "10.42.0.7"\nmode = "ibss"\n'
+                       'channel = 6\n')
+    commands = build_plan(cfg).commands
+    assert ("iw", "dev", "mesh0", "ibss", "join", "meshhub", "2437", "HT20", "fixed-freq",
+            ibss_bssid("meshhub")) in commands
+    assert int(ibss_bssid("meshhub").split(":")[0], 16) & 0x03 == 0x02  # local, unicast
+    script = build_plan(cfg).file("mesh-up.sh").content
+    assert script.startswith("#!/bin/sh") and "set -eu" in script
+    assert "[ -e /sys/class/net/mesh0 ] || iw phy phy0 interface add mesh0 type ibss" in script
+
+
+def test_babeld_text_announces_only_its_own_prefixes() -> None:
+    text = plan(BASE.replace('[mesh]\n', '[mesh]\nwired_interfaces = ["eth1"]\n')).file(
+        "babeld.conf").content
+    assert "interface eth1 type wired" in text
+    assert "interface mesh0 type wireless hello-interval 4 update-interval 16 rxcost 256" in text
+    assert "redistribute local ip 10.42.0.7/32 allow" in text
+    assert "redistribute ip 10.64.7.0/24 eq 24 allow" in text
+    assert text.rstrip().endswith("redistribute local deny\nredistribute deny")
+    assert "0.0.0.0/0" not in text
+    assert "redistribute if eth0 ip 0.0.0.0/0 eq 0 allow" in plan(UPLINK).file(
+        "babeld.conf").content
+
+
+def test_gate_is_closed_before_the_access_point_opens() -> None:
+    commands = [c[0] for c in plan().commands]
+    assert commands.index("nft") < commands.index("hostapd")
+    assert commands.index("nft") < commands.index("dnsmasq")

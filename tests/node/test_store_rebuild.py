@@ -1,0 +1,168 @@
+"""`rebuild` derives exactly what incremental updates derived; migrations; threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from node.errors import StoreError
+from node.identity import Identity
+from node.store import Store, schema
+from tests.node.test_store_support import (
+    FakeClock,
+    dump_views,
+    listing_body,
+    open_store,
+)
+from tests.node.test_store_views import deliver_in_random_order, varied_history
+
+
+def test_rebuild_equals_incremental_after_varied_history(tmp_path: Path) -> None:
+    wires, ids = varied_history(tmp_path)
+    clock = FakeClock()
+    with open_store(tmp_path / "n.db", Identity.generate(), *ids, clock=clock) as store:
+        deliver_in_random_order(store, wires, seed=42)
+        post = store.append("listing.post", listing_body("Bike"), actor="ada")
+        store.append("listing.edit", {"pinned": True}, actor="ada", target=post["id"])
+        store.append("library.add", {"title": "Guide", "media_type": "pdf",
+                                     "mime": "application/pdf", "sha256": "cd" * 32,
+                                     "size": 3, "filename": "guide.pdf"}, actor="ada")
+        clock.advance(40 * 86400)
+        store.erase_expired_submissions(retention_days=30)
+        before = dump_views(store)
+        assert before["listings"] and before["submissions"] and before["accounts"]
+        counts = store.rebuild()
+        assert dump_views(store) == before
+        assert counts["listings"] == len(before["listings"])
+
+
+def test_rebuild_repairs_damaged_views(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db", Identity.generate()) as store:
+        store.append("listing.post", listing_body("Sofa"), actor="ada")
+        expected = dump_views(store)
+        store._conn().execute("DELETE FROM listings")
+        store._conn().execute("UPDATE search_index SET title = 'garbage'")
+        store.rebuild()
+        assert dump_views(store) == expected
+        assert store.search("sofa")[0].title == "Sofa"
+
+
+def test_new_database_uses_wal_and_latest_schema(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db", Identity.generate()) as store:
+        conn = store._conn()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+
+
+def test_upgrade_from_version_1_keeps_content(tmp_path: Path) -> None:
+    ident = Identity.generate()
+    db = tmp_path / "n.db"
+    with open_store(db, ident) as store:
+        post = store.append("listing.post", listing_body("Sofa"), actor="ada")
+    # Turn it back into a version-1 database, as an older meshhub left it.
+    conn = sqlite3.connect(db)
+    conn.executescript("DROP TABLE counters; DROP INDEX entries_audit; PRAGMA user_version = 1;")
+    conn.close()
+    with open_store(db, ident) as store:
+        conn = store._conn()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store.listing(post["id"]).title == "Sofa"
+        assert store.count_hit("signin:ada", 900) == 1
+        assert store.audit().total == 1
+
+
+def test_fresh_v1_then_migrate_step_by_step(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+    conn = schema.connect(db)
+    assert schema.migrate(conn, db, target=1) == 0
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert schema.migrate(conn, db) == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    conn.close()
+
+
+def test_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this meshhub understands"):
+        open_store(db, Identity.generate())
+
+
+def test_not_a_database_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=r"n\.db"):
+        open_store(db, Identity.generate())
+
+
+def test_closed_store_says_so_and_close_is_idempotent(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "n.db", Identity.generate())
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.listings()
+
+
+def test_shared_by_threads_each_with_its_own_connection(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    with open_store(tmp_path / "n.db", Identity.generate()) as store:
+        def work(n: int) -> None:
+            try:
+                for i in range(10):
+                    store.append("listing.post", listing_body(f"t{n}-{i}"), actor="ada")
+                    store.listings()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert store.vector() == {store.identity.public_key: 80}
+        assert store.listings().total == 80
+        assert len(store._conns) == 9  # the opening thread's and one per worker
+
+
+def test_second_process_sees_writes(tmp_path: Path) -> None:
+    ident = Identity.generate()
+    with open_store(tmp_path / "n.db", ident) as one, open_store(tmp_path / "n.db", ident) as two:
+        one.append("listing.post", listing_body("Sofa"), actor="ada")
+        two.append("listing.post", listing_body("Lamp"), actor="ada")
+        assert one.vector() == two.vector() == {ident.public_key: 2}
+
+
+def test_verify_reports_tampering_in_the_database(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db", Identity.generate()) as store:
+        post = store.append("listing.post", listing_body("Sofa"), actor="ada")
+        assert store.verify() == []
+        store._conn().execute("UPDATE entries SET body = replace(body, 'Sofa', 'Sofb')")
+        assert store.verify() == [(post["id"], "body hash mismatch")]
+
+
+def test_verify_reports_authors_no_longer_trusted(tmp_path: Path) -> None:
+    a, b = Identity.generate(), Identity.generate()
+    with open_store(tmp_path / "a.db", a) as sa:
+        wire = sa.append("listing.post", listing_body(), actor="ada")
+    with open_store(tmp_path / "b.db", b, a) as sb:
+        sb.ingest([wire])
+    with open_store(tmp_path / "b.db", b) as sb:
+        assert "no longer trusted" in sb.verify()[0][1]
+
+
+def test_count_hit_counts_per_window(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db", Identity.generate()) as store:
+        assert [store.count_hit("k", 60, now=120 + i) for i in range(3)] == [1, 2, 3]
+        assert store.count_hit("k", 60, now=180) == 1
+        assert store.count_hit("other", 60, now=180) == 1
+
+
+def test_store_type_is_exported() -> None:
+    assert Store.open.__doc__

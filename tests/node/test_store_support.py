@@ -1,0 +1,71 @@
+"""Helpers shared by the store, hub and replication tests (no tests of its own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+
+from node.hub import Hub
+from node.identity import Identity
+from node.store import Store
+from node.trust import StaticTrust
+
+#: Fixed start time of the fake clock: 2025-01-01T00:00:00Z.
+T0 = 1_735_689_600
+
+
+class FakeClock:
+    """A clock the test moves by hand (Unix seconds)."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def cheap_hasher() -> PasswordHasher:
+    """Argon2id with tiny costs so that tests stay fast (never use on a node)."""
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def open_store(path: Path, identity: Identity, *others: Identity,
+               clock: FakeClock | None = None) -> Store:
+    """A store at ``path`` trusting ``identity`` and ``others``."""
+    trust = StaticTrust([identity.public_key, *(o.public_key for o in others)])
+    return Store.open(path, identity, trust, clock=clock or FakeClock())
+
+
+def make_hub(store: Store, clock: FakeClock) -> Hub:
+    """A Hub over ``store``: admin 'ada', organiser 'olu', both with password 'correct horse'."""
+    hub = Hub(store, clock=clock, password_hasher=cheap_hasher())
+    hub.create_account(None, name="ada", password="correct horse", role="admin")
+    hub.create_account("ada", name="olu", password="correct horse", role="organiser")
+    return hub
+
+
+def listing_body(title: str = "Blue sofa", **extra: Any) -> dict[str, Any]:
+    """A valid listing.post body."""
+    return {"category": "free", "title": title, "body": "Collect from Elm St.", **extra}
+
+
+def dump_views(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every view table's rows (and the search index's text), for exact comparisons."""
+    conn = store._conn()
+    tables = {
+        "listings": "SELECT * FROM listings ORDER BY id",
+        "notices": "SELECT * FROM notices ORDER BY id",
+        "library_items": "SELECT * FROM library_items ORDER BY id",
+        "accounts": "SELECT * FROM accounts ORDER BY name",
+        "submissions": "SELECT * FROM submissions ORDER BY id",
+        "search": "SELECT d.kind, d.item_id, d.expires_at, s.title, s.body, s.author, "
+                  "s.collection FROM search_docs d JOIN search_index s ON s.rowid = d.rowid "
+                  "ORDER BY d.item_id",
+        "bodies": "SELECT id, body IS NULL FROM entries ORDER BY id",
+    }
+    return {name: [tuple(r) for r in conn.execute(sql)] for name, sql in tables.items()}

@@ -1,0 +1,225 @@
+"""Portal fixtures: an app on a temporary node, its client, and content seeded through Hub.
+
+``app`` keeps CSRF protection ON (as on a node); tests post forms with the
+token taken from the page they just fetched (:func:`form_token`).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import wave
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+
+from node.config import NodeConfig, load_config
+from node.hub import Hub
+from node.store.models import LibraryItem, Listing, Notice
+from portal import create_app, db
+
+ORGANISER = "alice"
+ORGANISER_PASSWORD = "correct horse battery staple"
+_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def write_node_toml(directory: Path, extra: str = "") -> NodeConfig:
+    """A node.toml in ``directory`` whose data lives next to it; returns it loaded."""
+    path = directory / "node.toml"
+    path.write_text('[node]\nname = "elm-library"\ndata_dir = "data"\n'
+                    'community = "Elm Street Neighbours"\nlocation = "Library roof"\n'
+                    + extra, encoding="utf-8")
+    return load_config(path)
+
+
+def make_app(config: NodeConfig, **overrides: Any) -> Flask:
+    """A portal for tests: a fast password hasher, CSRF on, everything else as on a node."""
+    settings = {"TESTING": True,
+                "PASSWORD_HASHER": PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)}
+    settings.update(overrides)
+    return create_app(settings, config=config)
+
+
+@pytest.fixture
+def node_config(tmp_path: Path) -> NodeConfig:
+    """The temporary node's configuration."""
+    return write_node_toml(tmp_path)
+
+
+@pytest.fixture
+def app(node_config: NodeConfig) -> Iterator[Flask]:
+    """The portal of a temporary node with an empty store."""
+    application = make_app(node_config)
+    yield application
+    db.close(application)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A browser without JavaScript, talking to ``app``."""
+    return app.test_client()
+
+
+def form_token(client: FlaskClient, url: str) -> str:
+    """The CSRF token of the form on ``url`` (fetched as a browser would)."""
+    response = client.get(url)
+    match = _TOKEN.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token in the form at {url}"
+    return match.group(1)
+
+
+# --- sample files whose type the library recognises by content --------------
+def sample_pdf() -> bytes:
+    """A one-page PDF with a line of text."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               None,
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    stream = b"BT /F1 18 Tf 20 100 Td (Water guide) Tj ET"
+    objects[3] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream)
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def sample_epub() -> bytes:
+    """A minimal EPUB container (``mimetype`` stored first, as the format requires)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip",
+                         compress_type=zipfile.ZIP_STORED)
+        archive.writestr("META-INF/container.xml",
+                         '<?xml version="1.0"?><container version="1.0" '
+                         'xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+                         '<rootfiles><rootfile full-path="book.opf" '
+                         'media-type="application/oebps-package+xml"/></rootfiles></container>')
+        archive.writestr("book.opf", "<package/>")
+    return buffer.getvalue()
+
+
+def sample_wav(seconds: float = 0.2) -> bytes:
+    """A short silent WAV file."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(8000)
+        out.writeframes(b"\x80" * int(8000 * seconds))
+    return buffer.getvalue()
+
+
+def sample_mp4() -> bytes:
+    """The start of an MP4 file (an ``ftyp`` box), enough to be recognised."""
+    ftyp = b"ftypisom" + struct.pack(">I", 512) + b"isomiso2mp41"
+    return struct.pack(">I", len(ftyp) + 4) + ftyp + b"\x00\x00\x00\x08free" + b"\x00" * 64
+
+
+def sample_png() -> bytes:
+    """A 1×1 PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff")) + chunk(b"IEND", b""))
+
+
+SAMPLE_FILES = {"pdf": ("water-guide.pdf", sample_pdf), "epub": ("stories.epub", sample_epub),
+                "audio": ("oral-history.wav", sample_wav), "video": ("repair.mp4", sample_mp4),
+                "image": ("map.png", sample_png)}
+
+
+@dataclass
+class Seeder:
+    """Adds content through :class:`node.hub.Hub`, exactly as organisers do."""
+
+    app: Flask
+
+    @property
+    def hub(self) -> Hub:
+        """The app's hub (with an organiser account created on first use)."""
+        hub = db.services(self.app).hub
+        if hub.store.account(ORGANISER) is None:
+            hub.create_account(None, name=ORGANISER, password=ORGANISER_PASSWORD, role="admin",
+                               display_name="Alice")
+        return hub
+
+    def listing(self, **fields: Any) -> Listing:
+        """Post a listing (sensible defaults for anything not given)."""
+        values = {"category": "for-sale", "title": "Child's bicycle",
+                  "body": "A blue **bicycle** for ages 5–8, with stabilisers.",
+                  "price": "£15", "contact": "Flat 3, ring twice"}
+        values.update(fields)
+        return self.hub.post_listing(ORGANISER, **values)
+
+    def notice(self, **fields: Any) -> Notice:
+        """Post a notice."""
+        values = {"title": "Bin collection moves to Thursday",
+                  "body": "Because of the bank holiday, bins are collected on **Thursday**."}
+        values.update(fields)
+        return self.hub.post_notice(ORGANISER, **values)
+
+    def library(self, media_type: str = "pdf", **fields: Any) -> LibraryItem:
+        """Add a library file of ``media_type`` (pdf, epub, audio, video or image)."""
+        filename, make = SAMPLE_FILES[media_type]
+        values = {"title": f"Sample {media_type}", "author": "Elm Street Library",
+                  "language": "en", "description": "A *sample* item.", "collection": "Guides"}
+        values.update(fields)
+        return self.hub.add_library_file(ORGANISER, io.BytesIO(make()), filename=filename,
+                                         **values)
+
+    def neighbourhood(self) -> dict[str, Any]:
+        """A realistic little hub: listings in every category, notices, every media type."""
+        from node.store.models import CATEGORIES
+
+        listings = [self.listing(category=c, title=f"{c.title()} item {i}",
+                                 body=("Well kept, collection from Elm Street. " * 6).strip())
+                    for i in range(4) for c in CATEGORIES]
+        notices = [self.notice(title="Water off on Elm Street, 9:00–15:00", urgent=True,
+                               body="Fill a kettle before 9. **Bottled water** at the library."),
+                   self.notice(title="Repair café on Saturday", pinned=True),
+                   self.notice()]
+        library = {t: self.library(t, title=f"Sample {t}") for t in SAMPLE_FILES}
+        return {"listings": listings, "notices": notices, "library": library}
+
+
+@pytest.fixture
+def seed(app: Flask) -> Seeder:
+    """Adds content to ``app``'s store through the hub."""
+    return Seeder(app)
+
+
+def every_page_type(content: dict[str, Any]) -> dict[str, str]:
+    """One URL of each residents' page type, for a hub seeded with :meth:`Seeder.neighbourhood`."""
+    listing = content["listings"][0]
+    urgent = content["notices"][0]
+    urls = {"home": "/", "listings": "/listings/", "category": f"/listings/{listing.category}",
+            "listing": f"/listing/{listing.id}", "notices": "/notices/",
+            "notice": f"/notices/{urgent.id}", "library": "/library/",
+            "library filtered": "/library/?collection=Guides&type=pdf",
+            "search": "/search?q=item", "empty search": "/search?q=zzzzqqq",
+            "search form": "/search", "submit": "/submit", "thanks": "/submit/thanks",
+            "rules": "/rules", "privacy": "/privacy", "about": "/about",
+            "not found": "/no/such/page"}
+    for media_type, item in content["library"].items():
+        urls[f"library {media_type}"] = f"/library/{item.id}"
+    return urls

@@ -1,0 +1,187 @@
+"""Organisers' sign-in, sign-out, sessions and the sign-in rate limits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from portal.db import services
+from tests.portal.auth_actions import ACCOUNTS, AuthActions, close_app, make_app
+
+MISMATCH = "That account name and password do not match."
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(tmp_path, toml="[organisers]\nsignin_max_attempts = 3\n")
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+def test_pages_need_sign_in_and_come_back_after_it(client: FlaskClient,
+                                                    auth: AuthActions) -> None:
+    response = client.get("/organisers/library/")
+    assert response.status_code == 302
+    assert response.location.startswith("/organisers/sign-in?next=/organisers/library/")
+    page = client.get(response.location).get_data(as_text=True)
+    assert 'value="/organisers/library/"' in page
+    token = auth.token()
+    response = client.post("/organisers/sign-in", data={
+        "name": "olga", "password": ACCOUNTS["olga"][1], "csrf_token": token,
+        "next": "/organisers/library/"})
+    assert response.location == "/organisers/library/"
+    assert client.get("/organisers/library/").status_code == 200
+
+
+def test_sign_in_and_out(client: FlaskClient, auth: AuthActions) -> None:
+    response = auth.login("olga")
+    assert response.status_code == 302 and response.location == "/organisers/"
+    page = client.get("/organisers/").get_data(as_text=True)
+    assert "Signed in as olga" in page and "Sign out" in page
+    assert client.get("/organisers/sign-out").status_code == 405, "sign-out is POST only"
+    response = auth.logout()
+    assert response.status_code == 302
+    assert client.get("/organisers/").status_code == 302
+
+
+def test_session_cookie_is_httponly_and_samesite(client: FlaskClient, auth: AuthActions) -> None:
+    response = auth.login("olga")
+    cookie = next(h for h in response.headers.getlist("Set-Cookie")
+                  if h.startswith("meshhub_session="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_wrong_password_and_unknown_account_get_the_same_answer(
+        client: FlaskClient, auth: AuthActions) -> None:
+    wrong = auth.login("olga", "not-her-password")
+    unknown = auth.login("nobody", "whatever-password")
+    for response in (wrong, unknown):
+        assert response.status_code == 200
+        assert MISMATCH in response.get_data(as_text=True)
+    assert client.get("/organisers/").status_code == 302, "still signed out"
+
+
+def test_passwords_never_reach_the_log(auth: AuthActions,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    auth.login("olga", "secret-guess-123")
+    auth.login("olga")
+    assert "secret-guess-123" not in caplog.text
+    assert ACCOUNTS["olga"][1] not in caplog.text
+    assert "failed sign-in for 'olga'" in caplog.text
+
+
+def test_sign_in_starts_a_fresh_session(client: FlaskClient, auth: AuthActions) -> None:
+    with client.session_transaction() as session:
+        session["planted"] = "by an attacker"
+    auth.login("olga")
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert session["organiser"] == "olga" and session["organiser_nonce"]
+
+
+def test_next_never_leads_to_another_site(client: FlaskClient, auth: AuthActions) -> None:
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        token = auth.token()
+        response = client.post("/organisers/sign-in", data={
+            "name": "olga", "password": ACCOUNTS["olga"][1], "csrf_token": token,
+            "next": target})
+        assert response.location == "/organisers/", target
+        auth.logout()
+
+
+def test_too_many_failures_for_one_account_block_even_the_right_password(
+        client: FlaskClient, auth: AuthActions) -> None:
+    for i in range(3):  # signin_max_attempts = 3 in this app
+        auth.login("olga", f"guess-{i}", environ={"REMOTE_ADDR": f"10.0.0.{i + 1}"})
+    response = auth.login("olga", environ={"REMOTE_ADDR": "10.0.0.99"})
+    assert response.status_code == 429
+    page = response.get_data(as_text=True)
+    assert "Please wait 15 minutes" in page
+    assert 850 <= int(response.headers["Retry-After"]) <= 900
+    assert client.get("/organisers/").status_code == 302, "not signed in"
+    assert auth.login("mo").status_code == 302, "other accounts are not blocked"
+
+
+def test_too_many_failures_from_one_client_block_that_client(auth: AuthActions) -> None:
+    here = {"REMOTE_ADDR": "192.0.2.7"}
+    for name in ("olga", "mo", "someone"):
+        auth.login(name, "wrong-password", environ=here)
+    assert auth.login("ada", environ=here).status_code == 429, "even a new account name"
+    assert auth.login("ada", environ={"REMOTE_ADDR": "192.0.2.8"}).status_code == 302
+
+
+def test_success_resets_the_accounts_counter(app: Flask, auth: AuthActions) -> None:
+    for i in range(2):
+        auth.login("olga", "wrong-password", environ={"REMOTE_ADDR": f"10.1.0.{i}"})
+    assert auth.login("olga", environ={"REMOTE_ADDR": "10.1.0.9"}).status_code == 302
+    auth.logout()
+    for i in range(2):
+        auth.login("olga", "wrong-password", environ={"REMOTE_ADDR": f"10.2.0.{i}"})
+    assert auth.login("olga", environ={"REMOTE_ADDR": "10.2.0.9"}).status_code == 302, \
+        "two new failures after a success do not reach the limit of three"
+
+
+def test_a_disabled_account_is_signed_out_at_its_next_request(
+        app: Flask, client: FlaskClient, auth: AuthActions) -> None:
+    auth.login("olga")
+    assert client.get("/organisers/").status_code == 200
+    with app.app_context():
+        services(app).hub.set_disabled("ada", "olga", True)
+    response = client.get("/organisers/")
+    assert response.status_code == 302 and "/sign-in" in response.location
+    assert auth.login("olga").status_code == 200, "and cannot sign in again"
+
+
+def test_a_password_change_signs_out_other_sessions(app: Flask, auth: AuthActions) -> None:
+    auth.login("olga")
+    other = AuthActions(app.test_client())
+    other.login("olga")
+    assert other.client.get("/organisers/").status_code == 200
+    response = auth.post("/organisers/password", {
+        "current_password": ACCOUNTS["olga"][1], "new_password": "a-brand-new-passphrase",
+        "confirm": "a-brand-new-passphrase"}, form_page="/organisers/password")
+    assert response.status_code == 302
+    assert auth.client.get("/organisers/").status_code == 200, "this browser stays signed in"
+    assert other.client.get("/organisers/").status_code == 302, "the other one is signed out"
+
+
+def test_session_expires_after_session_hours_without_activity(
+        client: FlaskClient, auth: AuthActions) -> None:
+    auth.login("olga")
+    with client.session_transaction() as session:
+        session["organiser_seen"] -= 12 * 3600 + 1
+    response = client.get("/organisers/")
+    assert response.status_code == 302
+    assert "Your session expired" in client.get(response.location).get_data(as_text=True)
+
+
+def test_a_post_without_csrf_token_is_refused(client: FlaskClient, auth: AuthActions) -> None:
+    assert client.post("/organisers/sign-in",
+                       data={"name": "olga", "password": ACCOUNTS["olga"][1]}).status_code == 400
+    auth.login("olga")
+    response = client.post("/organisers/listings/new", data={
+        "category": "free", "title": "Forged", "body": "From another site"})
+    assert response.status_code == 400
+    assert "Forged" not in client.get("/listings/").get_data(as_text=True)
+
+
+def test_anonymous_pages_do_not_touch_the_session(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers, "residents get no session cookie"

@@ -1,0 +1,220 @@
+"""The production front: a real nginx with the node's site in front of the real portal.
+
+nginx runs from a temporary prefix (its own pid, logs and temp folders) with
+the rendered ``images/nginx/meshhub.conf``; the portal is served by waitress
+in a thread, exactly as ``meshhub-portal serve`` serves it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from portal import db
+from portal.nginx import render_site, standalone_conf
+from portal.sample.files import make_wav
+from portal.server import ServerThread
+from tests.conftest import require_tool
+from tests.portal.conftest import ORGANISER, ORGANISER_PASSWORD, Seeder, make_app, write_node_toml
+
+NGINX = "/usr/sbin/nginx"
+CSS = b"body { font-family: sans-serif; color: #222; }\n"
+
+
+@dataclass
+class Front:
+    """nginx on ``port`` in front of the portal ``app``."""
+
+    port: int
+    app: Flask
+    seeder: Seeder
+    library_bytes: bytes
+    library_id: str
+
+    def request(self, path: str, headers: dict[str, str] | None = None,
+                method: str = "GET", body: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP request through nginx: (status, lower-cased headers, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return (response.status, {k.lower(): v for k, v in response.getheaders()},
+                    response.read())
+        finally:
+            conn.close()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (on loopback)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until something accepts on ``port``; fail with nginx's log if it died."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"nginx exited with {process.returncode}:\n"
+                        f"{log.read_text() if log.exists() else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"nginx did not listen on {port}")
+
+
+@pytest.fixture
+def front(tmp_path: Path) -> Iterator[Front]:
+    """The portal (waitress) behind a real nginx with the node's site configuration."""
+    require_tool(NGINX)
+    config = write_node_toml(tmp_path, "[portal]\nbehind_proxy = true\ncache_seconds = 30\n")
+    app = make_app(config)
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "site.css").write_bytes(CSS)
+    app.static_folder = str(static)
+    seeder = Seeder(app)
+    seeder.listing(title="Blue bicycle for a child")
+    seeder.notice(title="Water off on Tuesday", urgent=True)
+    audio = make_wav(4.0, notes=(440.0, 660.0))
+    with app.app_context():
+        item = seeder.hub.add_library_file(ORGANISER, io.BytesIO(audio),
+                                           filename="tone.wav", title="Test tone")
+    library_dir = db.services(app).hub.blobs.root
+    portal = ServerThread(app, config, threads=4)
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    port = free_port()
+    site = render_site(config, library_dir=library_dir, listen=f"127.0.0.1:{port}",
+                       cache_dir=prefix / "cache", static_dir=static,
+                       portal_address=f"127.0.0.1:{portal.port}")
+    conf = prefix / "nginx.conf"
+    conf.write_text(standalone_conf(site, prefix, run_as_root=os.geteuid() == 0))
+    log = prefix / "error.log"
+    process = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(log),
+                                "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, process, log)
+        yield Front(port, app, seeder, audio, item.id)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+        portal.stop()
+        db.close(app)
+
+
+def test_the_rendered_site_passes_nginx_t(tmp_path: Path) -> None:
+    """nginx itself accepts the configuration a node would install."""
+    require_tool(NGINX)
+    config = write_node_toml(tmp_path)
+    site = render_site(config, library_dir=tmp_path / "library", listen="127.0.0.1:1",
+                       cache_dir=tmp_path / "cache")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(standalone_conf(site, tmp_path, run_as_root=os.geteuid() == 0))
+    result = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf),
+                             "-e", str(tmp_path / "error.log")],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "access_log off;" in site
+    assert "client_max_body_size 201m;" in site  # portal.upload_max_mb (200) + the form
+
+
+def test_pages_come_through_and_anonymous_ones_are_micro_cached(front: Front) -> None:
+    status, headers, body = front.request("/")
+    assert status == 200
+    assert b"Blue bicycle for a child" in body
+    assert headers["x-cache-status"] == "MISS"
+    assert "s-maxage=30" in headers["cache-control"]
+    status, headers, again = front.request("/")
+    assert (status, headers["x-cache-status"]) == (200, "HIT")
+    assert again == body
+
+
+def test_the_language_cookie_is_part_of_the_cache_key(front: Front) -> None:
+    front.request("/")
+    _, headers, _ = front.request("/", headers={"Cookie": "lang=ar"})
+    assert headers["x-cache-status"] == "MISS"
+
+
+def test_conditional_request_gets_304(front: Front) -> None:
+    _, headers, _ = front.request("/notices/")
+    etag = headers["etag"]
+    status, headers, body = front.request("/notices/", headers={"If-None-Match": etag})
+    assert status == 304
+    assert body == b""
+
+
+def test_static_files_are_served_by_nginx_with_long_caching(front: Front) -> None:
+    with front.app.test_request_context():
+        from flask import url_for
+
+        url = url_for("static", filename="site.css")
+    assert re.search(r"\?v=[0-9a-f]{12}$", url), url
+    status, headers, body = front.request(url)
+    assert (status, body) == (200, CSS)
+    assert "max-age=31536000" in headers["cache-control"]
+    assert "x-cache-status" not in headers  # nginx's file, not a proxied page
+    status, _, _ = front.request(url, headers={"If-None-Match": headers["etag"]})
+    assert status == 304
+    _, headers, _ = front.request("/static/site.css")
+    assert "max-age=3600" in headers["cache-control"]  # unversioned: short
+
+
+def test_library_download_is_sent_by_nginx_with_range(front: Front) -> None:
+    path = f"/library/{front.library_id}/download"
+    status, headers, body = front.request(path)
+    assert status == 200
+    assert body == front.library_bytes
+    assert headers["content-type"].startswith("audio/")
+    assert "attachment" in headers["content-disposition"]
+    assert "x-accel-redirect" not in headers
+    status, headers, body = front.request(path, headers={"Range": "bytes=1000-1999"})
+    assert status == 206
+    assert body == front.library_bytes[1000:2000]
+    assert headers["content-range"] == f"bytes 1000-1999/{len(front.library_bytes)}"
+
+
+def test_the_internal_library_location_is_not_reachable_from_outside(front: Front) -> None:
+    sha = db.services(front.app).store.library_item(front.library_id).sha256
+    status, _, _ = front.request(f"/_meshhub_library/{sha[:2]}/{sha}")
+    assert status == 404
+
+
+def test_signed_in_organisers_bypass_the_cache(front: Front) -> None:
+    front.request("/")  # fill the cache
+    status, headers, body = front.request("/organisers/sign-in")
+    token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', body).group(1)
+    cookie = headers["set-cookie"].split(";")[0]
+    form = (f"csrf_token={token.decode()}&name={ORGANISER}&"
+            f"password={ORGANISER_PASSWORD.replace(' ', '+')}")
+    status, headers, _ = front.request(
+        "/organisers/sign-in", method="POST", body=form,
+        headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 302, "sign-in through nginx failed"
+    session = headers["set-cookie"].split(";")[0]
+    assert session.startswith("meshhub_session=")
+    status, headers, _ = front.request("/", headers={"Cookie": session})
+    assert status == 200
+    assert headers["x-cache-status"] == "BYPASS"
+    assert headers["cache-control"] == "private, no-store"
