@@ -55,12 +55,14 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
-def write_config(folder: Path, port: int, *, behind_proxy: bool = True) -> NodeConfig:
-    """The benchmark node's node.toml (data next to it)."""
+def write_config(folder: Path, port: int, *, behind_proxy: bool = True,
+                 threads: int | None = None) -> NodeConfig:
+    """The benchmark node's node.toml (data next to it); ``threads``: portal.threads."""
     path = folder / "node.toml"
+    extra = "" if threads is None else f"threads = {threads}\n"
     path.write_text(f'[node]\nname = "bench-node"\ndata_dir = "data"\n'
                     f'[portal]\nport = {port}\nbehind_proxy = {str(behind_proxy).lower()}\n'
-                    f'upload_max_mb = 200\n', encoding="utf-8")
+                    f'upload_max_mb = 200\n{extra}', encoding="utf-8")
     return load_config(path)
 
 

@@ -42,12 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     """Load, serve, warm up, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="warm-up rounds per page")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="portal.threads (default: the node.toml default)")
     parser.add_argument("--big-mb", type=int, default=100, help="size of the big download")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-") as tmp:
         folder = Path(tmp)
         port = free_port()
-        ids = load(write_config(folder, port, behind_proxy=False), big_mb=args.big_mb)
+        ids = load(write_config(folder, port, behind_proxy=False, threads=args.threads),
+                   big_mb=args.big_mb)
         paths = ["/", "/listings/", "/listings/for-sale?page=3", f"/listing/{ids['listing']}",
                  "/notices/", "/library/", f"/library/{ids['big_item']}", "/search?q=bicycle",
                  "/search?q=garden+stories", "/organisers/sign-in", "/submit",

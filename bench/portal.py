@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 s per measurement")
     parser.add_argument("--duration", type=int, default=None, help="seconds per measurement")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="portal.threads (default: the node.toml default)")
     parser.add_argument("--big-mb", type=int, default=100, help="size of the download")
     args = parser.parse_args(argv)
     seconds = args.duration or (3 if args.quick else 10)
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-") as tmp:
         folder = Path(tmp)
         portal_port, front_port, static_port = free_port(), free_port(), free_port()
-        config = write_config(folder, portal_port)
+        config = write_config(folder, portal_port, threads=args.threads)
         ids = load(config, big_mb=args.big_mb)
         print(f"# loaded 10000 listings, 5000 library items; download {args.big_mb} MB; "
               f"{seconds} s per measurement", flush=True)

@@ -7,14 +7,17 @@ Today it does two things: it samples the node's health on a timer
 the API closes, the sampler finishes its sample, the history queued in
 memory is written to disk.
 
-Later it will also supervise the node's daemons (babeld, dnsmasq, the
-portal).  Each will be a :class:`Supervised` added to :attr:`Agent.supervised`:
-started after the API, polled by the same loop that samples, stopped in
-reverse order before the API closes.  Nothing implements it yet.
+It also supervises the node's daemons, each a :class:`Supervised` in
+:attr:`Agent.supervised`: babeld (``mesh.routing``), hostapd on a radio and
+dnsmasq (``clients.dhcp``; :mod:`node.mesh.access`).  They start after the API
+and after the gate's ruleset is loaded (``gate.enabled``: if it cannot be
+loaded, hostapd and dnsmasq are not started, so the access point stays closed),
+and stop in reverse order before the API closes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -65,7 +68,16 @@ class Agent:
     def __init__(self, cfg: NodeConfig, *, sources: Sources | None = None,
                  interval_seconds: float | None = None, port: int | None = None) -> None:
         self.cfg = cfg
-        self.monitor = HealthMonitor.from_config(cfg, sources or node_sources(cfg))
+        from node.mesh import MeshService
+
+        self.mesh = MeshService(cfg)  # babeld + its monitor + zeroconf, as mesh.* asks
+        sources = sources or node_sources(cfg)
+        if cfg.mesh.routing:
+            sources = dataclasses.replace(sources, mesh=self.mesh.health)
+        self.update: Any = self._open_update()  # node.update, served at /update/v1
+        if self.update is not None:
+            sources = dataclasses.replace(sources, update=self.update.health)
+        self.monitor = HealthMonitor.from_config(cfg, sources)
         self.interval_seconds = float(interval_seconds or cfg.health.interval_seconds)
         self._host = cfg.agent.listen
         self._port = cfg.agent.port if port is None else port
@@ -75,6 +87,13 @@ class Agent:
         self._server: Any = None
         self._problems = OnceLogger(log)
         self._started = False
+        self.gate: Any = None  # the captive gate's socket (node.gate), when gate.enabled
+        self.sync: Any = None  # replication (node.sync.SyncService), served at /sync/v1
+        self.supervised.extend(self.mesh.supervised)  # babeld, when mesh.routing
+        from node.mesh.access import access_daemons
+
+        self.access: list[Supervised] = list(access_daemons(cfg))  # hostapd, dnsmasq
+        self.supervised.extend(self.access)
 
     @property
     def port(self) -> int:
@@ -96,9 +115,15 @@ class Agent:
 
         self._started = True
         self._sample_once()
-        self._server = create_server(create_app(self.monitor), host=self._host, port=self._port,
-                                     threads=2, ident="meshhub-agent",
-                                     max_request_body_size=1024, channel_timeout=30)
+        app, body_limit = self._open_sync(create_app(self.monitor))
+        if self.update is not None:
+            from node.agent_app import compose
+            from node.update.http import create_update_app
+
+            app = compose(app, {"/update/": create_update_app(self.update)})
+        self._server = create_server(app, host=self._host, port=self._port,
+                                     threads=4, ident="meshhub-agent",
+                                     max_request_body_size=body_limit, channel_timeout=30)
         self._threads = [
             threading.Thread(target=self._sample_loop, name="meshhub-health"),
             threading.Thread(target=self._server.run, name="meshhub-api"),
@@ -106,12 +131,23 @@ class Agent:
         for thread in self._threads:
             thread.start()
         log.info("agent API on %s (/metrics, /api/health)", self.url)
+        if self.sync is not None:
+            self.sync.start()
+        if self.update is not None:
+            self.update.start()
+        self._start_gate()
+        self._start_supervised()
 
     def stop(self) -> None:
         """Stop the API and the sampler and write the history; safe to call twice."""
         if not self._started or self._stop.is_set():
             return
         self._stop.set()
+        if self.update is not None:
+            self.update.stop()
+        if self.gate is not None:
+            self.gate.stop()
+        self._stop_supervised()
         server = self._server
         if server is not None:
             def close_all() -> None:  # runs inside waitress's loop thread
@@ -124,6 +160,8 @@ class Agent:
             thread.join(timeout=10)
         if server is not None:
             server.task_dispatcher.shutdown()
+        if self.sync is not None:
+            self.sync.close()
         self.monitor.close()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -147,6 +185,82 @@ class Agent:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    # --- the captive gate (node.gate): socket for the portal, organisers' switch --
+    def _start_gate(self) -> None:
+        """Load the gate's ruleset (``nft -f``, the mode in force) and start its socket when
+        ``gate.enabled`` (root or CAP_NET_ADMIN needed)."""
+        if not self.cfg.gate.enabled:
+            return
+        from node.gate.service import GateService
+
+        try:
+            self.gate = GateService(self.cfg)
+            self.gate.apply_mode(self.gate.manager.mode)  # closed before the AP opens
+            self.gate.start()
+        except Exception as exc:  # the health API stays up; the portal will say why
+            self.gate = None
+            log.error("gate: not started: %s: %s", type(exc).__name__, exc)
+
+    # --- replication (node.sync): its HTTP side beside the health API -----------
+    def _open_sync(self, health_app: Any) -> tuple[Any, int]:
+        """The composed WSGI app and request-body limit; health alone if the store fails."""
+        from node.agent_app import compose
+        from node.sync.http import create_sync_app
+        from node.sync.setup import open_sync_service
+
+        try:
+            self.sync = open_sync_service(self.cfg, own_port=lambda: self.port)
+        except Exception as exc:  # the health API stays up; 'meshhub sync status' says why
+            log.error("sync: not started: %s: %s", type(exc).__name__, exc)
+            return health_app, 1024
+        self.sync.add_peer_source(self.mesh.peers)
+        self.mesh.subscribe(lambda: self.sync.schedule_pull(None))  # a new neighbour: sync
+        return (compose(health_app, {"/sync/": create_sync_app(self.sync)}),
+                self.sync.settings.max_request_bytes)
+
+    # --- the autoupdater (node.update): releases from the mesh, when update.enabled --
+    def _open_update(self) -> Any:
+        """The update service fed with the mesh's neighbours, or None when disabled."""
+        if not self.cfg.get("update.enabled"):
+            return None
+        from node.identity import load_or_create_identity
+        from node.update.setup import open_update_service
+
+        def agent_url() -> str:
+            host = "127.0.0.1" if self._host in ("0.0.0.0", "::", "") else self._host  # noqa: S104
+            return f"http://{host}:{self.port}"
+
+        def neighbours() -> int | None:
+            return len(self.mesh.state.neighbour_addresses()) if self.cfg.mesh.routing else None
+
+        try:
+            service = open_update_service(
+                self.cfg, node_key=load_or_create_identity(self.cfg.data_dir).public_key,
+                agent_url=agent_url, neighbours=neighbours, own_port=lambda: self.port)
+        except Exception as exc:  # the rest of the agent runs; 'meshhub update status' says
+            log.error("update: not started: %s: %s", type(exc).__name__, exc)
+            return None
+        service.add_peer_source(self.mesh.peers)
+        self.mesh.subscribe(lambda: service.request_check("a new neighbour"))
+        return service
+
+    # --- supervised daemons (babeld) and the mesh watcher (node.mesh) -----------
+    def _start_supervised(self) -> None:
+        """Start every supervised daemon, then follow babeld and announce (node.mesh)."""
+        for daemon in self.supervised:
+            if daemon in self.access and self.cfg.gate.enabled and self.gate is None:
+                log.error("%s: not started: the gate is not loaded, so the access point "
+                          "stays closed (see the gate's error above)", daemon.name)
+                continue
+            daemon.start()
+        self.mesh.start()
+
+    def _stop_supervised(self) -> None:
+        """Stop announcing and following, then the daemons in reverse order."""
+        self.mesh.stop()
+        for daemon in reversed(self.supervised):
+            daemon.stop()
 
     def _sample_once(self) -> None:
         try:

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from node.atomic import fsync_dir
 from node.errors import ValidationError
+from node.messages import N_, msg
 
 CHUNK = 1024 * 1024
 MIB = 1024 * 1024
@@ -26,7 +27,6 @@ _SHA = re.compile(r"[0-9a-f]{64}")
 ZIM_MAGIC = b"ZIM\x04"  # 0x044D495A, little-endian, at offset 0 of every ZIM archive
 #: Image types a browser shows; other "images" (PSD, DWG ...) are refused.
 IMAGE_MIMES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif"})
-ACCEPTED_TEXT = "PDF, EPUB, audio, video, JPEG/PNG/GIF/WebP images and ZIM archives"
 
 
 class BlobStore:
@@ -57,6 +57,18 @@ class BlobStore:
             return False
         return True
 
+    def usage(self) -> int:
+        """Bytes the stored files take now (each file counted once)."""
+        total = 0
+        if not self.root.is_dir():
+            return 0
+        for sub in self.root.iterdir():
+            if sub.is_dir() and len(sub.name) == 2:
+                for entry in sub.iterdir():
+                    with contextlib.suppress(OSError):
+                        total += entry.stat().st_size
+        return total
+
     def put(self, stream: BinaryIO, max_bytes: int | None = None) -> tuple[str, int]:
         """Store everything read from ``stream``; returns (sha256, size).
 
@@ -72,8 +84,9 @@ class BlobStore:
                 while chunk := stream.read(CHUNK):
                     size += len(chunk)
                     if max_bytes is not None and size > max_bytes:
-                        raise ValidationError({"file": f"larger than {max_bytes / MIB:g} MiB, "
-                                                       "the most this node accepts"})
+                        raise ValidationError({"file": msg(
+                            N_("larger than %(max)g MiB, the most this node accepts"),
+                            max=max_bytes / MIB)})
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -116,10 +129,12 @@ def detect_type(path: str | os.PathLike[str]) -> tuple[str, str, str]:
             return "video", mime, ext
         if mime in IMAGE_MIMES:
             return "image", mime, ext
-        found = f"a {ext.upper()} file"
-    else:
-        found = "an unrecognised file"
-    raise ValidationError({"file": f"this is {found}; the library accepts {ACCEPTED_TEXT}"})
+        raise ValidationError({"file": msg(N_(
+            "this is a %(type)s file; the library accepts PDF, EPUB, audio, video, "
+            "JPEG/PNG/GIF/WebP images and ZIM archives"), type=ext.upper())})
+    raise ValidationError({"file": msg(N_(
+        "this is an unrecognised file; the library accepts PDF, EPUB, audio, video, "
+        "JPEG/PNG/GIF/WebP images and ZIM archives"))})
 
 
 def safe_filename(name: str, extension: str, *, max_len: int = 100) -> str:

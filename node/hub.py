@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from node import blobs as _blobs
 from node.errors import NotFound, PermissionDenied, ValidationError
+from node.messages import N_, msg
 from node.store import validate as v
 from node.store.models import ROLES, Account, LibraryItem, Listing, Notice, Submission
 
@@ -53,14 +54,26 @@ class Hub:
                  blobs: _blobs.BlobStore | None = None,
                  upload_max_bytes: int = 200 * MIB,
                  password_hasher: PasswordHasher | None = None,
-                 retention_days: int = 30) -> None:
+                 retention_days: int = 30, quota_bytes: int | None = None) -> None:
         self.store: Store = store  # type: ignore[assignment]
         self.clock = clock or time.time
         self.blobs = blobs or _blobs.BlobStore(self.store.path.parent / "library")
         self.upload_max_bytes = upload_max_bytes
-        self.hasher = password_hasher or default_password_hasher()
+        self._hasher = password_hasher  # the default is made on first use (sign-in)
         self.retention_days = retention_days
+        self.quota_bytes = quota_bytes  #: disk space the library may use (None: no limit)
         self._dummy_hash: str | None = None
+
+    @property
+    def hasher(self) -> PasswordHasher:
+        """The password hasher; argon2 is imported only when a password is first checked."""
+        if self._hasher is None:
+            self._hasher = default_password_hasher()
+        return self._hasher
+
+    @hasher.setter
+    def hasher(self, value: PasswordHasher) -> None:
+        self._hasher = value
 
     def _now(self) -> int:
         return int(self.clock())
@@ -102,7 +115,7 @@ class Hub:
 
     def _changes(self, allowed: tuple[str, ...], current: object,
                  changes: dict[str, Any]) -> dict[str, Any]:
-        unknown = {k: "cannot be changed here" for k in changes if k not in allowed}
+        unknown = {k: msg(N_("cannot be changed here")) for k in changes if k not in allowed}
         self._raise(unknown)
         clean = self._check_fields(changes, now=self._now(),
                                    old_expiry=getattr(current, "expires_at", None))
@@ -193,20 +206,59 @@ class Hub:
     def add_library_file(self, actor: str, stream: BinaryIO, *, filename: str, title: str,
                          author: str = "", language: str = "", description: str = "",
                          collection: str = "", max_bytes: int | None = None) -> LibraryItem:
-        """Store an uploaded file by SHA-256 (type decided by content) and list it."""
+        """Store an uploaded file by SHA-256 (type decided by content) and list it.
+
+        Optional fields left empty are filled from the file's own metadata (EPUB,
+        PDF, audio tags, ZIM); a damaged ZIM archive is refused (node.library).
+        """
         self._require(actor, "organiser")
-        meta = self._check_fields({"title": title, "author": author, "language": language,
-                                   "description": description, "collection": collection},
-                                  now=self._now())
+        given = {"title": title, "author": author, "language": language,
+                 "description": description, "collection": collection}
+        self._check_fields(given, now=self._now())  # before storing the upload
         limit = self.upload_max_bytes if max_bytes is None else max_bytes
-        sha, size = self.blobs.put(stream, limit)
+        room = None if self.quota_bytes is None else max(0, self.quota_bytes - self.blobs.usage())
+        full = {"file": msg(N_("the library has room for %(room).1f MiB more (its quota is "
+                               "%(quota)g MiB); remove items or raise portal.library_quota_mb"),
+                            room=(room or 0) / MIB, quota=(self.quota_bytes or 0) / MIB)}
+        if room is not None and room < limit:
+            if room == 0:
+                raise ValidationError(full)
+            try:
+                sha, _size = self.blobs.put(stream, room)
+            except ValidationError:
+                raise ValidationError(full) from None
+        else:
+            sha, _size = self.blobs.put(stream, limit)
+        return self.add_stored_library_file(actor, sha, filename=filename, **given)
+
+    def add_stored_library_file(self, actor: str, sha256: str, *, filename: str,
+                                title: str = "", author: str = "", language: str = "",
+                                description: str = "", collection: str = "",
+                                verify: bool = True) -> LibraryItem:
+        """List a file already in the BlobStore (``meshhub library add`` hard-links big files).
+
+        Empty fields (the title too) are filled from the file's own metadata.
+        ``verify=False`` skips a ZIM archive's whole-file checksum (very large archives).
+        """
+        from node.library.metadata import read_metadata
+
+        self._require(actor, "organiser")
+        path = self.blobs.path(sha256)
+        if not path.is_file():
+            raise NotFound(f"no library file {sha256} in {self.blobs.root}")
         try:
-            media_type, mime, ext = _blobs.detect_type(self.blobs.path(sha))
+            media_type, mime, ext = _blobs.detect_type(path)
+            found = read_metadata(path, media_type, verify_zim=verify)
+            given = {"title": title, "author": author, "language": language,
+                     "description": description, "collection": collection}
+            filled = {k: found.get(k, "") if isinstance(val, str) and not val.strip() else val
+                      for k, val in given.items()}
+            meta = self._check_fields(filled, now=self._now())
         except ValidationError:
-            self._drop_blob_if_unused(sha)
+            self._drop_blob_if_unused(sha256)
             raise
-        body = {**meta, "media_type": media_type, "mime": mime, "sha256": sha, "size": size,
-                "filename": _blobs.safe_filename(filename, ext)}
+        body = {**meta, "media_type": media_type, "mime": mime, "sha256": sha256,
+                "size": path.stat().st_size, "filename": _blobs.safe_filename(filename, ext)}
         wire = self.store.append("library.add", body, actor=actor)
         return self._library_item(wire["id"])
 
@@ -259,10 +311,10 @@ class Hub:
         problems: dict[str, str] = {}
         reason = v.text(problems, "reason", reason)
         if sub.status != "pending":
-            problems["submission"] = f"already {sub.status} by {sub.decided_by}"
+            problems["submission"] = _already_decided(sub)
         elif approve and not sub.title:
-            problems["submission"] = ("its text was erased after the retention period; "
-                                      "it can only be rejected")
+            problems["submission"] = msg(N_("its text was erased after the retention period; "
+                                            "it can only be rejected"))
         self._raise(problems)
         with self.store.batch() as add:
             listing_id = None
@@ -300,7 +352,7 @@ class Hub:
         display_name = v.text(problems, "display_name", display_name)
         v.password(problems, password)
         if name and self.store.account(name) is not None:
-            problems["name"] = f"an account called {name!r} already exists"
+            problems["name"] = msg(N_("an account called '%(name)s' already exists"), name=name)
         self._raise(problems)
         self.store.append("account.create", {
             "name": name, "display_name": display_name or name, "role": role,
@@ -310,7 +362,7 @@ class Hub:
     def set_password(self, actor: str | None, name: str, new_password: str) -> Account:
         """Change a password (one's own, or anyone's for an admin)."""
         if actor is not None:
-            self._require(actor, "organiser" if actor == name else "admin")
+            self._require(actor, ROLES[0] if actor == name else "admin")  # anyone: own password
         self._account(name)
         problems: dict[str, str] = {}
         v.password(problems, new_password)
@@ -331,7 +383,8 @@ class Hub:
         role = v.role(problems, role)
         if not problems and account.role == "admin" and role != "admin" \
                 and not self._keeps_an_admin(name):
-            problems["role"] = f"{name} is the last admin; make someone else admin first"
+            problems["role"] = msg(N_("%(name)s is the last admin; make someone else admin first"),
+                                   name=name)
         self._raise(problems)
         if role != account.role:
             self.store.append("account.update", {"name": name, "role": role}, actor=actor)
@@ -342,8 +395,8 @@ class Hub:
         self._require(actor, "admin")
         account = self._account(name)
         if disabled and account.role == "admin" and not self._keeps_an_admin(name):
-            raise ValidationError({"disabled": f"{name} is the last admin; "
-                                               "make someone else admin first"})
+            raise ValidationError({"disabled": msg(N_("%(name)s is the last admin; make someone "
+                                                      "else admin first"), name=name)})
         if bool(disabled) != account.disabled:
             self.store.append("account.update", {"name": name, "disabled": bool(disabled)},
                               actor=actor)
@@ -371,24 +424,35 @@ class Hub:
         return account
 
 
+def _already_decided(sub: Submission) -> str:
+    """Why a decided submission cannot be decided again ("already approved by mo")."""
+    if sub.status == "approved":
+        return msg(N_("already approved by %(who)s"), who=sub.decided_by)
+    if sub.status == "rejected":
+        return msg(N_("already rejected by %(who)s"), who=sub.decided_by)
+    return f"already {sub.status} by {sub.decided_by}"
+
+
 def open_hub(cfg: NodeConfig, *, clock: Callable[[], float] | None = None,
              password_hasher: PasswordHasher | None = None) -> tuple[Store, Hub]:
     """Open this node's store (``data_dir/hub.sqlite3``) and a Hub over it.
 
-    Uses the node identity (created if absent), trust from node.toml, the
+    Uses the node identity (created if absent), the node's trust (the signed
+    community registry when installed, else node.toml's keys), the
     library under ``data_dir/library`` and the configured limits. The caller
     closes the store.
     """
     from node.identity import load_or_create_identity
     from node.store import Store
-    from node.trust import trust_from_config
+    from node.sync.trust_source import trust_for_node
 
     data_dir = cfg.data_dir
     identity = load_or_create_identity(data_dir)
-    store = Store.open(data_dir / "hub.sqlite3", identity, trust_from_config(cfg, identity),
-                       clock=clock)
+    trust, _registry = trust_for_node(cfg, identity)
+    store = Store.open(data_dir / "hub.sqlite3", identity, trust, clock=clock)
     hub = Hub(store, clock=clock, blobs=_blobs.BlobStore(data_dir / "library"),
               upload_max_bytes=cfg.get("portal.upload_max_mb") * MIB,
               password_hasher=password_hasher,
-              retention_days=cfg.get("privacy.submission_retention_days"))
+              retention_days=cfg.get("privacy.submission_retention_days"),
+              quota_bytes=cfg.get("portal.library_quota_mb") * MIB)
     return store, hub

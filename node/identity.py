@@ -91,9 +91,11 @@ def load_identity(path: str | os.PathLike[str]) -> Identity:
         raw = file.read_bytes()
     except OSError as exc:
         raise IdentityError(f"{file}: cannot read the identity key ({exc.strerror})") from None
-    if mode & 0o077:
-        raise IdentityError(f"{file}: identity key is readable by others (mode {mode:o}); "
-                            f"run 'chmod 600 {file}'")
+    # 0600, or 0640 where the node's service group (portal + agent) shares it
+    # (docs/images.md); never writable by the group, never readable by others.
+    if mode & 0o027:
+        raise IdentityError(f"{file}: identity key is open to others (mode {mode:o}); "
+                            f"run 'chmod 600 {file}' (or 640 for the node's service group)")
     if not raw.startswith(_HEADER):
         raise IdentityError(f"{file}: not a meshhub identity key file")
     try:

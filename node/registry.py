@@ -198,10 +198,19 @@ def valid_signers(signed: SignedSnapshot, admin_set: AdminSet) -> tuple[set[str]
     A key counts once however often it appears. A signature that names an
     admin key but does not verify is reported as forged.
     """
-    message = signing_message(signed.snapshot)
+    return signers_of(signing_message(signed.snapshot), signed.signatures, admin_set)
+
+
+def signers_of(message: bytes, signatures: Iterable[Signature],
+               admin_set: AdminSet) -> tuple[set[str], list[str]]:
+    """Which of ``admin_set``'s keys validly signed ``message``; and the problems seen.
+
+    The n-of-m check shared by registry snapshots and release manifests
+    (:mod:`node.update.manifest`): a key counts once however often it appears.
+    """
     good: set[str] = set()
     problems: list[str] = []
-    for sig in signed.signatures:
+    for sig in signatures:
         if sig.public_key not in admin_set.keys:
             continue
         if verify_signature(sig.public_key, message, sig.signature):
@@ -386,6 +395,11 @@ def _check_nodes(nodes: Iterable[Any]) -> None:
             raise ValueError(f"{where}: node name or key {name!r} appears twice")
         seen_names.add(name)
         seen_keys.add(key)
+
+
+def parse_signatures(raw: Any) -> tuple[Signature, ...]:
+    """Check a ``signatures`` list (hex public_key and signature each); ValueError if bad."""
+    return _parse_signatures(raw)
 
 
 def _parse_signatures(raw: Any) -> tuple[Signature, ...]:

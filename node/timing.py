@@ -16,3 +16,14 @@ SUBMIT_MAX_PER_WINDOW = 3
 SUBMIT_WINDOW_SECONDS = 60 * 60
 #: How long anonymous pages may be cached by nginx in front of the portal.
 PAGE_CACHE_SECONDS = 5
+#: Replication (node/sync): how long a node gathers notifications before pulling,
+#: so that a burst of posts on a neighbour costs one round, not one per post.
+SYNC_COALESCE_SECONDS = 0.05
+#: How often the sync service looks for entries appended by other processes
+#: (the portal, ``meshhub post``): one cheap ``PRAGMA data_version`` per check.
+SYNC_WATCH_SECONDS = 0.5
+#: Network timeout of one sync request (connect, and each read), in seconds.
+SYNC_HTTP_TIMEOUT_SECONDS = 10.0
+#: First back-off after a peer failed or misbehaved; doubles per failure up to
+#: ``sync.backoff_max_seconds``.
+SYNC_BACKOFF_BASE_SECONDS = 2.0

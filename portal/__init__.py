@@ -32,8 +32,9 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     ``$MESHHUB_CONFIG``, else ``/etc/meshhub/node.toml``); ``test_config``
     overrides Flask settings, for tests only.
     """
-    from portal import caching, db, errors, i18n, markdown, organisers, security
+    from portal import caching, captive, db, errors, i18n, markdown, organisers, pagecache, security
     from portal.residents import register_residents
+    from portal.residents.zim import register_library
 
     if config is None:
         config = load_config(find_config())
@@ -69,11 +70,14 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     db.init_app(app)
     errors.init_app(app)
     register_residents(app)
+    register_library(app)  # ZIM encyclopaedias (/library/<id>/zim/) and OPDS (/opds)
+    captive.register(app)  # phones' probes, /welcome, /api/captive (portal/captive/)
     app.context_processor(_node_context)
     # --- organisers' blueprint (portal/organisers/) registers here -----------
     # ORGANISERS: one line, e.g. ``from portal.organisers import register; register(app)``
     organisers.register(app)
     # -------------------------------------------------------------------------
+    pagecache.init_app(app)  # outermost: answers repeated anonymous pages from memory
     return app
 
 

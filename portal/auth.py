@@ -160,7 +160,11 @@ def role_at_least(account: Account | None, min_role: str) -> bool:
 
 
 def login_required(min_role: str = "organiser") -> Callable[[F], F]:
-    """Decorate a view: anonymous visitors go to sign-in, too-weak roles get 403."""
+    """Decorate a view: anonymous visitors go to sign-in, too-weak roles get 403.
+
+    ``min_role`` is one of :data:`~node.store.models.ROLES`; ``"technician"``
+    lets in every signed-in account (the technicians' pages, one's password).
+    """
     if min_role not in ROLES:
         raise ValueError(f"unknown role {min_role!r}; expected one of {', '.join(ROLES)}")
 
@@ -235,6 +239,8 @@ def sign_in() -> ResponseReturnValue:
     # accounts must not clear its own counter by signing in to one it owns.
     per_account.reset(akey)
     start_session(account)
+    if not role_at_least(account, "organiser") and next_url == _safe_next(None):
+        next_url = url_for("technicians.index")  # a technician's home: the mesh's health
     log.info("%s signed in from %s", account.name, request.remote_addr)
     flash(_("Signed in as %(name)s.", name=account.display_name or account.name), "success")
     return redirect(next_url)

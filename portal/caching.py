@@ -38,6 +38,10 @@ STATIC_MAX_AGE_SECONDS = 365 * 24 * 3600
 #: Flask config key: seconds anonymous pages may be cached by the front.
 CACHE_SECONDS_KEY = "MESHHUB_CACHE_SECONDS"
 _VERSION_ARG = "v"
+#: The request headers a shared page may depend on (the page caches' key covers them).
+_SHARED_VARY = frozenset({"cookie", "accept-language"})
+#: WSGI environ key telling portal.pagecache that this answer may be shared.
+SHAREABLE_KEY = "meshhub.shareable"
 
 
 class _FirstSeen:
@@ -132,6 +136,9 @@ def apply_cache_rules(response: Response, first_seen: _FirstSeen,
         response.headers["Cache-Control"] = (f"public, max-age=0, s-maxage={seconds}"
                                              if seconds > 0 else "no-cache")
         response.vary.update(("Cookie", "Accept-Language"))
+        if seconds > 0 and {v.lower() for v in response.vary} <= _SHARED_VARY:
+            # A page nginx may share between readers: portal.pagecache may keep it too.
+            request.environ[SHAREABLE_KEY] = True
     if response.get_etag()[0] is None:
         response.add_etag()
     etag = response.get_etag()[0]

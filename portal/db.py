@@ -86,6 +86,9 @@ def close(app: Flask) -> None:
     """Close the app's store (when the server stops, or at the end of a test)."""
     with _LOCK:
         opened: Services | None = app.extensions.pop(_EXTENSION, None)
+    page_cache = app.extensions.get("meshhub.pagecache")
+    if page_cache is not None:
+        page_cache.close()
     if opened is not None:
         opened.store.close()
 

@@ -8,6 +8,7 @@ the browser's ``Accept-Language`` among ``portal.languages``, else
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +17,9 @@ import pytz
 from babel import Locale
 from babel.units import format_unit
 from flask import Blueprint, Flask, Response, abort, current_app, redirect, request
-from flask_babel import Babel, format_date, format_datetime, get_locale
+from flask_babel import Babel, format_date, format_datetime, get_locale, get_translations
+
+from node.messages import Message
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -24,12 +27,18 @@ LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ps", "ur", "ckb", "dv", "yi"})
 TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 
+#: Flask config key: the offered languages, read from node.toml once (every page asks).
+_OFFERED_KEY = "MESHHUB_LANGUAGES"
+
 bp = Blueprint("i18n", __name__)
 
 
 def offered_languages() -> list[str]:
     """The interface languages this node offers, in menu order."""
-    return list(current_app.config["NODE_CONFIG"].portal.languages)
+    offered = current_app.config.get(_OFFERED_KEY)
+    if offered is None:  # an app set up without init_app (unit tests)
+        return list(current_app.config["NODE_CONFIG"].portal.languages)
+    return list(offered)
 
 
 def select_locale() -> str:
@@ -42,6 +51,7 @@ def select_locale() -> str:
     return best or current_app.config["NODE_CONFIG"].portal.default_language
 
 
+@functools.lru_cache(maxsize=64)
 def language_name(code: str) -> str:
     """A language's name in that language itself ("العربية", "Español")."""
     try:
@@ -96,6 +106,27 @@ def filesize(size: int) -> str:
     return format_unit(size, "digital-byte", length="short", locale=locale)
 
 
+def translate_message(value: object) -> str:
+    """A message from ``node`` (a :class:`node.messages.Message`) in the reader's language.
+
+    The template is looked up in the catalog and filled with the message's
+    parameters (those that are messages themselves are translated first).
+    Plain strings, and a translation whose placeholders do not fit, come back
+    as the English text: a reader always sees something true.
+    """
+    if not isinstance(value, Message):
+        return str(value)
+    params = {name: translate_message(param) if isinstance(param, Message) else param
+              for name, param in value.params.items()}
+    translated = get_translations().ugettext(value.template)
+    if not params:
+        return translated
+    try:
+        return translated % params
+    except (KeyError, TypeError, ValueError):
+        return str(value)
+
+
 def iso(timestamp: int | None) -> str:
     """A Unix time as ISO 8601 for ``<time datetime=...>``."""
     if timestamp is None:
@@ -126,6 +157,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE",
                           app.config["NODE_CONFIG"].portal.default_language)
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", _system_timezone())
+    app.config[_OFFERED_KEY] = tuple(app.config["NODE_CONFIG"].portal.languages)
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(bp)
     app.after_request(_vary_on_language)

@@ -20,6 +20,11 @@ SUBCOMMANDS: dict[str, str] = {
     "registry": "provisioning.registry.cli:registry",
     "devices": "provisioning.flash.cli:devices",
     "flash": "provisioning.flash.cli:flash",
+    "customise": "provisioning.customise.cli:customise",
+    "discover": "provisioning.discover:discover",
+    "poster": "provisioning.poster:poster",
+    "image": "provisioning.image.cli:image",
+    "release": "provisioning.release.cli:release",
 }
 
 

@@ -1,8 +1,9 @@
 """The package boundaries of docs/architecture.md, checked on the source.
 
-provisioning and portal may import node (and read the recipe data in images);
-node may import hardware; hardware imports nothing of ours. Only diagnostics commands may import scapy. Every
-module imports on its own (no import cycles hidden by import order).
+provisioning and portal may import node (and read the recipe data in
+images); node may import hardware; hardware imports nothing of ours. Only
+diagnostics commands may import scapy. Every module imports on its own (no
+import cycles hidden by import order).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "config": "node.cli.config_cmd:config",
     "identity": "node.cli.config_cmd:identity",
     "net": "node.cli.net_cmd:net",
+    "gate": "node.cli.gate_cmd:gate",
     "hw": "node.cli.hw_cmd:hw",
     "agent": "node.cli.health_cmd:agent",
     "status": "node.cli.health_cmd:status",
@@ -28,6 +29,11 @@ SUBCOMMANDS: dict[str, str] = {
     "store": "node.cli.store_cmd:store",
     "organiser": "node.cli.organiser_cmd:organiser",
     "post": "node.cli.post_cmd:post",
+    "sync": "node.cli.sync_cmd:sync",
+    "lab": "node.cli.lab_cmd:lab",
+    "library": "node.cli.library_cmd:library",
+    "update": "node.cli.update_cmd:update",
+    "diag": "node.cli.diag_cmd:diag",
 }
 
 

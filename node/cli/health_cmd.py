@@ -14,6 +14,13 @@ from node.config import NodeConfig
 
 log = logging.getLogger("meshhub.status")
 
+#: ``status --mesh``: agents asked at once, and each one's connect/read timeout (seconds).
+MESH_WORKERS = 8
+MESH_TIMEOUT = 3.0
+#: Neighbours and node addresses printed by ``status`` before "... and N more".
+SHOWN_NEIGHBOURS = 32
+SHOWN_NODES = 24
+
 
 @click.command()
 @click.pass_context
@@ -56,7 +63,8 @@ def _local_document(cfg: NodeConfig) -> tuple[dict[str, Any], str]:
     tracker = AlertTracker(Thresholds(disk_full_percent=cfg.health.disk_full_percent,
                                       too_hot_celsius=cfg.health.too_hot_celsius,
                                       low_voltage_volts=cfg.health.low_voltage_volts,
-                                      uplink_required=bool(settings.uplink_interface)))
+                                      uplink_required=bool(settings.uplink_interface),
+                                      link_degraded_cost=cfg.health.link_degraded_cost))
     tracker.update(doc)
     doc["alerts"] = [a.as_dict() for a in tracker.active.values()]
     return doc, "sampled now (the agent is not running)"
@@ -104,14 +112,44 @@ def describe(doc: dict[str, Any], source: str) -> list[str]:
     services = doc.get("services") or {}
     if services:
         lines.append("services  " + ", ".join(f"{k} {v}" for k, v in services.items()))
-    lines.append("mesh      " + ("see JSON" if doc.get("mesh") is not None
-                                 else "not collected yet (babeld monitoring not installed)"))
+    lines.extend(describe_mesh(doc.get("mesh")))
     alerts = doc.get("alerts") or []
     lines.append(f"alerts    {len(alerts) or 'none'}")
     for alert in alerts:
         lines.append(f"  ! {alert['title']} ({alert['subject']}): {alert['detail']}")
         lines.append(f"    check: {alert['check']}")
     return lines
+
+
+def describe_mesh(mesh: Any) -> list[str]:
+    """The mesh part of a health document (babeld's view) as lines for a terminal."""
+    if not isinstance(mesh, dict):
+        return ["mesh      no data (mesh.routing is off, or babeld is not running or not "
+                "read yet)"]
+    neighbours = [n for n in mesh.get("neighbours") or [] if isinstance(n, dict)]
+    nodes = [a for a in mesh.get("nodes") or [] if isinstance(a, str)]
+    usable = sum(1 for n in neighbours if _usable(n))
+    babeld = f"; babeld {mesh['babeld']}" if isinstance(mesh.get("babeld"), str) else ""
+    lines = [f"mesh      {usable} neighbour(s), {_or(mesh.get('routes'))} route(s), "
+             f"{len(nodes)} other node(s) reachable{babeld}"]
+    for n in neighbours[:SHOWN_NEIGHBOURS]:
+        reach = n.get("reach_ratio")
+        heard = "?" if not isinstance(reach, int | float) else f"{round(reach * 16)}"
+        state = "" if _usable(n) else "  unusable (babeld no longer hears it)"
+        lines.append(f"  {n.get('node') or '?'!s:<15} {n.get('address')} on "
+                     f"{n.get('interface')}  cost {n.get('cost')} (rx {n.get('rxcost')}, "
+                     f"tx {n.get('txcost')})  reach {heard}/16{state}")
+    if len(neighbours) > SHOWN_NEIGHBOURS:
+        lines.append(f"  ... and {len(neighbours) - SHOWN_NEIGHBOURS} more neighbour(s)")
+    if nodes:
+        more = f" ... and {len(nodes) - SHOWN_NODES} more" if len(nodes) > SHOWN_NODES else ""
+        lines.append("  nodes: " + ", ".join(nodes[:SHOWN_NODES]) + more)
+    return lines
+
+
+def _usable(neighbour: dict[str, Any]) -> bool:
+    cost = neighbour.get("cost")
+    return isinstance(cost, int | float) and not isinstance(cost, bool) and cost < 0xFFFF
 
 
 def _throttle_text(flags: dict[str, bool] | None) -> str:
@@ -126,14 +164,17 @@ def _throttle_text(flags: dict[str, bool] | None) -> str:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the health document as JSON.")
 @click.option("--mesh", is_flag=True,
-              help="Ask every known node (agent.peers and --node) and print a table.")
+              help="Ask every reachable node (agent.peers and the nodes babeld knows) and "
+                   "print a table.")
 @click.option("--node", "nodes", multiple=True, metavar="HOST[:PORT]",
-              help="Another node's agent to ask with --mesh (repeatable).")
+              help="With --mesh: ask only this node's agent besides this one (repeatable).")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, mesh: bool, nodes: tuple[str, ...]) -> None:
     """Print this node's health: from the running agent, or sampled now if it is not running.
 
-    With --mesh, gather every known node's health document and print one line each.
+    With --mesh, gather every reachable node's health document and print one line
+    each: the nodes in agent.peers and every node the local agent's babeld routes to
+    (or, with --node, only those), several at a time, each within a few seconds.
     """
     cfg = load_node_config(ctx, required=False)
     if mesh:
@@ -147,11 +188,11 @@ def status(ctx: click.Context, as_json: bool, mesh: bool, nodes: tuple[str, ...]
         click.echo(line)
 
 
-def _targets(cfg: NodeConfig, extra: tuple[str, ...]) -> list[str]:
+def _targets(cfg: NodeConfig, extra: tuple[str, ...], peers: bool = True) -> list[str]:
     from node.health.document import normalise_target
 
     found: list[str] = []
-    for text in [*cfg.agent.peers, *extra]:
+    for text in [*(cfg.agent.peers if peers else ()), *extra]:
         try:
             target = normalise_target(text)
         except ValueError as exc:
@@ -161,34 +202,87 @@ def _targets(cfg: NodeConfig, extra: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _mesh_table(cfg: NodeConfig, extra: tuple[str, ...], as_json: bool) -> None:
+def _row(target: str, doc: dict[str, Any] | None, error: str = "") -> dict[str, Any]:
+    """One line of the ``status --mesh`` table (also its JSON form)."""
+    if doc is None:
+        return {"target": target, "state": "down", "error": error}
+    mesh = doc.get("mesh")
+    neighbours = (sum(1 for n in mesh.get("neighbours") or [] if _usable(n))
+                  if isinstance(mesh, dict) else None)
+    return {"target": target, "state": "up", "name": doc["node"]["name"],
+            "version": doc["node"].get("version"), "time": doc.get("time"),
+            "temperature": doc["soc"].get("temperature_celsius"),
+            "disk": doc["disk"].get("used_ratio"),
+            "clients": doc["clients"].get("dhcp_leases"),
+            "neighbours": neighbours,
+            "routes": mesh.get("routes") if isinstance(mesh, dict) else None,
+            "alerts": len(doc.get("alerts") or [])}
+
+
+def _fetch(target: str) -> tuple[dict[str, Any] | None, str]:
     from node.health.document import DocumentError, fetch_document
 
-    rows: list[dict[str, Any]] = []
-    for target in [_own_target(cfg), *_targets(cfg, extra)]:
-        try:
-            doc = fetch_document(target)
-        except DocumentError as exc:
-            rows.append({"target": target, "state": "down", "error": str(exc)})
-            continue
-        rows.append({"target": target, "state": "up", "name": doc["node"]["name"],
-                     "version": doc["node"].get("version"),
-                     "temperature": doc["soc"].get("temperature_celsius"),
-                     "disk": doc["disk"].get("used_ratio"),
-                     "clients": doc["clients"].get("dhcp_leases"),
-                     "alerts": len(doc.get("alerts") or [])})
+    try:
+        return fetch_document(target, timeout=MESH_TIMEOUT), ""
+    except DocumentError as exc:
+        return None, str(exc)
+
+
+def _ask(target: str) -> dict[str, Any]:
+    return _row(target, *_fetch(target))
+
+
+def gather(targets: list[str], workers: int = MESH_WORKERS) -> list[dict[str, Any]]:
+    """Ask every target's agent, ``workers`` at a time; rows in the order of ``targets``."""
+    if not targets:
+        return []
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets))),
+                            thread_name_prefix="meshhub-status") as pool:
+        return list(pool.map(_ask, targets))
+
+
+def mesh_rows(cfg: NodeConfig, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """This node's row, then one per other node: ``extra`` if given, else agent.peers and
+    every node the local agent's mesh part names (babeld's routes, zeroconf's peers)."""
+    from node.health.document import mesh_targets
+
+    own = _own_target(cfg)
+    own_doc, error = _fetch(own)
+    targets = _targets(cfg, extra, peers=not extra)
+    if not extra:
+        targets += mesh_targets(own_doc, cfg.agent.port)
+    mesh = (own_doc or {}).get("mesh")
+    announced = mesh.get("announced") if isinstance(mesh, dict) else None
+    ourselves = {own, *(f"{p.partition('/')[0]}:{cfg.agent.port}" for p in announced or []
+                        if isinstance(p, str))}
+    rows = [_row(own, own_doc, error)]
+    seen = {(own_doc["node"]["name"], own_doc.get("time"))} if own_doc else set()
+    for row in gather([t for t in dict.fromkeys(targets) if t not in ourselves]):
+        if row["state"] == "up":
+            if (row["name"], row["time"]) in seen:
+                continue  # the same node under another address: same name, same sample
+            seen.add((row["name"], row["time"]))
+        rows.append(row)
+    return rows
+
+
+def _mesh_table(cfg: NodeConfig, extra: tuple[str, ...], as_json: bool) -> None:
+    rows = mesh_rows(cfg, extra)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{'node':<20} {'address':<22} {'state':<5} {'temp':>6} {'disk':>5} "
-               f"{'clients':>7} {'alerts':>6} version")
+               f"{'clients':>7} {'neigh':>5} {'routes':>6} {'alerts':>6} version")
     for row in rows:
         if row["state"] != "up":
             click.echo(f"{'?':<20} {row['target']:<22} down   {row['error']}")
             continue
         click.echo(f"{row['name'][:20]:<20} {row['target']:<22} up    "
                    f"{_or(row['temperature'], '{:.0f}°C'):>6} {_or(row['disk'], '{:.0%}'):>5} "
-                   f"{_or(row['clients']):>7} {row['alerts']:>6} {row['version']}")
+                   f"{_or(row['clients']):>7} {_or(row['neighbours'], missing='-'):>5} "
+                   f"{_or(row['routes'], missing='-'):>6} {row['alerts']:>6} {row['version']}")
 
 
 @click.command("prometheus-config")

@@ -52,3 +52,40 @@ def net_plan(ctx: click.Context, out_dir: str | None) -> None:
     if out_dir:
         written = plan.write_to(out_dir)
         click.echo(f"\nWrote {len(written)} files to {out_dir}")
+
+
+@net.command("apply")
+@click.option("--root", "root", type=click.Path(file_okay=False), default=None,
+              help="Write the files under this folder (e.g. an image) and run nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.pass_context
+def net_apply(ctx: click.Context, root: str | None, dry_run: bool) -> None:
+    """Write the network files atomically and apply them (needs root).
+
+    Files equal to what is on disk are left alone; when nothing changed, nothing runs.
+    New files are checked with nft -c and dnsmasq --test first; a failed command puts
+    the previous files (kept as NAME.previous) back.
+    """
+    from pathlib import Path
+
+    from node.gate import effective_mode
+    from node.gate.manager import run_command
+    from node.gate.mode import with_mode
+    from node.net import build_plan
+    from node.net.apply import apply_plan
+    from node.net.plan import NET_DIR
+
+    cfg = load_node_config(ctx, required=False)
+    cfg = with_mode(cfg, effective_mode(cfg))  # the organisers' switch, if any
+    net_dir = Path(root) / NET_DIR.relative_to("/") if root else NET_DIR
+    plan = build_plan(cfg, net_dir=net_dir)
+    report = apply_plan(plan, run_command, dry_run=dry_run, run_commands=root is None)
+    verb = "would change" if dry_run else "changed"
+    for path in report.changed:
+        click.echo(f"  {verb}    {path}")
+    for path in report.unchanged:
+        click.echo(f"  unchanged  {path}")
+    for command in report.commands:
+        click.echo(f"  {'would run' if dry_run else 'ran'}  {command}")
+    if not report.changed:
+        click.echo("Nothing changed.")

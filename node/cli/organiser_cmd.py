@@ -27,7 +27,8 @@ def organiser() -> None:
 @organiser.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), default="organiser", show_default=True,
-              help="organiser: posts and the library; moderator: also residents' "
+              help="technician: only sees the mesh's health (the technicians' pages); "
+                   "organiser: posts and the library; moderator: also residents' "
                    "submissions; admin: also accounts.")
 @click.option("--display-name", default="", help="Name shown in the audit (default: NAME).")
 @click.option("--password-stdin", is_flag=True,

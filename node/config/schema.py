@@ -89,6 +89,29 @@ def _country(value: Any) -> str | None:
     return None
 
 
+def parse_coordinates(value: str) -> tuple[float, float] | None:
+    """``'51.5072, -0.1276'`` -> ``(51.5072, -0.1276)``; ``''`` -> ``None``; ValueError if bad."""
+    text = str(value).strip()
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2:
+        raise ValueError("expected two numbers separated by a comma")
+    latitude, longitude = float(parts[0]), float(parts[1])
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ValueError("latitude must be within -90..90 and longitude within -180..180")
+    return latitude, longitude
+
+
+def _coordinates(value: Any) -> str | None:
+    try:
+        parse_coordinates(value)
+    except ValueError:
+        return ("must be 'latitude, longitude' in decimal degrees, such as "
+                "'51.5072, -0.1276', or empty")
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     # --- [node] -------------------------------------------------------------
     Setting("node", "name", str, "meshhub-node",
@@ -100,6 +123,11 @@ SETTINGS: tuple[Setting, ...] = (
             "The community's name, shown in page titles and the 'about' page."),
     Setting("node", "location", str, "",
             "Where the node stands, for people (e.g. 'Library roof, Elm Street')."),
+    Setting("node", "coordinates", str, "",
+            "Where the node stands on a map, as 'latitude, longitude' in decimal degrees "
+            "(e.g. '51.5072, -0.1276', as copied from a map); places the node on the "
+            "technicians' mesh map. Empty: the map lays the node out by itself.",
+            check=_coordinates),
     # --- [portal] -----------------------------------------------------------
     Setting("portal", "listen", str, "127.0.0.1",
             "Address the portal's WSGI server listens on (nginx proxies to it).",
@@ -126,6 +154,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("portal", "cache_seconds", int, 5,
             "How long anonymous pages may be cached by the front (nginx micro-cache).",
             minimum=0, maximum=3600),
+    # --- [library] (library files and ZIM archives; node/library) -----------
+    Setting("library", "zim_open_max", int, 4,
+            "ZIM archives kept open at once for browsing and search; memory grows with "
+            "this number, not with the archives' size (a few MiB each).",
+            minimum=1, maximum=64),
+    Setting("library", "zim_cluster_cache_mb", int, 8,
+            "Memory for decompressed ZIM clusters, shared by all open archives, in MiB; "
+            "larger is faster for popular articles, smaller suits a 512 MB node.",
+            minimum=1, maximum=1024),
     # --- [privacy] ----------------------------------------------------------
     Setting("privacy", "submission_retention_days", int, 30,
             "Days a resident's submission (approved, rejected or pending) keeps its text "
@@ -176,7 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Ethernet interfaces that also link to other nodes (babeld treats them as wired).",
             item_type=str),
     Setting("mesh", "hello_interval", float, 4.0,
-            "Seconds between babeld hellos on the mesh radio (wired links use babeld's default).",
+            "Seconds between babeld hellos on the mesh radio (wired links: "
+            "mesh.wired_hello_interval).",
             minimum=0.5, maximum=60),
     Setting("mesh", "update_interval", float, 16.0,
             "Seconds between babeld's full routing updates on the mesh radio.",
@@ -184,6 +222,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mesh", "rxcost", int, 256,
             "babeld link cost of the mesh radio (higher makes routes over it less preferred).",
             minimum=1, maximum=65534),
+    Setting("mesh", "wired_hello_interval", float, 4.0,
+            "Seconds between babeld hellos on mesh.wired_interfaces (babeld's own default).",
+            minimum=0.5, maximum=60),
+    Setting("mesh", "wired_rxcost", int, 96,
+            "babeld link cost of a wired link to another node (babeld's own default).",
+            minimum=1, maximum=65534),
+    Setting("mesh", "routing", bool, False,
+            "Let the agent run and supervise babeld on the mesh links (true on every node of "
+            "a mesh; false on a laptop or a demo)."),
+    Setting("mesh", "discovery", bool, False,
+            "Let the agent announce this node (zeroconf: _meshhub._tcp, _http._tcp) and find "
+            "other nodes on the mesh and client links (true on every node of a mesh)."),
     Setting("mesh", "address", str, "",
             "This node's mesh address (a /32 inside mesh.mesh_range, given by the community "
             "registry); empty derives one from node.name.",
@@ -213,16 +263,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clients", "hub_name", str, "hub",
             "Host name residents type to reach the hub (with clients.domain: 'hub.mesh').",
             check=_hostname_label),
+    Setting("clients", "dhcp", bool, False,
+            "Let the agent run dnsmasq (DHCP and DNS for residents) on wifi.ap_interface with "
+            "the rendered configuration, and hostapd when that interface is a radio (true on "
+            "every node with an access point; false on a laptop or a demo)."),
     # --- [gate] (the captive gate; node/net renders nftables) --------------
     Setting("gate", "allow_minutes", int, 1440,
             "Minutes a resident's device stays let through after accepting the house rules.",
             minimum=1, maximum=43200),
     Setting("gate", "management_ports", list, [22],
-            "TCP ports of this node that residents' devices may never reach (ssh, agent API).",
+            "TCP ports of this node and the mesh that residents' devices may never reach "
+            "(ssh; agent.port is always added).",
             item_type=int),
     Setting("gate", "portal_port", int, 80,
             "TCP port residents reach the portal on (nginx); port-80 traffic is redirected here.",
             minimum=1, maximum=65535),
+    Setting("gate", "mode", str, "portal",
+            "'portal': residents accept the house rules once; 'open': nobody is asked; "
+            "'forced': everyone must accept again (nobody is remembered across a re-apply). "
+            "Organisers can override it on one node from the admin page.",
+            choices=("portal", "open", "forced")),
+    Setting("gate", "enabled", bool, False,
+            "Run the gate's control socket in the agent (a node with an access point; "
+            "needs root or CAP_NET_ADMIN). The portal asks it to let devices through."),
+    Setting("gate", "socket", str, "/run/meshhub/gate.sock",
+            "Unix socket where the portal asks the gate (see docs/captive.md)."),
+    Setting("gate", "portal_user", str, "meshhub",
+            "The user the portal runs as: the only one besides root who may use the socket."),
+    Setting("gate", "socket_group", str, "",
+            "Group owning the socket (mode 0660); empty means portal_user's primary group."),
     # --- [health] (node/health: samples, history, alerts) -------------------
     Setting("health", "interval_seconds", int, 30,
             "Seconds between two health samples.", minimum=5, maximum=3600),
@@ -240,8 +309,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Alert when a power monitor's bus voltage is below this; 0 turns it off "
             "(e.g. 11.8 for a 12 V lead-acid battery).", minimum=0, maximum=60),
     Setting("health", "link_degraded_cost", int, 1024,
-            "Alert when babeld's cost of a link to a neighbour is at least this "
-            "(evaluated once mesh monitoring is installed).", minimum=1, maximum=65535),
+            "Alert when babeld's cost of a link to a neighbour is at least this.",
+            minimum=1, maximum=65535),
+    Setting("health", "node_lost_seconds", int, 60,
+            "Alert when a neighbour heard before has had no usable link for this long.",
+            minimum=5, maximum=86400),
     Setting("health", "leases_file", str, "",
             "dnsmasq's leases file, counted for the number of residents' devices; empty "
             "means the one the node's dnsmasq writes (node.data_dir/dnsmasq.leases)."),
@@ -254,6 +326,9 @@ SETTINGS: tuple[Setting, ...] = (
             check=_ipv4_address),
     Setting("agent", "port", int, 9180, "TCP port of the agent's HTTP API.",
             minimum=1, maximum=65535),
+    Setting("agent", "run_dir", str, "/run/meshhub",
+            "Directory for the agent's runtime files: babeld's configuration, monitoring "
+            "socket, pid file and the capped logs of the daemons it supervises."),
     Setting("agent", "peers", list, [],
             "Other nodes' agents ('host' or 'host:port') for 'meshhub status --mesh' and "
             "'meshhub prometheus-config', until mesh discovery lists them.", item_type=str),
@@ -289,12 +364,66 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hardware", "button_hold_seconds", float, 5.0,
             "Seconds the setup button must be held to put the node into setup mode.",
             minimum=2, maximum=30),
+    # --- [sync] (replication between nodes; node/sync, docs/replication.md) --
+    Setting("sync", "interval_seconds", int, 60,
+            "Seconds between periodic sync rounds with every neighbour (repairs anything a "
+            "push missed); posts travel at once by push, not by this timer.",
+            minimum=1, maximum=86400),
+    Setting("sync", "jitter_ratio", float, 0.2,
+            "Random spread of the periodic round, as a fraction of interval_seconds, so that "
+            "neighbours do not all sync at the same moment.", minimum=0, maximum=0.9),
+    Setting("sync", "peers", list, [],
+            "Base URLs of other nodes' agents to sync with always (e.g. "
+            "'http://10.42.1.1:9180'), besides the neighbours the mesh discovers.",
+            item_type=str),
+    Setting("sync", "max_page_entries", int, 500,
+            "Most entries asked for (and served) per sync request.", minimum=1, maximum=5000),
+    Setting("sync", "max_request_bytes", int, 262144,
+            "Largest sync request body this node accepts, in bytes (a vector of many nodes "
+            "needs about 80 bytes per node).", minimum=4096, maximum=16777216),
+    Setting("sync", "push", bool, True,
+            "Tell neighbours at once when this node has new entries, so that posts cross the "
+            "mesh in seconds; false leaves only the periodic rounds."),
+    Setting("sync", "backoff_max_seconds", int, 300,
+            "Longest wait before trying again a neighbour that failed or sent bad data "
+            "(the wait doubles per failure, starting at 2 seconds).", minimum=1, maximum=86400),
+    # --- [update] (signed releases and the autoupdater; node/update, docs/updates.md) --
+    Setting("update", "enabled", bool, False,
+            "Let the agent install signed releases on its own (staged, rolled back if the node "
+            "comes up unhealthy); false pauses updates on this node."),
+    Setting("update", "check_time", str, "04:00",
+            "Local time of day (HH:MM) when the agent looks for a new release.",
+            check=lambda v: None if re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(v))
+            else "must be a time of day such as '04:00'"),
+    Setting("update", "jitter_minutes", int, 60,
+            "Random delay after check_time, so that the nodes of a mesh do not all look at "
+            "once.", minimum=0, maximum=720),
+    Setting("update", "mirrors", list, [],
+            "Base URLs of agents or web servers serving releases at /update/v1/ (e.g. "
+            "'http://10.42.1.1:9180'), besides the neighbours the mesh discovers.",
+            item_type=str),
+    Setting("update", "health_window_seconds", int, 300,
+            "How long a new version has to pass its health check (agent up, portal answers, "
+            "babeld neighbours back) before the node switches back.", minimum=30, maximum=3600),
+    Setting("update", "root", str, "/opt/meshhub",
+            "Folder holding the versioned virtual environments (venvs/), the 'current' link, "
+            "the releases this node mirrors and the update state."),
+    Setting("update", "install_command", list, [],
+            "Command installing a release instead of 'python3 -m venv' + 'pip install "
+            "--no-index'; {venv}, {wheels} and {version} are filled in. Empty: pip.",
+            item_type=str),
+    Setting("update", "restart_command", list, [],
+            "Command restarting the portal after a switch, instead of systemctl (which also "
+            "restarts the agent); it must not stop the agent. Empty: systemctl.",
+            item_type=str),
 )
 
 #: Checks applied to each element of list settings, by key.
 ITEM_CHECKS: dict[str, Check] = {
     "trust.node_keys": _ed25519_hex,
     "portal.languages": _language_tag,
+    "sync.peers": lambda v: None if re.fullmatch(r"http://[^\s/?#@]+/?", str(v))
+    else "must be an agent's base URL such as 'http://10.42.1.1:9180'",
 }
 
 #: Helpers other modules may reuse when they declare their own keys.

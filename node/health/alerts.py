@@ -5,11 +5,13 @@ explanation for the technician who reads it on a roof.  :class:`AlertTracker`
 turns a stream of samples into alerts that start when a condition becomes
 true and end when it clears.
 
-``node_lost`` and ``link_degraded`` need the mesh's neighbour table: they are
-declared and documented, but evaluated only when a sample carries mesh data
-(``sample["mesh"]`` is not ``None``), which happens once the mesh watcher
-(babeld monitoring) exists.  Until then they never fire, and ``/metrics``
-exports no series for them.
+``node_lost`` and ``link_degraded`` read the mesh part of the sample (babeld's
+neighbour table, as :meth:`node.mesh.MeshService.health` gives it).  They are
+evaluated only when a sample carries it: with ``mesh.routing`` off, or while
+babeld is down or not read yet, ``sample["mesh"]`` is ``None`` and the mesh
+alerts already active are kept as they are (neither confirmed nor cleared),
+and none start.  ``node_lost`` needs history, so :class:`NeighbourWatch`
+remembers every neighbour heard since the agent started.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Thresholds:
     uplink_required: bool = False
     link_degraded_cost: float = 1024.0
     sd_wear_ratio: float = 0.9
+    #: A neighbour not heard for this long (from this node's point of view) is lost.
+    node_lost_seconds: float = 60.0
 
 
 @dataclass
@@ -95,9 +99,11 @@ class Alert:
         return {**asdict(self), "title": info.title, "check": info.check}
 
 
-def conditions(sample: Json, limits: Thresholds,
-               previous_neighbours: set[str] | None = None) -> Iterator[tuple[str, str, str]]:
-    """Every alert condition true in ``sample``, as (kind, subject, detail)."""
+def conditions(sample: Json, limits: Thresholds) -> Iterator[tuple[str, str, str]]:
+    """Every condition true in ``sample`` alone, as (kind, subject, detail).
+
+    The mesh alerts need the samples before this one too: see :class:`NeighbourWatch`.
+    """
     disk = sample.get("disk") or {}
     ratio = disk.get("used_ratio")
     if ratio is not None and ratio * 100 >= limits.disk_full_percent:
@@ -136,44 +142,124 @@ def conditions(sample: Json, limits: Thresholds,
     for name, state in (sample.get("services") or {}).items():
         if state == "down":
             yield "service_down", name, f"{name} is not running"
-    mesh = sample.get("mesh")
-    if mesh is not None:
-        yield from _mesh_conditions(mesh, limits, previous_neighbours or set())
 
 
-def _mesh_conditions(mesh: Json, limits: Thresholds,
-                     previous: set[str]) -> Iterator[tuple[str, str, str]]:
-    """Mesh alerts from ``mesh["neighbours"]``: ``[{"address", "cost"}, ...]``."""
-    current = {n.get("address", ""): n for n in mesh.get("neighbours") or []}
-    for address in sorted(previous - set(current)):
-        yield "node_lost", address, f"neighbour {address} is no longer heard"
-    for address, neighbour in current.items():
-        cost = neighbour.get("cost")
-        if cost is not None and cost >= limits.link_degraded_cost:
-            yield ("link_degraded", address,
-                   f"link cost {cost:g}, alert at {limits.link_degraded_cost:g}")
+#: babeld's cost of a link it cannot use (its "infinity", node.mesh.babel_parse.INFINITY).
+LINK_DEAD_COST = 0xFFFF
+#: Neighbours remembered for node_lost; beyond this the longest-unheard is forgotten.
+MAX_KNOWN_NEIGHBOURS = 256
+
+
+def _cost(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+class NeighbourWatch:
+    """Which neighbours this node has heard, and for how long a known one has been silent.
+
+    A neighbour is named by the mesh address it announces (``node`` in the mesh
+    part) once that is known, else by its link-local ``address``; the name is
+    remembered, because babeld stops routing to a dying neighbour's address
+    before it drops the neighbour.  A neighbour counts as heard while babeld
+    lists it with a usable cost (below 65535).
+    """
+
+    def __init__(self, limits: Thresholds) -> None:
+        self.limits = limits
+        self._names: dict[str, str] = {}  #: link-local address -> mesh address
+        #: name -> when last heard; None after a gap in mesh data (the count restarts).
+        self._heard: dict[str, float | None] = {}
+        self._where: dict[str, str] = {}  #: name -> "fe80::... on m-2", as last heard
+        self._lost: set[str] = set()
+
+    def _name(self, neighbour: Json) -> str:
+        address = str(neighbour.get("address") or "")
+        node = neighbour.get("node")
+        if isinstance(node, str) and node and self._names.get(address) != node:
+            self._names[address] = node
+            self._heard.pop(address, None)  # known so far by its link-local address only
+            self._where.pop(address, None)
+            self._lost.discard(address)
+        return self._names.get(address, address)
+
+    def observe(self, mesh: Json, now: float) -> Iterator[tuple[str, str, str]]:
+        """The mesh conditions of one sample's mesh part, as (kind, subject, detail)."""
+        limits = self.limits
+        heard: set[str] = set()
+        for neighbour in mesh.get("neighbours") or []:
+            if not isinstance(neighbour, dict):
+                continue
+            name = self._name(neighbour)
+            cost = _cost(neighbour.get("cost"))
+            if not name or cost is None or cost >= LINK_DEAD_COST:
+                continue  # listed, but babeld no longer hears it: counted as not heard
+            interface = str(neighbour.get("interface") or "")
+            heard.add(name)
+            self._heard[name] = now
+            self._where[name] = (f"{neighbour.get('address')} on {interface}" if interface
+                                 else str(neighbour.get("address")))
+            if cost >= limits.link_degraded_cost:
+                reach = _cost(neighbour.get("reach_ratio"))
+                heard_text = "" if reach is None else f", {round(reach * 16)}/16 hellos heard"
+                yield ("link_degraded", f"{name} on {interface}" if interface else name,
+                       f"link cost {cost:g} (rxcost {neighbour.get('rxcost')}, txcost "
+                       f"{neighbour.get('txcost')}{heard_text}), alert at "
+                       f"{limits.link_degraded_cost:g}")
+        self._lost -= heard
+        for name, last in list(self._heard.items()):
+            if name in heard:
+                continue
+            if last is None:  # mesh data came back after a gap: give it the full time
+                self._heard[name] = last = now
+            if now - last >= limits.node_lost_seconds:
+                self._lost.add(name)
+                yield ("node_lost", name,
+                       f"neighbour {name} ({self._where.get(name, 'link unknown')}) not heard "
+                       f"for {now - last:.0f} s, alert after {limits.node_lost_seconds:g} s")
+        self._forget_oldest()
+
+    def pause(self) -> None:
+        """No mesh data in this sample: silence cannot be timed until it comes back."""
+        for name in self._heard:
+            if name not in self._lost:
+                self._heard[name] = None
+
+    def _forget_oldest(self) -> None:
+        while len(self._heard) > MAX_KNOWN_NEIGHBOURS:
+            oldest = min(self._heard, key=lambda n: self._heard[n] or 0.0)
+            del self._heard[oldest]
+            self._where.pop(oldest, None)
+            self._lost.discard(oldest)
 
 
 class AlertTracker:
     """Keeps the active alerts and reports which started and which ended.
 
     A lost neighbour stays "lost" (the alert stays active) until it is heard
-    again, so the tracker remembers every neighbour it has heard.
+    again or the agent restarts (which is how a node removed on purpose is
+    forgotten).
     """
 
     def __init__(self, limits: Thresholds) -> None:
         self.limits = limits
         self.active: dict[tuple[str, str], Alert] = {}
-        self._neighbours: set[str] = set()
+        self.neighbours = NeighbourWatch(limits)
 
     def update(self, sample: Json) -> tuple[list[Alert], list[Alert]]:
         """Evaluate ``sample``; return (alerts that started, alerts that ended)."""
         now = float(sample["time"])
         found = {(kind, subject): detail
-                 for kind, subject, detail in conditions(sample, self.limits, self._neighbours)}
+                 for kind, subject, detail in conditions(sample, self.limits)}
         mesh = sample.get("mesh")
-        if mesh is not None:
-            self._neighbours |= {n.get("address", "") for n in mesh.get("neighbours") or []}
+        if isinstance(mesh, dict):
+            found.update({(kind, subject): detail
+                          for kind, subject, detail in self.neighbours.observe(mesh, now)})
+        else:  # babeld not read: the mesh alerts can be neither confirmed nor cleared
+            self.neighbours.pause()
+            found.update({key: alert.detail for key, alert in self.active.items()
+                          if KINDS[key[0]].needs_mesh})
         started: list[Alert] = []
         for key, detail in found.items():
             if key in self.active:
@@ -191,5 +277,5 @@ class AlertTracker:
 
     def evaluated_kinds(self, sample: Json | None) -> list[str]:
         """Kinds that the latest sample could evaluate (mesh kinds only with mesh data)."""
-        has_mesh = sample is not None and sample.get("mesh") is not None
+        has_mesh = sample is not None and isinstance(sample.get("mesh"), dict)
         return [k for k, info in KINDS.items() if has_mesh or not info.needs_mesh]

@@ -4,6 +4,8 @@
 ``GET /api/health``           the latest health document (JSON, ``docs/health.md``)
 ``GET /api/health/history``   past samples: ``?since=UNIX&limit=N`` (N <= 1000)
 ``GET /api/health/alerts``    alert records, newest first: ``?limit=N``
+``GET /api/health/series``    averages per ``step`` seconds for graphs: ``?since=UNIX&step=S``
+                              (at most :data:`MAX_SERIES_POINTS` points)
 
 Responses are capped at :data:`MAX_RESPONSE_BYTES`: a history that would be
 larger is thinned out (every other sample) until it fits, and says so.
@@ -13,6 +15,7 @@ No framework: the agent stays small on a 512 MB board.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +27,7 @@ from node.health.monitor import HealthMonitor
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_HISTORY_SAMPLES = 1000
+MAX_SERIES_POINTS = 2000
 
 StartResponse = Callable[..., Any]
 
@@ -81,6 +85,8 @@ def create_app(monitor: HealthMonitor) -> Callable[[dict[str, Any], StartRespons
                 since = _number_arg(query, "since", 0.0, 0.0, 1e11)
                 limit = int(_number_arg(query, "limit", 360, 1, MAX_HISTORY_SAMPLES))
                 return _history(start_response, monitor.ring.history(since, limit))
+            if path == "/api/health/series":
+                return _series(start_response, monitor, query)
             if path == "/api/health/alerts":
                 limit = int(_number_arg(query, "limit", 100, 1, 1000))
                 return _json(start_response, {"alerts": monitor.ring.alerts(limit)})
@@ -88,11 +94,29 @@ def create_app(monitor: HealthMonitor) -> Callable[[dict[str, Any], StartRespons
             return _error(start_response, "400 Bad Request", str(exc))
         if path == "/":
             text = ("meshhub agent\n/metrics  Prometheus metrics\n/api/health  health JSON\n"
-                    "/api/health/history?since=UNIX&limit=N\n/api/health/alerts\n")
+                    "/api/health/history?since=UNIX&limit=N\n/api/health/alerts\n"
+                    "/api/health/series?since=UNIX&step=SECONDS\n")
             return _respond(start_response, "200 OK", text.encode(), "text/plain; charset=utf-8")
         return _error(start_response, "404 Not Found", f"no such path: {path[:100]}")
 
     return app
+
+
+def _series(start_response: StartResponse, monitor: HealthMonitor,
+            query: dict[str, list[str]]) -> list[bytes]:
+    """Averages per ``step`` seconds (``HealthRing.series``) since ``since``: for graphs."""
+    from node.health.ring import SERIES
+
+    latest = monitor.latest()
+    now = max(time.time(), float(latest["time"]) if latest else 0.0)
+    since = _number_arg(query, "since", now - 86400, 0.0, 1e11)
+    step = _number_arg(query, "step", 300, 10, 86400)
+    if (now - since) / step > MAX_SERIES_POINTS:
+        raise ValueError(f"too many points: (now - since) / step must be at most "
+                         f"{MAX_SERIES_POINTS}; use a larger step")
+    return _json(start_response, {"since": since, "step": step,
+                                  "columns": ["time", "samples", *SERIES],
+                                  "points": monitor.ring.series(since, step)})
 
 
 def _history(start_response: StartResponse, samples: list[dict[str, Any]]) -> list[bytes]:

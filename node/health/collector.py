@@ -29,9 +29,9 @@ log = logging.getLogger("meshhub.health")
 
 #: Version of the health document's layout; bump it when a field changes meaning.
 SCHEMA_VERSION = 1
-#: Said in every document until the mesh watcher (babeld monitoring) exists.
-MESH_ABSENT_NOTE = ("mesh neighbours, link quality and routes are not collected yet "
-                    "(babeld monitoring is not installed); absent, not zero")
+#: Said in the document when there is no mesh data (absent, not zero).
+MESH_ABSENT_NOTE = ("no mesh data: mesh.routing is off, or babeld is not running or not read "
+                    "yet; absent, not zero")
 #: Caps that keep one sample (and so one response) small whatever the machine reports.
 MAX_INTERFACES = 128
 MAX_SENSORS = 64
@@ -140,6 +140,10 @@ class Sources:
     board_model: Callable[[], str | None] = _none
     sensors: Callable[[], list[SensorReading]] = _no_sensors
     service_states: Callable[[], dict[str, str]] = field(default=dict)
+    #: The ``mesh`` part (node.mesh: neighbours, link costs, routes) or None when absent.
+    mesh: Callable[[], Json | None] = _none
+    #: The ``update`` part (node.update: running version, update state) or None when off.
+    update: Callable[[], Json | None] = _none
     runner: probes.Runner = probes.run_command
     sys_root: Path = Path("/sys")
     clock: Callable[[], float] = time.time
@@ -173,6 +177,8 @@ class CollectorSettings:
     leases_file: str = "/var/lib/misc/dnsmasq.leases"
     uplink_interface: str = ""
     services: Sequence[str] = ()
+    location: str = ""  #: node.location, for people
+    coordinates: tuple[float, float] | None = None  #: node.coordinates, for the mesh map
 
 
 class Collector:
@@ -200,7 +206,9 @@ class Collector:
             "schema_version": SCHEMA_VERSION,
             "time": round(now, 3),
             "node": {"name": self.settings.node_name, "version": self._version,
-                     "model": self._model},
+                     "model": self._model, "location": self.settings.location,
+                     "coordinates": (list(self.settings.coordinates)
+                                     if self.settings.coordinates else None)},
             "uptime_seconds": self._uptime(now),
             "cpu": self._cpu(),
             "memory": self._memory(),
@@ -216,8 +224,9 @@ class Collector:
                 "gate_allowed": probes.gate_allowed_count(s.runner, self.problems),
             },
             "services": self._services(),
-            "mesh": None,
-            "mesh_note": MESH_ABSENT_NOTE,
+            "mesh": (mesh := self._safe("mesh", s.mesh)),
+            "mesh_note": MESH_ABSENT_NOTE if mesh is None else "from babeld's monitoring socket",
+            "update": self._safe("update", s.update),
         }
         doc["collect_seconds"] = round(time.perf_counter() - started, 6)
         return doc

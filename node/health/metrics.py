@@ -7,6 +7,10 @@ conventions: a ``meshhub_`` prefix, base units in the name (``_bytes``,
 ``_seconds``, ``_celsius``, ``_volts``, ``_ratio``) and ``_total`` on
 counters.  Something absent from the sample (no gate, no mesh data, an
 unavailable sensor's values) has no series at all: absent, not zero.
+
+The ``meshhub_mesh_*`` families come from the sample's ``mesh`` part (babeld's
+neighbours, routes and known nodes, :meth:`node.mesh.MeshService.health`); with
+``mesh.routing`` off or babeld not read there is no mesh series at all.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ Snapshot = Callable[[], "tuple[Json | None, list[Json], list[str]]"]
 _QUANTITY = re.compile(r"^[a-z][a-z0-9_]{0,60}_(volts|amperes|watts|celsius|ratio|pascals|"
                        r"bytes|seconds|hertz|lux)$")
 _CATEGORY = re.compile(r"^[a-z][a-z0-9]{0,30}$")
+
+#: At most this many neighbours are exported (a node has a handful; babeld lists all it hears).
+MAX_NEIGHBOUR_SERIES = 256
 
 _NET = (("receive_bytes", "Bytes received"), ("transmit_bytes", "Bytes sent"),
         ("receive_packets", "Packets received"), ("transmit_packets", "Packets sent"),
@@ -66,6 +73,7 @@ class HealthMetrics(Collector):
         yield from self._hardware(sample)
         yield from self._network(sample)
         yield from self._clients_services(sample)
+        yield from _mesh(sample.get("mesh"))
         counts = dict.fromkeys(kinds, 0)
         for alert in alerts:
             counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
@@ -179,6 +187,65 @@ class HealthMetrics(Collector):
                 family.add_metric([name], 1.0 if state == "up" else 0.0)
         if family.samples:
             yield family
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _mesh(mesh: Any) -> Iterator[Metric]:
+    """The ``meshhub_mesh_*`` families from the sample's mesh part (nothing when absent)."""
+    if not isinstance(mesh, dict):
+        return
+    listed = [n for n in mesh.get("neighbours") or [] if isinstance(n, dict)]
+    per_link = {
+        "cost": GaugeMetricFamily(
+            "meshhub_mesh_neighbour_cost", "babeld's cost of the link to the neighbour "
+            "(what it adds for this hop; 65535 = unusable)", labels=["neighbour", "interface"]),
+        "rxcost": GaugeMetricFamily(
+            "meshhub_mesh_neighbour_rxcost", "babeld's receive cost of the link (from the "
+            "hellos this node hears)", labels=["neighbour", "interface"]),
+        "txcost": GaugeMetricFamily(
+            "meshhub_mesh_neighbour_txcost", "babeld's transmit cost of the link (as the "
+            "neighbour reports hearing this node)", labels=["neighbour", "interface"]),
+        "reach_ratio": GaugeMetricFamily(
+            "meshhub_mesh_neighbour_reachability_ratio", "Share of the neighbour's last 16 "
+            "hellos heard (babeld's reach bitmap, 0-1)", labels=["neighbour", "interface"]),
+    }
+    info = GaugeMetricFamily("meshhub_mesh_neighbour_info", "1 for each neighbour, with the "
+                             "mesh address it announces", labels=["neighbour", "interface",
+                                                                  "node"])
+    usable = 0
+    seen: set[tuple[str, str]] = set()
+    for neighbour in listed[:MAX_NEIGHBOUR_SERIES]:
+        labels = (str(neighbour.get("address") or ""), str(neighbour.get("interface") or ""))
+        if not labels[0] or labels in seen:
+            continue
+        seen.add(labels)
+        cost = _number(neighbour.get("cost"))
+        if cost is not None and cost < 0xFFFF:
+            usable += 1
+        for key, family in per_link.items():
+            value = _number(neighbour.get(key))
+            if value is not None:
+                family.add_metric(list(labels), value)
+        if isinstance(neighbour.get("node"), str):
+            info.add_metric([*labels, neighbour["node"]], 1.0)
+    yield GaugeMetricFamily("meshhub_mesh_neighbours", "Neighbours babeld hears with a usable "
+                            "link (cost below 65535)", value=usable)
+    yield from (family for family in per_link.values() if family.samples)
+    if info.samples:
+        yield info
+    routes = _number(mesh.get("routes"))
+    if routes is not None:
+        yield GaugeMetricFamily("meshhub_mesh_routes", "Routes babeld installed in the kernel "
+                                "and can use now", value=routes)
+    nodes = mesh.get("nodes")
+    if isinstance(nodes, list):
+        yield GaugeMetricFamily("meshhub_mesh_nodes", "Other nodes reachable over the mesh "
+                                "now (mesh addresses with a route)", value=len(nodes))
 
 
 def make_registry(snapshot: Snapshot) -> CollectorRegistry:

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from node.config import NodeConfig
+from node.config.schema import parse_coordinates
 from node.health.alerts import AlertTracker, Thresholds
 from node.health.collector import Collector, CollectorSettings, Sources
 from node.health.ring import HealthRing, ring_capacity
@@ -38,12 +39,15 @@ class HealthMonitor:
         settings = CollectorSettings(
             node_name=cfg.node.name, data_dir=str(cfg.data_dir),
             leases_file=h.leases_file or str(cfg.data_dir / "dnsmasq.leases"),
-            uplink_interface=uplink, services=tuple(h.services))
+            uplink_interface=uplink, services=tuple(h.services),
+            location=cfg.node.location,
+            coordinates=parse_coordinates(cfg.get("node.coordinates")))
         limits = Thresholds(disk_full_percent=h.disk_full_percent,
                             too_hot_celsius=h.too_hot_celsius,
                             low_voltage_volts=h.low_voltage_volts,
                             uplink_required=bool(uplink),
-                            link_degraded_cost=h.link_degraded_cost)
+                            link_degraded_cost=h.link_degraded_cost,
+                            node_lost_seconds=h.node_lost_seconds)
         ring = HealthRing(cfg.data_dir / "health.sqlite3",
                           ring_capacity(h.history_days, h.interval_seconds),
                           write_interval_seconds=h.write_interval_seconds)

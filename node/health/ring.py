@@ -36,6 +36,43 @@ CREATE TABLE IF NOT EXISTS alerts (
 """
 #: Ended alerts kept for the history page.
 MAX_ALERT_ROWS = 1000
+#: The quantities :meth:`HealthRing.series` averages, as SQLite expressions on a sample.
+SERIES: dict[str, str] = {
+    "cpu_ratio": "json_extract(doc, '$.cpu.usage_ratio')",
+    "memory_ratio": "json_extract(doc, '$.memory.used_bytes') * 1.0 "
+                    "/ nullif(json_extract(doc, '$.memory.total_bytes'), 0)",
+    "temperature_celsius": "json_extract(doc, '$.soc.temperature_celsius')",
+    "voltage_volts": "(SELECT json_extract(value, '$.values.bus_voltage_volts') FROM "
+                     "json_each(doc, '$.sensors') WHERE json_extract(value, '$.category') = "
+                     "'power' AND json_extract(value, '$.available') LIMIT 1)",
+    "disk_ratio": "json_extract(doc, '$.disk.used_ratio')",
+    "clients": "json_extract(doc, '$.clients.dhcp_leases')",
+}
+
+# Built once from the constant SERIES above; no caller-supplied text reaches it.
+_SERIES_SQL = (
+    "SELECT CAST(t / ? AS INTEGER) AS b, count(*), "  # noqa: S608
+    + ", ".join(f"avg({expr})" for expr in SERIES.values())
+    + " FROM samples WHERE t > ? GROUP BY b ORDER BY b")
+
+
+def series_values(sample: Json) -> list[float | None]:
+    """The :data:`SERIES` values of one sample, read in Python (for queued samples)."""
+    def num(value: Any) -> float | None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else None
+
+    memory = sample.get("memory") or {}
+    used, total = num(memory.get("used_bytes")), num(memory.get("total_bytes"))
+    volts = next((num((s.get("values") or {}).get("bus_voltage_volts"))
+                  for s in sample.get("sensors") or []
+                  if s.get("category") == "power" and s.get("available")), None)
+    return [num((sample.get("cpu") or {}).get("usage_ratio")),
+            used / total if used is not None and total else None,
+            num((sample.get("soc") or {}).get("temperature_celsius")),
+            volts,
+            num((sample.get("disk") or {}).get("used_ratio")),
+            num((sample.get("clients") or {}).get("dhcp_leases"))]
 
 
 class HealthRing:
@@ -130,6 +167,35 @@ class HealthRing:
             pending = [s for s in self._pending if s["time"] > since]
         merged = {s["time"]: s for s in stored + pending}
         return [merged[t] for t in sorted(merged)][-limit:] if limit > 0 else []
+
+    def series(self, since: float, step: float) -> list[list[float | None]]:
+        """Averages of :data:`SERIES` per ``step`` seconds since ``since``, oldest first.
+
+        Each row is ``[bucket start, samples in it, *one average per series]``; an
+        average is ``None`` where no sample of the bucket had that value (a gap).
+        SQLite's JSON functions do the reading, so a week of samples is never
+        turned into Python objects (the technicians' graphs ask for this).
+        """
+        if step <= 0:
+            raise ValueError("step must be positive")
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(_SERIES_SQL, (step, since)).fetchall()
+            pending = [s for s in self._pending if s["time"] > since]
+        buckets: dict[int, list[Any]] = {int(r[0]): list(r[1:]) for r in rows}
+        for sample in pending:  # the minute not yet written: merged by weighted average
+            key = int(sample["time"] // step)
+            values = series_values(sample)
+            if key not in buckets:
+                buckets[key] = [1, *values]
+                continue
+            row = buckets[key]
+            count = row[0]
+            for i, value in enumerate(values, start=1):
+                if value is not None:
+                    row[i] = value if row[i] is None else (row[i] * count + value) / (count + 1)
+            row[0] = count + 1
+        return [[key * step, *buckets[key]] for key in sorted(buckets)]
 
     def latest(self) -> Json | None:
         """The newest sample, queued or stored."""

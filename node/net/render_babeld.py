@@ -32,7 +32,8 @@ def render_babeld(cfg: NodeConfig, addresses: AddressPlan,
         f"interface {mesh.interface} type wireless hello-interval {mesh.hello_interval:g} "
         f"update-interval {mesh.update_interval:g} rxcost {mesh.rxcost}",
     ]
-    lines += [f"interface {name} type wired" for name in mesh.wired_interfaces]
+    lines += [f"interface {name} type wired hello-interval {mesh.wired_hello_interval:g} "
+              f"rxcost {mesh.wired_rxcost}" for name in mesh.wired_interfaces]
     lines += [
         "",
         "# Announce this node's mesh address and its residents' subnet, nothing else.",

@@ -49,12 +49,20 @@ def _ports(ports: list[int] | tuple[int, ...]) -> str:
 
 
 def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
-    """The text of the gate's ruleset file (``nft -f FILE``)."""
+    """The text of the gate's ruleset file (``nft -f FILE``).
+
+    ``gate.mode`` (see :mod:`node.gate.mode`): ``open`` leaves out the two rules that
+    hold unaccepted devices back (the port-80 redirect and the drop); ``forced``
+    ends the file with ``flush set``, so nobody accepted earlier is remembered.
+    """
+    mode = cfg.gate.mode
     ap = f'"{cfg.wifi.ap_interface}"'
     uplink = cfg.clients.uplink_interface
     portal = addresses.portal_address
     port = cfg.gate.portal_port
-    mgmt = _ports(cfg.gate.management_ports)
+    # The agent's API (health, sync, update mirror) is for nodes and technicians, never
+    # for residents' devices: it is always a management port.
+    mgmt = _ports(sorted({*cfg.gate.management_ports, cfg.agent.port}))
     hub_ports = _ports((80, port))
     unaccepted = f"ip saddr . ether saddr != @{SET}"
     counters = "\n".join(f"\tcounter {name} {{ comment \"{text}\"; }}" for name, text in COUNTERS)
@@ -62,8 +70,15 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     nat = []
     if port != 80:
         nat.append(f"\t\tiifname {ap} ip daddr {portal} tcp dport 80 redirect to :{port}")
-    nat.append(f'\t\tiifname {ap} tcp dport 80 {unaccepted} counter name "portal_redirected" '
-               f"redirect to :{port}")
+    if mode != "open":
+        nat.append(f'\t\tiifname {ap} tcp dport 80 {unaccepted} counter name '
+                   f'"portal_redirected" redirect to :{port}')
+    hold_back = "" if mode == "open" else (
+        f'\t\t{unaccepted} counter name "unaccepted_dropped" drop\n')
+    mesh_mgmt = (f'\t\tip daddr {addresses.mesh_range} tcp dport {mgmt} counter name '
+                 f'"management_dropped" drop')
+    forced = f"\n# gate.mode = forced: nobody is remembered.\nflush set inet {TABLE} {SET}\n" \
+        if mode == "forced" else ""
 
     forward_out = []
     if uplink:
@@ -121,8 +136,7 @@ table inet {TABLE} {{
 \t\tmeta l4proto {{ tcp, udp }} th dport {{ 53, 853 }} counter name "outside_dns_dropped" drop
 \t\toifname {ap} counter name "client_to_client_dropped" drop
 \t\tip daddr {addresses.subnet_pool} counter name "client_to_client_dropped" drop
-\t\t{unaccepted} counter name "unaccepted_dropped" drop
-\t\tip daddr {addresses.mesh_range} tcp dport {mgmt} counter name "management_dropped" drop
+{hold_back}{mesh_mgmt}
 \t\tip daddr {addresses.mesh_range} tcp dport {hub_ports} accept
 \t\tip daddr {addresses.mesh_range} icmp type echo-request accept
 {chr(10).join(forward_out) + chr(10) if forward_out else ""}\t\tcounter name "forward_dropped" drop
@@ -133,4 +147,4 @@ table inet {TABLE} {{
 \t\tcounter name "inbound_dropped" drop
 \t}}
 {postrouting}}}
-"""
+{forced}"""

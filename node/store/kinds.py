@@ -159,6 +159,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("account.create", _ACCOUNT, False, "optional"),
     Kind("account.update", _patch(_ACCOUNT, ("name",)), False, "optional", patch=True,
          keys=("name",)),
+    # An admin pauses (or resumes) automatic updates for the whole mesh (node/update/pause.py).
+    Kind("update.pause", {"paused": Field(BOOL, True), "reason": Field(STR, False, 500)},
+         False, "required"),
 )}
 
 #: Kinds that create an item (the item's id is the entry's id).

@@ -13,8 +13,11 @@ from typing import Generic, Literal, TypeVar
 
 #: Listing categories, in the order residents see them.
 CATEGORIES: tuple[str, ...] = ("for-sale", "free", "wanted", "services", "jobs", "events")
-#: Organiser roles, least to most powerful; each role may do all that the ones before it may.
-ROLES: tuple[str, ...] = ("organiser", "moderator", "admin")
+#: Account roles, least to most powerful; each role may do all that the ones before it may.
+#: A technician sees the mesh's health (the technicians' pages) and changes nothing;
+#: organisers post and upload, moderators also decide submissions, admins also manage
+#: accounts.  Organisers and above also see the technicians' pages (read-only).
+ROLES: tuple[str, ...] = ("technician", "organiser", "moderator", "admin")
 #: Kinds of library item, decided from the file's content.
 MEDIA_TYPES: tuple[str, ...] = ("pdf", "epub", "audio", "video", "zim", "image", "other")
 

@@ -93,21 +93,29 @@ CREATE INDEX entries_audit ON entries (ts DESC) WHERE actor IS NOT NULL;
 
 _V3 = """
 -- Page queries answered from indexes (docs/store.md, "Indexes"): each order ends
--- with id (the tie-break the queries use, so no sort of equal timestamps is
--- needed) and carries expires_at (so the expiry filter needs no table lookup).
-DROP INDEX listings_order;
-DROP INDEX listings_all_order;
-CREATE INDEX listings_live_order ON listings (pinned DESC, created_at DESC, id, expires_at);
-CREATE INDEX listings_category_live_order
+-- with id (the tie-break the queries use, so equal timestamps need no sort) and
+-- carries expires_at (so the expiry filter needs no table lookup). IF [NOT] EXISTS:
+-- a hand-repaired database may lack an old index or already have a new one.
+DROP INDEX IF EXISTS listings_order;
+DROP INDEX IF EXISTS listings_all_order;
+CREATE INDEX IF NOT EXISTS listings_live_order
+    ON listings (pinned DESC, created_at DESC, id, expires_at);
+CREATE INDEX IF NOT EXISTS listings_category_live_order
     ON listings (category, pinned DESC, created_at DESC, id, expires_at);
 -- Counting live listings (all, or of one category) from a small covering index.
-CREATE INDEX listings_expiry ON listings (category, expires_at);
-DROP INDEX library_order;
-CREATE INDEX library_recent ON library_items (created_at DESC, id);
-CREATE INDEX library_collection_recent ON library_items (collection, created_at DESC, id);
-CREATE INDEX notices_order ON notices (urgent DESC, pinned DESC, created_at DESC, id);
+CREATE INDEX IF NOT EXISTS listings_expiry ON listings (category, expires_at);
+DROP INDEX IF EXISTS library_order;
+CREATE INDEX IF NOT EXISTS library_recent ON library_items (created_at DESC, id);
+CREATE INDEX IF NOT EXISTS library_collection_recent
+    ON library_items (collection, created_at DESC, id);
+CREATE INDEX IF NOT EXISTS notices_order
+    ON notices (urgent DESC, pinned DESC, created_at DESC, id);
 -- The next moment an item expires (the portal's page cache must not outlive it).
-CREATE INDEX search_docs_expiry ON search_docs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS search_docs_expiry
+    ON search_docs (expires_at) WHERE expires_at IS NOT NULL;
+-- Merge the full-text index's segments more eagerly (FTS5 default: 4): a query
+-- reads every segment, so fewer of them make prefix searches several times cheaper.
+INSERT INTO search_index (search_index, rank) VALUES ('automerge', 2);
 """
 
 #: Migration steps; step N (1-based) brings the database from version N-1 to N.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -32,6 +33,8 @@ from node.trust import TrustedSet
 
 #: How many entries ``entries_since`` returns by default (one sync round).
 SYNC_BATCH = 500
+#: SQLite page cache per connection, in KiB (read from the environment for benchmarks).
+CACHE_KIB_PER_CONNECTION = int(os.environ.get("MESHHUB_SQLITE_CACHE_KIB", "512"))
 Appender = Callable[..., dict[str, Any]]
 
 
@@ -43,6 +46,9 @@ class IngestReport:
     duplicates: list[str] = field(default_factory=list)
     rejected: list[tuple[str | None, str]] = field(default_factory=list)  #: (id, reason)
 
+
+#: Target-less kinds whose latest entry is the current state (e.g. the update pause).
+_SINGLETON_KINDS = frozenset({"update.pause"})
 
 class Store(StoreReads):
     """The signed, replicated content of the hub. Open it with :meth:`Store.open`."""
@@ -86,6 +92,9 @@ class Store(StoreReads):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = schema.connect(self.path)
+            # Every thread has a connection: keep each one's page cache small (SQLite's
+            # default is 2 MB each); the OS page cache holds the database file anyway.
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB_PER_CONNECTION}")
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
@@ -117,7 +126,10 @@ class Store(StoreReads):
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may already have rolled back (e.g. SQLITE_FULL); a second
+                # ROLLBACK would raise and hide the real error.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
@@ -161,6 +173,12 @@ class Store(StoreReads):
                                          (subject,)).fetchone()
             if subject_ts is not None:
                 ts = max(ts, subject_ts + 1)
+        elif kind in _SINGLETON_KINDS:
+            # A mesh-wide switch (latest entry wins): likewise later than the last one.
+            (kind_ts,) = conn.execute("SELECT max(ts) FROM entries WHERE kind = ?",
+                                      (kind,)).fetchone()
+            if kind_ts is not None:
+                ts = max(ts, kind_ts + 1)
         return _entries.build(self.identity, seq=last_seq + 1, ts=ts, kind=kind, body=body,
                               actor=actor, target=target)
 

@@ -3,12 +3,15 @@
 Used by :class:`node.hub.Hub` (so the web forms and the CLI give the same
 answers). Each check adds ``field -> message`` to a problems dict; the
 caller raises one :class:`node.errors.ValidationError` with all of them.
+Messages are :class:`node.messages.Message`: English text that the portal
+translates into the reader's language.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from node.messages import N_, msg
 from node.store.kinds import ACCOUNT_NAME, LANGUAGE, TEXT_MAX, TITLE_MAX
 from node.store.models import CATEGORIES, ROLES
 
@@ -29,23 +32,24 @@ Problems = dict[str, str]
 def text(problems: Problems, name: str, value: Any) -> str:
     """Check a text field against its limit; returns it with outer whitespace removed."""
     if not isinstance(value, str):
-        problems[name] = "must be text"
+        problems[name] = msg(N_("must be text"))
         return ""
     value = value.strip()
     limit = LIMITS[name]
     if name in REQUIRED and not value:
-        problems[name] = "required"
+        problems[name] = msg(N_("required"))
     elif len(value) > limit:
-        problems[name] = f"at most {limit} characters (this has {len(value)})"
+        problems[name] = msg(N_("at most %(max)d characters (this has %(count)d)"), max=limit,
+                            count=len(value))
     elif "\x00" in value:
-        problems[name] = "contains a NUL character"
+        problems[name] = msg(N_("contains a NUL character"))
     return value
 
 
 def flag(problems: Problems, name: str, value: Any) -> bool:
     """Check a yes/no field."""
     if not isinstance(value, bool):
-        problems[name] = "must be true or false"
+        problems[name] = msg(N_("must be true or false"))
         return False
     return value
 
@@ -53,7 +57,7 @@ def flag(problems: Problems, name: str, value: Any) -> bool:
 def category(problems: Problems, value: Any) -> str:
     """Check a listing category."""
     if value not in CATEGORIES:
-        problems["category"] = f"choose one of: {', '.join(CATEGORIES)}"
+        problems["category"] = msg(N_("choose one of: %(choices)s"), choices=", ".join(CATEGORIES))
     return str(value)
 
 
@@ -62,10 +66,10 @@ def expiry(problems: Problems, value: Any, now: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        problems["expires_at"] = "must be a time (Unix seconds) or empty"
+        problems["expires_at"] = msg(N_("must be a time (Unix seconds) or empty"))
         return None
     if value <= now:
-        problems["expires_at"] = "must be in the future"
+        problems["expires_at"] = msg(N_("must be in the future"))
     return value
 
 
@@ -73,15 +77,15 @@ def language(problems: Problems, value: Any) -> str:
     """Check a language tag such as 'en' or 'pt-BR' (may be empty)."""
     value = text(problems, "language", value)
     if "language" not in problems and not LANGUAGE.fullmatch(value):
-        problems["language"] = "must be a language tag such as 'en' or 'pt-BR'"
+        problems["language"] = msg(N_("must be a language tag such as 'en' or 'pt-BR'"))
     return value
 
 
 def account_name(problems: Problems, value: Any) -> str:
     """Check an organiser account name."""
     if not isinstance(value, str) or not ACCOUNT_NAME.fullmatch(value):
-        problems["name"] = ("2-32 lower-case letters, digits, '.', '_' or '-', "
-                            "starting with a letter or digit")
+        problems["name"] = msg(N_("2-32 lower-case letters, digits, '.', '_' or '-', "
+                                  "starting with a letter or digit"))
         return ""
     return value
 
@@ -89,14 +93,15 @@ def account_name(problems: Problems, value: Any) -> str:
 def role(problems: Problems, value: Any) -> str:
     """Check an organiser role."""
     if value not in ROLES:
-        problems["role"] = f"choose one of: {', '.join(ROLES)}"
+        problems["role"] = msg(N_("choose one of: %(choices)s"), choices=", ".join(ROLES))
     return str(value)
 
 
 def password(problems: Problems, value: Any, name: str = "password") -> str:
     """Check a new password's length (long passphrases beat complexity rules)."""
     if not isinstance(value, str) or len(value) < PASSWORD_MIN:
-        problems[name] = f"must be at least {PASSWORD_MIN} characters (a few words are fine)"
+        problems[name] = msg(N_("must be at least %(min)d characters (a few words are fine)"),
+                            min=PASSWORD_MIN)
     elif len(value) > PASSWORD_MAX:
-        problems[name] = f"at most {PASSWORD_MAX} characters"
+        problems[name] = msg(N_("at most %(max)d characters"), max=PASSWORD_MAX)
     return value if isinstance(value, str) else ""

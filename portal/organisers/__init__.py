@@ -63,11 +63,20 @@ def _too_large(error: HTTPException) -> ResponseReturnValue:
 def blueprint() -> Blueprint:
     """The ``organisers`` blueprint with every area nested in it (built once)."""
     from portal import auth
-    from portal.organisers import accounts, audit, dashboard, library, moderation, posts
+    from portal.organisers import (
+        accounts,
+        audit,
+        dashboard,
+        library,
+        moderation,
+        network,
+        posts,
+        updates,
+    )
 
     bp = Blueprint("organisers", __name__, url_prefix="/organisers")
     for child in (auth.bp, dashboard.bp, posts.bp, library.bp, moderation.bp, audit.bp,
-                  accounts.bp):
+                  accounts.bp, network.bp, updates.bp):
         bp.register_blueprint(child)
     bp.after_request(_private)
     bp.add_app_template_global(auth.role_at_least, "role_at_least")
@@ -82,5 +91,8 @@ def blueprint() -> Blueprint:
 
 
 def register(app: Flask) -> None:
-    """Add the organisers' pages to ``app``."""
+    """Add the organisers' pages to ``app``, and the technicians' (they share the sign-in)."""
+    from portal import technicians
+
     app.register_blueprint(blueprint())
+    technicians.register(app)

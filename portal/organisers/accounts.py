@@ -9,7 +9,14 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from node.errors import ValidationError
-from portal.auth import account_key, login_required, signin_limits, start_session
+from portal.auth import (
+    account_key,
+    login_required,
+    role_at_least,
+    signin_limits,
+    start_session,
+)
+from portal.i18n import translate_message
 from portal.organisers.forms import AccountForm, ActionForm, PasswordForm, RoleForm, apply_errors
 from portal.organisers.services import actor, found, hub, store
 
@@ -55,7 +62,7 @@ def role(name: str) -> ResponseReturnValue:
         try:
             hub().set_role(actor(), account.name, form.role.data)
         except ValidationError as error:
-            flash(" ".join(error.fields.values()), "error")
+            flash(" ".join(map(translate_message, error.fields.values())), "error")
         else:
             flash(_("%(name)s is now %(role)s.", name=account.name,
                     role=dict(form.role.choices)[form.role.data]), "success")
@@ -74,7 +81,7 @@ def disabled(name: str) -> ResponseReturnValue:
         try:
             hub().set_disabled(actor(), account.name, disable)
         except ValidationError as error:
-            flash(" ".join(error.fields.values()), "error")
+            flash(" ".join(map(translate_message, error.fields.values())), "error")
         else:
             message = (_("%(name)s is disabled and signed out everywhere.", name=account.name)
                        if disable else _("%(name)s can sign in again.", name=account.name))
@@ -83,7 +90,7 @@ def disabled(name: str) -> ResponseReturnValue:
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@login_required()
+@login_required("technician")
 def password() -> ResponseReturnValue:
     """Change one's own password (the current one is asked for again)."""
     form = PasswordForm()
@@ -111,5 +118,7 @@ def password() -> ResponseReturnValue:
                 start_session(account)
                 flash(_("Your password was changed. Other devices signed in as you "
                         "have been signed out."), "success")
-                return redirect(url_for("organisers.dashboard.index"))
+                return redirect(url_for("organisers.dashboard.index")
+                                if role_at_least(account, "organiser")
+                                else url_for("technicians.index"))
     return render_template("organisers/password.html", form=form, leftover=leftover)

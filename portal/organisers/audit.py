@@ -27,6 +27,7 @@ KIND_LABELS = {
     "library.delete": _l("deleted a library item"),
     "submission.decide": _l("decided a submission"),
     "account.create": _l("created an account"), "account.update": _l("changed an account"),
+    "update.pause": _l("paused or resumed software updates"),
 }
 
 

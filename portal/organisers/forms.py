@@ -28,6 +28,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, EqualTo, Optional
 
 from node.store.models import CATEGORIES, ROLES
+from portal.i18n import translate_message
 from portal.residents.labels import CATEGORY_LABELS
 
 MARKDOWN_HELP = _l("You can use Markdown: *italic*, **bold**, [link](https://…), lists with -. "
@@ -47,7 +48,8 @@ def category_choices() -> list[tuple[str, Any]]:
 
 def role_choices() -> list[tuple[str, Any]]:
     """Roles as (value, translated label) pairs, least powerful first."""
-    labels = {"organiser": _l("Organiser"), "moderator": _l("Moderator"), "admin": _l("Admin")}
+    labels = {"technician": _l("Technician"), "organiser": _l("Organiser"),
+              "moderator": _l("Moderator"), "admin": _l("Admin")}
     return [(r, labels.get(r, r)) for r in ROLES]
 
 
@@ -125,9 +127,9 @@ class AccountForm(FlaskForm):
         render_kw={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"})
     display_name = StringField(_l("Display name"), description=_l(
         "Optional. Shown to other organisers, e.g. “Food bank – Amira”."))
-    role = SelectField(_l("Role"), choices=role_choices, description=_l(
-        "Organisers post and upload; moderators also decide residents' submissions; "
-        "admins also manage accounts."))
+    role = SelectField(_l("Role"), choices=role_choices, default="organiser", description=_l(
+        "Technicians only see the health of the mesh's nodes; organisers also post and "
+        "upload; moderators also decide residents' submissions; admins also manage accounts."))
     password = PasswordField(_l("Initial password"), description=_l(
         "Give it to the person privately; they should change it after signing in."),
         render_kw={"autocomplete": "new-password"})
@@ -173,13 +175,14 @@ def from_timestamp(value: int | None) -> datetime | None:
 
 def apply_errors(form: FlaskForm, fields: dict[str, str],
                  aliases: dict[str, str] | None = None) -> list[str]:
-    """Attach a ``ValidationError``'s messages to the form's fields.
+    """Attach a ``ValidationError``'s messages, in the reader's language, to the form's fields.
 
     ``aliases`` maps the hub's field names to the form's where they differ.
     Returns the messages that belong to no field, for the error summary.
     """
     leftover: list[str] = []
-    for name, message in fields.items():
+    for name, original in fields.items():
+        message = translate_message(original)
         field = form._fields.get((aliases or {}).get(name, name))
         if field is None or name == "csrf_token":
             leftover.append(message)

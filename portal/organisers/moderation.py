@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 
 from node.errors import ValidationError
 from portal.auth import login_required
+from portal.i18n import translate_message
 from portal.organisers.forms import ActionForm, RejectForm, apply_errors
 from portal.organisers.services import actor, found, hub, store
 
@@ -45,8 +46,12 @@ def approve(submission_id: str) -> ResponseReturnValue:
     """Publish the submission as a listing."""
     submission = found(store().submission(submission_id))
     if ActionForm().validate_on_submit():
-        decided = hub().decide_submission(actor(), submission.id, approve=True)
-        flash(_("Approved: “%(title)s” is now published.", title=decided.title), "success")
+        try:
+            decided = hub().decide_submission(actor(), submission.id, approve=True)
+        except ValidationError as error:  # decided meanwhile, or its text already erased
+            flash(" ".join(map(translate_message, error.fields.values())), "error")
+        else:
+            flash(_("Approved: “%(title)s” is now published.", title=decided.title), "success")
     return redirect(url_for(".index"))
 
 

@@ -11,12 +11,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from node.errors import ValidationError
+from node.store.models import Page
 from portal.auth import login_required
 from portal.organisers.forms import (
     ActionForm,
@@ -99,7 +109,16 @@ def index(plural: str) -> ResponseReturnValue:
         page = store().listings(page=page_number(), per_page=per_page, now=0)
         items = page.items
     else:
-        page, items = None, store().notices(now=0)
+        # Notices are few per day but never paged by the store: page them here so
+        # the list stays small (every page is under 50 KB) as the node ages.
+        everything = store().notices(now=0)
+        number = page_number()
+        start = (number - 1) * per_page
+        if number > 1 and start >= len(everything):
+            abort(404)
+        page = Page(items=tuple(everything[start:start + per_page]), page=number,
+                    per_page=per_page, total=len(everything))
+        items = page.items
     return render_template(f"organisers/{kind.plural}.html", kind=kind, items=items,
                            page=page, now=int(time.time()), action_form=ActionForm())
 

@@ -13,6 +13,7 @@ from node.store.models import MEDIA_TYPES, LibraryItem
 from portal.db import found, get_blobs, get_store
 from portal.residents.labels import MEDIA_LABELS
 from portal.residents.paging import page_number, per_page, require_existing
+from portal.residents.zim import zim_context
 from portal.security import EMBEDDABLE_POLICY
 
 bp = Blueprint("library", __name__)
@@ -46,7 +47,8 @@ def show(item_id: str) -> str:
     item = found(get_store().library_item(item_id))
     available = get_blobs().path(item.sha256).is_file()
     return render_template("residents/library_item.html", item=item, available=available,
-                           inline=item.media_type in INLINE_TYPES, labels=MEDIA_LABELS)
+                           inline=item.media_type in INLINE_TYPES, labels=MEDIA_LABELS,
+                           **zim_context(item))
 
 
 @bp.get("/library/<item_id>/download")

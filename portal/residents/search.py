@@ -8,6 +8,7 @@ from node.store.models import Page, SearchHit
 from portal.db import get_store
 from portal.residents.labels import KIND_LABELS
 from portal.residents.paging import page_number, per_page, require_existing
+from portal.residents.zim import encyclopaedia_hits
 
 bp = Blueprint("search", __name__)
 
@@ -29,5 +30,6 @@ def results() -> str:
         require_existing(page)
     elif number != 1:
         require_existing(page)
+    zim_hits = encyclopaedia_hits(query) if query and number == 1 else []
     return render_template("residents/search.html", query=query, page=page,
-                           kinds=KIND_LABELS)
+                           kinds=KIND_LABELS, zim_hits=zim_hits)

@@ -20,6 +20,7 @@ from node.errors import ValidationError
 from node.store.kinds import SHORT_MAX, TEXT_MAX, TITLE_MAX
 from node.store.models import CATEGORIES
 from portal.db import get_hub
+from portal.i18n import translate_message
 from portal.ratelimit import RateLimiter
 from portal.residents.labels import CATEGORY_LABELS
 
@@ -95,7 +96,7 @@ def form() -> ResponseReturnValue:
         for name, message in exc.fields.items():
             field = form._fields.get(name)
             if field is not None:
-                field.errors = [*field.errors, message]
+                field.errors = [*field.errors, translate_message(message)]
         return render_template("residents/submit.html", form=form), 400
     return redirect(url_for("submit.thanks"), code=303)
 

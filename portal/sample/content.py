@@ -62,6 +62,7 @@ class SampleItem:
 ACCOUNTS: tuple[SampleAccount, ...] = (
     SampleAccount("amira", "Amira (residents' association)", "admin"),
     SampleAccount("ben", "Ben (community centre)", "organiser"),
+    SampleAccount("tomas", "Tomás (volunteer technician)", "technician"),
 )
 
 LISTINGS: tuple[SampleListing, ...] = (

@@ -8,6 +8,7 @@ Every namespace gets a random suffix so parallel or aborted runs never clash;
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class Lab:
@@ -78,6 +80,21 @@ class Lab:
         result = self.run(ns, "curl", "-s", "-m", str(timeout), "-g", url, check=False,
                           timeout=timeout + 5)
         return result.stdout if result.returncode == 0 else None
+
+    def http(self, ns: str, host: str, path: str, *, port: int = 80,
+             headers: dict[str, str] | None = None, body: str | None = None,
+             timeout: float = 3) -> dict[str, Any] | None:
+        """One HTTP request from ``ns`` (no redirects followed): ``status``, ``headers``
+        (lower-case names), ``body``; or None when nothing answered."""
+        code = ("import http.client, json, sys\n"
+                f"c = http.client.HTTPConnection({host!r}, {port}, timeout={timeout})\n"
+                f"c.request({'POST' if body is not None else 'GET'!r}, {path!r}, "
+                f"body={body!r}, headers={headers or {}!r})\n"
+                "r = c.getresponse()\n"
+                "print(json.dumps({'status': r.status, 'body': r.read().decode('latin-1'), "
+                "'headers': {k.lower(): v for k, v in r.getheaders()}}))\n")
+        result = self.run(ns, sys.executable, "-c", code, check=False, timeout=timeout + 5)
+        return json.loads(result.stdout) if result.returncode == 0 else None
 
     def tcp_open(self, ns: str, host: str, port: int, timeout: float = 2) -> bool:
         """Whether a TCP connection from ``ns`` to ``host:port`` is accepted."""

@@ -39,7 +39,7 @@ H = "a" * 64
     ("account.create", {"name": "Ada Lovelace", "role": "admin", "password_hash": "$argon2id$x"},
      "field name: must be 2-32 lower-case"),
     ("account.create", {"name": "ada", "role": "king", "password_hash": "$argon2id$x"},
-     "field role: must be one of organiser, moderator, admin"),
+     "field role: must be one of technician, organiser, moderator, admin"),
     ("account.create", {"name": "ada", "role": "admin", "password_hash": "plain"},
      "field password_hash: must be an Argon2"),
     ("account.update", {"name": "ada"}, "an edit must change at least one field"),

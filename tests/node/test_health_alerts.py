@@ -68,7 +68,7 @@ def test_mesh_alerts_are_declared_but_not_evaluated_without_mesh_data() -> None:
 
 
 def test_mesh_alerts_once_neighbour_data_exists() -> None:
-    tracker = AlertTracker(Thresholds(link_degraded_cost=1024))
+    tracker = AlertTracker(Thresholds(link_degraded_cost=1024, node_lost_seconds=0))
     two = {"neighbours": [{"address": "fe80::1", "cost": 256},
                           {"address": "fe80::2", "cost": 2000}]}
     started, _ = tracker.update(doc(1, mesh=two))

@@ -139,7 +139,7 @@ def test_status_samples_directly_when_no_agent_runs(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(write_config(tmp_path)), "status"])
     assert result.exit_code == 0, result.output
     assert "sampled now (the agent is not running)" in result.output
-    assert "mesh      not collected yet" in result.output
+    assert "mesh      no data (mesh.routing is off" in result.output
     as_json = CliRunner().invoke(cli, ["--config", str(write_config(tmp_path)), "status",
                                        "--json"])
     assert check_document(json.loads(as_json.output)) == []

@@ -11,8 +11,9 @@ import pytest
 from node.errors import NotFound, PermissionDenied, ValidationError
 from node.hub import Hub
 from node.identity import Identity
+from node.library.zimbuild import ZimArticle, build_zim
 from node.store import Store
-from tests.node.test_store_blobs import PDF, ZIM
+from tests.node.test_store_blobs import PDF
 from tests.node.test_store_support import T0, FakeClock, make_hub, open_store
 
 
@@ -117,14 +118,16 @@ def test_notices(hub: Hub, store: Store, clock: FakeClock) -> None:
     assert store.notice(notice.id) is None
 
 
-def test_library_upload_by_content(hub: Hub, store: Store) -> None:
+def test_library_upload_by_content(hub: Hub, store: Store, tmp_path: Path) -> None:
     item = hub.add_library_file("olu", io.BytesIO(PDF), filename="../Water Guide.PDF",
                                 title="Water guide", language="en", collection="Health")
     assert (item.media_type, item.mime, item.filename) == ("pdf", "application/pdf",
                                                            "Water Guide.pdf")
     assert hub.blobs.path(item.sha256).read_bytes() == PDF
     assert store.collections() == [("Health", 1)]
-    zim = hub.add_library_file("olu", io.BytesIO(ZIM), filename="wikipedia.pdf",
+    # A real archive: a damaged ZIM is refused (tests/node/test_library_zim.py).
+    real_zim = build_zim(tmp_path / "w.zim", [ZimArticle("Home", "Home", "<p>Hi</p>")])
+    zim = hub.add_library_file("olu", io.BytesIO(real_zim.read_bytes()), filename="wikipedia.pdf",
                                title="Wikipedia")
     assert (zim.media_type, zim.filename) == ("zim", "wikipedia.zim")
 
@@ -142,6 +145,19 @@ def test_library_refuses_oversized_upload(hub: Hub) -> None:
         hub.add_library_file("olu", io.BytesIO(PDF), filename="a.pdf", title="x",
                              max_bytes=10)
     assert "larger than" in fields_of(info)["file"]
+
+
+def test_library_quota_refuses_what_does_not_fit_and_keeps_nothing(hub: Hub) -> None:
+    hub.quota_bytes = len(PDF) + 10
+    hub.add_library_file("olu", io.BytesIO(PDF), filename="a.pdf", title="First")
+    bigger = PDF + b"%" + b"x" * 100 + b"\n"
+    with pytest.raises(ValidationError) as info:
+        hub.add_library_file("olu", io.BytesIO(bigger), filename="b.pdf", title="Second")
+    assert "quota" in fields_of(info)["file"] and "room for 0.0 MiB" in fields_of(info)["file"]
+    assert len([p for p in hub.blobs.root.rglob("*") if p.is_file()]) == 1
+    hub.quota_bytes = len(PDF)
+    with pytest.raises(ValidationError, match="quota"):
+        hub.add_library_file("olu", io.BytesIO(bigger), filename="c.pdf", title="Third")
 
 
 def test_library_metadata_checked_before_the_upload_is_read(hub: Hub) -> None:

@@ -45,3 +45,12 @@ def test_damaged_key_is_reported(tmp_path: Path) -> None:
     key.chmod(0o600)
     with pytest.raises(IdentityError, match="damaged"):
         load_or_create_identity(tmp_path)
+
+
+def test_group_readable_key_for_the_service_group_is_accepted(tmp_path: Path) -> None:
+    first = load_or_create_identity(tmp_path)
+    (tmp_path / "identity.key").chmod(0o640)
+    assert load_or_create_identity(tmp_path).public_key == first.public_key
+    (tmp_path / "identity.key").chmod(0o660)
+    with pytest.raises(IdentityError, match="open to others"):
+        load_or_create_identity(tmp_path)

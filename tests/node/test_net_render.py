@@ -37,6 +37,13 @@ def test_gate_text_has_the_bypass_closing_rules() -> None:
         .replace('oifname "wlan0"', "")
 
 
+def test_agent_api_is_always_a_management_port() -> None:
+    text = plan(BASE + '[agent]\nport = 9999\n[gate]\nmanagement_ports = [22, 2222]\n')\
+        .file("gate.nft").content
+    assert 'tcp dport { 22, 2222, 9999 } counter name "management_dropped" drop' in text
+    assert "ip daddr 10.42.0.0/16 tcp dport { 22, 2222, 9999 }" in text
+
+
 def test_gate_with_uplink_forwards_and_masquerades_only_there() -> None:
     text = plan(UPLINK).file("gate.nft").content
     assert 'oifname "eth0" accept' in text

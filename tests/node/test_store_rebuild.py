@@ -70,7 +70,7 @@ def test_upgrade_from_version_1_keeps_content(tmp_path: Path) -> None:
     conn.close()
     with open_store(db, ident) as store:
         conn = store._conn()
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         assert store.listing(post["id"]).title == "Sofa"
         assert store.count_hit("signin:ada", 900) == 1
         assert store.audit().total == 1

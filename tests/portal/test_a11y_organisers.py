@@ -78,6 +78,14 @@ def test_every_organisers_page_type_has_no_axe_violations(
                 assert response.status == (404 if name == "not found" else 200), name
                 audit.check(name)
 
+            # The row buttons post the page's one actions form (formaction), no JavaScript.
+            page.goto(base + "/organisers/listings/")
+            first = page.locator("main .manage > li").first
+            item_id = first.get_attribute("id")
+            first.get_by_role("button", name="Pin", exact=True).click()
+            assert page.locator(f"#{item_id} button", has_text="Unpin").count() == 1
+            audit.check("listings after pinning")
+
             page.goto(base + "/organisers/listings/new")
             page.fill("#title", "")
             page.fill("#body", "What I typed stays here")

@@ -361,3 +361,19 @@ def test_change_own_password(app: Flask, client: FlaskClient, auth: AuthActions)
     auth.logout()
     assert auth.login("olga").status_code == 200, "the old password no longer works"
     assert auth.login("olga", "new-passphrase-1").status_code == 302
+
+
+def test_notices_list_is_paged_so_it_stays_small(app: Flask, client: FlaskClient,
+                                                 auth: AuthActions) -> None:
+    with app.app_context():
+        hub = services(app).hub
+        for number in range(25):
+            hub.post_notice("ada", title=f"Notice number {number:02d}", body="Text.")
+    auth.login("ada")
+    first = text(client.get("/organisers/notices/"))
+    second = text(client.get("/organisers/notices/?page=2"))
+    on_first = set(re.findall(r"Notice number \d\d", first))
+    on_second = set(re.findall(r"Notice number \d\d", second))
+    assert len(on_first) == 20 and len(on_second) == 5
+    assert on_first.isdisjoint(on_second)
+    assert client.get("/organisers/notices/?page=9").status_code == 404

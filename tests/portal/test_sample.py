@@ -20,7 +20,8 @@ from node.store import CATEGORIES, Store
 from portal.sample import MARKER_NAME, seed
 from tests.portal.conftest import write_node_toml
 
-PASSWORDS = {"amira": "demo password one", "ben": "demo password two"}
+PASSWORDS = {"amira": "demo password one", "ben": "demo password two",
+             "tomas": "demo password three"}
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_the_neighbourhood_meets_the_minimums(opened: tuple[Store, Hub, NodeConf
     assert len(items) >= 10
     assert {"pdf", "epub", "audio", "image"} <= {item.media_type for item in items}
     roles = {account.name: account.role for account in store.accounts()}
-    assert roles == {"amira": "admin", "ben": "organiser"}
+    assert roles == {"amira": "admin", "ben": "organiser", "tomas": "technician"}
     assert hub.authenticate("amira", PASSWORDS["amira"]) is not None
     assert all(entry_check == [] for entry_check in [store.verify()])  # every entry signed
 

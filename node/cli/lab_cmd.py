@@ -1,0 +1,147 @@
+"""``meshhub lab``: a whole neighbourhood in network namespaces, to test and to rehearse.
+
+See docs/lab.md. Needs root, iproute2 and babeld; nothing in the lab is connected
+to this machine's own network.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from node.lab import TOPOLOGIES, MeshLab, find_lab
+from node.lab.lab import LabState
+
+_LAB = click.option("--lab", "lab_id", default=None, metavar="ID", envvar="MESHHUB_LAB",
+                    help="Which lab (default: the only one running).")
+_STATE = click.option("--state", "state_dir", default=None, metavar="DIR",
+                      help="The lab's state folder (default: /run/meshhub-lab/ID).")
+
+
+def _open(lab_id: str | None, state_dir: str | None) -> MeshLab:
+    return MeshLab(LabState.load(find_lab(state_dir, lab_id)))
+
+
+@click.group()
+def lab() -> None:
+    """Run a neighbourhood of nodes in network namespaces on this machine."""
+
+
+@lab.command("up")
+@click.option("--nodes", "-n", type=click.IntRange(1, 200), default=5, show_default=True)
+@click.option("--topology", "-t", type=click.Choice(TOPOLOGIES), default="line",
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random topology (the same seed gives the same links).")
+@click.option("--phones", is_flag=True, help="Add a phone namespace on each node's access point.")
+@click.option("--hello", type=click.FloatRange(0.5, 60), default=1.0, show_default=True,
+              help="babeld hello interval on the lab's links, in seconds.")
+@click.option("--no-portal", is_flag=True, help="Start only the agents (faster, less memory).")
+@click.option("--wait", type=float, default=90, show_default=True,
+              help="Seconds to wait until every agent answers and routes connect all nodes "
+                   "(0: do not wait).")
+@_LAB
+@_STATE
+def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_portal: bool,
+           wait: float, lab_id: str | None, state_dir: str | None) -> None:
+    """Build the lab: namespaces n1..nN, links, and each node's agent, babeld and portal."""
+    from pathlib import Path
+
+    started = time.monotonic()
+    mesh = MeshLab.up(nodes, topology, seed=seed, lab_id=lab_id,
+                      state_dir=Path(state_dir) if state_dir else None, phones=phones,
+                      hello_interval=hello, portal=not no_portal, wait=wait)
+    st = mesh.state
+    click.echo(f"lab {st.id}: {nodes} nodes, {topology}, {len(st.links)} links, "
+               f"ready in {time.monotonic() - started:.1f} s")
+    click.echo(f"state: {st.state_dir}   next: meshhub lab status --lab {st.id}")
+
+
+@lab.command("status")
+@_LAB
+@_STATE
+def lab_status(lab_id: str | None, state_dir: str | None) -> None:
+    """Nodes, their neighbours and how many nodes each can reach (from babeld)."""
+    mesh = _open(lab_id, state_dir)
+    st = mesh.state
+    click.echo(f"lab {st.id} ({st.topology}, hello {st.hello_interval:g} s), "
+               f"state {st.state_dir}")
+    total = len(st.nodes)
+    for node in st.nodes.values():
+        health = mesh.agent_health(node.name, timeout=1)
+        mesh_part = (health or {}).get("mesh") or {}
+        neighbours = [f"{n.get('node') or n.get('address')}(cost {n.get('cost')})"
+                      for n in mesh_part.get("neighbours", [])] if isinstance(mesh_part, dict) \
+            else []
+        routes = mesh.routes(node.name)
+        agent = "up" if health else "down"
+        click.echo(f"{node.name:>4} {node.mesh_address:<12} agent {agent:<4} "
+                   f"reaches {len(routes)}/{total - 1}  neighbours: "
+                   f"{', '.join(neighbours) or '-'}")
+    click.echo("links: " + ", ".join(f"{a}-{b}" for a, b in st.links))
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("node")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+@_LAB
+@_STATE
+def lab_exec(node: str, argv: tuple[str, ...], lab_id: str | None,
+             state_dir: str | None) -> None:
+    """Run a command inside NODE (n3) or its phone (p3): meshhub lab exec n3 -- ip route."""
+    result = _open(lab_id, state_dir).exec(node, list(argv))
+    sys.exit(result.returncode)
+
+
+@lab.command("cut")
+@click.argument("a")
+@click.argument("b")
+@_LAB
+@_STATE
+def lab_cut(a: str, b: str, lab_id: str | None, state_dir: str | None) -> None:
+    """Bring the link between A and B down."""
+    _open(lab_id, state_dir).set_link(a, b, up=False)
+    click.echo(f"link {a}-{b} down")
+
+
+@lab.command("heal")
+@click.argument("a")
+@click.argument("b")
+@_LAB
+@_STATE
+def lab_heal(a: str, b: str, lab_id: str | None, state_dir: str | None) -> None:
+    """Bring the link between A and B up again."""
+    _open(lab_id, state_dir).set_link(a, b, up=True)
+    click.echo(f"link {a}-{b} up")
+
+
+@lab.command("kill")
+@click.argument("node")
+@_LAB
+@_STATE
+def lab_kill(node: str, lab_id: str | None, state_dir: str | None) -> None:
+    """Stop every process of NODE (as if it lost power); its links stay."""
+    _open(lab_id, state_dir).kill(node)
+    click.echo(f"{node} killed")
+
+
+@lab.command("revive")
+@click.argument("node")
+@_LAB
+@_STATE
+def lab_revive(node: str, lab_id: str | None, state_dir: str | None) -> None:
+    """Start a killed NODE's agent and portal again."""
+    _open(lab_id, state_dir).revive(node)
+    click.echo(f"{node} started")
+
+
+@lab.command("down")
+@_LAB
+@_STATE
+def lab_down(lab_id: str | None, state_dir: str | None) -> None:
+    """Stop everything, delete the namespaces and the lab's state folder."""
+    mesh = _open(lab_id, state_dir)
+    mesh.down()
+    click.echo(f"lab {mesh.state.id} removed")

@@ -1,0 +1,143 @@
+"""The gate's control protocol: one JSON object per line over a local Unix socket.
+
+The portal (unprivileged) asks the gate (root, inside the agent) three things::
+
+    {"op": "allow",  "ip": "10.64.7.50"}   let this device through (its MAC is looked up)
+    {"op": "status", "ip": "10.64.7.50"}   is it let through, and for how long?
+    {"op": "remove", "ip": "10.64.7.50"}   stop letting it through
+
+and gets back one line::
+
+    {"ok": true, "ip": "10.64.7.50", "mac": "02:00:00:00:00:50", "allowed": true,
+     "seconds_remaining": 86399, "mode": "portal"}
+    {"ok": false, "error": "bad-request", "message": "..."}
+
+Parsing is strict (see :func:`parse_request`): a request line is at most
+:data:`MAX_REQUEST_BYTES`, an object with exactly the keys ``op`` and ``ip``, ``ip`` an
+IPv4 address in dotted-quad form. ``docs/captive.md`` is the reference.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from node.errors import NodeError
+
+#: Longest request line accepted, newline included (a request is ~40 bytes).
+MAX_REQUEST_BYTES = 256
+#: Longest response line a client reads (a response is ~150 bytes).
+MAX_RESPONSE_BYTES = 4096
+#: The operations the socket answers.
+OPERATIONS = ("allow", "status", "remove")
+#: The gate modes (``gate.mode`` in node.toml, or the organisers' local switch).
+MODES = ("portal", "open", "forced")
+
+#: Error codes a response may carry (``{"ok": false, "error": CODE, "message": ...}``).
+ERRORS = {
+    "bad-request": "the request line is not a valid request",
+    "not-a-client": "the address is not in this node's client subnet",
+    "unknown-device": "the node has not seen a device with this address on its access point",
+    "gate-failed": "nftables refused or failed the change",
+    "forbidden": "this user may not use the gate's socket",
+}
+
+
+class GateError(NodeError, RuntimeError):
+    """The gate could not do what was asked; ``code`` is one of :data:`ERRORS`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class GateUnavailable(NodeError, ConnectionError):
+    """The gate's socket exists but did not answer (the agent is down or busy)."""
+
+
+class NoGate(GateUnavailable, FileNotFoundError):
+    """There is no gate on this computer (no socket): a laptop demo, not a node."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed request."""
+
+    op: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    """Whether one device is let through, and for how long.
+
+    ``seconds_remaining`` is ``None`` when nothing expires (an open network) or the
+    device is not allowed; ``mac`` is ``None`` when the node has not seen the device.
+    """
+
+    ip: str
+    mac: str | None
+    allowed: bool
+    seconds_remaining: int | None
+    mode: str = "portal"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The response object (with ``ok: true``)."""
+        return {"ok": True, "ip": self.ip, "mac": self.mac, "allowed": self.allowed,
+                "seconds_remaining": self.seconds_remaining, "mode": self.mode}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateStatus:
+        """Read a successful response; raises :class:`GateError` when it is malformed."""
+        try:
+            seconds = data.get("seconds_remaining")
+            status = cls(ip=str(data["ip"]), mac=data.get("mac"), allowed=bool(data["allowed"]),
+                         seconds_remaining=None if seconds is None else int(seconds),
+                         mode=str(data.get("mode", "portal")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GateError("bad-request", f"malformed response from the gate: {exc}") from None
+        if status.mode not in MODES:
+            raise GateError("bad-request", f"unknown mode in response: {status.mode!r}")
+        return status
+
+
+def parse_ipv4(text: object) -> str:
+    """``text`` as a canonical dotted-quad IPv4 address, or :class:`GateError`."""
+    if not isinstance(text, str) or len(text) > 15:
+        raise GateError("bad-request", "'ip' must be an IPv4 address such as 10.64.7.50")
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise GateError("bad-request", f"'ip' is not an IPv4 address: {text!r}") from None
+    return str(address)
+
+
+def parse_request(line: bytes) -> Request:
+    """Parse one request line strictly; raises :class:`GateError` (``bad-request``)."""
+    if len(line) > MAX_REQUEST_BYTES:
+        raise GateError("bad-request", f"request longer than {MAX_REQUEST_BYTES} bytes")
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GateError("bad-request", f"not a JSON line: {exc}") from None
+    if not isinstance(data, dict):
+        raise GateError("bad-request", "a request is a JSON object")
+    if set(data) != {"op", "ip"}:
+        raise GateError("bad-request", "a request has exactly the keys 'op' and 'ip', found "
+                        + ", ".join(sorted(map(repr, data))))
+    if data["op"] not in OPERATIONS:
+        raise GateError("bad-request", f"'op' must be one of {', '.join(OPERATIONS)}")
+    return Request(op=data["op"], ip=parse_ipv4(data["ip"]))
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """One protocol line (compact JSON and a newline)."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+
+
+def error_response(error: GateError) -> dict[str, Any]:
+    """The response object for ``error``."""
+    return {"ok": False, "error": error.code, "message": error.message}

@@ -1,0 +1,122 @@
+"""The gate as a component of the agent: the socket, and the organisers' mode switch.
+
+Started by :class:`node.agent.Agent` when ``gate.enabled`` is true (the agent runs as
+root or with ``CAP_NET_ADMIN``). It serves the portal's requests
+(:mod:`node.gate.server`) and watches the organisers' switch file
+(:mod:`node.gate.mode`): when the mode in force changes, the gate's ruleset is
+rendered again with that mode and applied with ``nft -f`` (one transaction; accepted
+devices stay, except when switching to ``forced``, which empties the allow set).
+"""
+
+from __future__ import annotations
+
+import grp
+import logging
+import pwd
+import threading
+
+from node.config import NodeConfig
+from node.gate.manager import GateManager, Runner, run_command
+from node.gate.mode import effective_mode, with_mode
+from node.gate.protocol import GateError, GateStatus, Request
+from node.gate.server import GateServer
+from node.logs import OnceLogger
+
+log = logging.getLogger("meshhub.gate")
+
+#: Seconds between two looks at the organisers' switch file.
+MODE_POLL_SECONDS = 2.0
+
+
+def portal_identity(user: str) -> tuple[set[int], int | None]:
+    """The uids allowed besides root (the portal user's) and the socket's group."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        log.error("gate: gate.portal_user %r does not exist; only root may use the socket", user)
+        return set(), None
+    return {entry.pw_uid}, entry.pw_gid
+
+
+class GateService:
+    """The gate's socket server and mode watcher (an agent component: start/poll/stop)."""
+
+    name = "gate"
+
+    def __init__(self, cfg: NodeConfig, *, runner: Runner = run_command,
+                 poll_seconds: float = MODE_POLL_SECONDS) -> None:
+        self.cfg = cfg
+        self._run = runner
+        self.manager = GateManager.from_config(cfg, mode=effective_mode(cfg), runner=runner)
+        uids, gid = portal_identity(str(cfg.gate.portal_user))
+        group = cfg.gate.socket_group
+        if group:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                log.error("gate: gate.socket_group %r does not exist", group)
+        self.server = GateServer(cfg.gate.socket, self.handle, allowed_uids=uids, group=gid)
+        self._poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._problems = OnceLogger(log)
+
+    def handle(self, request: Request) -> GateStatus:
+        """Answer one request of the portal."""
+        if request.op == "allow":
+            if self.manager.mode == "open":
+                return self.manager.status(request.ip)
+            status = self.manager.allow(request.ip)
+            log.info("gate: %s (%s) accepted for %ss", status.ip, status.mac,
+                     status.seconds_remaining)
+            return status
+        if request.op == "remove":
+            return self.manager.remove(request.ip)
+        return self.manager.status(request.ip)
+
+    def apply_mode(self, mode: str) -> None:
+        """Render the gate with ``mode`` and apply it in one ``nft -f`` transaction."""
+        from node.net import build_plan
+
+        text = build_plan(with_mode(self.cfg, mode)).file("gate.nft").content
+        code, out, err = self._run(["nft", "-f", "-"], text)
+        if code != 0:
+            raise GateError("gate-failed", f"nft -f failed ({code}): {err.strip() or out}")
+        self.manager.mode = mode
+        log.warning("gate: mode is now %r", mode)
+
+    def check_mode(self) -> None:
+        """Apply the mode in force if it differs from the one applied (called by the watcher)."""
+        wanted = effective_mode(self.cfg)
+        if wanted == self.manager.mode:
+            return
+        try:
+            self.apply_mode(wanted)
+            self._problems.resolved("mode")
+        except Exception as exc:  # keep serving with the old mode; retry next time
+            self._problems.warning("mode", "gate: cannot switch to %r: %s", wanted, exc)
+
+    def start(self) -> None:
+        """Open the socket and start watching the switch (idempotent)."""
+        if self._watcher is not None:
+            return
+        self.server.start()
+        self._stop.clear()
+        self._watcher = threading.Thread(target=self._watch, name="meshhub-gate-mode")
+        self._watcher.start()
+
+    def poll(self) -> str:
+        """``up`` while the socket is served."""
+        return "up" if self._watcher is not None and self._watcher.is_alive() else "down"
+
+    def stop(self) -> None:
+        """Close the socket and stop watching (idempotent)."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+            self._watcher = None
+        self.server.stop()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll_seconds):
+            self.check_mode()

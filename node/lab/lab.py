@@ -1,0 +1,524 @@
+"""The mesh lab: a neighbourhood of nodes in network namespaces on one Linux machine.
+
+Each node ``nI`` is a namespace ``mhl-<lab id>-nI`` with its mesh address on ``lo``,
+veth links ``m-nJ`` to its neighbours (babeld treats them as wired), an access-point
+stand-in ``ap0`` carrying its client subnet (no radio exists in a namespace), and the
+real processes of a node: the agent — which loads the nftables gate, starts and
+supervises babeld and dnsmasq, follows babeld and announces the node with zeroconf —
+and the portal (as ``nobody`` where it can be). With phones, ``ap0`` is a bridge and
+each node has a phone namespace ``mhl-<id>-pI`` that gets its address from the node's
+dnsmasq by DHCP (:mod:`node.lab.phones`). Nothing is linked to the host's own
+namespace: no veth, route or NAT leaves the lab.
+
+Everything the lab made is written to ``<state>/lab.json`` so that ``status``,
+``exec``, ``cut``/``heal``, ``kill``/``revive`` and ``down`` work from any later
+command. Requires root (namespaces), ``ip``, ``babeld``, ``dnsmasq``, ``nft``, ``curl``
+(and ``busybox`` for phones, ``setpriv`` for an unprivileged portal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from node.atomic import atomic_write
+from node.errors import ConfigError
+from node.lab import phones as phone_net
+from node.lab.netns import (
+    NS_PREFIX,
+    LabError,
+    alive,
+    ip_batch,
+    kill_namespace,
+    lab_namespaces,
+    reap,
+    run,
+    sysctls,
+)
+from node.lab.nodeconf import (
+    AGENT_PORT,
+    PORTAL_PORT,
+    UMASK,
+    choose_portal_user,
+    node_toml,
+    share_with_portal,
+)
+from node.lab.topology import links as topology_links
+
+__all__ = ["AGENT_PORT", "NS_PREFIX", "PORTAL_PORT", "STATE_FILE", "STATE_ROOT", "LabError",
+           "LabNode", "LabState", "MeshLab", "find_lab", "lab_namespaces", "node_toml"]
+
+#: Where labs keep their state when no --state is given.
+STATE_ROOT = Path("/run/meshhub-lab")
+STATE_FILE = "lab.json"
+#: Tools every lab needs, with their Debian package.
+TOOLS = {"ip": "iproute2", "babeld": "babeld", "dnsmasq": "dnsmasq-base", "nft": "nftables",
+         "curl": "curl"}
+#: Parallel checks while waiting (each is an ``ip netns exec`` of curl).
+CHECK_WORKERS = 8
+
+
+@dataclass
+class LabNode:
+    """One node of the lab, the processes it runs and its phone's lease."""
+
+    name: str
+    number: int
+    ns: str
+    mesh_address: str
+    config: str
+    pids: dict[str, int] = field(default_factory=dict)
+    phone_ns: str = ""
+    phone_lease: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def portal_address(self) -> str:
+        """The node's address on its access point (router, DNS and portal for phones)."""
+        return f"10.64.{self.number}.1"
+
+
+@dataclass
+class LabState:
+    """What ``lab.json`` records."""
+
+    id: str
+    state_dir: str
+    topology: str
+    hello_interval: float
+    nodes: dict[str, LabNode]
+    links: list[tuple[str, str]]
+    portal: bool = True
+    started: float = 0.0
+    portal_user: str = "root"
+
+    def save(self) -> None:
+        """Write ``lab.json`` atomically."""
+        data = asdict(self)
+        atomic_write(Path(self.state_dir) / STATE_FILE, json.dumps(data, indent=1), mode=0o600)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> LabState:
+        """Read a lab's ``lab.json``."""
+        path = state_dir / STATE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise LabError(f"{path}: no lab here; start one with 'meshhub lab up'") from None
+        except ValueError as exc:
+            raise LabError(f"{path}: damaged lab state ({exc}); remove the lab's namespaces "
+                           f"('ip netns list | grep {NS_PREFIX}') and delete the folder"
+                           ) from None
+        data["nodes"] = {k: LabNode(**v) for k, v in data["nodes"].items()}
+        data["links"] = [tuple(pair) for pair in data["links"]]
+        return cls(**data)
+
+
+def find_lab(state: str | None = None, lab_id: str | None = None,
+             root: Path = STATE_ROOT) -> Path:
+    """The state folder of the lab meant: ``--state``, ``--lab ID``, or the only one."""
+    if state:
+        return Path(state)
+    if lab_id:
+        return root / lab_id
+    found = sorted(p.parent for p in root.glob(f"*/{STATE_FILE}")) if root.exists() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LabError("no lab is running; start one with 'meshhub lab up'")
+    raise LabError("several labs are running (" + ", ".join(p.name for p in found) +
+                   "); choose one with --lab ID")
+
+
+def _program(name: str) -> list[str]:
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which(name)
+    if found:
+        return [found]
+    module = {"meshhub": "node.cli", "meshhub-portal": "portal.cli"}[name]
+    return [sys.executable, "-c", f"from {module} import main; main()"]
+
+
+def _check_tools(phones: bool, portal_user: str) -> None:
+    needed = dict(TOOLS)
+    if phones:
+        needed["busybox"] = "busybox (udhcpc)"
+    if portal_user != "root":
+        needed["setpriv"] = "util-linux"
+    for tool, package in needed.items():
+        if shutil.which(tool) is None:
+            raise LabError(f"the lab needs '{tool}' (Debian package: {package})")
+
+
+class MeshLab:
+    """Create, inspect, disturb and remove one lab; every method re-reads nothing but
+    :attr:`state`, which lives in ``<state_dir>/lab.json``."""
+
+    def __init__(self, state: LabState) -> None:
+        self.state = state
+
+    # --- building ------------------------------------------------------------
+
+    @classmethod
+    def up(cls, nodes: int, topology: str = "line", *, seed: int = 0,
+           lab_id: str | None = None, state_dir: Path | None = None, phones: bool = False,
+           hello_interval: float = 1.0, portal: bool = True, wait: float = 60.0,
+           untrusted: tuple[str, ...] = (), portal_user: str | None = None) -> MeshLab:
+        """Build the lab and start every node; on any failure remove what was made.
+
+        ``untrusted`` names nodes whose keys the others do not list in ``trust.node_keys``
+        (a node the community never registered). ``portal_user``: who runs the portals
+        (default ``nobody`` when it can reach the state folder, else ``root``).
+        With ``phones`` every node gets a phone that takes a DHCP lease once the node is
+        ready (``wait`` must then be non-zero).
+        """
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces); run it with sudo")
+        if not 1 <= nodes <= 200:
+            raise ConfigError([f"--nodes: {nodes} must be between 1 and 200"])
+        lab_id = lab_id or secrets.token_hex(3)
+        folder = state_dir or STATE_ROOT / lab_id
+        if (folder / STATE_FILE).exists():
+            raise LabError(f"{folder}: a lab is already there; 'meshhub lab down' it first")
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+        user = choose_portal_user(folder, portal_user) if portal else "root"
+        _check_tools(phones, user)
+        pairs = topology_links(nodes, topology, seed)
+        lab_nodes = {f"n{i}": LabNode(f"n{i}", i, f"{NS_PREFIX}{lab_id}-n{i}",
+                                      f"10.42.{i // 256}.{i % 256}",
+                                      str(folder / f"n{i}" / "node.toml"))
+                     for i in range(1, nodes + 1)}
+        state = LabState(lab_id, str(folder), topology, hello_interval, lab_nodes,
+                         [(f"n{a}", f"n{b}") for a, b in pairs], portal, time.time(), user)
+        lab = cls(state)
+        state.save()
+        try:
+            lab._build(phones, set(untrusted))
+            if wait:
+                for name in state.nodes:  # agents first: their babelds start sooner
+                    lab.start_node(name, portal=False)
+                lab.wait_ready(wait, start_portals=True)
+                if phones:
+                    lab.connect_phones()
+            else:
+                lab.start_all()
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    def _build(self, phones: bool, untrusted: set[str]) -> None:
+        from node.identity import load_or_create_identity
+
+        st = self.state
+        keys = {}
+        for node in st.nodes.values():
+            data = Path(st.state_dir) / node.name / "data"
+            data.mkdir(parents=True, exist_ok=True)
+            keys[node.name] = load_or_create_identity(data).public_key
+        for node in st.nodes.values():
+            run("ip", "netns", "add", node.ns)
+            st.save()
+            sysctls(node.ns, ["net.ipv6.conf.all.accept_dad=0",
+                              "net.ipv6.conf.default.accept_dad=0", "net.ipv4.ip_forward=1",
+                              "net.ipv4.conf.all.rp_filter=0",
+                              "net.ipv4.conf.default.rp_filter=0"])
+            ap_address = f"{node.portal_address}/24"
+            commands = ["link set lo up", f"address add {node.mesh_address}/32 dev lo"]
+            if phones:  # the access point's stand-in: a bridge, one isolated port per phone
+                commands += phone_net.bridge_commands(ap_address)
+            else:  # no phone: one end of a veth pair inside the node keeps ap0 up
+                commands += ["link add ap0 type veth peer name ap0p", "link set ap0p up",
+                             "link set ap0 up", f"address add {ap_address} dev ap0"]
+            ip_batch(node.ns, commands)
+            # As 'meshhub net apply' does: no IPv6 on the access point.
+            sysctls(node.ns, ["net.ipv6.conf.ap0.disable_ipv6=1",
+                              "net.ipv6.conf.ap0.accept_ra=0"])
+            if phones:
+                node.phone_ns = f"{NS_PREFIX}{st.id}-p{node.number}"
+                st.save()
+                phone_net.add_phone(node.ns, node.phone_ns, node.number)
+        for a, b in st.links:
+            na, nb = st.nodes[a], st.nodes[b]
+            run("ip", "-n", na.ns, "link", "add", f"m-{b}", "type", "veth", "peer", "name",
+                f"m-{a}", "netns", nb.ns)
+            run("ip", "-n", na.ns, "link", "set", f"m-{b}", "up")
+            run("ip", "-n", nb.ns, "link", "set", f"m-{a}", "up")
+        for node in st.nodes.values():
+            text = node_toml(node, st, self.neighbours(node.name),
+                             [k for n, k in keys.items()
+                              if n != node.name and n not in untrusted])
+            atomic_write(node.config, text)
+            if st.portal_user != "root":
+                share_with_portal(Path(node.config).parent, st.portal_user)
+
+    def neighbours(self, name: str) -> list[str]:
+        """Names of the nodes linked to ``name``."""
+        return sorted({b for a, b in self.state.links if a == name} |
+                      {a for a, b in self.state.links if b == name},
+                      key=lambda n: int(n[1:]))
+
+    # --- processes -----------------------------------------------------------
+
+    def _start(self, node: LabNode, role: str, argv: list[str]) -> None:
+        log = Path(self.state.state_dir) / node.name / f"{role}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(["ip", "netns", "exec", node.ns, *argv],
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=Path(self.state.state_dir) / node.name,
+                                    umask=UMASK)
+        node.pids[role] = proc.pid
+
+    def _start_portal(self, node: LabNode) -> None:
+        argv = [*_program("meshhub-portal"), "serve", "-c", node.config]
+        user = self.state.portal_user
+        if user == "root":
+            argv.append("--allow-root")
+        else:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                    "--clear-groups", *argv]
+        self._start(node, "portal", argv)
+
+    def start_node(self, name: str, portal: bool = True) -> None:
+        """Start the node's agent (and through it the gate, babeld and dnsmasq) and, unless
+        ``portal`` is false or the lab has none, its portal."""
+        node = self.node(name)
+        self._start(node, "agent", [*_program("meshhub"), "-c", node.config, "agent"])
+        if portal and self.state.portal:
+            self._start_portal(node)
+        self.state.save()
+
+    def start_all(self) -> None:
+        """Start every node's processes (they start in parallel)."""
+        for name in self.state.nodes:
+            self.start_node(name)
+
+    def kill(self, name: str, gently: bool = False) -> None:
+        """Stop everything running in the node: at once, as if it lost power (SIGKILL, so
+        babeld cannot say goodbye), or ``gently`` (SIGTERM: babeld retracts its routes)."""
+        node = self.node(name)
+        if gently:
+            for pid in node.pids.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and any(alive(p) for p in node.pids.values()):
+                time.sleep(0.05)
+        for namespace in (node.ns, node.phone_ns):
+            if namespace:
+                kill_namespace(namespace)
+        # A node without power forwards nothing: its kernel forgets what babeld installed,
+        # and the gate with its accepted phones (the agent loads it again on revive).
+        run("ip", "netns", "exec", node.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        for family in ("-4", "-6"):
+            run("ip", "-n", node.ns, family, "route", "flush", "proto", "babel", check=False)
+        run("ip", "netns", "exec", node.ns, "nft", "delete", "table", "inet", "meshhub",
+            check=False)
+        for pid in node.pids.values():
+            reap(pid)
+        node.pids = {}
+        self.state.save()
+
+    def revive(self, name: str) -> None:
+        """Start a killed node again."""
+        if any(alive(p) for p in self.node(name).pids.values()):
+            raise LabError(f"{name} is running; 'meshhub lab kill {name}' first")
+        run("ip", "netns", "exec", self.node(name).ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.start_node(name)
+
+    def set_link(self, a: str, b: str, up: bool) -> None:
+        """Bring the link between ``a`` and ``b`` down (cut) or up (heal), both ends."""
+        if (a, b) not in self.state.links and (b, a) not in self.state.links:
+            raise LabError(f"there is no link between {a} and {b}; links: " +
+                           ", ".join(f"{x}-{y}" for x, y in self.state.links))
+        for here, there in ((a, b), (b, a)):
+            run("ip", "-n", self.node(here).ns, "link", "set", f"m-{there}",
+                "up" if up else "down")
+
+    def exec(self, name: str, argv: list[str],
+             **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside node ``name`` (or phone ``pN``) and wait for it."""
+        ns = self.namespace(name)
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], text=True, check=False,
+                              **kwargs)  # type: ignore[call-overload]
+
+    # --- phones --------------------------------------------------------------
+
+    def phone_dhcp(self, name: str) -> dict[str, str]:
+        """Let phone ``pN`` (or node ``nN``'s phone) take a lease from its node's dnsmasq;
+        the lease (``ip``, ``router``, ``opt114`` ...) is also kept in ``lab.json``."""
+        node = self.node("n" + name[1:]) if name.startswith("p") else self.node(name)
+        if not node.phone_ns:
+            raise LabError("this lab has no phones; start it with --phones")
+        folder = Path(self.state.state_dir) / f"p{node.number}"
+        node.phone_lease = phone_net.dhcp(node.phone_ns, folder)
+        self.state.save()
+        return node.phone_lease
+
+    def connect_phones(self) -> None:
+        """Every phone takes its lease (in parallel)."""
+        names = [n.name for n in self.state.nodes.values() if n.phone_ns]
+        with ThreadPoolExecutor(CHECK_WORKERS) as pool:
+            list(pool.map(self.phone_dhcp, names))
+
+    # --- looking -------------------------------------------------------------
+
+    def node(self, name: str) -> LabNode:
+        """The node called ``name`` (``n3``), or a clear error."""
+        try:
+            return self.state.nodes[name]
+        except KeyError:
+            raise LabError(f"no node {name!r} in lab {self.state.id}; nodes: " +
+                           ", ".join(self.state.nodes)) from None
+
+    def namespace(self, name: str) -> str:
+        """The namespace of node ``nN`` or phone ``pN``."""
+        if name.startswith("p") and name[1:].isdigit():
+            phone = self.node("n" + name[1:]).phone_ns
+            if not phone:
+                raise LabError("this lab has no phones; start it with --phones")
+            return phone
+        return self.node(name).ns
+
+    def socket_path(self, name: str) -> Path:
+        """The babeld monitoring socket of a node (a file: readable from the host)."""
+        return Path(self.state.state_dir) / name / "run" / "babeld.sock"
+
+    def routes(self, name: str) -> list[str]:
+        """Mesh addresses node ``name`` has a reachable babeld route to, or [] if unread."""
+        from node.mesh.babel_monitor import dump
+        from node.mesh.state import MeshState
+
+        state = MeshState("10.42.0.0/16")
+        state.reset(connected=True)
+        try:
+            state.feed(dump(str(self.socket_path(name)), timeout=2)[1])
+        except (OSError, ConnectionError):
+            return []
+        return state.node_addresses(installed=True)
+
+    def converged(self, names: list[str] | None = None) -> bool:
+        """Whether every node in ``names`` has a route to every other one of them."""
+        chosen = [self.node(n) for n in (names or list(self.state.nodes))]
+        for node in chosen:
+            have = set(self.routes(node.name))
+            if any(o.mesh_address not in have for o in chosen if o is not node):
+                return False
+        return True
+
+    def agent_health(self, name: str, timeout: float = 2) -> dict[str, object] | None:
+        """The node's ``/api/health`` document, fetched inside its namespace."""
+        node = self.node(name)
+        result = self.exec(name, ["curl", "-s", "-m", str(timeout),
+                                  f"http://{node.mesh_address}:{AGENT_PORT}/api/health"],
+                           capture_output=True, timeout=timeout + 5)
+        try:
+            return json.loads(result.stdout) if result.returncode == 0 else None
+        except ValueError:
+            return None
+
+    def portal_answers(self, name: str, timeout: float = 2) -> bool:
+        """Whether the node's portal answers ``/about`` (inside its namespace)."""
+        node = self.node(name)
+        result = self.exec(name, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                  "-m", str(timeout),
+                                  f"http://{node.mesh_address}:{PORTAL_PORT}/about"],
+                           capture_output=True, timeout=timeout + 5)
+        return result.returncode == 0 and result.stdout.startswith("2")
+
+    def wait_ready(self, timeout: float, start_portals: bool = False) -> float:
+        """Wait until every agent answers, babeld routes connect all nodes and (in a lab
+        with portals) every portal answers; seconds taken.
+
+        ``start_portals``: start each node's portal as soon as its agent is up (its babeld
+        has opened its socket), so that the agents, which the routes wait for, do not
+        share the processors with the portals while they start.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        pending = set(self.state.nodes)
+        waiting_portal = set(self.state.nodes) if self.state.portal else set()
+        with ThreadPoolExecutor(CHECK_WORKERS) as pool:
+            while pending:
+                # babeld's socket appears once the agent's API runs: a check with no process.
+                up = sorted(n for n in pending if self.socket_path(n).exists())
+                answered = _passing(pool, lambda n: self.agent_health(n, 1) is not None, up)
+                for name in answered:
+                    pending.discard(name)
+                    if start_portals and self.state.portal:
+                        self._start_portal(self.node(name))
+                if answered and start_portals:
+                    self.state.save()
+                self._check_deadline(deadline, timeout, pending,
+                                     f"the agents of {', '.join(sorted(pending))} did not "
+                                     "answer", "agent.log")
+                if pending:
+                    time.sleep(0.2)
+            while not self.converged():
+                self._check_deadline(deadline, timeout, {"routes"},
+                                     "babeld did not connect every node", "run/babeld.log")
+                time.sleep(0.2)
+            while waiting_portal:
+                names = sorted(waiting_portal)
+                waiting_portal -= set(_passing(pool, lambda n: self.portal_answers(n, 1),
+                                               names))
+                self._check_deadline(deadline, timeout, waiting_portal,
+                                     f"the portals of {', '.join(sorted(waiting_portal))} "
+                                     "did not answer", "portal.log")
+                if waiting_portal:
+                    time.sleep(0.2)
+        return time.monotonic() - started
+
+    def _check_deadline(self, deadline: float, timeout: float, pending: set[str], what: str,
+                        log: str) -> None:
+        if pending and time.monotonic() > deadline:
+            raise LabError(f"{what} within {timeout:g} s; read "
+                           f"{self.state.state_dir}/NODE/{log}")
+
+    # --- removing ------------------------------------------------------------
+
+    def down(self) -> None:
+        """Stop every process, delete every namespace and the state folder (idempotent)."""
+        for node in self.state.nodes.values():
+            for pid in node.pids.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+                alive(p) for n in self.state.nodes.values() for p in n.pids.values()):
+            time.sleep(0.05)
+        existing = set(lab_namespaces())
+        for node in self.state.nodes.values():
+            for namespace in (node.ns, node.phone_ns):
+                if namespace and namespace in existing:
+                    kill_namespace(namespace)
+                    run("ip", "netns", "del", namespace, check=False)
+            for pid in node.pids.values():
+                reap(pid)
+            node.pids = {}
+        shutil.rmtree(self.state.state_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the default root, when this was its last lab
+            STATE_ROOT.rmdir()
+
+
+def _passing(pool: ThreadPoolExecutor, check: Callable[[str], bool],
+             names: list[str]) -> list[str]:
+    """The ``names`` for which ``check`` is true, checked in parallel on ``pool``."""
+    return [n for n, ok in zip(names, pool.map(check, names), strict=True) if ok]

@@ -1,0 +1,86 @@
+"""Residents' phones in the lab: a namespace on a node's access point, addressed by DHCP.
+
+A node's access point is a bridge ``ap0`` in the node's namespace, standing in for the
+radio (a namespace cannot hold one; hostapd is not run). Each phone is a namespace
+whose ``wlan0`` is one end of a veth pair; the other end, ``ap0pN``, is a port of the
+bridge marked ``isolated`` (as hostapd's ``ap_isolate`` keeps Wi-Fi clients apart).
+The phone gets its address, router and DNS from the node's own dnsmasq with a real
+DHCP client (busybox ``udhcpc``, asking for option 114 like a phone that reads
+RFC 8910), whose script configures ``wlan0`` as a phone's network stack would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from node.lab.netns import LabError, ip_batch, run
+
+#: The phone's side of its link, and the node's bridge.
+PHONE_IF = "wlan0"
+BRIDGE = "ap0"
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# Called by busybox udhcpc (meshhub lab): configure wlan0 and record the lease.
+case "$1" in
+  deconfig)
+    ip -4 address flush dev "$interface"
+    ;;
+  bound|renew)
+    ip -4 address flush dev "$interface"
+    ip address add "$ip/$mask" dev "$interface"
+    ip route replace default via "${{router%% *}}" dev "$interface"
+    f='{{"ip":"%s","mask":"%s","router":"%s","dns":"%s","serverid":"%s","lease":"%s",'
+    f="$f"'"opt114":"%s"}}\\n'
+    printf "$f" "$ip" "$mask" "$router" "$dns" "$serverid" "$lease" "$opt114" > "{out}.tmp"
+    mv "{out}.tmp" "{out}"
+    ;;
+esac
+"""
+
+
+def bridge_commands(address: str) -> list[str]:
+    """``ip -batch`` lines making the access point's stand-in: a bridge with ``address``."""
+    return [f"link add {BRIDGE} type bridge", f"link set {BRIDGE} up",
+            f"address add {address} dev {BRIDGE}"]
+
+
+def add_phone(node_ns: str, phone_ns: str, number: int) -> None:
+    """Create ``phone_ns`` and join it to the node's bridge by a veth pair (no address yet)."""
+    run("ip", "netns", "add", phone_ns)
+    port = f"ap0p{number}"
+    ip_batch(node_ns, [f"link add {port} type veth peer name {PHONE_IF} netns {phone_ns}",
+                       f"link set {port} master {BRIDGE}",
+                       f"link set dev {port} type bridge_slave isolated on",
+                       f"link set {port} up"])
+    ip_batch(phone_ns, ["link set lo up", f"link set {PHONE_IF} up"])
+    # A phone offered no IPv6 by the node (no RA, no DHCPv6) has only a link-local address.
+    run("ip", "netns", "exec", phone_ns, "sysctl", "-qw",
+        f"net.ipv6.conf.{PHONE_IF}.accept_ra=0")
+
+
+def dhcp(phone_ns: str, folder: Path, timeout: float = 30) -> dict[str, str]:
+    """Ask the node for an address with ``udhcpc`` inside ``phone_ns``; the lease's fields.
+
+    ``ip``, ``mask``, ``router``, ``dns``, ``serverid``, ``lease`` as udhcpc reports them
+    and ``opt114`` decoded to text (the Captive Portal API URL, RFC 8910).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "lease.json"
+    out.unlink(missing_ok=True)
+    script = folder / "udhcpc.sh"
+    script.write_text(UDHCPC_SCRIPT.format(out=out), encoding="utf-8")
+    script.chmod(0o755)
+    result = run("ip", "netns", "exec", phone_ns, "busybox", "udhcpc", "-i", PHONE_IF,
+                 "-n", "-q", "-t", "10", "-T", "1", "-A", "1", "-O", "114", "-s", str(script),
+                 check=False, timeout=timeout)
+    if result.returncode != 0 or not out.exists():
+        raise LabError(f"the phone in {phone_ns} got no DHCP lease from its node "
+                       f"(udhcpc: {(result.stderr or result.stdout).strip()[-300:]}); "
+                       "read the node's run/dnsmasq.log")
+    lease: dict[str, str] = json.loads(out.read_text(encoding="utf-8"))
+    if lease.get("opt114"):
+        with contextlib.suppress(ValueError):  # older busybox versions print it as text
+            lease["opt114"] = bytes.fromhex(lease["opt114"]).decode("utf-8")
+    return lease

@@ -1,0 +1,77 @@
+"""The residents' side as daemons supervised by the agent: dnsmasq, and hostapd on a radio.
+
+With ``clients.dhcp = true`` the agent runs dnsmasq (DHCP and DNS for residents) with
+the configuration ``meshhub net plan`` renders (:mod:`node.net.render_dnsmasq`),
+written into ``agent.run_dir`` like babeld's, in the foreground (``--keep-in-foreground``,
+its log on stderr so the supervisor keeps it, capped, in ``run_dir/dnsmasq.log``).
+hostapd runs only when ``wifi.ap_interface`` exists and is a radio (the kernel lists a
+``wireless`` or ``phy80211`` entry for it in ``/sys/class/net``): in the mesh lab the
+access point is a bridge standing in for the radio, and there is no hostapd to run.
+
+dnsmasq is started as the agent's user; as root it drops to ``nobody`` by itself
+(so the lease file's folder, ``node.data_dir``, must be writable by that user; on a
+real node the agent is not root and dnsmasq keeps the agent's user and capabilities).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from node.atomic import atomic_write
+from node.config import NodeConfig
+from node.mesh.supervisor import SupervisedProcess
+
+
+def is_radio(interface: str, sys_root: Path = Path("/sys")) -> bool:
+    """Whether ``interface`` exists and is a Wi-Fi radio (mac80211 or wireless extensions)."""
+    base = sys_root / "class" / "net" / interface
+    return (base / "phy80211").exists() or (base / "wireless").exists()
+
+
+def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq") -> SupervisedProcess:
+    """A :class:`SupervisedProcess` running dnsmasq with this node's rendered configuration."""
+    from node.net import build_plan
+
+    run_dir = Path(cfg.agent.run_dir)
+    text = build_plan(cfg, net_dir=run_dir).file("dnsmasq.conf").content
+    conf, pid = run_dir / "dnsmasq.conf", run_dir / "dnsmasq.pid"
+
+    def prepare() -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(conf, text, mode=0o644)
+        with contextlib.suppress(FileNotFoundError):
+            pid.unlink()  # left by a dnsmasq that was killed
+
+    argv = [executable, "--keep-in-foreground", "--log-facility=-", f"--conf-file={conf}",
+            f"--pid-file={pid}"]
+    return SupervisedProcess("dnsmasq", argv, log_path=run_dir / "dnsmasq.log",
+                             prepare=prepare)
+
+
+def hostapd_process(cfg: NodeConfig, executable: str = "hostapd") -> SupervisedProcess:
+    """A :class:`SupervisedProcess` running hostapd (foreground) with the rendered file."""
+    from node.net import build_plan
+
+    run_dir = Path(cfg.agent.run_dir)
+    text = build_plan(cfg, net_dir=run_dir).file("hostapd.conf").content
+    conf = run_dir / "hostapd.conf"
+
+    def prepare() -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(conf, text, mode=0o644)
+
+    return SupervisedProcess("hostapd", [executable, str(conf)],
+                             log_path=run_dir / "hostapd.log", prepare=prepare)
+
+
+def access_daemons(cfg: NodeConfig, sys_root: Path = Path("/sys")) -> list[SupervisedProcess]:
+    """The residents' daemons this node runs, in start order: hostapd (only on a radio),
+    then dnsmasq; none unless ``clients.dhcp``."""
+    if not cfg.clients.dhcp:
+        return []
+    daemons = []
+    if is_radio(cfg.wifi.ap_interface, sys_root):
+        daemons.append(hostapd_process(cfg))
+    daemons.append(dnsmasq_process(cfg))
+    return daemons

@@ -1,0 +1,164 @@
+"""A client for babeld's local monitoring interface that keeps a :class:`MeshState` live.
+
+It connects to the ``local-path`` unix socket (or a ``host:port`` for ``local-port``),
+sends ``monitor`` (babeld answers with a full dump, then one line per change) and
+applies every line to the state. When babeld goes away (restart, crash) the state
+is marked disconnected and emptied, and the client reconnects with exponential
+back-off. Read-only: it never sends anything but ``dump``/``monitor``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from node.logs import OnceLogger
+from node.mesh.babel_parse import parse_greeting
+from node.mesh.state import MeshState
+
+log = logging.getLogger("meshhub.mesh")
+
+#: Back-off between reconnection attempts, in seconds (doubles up to the maximum).
+RECONNECT_INITIAL = 0.5
+RECONNECT_MAX = 30.0
+#: A line longer than this is not babeld talking: drop the connection.
+MAX_LINE = 4096
+
+
+def connect(address: str, timeout: float = 3.0) -> socket.socket:
+    """A socket to babeld's monitoring interface: a unix path, or ``host:port``."""
+    if address.startswith("/") or not address.rpartition(":")[2].isdigit():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target: object = str(Path(address))
+    else:
+        host, _, port = address.rpartition(":")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        target = (host.strip("[]") or "127.0.0.1", int(port))
+    sock.settimeout(timeout)
+    try:
+        sock.connect(target)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def read_until_ok(sock: socket.socket, limit: int = 4 << 20) -> list[str]:
+    """Lines up to (not including) babeld's ``ok`` terminator."""
+    data = b""
+    while not (data.endswith(b"ok\n") and (len(data) == 3 or data.endswith(b"\nok\n"))):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("babeld closed the monitoring socket")
+        data += chunk
+        if len(data) > limit:
+            raise ConnectionError("babeld's answer is larger than expected")
+    return data.decode("utf-8", "replace").splitlines()[:-1]
+
+
+def dump(address: str, timeout: float = 3.0) -> tuple[dict[str, str], list[str]]:
+    """One ``dump``: (greeting facts, event lines). For ``meshhub lab status`` and tests."""
+    with connect(address, timeout) as sock:
+        greeting = parse_greeting(read_until_ok(sock))
+        sock.sendall(b"dump\n")
+        return greeting, read_until_ok(sock)
+
+
+class BabelMonitor:
+    """Follows babeld's ``monitor`` stream in a thread, feeding :attr:`state`."""
+
+    def __init__(self, address: str, state: MeshState, *,
+                 on_change: Callable[[], None] | None = None,
+                 reconnect_initial: float = RECONNECT_INITIAL,
+                 reconnect_max: float = RECONNECT_MAX) -> None:
+        self.address = address
+        self.state = state
+        self.on_change = on_change
+        self.greeting: dict[str, str] = {}
+        self._initial = reconnect_initial
+        self._max = reconnect_max
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._problems = OnceLogger(log)
+        self.connections = 0
+
+    def start(self) -> None:
+        """Start following babeld (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="meshhub-babel-monitor")
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following and wait for the thread (idempotent)."""
+        self._stop.set()
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        delay = self._initial
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._follow()
+                delay = self._initial  # a connection that worked resets the back-off
+            except OSError as exc:
+                failures += 1
+                if failures >= 3:  # babeld needs a moment after (re)starting: not a problem yet
+                    self._problems.warning("connect", "babeld monitoring %s: %s",
+                                           self.address, exc)
+            else:
+                failures = 0
+            if self.state.snapshot().connected:
+                self.state.reset(connected=False)
+                self._changed()
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self._max)
+
+    def _follow(self) -> None:
+        sock = connect(self.address)
+        self._sock = sock
+        try:
+            self.greeting = parse_greeting(read_until_ok(sock))
+            sock.sendall(b"monitor\n")
+            self.connections += 1
+            self._problems.resolved("connect")
+            log.info("following babeld %s at %s", self.greeting.get("version", "?"),
+                     self.address)
+            self.state.reset(connected=True)
+            sock.settimeout(1.0)
+            pending = b""
+            while not self._stop.is_set():
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    raise ConnectionError("babeld closed the monitoring socket")
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                if len(pending) > MAX_LINE:
+                    raise ConnectionError("babeld sent an over-long line")
+                if self.state.feed(line.decode("utf-8", "replace") for line in lines):
+                    self._changed()
+        finally:
+            self._sock = None
+            sock.close()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:  # a listener's bug must not stop the monitor
+                log.exception("mesh change listener failed")

@@ -1,0 +1,98 @@
+"""Per-peer exponential back-off and the health record of every peer.
+
+A peer that is unreachable, or sends garbage or tampered data, is left alone
+for ``base * 2^(failures-1)`` seconds (capped, with ±20 % jitter so that the
+neighbours of a flapping node do not retry in step). A success resets it.
+Nothing a peer sends ever makes it *more* trusted: trust is only the store's
+signature and registry check.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.sync.client import ByteCounter
+
+
+@dataclass
+class PeerState:
+    """What this node knows about one peer's behaviour."""
+
+    url: str
+    failures: int = 0
+    retry_at: float = 0.0  #: monotonic time before which the peer is left alone
+    last_ok: float | None = None  #: wall-clock time of the last successful exchange
+    last_error: str | None = None
+    bad_data: int = 0  #: how many times the peer sent something refused
+    rounds: int = 0
+    accepted: int = 0  #: entries ingested from it
+    counter: ByteCounter = field(default_factory=ByteCounter)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """A status record (``meshhub sync status``)."""
+        return {"url": self.url, "failures": self.failures,
+                "backoff_seconds": round(max(0.0, self.retry_at - now), 1),
+                "last_ok": None if self.last_ok is None else int(self.last_ok),
+                "last_error": self.last_error, "bad_data": self.bad_data,
+                "rounds": self.rounds, "accepted": self.accepted,
+                "bytes_sent": self.counter.sent, "bytes_received": self.counter.received}
+
+
+class Backoff:
+    """Back-off state of every peer this node has talked to."""
+
+    def __init__(self, base_seconds: float, max_seconds: float, *,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.base_seconds = base_seconds
+        self.max_seconds = max_seconds
+        self._monotonic = monotonic
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._peers: dict[str, PeerState] = {}
+        self._lock = threading.Lock()
+
+    def peer(self, url: str) -> PeerState:
+        """The record of ``url`` (created on first use)."""
+        with self._lock:
+            state = self._peers.get(url)
+            if state is None:
+                state = self._peers[url] = PeerState(url)
+            return state
+
+    def ready(self, url: str) -> bool:
+        """Whether ``url`` may be contacted now."""
+        return self.peer(url).retry_at <= self._monotonic()
+
+    def failed(self, url: str, reason: str, *, bad_data: bool) -> float:
+        """Record a failure; returns the seconds until the next attempt."""
+        state = self.peer(url)
+        with self._lock:
+            state.failures += 1
+            state.bad_data += int(bad_data)
+            state.last_error = reason
+            delay = min(self.max_seconds, self.base_seconds * 2 ** min(state.failures - 1, 30))
+            delay *= 1 + self._rng.uniform(-0.2, 0.2)
+            state.retry_at = self._monotonic() + delay
+        return delay
+
+    def succeeded(self, url: str) -> None:
+        """Record a successful exchange: the back-off starts again from zero."""
+        state = self.peer(url)
+        with self._lock:
+            state.failures = 0
+            state.retry_at = 0.0
+            state.last_ok = time.time()
+
+    def states(self) -> list[PeerState]:
+        """Every peer's record, by URL."""
+        with self._lock:
+            return [self._peers[k] for k in sorted(self._peers)]
+
+    def now(self) -> float:
+        """The monotonic clock used for ``retry_at``."""
+        return self._monotonic()

@@ -1,0 +1,513 @@
+"""The sync service: pulls from neighbours, pushes notifications, fetches library files.
+
+Two threads, both stopped by :meth:`SyncService.stop`:
+
+- ``meshhub-sync`` pulls entries. It wakes when a neighbour notifies it
+  (after :data:`~node.timing.SYNC_COALESCE_SECONDS`, so a burst of
+  notifications costs one pull), every ``sync.interval_seconds`` (± jitter)
+  for a round with every neighbour, and every
+  :data:`~node.timing.SYNC_WATCH_SECONDS` to notice entries appended by
+  other processes (the portal). Whenever the log changed it notifies every
+  neighbour at once (push-on-change).
+- ``meshhub-sync-files`` fetches the library files this node lacks.
+
+Neighbours come from callables (:meth:`SyncService.add_peer_source`): the
+static ``sync.peers`` always, the mesh's discovered neighbours when the
+agent feeds them. :meth:`sync_now` runs one round synchronously (the
+``meshhub sync now`` command and tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from node import timing
+from node.blobs import BlobStore
+from node.errors import StoreError
+from node.identity import fingerprint
+from node.logs import OnceLogger
+from node.registry import SnapshotRejected
+from node.sync import files as _files
+from node.sync import protocol
+from node.sync.backoff import Backoff
+from node.sync.client import ByteCounter, PeerClient, PeerError, normalise_url
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
+    from node.registry import RegistryTrust
+    from node.store import Store
+
+log = logging.getLogger("meshhub.sync")
+MIB = 1024 * 1024
+PeerSource = Callable[[], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How the service behaves; :meth:`from_config` reads the ``[sync]`` section."""
+
+    interval_seconds: float = 60.0
+    jitter_ratio: float = 0.2
+    peers: tuple[str, ...] = ()
+    max_page_entries: int = 500
+    max_request_bytes: int = 262144
+    push: bool = True
+    backoff_max_seconds: float = 300.0
+    backoff_base_seconds: float = timing.SYNC_BACKOFF_BASE_SECONDS
+    coalesce_seconds: float = timing.SYNC_COALESCE_SECONDS
+    watch_seconds: float = timing.SYNC_WATCH_SECONDS
+    timeout_seconds: float = timing.SYNC_HTTP_TIMEOUT_SECONDS
+    quota_bytes: int | None = None  #: library quota; None: unlimited
+    max_pages_per_pull: int = 200
+
+    @classmethod
+    def from_config(cls, cfg: NodeConfig, **overrides: Any) -> SyncSettings:
+        """The settings of ``cfg`` (``[sync]`` and ``portal.library_quota_mb``)."""
+        values: dict[str, Any] = {
+            "interval_seconds": float(cfg.get("sync.interval_seconds")),
+            "jitter_ratio": float(cfg.get("sync.jitter_ratio")),
+            "peers": tuple(cfg.get("sync.peers")),
+            "max_page_entries": cfg.get("sync.max_page_entries"),
+            "max_request_bytes": cfg.get("sync.max_request_bytes"),
+            "push": cfg.get("sync.push"),
+            "backoff_max_seconds": float(cfg.get("sync.backoff_max_seconds")),
+            "quota_bytes": cfg.get("portal.library_quota_mb") * MIB,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class PeerRound:
+    """What one pull from one peer did (``meshhub sync now`` prints these)."""
+
+    peer: str
+    outcome: str  #: in sync, pulled, nothing to pull, backed off, failed, self, local error
+    accepted: int = 0
+    duplicates: int = 0
+    pages: int = 0
+    registry: str | None = None
+    bytes: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON record of the round."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class FileReport:
+    """What one pass of the file fetcher did."""
+
+    fetched: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    not_found: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON record of the pass."""
+        return dict(self.__dict__)
+
+
+class SyncService:
+    """Replication of one node's store and library with its neighbours."""
+
+    def __init__(self, store: Store, blobs: BlobStore, settings: SyncSettings | None = None,
+                 *, registry: RegistryTrust | None = None,
+                 own_port: Callable[[], int | None] = lambda: None,
+                 rng: random.Random | None = None) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.settings = settings or SyncSettings()
+        self.registry = registry
+        self.own_port = own_port
+        self.fingerprint = fingerprint(store.identity.public_key)
+        self.backoff = Backoff(self.settings.backoff_base_seconds,
+                               self.settings.backoff_max_seconds)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter only
+        self._sources: list[PeerSource] = [lambda: self.settings.peers]
+        self._self_urls: set[str] = set()
+        self._problems = OnceLogger(log)
+        self._pending: set[str | None] = set()
+        self._lock = threading.Lock()
+        self._pull_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._files_wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._notified: dict[str, str] = {}  #: the digest each neighbour was last told
+        self.last_files = FileReport()
+        self.last_round_at: float | None = None
+        self.rounds = 0
+
+    # --- neighbours ------------------------------------------------------------------
+    def add_peer_source(self, source: PeerSource) -> None:
+        """Add a callable listing neighbours' base URLs (e.g. from babeld + zeroconf)."""
+        self._sources.append(source)
+
+    def peers(self) -> list[str]:
+        """Current neighbours: the union of every source, normalised, without this node."""
+        found: set[str] = set()
+        for source in list(self._sources):
+            try:
+                urls = list(source())
+            except Exception as exc:  # a discovery failure must not stop replication
+                self._problems.warning("peer-source", "sync: listing neighbours failed: %s", exc)
+                continue
+            for url in urls:
+                try:
+                    found.add(normalise_url(url))
+                except ValueError as exc:
+                    self._problems.warning(f"bad-peer:{url}", "sync: ignoring peer: %s", exc)
+        return sorted(found - self._self_urls)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the pull/push thread and the file thread (a first round runs at once)."""
+        if self._threads:
+            return
+        self._pending.add(None)
+        self._wake.set()
+        self._threads = [threading.Thread(target=self._run, name="meshhub-sync"),
+                         threading.Thread(target=self._run_files, name="meshhub-sync-files")]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop both threads and wait for them (an unfinished file transfer is kept)."""
+        self._stop.set()
+        self._wake.set()
+        self._files_wake.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+
+    def close(self) -> None:
+        """Stop the threads and close the store (for a service from ``open_sync_service``)."""
+        self.stop()
+        self.store.close()
+
+    # --- scheduling --------------------------------------------------------------------
+    def schedule_pull(self, url: str | None) -> None:
+        """Pull from ``url`` soon (None: from every neighbour); bursts are coalesced."""
+        with self._lock:
+            self._pending.add(url)
+        self._wake.set()
+
+    def _next_interval(self) -> float:
+        spread = self.settings.jitter_ratio
+        return self.settings.interval_seconds * (1 + self._rng.uniform(-spread, spread))
+
+    def _run(self) -> None:
+        watch = _Watcher(self.store)
+        next_round = time.monotonic() + self._next_interval()
+        next_watch = time.monotonic() + self.settings.watch_seconds
+        try:
+            while not self._stop.is_set():
+                timeout = max(0.0, min(next_round, next_watch) - time.monotonic())
+                if self._wake.wait(timeout):
+                    self._stop.wait(self.settings.coalesce_seconds)
+                    self._wake.clear()
+                if self._stop.is_set():
+                    break
+                with self._lock:
+                    pending, self._pending = self._pending, set()
+                now = time.monotonic()
+                if now >= next_round:
+                    pending.add(None)
+                    next_round = now + self._next_interval()
+                targets = self.peers() if None in pending else sorted(
+                    p for p in pending if p is not None)
+                changed = False
+                for url in targets:
+                    if self._stop.is_set():
+                        break
+                    changed |= self._guarded_pull(url).accepted > 0
+                if None in pending:
+                    self._files_wake.set()
+                tick = now >= next_watch
+                if tick:
+                    changed |= watch.changed()
+                    next_watch = time.monotonic() + self.settings.watch_seconds
+                if changed:
+                    self._files_wake.set()
+                    watch.changed()  # refresh the cached digest after our own ingest
+                if changed or tick:
+                    self.announce(watch.digest)
+        except Exception:
+            log.exception("sync: the pull thread failed; replication stopped until restart")
+        finally:
+            watch.close()
+
+    def _run_files(self) -> None:
+        while not self._stop.is_set():
+            self._files_wake.wait(self.settings.interval_seconds)
+            self._files_wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.fetch_files()
+            except Exception as exc:  # keep the thread alive; report it
+                self._problems.warning("files", "sync: fetching library files failed: %s: %s",
+                                       type(exc).__name__, exc)
+
+    # --- one round ---------------------------------------------------------------------
+    def sync_now(self, peers: Iterable[str] | None = None, *, files: bool = True
+                 ) -> tuple[list[PeerRound], FileReport | None]:
+        """One pull from each peer (default: every neighbour), then the missing files."""
+        urls = [normalise_url(p) for p in peers] if peers is not None else self.peers()
+        rounds = [self._guarded_pull(url, force=True) for url in urls]
+        report = self.fetch_files(urls) if files else None
+        if any(r.accepted for r in rounds):
+            self.announce()
+        return rounds, report
+
+    def _guarded_pull(self, url: str, *, force: bool = False) -> PeerRound:
+        with self._pull_lock:
+            result = self.pull_from(url, force=force)
+        self.rounds += 1
+        self.last_round_at = time.time()
+        return result
+
+    def pull_from(self, url: str, *, force: bool = False) -> PeerRound:
+        """Compare digests with ``url``; if they differ, pull the entries this node lacks.
+
+        ``force`` ignores a running back-off (an operator's ``sync now``).
+        """
+        url = normalise_url(url)
+        state = self.backoff.peer(url)
+        if not force and not self.backoff.ready(url):
+            return PeerRound(url, "backed off", error=state.last_error)
+        counter = ByteCounter()  # this round's bytes only, whatever else runs meanwhile
+        client = PeerClient(url, timeout=self.settings.timeout_seconds, counter=counter)
+        result = PeerRound(url, "in sync")
+        state.rounds += 1
+        try:
+            theirs = client.digest()
+            if theirs.node == self.fingerprint:
+                self._self_urls.add(url)
+                result.outcome = "self"
+                return result
+            result.registry = self._registry_from(client, theirs.registry)
+            if theirs.digest != self.store.digest():
+                self._pull_entries(client, result)
+            self.backoff.succeeded(url)
+            self._problems.resolved(f"peer:{url}")
+        except PeerError as exc:
+            delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
+            result.outcome, result.error = "failed", exc.reason
+            what = "sent data that was refused" if exc.bad_data else "unreachable"
+            self._problems.warning(f"peer:{url}", "sync: peer %s %s: %s; backing off %.0f s "
+                                   "(later failures are counted, see 'meshhub sync status')",
+                                   url, what, exc.reason, delay)
+        except (sqlite3.Error, StoreError) as exc:
+            cause = _root_cause(exc)
+            result.outcome, result.error = "local error", cause
+            self._problems.warning("store", "sync: cannot store entries from %s: %s; nothing "
+                                   "was changed, will retry", url, cause)
+        finally:
+            result.bytes = counter.total
+            state.counter.add(counter.sent, counter.received)
+            state.accepted += result.accepted
+        return result
+
+    def _registry_from(self, client: PeerClient, serial: int | None) -> str | None:
+        if self.registry is None or serial is None:
+            return None
+        mine = self.registry.serial
+        if mine is not None and serial <= mine:
+            return None
+        data = client.registry()
+        if data is None:
+            return None
+        try:
+            installed = self.registry.offer(data, client.url)
+        except SnapshotRejected as exc:
+            raise PeerError(client.url, exc.reason, bad_data=True) from None
+        if installed:
+            log.info("sync: installed registry snapshot %s from %s", self.registry.serial,
+                     client.url)
+            return f"installed serial {self.registry.serial}"
+        return None
+
+    def _pull_entries(self, client: PeerClient, result: PeerRound) -> None:
+        theirs = client.vector(self.store.vector(), self.own_port())
+        mine = self.store.vector()
+        trust = self.store.trust
+        wanted = {a for a, seq in theirs.items() if seq > mine.get(a, 0) and trust.is_trusted(a)}
+        for author in sorted(a for a, seq in theirs.items()
+                             if seq > mine.get(a, 0) and a not in wanted):
+            self._problems.warning(f"untrusted:{author}", "sync: %s offers entries by node key "
+                                   "%s, which this node does not trust (not registered, or "
+                                   "revoked); not pulling them", client.url, fingerprint(author))
+        result.outcome = "nothing to pull"
+        if not wanted:
+            return
+        result.outcome = "pulled"
+        for _ in range(self.settings.max_pages_per_pull):
+            mine = self.store.vector()
+            # Authors not wanted are asked "after the seq you told me", i.e. nothing.
+            since = {a: s for a, s in theirs.items() if a not in wanted}
+            since.update({a: mine[a] for a in wanted if a in mine})
+            entries, more = client.entries(since, self.settings.max_page_entries)
+            result.pages += 1
+            unasked = sum(1 for e in entries if not _asked(e, since))
+            if unasked:
+                raise PeerError(client.url, f"{unasked} entr{'y' if unasked == 1 else 'ies'} "
+                                "not asked for (at or before the sequence numbers sent: a "
+                                "replay, or an author this node does not want)", bad_data=True)
+            report = self.store.ingest(entries)
+            result.accepted += len(report.accepted)
+            result.duplicates += len(report.duplicates)
+            if report.rejected:
+                entry_id, reason = report.rejected[0]
+                raise PeerError(client.url, f"{len(report.rejected)} entr"
+                                f"{'y' if len(report.rejected) == 1 else 'ies'} refused, first "
+                                f"{(entry_id or '?')[:12]}: {reason}", bad_data=True)
+            if not more or not report.accepted:
+                return
+
+    # --- push ----------------------------------------------------------------------------
+    def announce(self, digest: str | None = None) -> None:
+        """Tell every neighbour this node's digest if it has not heard it yet (push-on-change).
+
+        A neighbour that was backed off or unreachable is told when it is ready
+        again (this runs at every watch tick), so a change is never left to the
+        periodic round alone.
+        """
+        if not self.settings.push:
+            return
+        digest = digest or self.store.digest()
+        for url in self.peers():
+            if self._notified.get(url) == digest or not self.backoff.ready(url):
+                continue
+            state = self.backoff.peer(url)
+            client = PeerClient(url, timeout=min(2.0, self.settings.timeout_seconds),
+                                counter=state.counter)
+            try:
+                client.notify(digest, self.own_port())
+                self._notified[url] = digest
+            except PeerError as exc:
+                delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
+                self._problems.warning(f"peer:{url}", "sync: notifying %s failed: %s; backing "
+                                       "off %.0f s", url, exc.reason, delay)
+
+    # --- library files -----------------------------------------------------------------
+    def fetch_files(self, peers: Iterable[str] | None = None) -> FileReport:
+        """Fetch missing files of live library items from neighbours, within the quota."""
+        plan = _files.plan_files(self.store, self.blobs, self.settings.quota_bytes)
+        report = FileReport(skipped=[w.to_json(reason) for w, reason in plan.skipped])
+        urls = list(peers) if peers is not None else self.peers()
+        for want in plan.fetch:
+            if self._stop.is_set():
+                break
+            outcome = self._fetch_one(want, urls)
+            if outcome is True:
+                report.fetched.append(want.sha256)
+            elif outcome is False:
+                report.not_found.append(want.to_json())
+            else:
+                report.failed.append(want.to_json(outcome))
+        for record in report.skipped:
+            self._problems.warning(f"skip:{record['sha256']}", "sync: not fetching library file "
+                                   "%s (%s): %s", record["sha256"][:12], record["title"],
+                                   record["reason"])
+        self.last_files = report
+        return report
+
+    def _fetch_one(self, want: _files.WantedFile, urls: list[str]) -> bool | str:
+        last_error: str | None = None
+        for url in urls:
+            if not self.backoff.ready(url):
+                continue
+            state = self.backoff.peer(url)
+            client = PeerClient(url, timeout=self.settings.timeout_seconds,
+                                counter=state.counter)
+            try:
+                if _files.fetch_file(client, self.blobs, want, stop=self._stop.is_set):
+                    self._drop_if_unused(want.sha256)
+                    log.info("sync: library file %s fetched from %s", want.sha256[:12], url)
+                    return True
+            except PeerError as exc:
+                last_error = exc.reason
+                delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
+                self._problems.warning(f"file:{url}:{want.sha256}", "sync: library file from "
+                                       "%s refused: %s; backing off %.0f s", url, exc.reason,
+                                       delay)
+        return last_error if last_error is not None else False
+
+    def _drop_if_unused(self, sha256: str) -> None:
+        """An item deleted while its file was in transit: do not keep the file."""
+        if not self.store.library_items_by_sha(sha256):
+            self.blobs.delete(sha256)
+
+    # --- what others ask ---------------------------------------------------------------
+    def digest_doc(self) -> protocol.Digest:
+        """This node's ``GET /sync/v1/digest`` answer."""
+        vector = self.store.vector()
+        return protocol.Digest(self.store.digest(), self.fingerprint, sum(vector.values()),
+                               self.registry.serial if self.registry is not None else None)
+
+    def status(self) -> dict[str, Any]:
+        """Everything ``meshhub sync status`` shows (also served at ``/sync/v1/status``)."""
+        now = self.backoff.now()
+        return {"node": self.fingerprint, **self.digest_doc().to_json(),
+                "peers_now": self.peers(),
+                "peers": [s.to_json(now) for s in self.backoff.states()],
+                "rounds": self.rounds,
+                "last_round_at": None if self.last_round_at is None else int(self.last_round_at),
+                "files": self.last_files.to_json(),
+                "problems": self._problems.summary()}
+
+
+class _Watcher:
+    """Notices commits by any connection or process (``PRAGMA data_version``), cheaply."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._conn: sqlite3.Connection | None = None
+        self._version: int | None = None
+        self.digest = store.digest()  #: the log's digest as of the last check
+
+    def changed(self) -> bool:
+        """True when the log's digest differs from the last check."""
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(f"file:{self._store.path}?mode=ro", uri=True)
+            (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            version = None
+        if version is not None and version == self._version:
+            return False
+        self._version = version
+        digest = self._store.digest()
+        changed, self.digest = digest != self.digest, digest
+        return changed
+
+    def close(self) -> None:
+        """Close the watching connection."""
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _asked(wire: dict[str, Any], since: dict[str, int]) -> bool:
+    """Whether an entry is after ``since`` for its author (what was asked for)."""
+    header = wire.get("header")
+    if not isinstance(header, dict):
+        return True  # malformed: the store refuses it with the reason
+    author, seq = header.get("author"), header.get("seq")
+    return not (isinstance(author, str) and isinstance(seq, int) and seq <= since.get(author, 0))
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error (a failed ROLLBACK can hide 'database or disk is full')."""
+    while exc.__context__ is not None:
+        exc = exc.__context__
+    return f"{type(exc).__name__}: {exc}"

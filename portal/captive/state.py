@@ -1,0 +1,97 @@
+"""What the portal knows about the device it is talking to: let through or not.
+
+The portal asks the gate (``node.gate.GateClient`` on ``gate.socket``). Three cases
+besides a plain answer:
+
+* **no gate on this computer** (no socket: ``make run`` on a laptop): nothing holds
+  anyone back, so every device counts as let through and the pages say so;
+* **the gate does not answer** (the agent restarting): devices are kept at the
+  welcome page (a probe never "succeeds" by accident) and Connect asks to retry;
+* **not a resident's address** (loopback, the mesh): such requests never crossed the
+  gate, so nothing holds them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, request
+
+from node.config import NodeConfig
+from node.gate import GateClient, GateError, GateStatus, GateUnavailable, NoGate
+
+#: ``app.config`` key: a ready gate client (tests put a fake here).
+GATE_CLIENT_KEY = "CAPTIVE_GATE_CLIENT"
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """One device as the captive pages see it.
+
+    ``gate`` is ``present``, ``absent`` (no gate on this computer), ``unavailable``
+    (not answering) or ``ungated`` (an address the gate does not hold back).
+    """
+
+    allowed: bool
+    seconds_remaining: int | None = None
+    mode: str = "portal"
+    gate: str = "present"
+
+
+def gate_client(app: Flask | None = None) -> Any:
+    """The app's gate client (one per app)."""
+    app = app or current_app
+    client = app.config.get(GATE_CLIENT_KEY)
+    if client is None:
+        config: NodeConfig = app.config["NODE_CONFIG"]
+        client = GateClient(config.gate.socket)
+        app.config[GATE_CLIENT_KEY] = client
+    return client
+
+
+def client_ip() -> str:
+    """The requesting device's address (ProxyFix has applied X-Forwarded-For if enabled)."""
+    return request.remote_addr or ""
+
+
+def from_status(status: GateStatus) -> ClientState:
+    """The state for a gate's answer."""
+    return ClientState(status.allowed, status.seconds_remaining, status.mode, "present")
+
+
+def client_state() -> ClientState:
+    """Ask the gate about the requesting device (see the module docstring)."""
+    try:
+        return from_status(gate_client().status(client_ip()))
+    except NoGate:
+        return ClientState(True, None, "open", "absent")
+    except GateUnavailable:
+        return ClientState(False, None, "portal", "unavailable")
+    except GateError as exc:
+        if exc.code in ("not-a-client", "bad-request"):
+            return ClientState(True, None, "portal", "ungated")
+        return ClientState(False, None, "portal", "present")
+
+
+def portal_url(path: str) -> str:
+    """An absolute URL on the portal's address (``http://10.64.7.1/welcome``).
+
+    A phone's sign-in sheet may have arrived under any host name; the welcome page
+    must be on the node's own address. Without a gate (a laptop demo), the URL the
+    browser used is kept.
+    """
+    if not gate_client().present:
+        return request.host_url.rstrip("/") + path
+    app = current_app
+    base = app.extensions.get("meshhub.captive.base")
+    if base is None:
+        from node.errors import ConfigError
+        from node.net import address_plan
+
+        try:
+            base = f"http://{address_plan(app.config['NODE_CONFIG']).portal_address}"
+        except (ConfigError, ValueError):
+            base = request.host_url.rstrip("/")
+        app.extensions["meshhub.captive.base"] = base
+    return base + path

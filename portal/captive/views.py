@@ -1,0 +1,149 @@
+"""The captive pages: probe answers, the welcome page, "you're connected", the RFC 8908 API.
+
+Every answer here depends on who asks, so each is ``Cache-Control: private, no-store``:
+neither nginx's micro-cache nor a phone may keep one (a cached "success" would close a
+stranger's sheet; a cached redirect would reopen it after acceptance).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from node.config import NodeConfig
+from node.gate import GateError, GateUnavailable, NoGate
+from portal.captive.probes import Probe, classify
+from portal.captive.state import (
+    ClientState,
+    client_ip,
+    client_state,
+    from_status,
+    gate_client,
+    portal_url,
+)
+
+bp = Blueprint("captive", __name__)
+
+NO_STORE = "private, no-store"
+
+
+def _private(response: Response) -> Response:
+    response.headers["Cache-Control"] = NO_STORE
+    response.headers.pop("ETag", None)
+    return response
+
+
+def _redirect(location: str) -> Response:
+    return _private(redirect(location, code=302))
+
+
+def probe_answer(probe: Probe, state: ClientState) -> Response:
+    """Before acceptance: a redirect to the welcome page; after: exactly the OS's answer."""
+    if not state.allowed:
+        return _redirect(portal_url("/welcome"))
+    if probe.to_hub:
+        return _redirect(portal_url("/"))
+    response = Response(probe.body, status=probe.status, content_type=probe.content_type)
+    if probe.status == 204:
+        response.headers.pop("Content-Type", None)
+        response.data = b""
+    return _private(response)
+
+
+def _our_host(host: str, config: NodeConfig) -> bool:
+    """Whether ``host`` names this portal (an address, localhost, or a name in our domain)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]").lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    domain = str(config.clients.domain).lower()
+    return name in ("", "localhost") or name == domain or name.endswith("." + domain)
+
+
+def intercept() -> ResponseReturnValue | None:
+    """Runs before every request: answer probes, and send foreign hosts to the portal."""
+    path = request.path
+    host = request.host or ""
+    probe = classify(host.rsplit(":", 1)[0], path, request.user_agent.string or "")
+    if probe is not None:
+        return probe_answer(probe, client_state())
+    if _our_host(host, current_app.config["NODE_CONFIG"]):
+        return None
+    # Another site's address (the gate's redirect, or DNS on an offline node).
+    state = client_state()
+    if state.gate in ("absent", "ungated"):
+        return None  # no gate here, or not a resident's device: serve the page as asked
+    return _redirect(portal_url("/" if state.allowed else "/welcome"))
+
+
+def _duration(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    from flask_babel import ngettext
+
+    hours, minutes = divmod(max(seconds, 0) // 60, 60)
+    if hours:
+        return ngettext("%(num)d hour", "%(num)d hours", hours)
+    return ngettext("%(num)d minute", "%(num)d minutes", max(minutes, 1))
+
+
+@bp.route("/welcome", methods=["GET", "POST"])
+def welcome() -> ResponseReturnValue:
+    """The house rules and one Connect button (a plain form: no JavaScript needed)."""
+    problem = None
+    if request.method == "POST":
+        try:
+            status = gate_client().allow(client_ip())
+            if status.allowed:
+                return _private(redirect(url_for("captive.connected"), code=303))
+        except NoGate:
+            return _private(redirect(url_for("captive.connected"), code=303))
+        except GateUnavailable:
+            problem = _("The network’s gate did not answer. Please try again in a moment.")
+        except GateError as exc:
+            if exc.code in ("not-a-client", "bad-request"):
+                return _private(redirect(url_for("captive.connected"), code=303))
+            problem = (_("This node cannot see your device on its Wi-Fi. Reconnect to the "
+                         "Wi-Fi and try again.") if exc.code == "unknown-device" else
+                       _("The network’s gate did not answer. Please try again in a moment."))
+        state = ClientState(False)
+    else:
+        state = client_state()
+    page = render_template("captive/welcome.html", state=state, problem=problem,
+                           remaining=_duration(state.seconds_remaining))
+    return _private(Response(page, status=503 if problem else 200))
+
+
+@bp.get("/connected")
+def connected() -> ResponseReturnValue:
+    """"You're connected": how long for, and the way to the hub."""
+    state = client_state()
+    if not state.allowed:
+        return _private(redirect(url_for("captive.welcome"), code=303))
+    page = render_template("captive/connected.html", state=state,
+                           remaining=_duration(state.seconds_remaining))
+    return _private(Response(page))
+
+
+@bp.get("/api/captive")
+def api() -> ResponseReturnValue:
+    """The RFC 8908 Captive Portal API (announced by DHCP option 114, RFC 8910)."""
+    state = client_state()
+    body: dict[str, object] = {"captive": not state.allowed,
+                               "user-portal-url": portal_url("/welcome"),
+                               "venue-info-url": portal_url("/about")}
+    if state.allowed and state.seconds_remaining is not None:
+        body["seconds-remaining"] = state.seconds_remaining
+        body["can-extend-session"] = True
+    response = Response(json.dumps(body), content_type="application/captive+json")
+    return _private(response)
+
+
+__all__ = ["bp", "from_status", "intercept", "probe_answer"]

@@ -1,0 +1,72 @@
+"""The wheelhouse: meshhub's wheel and every dependency's, so a node installs offline.
+
+A node is arm64 running Debian 12's Python 3.11, the laptop usually is not:
+dependencies are fetched with ``pip download --platform ... --only-binary``
+for the node's platform (pure-Python wheels fit any). The wheelhouse is also
+what a release ships (``provisioning.release``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from provisioning.errors import ProvisionError
+
+#: Debian 12 bookworm on a Raspberry Pi (64-bit).
+NODE_PYTHON = "3.11"
+NODE_PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64",
+                  "linux_aarch64")
+_WHEEL = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+"
+                    r"\.whl$")
+
+
+class WheelhouseError(ProvisionError, OSError):
+    """The wheelhouse could not be built or does not hold meshhub."""
+
+
+def wheel_version(path: Path, project: str = "meshhub") -> str | None:
+    """The version in a wheel's file name if it is ``project``'s wheel, else None."""
+    match = _WHEEL.match(path.name)
+    if not match or match.group("name").lower().replace("-", "_") != project:
+        return None
+    return match.group("version")
+
+
+def meshhub_version(wheelhouse: Path) -> str:
+    """The version of the one meshhub wheel in ``wheelhouse``; raise if none or several."""
+    versions = sorted({v for p in wheelhouse.glob("*.whl") if (v := wheel_version(p))})
+    if len(versions) != 1:
+        found = ", ".join(versions) or "none"
+        raise WheelhouseError(f"{wheelhouse}: expected exactly one meshhub wheel, found {found}; "
+                              "build it with 'pip wheel . --no-deps -w DIR' or let the build "
+                              "make the wheelhouse")
+    return versions[0]
+
+
+def build_wheelhouse(project: Path, out: Path, *, platforms: tuple[str, ...] = NODE_PLATFORMS,
+                     python_version: str = NODE_PYTHON) -> str:
+    """Build meshhub's wheel from ``project`` and fetch its dependencies into ``out``.
+
+    Needs the internet (or a pip cache holding the wheels). Returns the version.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    _pip(["wheel", str(project), "--no-deps", "--no-build-isolation", "-w", str(out)],
+         "building meshhub's wheel")
+    version = meshhub_version(out)
+    wheel = next(p for p in out.glob("*.whl") if wheel_version(p) == version)
+    platform_args = [arg for p in platforms for arg in ("--platform", p)]
+    _pip(["download", "--only-binary=:all:", "--python-version", python_version,
+          "--implementation", "cp", *platform_args, "-d", str(out), str(wheel)],
+         "downloading the dependencies for the node (arm64, Python 3.11)")
+    return version
+
+
+def _pip(args: list[str], what: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        raise WheelhouseError(f"{what} failed:\n{tail}")

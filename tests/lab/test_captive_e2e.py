@@ -1,0 +1,274 @@
+"""A phone goes from DHCP to the portal sheet to "Connect" to success, for real.
+
+The node namespace runs the rendered gate (nftables), the rendered dnsmasq, the agent
+(``meshhub agent`` with ``gate.enabled``: its gate socket) and the portal under waitress
+as the unprivileged user ``nobody`` (the socket's only other permitted user). Two
+phones hang off a bridge named like the access point; its ports are "isolated", as
+hostapd's ``ap_isolate`` keeps Wi-Fi clients apart (no radio exists here). An "uplink"
+namespace stands in for the internet. Nothing leaves the namespaces.
+
+Probes are sent two ways: to an outside address (the gate's port-80 redirect brings
+them to the portal) and to the portal's address with the probe's ``Host`` (what an
+offline node's DNS answers for every name). After acceptance, outside addresses reach
+the real outside (here the uplink stand-in), so the success answers are checked on the
+portal's address.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from node.config import load_config
+from node.net import build_plan
+from tests.conftest import require_tool
+from tests.lab.netlab import Lab
+
+pytestmark = pytest.mark.root
+
+PORTAL = "10.64.7.1"
+UPLINK_HOST = "198.51.100.2"
+PHONE_MAC, OTHER_MAC = "02:00:00:00:00:50", "02:00:00:00:00:66"
+NOBODY = 65534
+BIN = Path(sys.executable).parent
+
+TOML = """
+[node]
+name = "lab-node"
+data_dir = "{root}/data"
+[portal]
+listen = "10.64.7.1"
+port = 8080
+[wifi]
+ap_interface = "ap0"
+[mesh]
+address = "10.42.0.7"
+[clients]
+subnet = "10.64.7.0/24"
+dhcp_range_start = 100
+dhcp_range_end = 120
+uplink_interface = "up0"
+[gate]
+portal_port = 8080
+management_ports = [22]
+enabled = true
+socket = "{root}/run/gate.sock"
+portal_user = "nobody"
+[health]
+services = []
+"""
+
+#: (path, Host header, expected status, expected exact body) once accepted.
+PROBES = [
+    ("/hotspot-detect.html", "captive.apple.com", 200,
+     "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"),
+    ("/generate_204", "connectivitycheck.gstatic.com", 204, ""),
+    ("/gen_204", "www.google.com", 204, ""),
+    ("/connecttest.txt", "www.msftconnecttest.com", 200, "Microsoft Connect Test"),
+    ("/ncsi.txt", "www.msftncsi.com", 200, "Microsoft NCSI"),
+    ("/success.txt", "detectportal.firefox.com", 200, "success\n"),
+    ("/check_network_status.txt", "nmcheck.gnome.org", 200, "NetworkManager is online\n"),
+]
+
+UDHCPC_SCRIPT = """#!/bin/sh
+[ "$1" = bound ] || exit 0
+printf '{{"ip":"%s","router":"%s","opt114":"%s"}}\\n' "$ip" "$router" "$opt114" > "{out}"
+"""
+
+
+@dataclass
+class Captive:
+    """The running lab."""
+
+    lab: Lab
+    root: Path
+    node: str
+    phone: str
+    other: str
+    uplink: str
+    phone_ip: str
+
+    def probe(self, ns: str, path: str, host: str, address: str = PORTAL) -> dict:
+        answer = self.lab.http(ns, address, path, headers={"Host": host})
+        assert answer is not None, f"no answer to {host}{path} at {address}"
+        return answer
+
+    def logs(self) -> str:
+        """The agent's and the portal's logs, for failure messages."""
+        return "\n".join(f"--- {name}\n" + (self.root / name).read_text(errors="replace")[-3000:]
+                         for name in ("agent.log", "portal.log") if (self.root / name).exists())
+
+    def meshhub(self, *args: str) -> str:
+        return self.lab.run(self.node, str(BIN / "meshhub"), "-c", str(self.root / "node.toml"),
+                            *args).stdout
+
+
+@pytest.fixture
+def captive(lab: Lab) -> Iterator[Captive]:
+    require_tool("nft", "dnsmasq", "busybox", "curl", "setpriv")
+    # pytest's tmp_path is private to root; the portal runs as nobody.
+    root = Path(tempfile.mkdtemp(prefix="meshhub-captive-"))
+    try:
+        yield build(lab, root)
+    finally:
+        lab.close()  # processes first, then the files they used
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def build(lab: Lab, root: Path) -> Captive:
+    root.chmod(0o755)
+    (root / "data").mkdir()
+    (root / "run").mkdir()
+    subprocess.run(["chown", f"{NOBODY}:{NOBODY}", str(root / "data")], check=True)
+    (root / "node.toml").write_text(TOML.format(root=root), encoding="utf-8")
+    cfg = load_config(root / "node.toml")
+
+    node, phone, other, uplink = (lab.netns(n) for n in ("node", "phone", "other", "uplink"))
+    lab.run(node, "ip", "link", "add", "ap0", "type", "bridge")
+    for index, (ns, mac) in enumerate(((phone, PHONE_MAC), (other, OTHER_MAC)), start=1):
+        lab.veth(node, f"ap0p{index}", ns, "wlan0", mac_b=mac)
+        lab.run(node, "ip", "link", "set", f"ap0p{index}", "master", "ap0")
+        # hostapd's ap_isolate, on a bridge: stations never reach each other at layer 2.
+        lab.run(node, "ip", "link", "set", "dev", f"ap0p{index}", "type", "bridge_slave",
+                "isolated", "on")
+    lab.run(node, "ip", "link", "set", "ap0", "up")
+    lab.veth(node, "up0", uplink, "eth0")
+    lab.run(node, "ip", "address", "add", f"{PORTAL}/24", "dev", "ap0")
+    lab.run(node, "ip", "address", "add", "198.51.100.1/24", "dev", "up0")
+    lab.run(node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    lab.run(uplink, "ip", "address", "add", f"{UPLINK_HOST}/24", "dev", "eth0")
+    lab.run(uplink, "ip", "route", "add", "10.64.0.0/10", "via", "198.51.100.1")
+
+    plan = build_plan(cfg, net_dir=root / "etc")
+    plan.write_to(root / "etc")
+    lab.run(node, "nft", "-f", str(root / "etc" / "gate.nft"))
+    conf = (root / "etc" / "dnsmasq.conf").read_text(encoding="utf-8")
+    (root / "etc" / "dnsmasq.conf").write_text(
+        conf.replace("resolv-file=/etc/resolv.conf", "no-resolv"), encoding="utf-8")
+    lab.start(node, "dnsmasq", "--keep-in-foreground", "--user=root",
+              f"--conf-file={root / 'etc' / 'dnsmasq.conf'}",
+              f"--pid-file={root / 'dnsmasq.pid'}", log=root / "dnsmasq.log")
+    # The portal first: it creates the node's data files as its own user.
+    lab.start(node, "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+              str(BIN / "meshhub-portal"), "serve", "-c", str(root / "node.toml"),
+              log=root / "portal.log")
+    lab.wait_for("the portal (as nobody)",
+                 lambda: lab.http(node, PORTAL, "/about", port=8080), timeout=30)
+    lab.start(node, str(BIN / "meshhub"), "-c", str(root / "node.toml"), "agent",
+              log=root / "agent.log")
+    lab.wait_for("the agent's gate socket", (root / "run" / "gate.sock").exists, timeout=20)
+    lab.http_server(uplink, root / "web", UPLINK_HOST, 80, "uplink")
+    lab.http_server(uplink, root / "other-port", UPLINK_HOST, 8080, "other-port")
+    lab.wait_for("the uplink's servers",
+                 lambda: lab.curl(uplink, f"http://{UPLINK_HOST}:8080/") == "other-port")
+
+    # The phone joins: a real DHCP client, asking for option 114.
+    out = root / "lease.json"
+    script = root / "udhcpc.sh"
+    script.write_text(UDHCPC_SCRIPT.format(out=out), encoding="utf-8")
+    script.chmod(0o755)
+    lab.run(phone, "busybox", "udhcpc", "-i", "wlan0", "-n", "-q", "-t", "5", "-T", "1",
+            "-O", "114", "-s", str(script), timeout=30)
+    lease = json.loads(out.read_text(encoding="utf-8"))
+    assert bytes.fromhex(lease["opt114"]).decode() == f"http://{PORTAL}/api/captive"
+    assert lease["router"] == PORTAL
+    lab.run(phone, "ip", "address", "add", f"{lease['ip']}/24", "dev", "wlan0")
+    lab.run(phone, "ip", "route", "add", "default", "via", PORTAL)
+    lab.run(other, "ip", "address", "add", "10.64.7.121/24", "dev", "wlan0")
+    lab.run(other, "ip", "route", "add", "default", "via", PORTAL)
+    return Captive(lab, root, node, phone, other, uplink, lease["ip"])
+
+
+def connect(c: Captive, ns: str) -> dict:
+    """Open the welcome page and press Connect, as the phone's sign-in sheet does."""
+    page = c.lab.http(ns, PORTAL, "/welcome")
+    assert page is not None and page["status"] == 200
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page["body"])
+    assert token, "no Connect form on the welcome page"
+    cookie = page["headers"]["set-cookie"].split(";", 1)[0]
+    answer = c.lab.http(ns, PORTAL, "/welcome", body=f"csrf_token={token.group(1)}",
+                        headers={"Cookie": cookie,
+                                 "Content-Type": "application/x-www-form-urlencoded"})
+    assert answer is not None
+    return answer
+
+
+def test_phone_from_dhcp_to_portal_to_connect_to_success(captive: Captive) -> None:
+    c, lab = captive, captive.lab
+    welcome = f"http://{PORTAL}/welcome"
+    # Before acceptance: every probe, sent anywhere, is sent to the welcome page.
+    for path, host, _status, _body in PROBES:
+        for address in (PORTAL, UPLINK_HOST, "203.0.113.7"):
+            answer = c.probe(c.phone, path, host, address)
+            assert (answer["status"], answer["headers"].get("location")) == (302, welcome), \
+                (path, address, answer, c.logs())
+            assert answer["headers"]["cache-control"] == "private, no-store"
+    apple = lab.http(c.phone, UPLINK_HOST, "/abc/def.html",
+                     headers={"Host": "www.thinkdifferent.us",
+                              "User-Agent": "CaptiveNetworkSupport-443 wispr"})
+    assert apple is not None and apple["headers"]["location"] == welcome
+    assert json.loads(c.probe(c.phone, "/api/captive", PORTAL)["body"])["captive"] is True
+    # The outside is out of reach.
+    assert lab.curl(c.phone, f"http://{UPLINK_HOST}:8080/") is None
+    assert not lab.ping(c.phone, UPLINK_HOST)
+
+    # Connect.
+    answer = connect(c, c.phone)
+    assert (answer["status"], answer["headers"]["location"]) == (303, "/connected")
+    listed = c.meshhub("gate", "list")
+    assert c.phone_ip in listed and PHONE_MAC in listed  # bound to the phone's MAC
+
+    # Every probe now gets exactly its success answer ...
+    for path, host, status, body in PROBES:
+        answer = c.probe(c.phone, path, host)
+        assert (answer["status"], answer["body"]) == (status, body), path
+        assert answer["headers"]["cache-control"] == "private, no-store"
+    api = c.probe(c.phone, "/api/captive", PORTAL)
+    assert api["headers"]["content-type"] == "application/captive+json"
+    data = json.loads(api["body"])
+    assert data["captive"] is False and 0 < data["seconds-remaining"] <= 1440 * 60
+    # ... and the outside answers on every port.
+    assert lab.curl(c.phone, f"http://{UPLINK_HOST}/") == "uplink"
+    assert lab.curl(c.phone, f"http://{UPLINK_HOST}:8080/") == "other-port"
+    assert lab.ping(c.phone, UPLINK_HOST)
+
+    # The other phone, not accepted, is still held back, and cannot reach the first.
+    assert c.probe(c.other, "/generate_204", "x")["status"] == 302
+    assert lab.curl(c.other, f"http://{UPLINK_HOST}:8080/") is None
+    lab.http_server(c.phone, c.root / "phone-web", "0.0.0.0", 8000, "phone")
+    lab.wait_for("the phone's own server",
+                 lambda: lab.curl(c.phone, "http://127.0.0.1:8000/") == "phone")
+    assert not lab.ping(c.other, c.phone_ip)
+    assert lab.curl(c.other, f"http://{c.phone_ip}:8000/") is None
+    assert not lab.ping(c.phone, "10.64.7.121")
+
+    # The other phone takes the accepted phone's address (without its MAC): nothing.
+    lab.run(c.phone, "ip", "address", "flush", "dev", "wlan0")
+    lab.run(c.other, "ip", "address", "flush", "dev", "wlan0")
+    lab.run(c.other, "ip", "address", "add", f"{c.phone_ip}/24", "dev", "wlan0")
+    lab.run(c.other, "ip", "route", "replace", "default", "via", PORTAL)
+    lab.run(c.node, "ip", "neigh", "flush", "dev", "ap0")
+    spoofed = c.probe(c.other, "/generate_204", "connectivitycheck.gstatic.com")
+    assert (spoofed["status"], spoofed["headers"]["location"]) == (302, welcome)
+    assert lab.curl(c.other, f"http://{UPLINK_HOST}:8080/") is None
+
+
+def test_expiry_brings_the_portal_sheet_back(captive: Captive) -> None:
+    c, lab = captive, captive.lab
+    assert connect(c, c.phone)["status"] == 303
+    assert c.probe(c.phone, "/generate_204", "connectivitycheck.gstatic.com")["status"] == 204
+    # A technician shortens the phone's time (through the same GateManager).
+    c.meshhub("gate", "allow", c.phone_ip, "--for", "3s")
+    lab.wait_for("the phone's time to run out", lambda: c.probe(
+        c.phone, "/generate_204", "connectivitycheck.gstatic.com")["status"] == 302, timeout=15)
+    assert lab.curl(c.phone, f"http://{UPLINK_HOST}:8080/") is None
+    assert json.loads(c.probe(c.phone, "/api/captive", PORTAL)["body"])["captive"] is True

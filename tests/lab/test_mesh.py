@@ -1,0 +1,252 @@
+"""The mesh for real: `meshhub lab` nodes in namespaces with babeld, agents and portals.
+
+One 6-node line for most tests (n1..n5 registered with each other, n6 hanging off
+n5 with a key nobody registered), one 5-node ring for the kill test. Hellos every
+second. Every lab is removed at the end, and a final check looks for leftovers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from node.lab import MeshLab, lab_namespaces
+from tests.conftest import require_root, require_tool
+
+pytestmark = pytest.mark.root
+
+HAS_SYNC = importlib.util.find_spec("node.sync.service") is not None
+needs_sync = pytest.mark.skipif(not HAS_SYNC, reason="node.sync (replication) not installed")
+MADE: list[tuple[Path, str]] = []  # (state folder, lab id) of every lab made here
+
+
+def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,
+             interval: float = 0.5) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def make_lab(tmp: Path, nodes: int, topology: str, **kwargs: object) -> Iterator[MeshLab]:
+    require_root()
+    require_tool("ip", "babeld", "curl")
+    state, lab_id = tmp / "lab", secrets.token_hex(3)
+    MADE.append((state, lab_id))
+    mesh = MeshLab.up(nodes, topology, state_dir=state, lab_id=lab_id, hello_interval=1.0,
+                      wait=90, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield mesh
+    finally:
+        mesh.down()
+        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
+        assert not state.exists()
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshLab]:
+    yield from make_lab(tmp_path_factory.mktemp("line"), 6, "line", untrusted=("n6",))
+
+
+def meshhub(mesh: MeshLab, node: str, *args: str, stdin: str | None = None) -> str:
+    """Run the meshhub command of ``node`` (its node.toml) inside its namespace."""
+    from node.lab.lab import _program
+
+    result = mesh.exec(node, [*_program("meshhub"), "-c", mesh.node(node).config, *args],
+                       capture_output=True, input=stdin, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def organiser(mesh: MeshLab, node: str) -> str:
+    """An admin account 'lab' on ``node`` (accounts are per node)."""
+    listed = meshhub(mesh, node, "organiser", "list")
+    if "lab" not in listed.split():
+        meshhub(mesh, node, "organiser", "add", "lab", "--role", "admin", "--password-stdin",
+                stdin="correct horse battery staple\ncorrect horse battery staple\n")
+    return "lab"
+
+
+def portal_page(mesh: MeshLab, node: str, path: str = "/notices/") -> str:
+    n = mesh.node(node)
+    result = mesh.exec(node, ["curl", "-s", "-m", "3", f"http://{n.mesh_address}:8080{path}"],
+                       capture_output=True, timeout=10)
+    return result.stdout
+
+
+def agent_name(mesh: MeshLab, here: str, there: str) -> str | None:
+    """The name ``there``'s agent gives, asked from ``here`` over the mesh."""
+    url = f"http://{mesh.node(there).mesh_address}:9180/api/health"
+    out = mesh.exec(here, ["curl", "-s", "-m", "3", url], capture_output=True, timeout=10).stdout
+    try:
+        return json.loads(out)["node"]["name"]
+    except (ValueError, KeyError):
+        return None
+
+
+def digest(mesh: MeshLab, node: str) -> str:
+    n = mesh.node(node)
+    result = mesh.exec(node, ["curl", "-s", "-m", "3",
+                              f"http://{n.mesh_address}:9180/sync/v1/digest"],
+                       capture_output=True, timeout=10)
+    try:
+        return str(json.loads(result.stdout)["digest"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def test_every_node_reaches_every_other_by_babeld_routes(line: MeshLab) -> None:
+    names = list(line.state.nodes)
+    assert line.converged(names)
+    for a in names:
+        for b in names:
+            if a != b:
+                assert agent_name(line, a, b) == b, (a, b)
+    route = line.exec("n1", ["ip", "-4", "route", "show", "proto", "babel"],
+                      capture_output=True, timeout=10).stdout
+    assert "10.42.0.6 via inet6 fe80::" in route or "10.42.0.6 via" in route, route
+    # The middle node's health document carries both neighbours, their costs and peers.
+    mesh = wait_for("n3's health to list two neighbours", lambda: (
+        (line.agent_health("n3") or {}).get("mesh") or {}).get("neighbours", [None])[1:] and
+        line.agent_health("n3")["mesh"])  # type: ignore[index]
+    assert {n["node"] for n in mesh["neighbours"]} == {"10.42.0.2", "10.42.0.4"}
+    assert all(n["cost"] == 96 for n in mesh["neighbours"])
+    assert mesh["peers"] == ["http://10.42.0.2:9180", "http://10.42.0.4:9180"]
+    assert mesh["routes"] >= 10  # five other nodes, each with a mesh /32 and a client subnet
+
+
+def test_zeroconf_finds_the_neighbours_agents(line: MeshLab) -> None:
+    found = wait_for("n3 to hear n2 and n4 announce themselves", lambda: set(
+        ((line.agent_health("n3") or {}).get("mesh") or {}).get("announced_by_neighbours", []))
+        >= {"n2", "n4"}, timeout=20)
+    assert found
+
+
+@needs_sync
+def test_a_notice_posted_on_n1_appears_on_n5(line: MeshLab) -> None:
+    title = f"Water off on Elm Street {secrets.token_hex(3)}"
+    meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title", title,
+            "--body", "From 9 to 12.")
+    started = time.monotonic()
+    wait_for("the notice on n5's portal", lambda: title in portal_page(line, "n5"), timeout=30)
+    assert time.monotonic() - started < 30
+
+
+@needs_sync
+def test_a_library_file_uploaded_on_n5_arrives_on_n1(line: MeshLab, tmp_path: Path) -> None:
+    body = b"%PDF-1.4\n% meshhub lab\n" + secrets.token_bytes(50_000) + b"\n%%EOF\n"
+    sha = hashlib.sha256(body).hexdigest()
+    file = tmp_path / "leaflet.pdf"
+    file.write_bytes(body)
+    meshhub(line, "n5", "library", "add", str(file), "--as", organiser(line, "n5"),
+            "--title", "Leaflet", "--no-verify", "--copy")
+    target = Path(line.state.state_dir) / "n1" / "data" / "library" / sha[:2] / sha
+    wait_for("the file on n1", target.is_file, timeout=45)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == sha
+
+
+@needs_sync
+def test_partition_heals_with_deletions(line: MeshLab) -> None:
+    tag = secrets.token_hex(3)
+    shared = f"Shared notice {tag}"
+    item = meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title",
+                   shared, "--body", "Before the cut.")
+    wait_for("the shared notice on n5", lambda: shared in portal_page(line, "n5"))
+    line.set_link("n3", "n4", up=False)
+    try:
+        wait_for("the halves to lose each other", lambda: "10.42.0.5" not in line.routes("n1"))
+        left, right = f"Left side {tag}", f"Right side {tag}"
+        meshhub(line, "n1", "post", "notice", "--as", "lab", "--title", left, "--body", "L")
+        _delete_notice(line, "n1", item)
+        meshhub(line, "n5", "post", "notice", "--as", organiser(line, "n5"), "--title", right,
+                "--body", "R")
+        _edit_notice(line, "n5", item, f"Edited on the right {tag}")
+        time.sleep(3)
+        assert right not in portal_page(line, "n1") and left not in portal_page(line, "n5")
+    finally:
+        line.set_link("n3", "n4", up=True)
+    wait_for("routes across the healed link", lambda: line.converged(["n1", "n5"]))
+    names = [f"n{i}" for i in range(1, 6)]
+    wait_for("identical content on n1..n5", lambda: len({digest(line, n) for n in names}) == 1
+             and digest(line, "n1") != "", timeout=60)
+    for name in names:
+        page = portal_page(line, name)
+        assert left in page and right in page, name
+        assert shared not in page and f"Edited on the right {tag}" not in page, name
+
+
+def _delete_notice(mesh: MeshLab, node: str, notice_id: str) -> None:
+    code = ("import sys\nfrom node.config import load_config\nfrom node.hub import open_hub\n"
+            f"store, hub = open_hub(load_config({mesh.node(node).config!r}))\n"
+            f"hub.delete_notice('lab', {notice_id!r})\nstore.close()\n")
+    _python(mesh, node, code)
+
+
+def _edit_notice(mesh: MeshLab, node: str, notice_id: str, title: str) -> None:
+    code = ("from node.config import load_config\nfrom node.hub import open_hub\n"
+            f"store, hub = open_hub(load_config({mesh.node(node).config!r}))\n"
+            f"hub.edit_notice('lab', {notice_id!r}, title={title!r})\nstore.close()\n")
+    _python(mesh, node, code)
+
+
+def _python(mesh: MeshLab, node: str, code: str) -> None:
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    result = mesh.exec(node, [sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r})"
+                              f"\n{code}"], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@needs_sync
+def test_entries_of_an_unregistered_key_are_refused(line: MeshLab) -> None:
+    rogue = f"Rogue notice {secrets.token_hex(3)}"
+    meshhub(line, "n6", "post", "notice", "--as", organiser(line, "n6"), "--title", rogue,
+            "--body", "Not registered.")
+    later = f"Registered notice {secrets.token_hex(3)}"
+    meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title", later,
+            "--body", "From a registered node.")
+    # n6 trusts the others, so the later post reaches it: sync ran across the n5-n6 link.
+    wait_for("the registered notice on n6", lambda: later in portal_page(line, "n6"))
+    time.sleep(3)
+    for name in ("n5", "n4", "n1"):
+        assert rogue not in portal_page(line, name), name
+
+
+@pytest.fixture
+def ring(tmp_path: Path) -> Iterator[MeshLab]:
+    yield from make_lab(tmp_path, 5, "ring", portal=HAS_SYNC)
+
+
+def test_killing_a_node_in_a_ring_reconverges_around_it(ring: MeshLab) -> None:
+    title = f"Before the outage {secrets.token_hex(3)}"
+    if HAS_SYNC:
+        meshhub(ring, "n1", "post", "notice", "--as", organiser(ring, "n1"), "--title", title,
+                "--body", "x")
+        wait_for("the notice everywhere", lambda: all(
+            title in portal_page(ring, f"n{i}") for i in range(2, 6)), timeout=45)
+    ring.kill("n3")
+    others = ["n1", "n2", "n4", "n5"]
+    started = time.monotonic()
+    pairs = [(a, b) for a in others for b in others if a != b]
+    wait_for("every pair to reach each other around the dead node", lambda: all(
+        agent_name(ring, a, b) == b for a, b in pairs), timeout=40, interval=1)
+    took = time.monotonic() - started
+    route = ring.exec("n2", ["ip", "-4", "route", "get", "10.42.0.4"], capture_output=True,
+                      timeout=10).stdout
+    assert "m-n1" in route, route  # n2 now reaches n4 the long way round
+    assert took < 40
+    if HAS_SYNC:
+        for name in others:
+            assert title in portal_page(ring, name), name

@@ -1,0 +1,112 @@
+"""Three nodes in a line A-B-C on loopback: push-on-change, idle cost, library files."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.node.test_store_support import dump_views
+from tests.node.test_sync_support import (
+    FAST,
+    Node,
+    add_file,
+    fake_pdf,
+    link,
+    nodes,
+    notice,
+    wait_for,
+)
+
+
+@pytest.fixture
+def line(tmp_path: Path) -> Iterator[dict[str, Node]]:
+    with nodes(tmp_path, "ABC") as made:
+        link(made["A"], made["B"])
+        link(made["B"], made["C"])
+        for node in made.values():
+            node.service.start()
+        yield made
+
+
+def converged(*members: Node) -> bool:
+    return len({n.store.digest() for n in members}) == 1
+
+
+def test_a_post_on_a_reaches_c_through_b_by_push(line: dict[str, Node]) -> None:
+    a, b, c = line["A"], line["B"], line["C"]
+    took = []
+    for i in range(5):
+        start = time.monotonic()
+        post = a.store.append("notice.post", notice(f"Notice {i}"), actor="ada")
+        wait_for(lambda post=post: c.store.notice(post["id"]) is not None, 5, "the notice on C")
+        took.append(time.monotonic() - start)
+    print(f"\n2-hop post latency on loopback: median {statistics.median(took) * 1000:.0f} ms, "
+          f"max {max(took) * 1000:.0f} ms")
+    assert max(took) < 2.0  # periodic rounds are off (1 h): only push can do this
+    wait_for(lambda: converged(a, b, c), 5, "convergence")
+    assert dump_views(a.store) == dump_views(b.store) == dump_views(c.store)
+
+
+def test_a_burst_of_posts_costs_few_rounds(line: dict[str, Node]) -> None:
+    a, b, c = line["A"], line["B"], line["C"]
+    rounds_before = b.service.rounds
+    with a.store.batch() as add:
+        for i in range(50):
+            add("notice.post", notice(f"Burst {i}"), actor="ada")
+    wait_for(lambda: converged(a, b, c), 5, "convergence")
+    time.sleep(0.2)
+    assert b.service.rounds - rounds_before <= 6
+    assert len(c.store.notices()) == 50
+
+
+def test_nodes_that_agree_exchange_only_the_digest(line: dict[str, Node]) -> None:
+    a, b, c = line["A"], line["B"], line["C"]
+    a.store.append("notice.post", notice(), actor="ada")
+    c.store.append("notice.post", notice("From C"), actor="ada")
+    wait_for(lambda: converged(a, b, c), 5, "convergence")
+    sizes = []
+    for _ in range(3):
+        result = a.service.pull_from(b.url)
+        assert result.outcome == "in sync"
+        sizes.append(result.bytes)
+    print(f"\nidle round A->B: {sizes[0]} bytes (request and response, headers included)")
+    assert max(sizes) < 500
+
+
+def test_a_library_file_uploaded_on_c_arrives_at_a(line: dict[str, Node]) -> None:
+    a, c = line["A"], line["C"]
+    data = fake_pdf(300_000, seed=1)
+    item = add_file(c, data)
+    sha = item["body"]["sha256"]
+    wait_for(lambda: a.blobs.has(sha), 10, "the file on A")
+    assert hashlib.sha256(a.blobs.path(sha).read_bytes()).hexdigest() == sha
+    assert a.store.library_item(item["id"]) is not None
+    assert not list(a.blobs.root.glob(".partial-*"))
+
+
+def test_quota_fetches_newest_and_smallest_first_and_says_what_it_skipped(
+        tmp_path: Path) -> None:
+    settings = dataclasses.replace(FAST, quota_bytes=100_000)
+    with nodes(tmp_path, "AB", settings) as made:
+        a, b = made["A"], made["B"]
+        link(a, b)
+        old_small = add_file(b, fake_pdf(30_000, 1), "old small")
+        time.sleep(0.01)
+        new_big = add_file(b, fake_pdf(80_000, 2), "new big")
+        time.sleep(0.01)
+        newest = add_file(b, fake_pdf(50_000, 3), "newest")
+        rounds, report = a.service.sync_now()
+        assert rounds[0].outcome == "pulled" and rounds[0].accepted == 3
+        assert report is not None
+        assert set(report.fetched) == {newest["body"]["sha256"], old_small["body"]["sha256"]}
+        assert [s["title"] for s in report.skipped] == ["new big"]
+        assert "quota" in report.skipped[0]["reason"]
+        assert not a.blobs.has(new_big["body"]["sha256"])
+        status = a.service.status()
+        assert status["files"]["skipped"][0]["sha256"] == new_big["body"]["sha256"]
