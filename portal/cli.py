@@ -12,7 +12,6 @@ non-zero exit; set ``MESHHUB_DEBUG=1`` for the traceback.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from node.errors import NodeError
+from node.cli.base import run_cli
 
 PROG = "meshhub-portal"
 #: Sign-in details of the demo's organisers, kept (mode 0600) in the demo folder.
@@ -217,19 +216,4 @@ def load_or_create_passwords(path: Path, names: list[str]) -> tuple[dict[str, st
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning known errors into one clear line."""
-    try:
-        cli.main(args=argv, prog_name=PROG, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo(f"{PROG}: stopped", err=True)
-        sys.exit(130)
-    except (NodeError, OSError) as exc:
-        if os.environ.get("MESHHUB_DEBUG"):
-            raise
-        for number, line in enumerate(str(exc).splitlines() or [repr(exc)]):
-            click.echo((f"{PROG}: error: " if number == 0 else "  ") + line, err=True)
-        sys.exit(1)
+    run_cli(cli, PROG, argv)

@@ -6,14 +6,11 @@ non-zero; set ``MESHHUB_DEBUG=1`` to see the traceback instead.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
-import sys
 
 import click
 
-from node.errors import NodeError
+from node.cli.base import LazyGroup, run_cli
 
 #: Subcommands, imported only when used (flashing does not load the registry code).
 SUBCOMMANDS: dict[str, str] = {
@@ -28,20 +25,8 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in SUBCOMMANDS:
-            module_name, attr = SUBCOMMANDS[cmd_name].split(":")
-            return getattr(importlib.import_module(module_name), attr)
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, subcommands=SUBCOMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--verbose", "-v", count=True, help="Log more (repeat for debug output).")
 @click.version_option(package_name="meshhub", prog_name="meshhub-provision")
 def cli(verbose: int) -> None:
@@ -57,22 +42,4 @@ def cli(verbose: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning known errors into one clear line."""
-    try:
-        code = cli.main(args=argv, prog_name="meshhub-provision", standalone_mode=False)
-        if isinstance(code, int) and code:  # a command's Exit(n) is returned, not raised
-            sys.exit(code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("meshhub-provision: aborted", err=True)
-        sys.exit(1)
-    except (NodeError, OSError) as exc:
-        if os.environ.get("MESHHUB_DEBUG"):
-            raise
-        for number, line in enumerate(str(exc).splitlines() or [repr(exc)]):
-            prefix = "meshhub-provision: error: " if number == 0 else "  "
-            click.echo(prefix + line, err=True)
-        sys.exit(1)
+    run_cli(cli, "meshhub-provision", argv)

@@ -6,14 +6,11 @@ set ``MESHHUB_DEBUG=1`` to see the traceback instead.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
-import sys
 
 import click
 
-from node.errors import NodeError
+from node.cli.base import LazyGroup, run_cli
 
 #: Subcommands, loaded only when used so that ``meshhub --help`` stays quick
 #: and a daemon's command does not import what it does not need.
@@ -37,20 +34,8 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in SUBCOMMANDS:
-            module_name, attr = SUBCOMMANDS[cmd_name].split(":")
-            return getattr(importlib.import_module(module_name), attr)
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, subcommands=SUBCOMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "-c", "config_path", envvar="MESHHUB_CONFIG", metavar="FILE",
               type=click.Path(dir_okay=False),
               help="The node.toml to use (default: $MESHHUB_CONFIG or /etc/meshhub/node.toml).")
@@ -71,23 +56,4 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning known errors into one clear line."""
-    try:
-        result = cli.main(args=argv, prog_name="meshhub", standalone_mode=False)
-        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
-        if isinstance(result, int) and not isinstance(result, bool) and result:
-            sys.exit(result)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("meshhub: aborted", err=True)
-        sys.exit(1)
-    except (NodeError, OSError) as exc:
-        if os.environ.get("MESHHUB_DEBUG"):
-            raise
-        for number, line in enumerate(str(exc).splitlines() or [repr(exc)]):
-            prefix = "meshhub: error: " if number == 0 else "  "
-            click.echo(prefix + line, err=True)
-        sys.exit(1)
+    run_cli(cli, "meshhub", argv)

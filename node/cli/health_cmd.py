@@ -294,13 +294,17 @@ def _mesh_table(cfg: NodeConfig, extra: tuple[str, ...], as_json: bool) -> None:
 def prometheus_config(ctx: click.Context, output: str | None, nodes: tuple[str, ...]) -> None:
     """Write a Prometheus file_sd target list of every known node's agent.
 
-    Point a scrape job's file_sd_configs at the file (see docs/health.md);
-    Prometheus re-reads it when it changes, so re-run this when nodes join.
+    Known nodes: this one, agent.peers, --node, and every node the local
+    agent knows from the mesh (babeld's routes, zeroconf). Point a scrape
+    job's file_sd_configs at the file (see docs/health.md); Prometheus
+    re-reads it when it changes, so re-run this (e.g. from cron) as nodes join.
     """
     from node.atomic import atomic_write
+    from node.health.document import mesh_targets
 
     cfg = load_node_config(ctx, required=False)
-    targets = [_own_target(cfg), *_targets(cfg, nodes)]
+    own_doc, _error = _fetch(_own_target(cfg))
+    targets = [_own_target(cfg), *_targets(cfg, nodes), *mesh_targets(own_doc, cfg.agent.port)]
     targets = list(dict.fromkeys(targets))
     groups = [{"targets": targets,
                "labels": {"community": cfg.node.community}}]

@@ -224,3 +224,16 @@ def test_status_mesh_without_a_local_agent_asks_the_peers(tmp_path: Path,
     lines = result.output.splitlines()
     assert "down" in lines[1] and "unreachable" in lines[1]
     assert lines[2].startswith("n2 ") and len(lines) == 3
+
+
+def test_prometheus_config_lists_every_node_the_mesh_knows(tmp_path: Path,
+                                                           agents: Agents) -> None:
+    port = free_port()
+    agents.serve("127.0.0.1", port, document("n1", loopback_mesh(1, [2, 3, 4])))
+    path = config(tmp_path, port, ["127.0.0.9:9180"])
+    out = tmp_path / "targets.json"
+    result = CliRunner().invoke(cli, ["--config", str(path), "prometheus-config", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    (group,) = json.loads(out.read_text())
+    assert set(group["targets"]) == {f"127.0.0.{n}:{port}" for n in (1, 2, 3, 4)} | {
+        "127.0.0.9:9180"}
