@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from node.config import NodeConfig
+from node.errors import NodeError
 from node.health import HealthMonitor, Sources
 from node.health.probes import run_command, systemd_service_states
 from node.logs import OnceLogger
@@ -121,9 +122,15 @@ class Agent:
             from node.update.http import create_update_app
 
             app = compose(app, {"/update/": create_update_app(self.update)})
-        self._server = create_server(app, host=self._host, port=self._port,
-                                     threads=4, ident="meshhub-agent",
-                                     max_request_body_size=body_limit, channel_timeout=30)
+        try:
+            self._server = create_server(app, host=self._host, port=self._port,
+                                         threads=4, ident="meshhub-agent",
+                                         max_request_body_size=body_limit, channel_timeout=30)
+        except OSError as exc:
+            self.stop()
+            raise NodeError(f"the agent cannot listen on {self._host}:{self._port} "
+                            f"({exc.strerror}); is another agent running? Stop it, or set "
+                            "agent.port / agent.listen in node.toml") from None
         self._threads = [
             threading.Thread(target=self._sample_loop, name="meshhub-health"),
             threading.Thread(target=self._server.run, name="meshhub-api"),

@@ -113,7 +113,7 @@ def start_demo_agent(config_file: Path, folder: Path) -> subprocess.Popen[bytes]
                "--config", str(config_file), "agent"]
     with open(folder / "agent.log", "ab") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+                                   stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     try:
         process.wait(timeout=1.5)
     except subprocess.TimeoutExpired:
@@ -121,6 +121,20 @@ def start_demo_agent(config_file: Path, folder: Path) -> subprocess.Popen[bytes]
     click.echo(f"{PROG}: the agent did not start (see {folder / 'agent.log'}); "
                "the hub runs without it", err=True)
     return None
+
+
+def _die_with_parent() -> None:
+    """In the agent's child process: get SIGTERM when the demo dies, even by SIGKILL.
+
+    A rehearsal must not leave an agent behind (Linux prctl PR_SET_PDEATHSIG;
+    elsewhere the agent is stopped by stop_demo_agent on a normal exit only).
+    """
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
 
 
 def stop_demo_agent(process: subprocess.Popen[bytes] | None) -> None:

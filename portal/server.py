@@ -60,17 +60,6 @@ def tune_malloc(arenas: int = MALLOC_ARENAS,
             bool(libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)))
     except (OSError, ValueError, AttributeError):
         return False
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return False
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        if os.environ.get("MESHHUB_MMAP_THRESHOLD"):
-            libc.mallopt(-3, int(os.environ["MESHHUB_MMAP_THRESHOLD"]))
-        return bool(libc.mallopt(_M_ARENA_MAX, int(arenas)))
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 #: At most one "Task queue depth" warning per this many seconds (see QueueWarningThrottle).

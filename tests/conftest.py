@@ -32,6 +32,20 @@ def require_root() -> None:
 
 
 @pytest.fixture(autouse=True)
+def verify_processes_ended() -> Iterator[None]:
+    """Fail a test that leaves a child process of its own running (a daemon, a server)."""
+    import psutil
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    leaked = [p for p in me.children(recursive=True) if p.pid not in before]
+    _gone, alive = psutil.wait_procs(leaked, timeout=3)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"test leaked processes: {[' '.join(p.cmdline()[:4]) for p in alive]}"
+
+
+@pytest.fixture(autouse=True)
 def verify_threads_ended() -> Iterator[None]:
     """Fail a test that leaves a thread of its own running."""
     before = set(threading.enumerate())

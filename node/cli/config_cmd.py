@@ -20,9 +20,13 @@ def config() -> None:
 def config_check(file: str) -> None:
     """Check FILE against the schema and list every problem with its line.
 
+    Also checks the network settings together (overlapping subnets, an
+    address outside its range, a channel the country does not allow...).
     Exits 0 and prints 'ok' when FILE is valid, 1 otherwise.
     """
-    load_config(file)
+    from node.net import check_network
+
+    check_network(load_config(file))
     click.echo(f"{file}: ok")
 
 

@@ -111,15 +111,17 @@ def mesh_targets(doc: dict[str, Any] | None, agent_port: int = DEFAULT_AGENT_POR
     return list(found.values())
 
 
-def fetch_document(target: str, timeout: float = 3.0,
-                   max_bytes: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
-    """GET ``http://TARGET/api/health``; raise :class:`DocumentError` saying why it failed.
+def fetch_json(target: str, path: str, *, what: str, timeout: float, max_bytes: int,
+               http_hint: str | None = None) -> Any:
+    """GET ``http://TARGET/PATH`` and parse it as JSON; raise :class:`DocumentError` saying why not.
 
     ``timeout`` bounds connecting and each read; the body must also arrive
     within ``4 × timeout`` in all, so a node that trickles bytes cannot hold
-    the caller for long.
+    the caller for long. At most ``max_bytes`` are accepted. ``what`` names
+    the document in messages; with ``http_hint`` an HTTP error status is
+    reported as such (with the hint) instead of as "unreachable".
     """
-    url = f"http://{target}/api/health"
+    url = f"http://{target}{path}"
     deadline = time.monotonic() + 4 * timeout
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -130,18 +132,34 @@ def fetch_document(target: str, timeout: float = 3.0,
                     break
                 body.extend(chunk)
                 if time.monotonic() > deadline:
-                    raise DocumentError(f"{target}: too slow (no complete document within "
+                    raise DocumentError(f"{target}: too slow (no complete {what} within "
                                         f"{4 * timeout:g} s)")
+    except urllib.error.HTTPError as exc:
+        if http_hint is None:
+            raise DocumentError(f"{target}: unreachable ({exc.reason})") from None
+        raise DocumentError(f"{target}: the agent answered HTTP {exc.code} ({http_hint})"
+                            ) from None
     except http.client.HTTPException as exc:  # a garbled status line or headers
         raise DocumentError(f"{target}: not an HTTP answer ({type(exc).__name__})") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DocumentError(f"{target}: unreachable ({getattr(exc, 'reason', exc)})") from None
     if len(body) > max_bytes:
-        raise DocumentError(f"{target}: health document larger than {max_bytes} bytes")
+        raise DocumentError(f"{target}: {what} larger than {max_bytes} bytes")
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except ValueError as exc:
-        raise DocumentError(f"{target}: not JSON ({exc})") from None
+        raise DocumentError(f"{target}: {what} is not JSON ({exc})") from None
+
+
+def fetch_document(target: str, timeout: float = 3.0,
+                   max_bytes: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
+    """GET ``http://TARGET/api/health`` (see :func:`fetch_json`) and check it.
+
+    Raises :class:`DocumentError` saying why it failed or why the document is
+    not acceptable.
+    """
+    doc = fetch_json(target, "/api/health", what="health document", timeout=timeout,
+                     max_bytes=max_bytes)
     if problems := check_document(doc):
         raise DocumentError(f"{target}: malformed health document: {'; '.join(problems)}")
-    return doc
+    return doc  # type: ignore[no-any-return]

@@ -47,6 +47,9 @@ class IngestReport:
     rejected: list[tuple[str | None, str]] = field(default_factory=list)  #: (id, reason)
 
 
+#: Mode of a new content database: read-write for the node's service group.
+DB_FILE_MODE = 0o660
+
 #: Target-less kinds whose latest entry is the current state (e.g. the update pause).
 _SINGLETON_KINDS = frozenset({"update.pause"})
 
@@ -74,6 +77,13 @@ class Store(StoreReads):
         """
         db = Path(path)
         db.parent.mkdir(parents=True, exist_ok=True)
+        if not db.exists():
+            # The portal and the agent run as two users of one group and both write:
+            # the file is group-writable from the start (SQLite gives its -wal and
+            # -shm files the database file's permissions), never open to others.
+            fd = os.open(db, os.O_CREAT | os.O_WRONLY, DB_FILE_MODE)
+            os.close(fd)
+            os.chmod(db, DB_FILE_MODE)
         store = cls(db, identity, trust, clock or time.time)
         try:
             schema.migrate(store._conn(), db)

@@ -13,24 +13,20 @@ hash are thrown away and the peer that sent them is backed off.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.atomic import fsync_dir
+from node import transfer
 from node.blobs import BlobStore
 from node.store import Store
 from node.sync.client import PeerClient, PeerError
 
-CHUNK = 64 * 1024
 #: Disk space always left free besides the quota (the database must still grow).
 DISK_RESERVE_BYTES = 64 * 1024 * 1024
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 @dataclass(frozen=True)
@@ -118,65 +114,15 @@ def fetch_file(client: PeerClient, blobs: BlobStore, want: WantedFile, *,
     to be resumed) and for wrong bytes (bad_data; the partial file is removed).
     """
     partial = partial_path(blobs, want.sha256)
-    offset = partial.stat().st_size if partial.exists() else 0
-    if offset >= want.size and offset:
-        partial.unlink()
-        offset = 0
+    offset = transfer.resume_offset(partial, want.size)
+    where = f"file {want.sha256[:12]}"
+    fail = functools.partial(PeerError, client.url)
     with client.blob(want.sha256, offset) as response:
-        if response.status == 404:
-            response.read(4096)
+        if not transfer.receive(response, partial, offset=offset, size=want.size, where=where,
+                                authority="the library item", fail=fail, stop=stop):
             return False
-        if response.status == 416:
-            partial.unlink(missing_ok=True)
-            raise PeerError(client.url, f"file {want.sha256[:12]}: range from {offset} refused "
-                                        "(416); starting over next time")
-        if response.status == 206:
-            match = _CONTENT_RANGE.fullmatch(response.getheader("Content-Range", ""))
-            if not match or int(match.group(1)) != offset or int(match.group(3)) != want.size:
-                raise PeerError(client.url, f"file {want.sha256[:12]}: Content-Range "
-                                            f"{response.getheader('Content-Range')!r} does "
-                                            f"not continue byte {offset} of {want.size}",
-                                bad_data=True)
-            mode = "ab"
-        elif response.status == 200:
-            offset, mode = 0, "wb"
-        else:
-            raise PeerError(client.url, f"file {want.sha256[:12]}: HTTP {response.status}")
-        size = offset
-        with open(partial, mode) as out:
-            try:
-                while not stop():
-                    chunk = response.read(CHUNK)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > want.size:
-                        raise PeerError(client.url, f"file {want.sha256[:12]}: more than the "
-                                                    f"{want.size} bytes the library item "
-                                                    "states", bad_data=True)
-                    out.write(chunk)
-            finally:
-                out.flush()
-                os.fsync(out.fileno())
-    if size != want.size:
-        raise PeerError(client.url, f"file {want.sha256[:12]}: transfer broke off at {size} "
-                                    f"of {want.size} bytes; will resume")
-    return _install(client, blobs, want, partial)
-
-
-def _install(client: PeerClient, blobs: BlobStore, want: WantedFile, partial: Path) -> bool:
-    digest = hashlib.sha256()
-    with open(partial, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    if digest.hexdigest() != want.sha256:
-        partial.unlink(missing_ok=True)
-        raise PeerError(client.url, f"file {want.sha256[:12]}: its bytes hash to "
-                                    f"{digest.hexdigest()[:12]}…, not to the SHA-256 the "
-                                    "library item names; discarded", bad_data=True)
     final = blobs.path(want.sha256)
     final.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(partial, 0o644)
-    os.replace(partial, final)
-    fsync_dir(final.parent)
+    transfer.install(partial, final, sha256=want.sha256, where=where,
+                     authority="the library item", fail=fail, mode=0o644)
     return True

@@ -9,11 +9,11 @@ The endpoints are specified in docs/replication.md.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from node import transfer
 from node.sync import protocol
 from node.sync.protocol import ProtocolError
 
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _BLOB = re.compile(r"/blobs/([0-9a-f]{64})")
-_RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
-CHUNK = 64 * 1024
 
 
 class _HTTPError(Exception):
@@ -158,35 +156,4 @@ def _serve_file(service: SyncService, sha256: str, environ: dict[str, Any],
     if not service.store.library_items_by_sha(sha256) or not service.blobs.has(sha256):
         raise _HTTPError("404 Not Found", f"no library file {sha256}")
     path = service.blobs.path(sha256)
-    size = path.stat().st_size
-    start, end = 0, size - 1
-    status = "200 OK"
-    headers = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes")]
-    wanted = environ.get("HTTP_RANGE")
-    if wanted:
-        match = _RANGE.fullmatch(wanted.strip())
-        if match is None or int(match.group(1)) >= size or (
-                match.group(2) and int(match.group(2)) < int(match.group(1))):
-            start_response("416 Range Not Satisfiable",
-                           [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")])
-            return [b""]
-        start = int(match.group(1))
-        end = min(size - 1, int(match.group(2))) if match.group(2) else size - 1
-        status = "206 Partial Content"
-        headers.append(("Content-Range", f"bytes {start}-{end}/{size}"))
-    length = end - start + 1
-    start_response(status, [*headers, ("Content-Length", str(length))])
-    if environ.get("REQUEST_METHOD") == "HEAD":
-        return [b""]
-    return _file_chunks(path, start, length)
-
-
-def _file_chunks(path: os.PathLike[str], start: int, length: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        while length > 0:
-            chunk = handle.read(min(CHUNK, length))
-            if not chunk:
-                return
-            length -= len(chunk)
-            yield chunk
+    return transfer.serve_file(path, path.stat().st_size, environ, start_response)

@@ -33,6 +33,7 @@ from node.blobs import BlobStore
 from node.errors import StoreError
 from node.identity import fingerprint
 from node.logs import OnceLogger
+from node.peer_sources import PeerSource, gather_urls
 from node.registry import SnapshotRejected
 from node.sync import files as _files
 from node.sync import protocol
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("meshhub.sync")
 MIB = 1024 * 1024
-PeerSource = Callable[[], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -154,18 +154,12 @@ class SyncService:
 
     def peers(self) -> list[str]:
         """Current neighbours: the union of every source, normalised, without this node."""
-        found: set[str] = set()
-        for source in list(self._sources):
-            try:
-                urls = list(source())
-            except Exception as exc:  # a discovery failure must not stop replication
-                self._problems.warning("peer-source", "sync: listing neighbours failed: %s", exc)
-                continue
-            for url in urls:
-                try:
-                    found.add(normalise_url(url))
-                except ValueError as exc:
-                    self._problems.warning(f"bad-peer:{url}", "sync: ignoring peer: %s", exc)
+        found = gather_urls(
+            self._sources, normalise_url,
+            source_failed=lambda exc: self._problems.warning(
+                "peer-source", "sync: listing neighbours failed: %s", exc),
+            bad_url=lambda url, exc: self._problems.warning(
+                f"bad-peer:{url}", "sync: ignoring peer: %s", exc))
         return sorted(found - self._self_urls)
 
     # --- lifecycle ---------------------------------------------------------------------

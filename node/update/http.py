@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
+
+from node import transfer
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 PREFIX = "/update/v1"
 _FILE = re.compile(r"/files/([0-9a-f]{64})")
-_RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
 MAX_PATH = 200
 MAX_BODY = 16
-CHUNK = 64 * 1024
 
 
 class MirrorSource(Protocol):
@@ -147,34 +146,4 @@ def _serve_file(path: Path, environ: dict[str, Any],
         size = path.stat().st_size
     except OSError:
         raise _HTTPError("404 Not Found", "release file gone") from None
-    start, end = 0, size - 1
-    status = "200 OK"
-    headers = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes")]
-    wanted = environ.get("HTTP_RANGE")
-    if wanted:
-        match = _RANGE.fullmatch(wanted.strip())
-        if match is None or int(match.group(1)) >= size or (
-                match.group(2) and int(match.group(2)) < int(match.group(1))):
-            start_response("416 Range Not Satisfiable",
-                           [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")])
-            return [b""]
-        start = int(match.group(1))
-        end = min(size - 1, int(match.group(2))) if match.group(2) else size - 1
-        status = "206 Partial Content"
-        headers.append(("Content-Range", f"bytes {start}-{end}/{size}"))
-    length = max(0, end - start + 1)
-    start_response(status, [*headers, ("Content-Length", str(length))])
-    if environ.get("REQUEST_METHOD") == "HEAD":
-        return [b""]
-    return _chunks(path, start, length)
-
-
-def _chunks(path: os.PathLike[str], start: int, length: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        while length > 0:
-            chunk = handle.read(min(CHUNK, length))
-            if not chunk:
-                return
-            length -= len(chunk)
-            yield chunk
+    return transfer.serve_file(path, size, environ, start_response)

@@ -10,23 +10,19 @@ into place: bytes that do not match are thrown away.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import http.client
-import os
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from node.atomic import fsync_dir
+from node import transfer
 from node.errors import NodeError
 from node.update.manifest import MAX_MANIFEST_BYTES, ReleaseFile
 
 PREFIX = "/update/v1"
 USER_AGENT = "meshhub-update/1"
-CHUNK = 64 * 1024
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 class MirrorError(NodeError, OSError):
@@ -126,36 +122,20 @@ class MirrorClient:
         stays, to be resumed from any mirror) or wrong bytes (removed).
         """
         partial = folder / f".partial-{item.sha256}"
-        offset = partial.stat().st_size if partial.exists() else 0
-        if offset >= item.size and offset:
-            partial.unlink()
-            offset = 0
+        offset = transfer.resume_offset(partial, item.size)
         headers = {"User-Agent": USER_AGENT}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         conn = self._connect()
         where = f"{item.path} ({item.sha256[:12]})"
+        fail = functools.partial(MirrorError, self.url)
         try:
             conn.request("GET", f"{PREFIX}/files/{item.sha256}", headers=headers)
             response = conn.getresponse()
-            if response.status == 404:
-                response.read(4096)
+            if not transfer.receive(response, partial, offset=offset, size=item.size,
+                                    where=where, authority="the manifest", fail=fail,
+                                    stop=stop, on_chunk=lambda n: self.counter.add(file=n)):
                 return False
-            if response.status == 416:
-                partial.unlink(missing_ok=True)
-                raise MirrorError(self.url, f"{where}: range from {offset} refused; starting "
-                                            "over next time")
-            if response.status == 206:
-                match = _CONTENT_RANGE.fullmatch(response.getheader("Content-Range", ""))
-                if not match or int(match.group(1)) != offset or int(match.group(3)) != item.size:
-                    raise MirrorError(self.url, f"{where}: Content-Range does not continue "
-                                                f"byte {offset} of {item.size}", bad_data=True)
-                mode = "ab"
-            elif response.status == 200:
-                offset, mode = 0, "wb"
-            else:
-                raise MirrorError(self.url, f"{where}: HTTP {response.status}")
-            size = self._stream(response, partial, mode, offset, item, stop)
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, MirrorError):
                 raise
@@ -163,42 +143,6 @@ class MirrorClient:
                                         f"{str(exc)[:160] or 'connection failed'}") from None
         finally:
             conn.close()
-        if size != item.size:
-            raise MirrorError(self.url, f"{where}: transfer broke off at {size} of {item.size} "
-                                        "bytes; will resume")
-        return self._install(partial, folder / item.path, item)
-
-    def _stream(self, response: http.client.HTTPResponse, partial: Path, mode: str,
-                offset: int, item: ReleaseFile, stop: Callable[[], bool]) -> int:
-        size = offset
-        with open(partial, mode) as out:
-            try:
-                while not stop():
-                    chunk = response.read(CHUNK)
-                    if not chunk:
-                        break
-                    self.counter.add(file=len(chunk))
-                    size += len(chunk)
-                    if size > item.size:
-                        raise MirrorError(self.url, f"{item.path}: more than the {item.size} "
-                                                    "bytes the manifest states", bad_data=True)
-                    out.write(chunk)
-            finally:
-                out.flush()
-                os.fsync(out.fileno())
-        return size
-
-    def _install(self, partial: Path, final: Path, item: ReleaseFile) -> bool:
-        digest = hashlib.sha256()
-        with open(partial, "rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-        if digest.hexdigest() != item.sha256:
-            partial.unlink(missing_ok=True)
-            raise MirrorError(self.url, f"{item.path}: its bytes hash to "
-                                        f"{digest.hexdigest()[:12]}…, not to the SHA-256 the "
-                                        "manifest names (a different or tampered file); "
-                                        "discarded", bad_data=True)
-        os.replace(partial, final)
-        fsync_dir(final.parent)
+        transfer.install(partial, folder / item.path, sha256=item.sha256, where=where,
+                         authority="the manifest", fail=fail)
         return True

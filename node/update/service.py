@@ -32,7 +32,7 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -43,6 +43,7 @@ from packaging.version import Version
 from node.atomic import atomic_write, fsync_dir
 from node.identity import fingerprint
 from node.logs import OnceLogger
+from node.peer_sources import PeerSource, gather_urls
 from node.registry import AdminSet
 from node.update.manifest import (
     MANIFEST_NAME,
@@ -59,7 +60,6 @@ from node.update.updater import UpdateInterrupted, Updater
 
 log = logging.getLogger("meshhub.update")
 RELEASES_DIR = "releases"
-PeerSource = Callable[[], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -152,20 +152,12 @@ class UpdateService:
 
     def mirrors(self) -> list[str]:
         """Every mirror now: neighbours and ``update.mirrors``, normalised."""
-        found: set[str] = set()
-        for source in list(self._sources):
-            try:
-                urls = list(source())
-            except Exception as exc:  # a discovery failure must not stop updates
-                self._problems.warning("peers", "update: listing neighbours failed: %s", exc)
-                continue
-            for url in urls:
-                try:
-                    found.add(base_url(url))
-                except ValueError as exc:
-                    self._problems.warning(f"bad-mirror:{url}", "update: ignoring mirror: %s",
-                                           exc)
-        return sorted(found)
+        return sorted(gather_urls(
+            self._sources, base_url,
+            source_failed=lambda exc: self._problems.warning(
+                "peers", "update: listing neighbours failed: %s", exc),
+            bad_url=lambda url, exc: self._problems.warning(
+                f"bad-mirror:{url}", "update: ignoring mirror: %s", exc)))
 
     def running_version(self) -> str:
         """The version ``current`` points at, else the installed package's version."""

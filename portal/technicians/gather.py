@@ -17,18 +17,20 @@ no thread runs while nobody looks at these pages.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node.health.document import DocumentError, fetch_document, normalise_target
+from node.health.document import (
+    DocumentError,
+    fetch_document,
+    fetch_json,
+    normalise_target,
+)
 from node.logs import OnceLogger
 
 log = logging.getLogger("meshhub.portal.technicians")
@@ -237,21 +239,9 @@ class Gatherer:
 
 def fetch_series(target: str, since: float, step: float, timeout: float = 3.0) -> Json:
     """``GET http://TARGET/api/health/series``; checked; raise DocumentError saying why not."""
-    url = f"http://{target}/api/health/series?since={since:.0f}&step={step:.0f}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = response.read(MAX_SERIES_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise DocumentError(f"{target}: the agent answered HTTP {exc.code} "
-                            "(an older agent without graphs?)") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DocumentError(f"{target}: unreachable ({getattr(exc, 'reason', exc)})") from None
-    if len(body) > MAX_SERIES_BYTES:
-        raise DocumentError(f"{target}: graph data larger than {MAX_SERIES_BYTES} bytes")
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise DocumentError(f"{target}: graph data is not JSON ({exc})") from None
+    data = fetch_json(target, f"/api/health/series?since={since:.0f}&step={step:.0f}",
+                      what="graph data", timeout=timeout, max_bytes=MAX_SERIES_BYTES,
+                      http_hint="an older agent without graphs?")
     columns = data.get("columns") if isinstance(data, dict) else None
     points = data.get("points") if isinstance(data, dict) else None
     if not isinstance(columns, list) or not isinstance(points, list) \

@@ -11,13 +11,15 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,137 @@ def _ping(host: str, timeout: float) -> bool:
             if icmp[0] == 0 and struct.unpack(">H", icmp[4:6])[0] == ident:
                 return True
     return False
+
+
+# --- a node as meshhub renders it (gate, dnsmasq, portal, agent) ---------------------------
+
+#: ``node.toml`` of a lab node: access point ``ap0``, residents' subnet 10.64.7.0/24 with
+#: leases .100-.120, the portal address 10.64.7.1.
+NODE_TOML = """
+[node]
+name = "lab-node"
+[wifi]
+ap_interface = "ap0"
+[mesh]
+address = "10.42.0.7"
+[clients]
+subnet = "10.64.7.0/24"
+dhcp_range_start = 100
+dhcp_range_end = 120
+"""
+
+#: ``node.toml`` of a lab node that runs its agent (with the gate socket) and its portal
+#: (on 10.64.7.1:8080, as ``nobody``); format with ``root``. ``[clients]`` comes last so
+#: a test can append keys to it (e.g. ``uplink_interface``).
+SERVING_TOML = """
+[node]
+name = "lab-node"
+data_dir = "{root}/data"
+[portal]
+listen = "10.64.7.1"
+port = 8080
+[wifi]
+ap_interface = "ap0"
+[mesh]
+address = "10.42.0.7"
+[gate]
+portal_port = 8080
+management_ports = [22]
+enabled = true
+socket = "{root}/run/gate.sock"
+portal_user = "nobody"
+[health]
+services = []
+[clients]
+subnet = "10.64.7.0/24"
+dhcp_range_start = 100
+dhcp_range_end = 120
+"""
+
+#: The uid and gid the lab's portal runs as (``nobody``: the gate socket's other user).
+NOBODY = 65534
+_BIN = Path(sys.executable).parent
+
+
+def apply_gate(lab: Lab, ns: str, cfg: Any, etc: Path) -> Path:
+    """Render meshhub's network files for ``cfg`` (a NodeConfig) into ``etc`` and load
+    the gate's nftables ruleset inside ``ns``; the path of ``gate.nft``."""
+    from node.net import build_plan  # not at import: netlab also runs inside namespaces
+
+    written = build_plan(cfg, net_dir=etc).write_to(etc)
+    gate = next((path for path in written if path.name == "gate.nft"), None)
+    assert gate is not None, f"the network plan wrote no gate.nft: {written}"
+    lab.run(ns, "nft", "-f", str(gate))
+    return gate
+
+
+def start_dnsmasq(lab: Lab, ns: str, etc: Path, work: Path, *, name: str = "dnsmasq",
+                  leases: tuple[Path, Path] | None = None) -> subprocess.Popen[bytes]:
+    """Start the ``dnsmasq.conf`` rendered into ``etc`` (by :func:`apply_gate`) inside ``ns``.
+
+    Its copy, pid file and log are ``work/<name>.conf``, ``.pid``, ``.log``; the host's
+    resolvers are never read (``no-resolv``). ``leases`` = (rendered path, lab path)
+    moves the lease file, e.g. out of a data folder that does not exist here.
+    """
+    conf = (etc / "dnsmasq.conf").read_text(encoding="utf-8")
+    conf = conf.replace("resolv-file=/etc/resolv.conf", "no-resolv")
+    if leases is not None:
+        conf = conf.replace(str(leases[0]), str(leases[1]))
+    (work / f"{name}.conf").write_text(conf, encoding="utf-8")
+    return lab.start(ns, "dnsmasq", "--keep-in-foreground", "--user=root", "--log-dhcp",
+                     "--log-facility=-", f"--conf-file={work / f'{name}.conf'}",
+                     f"--pid-file={work / f'{name}.pid'}", log=work / f"{name}.log")
+
+
+def access_point(lab: Lab, node: str, stations: list[tuple[str, str, str]]) -> None:
+    """A bridge ``ap0`` in ``node`` with one veth port per (namespace, interface, MAC) station.
+
+    The ports are "isolated", as hostapd's ``ap_isolate`` keeps Wi-Fi clients apart
+    (stations never reach each other at layer 2).
+    """
+    lab.run(node, "ip", "link", "add", "ap0", "type", "bridge")
+    for index, (ns, interface, mac) in enumerate(stations, start=1):
+        lab.veth(node, f"ap0p{index}", ns, interface, mac_b=mac)
+        lab.run(node, "ip", "link", "set", f"ap0p{index}", "master", "ap0")
+        lab.run(node, "ip", "link", "set", "dev", f"ap0p{index}", "type", "bridge_slave",
+                "isolated", "on")
+    lab.run(node, "ip", "link", "set", "ap0", "up")
+
+
+@contextlib.contextmanager
+def nobody_root(lab: Lab, prefix: str) -> Iterator[Path]:
+    """A temporary node folder the portal (as ``nobody``) can use; removed, after
+    :meth:`Lab.close` ended the processes using it, when the block ends."""
+    # pytest's tmp_path is private to root.
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        root.chmod(0o755)
+        yield root
+    finally:
+        lab.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def start_serving_node(lab: Lab, ns: str, root: Path, toml: str, address: str) -> None:
+    """Run a node in ``ns`` from ``toml`` (written to ``root/node.toml``): the rendered gate
+    and dnsmasq, the portal as ``nobody`` and the agent with its gate socket.
+
+    ``ap0`` must exist with ``address``, the portal's address, on it.
+    """
+    from node.config import load_config
+
+    (root / "data").mkdir()
+    (root / "run").mkdir()
+    subprocess.run(["chown", f"{NOBODY}:{NOBODY}", str(root / "data")], check=True)
+    (root / "node.toml").write_text(toml, encoding="utf-8")
+    apply_gate(lab, ns, load_config(root / "node.toml"), root / "etc")
+    start_dnsmasq(lab, ns, root / "etc", root)
+    # The portal first: it creates the node's data files as its own user.
+    lab.start(ns, "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+              str(_BIN / "meshhub-portal"), "serve", "-c", str(root / "node.toml"),
+              log=root / "portal.log")
+    lab.wait_for("the portal (as nobody)",
+                 lambda: lab.http(ns, address, "/about", port=8080), timeout=30)
+    lab.start(ns, str(_BIN / "meshhub"), "-c", str(root / "node.toml"), "agent",
+              log=root / "agent.log")
+    lab.wait_for("the agent's gate socket", (root / "run" / "gate.sock").exists, timeout=20)

@@ -18,54 +18,24 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from node.config import load_config
-from node.net import build_plan
 from tests.conftest import require_tool
-from tests.lab.netlab import Lab
+from tests.lab.netlab import SERVING_TOML, Lab, access_point, nobody_root, start_serving_node
 
 pytestmark = pytest.mark.root
 
 PORTAL = "10.64.7.1"
 UPLINK_HOST = "198.51.100.2"
 PHONE_MAC, OTHER_MAC = "02:00:00:00:00:50", "02:00:00:00:00:66"
-NOBODY = 65534
 BIN = Path(sys.executable).parent
 
-TOML = """
-[node]
-name = "lab-node"
-data_dir = "{root}/data"
-[portal]
-listen = "10.64.7.1"
-port = 8080
-[wifi]
-ap_interface = "ap0"
-[mesh]
-address = "10.42.0.7"
-[clients]
-subnet = "10.64.7.0/24"
-dhcp_range_start = 100
-dhcp_range_end = 120
-uplink_interface = "up0"
-[gate]
-portal_port = 8080
-management_ports = [22]
-enabled = true
-socket = "{root}/run/gate.sock"
-portal_user = "nobody"
-[health]
-services = []
-"""
+TOML = SERVING_TOML + 'uplink_interface = "up0"\n'  # appended to [clients]
 
 #: (path, Host header, expected status, expected exact body) once accepted.
 PROBES = [
@@ -115,57 +85,20 @@ class Captive:
 @pytest.fixture
 def captive(lab: Lab) -> Iterator[Captive]:
     require_tool("nft", "dnsmasq", "busybox", "curl", "setpriv")
-    # pytest's tmp_path is private to root; the portal runs as nobody.
-    root = Path(tempfile.mkdtemp(prefix="meshhub-captive-"))
-    try:
+    with nobody_root(lab, "meshhub-captive-") as root:
         yield build(lab, root)
-    finally:
-        lab.close()  # processes first, then the files they used
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def build(lab: Lab, root: Path) -> Captive:
-    root.chmod(0o755)
-    (root / "data").mkdir()
-    (root / "run").mkdir()
-    subprocess.run(["chown", f"{NOBODY}:{NOBODY}", str(root / "data")], check=True)
-    (root / "node.toml").write_text(TOML.format(root=root), encoding="utf-8")
-    cfg = load_config(root / "node.toml")
-
     node, phone, other, uplink = (lab.netns(n) for n in ("node", "phone", "other", "uplink"))
-    lab.run(node, "ip", "link", "add", "ap0", "type", "bridge")
-    for index, (ns, mac) in enumerate(((phone, PHONE_MAC), (other, OTHER_MAC)), start=1):
-        lab.veth(node, f"ap0p{index}", ns, "wlan0", mac_b=mac)
-        lab.run(node, "ip", "link", "set", f"ap0p{index}", "master", "ap0")
-        # hostapd's ap_isolate, on a bridge: stations never reach each other at layer 2.
-        lab.run(node, "ip", "link", "set", "dev", f"ap0p{index}", "type", "bridge_slave",
-                "isolated", "on")
-    lab.run(node, "ip", "link", "set", "ap0", "up")
+    access_point(lab, node, [(phone, "wlan0", PHONE_MAC), (other, "wlan0", OTHER_MAC)])
     lab.veth(node, "up0", uplink, "eth0")
     lab.run(node, "ip", "address", "add", f"{PORTAL}/24", "dev", "ap0")
     lab.run(node, "ip", "address", "add", "198.51.100.1/24", "dev", "up0")
     lab.run(node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
     lab.run(uplink, "ip", "address", "add", f"{UPLINK_HOST}/24", "dev", "eth0")
     lab.run(uplink, "ip", "route", "add", "10.64.0.0/10", "via", "198.51.100.1")
-
-    plan = build_plan(cfg, net_dir=root / "etc")
-    plan.write_to(root / "etc")
-    lab.run(node, "nft", "-f", str(root / "etc" / "gate.nft"))
-    conf = (root / "etc" / "dnsmasq.conf").read_text(encoding="utf-8")
-    (root / "etc" / "dnsmasq.conf").write_text(
-        conf.replace("resolv-file=/etc/resolv.conf", "no-resolv"), encoding="utf-8")
-    lab.start(node, "dnsmasq", "--keep-in-foreground", "--user=root",
-              f"--conf-file={root / 'etc' / 'dnsmasq.conf'}",
-              f"--pid-file={root / 'dnsmasq.pid'}", log=root / "dnsmasq.log")
-    # The portal first: it creates the node's data files as its own user.
-    lab.start(node, "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-              str(BIN / "meshhub-portal"), "serve", "-c", str(root / "node.toml"),
-              log=root / "portal.log")
-    lab.wait_for("the portal (as nobody)",
-                 lambda: lab.http(node, PORTAL, "/about", port=8080), timeout=30)
-    lab.start(node, str(BIN / "meshhub"), "-c", str(root / "node.toml"), "agent",
-              log=root / "agent.log")
-    lab.wait_for("the agent's gate socket", (root / "run" / "gate.sock").exists, timeout=20)
+    start_serving_node(lab, node, root, TOML.format(root=root), PORTAL)
     lab.http_server(uplink, root / "web", UPLINK_HOST, 80, "uplink")
     lab.http_server(uplink, root / "other-port", UPLINK_HOST, 8080, "other-port")
     lab.wait_for("the uplink's servers",

@@ -8,24 +8,10 @@ from pathlib import Path
 import pytest
 
 from node.config import parse_config
-from node.net import build_plan
 from tests.conftest import require_tool
-from tests.lab.netlab import Lab
+from tests.lab.netlab import NODE_TOML, Lab, apply_gate, start_dnsmasq
 
 pytestmark = pytest.mark.root
-
-TOML = """
-[node]
-name = "lab-node"
-[wifi]
-ap_interface = "ap0"
-[mesh]
-address = "10.42.0.7"
-[clients]
-subnet = "10.64.7.0/24"
-dhcp_range_start = 100
-dhcp_range_end = 120
-"""
 
 SCRIPT = """#!/bin/sh
 [ "$1" = bound ] || exit 0
@@ -40,16 +26,10 @@ def test_phone_gets_a_lease_with_option_114_and_the_hub_name(lab: Lab, tmp_path:
     lab.veth(node, "ap0", phone, "wlan0", mac_b="02:00:00:00:00:51")
     lab.run(node, "ip", "address", "add", "10.64.7.1/24", "dev", "ap0")
 
-    plan = build_plan(parse_config(TOML), net_dir=tmp_path / "etc")
-    plan.write_to(tmp_path / "etc")
-    lab.run(node, "nft", "-f", str(tmp_path / "etc" / "gate.nft"))  # DHCP and DNS pass the gate
-    conf = (tmp_path / "etc" / "dnsmasq.conf").read_text()
-    conf = conf.replace(str(parse_config(TOML).data_dir / "dnsmasq.leases"),
-                        str(tmp_path / "leases"))
-    (tmp_path / "dnsmasq.conf").write_text(conf)
-    lab.start(node, "dnsmasq", "--keep-in-foreground", "--user=root", "--log-dhcp",
-              "--log-facility=-", f"--conf-file={tmp_path / 'dnsmasq.conf'}",
-              f"--pid-file={tmp_path / 'dnsmasq.pid'}", log=tmp_path / "dnsmasq.log")
+    cfg = parse_config(NODE_TOML)
+    apply_gate(lab, node, cfg, tmp_path / "etc")  # DHCP and DNS pass the gate
+    start_dnsmasq(lab, node, tmp_path / "etc", tmp_path,
+                  leases=(cfg.data_dir / "dnsmasq.leases", tmp_path / "leases"))
 
     out = tmp_path / "lease.env"
     script = tmp_path / "udhcpc.sh"

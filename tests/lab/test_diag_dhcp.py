@@ -14,41 +14,22 @@ from pathlib import Path
 import pytest
 
 from node.config import parse_config
-from node.net import build_plan
 from tests.conftest import require_tool
-from tests.lab.netlab import Lab
+from tests.lab.netlab import NODE_TOML, Lab, apply_gate, start_dnsmasq
 
 pytestmark = pytest.mark.root
 
 BIN = Path(sys.executable).parent
 NODE_MAC, ROGUE_MAC, LAPTOP_MAC = "02:00:00:00:07:01", "02:00:00:00:66:01", "02:00:00:00:77:01"
-TOML = """
-[node]
-name = "lab-node"
-[wifi]
-ap_interface = "ap0"
-[mesh]
-address = "10.42.0.7"
-[clients]
-subnet = "10.64.7.0/24"
-dhcp_range_start = 100
-dhcp_range_end = 120
-"""
 
 
 def start_node(lab: Lab, tmp_path: Path, node: str) -> None:
     """The gate and the dnsmasq that meshhub renders for the node."""
-    cfg = parse_config(TOML)
-    plan = build_plan(cfg, net_dir=tmp_path / "etc")
-    plan.write_to(tmp_path / "etc")
+    cfg = parse_config(NODE_TOML)
     lab.run(node, "ip", "address", "add", "10.64.7.1/24", "dev", "ap0")
-    lab.run(node, "nft", "-f", str(tmp_path / "etc" / "gate.nft"))
-    conf = (tmp_path / "etc" / "dnsmasq.conf").read_text(encoding="utf-8")
-    conf = conf.replace(str(cfg.data_dir / "dnsmasq.leases"), str(tmp_path / "node.leases"))
-    (tmp_path / "node-dnsmasq.conf").write_text(conf, encoding="utf-8")
-    lab.start(node, "dnsmasq", "--keep-in-foreground", "--user=root", "--log-dhcp",
-              "--log-facility=-", f"--conf-file={tmp_path / 'node-dnsmasq.conf'}",
-              f"--pid-file={tmp_path / 'node.pid'}", log=tmp_path / "node-dnsmasq.log")
+    apply_gate(lab, node, cfg, tmp_path / "etc")
+    start_dnsmasq(lab, node, tmp_path / "etc", tmp_path, name="node-dnsmasq",
+                  leases=(cfg.data_dir / "dnsmasq.leases", tmp_path / "node.leases"))
 
 
 def start_rogue(lab: Lab, tmp_path: Path, rogue: str):  # type: ignore[no-untyped-def]
@@ -64,7 +45,7 @@ def start_rogue(lab: Lab, tmp_path: Path, rogue: str):  # type: ignore[no-untype
 
 
 def diag(lab: Lab, ns: str, tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]
-    (tmp_path / "node.toml").write_text(TOML, encoding="utf-8")
+    (tmp_path / "node.toml").write_text(NODE_TOML, encoding="utf-8")
     return lab.run(ns, str(BIN / "meshhub"), "-c", str(tmp_path / "node.toml"), "diag",
                    "dhcp", "eth0", "--timeout", "5", *args, check=False, timeout=30)
 

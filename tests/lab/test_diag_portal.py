@@ -11,10 +11,8 @@ diagnostic: before acceptance every system would open the sign-in sheet; after
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,41 +20,14 @@ from pathlib import Path
 import pytest
 
 from node.captive_probes import PROBES
-from node.config import load_config
-from node.net import build_plan
 from tests.conftest import require_tool
-from tests.lab.netlab import Lab
+from tests.lab.netlab import SERVING_TOML, Lab, access_point, nobody_root, start_serving_node
 
 pytestmark = pytest.mark.root
 
 PORTAL = "10.64.7.1"
 LAPTOP_MAC = "02:00:00:00:77:02"
-NOBODY = 65534
 BIN = Path(sys.executable).parent
-TOML = """
-[node]
-name = "lab-node"
-data_dir = "{root}/data"
-[portal]
-listen = "10.64.7.1"
-port = 8080
-[wifi]
-ap_interface = "ap0"
-[mesh]
-address = "10.42.0.7"
-[clients]
-subnet = "10.64.7.0/24"
-dhcp_range_start = 100
-dhcp_range_end = 120
-[gate]
-portal_port = 8080
-management_ports = [22]
-enabled = true
-socket = "{root}/run/gate.sock"
-portal_user = "nobody"
-[health]
-services = []
-"""
 
 
 @dataclass
@@ -84,38 +55,12 @@ class Node:
 @pytest.fixture
 def offline_node(lab: Lab) -> Iterator[Node]:
     require_tool("nft", "dnsmasq", "setpriv")
-    root = Path(tempfile.mkdtemp(prefix="meshhub-diag-"))  # the portal runs as nobody
-    try:
-        root.chmod(0o755)
-        (root / "data").mkdir()
-        (root / "run").mkdir()
-        subprocess.run(["chown", f"{NOBODY}:{NOBODY}", str(root / "data")], check=True)
-        (root / "node.toml").write_text(TOML.format(root=root), encoding="utf-8")
-        cfg = load_config(root / "node.toml")
+    with nobody_root(lab, "meshhub-diag-") as root:
         node, laptop = lab.netns("node"), lab.netns("laptop")
-        lab.run(node, "ip", "link", "add", "ap0", "type", "bridge")
-        lab.veth(node, "ap0p1", laptop, "eth0", mac_b=LAPTOP_MAC)
-        lab.run(node, "ip", "link", "set", "ap0p1", "master", "ap0")
-        lab.run(node, "ip", "link", "set", "ap0", "up")
+        access_point(lab, node, [(laptop, "eth0", LAPTOP_MAC)])
         lab.run(node, "ip", "address", "add", f"{PORTAL}/24", "dev", "ap0")
-        build_plan(cfg, net_dir=root / "etc").write_to(root / "etc")
-        lab.run(node, "nft", "-f", str(root / "etc" / "gate.nft"))
-        lab.start(node, "dnsmasq", "--keep-in-foreground", "--user=root",
-                  f"--conf-file={root / 'etc' / 'dnsmasq.conf'}",
-                  f"--pid-file={root / 'dnsmasq.pid'}", log=root / "dnsmasq.log")
-        lab.start(node, "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                  str(BIN / "meshhub-portal"), "serve", "-c", str(root / "node.toml"),
-                  log=root / "portal.log")
-        lab.wait_for("the portal", lambda: lab.http(node, PORTAL, "/about", port=8080),
-                     timeout=30)
-        lab.start(node, str(BIN / "meshhub"), "-c", str(root / "node.toml"), "agent",
-                  log=root / "agent.log")
-        lab.wait_for("the agent's gate socket", (root / "run" / "gate.sock").exists,
-                     timeout=20)
+        start_serving_node(lab, node, root, SERVING_TOML.format(root=root), PORTAL)
         yield Node(lab, root, node, laptop)
-    finally:
-        lab.close()  # processes first, then the files they used
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_phone_would_see_the_sheet_then_be_online(offline_node: Node) -> None:

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from node.config import parse_config
-from node.net import build_plan
 from tests.conftest import require_tool
-from tests.lab.netlab import Lab
+from tests.lab.netlab import Lab, apply_gate
 
 pytestmark = pytest.mark.root
 
@@ -72,10 +71,7 @@ def build(lab: Lab, tmp_path: Path) -> GateLab:
     lab.run(phone, "ip", "address", "add", f"{PHONE_IP}/24", "dev", "wlan0")
     lab.run(phone, "ip", "route", "add", "default", "via", PORTAL)
 
-    plan = build_plan(parse_config(LAB_TOML), net_dir=tmp_path / "etc")
-    gate = plan.write_to(tmp_path / "etc")[0]
-    assert gate.name == "gate.nft"
-    lab.run(node, "nft", "-f", str(gate))
+    apply_gate(lab, node, parse_config(LAB_TOML), tmp_path / "etc")
 
     # The portal stand-in listens on IPv4 and IPv6 ("::" is dual-stack); a fake ssh port.
     lab.http_server(node, tmp_path / "portal", "::", 80, "portal")

@@ -152,3 +152,22 @@ def test_meshhub_agent_stops_on_sigterm(tmp_path: Path) -> None:
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
     assert (tmp_path / "data" / "health.sqlite3").exists()
+
+
+def test_a_busy_port_is_one_clear_error_and_nothing_is_left_running(tmp_path: Path) -> None:
+    import socket
+
+    from node.agent import Agent
+    from node.config import parse_config
+    from node.errors import NodeError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = parse_config(f'[node]\ndata_dir = "{tmp_path}"\n[agent]\nport = {port}\n',
+                           tmp_path / "node.toml")
+        agent = Agent(cfg)
+        with pytest.raises(NodeError, match=rf"127\.0\.0\.1:{port} .*another agent running"):
+            agent.start()
+        agent.stop()

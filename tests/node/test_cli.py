@@ -51,3 +51,12 @@ def test_identity_show_creates_private_key(tmp_path: Path) -> None:
     assert first.stdout == second.stdout
     key = tmp_path / "data" / "identity.key"
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_config_check_also_checks_the_network_settings_together(tmp_path: Path) -> None:
+    bad = tmp_path / "node.toml"
+    bad.write_text('[wifi]\ncountry = "US"\nchannel = 13\n')
+    result = run("config", "check", str(bad))
+    assert result.returncode == 1
+    assert "wifi.channel" in result.stderr and "US" in result.stderr
+    assert "Traceback" not in result.stderr

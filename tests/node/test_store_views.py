@@ -258,3 +258,21 @@ def test_delete_arriving_before_post_keeps_it_deleted_and_erased(tmp_path: Path)
         sc.ingest([post])
         assert sc.listing(post["id"]) is None
         assert sc.entry(post["id"])["body"] is None
+
+
+def test_a_new_database_is_shared_with_the_service_group_only(tmp_path: Path) -> None:
+    """The portal and the agent (two users, one group) both write; others never read."""
+    import os
+    import stat
+
+    old = os.umask(0o077)
+    try:
+        with open_store(tmp_path / "hub.sqlite3", Identity.generate()) as store:
+            store.append("notice.post", {"title": "Water off", "body": "Until noon."},
+                         actor="ada")
+    finally:
+        os.umask(old)
+    for name in ("hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm"):
+        file = tmp_path / name
+        if file.exists():
+            assert stat.S_IMODE(file.stat().st_mode) == 0o660, name

@@ -7,9 +7,11 @@ POST carries the token that the page's own form holds, as a browser would.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from argon2 import PasswordHasher, Type
 from flask import Flask
 from flask.testing import FlaskClient
@@ -52,6 +54,22 @@ def close_app(app: Flask) -> None:
     from portal.db import close
 
     close(app)
+
+
+def app_fixture(toml: str = "", **test_config: Any) -> Callable[..., Iterator[Flask]]:
+    """An ``app`` fixture: :func:`make_app` with ``toml`` (closed after the test).
+
+    Assign it in a test module (``app = app_fixture("[portal]\\npage_size = 5\\n")``);
+    it overrides conftest's ``app``, so conftest's ``client`` and ``auth`` use it.
+    """
+
+    @pytest.fixture(name="app")
+    def app(tmp_path: Path) -> Iterator[Flask]:
+        application = make_app(tmp_path, toml=toml, **test_config)
+        yield application
+        close_app(application)
+
+    return app
 
 
 def csrf_token(html: str) -> str:

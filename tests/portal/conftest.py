@@ -26,6 +26,7 @@ from node.config import NodeConfig, load_config
 from node.hub import Hub
 from node.store.models import LibraryItem, Listing, Notice
 from portal import create_app, db
+from tests.portal.auth_actions import AuthActions
 
 ORGANISER = "alice"
 ORGANISER_PASSWORD = "correct horse battery staple"
@@ -67,6 +68,12 @@ def app(node_config: NodeConfig) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A browser without JavaScript, talking to ``app``."""
     return app.test_client()
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Signing in and out of ``client`` through the organisers' forms."""
+    return AuthActions(client)
 
 
 def form_token(client: FlaskClient, url: str) -> str:

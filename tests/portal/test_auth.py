@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.db import services
-from tests.portal.auth_actions import ACCOUNTS, AuthActions, close_app, make_app
+from tests.portal.auth_actions import ACCOUNTS, AuthActions, app_fixture
 
 MISMATCH = "That account name and password do not match."
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path, toml="[organisers]\nsignin_max_attempts = 3\n")
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def auth(client: FlaskClient) -> AuthActions:
-    return AuthActions(client)
+app = app_fixture("[organisers]\nsignin_max_attempts = 3\n")
 
 
 def test_pages_need_sign_in_and_come_back_after_it(client: FlaskClient,

@@ -57,6 +57,7 @@ def test_acknowledged_posts_survive_a_sigkill(tmp_path: Path) -> None:
         demo.kill()
     assert failed, "the kill should have interrupted some posts"
     assert all("HTTP" not in reason for reason in failed), failed[:3]
+    assert not _agents_of(tmp_path / "demo"), "the demo's agent outlived the killed demo"
 
     database = tmp_path / "demo" / "data" / "hub.sqlite3"
     with sqlite3.connect(database) as conn:
@@ -76,3 +77,21 @@ def test_acknowledged_posts_survive_a_sigkill(tmp_path: Path) -> None:
         assert set(acknowledged) <= titles
     finally:
         store.close()
+
+
+def _agents_of(folder: Path, wait: float = 5.0) -> list[int]:
+    """PIDs of agents still running for the demo in ``folder`` after ``wait`` seconds."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for process in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if "agent" in cmdline and any(str(folder) in part for part in cmdline):
+                found.append(process.info["pid"])
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)

@@ -11,7 +11,6 @@ import copy
 import html
 import pickle
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,26 +23,12 @@ from node.errors import ValidationError
 from node.messages import N_, Message, msg
 from portal.db import services
 from portal.i18n import translate_message
-from tests.portal.auth_actions import AuthActions, close_app, make_app
+from tests.portal.auth_actions import AuthActions, app_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path)
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def auth(client: FlaskClient) -> AuthActions:
-    return AuthActions(client)
+app = app_fixture()
 
 
 def field_error(page: str, field: str) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import feedparser
@@ -16,7 +14,7 @@ from flask.testing import FlaskClient
 
 from node.store.models import LibraryItem
 from portal import db
-from tests.portal.auth_actions import close_app, make_app
+from tests.portal.auth_actions import app_fixture
 from tests.portal.conftest import sample_epub, sample_pdf, sample_wav
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -26,16 +24,7 @@ ACQUISITION = "application/atom+xml;profile=opds-catalog;kind=acquisition"
 OPEN_ACCESS = "http://opds-spec.org/acquisition/open-access"
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path, toml="[portal]\npage_size = 5\n")
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+app = app_fixture("[portal]\npage_size = 5\n")
 
 
 @pytest.fixture

@@ -6,38 +6,22 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from node.store.models import Listing
 from portal.db import services
-from tests.portal.auth_actions import AuthActions, close_app, make_app
+from tests.portal.auth_actions import AuthActions, app_fixture
 
 PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
 XSS = '<script>alert("x")</script> & <b>bold</b>'
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path, toml="[portal]\nupload_max_mb = 1\n")
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def auth(client: FlaskClient) -> AuthActions:
-    return AuthActions(client)
+app = app_fixture("[portal]\nupload_max_mb = 1\n")
 
 
 def text(response: object) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -22,7 +21,7 @@ from node.library.zimbuild import ZimArticle, ZimSpec, build_zim
 from node.store.models import LibraryItem
 from portal import db
 from portal.residents.zim import archive_cache
-from tests.portal.auth_actions import AuthActions, close_app, make_app
+from tests.portal.auth_actions import AuthActions, app_fixture, close_app, make_app
 
 
 def png(width: int = 48, height: int = 48, rgb: tuple[int, int, int] = (29, 53, 87)) -> bytes:
@@ -71,16 +70,7 @@ def make_zim(path: Path, *, fulltext: bool = True, title: str = "Pocket encyclop
         redirects={"H2O": ("H2O", "Water")}, illustration_png=png(), fulltext=fulltext))
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path)
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+app = app_fixture()
 
 
 def add_zim(app: Flask, path: Path, **fields: str) -> LibraryItem:

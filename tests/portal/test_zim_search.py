@@ -4,7 +4,6 @@ hub's global search, and many threads searching one archive at once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,10 @@ from node.library.zim import OpenArchive
 from node.library.zimbuild import ZimArticle
 from node.store.models import LibraryItem
 from portal import db
-from tests.portal.auth_actions import close_app, make_app
+from tests.portal.auth_actions import app_fixture
 from tests.portal.test_zim_browse import add_zim, make_zim, page
 
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path)
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+app = app_fixture()
 
 
 @pytest.fixture
