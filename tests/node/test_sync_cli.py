@@ -72,7 +72,7 @@ def test_two_agents_replicate_over_their_own_api(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{a.url}/api/health", timeout=5) as response:  # noqa: S310
             assert response.status == 200
         post = a.sync.store.append("notice.post", notice(), actor="ada")
-        wait_for(lambda: b.sync.store.notice(post["id"]) is not None, 5, "the notice on b")
+        wait_for(lambda: b.sync.store.notice(post["id"]) is not None, 30, "the notice on b")
         status = CliRunner().invoke(cli, ["--config", str(tmp_path / "b.toml"), "sync", "status"])
         assert "[from the agent]" in status.output and f"127.0.0.1:{ports['a']}" in status.output
     finally:

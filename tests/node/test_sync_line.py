@@ -44,12 +44,12 @@ def test_a_post_on_a_reaches_c_through_b_by_push(line: dict[str, Node]) -> None:
     for i in range(5):
         start = time.monotonic()
         post = a.store.append("notice.post", notice(f"Notice {i}"), actor="ada")
-        wait_for(lambda post=post: c.store.notice(post["id"]) is not None, 5, "the notice on C")
+        wait_for(lambda post=post: c.store.notice(post["id"]) is not None, 30, "the notice on C")
         took.append(time.monotonic() - start)
     print(f"\n2-hop post latency on loopback: median {statistics.median(took) * 1000:.0f} ms, "
           f"max {max(took) * 1000:.0f} ms")
     assert max(took) < 2.0  # periodic rounds are off (1 h): only push can do this
-    wait_for(lambda: converged(a, b, c), 5, "convergence")
+    wait_for(lambda: converged(a, b, c), 30, "convergence")
     assert dump_views(a.store) == dump_views(b.store) == dump_views(c.store)
 
 
@@ -59,7 +59,7 @@ def test_a_burst_of_posts_costs_few_rounds(line: dict[str, Node]) -> None:
     with a.store.batch() as add:
         for i in range(50):
             add("notice.post", notice(f"Burst {i}"), actor="ada")
-    wait_for(lambda: converged(a, b, c), 5, "convergence")
+    wait_for(lambda: converged(a, b, c), 30, "convergence")
     time.sleep(0.2)
     assert b.service.rounds - rounds_before <= 6
     assert len(c.store.notices()) == 50
@@ -69,7 +69,7 @@ def test_nodes_that_agree_exchange_only_the_digest(line: dict[str, Node]) -> Non
     a, b, c = line["A"], line["B"], line["C"]
     a.store.append("notice.post", notice(), actor="ada")
     c.store.append("notice.post", notice("From C"), actor="ada")
-    wait_for(lambda: converged(a, b, c), 5, "convergence")
+    wait_for(lambda: converged(a, b, c), 30, "convergence")
     sizes = []
     for _ in range(3):
         result = a.service.pull_from(b.url)
@@ -84,7 +84,7 @@ def test_a_library_file_uploaded_on_c_arrives_at_a(line: dict[str, Node]) -> Non
     data = fake_pdf(300_000, seed=1)
     item = add_file(c, data)
     sha = item["body"]["sha256"]
-    wait_for(lambda: a.blobs.has(sha), 10, "the file on A")
+    wait_for(lambda: a.blobs.has(sha), 30, "the file on A")
     assert hashlib.sha256(a.blobs.path(sha).read_bytes()).hexdigest() == sha
     assert a.store.library_item(item["id"]) is not None
     assert not list(a.blobs.root.glob(".partial-*"))

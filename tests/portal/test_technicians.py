@@ -278,7 +278,7 @@ def test_a_hanging_peer_does_not_hold_the_page(tmp_path: Path,
         try:
             started = time.monotonic()
             statuses = gatherer.statuses()
-            assert time.monotonic() - started < 2
+            assert time.monotonic() - started < 2.5  # below the 3 s timeout
             found = {s.target: s for s in statuses}
             silent_target = f"127.0.0.1:{silent.getsockname()[1]}"
             assert found[own.target].up
