@@ -134,8 +134,18 @@ def test_probe_connect_then_the_mesh_hub_but_not_its_management(phones: Phones) 
     assert not net.tcp_open(phone, N1, 8080)  # nothing beyond the portal before Connect
 
     # Something listening on n1's ssh port, to show it is the gate that keeps the phone out.
-    net.http_server(p.mesh.node("n1").ns, p.root / "ssh-standin", "0.0.0.0", 22, "ssh")
-    net.wait_for("n1's port 22 from n3", lambda: net.tcp_open(p.mesh.node("n3").ns, N1, 22))
+    ssh = net.http_server(p.mesh.node("n1").ns, p.root / "ssh-standin", "0.0.0.0", 22, "ssh")
+    try:
+        net.wait_for("n1's port 22 from n3", lambda: net.tcp_open(p.mesh.node("n3").ns, N1, 22))
+        _connect_and_look(p)
+    finally:
+        ssh.terminate()
+        ssh.wait(timeout=5)
+
+
+def _connect_and_look(p: Phones) -> None:
+    """After Connect: the hub here and across the mesh, never the management ports."""
+    net, phone = p.net, p.phone
 
     answer = connect(p)
     assert (answer["status"], answer["headers"]["location"]) == (303, "/connected"), p.logs()
