@@ -1,6 +1,6 @@
 """The words on a node's window poster, in the community's languages.
 
-The house rules are the portal's own (``portal/templates/residents/rules.html``):
+The house rules are the portal's own (``portal/templates/_house_rules.html``):
 the English texts below are its message ids, and their translations are read
 from the portal's compiled catalogues (``portal/translations/<lang>/LC_MESSAGES/
 messages.mo``) with the standard library's gettext, without importing the

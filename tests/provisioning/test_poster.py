@@ -82,8 +82,9 @@ def test_wifi_escaping_follows_the_format() -> None:
 
 
 def test_rules_text_is_the_portals_and_translated() -> None:
-    template = (Path(__file__).resolve().parents[2] / "portal" / "templates" / "residents"
-                / "rules.html").read_text(encoding="utf-8")
+    templates = Path(__file__).resolve().parents[2] / "portal" / "templates"
+    template = ((templates / "residents" / "rules.html").read_text(encoding="utf-8")
+                + (templates / "_house_rules.html").read_text(encoding="utf-8"))
     for text in (RULES_TITLE, *RULES):
         assert f"_('{text}')" in template, f"not a portal message any more: {text!r}"
     assert RULES_INTRO in template
