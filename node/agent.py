@@ -60,6 +60,19 @@ def node_sources(cfg: NodeConfig, root: Path = Path("/")) -> Sources:
                    sys_root=root / "sys", **board_sources(root))
 
 
+def _close_without_trigger(server: Any) -> None:
+    """Close a waitress server whose wake-up pipe is broken; its loop ends at the next poll."""
+    import contextlib
+
+    from waitress import wasyncore
+
+    for channel in list(server.active_channels.values()):
+        channel.close()
+    with contextlib.suppress(OSError):
+        server.trigger.close()  # marks it closed and leaves the loop's map even if it fails
+    wasyncore.dispatcher.close(server)
+
+
 class Agent:
     """The agent's health sampler and HTTP API, startable and stoppable in-process.
 
@@ -162,7 +175,13 @@ class Agent:
                     channel.close()
                 server.close()
 
-            server.trigger.pull_trigger(close_all)
+            try:
+                server.trigger.pull_trigger(close_all)
+            except OSError as exc:
+                # The loop's wake-up pipe is already gone (seen once as EBADF in a long
+                # test run): close from here; the loop ends at its next poll timeout.
+                log.warning("agent: cannot wake the API loop (%s); closing it directly", exc)
+                _close_without_trigger(server)
         for thread in self._threads:
             thread.join(timeout=10)
         if server is not None:

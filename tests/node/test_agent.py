@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -171,3 +172,17 @@ def test_a_busy_port_is_one_clear_error_and_nothing_is_left_running(tmp_path: Pa
         with pytest.raises(NodeError, match=rf"127\.0\.0\.1:{port} .*another agent running"):
             agent.start()
         agent.stop()
+
+
+def test_stop_still_ends_everything_when_the_wake_up_pipe_is_gone(tmp_path: Path) -> None:
+    """If something closed the API loop's wake-up pipe, stopping must still end the threads."""
+    cfg = load_config(config(tmp_path, free_port()))
+    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05)
+    running.start()
+    trigger = running._server.trigger  # type: ignore[union-attr]
+    os.close(trigger.trigger)  # the write end: waking the loop now fails with EBADF
+    running.stop()
+    for thread in running._threads:
+        assert not thread.is_alive(), thread
+    with contextlib.suppress(OSError):
+        trigger.close()
