@@ -10,7 +10,6 @@ temporary folder allows it).
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import statistics
 import sys
@@ -20,7 +19,6 @@ from pathlib import Path
 
 from node.lab import MeshLab
 
-HAS_SYNC = importlib.util.find_spec("node.sync.service") is not None
 PARTS = ("ring", "startup", "memory", "idle", "propagation")
 
 
@@ -68,9 +66,6 @@ def idle(mesh: MeshLab) -> None:
 
 def propagation(mesh: MeshLab) -> None:
     """(a) a post on n1 until n20's portal shows it, p50/p95 over 20 posts."""
-    if not HAS_SYNC:
-        report("post_to_far_end_p95", "unavailable", "", "<= 5 s (node.sync missing)")
-        return
     from tests.lab.test_mesh import meshhub as run
     from tests.lab.test_mesh import organiser, portal_page
 

@@ -24,6 +24,18 @@ from pathlib import Path
 from typing import Any
 
 
+def wait_for(what: str, predicate: Callable[[], object], timeout: float = 10,
+             interval: float = 0.2) -> object:
+    """Poll ``predicate`` until it returns something true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
 class Lab:
     """Namespaces, links and processes created for one test, all removed by :meth:`close`."""
 
@@ -126,14 +138,7 @@ class Lab:
     def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = 10,
                  interval: float = 0.2) -> object:
         """Poll ``predicate`` until it returns something true; fail naming ``what``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-            time.sleep(interval)
+        return wait_for(what, predicate, timeout, interval)
 
     def close(self) -> None:
         """End every process and delete every namespace this lab made (idempotent)."""

@@ -7,36 +7,25 @@ second. Every lab is removed at the end, and a final check looks for leftovers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import importlib.util
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from node.lab import MeshLab, lab_namespaces
 from tests.conftest import require_root, require_tool
+from tests.lab import netlab
 
 pytestmark = pytest.mark.root
 
-HAS_SYNC = importlib.util.find_spec("node.sync.service") is not None
-needs_sync = pytest.mark.skipif(not HAS_SYNC, reason="node.sync (replication) not installed")
 MADE: list[tuple[Path, str]] = []  # (state folder, lab id) of every lab made here
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,
-             interval: float = 0.5) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+#: Whole-mesh conditions (routes, replication) get longer than a single namespace's.
+wait_for = functools.partial(netlab.wait_for, timeout=30, interval=0.5)
 
 
 def make_lab(tmp: Path, nodes: int, topology: str, **kwargs: object) -> Iterator[MeshLab]:
@@ -133,7 +122,6 @@ def test_zeroconf_finds_the_neighbours_agents(line: MeshLab) -> None:
     assert found
 
 
-@needs_sync
 def test_a_notice_posted_on_n1_appears_on_n5(line: MeshLab) -> None:
     title = f"Water off on Elm Street {secrets.token_hex(3)}"
     meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title", title,
@@ -143,7 +131,6 @@ def test_a_notice_posted_on_n1_appears_on_n5(line: MeshLab) -> None:
     assert time.monotonic() - started < 30
 
 
-@needs_sync
 def test_a_library_file_uploaded_on_n5_arrives_on_n1(line: MeshLab, tmp_path: Path) -> None:
     body = b"%PDF-1.4\n% meshhub lab\n" + secrets.token_bytes(50_000) + b"\n%%EOF\n"
     sha = hashlib.sha256(body).hexdigest()
@@ -156,7 +143,6 @@ def test_a_library_file_uploaded_on_n5_arrives_on_n1(line: MeshLab, tmp_path: Pa
     assert hashlib.sha256(target.read_bytes()).hexdigest() == sha
 
 
-@needs_sync
 def test_partition_heals_with_deletions(line: MeshLab) -> None:
     tag = secrets.token_hex(3)
     shared = f"Shared notice {tag}"
@@ -209,7 +195,6 @@ def _python(mesh: MeshLab, node: str, code: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@needs_sync
 def test_entries_of_an_unregistered_key_are_refused(line: MeshLab) -> None:
     rogue = f"Rogue notice {secrets.token_hex(3)}"
     meshhub(line, "n6", "post", "notice", "--as", organiser(line, "n6"), "--title", rogue,
@@ -226,16 +211,15 @@ def test_entries_of_an_unregistered_key_are_refused(line: MeshLab) -> None:
 
 @pytest.fixture
 def ring(tmp_path: Path) -> Iterator[MeshLab]:
-    yield from make_lab(tmp_path, 5, "ring", portal=HAS_SYNC)
+    yield from make_lab(tmp_path, 5, "ring")
 
 
 def test_killing_a_node_in_a_ring_reconverges_around_it(ring: MeshLab) -> None:
     title = f"Before the outage {secrets.token_hex(3)}"
-    if HAS_SYNC:
-        meshhub(ring, "n1", "post", "notice", "--as", organiser(ring, "n1"), "--title", title,
-                "--body", "x")
-        wait_for("the notice everywhere", lambda: all(
-            title in portal_page(ring, f"n{i}") for i in range(2, 6)), timeout=45)
+    meshhub(ring, "n1", "post", "notice", "--as", organiser(ring, "n1"), "--title", title,
+            "--body", "x")
+    wait_for("the notice everywhere", lambda: all(
+        title in portal_page(ring, f"n{i}") for i in range(2, 6)), timeout=45)
     ring.kill("n3")
     others = ["n1", "n2", "n4", "n5"]
     started = time.monotonic()
@@ -247,6 +231,5 @@ def test_killing_a_node_in_a_ring_reconverges_around_it(ring: MeshLab) -> None:
                       timeout=10).stdout
     assert "m-n1" in route, route  # n2 now reaches n4 the long way round
     assert took < 40
-    if HAS_SYNC:
-        for name in others:
-            assert title in portal_page(ring, name), name
+    for name in others:
+        assert title in portal_page(ring, name), name
