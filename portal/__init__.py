@@ -1,94 +1,22 @@
 """The meshhub portal: the Flask hub residents and organisers use on every node.
 
-:func:`create_app` is the application factory (Flask's ``flaskr`` pattern):
-defaults first, then the node's ``node.toml``, then ``test_config``; one
-blueprint per area. The portal reads and writes only through ``node.store``
-and :class:`node.hub.Hub` (see :mod:`portal.db`).
+:func:`create_app` (in :mod:`portal.app`) builds it. This package file imports
+nothing heavy on purpose: the ``meshhub-portal`` program must be able to set up
+its process (see :func:`portal.process.keep_tls_out`) before Flask and its
+dependencies load, and ``meshhub-portal --help`` should not pay for Flask.
 """
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from typing import Any
-
-from flask import Flask
-from flask_wtf.csrf import CSRFProtect
-
-from node.config import NodeConfig, find_config, load_config
-from node.timing import SUBMIT_MAX_PER_WINDOW, SUBMIT_WINDOW_SECONDS
 
 __all__ = ["create_app", "csrf"]
 
-#: CSRF protection for every POST form (residents' and organisers').
-csrf = CSRFProtect()
 
+def __getattr__(name: str) -> Any:
+    """``portal.create_app`` and ``portal.csrf``, imported from :mod:`portal.app` on first use."""
+    if name in __all__:
+        from portal import app
 
-def create_app(test_config: dict[str, Any] | None = None, *,
-               config: NodeConfig | None = None) -> Flask:
-    """Build the portal for one node.
-
-    ``config`` is the node's configuration (default: the ``node.toml`` named by
-    ``$MESHHUB_CONFIG``, else ``/etc/meshhub/node.toml``); ``test_config``
-    overrides Flask settings, for tests only.
-    """
-    from portal import caching, captive, db, errors, i18n, markdown, organisers, pagecache, security
-    from portal.residents import register_residents
-    from portal.residents.zim import register_library
-
-    if config is None:
-        config = load_config(find_config())
-    app = Flask(__name__)
-    data_dir = config.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    app.config.from_mapping(
-        SECRET_KEY=security.load_or_create_secret(data_dir),
-        NODE_CONFIG=config,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_NAME="meshhub_session",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.organisers.session_hours),
-        MAX_CONTENT_LENGTH=config.portal.upload_max_mb * 1024 * 1024,
-        PAGE_SIZE=config.portal.page_size,
-        SUBMIT_MAX_PER_WINDOW=SUBMIT_MAX_PER_WINDOW,
-        SUBMIT_WINDOW_SECONDS=SUBMIT_WINDOW_SECONDS,
-        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
-        WTF_CSRF_SSL_STRICT=False,  # the mesh serves plain HTTP; SameSite guards origin
-    )
-    if test_config:
-        app.config.from_mapping(test_config)
-    if config.portal.behind_proxy:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
-
-    csrf.init_app(app)
-    caching.init_app(app)  # registered first: its after_request runs last
-    security.init_app(app)
-    i18n.init_app(app)
-    markdown.init_app(app)
-    db.init_app(app)
-    errors.init_app(app)
-    register_residents(app)
-    register_library(app)  # ZIM encyclopaedias (/library/<id>/zim/) and OPDS (/opds)
-    captive.register(app)  # phones' probes, /welcome, /api/captive (portal/captive/)
-    app.context_processor(_node_context)
-    # --- organisers' blueprint (portal/organisers/) registers here -----------
-    # ORGANISERS: one line, e.g. ``from portal.organisers import register; register(app)``
-    organisers.register(app)
-    # -------------------------------------------------------------------------
-    pagecache.init_app(app)  # outermost: answers repeated anonymous pages from memory
-    return app
-
-
-def _node_context() -> dict[str, Any]:
-    """Facts every template may show: the community, this node, the time, label maps."""
-    from flask import current_app
-
-    from portal.residents.labels import CATEGORY_LABELS, MEDIA_LABELS
-
-    config: NodeConfig = current_app.config["NODE_CONFIG"]
-    return {"current_app": current_app, "community": config.node.community,
-            "node_name": config.node.name, "node_location": config.node.location,
-            "now": int(time.time()),
-            "category_labels": CATEGORY_LABELS, "media_labels": MEDIA_LABELS}
+        return getattr(app, name)
+    raise AttributeError(f"module 'portal' has no attribute {name!r}")

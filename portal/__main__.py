@@ -1,5 +1,5 @@
 """``python -m portal``: the same as the ``meshhub-portal`` command."""
 
-from portal.cli import main
+from portal.cli import program
 
-main()
+program()

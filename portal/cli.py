@@ -12,7 +12,6 @@ non-zero exit; set ``MESHHUB_DEBUG=1`` for the traceback.
 from __future__ import annotations
 
 import logging
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +73,9 @@ def demo(data_dir: str, port: int) -> None:
     generates their passwords (kept in DIR/demo-organisers.txt, mode 0600).
     Later starts reuse all of it. Stop with Ctrl-C.
     """
+    from portal.process import let_tls_back
+
+    let_tls_back()  # a rehearsal: its sample files are made by fpdf2, which imports TLS classes
     from node.config import load_config
     from portal.server import serve as run_server
 
@@ -211,6 +213,8 @@ def load_or_create_passwords(path: Path, names: list[str]) -> tuple[dict[str, st
     Returns the passwords and whether they were generated just now. The
     file is written atomically with mode 0600.
     """
+    import secrets
+
     from node.atomic import atomic_write
 
     known: dict[str, str] = {}
@@ -229,5 +233,17 @@ def load_or_create_passwords(path: Path, names: list[str]) -> tuple[dict[str, st
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the command, turning known errors into one clear line."""
+    """Run the command, turning known errors into one clear line (also for tests, in-process)."""
     run_cli(cli, PROG, argv)
+
+
+def program() -> None:
+    """The ``meshhub-portal`` program (and ``python -m portal``): a lean process, then :func:`main`.
+
+    OpenSSL is kept out of the process before Flask loads
+    (:func:`portal.process.keep_tls_out`): nothing the portal does needs it.
+    """
+    from portal.process import keep_tls_out
+
+    keep_tls_out()
+    main()

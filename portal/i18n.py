@@ -20,6 +20,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, redirect, requ
 from flask_babel import Babel, format_date, format_datetime, get_locale, get_translations
 
 from node.messages import Message
+from portal.locale_data import slim_locales
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -29,6 +30,8 @@ TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 
 #: Flask config key: the offered languages, read from node.toml once (every page asks).
 _OFFERED_KEY = "MESHHUB_LANGUAGES"
+#: Flask config key: code -> the Babel locale to format with (portal.locale_data).
+_LOCALES_KEY = "MESHHUB_LOCALES"
 
 bp = Blueprint("i18n", __name__)
 
@@ -41,21 +44,26 @@ def offered_languages() -> list[str]:
     return list(offered)
 
 
-def select_locale() -> str:
-    """The language for this request (cookie, then Accept-Language, then default)."""
+def select_locale() -> str | Locale:
+    """The language for this request (cookie, then Accept-Language, then default).
+
+    Returned as the app's slim Babel locale for that language where it has one
+    (see :mod:`portal.locale_data`), so formatting never loads full CLDR data.
+    """
     offered = offered_languages()
     chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in offered:
-        return chosen
-    best = request.accept_languages.best_match(offered)
-    return best or current_app.config["NODE_CONFIG"].portal.default_language
+    if chosen not in offered:
+        best = request.accept_languages.best_match(offered)
+        chosen = best or current_app.config["NODE_CONFIG"].portal.default_language
+    return current_app.config.get(_LOCALES_KEY, {}).get(chosen, chosen)
 
 
 @functools.lru_cache(maxsize=64)
 def language_name(code: str) -> str:
     """A language's name in that language itself ("العربية", "Español")."""
     try:
-        name = Locale.parse(code).get_display_name(code) or code
+        locale = current_app.config.get(_LOCALES_KEY, {}).get(code) or Locale.parse(code)
+        name = locale.get_display_name() or code
     except (ValueError, LookupError):
         return code
     return name[:1].upper() + name[1:]
@@ -157,7 +165,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE",
                           app.config["NODE_CONFIG"].portal.default_language)
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", _system_timezone())
-    app.config[_OFFERED_KEY] = tuple(app.config["NODE_CONFIG"].portal.languages)
+    portal_config = app.config["NODE_CONFIG"].portal
+    app.config[_OFFERED_KEY] = tuple(portal_config.languages)
+    app.config[_LOCALES_KEY] = slim_locales(
+        tuple(dict.fromkeys([*portal_config.languages, portal_config.default_language])))
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(bp)
     app.after_request(_vary_on_language)

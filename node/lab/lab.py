@@ -147,8 +147,9 @@ def _program(name: str) -> list[str]:
     found = shutil.which(name)
     if found:
         return [found]
-    module = {"meshhub": "node.cli", "meshhub-portal": "portal.cli"}[name]
-    return [sys.executable, "-c", f"from {module} import main; main()"]
+    module, entry = {"meshhub": ("node.cli", "main"),
+                     "meshhub-portal": ("portal.cli", "program")}[name]
+    return [sys.executable, "-c", f"from {module} import {entry}; {entry}()"]
 
 
 def _check_tools(phones: bool, portal_user: str) -> None:

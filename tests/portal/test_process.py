@@ -1,0 +1,103 @@
+"""The portal's process runs without OpenSSL (portal.process.keep_tls_out) and does all it did."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.portal.conftest import write_node_toml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Run in a fresh interpreter: keep OpenSSL out, import every portal module and then,
+#: until nothing new appears, everything any loaded portal or node module imports
+#: anywhere (inside functions too: the imports a request may trigger later).
+#: Prints the imports that failed, as JSON.
+IMPORT_EVERYTHING = r"""
+import ast, importlib, json, pkgutil, sys
+from portal.process import keep_tls_out
+keep_tls_out()
+import portal
+DEMO_ONLY = ("portal.sample", "fpdf", "ebooklib", "tomli_w")  # the demo lets TLS back in
+def demo_only(name):
+    return any(name == d or name.startswith(d + ".") for d in DEMO_ONLY)
+failed, done = {}, set()
+def attempt(name, where):
+    if demo_only(name) or name in failed:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        failed[name] = f"{where}: {error}"
+for info in pkgutil.walk_packages(portal.__path__, "portal."):
+    if not info.name.endswith("__main__"):  # that one runs the program
+        attempt(info.name, "portal package")
+while True:
+    ours = [n for n, m in list(sys.modules.items()) if m is not None and n not in done
+            and n.split(".")[0] in ("portal", "node") and getattr(m, "__file__", None)]
+    if not ours:
+        break
+    for name in ours:
+        done.add(name)
+        module = sys.modules[name]
+        tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module]
+            else:
+                continue
+            for target in targets:
+                attempt(target, f"{module.__file__}:{node.lineno}")
+print(json.dumps({"failed": failed, "ssl": sys.modules.get("ssl") is None,
+                  "hashlib_openssl": sys.modules.get("_hashlib") is not None}))
+"""
+
+
+def test_everything_the_portal_can_import_works_without_openssl() -> None:
+    done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["failed"] == {}, "these imports need OpenSSL:\n" + "\n".join(
+        f"  {name}  ({where})" for name, where in report["failed"].items())
+    assert report["ssl"] and not report["hashlib_openssl"], "OpenSSL was loaded after all"
+
+
+def test_the_served_portal_maps_no_openssl_and_serves(tmp_path: Path) -> None:
+    config = write_node_toml(tmp_path)
+    command = [sys.executable, "-m", "portal", "serve", "--config", str(config.path),
+               "--port", "0"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                               stdout=subprocess.DEVNULL)
+    try:
+        assert process.stderr is not None
+        said = []
+        while not said or ("serving on http://" not in said[-1] and said[-1]):
+            said.append(process.stderr.readline())  # a warning first when run as root
+        assert "serving on http://" in said[-1], "".join(said)
+        url = said[-1].split("serving on ", 1)[1].strip()
+        with urllib.request.urlopen(url + "/search?q=bicycle", timeout=30) as response:  # noqa: S310
+            assert response.status == 200
+        with urllib.request.urlopen(url + "/organisers/sign-in",  # noqa: S310
+                                    timeout=30) as response:
+            assert b'name="csrf_token"' in response.read()
+        mapped = Path(f"/proc/{process.pid}/maps").read_text(encoding="utf-8")
+        assert "libcrypto" not in mapped and "libssl" not in mapped
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
