@@ -32,7 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     ``$MESHHUB_CONFIG``, else ``/etc/meshhub/node.toml``); ``test_config``
     overrides Flask settings, for tests only.
     """
-    from portal import caching, captive, db, errors, i18n, markdown, organisers, pagecache, security
+    from portal import caching, captive, db, errors, i18n, organisers, pagecache, security
     from portal.residents import register_residents
     from portal.residents.zim import register_library
 
@@ -66,7 +66,6 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     caching.init_app(app)  # registered first: its after_request runs last
     security.init_app(app)
     i18n.init_app(app)
-    markdown.init_app(app)
     db.init_app(app)
     errors.init_app(app)
     register_residents(app)

@@ -34,12 +34,15 @@ log = logging.getLogger(__name__)
 
 #: The top-level CLDR keys dates, numbers, file sizes and plural forms need.
 SLIM_KEYS = (
-    "date_formats", "time_formats", "datetime_formats", "datetime_skeletons",
+    "date_formats", "time_formats", "datetime_formats",
     "months", "days", "quarters", "eras", "day_periods", "periods",
     "number_symbols", "default_numbering_system", "decimal_formats", "percent_formats",
-    "unit_patterns", "compound_unit_patterns", "unit_display_names",
-    "plural_form", "ordinal_form", "character_order", "list_patterns",
+    "unit_patterns", "unit_display_names", "plural_form", "character_order",
 )
+#: Keys holding every CLDR unit (over 200): only these units are kept of them.
+#: Formatting another unit needs it added here (tests/portal/test_locale_data.py).
+UNIT_KEYS = ("unit_patterns", "unit_display_names")
+UNITS = ("digital-byte", "digital-kilobyte", "digital-megabyte", "digital-gigabyte")
 #: Seconds the extracting child may take (it loads Babel and a few pickles).
 EXTRACT_TIMEOUT_SECONDS = 120
 
@@ -90,6 +93,8 @@ def extract(codes: Iterable[str]) -> dict[str, dict[str, Any]]:
     for code in wanted:
         data = Locale.parse(code)._data
         subset = {key: _plain(data[key]) for key in SLIM_KEYS if key in data}
+        for key in UNIT_KEYS:
+            subset[key] = {unit: subset[key][unit] for unit in UNITS if unit in subset[key]}
         names = data["languages"]
         subset["languages"] = {other: names[other] for other in wanted if other in names}
         subsets[code] = subset

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, Response
+from markupsafe import Markup
 
 from node.atomic import atomic_write
 from node.errors import ConfigError
@@ -65,6 +66,17 @@ def set_security_headers(response: Response) -> Response:
     return response
 
 
+def sanitised(html: str) -> Markup:
+    """Rendered Markdown from the store, marked safe for templates (``|sanitised``).
+
+    Only for the store's ``*_html`` fields: node.markdown made them from the
+    Markdown through markdown-it (raw HTML off) and the nh3 allow-list when the
+    item was stored, so they are already safe to put in a page as they are.
+    """
+    return Markup(html)  # noqa: S704 - sanitised by node.markdown when stored
+
+
 def init_app(app: Flask) -> None:
-    """Register the security headers on every response of ``app``."""
+    """Register the security headers on every response of ``app``, and ``|sanitised``."""
     app.after_request(set_security_headers)
+    app.jinja_env.filters["sanitised"] = sanitised

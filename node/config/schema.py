@@ -134,7 +134,7 @@ SETTINGS: tuple[Setting, ...] = (
             check=_ipv4_address),
     Setting("portal", "port", int, 8080, "TCP port of the portal's WSGI server.",
             minimum=1, maximum=65535),
-    Setting("portal", "threads", int, 8, "Worker threads of the WSGI server.",
+    Setting("portal", "threads", int, 4, "Worker threads of the WSGI server.",
             minimum=1, maximum=64),
     Setting("portal", "languages", list, ["en", "ar", "es"],
             "Interface languages offered to residents, in menu order.",

@@ -31,7 +31,7 @@ class Listing:
     id: str  #: id of the entry that created it
     category: str
     title: str
-    body: str  #: Markdown source; the portal renders it through a sanitiser
+    body: str  #: Markdown source (see body_html)
     price: str
     contact: str
     created_at: int
@@ -40,6 +40,8 @@ class Listing:
     pinned: bool
     actor: str | None  #: organiser account that posted it (None: approved submission's node)
     from_submission: str | None = None  #: submission id when a resident submitted it
+    body_html: str = ""  #: ``body`` rendered and sanitised by node.markdown when stored
+    excerpt: str = ""  #: the start of ``body`` as plain text
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Notice:
     updated_at: int
     expires_at: int | None
     actor: str | None
+    body_html: str = ""  #: ``body`` rendered and sanitised by node.markdown when stored
+    excerpt: str = ""  #: the start of ``body`` as plain text
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class LibraryItem:
     created_at: int
     updated_at: int
     actor: str | None
+    description_html: str = ""  #: ``description`` rendered and sanitised when stored
+    excerpt: str = ""  #: the start of ``description`` as plain text
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class Submission:
     decided_at: int | None
     reason: str
     listing_id: str | None  #: the listing created on approval
+    body_html: str = ""  #: ``body`` rendered and sanitised by node.markdown when stored
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,15 @@ def _listing(r: sqlite3.Row) -> Listing:
                    price=r["price"], contact=r["contact"], created_at=r["created_at"],
                    updated_at=r["updated_at"], expires_at=r["expires_at"],
                    pinned=bool(r["pinned"]), actor=r["actor"],
-                   from_submission=r["from_submission"])
+                   from_submission=r["from_submission"], body_html=r["body_html"],
+                   excerpt=r["excerpt"])
 
 
 def _notice(r: sqlite3.Row) -> Notice:
     return Notice(id=r["id"], title=r["title"], body=r["body"], urgent=bool(r["urgent"]),
                   pinned=bool(r["pinned"]), created_at=r["created_at"],
-                  updated_at=r["updated_at"], expires_at=r["expires_at"], actor=r["actor"])
+                  updated_at=r["updated_at"], expires_at=r["expires_at"], actor=r["actor"],
+                  body_html=r["body_html"], excerpt=r["excerpt"])
 
 
 def _library(r: sqlite3.Row) -> LibraryItem:
@@ -51,7 +53,8 @@ def _library(r: sqlite3.Row) -> LibraryItem:
                        language=r["language"], description=r["description"],
                        collection=r["collection"], media_type=r["media_type"], mime=r["mime"],
                        sha256=r["sha256"], size=r["size"], filename=r["filename"],
-                       created_at=r["created_at"], updated_at=r["updated_at"], actor=r["actor"])
+                       created_at=r["created_at"], updated_at=r["updated_at"], actor=r["actor"],
+                       description_html=r["description_html"], excerpt=r["excerpt"])
 
 
 def _account(r: sqlite3.Row) -> Account:
@@ -65,7 +68,7 @@ def _submission(r: sqlite3.Row) -> Submission:
                       price=r["price"], contact=r["contact"], submitted_at=r["submitted_at"],
                       status=r["status"], decided_by=r["decided_by"],
                       decided_at=r["decided_at"], reason=r["reason"],
-                      listing_id=r["listing_id"])
+                      listing_id=r["listing_id"], body_html=r["body_html"])
 
 
 def audit_summary(kind: str, body: dict[str, Any] | None) -> str:

@@ -118,8 +118,23 @@ CREATE INDEX IF NOT EXISTS search_docs_expiry
 INSERT INTO search_index (search_index, rank) VALUES ('automerge', 2);
 """
 
+_V4 = """
+-- Markdown rendered when a view row is derived (node/markdown.py): sanitised HTML and a
+-- plain-text excerpt beside each text, so that reading a page never parses Markdown.
+ALTER TABLE listings ADD COLUMN body_html TEXT NOT NULL DEFAULT '';
+ALTER TABLE listings ADD COLUMN excerpt TEXT NOT NULL DEFAULT '';
+ALTER TABLE notices ADD COLUMN body_html TEXT NOT NULL DEFAULT '';
+ALTER TABLE notices ADD COLUMN excerpt TEXT NOT NULL DEFAULT '';
+ALTER TABLE library_items ADD COLUMN description_html TEXT NOT NULL DEFAULT '';
+ALTER TABLE library_items ADD COLUMN excerpt TEXT NOT NULL DEFAULT '';
+ALTER TABLE submissions ADD COLUMN body_html TEXT NOT NULL DEFAULT '';
+-- Local facts about this database, never replicated: "renderer" names the rules the
+-- stored HTML was made with (Store.open renders everything again when they change).
+CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+
 #: Migration steps; step N (1-based) brings the database from version N-1 to N.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: View tables rebuilt from the log (entries is the truth; these are derived).

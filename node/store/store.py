@@ -24,6 +24,7 @@ from typing import Any
 
 from node.errors import EntryRejected, StoreError
 from node.identity import Identity, fingerprint, verify_signature
+from node.markdown import RENDERER, excerpt, render_html
 from node.store import entries as _entries
 from node.store import schema, views
 from node.store.canonical import canonical, nfc, sha256_hex
@@ -31,10 +32,14 @@ from node.store.entries import Entry
 from node.store.queries import StoreReads
 from node.trust import TrustedSet
 
+#: (view table, Markdown column, its rendered column): what render_again_if_stale redoes.
+RENDERED_COLUMNS = (("listings", "body", "body_html"), ("notices", "body", "body_html"),
+                    ("library_items", "description", "description_html"),
+                    ("submissions", "body", "body_html"))
 #: How many entries ``entries_since`` returns by default (one sync round).
 SYNC_BATCH = 500
 #: SQLite page cache per connection, in KiB (read from the environment for benchmarks).
-CACHE_KIB_PER_CONNECTION = int(os.environ.get("MESHHUB_SQLITE_CACHE_KIB", "512"))
+CACHE_KIB_PER_CONNECTION = int(os.environ.get("MESHHUB_SQLITE_CACHE_KIB", "128"))
 Appender = Callable[..., dict[str, Any]]
 
 
@@ -87,6 +92,7 @@ class Store(StoreReads):
         store = cls(db, identity, trust, clock or time.time)
         try:
             schema.migrate(store._conn(), db)
+            store.render_again_if_stale()
         except sqlite3.DatabaseError as exc:
             store.close()
             raise StoreError(f"{db}: cannot prepare the content database ({exc})") from None
@@ -288,6 +294,46 @@ class Store(StoreReads):
         return False
 
     # --- maintenance ---------------------------------------------------------------
+    def render_again_if_stale(self) -> int:
+        """Render every stored Markdown text again if the rules changed; returns how many rows.
+
+        The views keep each text's HTML and excerpt made by :mod:`node.markdown`
+        (see there); ``store_meta.renderer`` says by which rules. Opening the
+        store after an upgrade that changed them brings every row up to date, in
+        one transaction (checked again inside it: the portal and the agent may
+        open the store at the same moment).
+        """
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'store_meta'").fetchone() \
+                is None:
+            return 0  # a schema older than version 4 (only tests stop migrations early)
+        if self._renderer(conn) == RENDERER:
+            return 0
+        with self._write() as conn:
+            if self._renderer(conn) == RENDERER:
+                return 0
+            done = 0
+            for table, source, html_column in RENDERED_COLUMNS:
+                rows = conn.execute(f"SELECT id, {source} FROM {table}").fetchall()  # noqa: S608
+                for item_id, text in rows:
+                    extra = ", excerpt = ?" if table != "submissions" else ""
+                    values = [render_html(text)] + ([excerpt(text)] if extra else [])
+                    conn.execute(f"UPDATE {table} SET {html_column} = ?{extra} "  # noqa: S608
+                                 "WHERE id = ?", (*values, item_id))
+                done += len(rows)
+            self._set_renderer(conn)
+        return done
+
+    @staticmethod
+    def _renderer(conn: sqlite3.Connection) -> str | None:
+        row = conn.execute("SELECT value FROM store_meta WHERE key = 'renderer'").fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _set_renderer(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('renderer', ?)",
+                     (RENDERER,))
+
     def rebuild(self) -> dict[str, int]:
         """Drop every view and the search index and derive them again from the log."""
         with self._write() as conn:
@@ -300,6 +346,7 @@ class Store(StoreReads):
                 views.erase_deleted(conn, subject)
             for (subject,) in conn.execute("SELECT DISTINCT subject FROM entries").fetchall():
                 views.recompute(conn, subject)
+            self._set_renderer(conn)
         return self.counts()
 
     def verify(self) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from node.markdown import excerpt, render_html
 from node.store.kinds import CREATING, KINDS
 
 ITEM_TABLES = ("listings", "notices", "library_items", "submissions")
@@ -97,30 +98,33 @@ def recompute(conn: sqlite3.Connection, subject: str) -> None:
 def _listing(conn: sqlite3.Connection, creator: _Row, f: dict[str, Any], updated: int) -> None:
     conn.execute(
         "INSERT INTO listings (id, category, title, body, price, contact, created_at, updated_at, "
-        "expires_at, pinned, actor, from_submission) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        "expires_at, pinned, actor, from_submission, body_html, excerpt) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (creator.id, f["category"], f["title"], f["body"], f["price"], f["contact"],
          creator.ts // 1000, updated // 1000, f["expires_at"], int(f["pinned"]), creator.actor,
-         f["from_submission"]))
+         f["from_submission"], render_html(f["body"]), excerpt(f["body"])))
     index(conn, "listing", creator.id, f["expires_at"], f["title"], f["body"], "", "")
 
 
 def _notice(conn: sqlite3.Connection, creator: _Row, f: dict[str, Any], updated: int) -> None:
     conn.execute(
         "INSERT INTO notices (id, title, body, urgent, pinned, created_at, updated_at, "
-        "expires_at, actor) VALUES (?,?,?,?,?,?,?,?,?)",
+        "expires_at, actor, body_html, excerpt) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (creator.id, f["title"], f["body"], int(f["urgent"]), int(f["pinned"]),
-         creator.ts // 1000, updated // 1000, f["expires_at"], creator.actor))
+         creator.ts // 1000, updated // 1000, f["expires_at"], creator.actor,
+         render_html(f["body"]), excerpt(f["body"])))
     index(conn, "notice", creator.id, f["expires_at"], f["title"], f["body"], "", "")
 
 
 def _library(conn: sqlite3.Connection, creator: _Row, f: dict[str, Any], updated: int) -> None:
     conn.execute(
         "INSERT INTO library_items (id, title, author, language, description, collection, "
-        "media_type, mime, sha256, size, filename, created_at, updated_at, actor) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "media_type, mime, sha256, size, filename, created_at, updated_at, actor, "
+        "description_html, excerpt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (creator.id, f["title"], f["author"], f["language"], f["description"], f["collection"],
          f["media_type"], f["mime"], f["sha256"], f["size"], f["filename"],
-         creator.ts // 1000, updated // 1000, creator.actor))
+         creator.ts // 1000, updated // 1000, creator.actor,
+         render_html(f["description"]), excerpt(f["description"])))
     index(conn, "library", creator.id, None, f["title"], f["description"], f["author"],
           f["collection"])
 
@@ -135,12 +139,13 @@ def _submission(conn: sqlite3.Connection, creator: _Row, rows: list[_Row]) -> No
     decision = chosen.body if chosen is not None and chosen.body is not None else {}
     conn.execute(
         "INSERT INTO submissions (id, category, title, body, price, contact, submitted_at, "
-        "status, decided_by, decided_at, reason, listing_id, erased) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "status, decided_by, decided_at, reason, listing_id, erased, body_html) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (creator.id, body.get("category", ""), body.get("title", ""), body.get("body", ""),
          body.get("price", ""), body.get("contact", ""), creator.ts // 1000, status,
          chosen.actor if chosen else None, chosen.ts // 1000 if chosen else None,
-         decision.get("reason", ""), decision.get("listing_id"), int(creator.body is None)))
+         decision.get("reason", ""), decision.get("listing_id"), int(creator.body is None),
+         render_html(body.get("body", ""))))
 
 
 def _account(conn: sqlite3.Connection, name: str, rows: list[_Row]) -> None:

@@ -21,7 +21,6 @@ from wtforms import TextAreaField
 from wtforms.validators import Length
 
 from node.errors import ValidationError
-from node.update.pause import pause_state, set_pause
 from portal.auth import login_required
 from portal.i18n import translate_message
 from portal.organisers.services import actor, store
@@ -54,6 +53,8 @@ def node_update_status() -> dict[str, Any] | None:
 @login_required("admin")
 def index() -> ResponseReturnValue:
     """Show the mesh-wide pause and this node's update state; toggle the pause."""
+    from node.update.pause import pause_state, set_pause  # node.update: only on this page
+
     state = pause_state(store().path)
     form = PauseForm()
     if form.validate_on_submit():

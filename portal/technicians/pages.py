@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Blueprint, Flask, abort, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal, format_percent
 from flask_babel import gettext as _
 
-from node.config import NodeConfig
-from node.health.document import DocumentError
 from portal.auth import login_required
-from portal.technicians import charts, summary
-from portal.technicians.gather import Gatherer, NodeStatus, fetch_series, own_target
-from portal.technicians.labels import QUALITY_LABELS, alert_text
-from portal.technicians.svg import mesh_map
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
+    from portal.technicians import charts
+    from portal.technicians.gather import Gatherer, NodeStatus
+
+# The gatherer, charts, map and node.health are imported by the views that use them:
+# a node whose organisers never open these pages does not carry them (2 MB of the
+# portal's memory, bench/memory.py).
 
 bp = Blueprint("technicians", __name__, url_prefix="/technicians")
 
@@ -37,7 +40,7 @@ _create_lock = threading.Lock()
 
 
 def _config() -> NodeConfig:
-    return cast(NodeConfig, current_app.config["NODE_CONFIG"])
+    return cast("NodeConfig", current_app.config["NODE_CONFIG"])
 
 
 def gatherer(app: Flask | None = None) -> Gatherer:
@@ -45,6 +48,8 @@ def gatherer(app: Flask | None = None) -> Gatherer:
 
     Tests may put their own under ``app.extensions[GATHERER_KEY]`` first.
     """
+    from portal.technicians.gather import Gatherer, own_target
+
     app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
     with _create_lock:
         found = app.extensions.get(GATHERER_KEY)
@@ -53,7 +58,7 @@ def gatherer(app: Flask | None = None) -> Gatherer:
             found = Gatherer(own_target(cfg.agent.listen, cfg.agent.port), cfg.agent.peers,
                              agent_port=cfg.agent.port)
             app.extensions[GATHERER_KEY] = found
-    return cast(Gatherer, found)
+    return cast("Gatherer", found)
 
 
 @bp.app_template_filter("tech_number")
@@ -80,6 +85,9 @@ def _node_url(status: NodeStatus) -> str:
 @login_required("technician")
 def index() -> ResponseReturnValue:
     """The table of every known node."""
+    from portal.technicians import summary
+    from portal.technicians.labels import alert_text
+
     statuses = gatherer().statuses()
     now = time.time()
     rows = [summary.row(s, now) for s in statuses]
@@ -91,6 +99,10 @@ def index() -> ResponseReturnValue:
 @login_required("technician")
 def mesh() -> ResponseReturnValue:
     """The mesh as a map: nodes placed by ``node.coordinates``, links by quality."""
+    from portal.technicians import summary
+    from portal.technicians.labels import QUALITY_LABELS
+    from portal.technicians.svg import mesh_map
+
     statuses = gatherer().statuses()
     nodes, links = summary.mesh_graph(statuses, _poor_from(), href=_node_url)
     up = sum(1 for n in nodes if n.up)
@@ -110,6 +122,8 @@ def mesh() -> ResponseReturnValue:
 
 def _series(target: str, period: charts.Period, end: float) -> dict[str, Any]:
     """Graph data of ``target`` for ``period``, from a small per-app cache."""
+    from portal.technicians.gather import fetch_series
+
     cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = \
         current_app.extensions.setdefault(SERIES_CACHE_KEY, {})
     key = (target, period.key)
@@ -127,6 +141,10 @@ def _series(target: str, period: charts.Period, end: float) -> dict[str, Any]:
 @login_required("technician")
 def node(target: str) -> ResponseReturnValue:
     """One node: its state, alerts with advice, neighbours and history graphs."""
+    from node.health.document import DocumentError
+    from portal.technicians import charts, summary
+    from portal.technicians.labels import QUALITY_LABELS, alert_text
+
     known = gatherer().statuses()  # a fresh round if stale; it may discover ``target``
     status = gatherer().status(target)
     if status is None:

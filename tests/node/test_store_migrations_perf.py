@@ -1,8 +1,8 @@
-"""Migration 3 (indexes for the portal's pages): upgrades keep content, plans use indexes."""
+"""Migrations 3 (indexes for the portal's pages) and 4 (rendered Markdown): upgrades keep
+content, plans use indexes, stored texts are rendered."""
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,12 +10,18 @@ from typing import Any
 import pytest
 
 from node.identity import Identity
+from node.markdown import excerpt, render_html
 from node.store import Store, schema
-from tests.node.test_store_support import FakeClock, dump_views, listing_body, open_store
+from node.store import store as store_module
+from tests.node.test_store_support import (
+    V3_INDEXES,
+    FakeClock,
+    downgrade,
+    dump_views,
+    listing_body,
+    open_store,
+)
 
-V3_INDEXES = {"listings_live_order", "listings_category_live_order", "listings_expiry",
-              "library_recent", "library_collection_recent", "notices_order",
-              "search_docs_expiry"}
 REPLACED = {"listings_order", "listings_all_order", "library_order"}
 
 
@@ -64,20 +70,21 @@ def _reads(store: Store) -> dict[str, Any]:
 def test_upgrade_from_version_2_keeps_content_and_answers(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     ident, clock, db = Identity.generate(), FakeClock(), tmp_path / "n.db"
-    with monkeypatch.context() as patch:  # an older meshhub: migrations stop at version 2
-        patch.setattr(schema, "migrate", functools.partial(schema.migrate, target=2))
-        with open_store(db, ident, clock=clock) as store:
-            _fill(store, clock)
-            conn = store._conn()
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-            assert _indexes(conn) >= REPLACED
-            before, views_before = _reads(store), dump_views(store)
+    with open_store(db, ident, clock=clock) as store:
+        _fill(store, clock)
+        before = _reads(store)
+        conn = store._conn()
+        downgrade(conn, 2)  # what a node of that release holds
+        assert _indexes(conn) >= REPLACED
+        views_before = dump_views(store)
     with open_store(db, ident, clock=clock) as store:
         conn = store._conn()
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
         assert _indexes(conn) >= V3_INDEXES
         assert not REPLACED & _indexes(conn)
-        assert dump_views(store) == views_before
+        after = dump_views(store)  # version 4 added rendered columns at the ends of rows
+        assert {name: [row[:len(rows[0])] if rows else row for row in after[name]]
+                for name, rows in views_before.items()} == views_before
         assert _reads(store) == before
         clock.advance(101)  # a third of the chairs expire
         assert store.listings("for-sale").total == before["count"] - 10
@@ -119,3 +126,36 @@ def test_page_queries_need_no_sort_and_no_full_table_scan(tmp_path: Path) -> Non
         assert "COVERING INDEX listings_expiry" in counting
         expiry = _plan(conn, "SELECT min(expires_at) FROM search_docs WHERE expires_at > ?", 0)
         assert "search_docs_expiry" in expiry
+
+
+def test_upgrade_to_version_4_renders_every_stored_text(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ident, clock, db = Identity.generate(), FakeClock(), tmp_path / "n.db"
+    text = "# Water\n\n**Bottled** water at the [library](/library/). <script>x</script>"
+    with open_store(db, ident, clock=clock) as store:
+        listing = store.append("listing.post", listing_body("Chair", body=text), actor="ada")
+        notice = store.append("notice.post", {"title": "Water", "body": text}, actor="ada")
+        item = store.append("library.add", {"title": "Guide", "media_type": "pdf",
+                                            "mime": "application/pdf", "sha256": "a" * 64,
+                                            "size": 10, "filename": "g.pdf",
+                                            "description": text}, actor="ada")
+        downgrade(store._conn(), 3)
+    with open_store(db, ident, clock=clock) as store:
+        html = render_html(text)
+        assert "<h2>Water</h2>" in html and "<script>" not in html
+        got = store.listing(listing["id"])
+        assert got is not None and (got.body_html, got.excerpt) == (html, excerpt(text))
+        got_notice = store.notice(notice["id"])
+        assert got_notice is not None and got_notice.body_html == html
+        got_item = store.library_item(item["id"])
+        assert got_item is not None and got_item.description_html == html
+        assert got_item.excerpt == "Water Bottled water at the library. <script>x</script>"
+        assert store.render_again_if_stale() == 0  # done once, remembered
+        store._conn().execute("UPDATE listings SET body_html = 'made by older rules'")
+    monkeypatch.setattr(store_module, "RENDERER", "rules of a later release")
+    with open_store(db, ident, clock=clock) as store:  # new rules: every text again
+        got = store.listing(listing["id"])
+        assert got is not None and got.body_html == html
+        assert store._conn().execute("SELECT value FROM store_meta").fetchone()[0] == \
+            "rules of a later release"
+        assert store.render_again_if_stale() == 0

@@ -13,6 +13,7 @@ from node.identity import Identity
 from node.store import Store, schema
 from tests.node.test_store_support import (
     FakeClock,
+    downgrade,
     dump_views,
     listing_body,
     open_store,
@@ -65,8 +66,8 @@ def test_upgrade_from_version_1_keeps_content(tmp_path: Path) -> None:
     with open_store(db, ident) as store:
         post = store.append("listing.post", listing_body("Sofa"), actor="ada")
     # Turn it back into a version-1 database, as an older meshhub left it.
-    conn = sqlite3.connect(db)
-    conn.executescript("DROP TABLE counters; DROP INDEX entries_audit; PRAGMA user_version = 1;")
+    conn = sqlite3.connect(db, isolation_level=None)
+    downgrade(conn, 1)
     conn.close()
     with open_store(db, ident) as store:
         conn = store._conn()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from argon2 import PasswordHasher
 
 from node.hub import Hub
 from node.identity import Identity
-from node.store import Store
+from node.store import Store, schema
 from node.trust import StaticTrust
 
 #: Fixed start time of the fake clock: 2025-01-01T00:00:00Z.
@@ -69,3 +70,39 @@ def dump_views(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         "bodies": "SELECT id, body IS NULL FROM entries ORDER BY id",
     }
     return {name: [tuple(r) for r in conn.execute(sql)] for name, sql in tables.items()}
+
+
+#: The indexes version 3 made.
+V3_INDEXES = {"listings_live_order", "listings_category_live_order", "listings_expiry",
+              "library_recent", "library_collection_recent", "notices_order",
+              "search_docs_expiry"}
+#: Columns version 4 added (table, column).
+V4_COLUMNS = (("listings", "body_html"), ("listings", "excerpt"), ("notices", "body_html"),
+              ("notices", "excerpt"), ("library_items", "description_html"),
+              ("library_items", "excerpt"), ("submissions", "body_html"))
+#: The indexes version 3 replaced, as versions 1 and 2 made them.
+V2_INDEXES = ("CREATE INDEX listings_order ON listings (category, pinned DESC, created_at DESC)",
+              "CREATE INDEX listings_all_order ON listings (pinned DESC, created_at DESC)",
+              "CREATE INDEX library_order ON library_items (collection, created_at DESC)")
+
+
+def downgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Turn a current database into what an older release left (content kept): undo the
+    schema steps above ``version``, newest first. The views' rows stay as they are."""
+    assert schema.SCHEMA_VERSION == 4, "teach downgrade() the new step"
+    conn.execute("BEGIN IMMEDIATE")
+    if version < 4:
+        for table, column in V4_COLUMNS:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("DROP TABLE store_meta")
+    if version < 3:
+        for name in sorted(V3_INDEXES):
+            conn.execute(f"DROP INDEX {name}")
+        for statement in V2_INDEXES:
+            conn.execute(statement)
+        conn.execute("DELETE FROM search_index_config WHERE k = 'automerge'")
+    if version < 2:
+        conn.execute("DROP TABLE counters")
+        conn.execute("DROP INDEX entries_audit")
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute("COMMIT")

@@ -16,7 +16,7 @@ from flask import Flask
 
 from portal import db, technicians
 from portal.db import services
-from portal.locale_data import SlimLocale, slim_locales
+from portal.locale_data import UNITS, SlimLocale, slim_locales
 from tests.portal.browser import every_organiser_page_type
 from tests.portal.conftest import Seeder, every_page_type
 from tests.portal.test_technicians import (  # noqa: F401
@@ -45,7 +45,7 @@ def formatted(locale: Locale) -> list[str]:
         out += [format_decimal(number, locale=locale),
                 format_decimal(number, "#,##0.0", locale=locale),
                 format_percent(number, locale=locale)]
-        for unit in ("digital-byte", "digital-kilobyte", "digital-megabyte"):
+        for unit in UNITS:
             out.append(format_unit(number, unit, length="short", format="#,##0.#",
                                    locale=locale))
     out += [locale.plural_form(n) for n in (0, 1, 2, 3, 11, 100, 101)]

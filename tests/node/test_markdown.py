@@ -1,4 +1,4 @@
-"""Markdown from organisers and residents is rendered, then sanitised."""
+"""Markdown from organisers and residents is rendered, then sanitised (node.markdown)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from portal.markdown import excerpt, render_markdown
+from node.markdown import excerpt, render_html
 
 
 class _Tags(HTMLParser):
@@ -20,7 +20,7 @@ class _Tags(HTMLParser):
 
 
 def test_formatting_survives() -> None:
-    html = render_markdown("# Water\n\n**Bold**, *italic*, `code`\n\n- one\n- two\n\n> quote")
+    html = render_html("# Water\n\n**Bold**, *italic*, `code`\n\n- one\n- two\n\n> quote")
     assert "<h2>Water</h2>" in html  # under the page's own <h1>
     for tag in ("<strong>Bold</strong>", "<em>italic</em>", "<code>code</code>", "<li>one</li>",
                 "<blockquote>"):
@@ -32,7 +32,7 @@ def test_formatting_survives() -> None:
     '<a href="#" onclick="alert(1)">x</a>', "<style>body{display:none}</style>",
     "<svg onload=alert(1)>", '<div style="background:url(//evil)">x</div>'])
 def test_raw_html_is_shown_as_text_never_run(source: str) -> None:
-    html = render_markdown(source)
+    html = render_html(source)
     tags = _Tags()
     tags.feed(html)
     assert tags.found == [("p", [])], html  # only the paragraph; the rest is text
@@ -43,13 +43,13 @@ def test_raw_html_is_shown_as_text_never_run(source: str) -> None:
                                   "vbscript:msgbox(1)", "data:text/html,<script>x</script>",
                                   "java\tscript:alert(1)", "&#106;avascript:alert(1)"])
 def test_dangerous_links_are_dropped(link: str) -> None:
-    html = render_markdown(f"[click]({link}) <{link}>")
+    html = render_html(f"[click]({link}) <{link}>")
     assert 'href="javascript' not in html.lower() and 'href="vbscript' not in html.lower()
     assert 'href="data:' not in html
 
 
 def test_external_links_are_marked_and_images_never_load_remotely() -> None:
-    html = render_markdown("[site](https://example.org) ![map](https://tiles.example/1.png) "
+    html = render_html("[site](https://example.org) ![map](https://tiles.example/1.png) "
                            "![local](/library/abc/view) ![proto](//cdn.example/x.png)")
     assert '<a href="https://example.org" rel="nofollow noopener">site</a>' in html
     assert 'src="https://' not in html and 'src="//' not in html
@@ -58,7 +58,7 @@ def test_external_links_are_marked_and_images_never_load_remotely() -> None:
 
 
 def test_broken_markup_is_closed_and_safe() -> None:
-    html = render_markdown("**unclosed *emphasis [link](http://x.org\n\n<b><i>tags</b>")
+    html = render_html("**unclosed *emphasis [link](http://x.org\n\n<b><i>tags</b>")
     assert "&lt;b&gt;" in html and "<b>" not in html
     assert html.count("<p>") == html.count("</p>")
 
@@ -67,12 +67,12 @@ def test_broken_markup_is_closed_and_safe() -> None:
                                     "*a " * 50_000, "<" * 100_000, "- " * 50_000])
 def test_huge_or_pathological_input_renders_quickly(source: str) -> None:
     started = time.monotonic()
-    render_markdown(source)
+    render_html(source)
     assert time.monotonic() - started < 5
 
 
 def test_empty_and_excerpt() -> None:
-    assert render_markdown("") == "" and render_markdown(None) == ""
+    assert render_html("") == "" and render_html(None) == ""
     assert excerpt("**Bold** <script>x</script> words " * 20, 40).endswith("…")
     assert excerpt("<b>x</b> **y**") == "<b>x</b> y"  # plain text; templates escape it
     assert excerpt("short") == "short"

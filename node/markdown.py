@@ -1,32 +1,46 @@
-"""Organisers' and residents' Markdown, rendered safely.
+"""Organisers' and residents' Markdown, rendered safely, once, when it is stored.
 
 markdown-it-py (CommonMark, raw HTML off, linkify off) turns the text into
 HTML, then nh3 (ammonia) keeps only an allow-list of tags and attributes.
 Links may point anywhere (they are navigation, marked ``nofollow noopener``)
 but a page never *loads* anything from elsewhere: an image whose source is
 not on this node is shown as a link instead.
+
+The store calls :func:`render_html` and :func:`excerpt` when it derives a
+view row (``node/store/views.py``) and keeps the results beside the Markdown
+(what forums call the "cooked" text), so a page view never parses Markdown
+and the portal's process does not carry the two libraries (3 MB of its
+resident memory, bench/memory.py). Both are imported on first use.
+:data:`RENDERER` names the rules; when they change, every stored rendering
+is redone the next time the store is opened (:meth:`node.store.Store.open`).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nh3
-from flask import Flask
-from markdown_it import MarkdownIt
-from markdown_it.renderer import RendererHTML
-from markdown_it.rules_core import StateCore
-from markdown_it.token import Token
-from markupsafe import Markup
+if TYPE_CHECKING:
+    import nh3
+    from markdown_it import MarkdownIt
+    from markdown_it.renderer import RendererHTML
+    from markdown_it.rules_core import StateCore
+    from markdown_it.token import Token
 
+#: The rendering rules' version: change it whenever the output for a text may change
+#: (allowed tags, link handling, heading offset, excerpt length), so that stored
+#: renderings are redone.
+RENDERER = "markdown-it commonmark, nh3 allow-list, h2+, local images, excerpt 160: v1"
 ALLOWED_TAGS = frozenset({
     "p", "br", "hr", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li",
     "a", "img", "h2", "h3", "h4", "h5", "h6",
 })
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}}
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
+#: Characters of plain text in an excerpt (lists of listings, notices, OPDS summaries).
+EXCERPT_LENGTH = 160
 
 
 def is_local_url(url: str) -> bool:
@@ -58,46 +72,42 @@ def _filter_attribute(tag: str, name: str, value: str) -> str | None:
     return value
 
 
-def _build_parser() -> MarkdownIt:
+@functools.cache
+def _tools() -> tuple[MarkdownIt, nh3.Cleaner, nh3.Cleaner]:
+    """The parser, the sanitiser and a strip-everything cleaner (built once, on first use)."""
+    import nh3
+    from markdown_it import MarkdownIt
+
     parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     parser.add_render_rule("image", _render_image)
     parser.core.ruler.push("shift_headings", _shift_headings)
-    return parser
+    cleaner = nh3.Cleaner(
+        tags=set(ALLOWED_TAGS), attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=_filter_attribute, url_schemes=set(URL_SCHEMES),
+        link_rel="nofollow noopener", strip_comments=True)
+    return parser, cleaner, nh3.Cleaner(tags=set(), attributes={})
 
 
-_PARSER = _build_parser()
-_CLEANER = nh3.Cleaner(
-    tags=set(ALLOWED_TAGS), attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
-    attribute_filter=_filter_attribute, url_schemes=set(URL_SCHEMES),
-    link_rel="nofollow noopener", strip_comments=True)
-_STRIP_ALL = nh3.Cleaner(tags=set(), attributes={})
-
-
-def render_markdown(text: str | None, heading_offset: int = 1) -> Markup:
-    """``text`` as sanitised HTML, safe to put in a page.
+def render_html(text: str | None, heading_offset: int = 1) -> str:
+    """``text`` as sanitised HTML, safe to put in a page as it is.
 
     ``heading_offset`` shifts headings down (``#`` becomes ``<h2>`` by
     default) so that a listing's body never competes with the page title.
     """
     if not text:
-        return Markup("")
-    rendered = _PARSER.render(text, {"heading_offset": heading_offset})
-    return Markup(_CLEANER.clean(rendered))  # noqa: S704 - sanitised by nh3 just above
+        return ""
+    parser, cleaner, _strip = _tools()
+    return cleaner.clean(parser.render(text, {"heading_offset": heading_offset}))
 
 
-def excerpt(text: str | None, length: int = 160) -> str:
-    """The first words of a Markdown text as plain text (for lists of items)."""
+def excerpt(text: str | None, length: int = EXCERPT_LENGTH) -> str:
+    """The first words of a Markdown text as plain text (to be escaped where shown)."""
     if not text:
         return ""
-    plain = html.unescape(_STRIP_ALL.clean(_PARSER.render(text[: length * 4])))
+    parser, _cleaner, strip_all = _tools()
+    plain = html.unescape(strip_all.clean(parser.render(text[: length * 4])))
     plain = " ".join(plain.split())
     if len(plain) <= length:
         return plain
     cut = plain[:length].rsplit(" ", 1)[0] or plain[:length]
     return cut + "…"
-
-
-def init_app(app: Flask) -> None:
-    """Make ``|markdown`` and ``|excerpt`` available in templates."""
-    app.jinja_env.filters["markdown"] = render_markdown
-    app.jinja_env.filters["excerpt"] = excerpt
