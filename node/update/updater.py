@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from node.atomic import atomic_write
+from node.runtime import byte_compile_for_portal
 
 log = logging.getLogger("meshhub.update")
 
@@ -75,7 +76,13 @@ class UpdateState:
 
 
 def pip_installer(python: str = "python3") -> Installer:
-    """The production installer: a venv at ``venv`` with meshhub ``version`` from ``wheels``."""
+    """The production installer: a venv at ``venv`` with meshhub ``version`` from ``wheels``,
+    byte-compiled for the portal's optimisation level (:mod:`node.runtime`).
+
+    The portal's user cannot write into the venv, so its ``*.opt-2.pyc`` files are
+    made here, in the venv's ``lib`` folder only (the standard library's were made
+    at first boot); a module that does not compile fails the install as pip would.
+    """
 
     def install(venv: Path, wheels: Path, version: str) -> None:
         subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
@@ -83,6 +90,7 @@ def pip_installer(python: str = "python3") -> Installer:
                         "--no-index", "--no-cache-dir", "--disable-pip-version-check",
                         "--find-links", str(wheels), f"meshhub=={version}"],
                        check=True, capture_output=True)
+        byte_compile_for_portal(venv / "bin" / "python", [venv / "lib"])
 
     return install
 

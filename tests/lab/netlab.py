@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from node.runtime import portal_environment
+
 
 def wait_for(what: str, predicate: Callable[[], object], timeout: float = 10,
              interval: float = 0.2) -> object:
@@ -71,11 +73,13 @@ class Lab:
         return subprocess.run(["ip", "netns", "exec", ns, *argv], check=check, text=True,
                               capture_output=True, timeout=timeout)
 
-    def start(self, ns: str, *argv: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-        """Start a long-running process inside ``ns``; :meth:`close` ends it."""
+    def start(self, ns: str, *argv: str, log: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a long-running process inside ``ns`` (``env``: its environment, default
+        this one's); :meth:`close` ends it."""
         out = log.open("wb") if log else subprocess.DEVNULL
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
         if log:
             out.close()  # type: ignore[union-attr]
         self.processes.append(proc)
@@ -337,10 +341,11 @@ def start_serving_node(lab: Lab, ns: str, root: Path, toml: str, address: str) -
     (root / "node.toml").write_text(toml, encoding="utf-8")
     apply_gate(lab, ns, load_config(root / "node.toml"), root / "etc")
     start_dnsmasq(lab, ns, root / "etc", root)
-    # The portal first: it creates the node's data files as its own user.
+    # The portal first: it creates the node's data files as its own user. Started as its
+    # unit starts it (node/runtime.py: Python at the portal's optimisation level).
     lab.start(ns, "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
               str(_BIN / "meshhub-portal"), "serve", "-c", str(root / "node.toml"),
-              log=root / "portal.log")
+              log=root / "portal.log", env=portal_environment())
     lab.wait_for("the portal (as nobody)",
                  lambda: lab.http(ns, address, "/about", port=8080), timeout=30)
     lab.start(ns, str(_BIN / "meshhub"), "-c", str(root / "node.toml"), "agent",

@@ -9,6 +9,7 @@ mesh — but never n1's management ports. Everything is removed even when a test
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 import secrets
@@ -103,9 +104,14 @@ def test_every_lab_node_runs_the_whole_node(phones: Phones) -> None:
         run_dir = Path(mesh.state.state_dir) / name / "run"
         assert "DHCP, IP range" in (run_dir / "dnsmasq.log").read_text(), name
         assert (run_dir / "gate.sock").is_socket(), name
-        portal = mesh.exec(name, ["ps", "-o", "user=", "-p", str(mesh.node(name).pids["portal"])],
+        pid = mesh.node(name).pids["portal"]
+        portal = mesh.exec(name, ["ps", "-o", "user=", "-p", str(pid)],
                            capture_output=True, timeout=10)
         assert portal.stdout.strip() == "nobody", name
+        # Python -OO as on a node, from bytecode 'lab up' made (nobody could not write it).
+        assert b"PYTHONOPTIMIZE=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    app = Path(__file__).resolve().parents[2] / "portal" / "app.py"
+    assert Path(importlib.util.cache_from_source(str(app), optimization=2)).exists()
     # No radio in a namespace: the agent started no hostapd.
     assert not (Path(mesh.state.state_dir) / "n3" / "run" / "hostapd.log").exists()
 

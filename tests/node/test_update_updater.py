@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from node.update.updater import KILL_ENV, STEPS, Updater
+from node.runtime import PORTAL_OPTIMIZE_LEVEL
+from node.update.updater import KILL_ENV, STEPS, Updater, pip_installer
+from tests.provisioning.test_image_support import make_fake_wheel
 
 DRIVER = r'''
 import subprocess, sys
@@ -103,6 +106,40 @@ def test_failed_install_leaves_the_running_version(tmp_path: Path) -> None:
                       health_window=0)
     state = updater.apply("1.1.0", root)
     assert state.step == "idle" and "no matching distribution" in state.message
+    assert os.readlink(root / "current") == "venvs/1.0.0"
+    assert not (root / "venvs/1.1.0").exists()
+
+
+def level_2_bytecode(venv: Path) -> set[str]:
+    """The modules of ``venv`` that have bytecode at the portal's optimisation level."""
+    tag = f"{sys.implementation.cache_tag}.opt-{PORTAL_OPTIMIZE_LEVEL}.pyc"
+    return {str(p.parent.parent.relative_to(next(venv.glob("lib/python3*/site-packages")))
+                / p.name.replace(tag, "py")) for p in venv.glob(f"lib/**/*.{tag}")}
+
+
+def test_the_production_installer_byte_compiles_for_the_portal(tmp_path: Path) -> None:
+    wheels = tmp_path / "release"
+    make_fake_wheel(wheels, "1.1.0")
+    venv = tmp_path / "venvs" / "1.1.0"
+    pip_installer(sys.executable)(venv, wheels, "1.1.0")
+    out = subprocess.run([str(venv / "bin" / "meshhub"), "agent"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "test stand-in" in out
+    compiled = level_2_bytecode(venv)
+    assert "meshhub_fake_cli.py" in compiled  # the read-only venv's portal needs no compiler
+    assert not [m for m in compiled if m.startswith(("pip/", "setuptools/"))], "never imported"
+
+
+def test_a_release_that_does_not_byte_compile_is_not_installed(tmp_path: Path) -> None:
+    wheels = tmp_path / "release"
+    wheel = make_fake_wheel(wheels, "1.1.0")
+    with zipfile.ZipFile(wheel, "a") as archive:
+        archive.writestr("meshhub_broken.py", "def (:\n")
+    root = make_root(tmp_path)
+    updater = Updater(root, installer=pip_installer(sys.executable), restart=lambda: None,
+                      probe=lambda: (True, ""), health_window=0)
+    state = updater.apply("1.1.0", wheels)
+    assert state.step == "idle" and "compileall" in state.message
     assert os.readlink(root / "current") == "venvs/1.0.0"
     assert not (root / "venvs/1.1.0").exists()
 

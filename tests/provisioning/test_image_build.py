@@ -8,11 +8,14 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from node.runtime import OPTIMIZE_VARIABLE, PORTAL_OPTIMIZE_LEVEL, SKIP_IN_PACKAGES, SKIP_IN_STDLIB
 from provisioning.cli import cli
 from provisioning.customise.fat import FatVolume
 from provisioning.image import ImageBuildError, build_image, load_recipe, verify_image
@@ -175,6 +178,13 @@ def test_portal_unit_is_unprivileged_and_sandboxed() -> None:
     assert int(s["MemoryMax"][0].rstrip("M")) <= 256
 
 
+def test_portal_unit_runs_python_at_the_portals_optimisation_level() -> None:
+    # The same level as node/runtime.py's, which the lab and the benchmarks use.
+    assert unit_settings("meshhub-portal.service")["Environment"] == [
+        f"{OPTIMIZE_VARIABLE}={PORTAL_OPTIMIZE_LEVEL}"]
+    assert "Environment" not in unit_settings("meshhub-agent.service"), "the portal only"
+
+
 def test_agent_unit_has_network_capabilities_not_root() -> None:
     s = unit_settings("meshhub-agent.service")
     assert s["User"] == ["meshhub"]
@@ -197,6 +207,17 @@ def test_security_exposure_is_low(tmp_path: Path) -> None:
 
 
 # --- the first-boot script against a fixture root -----------------------------------
+
+def pycache(root: Path) -> Path:
+    """Where :func:`run_firstboot` has Python keep bytecode (``PYTHONPYCACHEPREFIX``)."""
+    return root.parent / "pycache"
+
+
+def level_2_pyc(root: Path, source: Path) -> Path:
+    """Where the portal's interpreter would find ``source``'s bytecode after firstboot."""
+    name = f"{source.stem}.{sys.implementation.cache_tag}.opt-{PORTAL_OPTIMIZE_LEVEL}.pyc"
+    return pycache(root) / source.parent.relative_to("/") / name
+
 
 def fixture_root(tmp_path: Path, wheelhouse: Path) -> tuple[Path, Path]:
     root = tmp_path / "root"
@@ -223,8 +244,10 @@ def fixture_root(tmp_path: Path, wheelhouse: Path) -> tuple[Path, Path]:
 
 
 def run_firstboot(root: Path, systemctl: Path) -> subprocess.CompletedProcess[str]:
+    # Bytecode goes to root/../pycache: the script also compiles the standard library,
+    # which must not be this machine's own folder in a test.
     env = {**os.environ, "MESHHUB_ROOT": str(root), "MESHHUB_SYSTEMCTL": str(systemctl),
-           "MESHHUB_PYTHON": sys.executable}
+           "MESHHUB_PYTHON": sys.executable, "PYTHONPYCACHEPREFIX": str(pycache(root))}
     return subprocess.run(["sh", str(FIRSTBOOT)], env=env, capture_output=True, text=True,
                           timeout=240, check=False)
 
@@ -244,6 +267,14 @@ def test_firstboot_installs_and_is_harmless_to_rerun(tmp_path: Path, wheelhouse:
     out = subprocess.run([str(venv / "bin/meshhub"), "agent"], capture_output=True, text=True,
                          check=True).stdout
     assert "test stand-in" in out
+    # Byte-compiled for the portal's python -OO (its user cannot write bytecode): the
+    # venv, not pip's own modules, and the standard library.
+    site = next((root / "opt/meshhub/venvs/9.9.0").glob("lib/python3*/site-packages"))
+    assert level_2_pyc(root, site / "meshhub_fake_cli.py").exists()
+    assert not level_2_pyc(root, site / "pip/__init__.py").exists()
+    stdlib = Path(sysconfig.get_path("stdlib"))
+    assert level_2_pyc(root, stdlib / "json/__init__.py").exists()
+    assert not level_2_pyc(root, stdlib / "test/__init__.py").exists()
     secret = (data / "portal-secret.key").read_text().strip()
     assert re.fullmatch(r"[0-9a-f]{64}", secret)
     assert (root / "etc/hostname").read_text() == "elm-4\n"
@@ -268,6 +299,27 @@ def test_firstboot_installs_and_is_harmless_to_rerun(tmp_path: Path, wheelhouse:
         assert path.read_bytes() == content, f"{path} changed on the second run"
     assert (root / "opt/meshhub/venvs/9.9.0/bin/python").lstat().st_ino == venv_inode
     assert (root / "etc/hosts").read_text().count("127.0.1.1") == 1
+
+
+def test_firstboot_compiles_as_node_runtime_says() -> None:
+    # The shell script cannot import node/runtime.py; its copies must not drift.
+    script = FIRSTBOOT.read_text()
+    assert f"\nOPTIMIZE_LEVEL={PORTAL_OPTIMIZE_LEVEL}\n" in script
+    assert f"\nSKIP_IN_PACKAGES='{SKIP_IN_PACKAGES}'\n" in script
+    assert f"\nSKIP_IN_STDLIB='{SKIP_IN_STDLIB}'\n" in script
+
+
+def test_firstboot_stops_when_the_software_does_not_byte_compile(tmp_path: Path,
+                                                                 wheelhouse: Path) -> None:
+    (wheelhouse / "dep_one-1.0-py3-none-any.whl").unlink()
+    with zipfile.ZipFile(next(wheelhouse.glob("meshhub-*.whl")), "a") as archive:
+        archive.writestr("meshhub_broken.py", "def (:\n")
+    root, systemctl = fixture_root(tmp_path, wheelhouse)
+    failed = run_firstboot(root, systemctl)
+    assert failed.returncode == 1
+    assert "FAILED: cannot byte-compile" in failed.stdout and "meshhub_broken.py" in failed.stdout
+    assert not (root / "opt/meshhub/venvs/9.9.0/.meshhub-complete").exists()
+    assert not (root / "opt/meshhub/current").exists()
 
 
 def test_firstboot_redoes_a_half_made_venv_and_refuses_a_damaged_card(

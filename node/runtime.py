@@ -1,0 +1,124 @@
+"""How the portal's Python interpreter is run, in one place for every launcher.
+
+The portal runs at Python's optimisation level 2 (``PYTHONOPTIMIZE=2``, what
+``python -OO`` does): docstrings and ``assert`` statements are dropped from
+the bytecode, which measured about 2 MB less resident memory for the served
+portal (bench/memory.py; docs/serving.md, "Memory"). Only the portal: the
+agent and the ``meshhub`` command keep their help texts and assertions.
+
+Everything that starts a production-like portal takes its environment from
+:func:`portal_environment` (the lab, the benchmarks; the systemd unit spells
+it out and a test compares it with :data:`PORTAL_OPTIMIZE_LEVEL`), so what the
+lab and the benchmarks measure is what a node runs. This lives in ``node``
+because the lab and the updater need it and ``node`` may not import
+``portal``; :mod:`portal.process` re-exports it.
+
+Level-2 bytecode lives in its own ``*.opt-2.pyc`` files, which nothing
+writes by default: pip compiles at level 0, Debian compiles its standard
+library at level 0, and the portal's user cannot write into its read-only
+virtual environment. Whatever installs the portal's code therefore
+byte-compiles it at level 2 as well (:func:`byte_compile_for_portal`: the
+updater's installer and ``lab up``; the image's first-boot script spells the
+same commands out, and a test compares them). Otherwise every start compiles
+every module from source again: with only the standard library left
+uncompiled the portal took 0.66 s instead of 0.28 s to start on x86-64, which
+is several seconds on a Pi Zero 2 W.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+#: The optimisation level of the portal's interpreter (``PYTHONOPTIMIZE``).
+PORTAL_OPTIMIZE_LEVEL = 2
+#: The environment variable that sets it (Python's own, equivalent to ``-O``/``-OO``).
+OPTIMIZE_VARIABLE = "PYTHONOPTIMIZE"
+#: What byte-compiling a virtual environment or site-packages skips: the installer's own
+#: tooling (pip, setuptools: about half of a node venv's modules) and test folders, which
+#: the portal never imports (``_distutils_hack`` it does: a ``.pth`` file loads it at
+#: start). Anchored at ``site-packages``, so where a checkout lies does not matter.
+SKIP_IN_PACKAGES = r"/site-packages/(pip|setuptools|pkg_resources|.+/tests?)/"
+#: What byte-compiling the standard library (``.../python3.N``) skips: the test suites,
+#: the GUI and 2to3 tools, and the third-party folders in it (compiled on their own).
+SKIP_IN_STDLIB = (r"/python3\.\d+/(site-packages|dist-packages|idlelib|tkinter|turtledemo|"
+                  r"lib2to3|ensurepip|(.+/)?tests?)/")
+
+
+def portal_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment to start ``meshhub-portal serve`` with: ``base`` (default: this
+    process's environment) with ``PYTHONOPTIMIZE`` set to :data:`PORTAL_OPTIMIZE_LEVEL`.
+
+    At that level the interpreter drops docstrings and asserts, which the served
+    portal never needs. The one visible effect: click's ``--help`` texts of that
+    process are blank, and nothing starts the served portal to ask it for help.
+    """
+    environment = dict(os.environ if base is None else base)
+    environment[OPTIMIZE_VARIABLE] = str(PORTAL_OPTIMIZE_LEVEL)
+    return environment
+
+
+def byte_compile_argv(python: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]],
+                      *, exclude: str | None = None) -> list[str]:
+    """The command that writes the portal's ``*.opt-2.pyc`` files for the modules under
+    ``paths`` with ``python``, the interpreter that will import them.
+
+    ``compileall`` skips files whose bytecode is up to date, so running it again
+    costs only a check (0.4 s for a whole development venv and standard library).
+    ``exclude``: a regular expression of paths to skip. ``-q`` prints only errors,
+    and a module that does not compile makes the command fail. One process, no
+    ``-j``: a compiler needs up to ~55 MB for the biggest generated modules, a
+    pool of them would crowd a 512 MB node that is serving, and a pool's
+    overhead makes the no-change check several times slower.
+    """
+    argv = [os.fspath(python), "-m", "compileall", "-q", "-o", str(PORTAL_OPTIMIZE_LEVEL)]
+    if exclude:
+        argv += ["-x", exclude]
+    return argv + [os.fspath(path) for path in paths]
+
+
+def byte_compile_for_portal(python: str | os.PathLike[str],
+                            packages: Sequence[str | os.PathLike[str]], *,
+                            stdlib: str | os.PathLike[str] | None = None) -> None:
+    """Byte-compile ``packages`` (a venv's ``lib`` folder, site-packages, our package
+    folders) and, if given, the ``stdlib`` folder of ``python`` at the portal's level.
+
+    Raises :class:`subprocess.CalledProcessError` (with what compileall printed)
+    when a module does not compile or a folder cannot be written, as a failed
+    ``pip install`` does.
+    """
+    commands = []
+    if packages:  # (compileall given no folder would compile all of sys.path)
+        commands.append(byte_compile_argv(python, packages, exclude=SKIP_IN_PACKAGES))
+    if stdlib is not None:
+        commands.append(byte_compile_argv(python, [stdlib], exclude=SKIP_IN_STDLIB))
+    for argv in commands:
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+def portal_code_folders(run_as: Sequence[str] = ()) -> tuple[list[Path], Path]:
+    """Where this interpreter, started by the portal's user, imports the portal from:
+    ``(packages, stdlib)``, for ``lab up`` and the benchmarks to byte-compile.
+
+    ``packages`` are our package folders beside ``node`` (a checkout, or
+    site-packages) and the interpreter's site-packages. ``run_as`` (e.g. ``setpriv
+    --reuid=...``) asks the interpreter as that user, because what it finds may
+    differ: a Python under a folder only root may enter falls back, for another
+    user, to the standard library built into it (``/usr/lib/python3.N``).
+    """
+    import json
+
+    probe = ("import json, sysconfig; print(json.dumps([sysconfig.get_path(n) for n in "
+             "('purelib', 'platlib', 'stdlib')]))")
+    answer = subprocess.run([*run_as, sys.executable, "-c", probe], check=True,
+                            capture_output=True, text=True, timeout=60)
+    *site, stdlib = (Path(p) for p in json.loads(answer.stdout))
+    ours = Path(__file__).resolve().parent.parent
+    folders = set(site) | {ours / name for name in ("node", "portal", "hardware", "images")
+                           if (ours / name / "__init__.py").exists()}
+    outermost = [f for f in folders
+                 if f.is_dir() and not any(o != f and o in f.parents for o in folders)]
+    return sorted(outermost), stdlib
