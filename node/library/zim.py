@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,12 +65,19 @@ class ZimInfo:
 
 @dataclass(frozen=True)
 class ZimContent:
-    """One entry's bytes and MIME type, as stored in the archive."""
+    """One entry's bytes and MIME type, as stored in the archive.
+
+    ``content`` is a view of the bytes libzim holds, not a copy: an entry may be
+    a video of hundreds of MB, which the portal streams from it in pieces.
+    ``bytes(content)`` copies it (fine for an article).
+    """
 
     path: str
     title: str
     mimetype: str
-    content: bytes
+    content: memoryview
+    #: libzim's item, kept alive with the view it lent (never compared or shown).
+    source: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -216,7 +223,7 @@ class OpenArchive:
                 return ZimRedirect(entry_path, str(entry.get_redirect_entry().path))
             item = entry.get_item()
             return ZimContent(entry_path, str(entry.title), str(item.mimetype),
-                              bytes(item.content))
+                              item.content, source=item)
         except (RuntimeError, KeyError):
             return None
 

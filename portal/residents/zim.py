@@ -24,8 +24,11 @@ around searches; at most ``library.zim_open_max`` archives open).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -39,6 +42,7 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale
+from werkzeug.wsgi import FileWrapper
 
 from node.errors import ValidationError
 from node.library.zim import ArchiveCache, OpenArchive, ZimContent, ZimHit, ZimInfo
@@ -58,6 +62,8 @@ ZIM_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsaf
               "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'")
 #: Images, stylesheets and other resources of an archive never change for an item id.
 ASSET_MAX_AGE = 24 * 3600
+#: Bytes per piece when an entry other than an article is streamed.
+STREAM_CHUNK_BYTES = 256 * 1024
 #: Results per page of an encyclopaedia's own search.
 RESULTS_PER_PAGE = 20
 #: Title suggestions shown above full-text results.
@@ -136,16 +142,69 @@ def entry(item_id: str, entry_path: str) -> Response:
         return redirect(entry_url(item_id, found_entry.target))  # type: ignore[return-value]
     mimetype = found_entry.mimetype or "application/octet-stream"
     is_html = mimetype.split(";")[0].strip().lower() == "text/html"
-    body = _with_hub_bar(found_entry.content, item) if is_html else found_entry.content
     if mimetype.startswith("text/") and "charset" not in mimetype:
         mimetype += "; charset=utf-8"  # ZIM text is UTF-8 by the format's definition
-    response = Response(body, content_type=mimetype)
+    if is_html:  # an article: small, and the hub's bar goes into it
+        response = Response(_with_hub_bar(bytes(found_entry.content), item),
+                            content_type=mimetype)
+        response.headers["Content-Security-Policy"] = ZIM_POLICY
+        return response
+    # Anything else (images, audio, video) is streamed from libzim's own buffer in
+    # pieces, never copied whole: a video entry may be hundreds of MB.
+    size = len(found_entry.content)
+    stream = FileWrapper(_ViewReader(found_entry.content, found_entry.source),
+                         STREAM_CHUNK_BYTES)
+    response = Response(stream, content_type=mimetype, direct_passthrough=True)
+    response.content_length = size
     response.headers["Content-Security-Policy"] = ZIM_POLICY
-    if not is_html:
-        response.headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE}"
-        response = response.make_conditional(request, accept_ranges=True,
-                                              complete_length=len(body))
-    return response
+    response.headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE}"
+    # An archive is stored by its SHA-256 and never changes: (archive, path) names the bytes.
+    response.set_etag(hashlib.sha256(f"{item.sha256}/{entry_path}".encode()).hexdigest()[:32])
+    return response.make_conditional(request, accept_ranges=True, complete_length=size)
+
+
+class _ViewReader(io.RawIOBase):
+    """A read-only, seekable file over a ``memoryview`` (no copy), for streaming it.
+
+    ``keep`` is whatever must stay alive while the view is read (libzim's item).
+    """
+
+    def __init__(self, view: memoryview, keep: object) -> None:
+        super().__init__()
+        self._view = view.cast("B") if view.format != "B" else view
+        self._keep = keep
+        self._position = 0
+
+    def readable(self) -> bool:
+        """Always: that is what it is for."""
+        return True
+
+    def seekable(self) -> bool:
+        """Always: a Range request starts anywhere."""
+        return True
+
+    def tell(self) -> int:
+        """The position of the next read."""
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the position (clamped at 0; beyond the end reads nothing)."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        """Copy the next bytes into ``buffer``; 0 at the end."""
+        piece = self._view[self._position:self._position + len(buffer)]
+        memoryview(buffer).cast("B")[:len(piece)] = piece
+        self._position += len(piece)
+        return len(piece)
+
+    def close(self) -> None:
+        """Let go of the view and of what it kept alive."""
+        self._view = memoryview(b"")
+        self._keep = None
+        super().close()
 
 
 def _with_hub_bar(content: bytes, item: LibraryItem) -> bytes:

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from node.library.zimbuild import ZimArticle, ZimSpec, build_zim
 from node.store.models import LibraryItem
 from portal import db
+from portal.residents import zim as zim_views
 from portal.residents.zim import archive_cache
 from tests.portal.auth_actions import AuthActions, app_fixture, close_app, make_app
 
@@ -233,3 +234,27 @@ def test_open_archive_cache_is_bounded(tmp_path: Path) -> None:
         assert len(cache) == 2 and cache.opened == opened + 1
     finally:
         close_app(app)
+
+
+def test_a_large_entry_streams_in_pieces_with_ranges_and_validators(
+        app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    video = bytes(range(256)) * (6 * 1024 * 1024 // 256)  # 6 MiB, stored uncompressed
+    archive = make_zim(tmp_path / "films.zim", fulltext=False, articles=[
+        *ARTICLES, ZimArticle("video/pump.mp4", "", video, "video/mp4")])
+    item = add_zim(app, archive, title="Films")
+    url = f"/library/{item.id}/zim/video/pump.mp4"
+    whole = client.get(url, buffered=False)
+    assert whole.status_code == 200 and whole.mimetype == "video/mp4"
+    assert whole.content_length == len(video)
+    pieces = list(whole.response)
+    whole.close()
+    assert b"".join(pieces) == video
+    assert len(pieces) > 1 and max(map(len, pieces)) <= zim_views.STREAM_CHUNK_BYTES, \
+        "the entry was sent in one piece (copied whole into memory)"
+    start = 5_000_000
+    part = client.get(url, headers={"Range": f"bytes={start}-{start + 99}"})
+    assert part.status_code == 206 and part.data == video[start:start + 100]
+    assert part.headers["Content-Range"] == f"bytes {start}-{start + 99}/{len(video)}"
+    etag = whole.headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    assert "Content-Security-Policy" in whole.headers

@@ -118,7 +118,7 @@ def test_many_threads_search_one_archive_at_once(tmp_path: Path) -> None:
                 _, titles = archive.suggest("hand", count=5)
                 assert [h.path for h in titles] == ["wiki/Pump"]
                 content = archive.entry("Water")
-                assert content is not None and b"Boil water" in content.content  # type: ignore[union-attr]
+                assert content is not None and b"Boil water" in bytes(content.content)  # type: ignore[union-attr]
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
