@@ -96,9 +96,10 @@ def memory(mesh: MeshLab) -> None:
     for path in ("/", "/notices/", "/listings/", "/library/", "/about", "/welcome"):
         portal_page(mesh, "n10", path)
     total = 0
-    for pid in mesh.node("n10").pids.values():
-        proc = psutil.Process(pid)
-        total += proc.memory_full_info().uss
+    for role, pid in sorted(mesh.node("n10").pids.items()):
+        uss = psutil.Process(pid).memory_full_info().uss
+        report(f"node_{role}_memory", uss / 2**20, "MiB", "part of the line below")
+        total += uss
     report("node_agent_plus_portal_memory", total / 2**20, "MiB", "<= 60 MiB")
 
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import pickle
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from babel import Locale, localedata
@@ -108,17 +110,40 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _extract_in_child(codes: tuple[str, ...]) -> bytes:
+    """Run this module in a child Python on ``codes``; its pickled subsets.
+
+    The child is this very interpreter: ``sys.executable``, or, where this
+    process's user may not open that path (the lab's portal runs as ``nobody``
+    from a virtual environment under ``/root``), ``/proc/self/exe``, which
+    needs no path. Either way it is told where this process imports from.
+    """
+    environment = dict(os.environ)
+    search = [str(Path(__file__).resolve().parents[1]), *(p for p in sys.path if p)]
+    if environment.get("PYTHONPATH"):
+        search.append(environment["PYTHONPATH"])
+    environment["PYTHONPATH"] = os.pathsep.join(search)
+    for interpreter in (sys.executable, "/proc/self/exe"):
+        try:
+            done = subprocess.run([interpreter, "-m", "portal.locale_data", *codes],
+                                  capture_output=True, timeout=EXTRACT_TIMEOUT_SECONDS,
+                                  check=True, stdin=subprocess.DEVNULL, env=environment)
+        except (PermissionError, FileNotFoundError):
+            if interpreter == "/proc/self/exe":
+                raise
+            continue
+        return done.stdout
+    raise FileNotFoundError("no Python interpreter to run")  # (the loop returns or raises)
+
+
 @functools.lru_cache(maxsize=8)
 def slim_locales(codes: tuple[str, ...]) -> dict[str, Locale]:
     """A :class:`SlimLocale` for each code (plain Babel locales if extraction fails).
 
     Cached per process: every app built for the same languages shares them.
     """
-    command = [sys.executable, "-m", "portal.locale_data", *codes]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=EXTRACT_TIMEOUT_SECONDS,
-                              check=True, stdin=subprocess.DEVNULL)
-        subsets = pickle.loads(done.stdout)  # noqa: S301 - our own child, running this module
+        subsets = pickle.loads(_extract_in_child(codes))  # noqa: S301 - our own child
         return {code: SlimLocale(code, subsets[code]) for code in codes}
     except (OSError, subprocess.SubprocessError, pickle.UnpicklingError, KeyError,
             EOFError) as error:

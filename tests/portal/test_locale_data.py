@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,16 @@ def test_a_key_outside_the_subset_loads_the_full_data_and_is_still_right() -> No
     assert format_date(MOMENTS[0], "long", locale=bare) == \
         format_date(MOMENTS[0], "long", locale=Locale.parse("es"))
     assert bare.slim.fallbacks > 0
+
+
+def test_a_user_who_may_not_open_the_interpreter_path_still_gets_slim_locales(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    locked = tmp_path / "python3"  # not executable: as the venv under /root is for nobody
+    locked.write_text("")
+    monkeypatch.setattr(sys, "executable", str(locked))
+    locales = slim_locales.__wrapped__(("en", "ar"))
+    assert all(isinstance(locale, SlimLocale) for locale in locales.values())
+    assert formatted(locales["ar"]) == formatted(Locale.parse("ar"))
 
 
 def test_if_the_extraction_fails_the_portal_formats_with_full_babel_data(
