@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,10 +107,15 @@ def test_every_node_reaches_every_other_by_babeld_routes(line: MeshLab) -> None:
                       capture_output=True, timeout=10).stdout
     assert "10.42.0.6 via inet6 fe80::" in route or "10.42.0.6 via" in route, route
     # The middle node's health document carries both neighbours, their costs and peers.
-    mesh = wait_for("n3's health to list two neighbours", lambda: (
-        (line.agent_health("n3") or {}).get("mesh") or {}).get("neighbours", [None])[1:] and
-        line.agent_health("n3")["mesh"])  # type: ignore[index]
-    assert {n["node"] for n in mesh["neighbours"]} == {"10.42.0.2", "10.42.0.4"}
+    # A neighbour is named once a route through it to its node's address has reached the
+    # agent's state, which may be a moment after the routes are in the kernel.
+    def both_neighbours_named() -> dict[str, Any] | None:
+        mesh = (line.agent_health("n3") or {}).get("mesh") or {}
+        named = {n.get("node") for n in mesh.get("neighbours") or []}
+        return mesh if named == {"10.42.0.2", "10.42.0.4"} else None
+
+    mesh = wait_for("n3's health to name its two neighbours", both_neighbours_named)
+    assert isinstance(mesh, dict)
     assert all(n["cost"] == 96 for n in mesh["neighbours"])
     assert mesh["peers"] == ["http://10.42.0.2:9180", "http://10.42.0.4:9180"]
     assert mesh["routes"] >= 10  # five other nodes, each with a mesh /32 and a client subnet
