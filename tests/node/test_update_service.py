@@ -211,8 +211,10 @@ def test_a_release_imported_on_one_node_reaches_and_installs_everywhere(
     n1, n2, n3 = mesh
     n1.agent.update.import_release(tmp_path / "rel")
     n1.agent.update.request_check("test")  # n1 installs, and tells n2, which tells n3
-    wait_for("every node on 1.1.0", lambda: all(
-        n.agent.update.running_version() == "1.1.0" for n in mesh))
+    # Running 1.1.0 starts at the switch; "done" comes after the health check that follows.
+    wait_for("every node on 1.1.0, checked", lambda: all(
+        n.agent.update.running_version() == "1.1.0" and n.status()["state"]["step"] == "done"
+        for n in mesh))
     for node in mesh:
         assert node.installed == ["1.1.0"]
         assert os.readlink(node.root / "current") == "venvs/1.1.0"
