@@ -138,6 +138,8 @@ class SyncService:
         self._pending: set[str | None] = set()
         self._lock = threading.Lock()
         self._pull_lock = threading.Lock()
+        #: Held by the pull thread through each round (its targets, pulls and announce).
+        self._round_lock = threading.Lock()
         self._wake = threading.Event()
         self._files_wake = threading.Event()
         self._stop = threading.Event()
@@ -211,34 +213,41 @@ class SyncService:
                     self._wake.clear()
                 if self._stop.is_set():
                     break
-                with self._lock:
-                    pending, self._pending = self._pending, set()
-                now = time.monotonic()
-                if now >= next_round:
-                    pending.add(None)
-                    next_round = now + self._next_interval()
-                targets = self.peers() if None in pending else sorted(
-                    p for p in pending if p is not None)
-                changed = False
-                for url in targets:
-                    if self._stop.is_set():
-                        break
-                    changed |= self._guarded_pull(url).accepted > 0
-                if None in pending:
-                    self._files_wake.set()
-                tick = now >= next_watch
-                if tick:
-                    changed |= watch.changed()
-                    next_watch = time.monotonic() + self.settings.watch_seconds
-                if changed:
-                    self._files_wake.set()
-                    watch.changed()  # refresh the cached digest after our own ingest
-                if changed or tick:
-                    self.announce(watch.digest)
+                with self._round_lock:
+                    next_round, next_watch = self._round(watch, next_round, next_watch)
         except Exception:
             log.exception("sync: the pull thread failed; replication stopped until restart")
         finally:
             watch.close()
+
+    def _round(self, watch: _Watcher, next_round: float, next_watch: float
+               ) -> tuple[float, float]:
+        """One wake-up of the pull thread: pull what is due, announce a change; the next times."""
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        now = time.monotonic()
+        if now >= next_round:
+            pending.add(None)
+            next_round = now + self._next_interval()
+        targets = self.peers() if None in pending else sorted(
+            p for p in pending if p is not None)
+        changed = False
+        for url in targets:
+            if self._stop.is_set():
+                break
+            changed |= self._guarded_pull(url).accepted > 0
+        if None in pending:
+            self._files_wake.set()
+        tick = now >= next_watch
+        if tick:
+            changed |= watch.changed()
+            next_watch = time.monotonic() + self.settings.watch_seconds
+        if changed:
+            self._files_wake.set()
+            watch.changed()  # refresh the cached digest after our own ingest
+        if changed or tick:
+            self.announce(watch.digest)
+        return next_round, next_watch
 
     def _run_files(self) -> None:
         while not self._stop.is_set():

@@ -107,14 +107,17 @@ def test_every_node_reaches_every_other_by_babeld_routes(line: MeshLab) -> None:
                       capture_output=True, timeout=10).stdout
     assert "10.42.0.6 via inet6 fe80::" in route or "10.42.0.6 via" in route, route
     # The middle node's health document carries both neighbours, their costs and peers.
-    # A neighbour is named once a route through it to its node's address has reached the
-    # agent's state, which may be a moment after the routes are in the kernel.
-    def both_neighbours_named() -> dict[str, Any] | None:
+    # It follows babeld's monitor, a moment behind the kernel's routes: a neighbour is
+    # named once the route through it to its node's address has arrived, and the route
+    # count grows route by route. So wait for the whole picture.
+    def whole_picture() -> dict[str, Any] | None:
         mesh = (line.agent_health("n3") or {}).get("mesh") or {}
         named = {n.get("node") for n in mesh.get("neighbours") or []}
-        return mesh if named == {"10.42.0.2", "10.42.0.4"} else None
+        done = named == {"10.42.0.2", "10.42.0.4"} and (mesh.get("routes") or 0) >= 10
+        return mesh if done else None
 
-    mesh = wait_for("n3's health to name its two neighbours", both_neighbours_named)
+    mesh = wait_for("n3's health to name its two neighbours and know every route",
+                    whole_picture)
     assert isinstance(mesh, dict)
     assert all(n["cost"] == 96 for n in mesh["neighbours"])
     assert mesh["peers"] == ["http://10.42.0.2:9180", "http://10.42.0.4:9180"]

@@ -125,9 +125,21 @@ def link(a: Node, b: Node) -> None:
 
 
 def cut(a: Node, b: Node) -> None:
-    """Stop ``a`` and ``b`` from syncing with each other."""
+    """Stop ``a`` and ``b`` from syncing with each other, as a broken link would.
+
+    Taking each other off the peer lists stops new rounds; a round already under
+    way, or a pull one of them asked the other for meanwhile (a notify, a vector
+    showing more), could still cross the cut. So wait for each node's round to
+    end and drop pulls scheduled from the other, twice: the first pass lets the
+    rounds in flight finish, the second drops what they scheduled.
+    """
     a.peer_list.remove(b.url)
     b.peer_list.remove(a.url)
+    for _ in range(2):
+        for node, other in ((a, b), (b, a)):
+            service = node.service
+            with service._round_lock, service._lock:
+                service._pending.discard(other.url)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> float:
