@@ -24,7 +24,7 @@ from typing import Any
 
 from node.errors import EntryRejected, StoreError
 from node.identity import Identity, fingerprint, verify_signature
-from node.markdown import RENDERER, excerpt, render_html
+from node.markdown import RENDERER
 from node.store import entries as _entries
 from node.store import schema, views
 from node.store.canonical import canonical, nfc, sha256_hex
@@ -32,10 +32,6 @@ from node.store.entries import Entry
 from node.store.queries import StoreReads
 from node.trust import TrustedSet
 
-#: (view table, Markdown column, its rendered column): what render_again_if_stale redoes.
-RENDERED_COLUMNS = (("listings", "body", "body_html"), ("notices", "body", "body_html"),
-                    ("library_items", "description", "description_html"),
-                    ("submissions", "body", "body_html"))
 #: How many entries ``entries_since`` returns by default (one sync round).
 SYNC_BATCH = 500
 #: SQLite page cache per connection, in KiB (read from the environment for benchmarks).
@@ -295,13 +291,13 @@ class Store(StoreReads):
 
     # --- maintenance ---------------------------------------------------------------
     def render_again_if_stale(self) -> int:
-        """Render every stored Markdown text again if the rules changed; returns how many rows.
+        """Derive the views again if the Markdown rules changed; how many subjects it did.
 
         The views keep each text's HTML and excerpt made by :mod:`node.markdown`
-        (see there); ``store_meta.renderer`` says by which rules. Opening the
-        store after an upgrade that changed them brings every row up to date, in
-        one transaction (checked again inside it: the portal and the agent may
-        open the store at the same moment).
+        (see there); ``store_meta.renderer`` says by which rules. Rendering is part
+        of deriving a row, so opening the store after an upgrade that changed the
+        rules does :meth:`rebuild`'s work, in one transaction (checked again inside
+        it: the portal and the agent may open the store at the same moment).
         """
         conn = self._conn()
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'store_meta'").fetchone() \
@@ -312,17 +308,7 @@ class Store(StoreReads):
         with self._write() as conn:
             if self._renderer(conn) == RENDERER:
                 return 0
-            done = 0
-            for table, source, html_column in RENDERED_COLUMNS:
-                rows = conn.execute(f"SELECT id, {source} FROM {table}").fetchall()  # noqa: S608
-                for item_id, text in rows:
-                    extra = ", excerpt = ?" if table != "submissions" else ""
-                    values = [render_html(text)] + ([excerpt(text)] if extra else [])
-                    conn.execute(f"UPDATE {table} SET {html_column} = ?{extra} "  # noqa: S608
-                                 "WHERE id = ?", (*values, item_id))
-                done += len(rows)
-            self._set_renderer(conn)
-        return done
+            return self._derive_views(conn)
 
     @staticmethod
     def _renderer(conn: sqlite3.Connection) -> str | None:
@@ -337,17 +323,24 @@ class Store(StoreReads):
     def rebuild(self) -> dict[str, int]:
         """Drop every view and the search index and derive them again from the log."""
         with self._write() as conn:
-            for table in schema.VIEW_TABLES:
-                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
-            conn.execute("DELETE FROM search_index")
-            subjects = [r[0] for r in conn.execute(
-                "SELECT DISTINCT subject FROM entries WHERE kind LIKE '%.delete'")]
-            for subject in subjects:
-                views.erase_deleted(conn, subject)
-            for (subject,) in conn.execute("SELECT DISTINCT subject FROM entries").fetchall():
-                views.recompute(conn, subject)
-            self._set_renderer(conn)
+            self._derive_views(conn)
         return self.counts()
+
+    def _derive_views(self, conn: sqlite3.Connection) -> int:
+        """Empty the views and the search index and derive them from the log (inside a
+        write transaction); returns how many subjects were derived."""
+        for table in schema.VIEW_TABLES:
+            conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        conn.execute("DELETE FROM search_index")
+        deleted = [r[0] for r in conn.execute(
+            "SELECT DISTINCT subject FROM entries WHERE kind LIKE '%.delete'")]
+        for subject in deleted:
+            views.erase_deleted(conn, subject)
+        subjects = [r[0] for r in conn.execute("SELECT DISTINCT subject FROM entries")]
+        for subject in subjects:
+            views.recompute(conn, subject)
+        self._set_renderer(conn)
+        return len(subjects)
 
     def verify(self) -> list[tuple[str, str]]:
         """Re-check every stored entry: id, signature, body hash, trust; (id, problem) list."""
