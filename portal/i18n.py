@@ -55,14 +55,19 @@ def select_locale() -> str | Locale:
     if chosen not in offered:
         best = request.accept_languages.best_match(offered)
         chosen = best or current_app.config["NODE_CONFIG"].portal.default_language
-    return current_app.config.get(_LOCALES_KEY, {}).get(chosen, chosen)
+    return _slim_locale(chosen) or chosen
+
+
+def _slim_locale(code: str) -> Locale | None:
+    """The app's slim Babel locale for ``code`` (None for a language it does not offer)."""
+    return current_app.config.get(_LOCALES_KEY, {}).get(code)
 
 
 @functools.lru_cache(maxsize=64)
 def language_name(code: str) -> str:
     """A language's name in that language itself ("العربية", "Español")."""
     try:
-        locale = current_app.config.get(_LOCALES_KEY, {}).get(code) or Locale.parse(code)
+        locale = _slim_locale(code) or Locale.parse(code)
         name = locale.get_display_name() or code
     except (ValueError, LookupError):
         return code

@@ -123,17 +123,16 @@ def _extract_in_child(codes: tuple[str, ...]) -> bytes:
     if environment.get("PYTHONPATH"):
         search.append(environment["PYTHONPATH"])
     environment["PYTHONPATH"] = os.pathsep.join(search)
-    for interpreter in (sys.executable, "/proc/self/exe"):
-        try:
-            done = subprocess.run([interpreter, "-m", "portal.locale_data", *codes],
-                                  capture_output=True, timeout=EXTRACT_TIMEOUT_SECONDS,
-                                  check=True, stdin=subprocess.DEVNULL, env=environment)
-        except (PermissionError, FileNotFoundError):
-            if interpreter == "/proc/self/exe":
-                raise
-            continue
-        return done.stdout
-    raise FileNotFoundError("no Python interpreter to run")  # (the loop returns or raises)
+
+    def run(interpreter: str) -> bytes:
+        return subprocess.run([interpreter, "-m", "portal.locale_data", *codes],
+                              capture_output=True, timeout=EXTRACT_TIMEOUT_SECONDS, check=True,
+                              stdin=subprocess.DEVNULL, env=environment).stdout
+
+    try:
+        return run(sys.executable)
+    except (PermissionError, FileNotFoundError):
+        return run("/proc/self/exe")
 
 
 @functools.lru_cache(maxsize=8)

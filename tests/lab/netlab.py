@@ -38,6 +38,7 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 10,
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
 
+
 class Lab:
     """Namespaces, links and processes created for one test, all removed by :meth:`close`."""
 

@@ -13,7 +13,7 @@ import pytest
 
 from node.config import parse_config
 from tests.conftest import require_tool
-from tests.lab.netlab import Lab, apply_gate
+from tests.lab.netlab import NODE_TOML, Lab, apply_gate
 
 pytestmark = pytest.mark.root
 
@@ -23,16 +23,8 @@ PHONE_IP = "10.64.7.50"
 PORTAL = "10.64.7.1"
 UPLINK_HOST = "198.51.100.2"
 
-LAB_TOML = """
-[node]
-name = "lab-node"
-[wifi]
-ap_interface = "ap0"
-[mesh]
-address = "10.42.0.7"
-[clients]
-subnet = "10.64.7.0/24"
-uplink_interface = "up0"
+#: netlab's lab node (its ``[clients]`` comes last) with an uplink and ssh as management.
+LAB_TOML = NODE_TOML + """uplink_interface = "up0"
 [gate]
 management_ports = [22]
 """
