@@ -47,6 +47,8 @@ def now(ctx: click.Context, peers: tuple[str, ...], no_files: bool, as_json: boo
             line = f"{r.peer}: {r.outcome}"
             if r.accepted or r.duplicates:
                 line += f", {r.accepted} new entries ({r.duplicates} already held)"
+            if r.restored:
+                line += f", {r.restored} missing bodies restored"
             if r.registry:
                 line += f", registry {r.registry}"
             line += f", {r.bytes} bytes"

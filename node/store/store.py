@@ -25,6 +25,7 @@ from typing import Any
 from node.errors import EntryRejected, StoreError
 from node.identity import Identity, fingerprint, verify_signature
 from node.markdown import RENDERER
+from node.store import bodies as _bodies
 from node.store import entries as _entries
 from node.store import schema, views
 from node.store.canonical import canonical, nfc, sha256_hex
@@ -46,6 +47,8 @@ class IngestReport:
     accepted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[tuple[str | None, str]] = field(default_factory=list)  #: (id, reason)
+    #: Held entries whose missing body this batch brought back (checked against body_hash).
+    restored: list[str] = field(default_factory=list)
 
 
 #: Mode of a new content database: read-write for the node's service group.
@@ -237,6 +240,23 @@ class Store(StoreReads):
             out.extend(_entries.from_row(*r).wire() for r in rows)
         return out
 
+    def missing_bodies(self, limit: int, *, retention_days: int, now: float | None = None
+                       ) -> list[str]:
+        """Ids of held entries without a body that no rule of this node erased.
+
+        A peer may have sent them erased (``null``), or been sent them so: this
+        node asks its peers for them (``POST /sync/v1/bodies``). Submissions
+        older than ``retention_days`` and bodies of deleted items are erased by
+        rule, so not missing (docs/entry-format.md §6).
+        """
+        now_s = self.clock() if now is None else now
+        return _bodies.missing(self._conn(), _bodies.retention_cutoff_ms(now_s, retention_days),
+                               limit)
+
+    def entries_with_bodies(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Wire forms of the entries among ``ids`` this node holds with their body."""
+        return [_entries.from_row(*r).wire() for r in _bodies.with_bodies(self._conn(), ids)]
+
     def entry(self, entry_id: str) -> dict[str, Any] | None:
         """One stored entry's wire form, or None."""
         row = self._conn().execute("SELECT id, header, sig, body FROM entries WHERE id = ?",
@@ -264,20 +284,22 @@ class Store(StoreReads):
             for entry in checked:
                 conn.execute("SAVEPOINT entry")
                 try:
-                    duplicate = self._ingest_one(conn, entry)
+                    outcome = self._ingest_one(conn, entry)
                 except EntryRejected as exc:
                     conn.execute("ROLLBACK TO entry")
                     conn.execute("RELEASE entry")
                     report.rejected.append((entry.id, exc.reason))
                     continue
                 conn.execute("RELEASE entry")
-                (report.duplicates if duplicate else report.accepted).append(entry.id)
+                {"accepted": report.accepted, "duplicate": report.duplicates,
+                 "restored": report.restored}[outcome].append(entry.id)
         return report
 
-    def _ingest_one(self, conn: sqlite3.Connection, entry: Entry) -> bool:
-        """Store one verified entry if it fits the author's log; True if already held."""
+    def _ingest_one(self, conn: sqlite3.Connection, entry: Entry) -> str:
+        """Store one verified entry if it fits the author's log: ``accepted``; if already
+        held, ``restored`` when it brings back a missing body, else ``duplicate``."""
         if conn.execute("SELECT 1 FROM entries WHERE id = ?", (entry.id,)).fetchone():
-            return True
+            return "restored" if _bodies.restore(conn, entry) else "duplicate"
         (have,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries WHERE author = ?",
                                (entry.author,)).fetchone()
         if entry.seq <= have:
@@ -287,7 +309,7 @@ class Store(StoreReads):
             raise EntryRejected(f"gap: have up to {have} from author {fingerprint(entry.author)}"
                                 f", got seq {entry.seq}", entry.id)
         self._insert(conn, entry)
-        return False
+        return "accepted"
 
     # --- maintenance ---------------------------------------------------------------
     def render_again_if_stale(self) -> int:
@@ -365,7 +387,7 @@ class Store(StoreReads):
                                   retention_days: int = 30) -> int:
         """Erase residents' submissions older than ``retention_days``; returns how many."""
         now_s = self.clock() if now is None else now
-        cutoff_ms = int((now_s - retention_days * 86400) * 1000)
+        cutoff_ms = _bodies.retention_cutoff_ms(now_s, retention_days)
         with self._write() as conn:
             subjects = [r[0] for r in conn.execute(
                 "UPDATE entries SET body = NULL WHERE kind = 'submission.create' "

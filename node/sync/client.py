@@ -200,6 +200,12 @@ class PeerClient:
         return self._checked(  # type: ignore[no-any-return]
             protocol.parse_entries_response, value, limit)
 
+    def bodies(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The entries among ``ids`` the peer holds with their body (to restore missing ones)."""
+        value = self._json("POST", "/bodies", {"ids": ids}, protocol.MAX_PAGE_BYTES)
+        return self._checked(  # type: ignore[no-any-return]
+            protocol.parse_bodies_response, value, len(ids))
+
     def notify(self, digest: str, port: int | None) -> None:
         """Push: tell the peer this node has new entries (it pulls when it wants)."""
         body = protocol.dumps({"digest": digest, "port": port})

@@ -101,9 +101,21 @@ def create_sync_app(service: SyncService) -> WSGIApp:
                 + (b"true" if more else b"false") + b"}")
         return _send(start_response, "200 OK", body)
 
+    def bodies(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        ids = protocol.parse_bodies_request(_body(environ, settings.max_request_bytes))
+        page: list[bytes] = []
+        size = len(b'{"entries":[]}')
+        for wire in store.entries_with_bodies(ids):
+            encoded = protocol.dumps(wire)
+            if size + len(encoded) + 1 > protocol.MAX_PAGE_BYTES:
+                break  # the asker asks again for the rest
+            page.append(encoded)
+            size += len(encoded) + 1
+        return _send(start_response, "200 OK", b'{"entries":[' + b",".join(page) + b"]}")
+
     def notify(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         their_digest, port = protocol.parse_notify(_body(environ, protocol.MAX_SMALL_BYTES))
-        if their_digest == store.digest():
+        if their_digest == store.digest() and not service.lacks_bodies():
             return _json(start_response, {"pull": False})
         peer = _requester(environ, port)
         service.schedule_pull(peer)  # None: an unknown notifier, pull from every neighbour
@@ -120,7 +132,8 @@ def create_sync_app(service: SyncService) -> WSGIApp:
 
     routes: dict[tuple[str, str], Callable[..., Iterable[bytes]]] = {
         ("GET", "/digest"): digest, ("POST", "/vector"): vector,
-        ("POST", "/entries"): entries, ("POST", "/notify"): notify,
+        ("POST", "/entries"): entries, ("POST", "/bodies"): bodies,
+        ("POST", "/notify"): notify,
         ("GET", "/registry"): registry, ("GET", "/status"): status,
     }
 

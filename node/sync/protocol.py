@@ -25,6 +25,8 @@ MAX_REGISTRY_BYTES = 1024 * 1024
 #: Most authors a vector may name (a community is tens to hundreds of nodes).
 MAX_AUTHORS = 10_000
 MAX_SEQ = 2**53 - 1
+#: Most entry ids one ``POST /sync/v1/bodies`` may ask for.
+MAX_BODY_IDS = 100
 JSON_TYPE = "application/json"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -164,6 +166,35 @@ def parse_entries_response(value: Any, limit: int) -> tuple[list[dict[str, Any]]
     if not isinstance(more, bool):
         raise ProtocolError("entries response: more must be true or false")
     return entries, more
+
+
+def parse_bodies_request(value: Any) -> list[str]:
+    """``POST /sync/v1/bodies`` body: ``{"ids": [<entry id>, ...]}``, 1 to MAX_BODY_IDS ids."""
+    ids = _object(value, "bodies request", {"ids"})["ids"]
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_BODY_IDS:
+        raise ProtocolError(f"bodies request: ids must be a list of 1 to {MAX_BODY_IDS} "
+                            "entry ids")
+    for item in ids:
+        if not isinstance(item, str) or not _HEX64.fullmatch(item):
+            raise ProtocolError(f"bodies request: {str(item)[:70]!r} is not an entry id (64 "
+                                "lower-case hex digits)")
+    if len(set(ids)) != len(ids):
+        raise ProtocolError("bodies request: an id appears twice")
+    return list(ids)
+
+
+def parse_bodies_response(value: Any, asked: int) -> list[dict[str, Any]]:
+    """``POST /sync/v1/bodies`` response: ``{"entries": [...]}``, at most as many as asked.
+
+    The caller checks that each is one it asked for and has a body; the store
+    checks the rest.
+    """
+    entries = _object(value, "bodies response", {"entries"})["entries"]
+    if not isinstance(entries, list) or len(entries) > asked:
+        raise ProtocolError(f"bodies response: entries must be a list of at most {asked}")
+    if not all(isinstance(e, dict) for e in entries):
+        raise ProtocolError("bodies response: every entry must be an object")
+    return entries
 
 
 def parse_notify(value: Any) -> tuple[str, int | None]:

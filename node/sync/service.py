@@ -35,6 +35,8 @@ from node.identity import fingerprint
 from node.logs import OnceLogger
 from node.peer_sources import PeerSource, gather_urls
 from node.registry import SnapshotRejected
+from node.store.canonical import EncodingError
+from node.store.entries import entry_id
 from node.sync import files as _files
 from node.sync import protocol
 from node.sync.backoff import Backoff
@@ -66,6 +68,8 @@ class SyncSettings:
     timeout_seconds: float = timing.SYNC_HTTP_TIMEOUT_SECONDS
     quota_bytes: int | None = None  #: library quota; None: unlimited
     max_pages_per_pull: int = 200
+    #: Submissions older than this are erased by this node's rule, so not asked for.
+    submission_retention_days: int = 30
 
     @classmethod
     def from_config(cls, cfg: NodeConfig, **overrides: Any) -> SyncSettings:
@@ -79,6 +83,7 @@ class SyncSettings:
             "push": cfg.get("sync.push"),
             "backoff_max_seconds": float(cfg.get("sync.backoff_max_seconds")),
             "quota_bytes": cfg.get("portal.library_quota_mb") * MIB,
+            "submission_retention_days": cfg.get("privacy.submission_retention_days"),
         }
         values.update(overrides)
         return cls(**values)
@@ -92,6 +97,7 @@ class PeerRound:
     outcome: str  #: in sync, pulled, nothing to pull, backed off, failed, self, local error
     accepted: int = 0
     duplicates: int = 0
+    restored: int = 0  #: missing bodies this peer sent back
     pages: int = 0
     registry: str | None = None
     bytes: int = 0
@@ -231,11 +237,13 @@ class SyncService:
             next_round = now + self._next_interval()
         targets = self.peers() if None in pending else sorted(
             p for p in pending if p is not None)
-        changed = False
+        changed = restored = False
         for url in targets:
             if self._stop.is_set():
                 break
-            changed |= self._guarded_pull(url).accepted > 0
+            result = self._guarded_pull(url)
+            changed |= result.accepted > 0
+            restored |= result.restored > 0
         if None in pending:
             self._files_wake.set()
         tick = now >= next_watch
@@ -245,8 +253,10 @@ class SyncService:
         if changed:
             self._files_wake.set()
             watch.changed()  # refresh the cached digest after our own ingest
-        if changed or tick:
-            self.announce(watch.digest)
+        if changed or tick or restored:
+            # Restored bodies leave the digest as it was: tell the neighbours anyway, so
+            # that one lacking them asks (a notify is answered "pull" while it lacks any).
+            self.announce(watch.digest, force=restored)
         return next_round, next_watch
 
     def _run_files(self) -> None:
@@ -268,8 +278,8 @@ class SyncService:
         urls = [normalise_url(p) for p in peers] if peers is not None else self.peers()
         rounds = [self._guarded_pull(url, force=True) for url in urls]
         report = self.fetch_files(urls) if files else None
-        if any(r.accepted for r in rounds):
-            self.announce()
+        if any(r.accepted or r.restored for r in rounds):
+            self.announce(force=any(r.restored for r in rounds))
         return rounds, report
 
     def _guarded_pull(self, url: str, *, force: bool = False) -> PeerRound:
@@ -301,6 +311,8 @@ class SyncService:
             result.registry = self._registry_from(client, theirs.registry)
             if theirs.digest != self.store.digest():
                 self._pull_entries(client, result)
+            if self.lacks_bodies():
+                self._pull_bodies(client, result)
             self.backoff.succeeded(url)
             self._problems.resolved(f"peer:{url}")
         except PeerError as exc:
@@ -377,19 +389,54 @@ class SyncService:
             if not more or not report.accepted:
                 return
 
+    def lacks_bodies(self) -> bool:
+        """Whether this node holds entries whose body is missing (not erased by its rules)."""
+        return bool(self.store.missing_bodies(
+            1, retention_days=self.settings.submission_retention_days))
+
+    def _pull_bodies(self, client: PeerClient, result: PeerRound) -> None:
+        """Ask the peer for the bodies this node lacks; each is checked against its
+        ``body_hash`` and restored (docs/replication.md, ``POST /sync/v1/bodies``)."""
+        asked: set[str] = set()
+        for _ in range(self.settings.max_pages_per_pull):
+            ids = [i for i in self.store.missing_bodies(
+                len(asked) + protocol.MAX_BODY_IDS,
+                retention_days=self.settings.submission_retention_days) if i not in asked]
+            ids = ids[:protocol.MAX_BODY_IDS]
+            if not ids:
+                return
+            asked.update(ids)
+            wires = client.bodies(ids)
+            result.pages += 1
+            wanted = set(ids)
+            for wire in wires:
+                if wire.get("body") is None or _wire_id(wire) not in wanted:
+                    raise PeerError(client.url, "POST /bodies: an entry not asked for, or "
+                                    "without its body", bad_data=True)
+            report = self.store.ingest(wires)
+            result.restored += len(report.restored)
+            if report.rejected:
+                entry_id, reason = report.rejected[0]
+                raise PeerError(client.url, f"POST /bodies: entry {(entry_id or '?')[:12]} "
+                                f"refused: {reason}", bad_data=True)
+            if report.restored:
+                log.info("sync: %d missing bod%s restored from %s", len(report.restored),
+                         "y" if len(report.restored) == 1 else "ies", client.url)
+
     # --- push ----------------------------------------------------------------------------
-    def announce(self, digest: str | None = None) -> None:
+    def announce(self, digest: str | None = None, *, force: bool = False) -> None:
         """Tell every neighbour this node's digest if it has not heard it yet (push-on-change).
 
         A neighbour that was backed off or unreachable is told when it is ready
         again (this runs at every watch tick), so a change is never left to the
-        periodic round alone.
+        periodic round alone. ``force`` tells even neighbours that heard this
+        digest (after restoring bodies, which leaves the digest unchanged).
         """
         if not self.settings.push:
             return
         digest = digest or self.store.digest()
         for url in self.peers():
-            if self._notified.get(url) == digest or not self.backoff.ready(url):
+            if (self._notified.get(url) == digest and not force) or not self.backoff.ready(url):
                 continue
             state = self.backoff.peer(url)
             client = PeerClient(url, timeout=min(2.0, self.settings.timeout_seconds),
@@ -507,6 +554,17 @@ def _asked(wire: dict[str, Any], since: dict[str, int]) -> bool:
         return True  # malformed: the store refuses it with the reason
     author, seq = header.get("author"), header.get("seq")
     return not (isinstance(author, str) and isinstance(seq, int) and seq <= since.get(author, 0))
+
+
+def _wire_id(wire: dict[str, Any]) -> str | None:
+    """The id an entry's header hashes to, or None if the header cannot be encoded."""
+    header = wire.get("header")
+    if not isinstance(header, dict):
+        return None
+    try:
+        return entry_id(header)
+    except (EncodingError, TypeError, ValueError):
+        return None
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -1,0 +1,1 @@
+"""Attack replays (docs/security.md): each attack of issue 17, shown to fail."""
