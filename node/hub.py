@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from node import blobs as _blobs
 from node.errors import NotFound, PermissionDenied, ValidationError
 from node.messages import N_, msg
 from node.store import validate as v
+from node.store.kinds import editable
 from node.store.models import ROLES, Account, LibraryItem, Listing, Notice, Submission
 
 if TYPE_CHECKING:
@@ -31,9 +32,16 @@ if TYPE_CHECKING:
     from node.store import Store
 
 MIB = 1024 * 1024
-_LISTING_FIELDS = ("category", "title", "body", "price", "contact", "expires_at", "pinned")
-_NOTICE_FIELDS = ("title", "body", "urgent", "pinned", "expires_at")
-_LIBRARY_FIELDS = ("title", "author", "language", "description", "collection")
+#: Families whose items organisers post, edit, expire and delete alike.
+PostFamily = Literal["listing", "notice"]
+#: Families whose items organisers edit and delete (library items are added from files).
+Family = Literal["listing", "notice", "library"]
+Item = Listing | Notice | LibraryItem
+#: What an optional field of a new listing or notice is when not given (docs/entry-format.md).
+_DEFAULTS: dict[str, dict[str, object]] = {
+    "listing": {"price": "", "contact": "", "expires_at": None, "pinned": False},
+    "notice": {"urgent": False, "pinned": False, "expires_at": None},
+}
 
 
 def default_password_hasher() -> PasswordHasher:
@@ -50,12 +58,12 @@ def default_password_hasher() -> PasswordHasher:
 class Hub:
     """Validated, permission-checked content actions over a :class:`node.store.Store`."""
 
-    def __init__(self, store: object, *, clock: Callable[[], float] | None = None,
+    def __init__(self, store: Store, *, clock: Callable[[], float] | None = None,
                  blobs: _blobs.BlobStore | None = None,
                  upload_max_bytes: int = 200 * MIB,
                  password_hasher: PasswordHasher | None = None,
                  retention_days: int = 30, quota_bytes: int | None = None) -> None:
-        self.store: Store = store  # type: ignore[assignment]
+        self.store = store
         self.clock = clock or time.time
         self.blobs = blobs or _blobs.BlobStore(self.store.path.parent / "library")
         self.upload_max_bytes = upload_max_bytes
@@ -113,94 +121,112 @@ class Hub:
         self._raise(problems)
         return clean
 
-    def _changes(self, allowed: tuple[str, ...], current: object,
-                 changes: dict[str, Any]) -> dict[str, Any]:
-        unknown = {k: msg(N_("cannot be changed here")) for k in changes if k not in allowed}
+    # --- listings, notices and library items, by family ----------------------
+    def find(self, family: Family, item_id: str) -> Item | None:
+        """The live item of ``family`` with this id, expired or not; None if unknown or deleted."""
+        readers: dict[str, Callable[[str], Item | None]] = {
+            "listing": self.store.listing, "notice": self.store.notice,
+            "library": self.store.library_item}
+        return readers[family](item_id)
+
+    def _item(self, family: Family, item_id: str) -> Item:
+        item = self.find(family, item_id)
+        if item is None:
+            what = "library item" if family == "library" else family
+            raise NotFound(f"no {what} {item_id} (it may have been deleted)")
+        return item
+
+    def post(self, family: PostFamily, actor: str, **fields: object) -> Listing | Notice:
+        """Publish a listing or notice as ``actor``; returns it as the views now show it.
+
+        ``fields`` are the family's editable fields (:func:`node.store.kinds.editable`);
+        the optional ones default as in the entry format.
+        """
+        self._require(actor, "organiser")
+        names = editable(family)
+        self._raise({k: msg(N_("cannot be changed here")) for k in fields if k not in names})
+        given = {**_DEFAULTS[family], **fields}
+        self._raise({k: msg(N_("required")) for k in names if k not in given})
+        clean = self._check_fields({k: given[k] for k in names}, now=self._now())
+        wire = self.store.append(f"{family}.post", clean, actor=actor)
+        return cast("Listing | Notice", self._item(family, wire["id"]))
+
+    def edit(self, family: Family, actor: str, item_id: str, **changes: object) -> Item:
+        """Change fields of an item (any of its family's editable fields).
+
+        Unchanged fields are left out of the entry; nothing is signed when nothing changes.
+        """
+        self._require(actor, "organiser")
+        current = self._item(family, item_id)
+        unknown = {k: msg(N_("cannot be changed here")) for k in changes
+                   if k not in editable(family)}
         self._raise(unknown)
         clean = self._check_fields(changes, now=self._now(),
                                    old_expiry=getattr(current, "expires_at", None))
-        return {k: val for k, val in clean.items() if getattr(current, k) != val}
+        patch = {k: val for k, val in clean.items() if getattr(current, k) != val}
+        if patch:
+            self.store.append(f"{family}.edit", patch, actor=actor, target=item_id)
+        return self._item(family, item_id)
 
-    # --- listings ---------------------------------------------------------
+    def expire(self, family: PostFamily, actor: str, item_id: str) -> Listing | Notice:
+        """End a listing or notice now.
+
+        It disappears from residents' pages, stays in the audit, and can be edited back.
+        """
+        self._require(actor, "organiser")
+        self._item(family, item_id)
+        self.store.append(f"{family}.edit", {"expires_at": self._now()}, actor=actor,
+                          target=item_id)
+        return cast("Listing | Notice", self._item(family, item_id))
+
+    def delete(self, family: Family, actor: str, item_id: str) -> None:
+        """Delete an item for good: its text is erased on every node.
+
+        A library item's file goes too, unless another item uses it.
+        """
+        self._require(actor, "organiser")
+        item = self._item(family, item_id)
+        self.store.append(f"{family}.delete", {}, actor=actor, target=item_id)
+        if isinstance(item, LibraryItem):
+            self._drop_blob_if_unused(item.sha256)
+
     def post_listing(self, actor: str, *, category: str, title: str, body: str,
                      price: str = "", contact: str = "", expires_at: int | None = None,
                      pinned: bool = False) -> Listing:
-        """Publish a listing as ``actor``; returns it as the views now show it."""
-        self._require(actor, "organiser")
-        fields = self._check_fields(
-            {"category": category, "title": title, "body": body, "price": price,
-             "contact": contact, "expires_at": expires_at, "pinned": pinned}, now=self._now())
-        wire = self.store.append("listing.post", fields, actor=actor)
-        return self._listing(wire["id"])
-
-    def _listing(self, listing_id: str) -> Listing:
-        listing = self.store.listing(listing_id)
-        if listing is None:
-            raise NotFound(f"no listing {listing_id} (it may have been deleted)")
-        return listing
+        """Publish a listing as ``actor`` (:meth:`post` with its fields spelled out)."""
+        return cast(Listing, self.post("listing", actor, category=category, title=title,
+                                       body=body, price=price, contact=contact,
+                                       expires_at=expires_at, pinned=pinned))
 
     def edit_listing(self, actor: str, listing_id: str, **changes: object) -> Listing:
         """Change fields of a listing (any of post_listing's keyword fields)."""
-        self._require(actor, "organiser")
-        current = self._listing(listing_id)
-        patch = self._changes(_LISTING_FIELDS, current, changes)
-        if patch:
-            self.store.append("listing.edit", patch, actor=actor, target=listing_id)
-        return self._listing(listing_id)
+        return cast(Listing, self.edit("listing", actor, listing_id, **changes))
 
     def expire_listing(self, actor: str, listing_id: str) -> Listing:
-        """End a listing now (it disappears from residents' pages, stays in the audit)."""
-        self._require(actor, "organiser")
-        self._listing(listing_id)
-        self.store.append("listing.edit", {"expires_at": self._now()}, actor=actor,
-                          target=listing_id)
-        return self._listing(listing_id)
+        """End a listing now."""
+        return cast(Listing, self.expire("listing", actor, listing_id))
 
     def delete_listing(self, actor: str, listing_id: str) -> None:
-        """Delete a listing for good; its text is erased on every node."""
-        self._require(actor, "organiser")
-        self._listing(listing_id)
-        self.store.append("listing.delete", {}, actor=actor, target=listing_id)
+        """Delete a listing for good."""
+        self.delete("listing", actor, listing_id)
 
-    # --- notices ----------------------------------------------------------
     def post_notice(self, actor: str, *, title: str, body: str, urgent: bool = False,
                     pinned: bool = False, expires_at: int | None = None) -> Notice:
-        """Publish a notice."""
-        self._require(actor, "organiser")
-        fields = self._check_fields({"title": title, "body": body, "urgent": urgent,
-                                     "pinned": pinned, "expires_at": expires_at},
-                                    now=self._now())
-        wire = self.store.append("notice.post", fields, actor=actor)
-        return self._notice(wire["id"])
-
-    def _notice(self, notice_id: str) -> Notice:
-        notice = self.store.notice(notice_id)
-        if notice is None:
-            raise NotFound(f"no notice {notice_id} (it may have been deleted)")
-        return notice
+        """Publish a notice (:meth:`post` with its fields spelled out)."""
+        return cast(Notice, self.post("notice", actor, title=title, body=body, urgent=urgent,
+                                      pinned=pinned, expires_at=expires_at))
 
     def edit_notice(self, actor: str, notice_id: str, **changes: object) -> Notice:
         """Change fields of a notice."""
-        self._require(actor, "organiser")
-        current = self._notice(notice_id)
-        patch = self._changes(_NOTICE_FIELDS, current, changes)
-        if patch:
-            self.store.append("notice.edit", patch, actor=actor, target=notice_id)
-        return self._notice(notice_id)
+        return cast(Notice, self.edit("notice", actor, notice_id, **changes))
 
     def expire_notice(self, actor: str, notice_id: str) -> Notice:
         """End a notice now."""
-        self._require(actor, "organiser")
-        self._notice(notice_id)
-        self.store.append("notice.edit", {"expires_at": self._now()}, actor=actor,
-                          target=notice_id)
-        return self._notice(notice_id)
+        return cast(Notice, self.expire("notice", actor, notice_id))
 
     def delete_notice(self, actor: str, notice_id: str) -> None:
         """Delete a notice for good."""
-        self._require(actor, "organiser")
-        self._notice(notice_id)
-        self.store.append("notice.delete", {}, actor=actor, target=notice_id)
+        self.delete("notice", actor, notice_id)
 
     # --- library ----------------------------------------------------------
     def add_library_file(self, actor: str, stream: BinaryIO, *, filename: str, title: str,
@@ -267,26 +293,15 @@ class Hub:
             self.blobs.delete(sha)
 
     def _library_item(self, item_id: str) -> LibraryItem:
-        item = self.store.library_item(item_id)
-        if item is None:
-            raise NotFound(f"no library item {item_id} (it may have been deleted)")
-        return item
+        return cast(LibraryItem, self._item("library", item_id))
 
     def edit_library_item(self, actor: str, item_id: str, **changes: object) -> LibraryItem:
         """Change a library item's title, author, language, description or collection."""
-        self._require(actor, "organiser")
-        current = self._library_item(item_id)
-        patch = self._changes(_LIBRARY_FIELDS, current, changes)
-        if patch:
-            self.store.append("library.edit", patch, actor=actor, target=item_id)
-        return self._library_item(item_id)
+        return cast(LibraryItem, self.edit("library", actor, item_id, **changes))
 
     def delete_library_item(self, actor: str, item_id: str) -> None:
         """Remove an item from the library (and its file, unless another item uses it)."""
-        self._require(actor, "organiser")
-        item = self._library_item(item_id)
-        self.store.append("library.delete", {}, actor=actor, target=item_id)
-        self._drop_blob_if_unused(item.sha256)
+        self.delete("library", actor, item_id)
 
     # --- residents' submissions -------------------------------------------
     def submit_listing(self, *, category: str, title: str, body: str, price: str = "",

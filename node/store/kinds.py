@@ -168,6 +168,34 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 CREATING = frozenset({"listing.post", "notice.post", "library.add", "submission.create"})
 
 
+def editable(family: str) -> tuple[str, ...]:
+    """The body fields an organiser may change in an item of ``family``, in declared order.
+
+    They are the fields of the family's ``.edit`` kind, so the hub, the
+    organisers' forms and the entry format cannot disagree about them.
+    """
+    return tuple(KINDS[f"{family}.edit"].fields)
+
+
+def text_limits() -> dict[str, int]:
+    """Each text field's limit in characters, over every kind (a name has one limit)."""
+    limits: dict[str, int] = {}
+    for kind in KINDS.values():
+        for name, spec in kind.fields.items():
+            if spec.max_len is None:
+                continue
+            if limits.setdefault(name, spec.max_len) != spec.max_len:
+                raise ValueError(f"field {name}: two limits ({limits[name]} and "
+                                 f"{spec.max_len}, in {kind.name}); a name has one limit")
+    return limits
+
+
+def required_text() -> frozenset[str]:
+    """Text fields that a creating kind requires: people must fill them in (not blank)."""
+    return frozenset(name for kind in CREATING for name, spec in KINDS[kind].fields.items()
+                     if spec.required and spec.types == STR)
+
+
 def body_problems(kind: Kind, body: Any) -> list[str]:
     """Everything wrong with ``body`` for ``kind``, as ``field X: problem`` strings."""
     if not isinstance(body, dict):

@@ -24,6 +24,8 @@ from node.store.models import (
 )
 
 MAX_PER_PAGE = 200
+#: Items not expired at the time given as the query's parameter.
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
 def _page_args(page: int, per_page: int) -> tuple[int, int, int]:
@@ -104,7 +106,7 @@ class StoreReads:
                  now: int | None = None) -> Page[Listing]:
         """Live listings (expired ones hidden), pinned first, then newest."""
         page, per_page, offset = _page_args(page, per_page)
-        where = "(expires_at IS NULL OR expires_at > ?)"
+        where = _LIVE
         args: list[Any] = [self._now() if now is None else now]
         if category is not None:
             where += " AND category = ?"
@@ -126,10 +128,23 @@ class StoreReads:
     # --- notices -------------------------------------------------------------
     def notices(self, now: int | None = None, limit: int | None = None) -> list[Notice]:
         """Live notices: urgent first, then pinned, then newest."""
+        return self._notices(self._now() if now is None else now,
+                             -1 if limit is None else limit, 0)
+
+    def notice_page(self, page: int = 1, per_page: int = 20,
+                    now: int | None = None) -> Page[Notice]:
+        """One page of :meth:`notices` (in the same order), with the number of live notices."""
+        page, per_page, offset = _page_args(page, per_page)
+        now = self._now() if now is None else now
+        (total,) = self._conn().execute(f"SELECT count(*) FROM notices WHERE {_LIVE}",  # noqa: S608
+                                        (now,)).fetchone()
+        return Page(tuple(self._notices(now, per_page, offset)), page, per_page, total)
+
+    def _notices(self, now: int, limit: int, offset: int) -> list[Notice]:
         rows = self._conn().execute(
-            "SELECT * FROM notices WHERE expires_at IS NULL OR expires_at > ? "
-            "ORDER BY urgent DESC, pinned DESC, created_at DESC, id LIMIT ?",
-            (self._now() if now is None else now, -1 if limit is None else limit)).fetchall()
+            f"SELECT * FROM notices WHERE {_LIVE} "  # noqa: S608
+            "ORDER BY urgent DESC, pinned DESC, created_at DESC, id LIMIT ? OFFSET ?",
+            (now, limit, offset)).fetchall()
         return [_notice(r) for r in rows]
 
     def notice(self, notice_id: str) -> Notice | None:

@@ -12,19 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from node.messages import N_, msg
-from node.store.kinds import ACCOUNT_NAME, LANGUAGE, TEXT_MAX, TITLE_MAX
+from node.store.kinds import ACCOUNT_NAME, LANGUAGE, required_text, text_limits
 from node.store.models import CATEGORIES, ROLES
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 1024
-#: Field limits in characters, shared with the entry kinds (docs/entry-format.md).
-LIMITS: dict[str, int] = {
-    "title": TITLE_MAX, "body": TEXT_MAX, "description": TEXT_MAX, "price": 60,
-    "contact": 200, "author": TITLE_MAX, "collection": 80, "language": 35,
-    "display_name": 80, "reason": 500,
-}
-#: Fields that may not be left empty.
-REQUIRED = frozenset({"title", "body"})
+#: Field limits in characters, from the entry kinds (node.store.kinds, docs/entry-format.md),
+#: so a form refuses exactly what every node would refuse.
+LIMITS: dict[str, int] = text_limits()
+#: Fields that may not be left empty (the text fields a creating kind requires).
+REQUIRED = required_text()
 
 Problems = dict[str, str]
 

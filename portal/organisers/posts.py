@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flask import (
     Blueprint,
@@ -26,7 +26,9 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from node.errors import ValidationError
-from node.store.models import Page
+from node.hub import PostFamily
+from node.store.kinds import editable
+from node.store.models import Listing, Notice, Page
 from portal.auth import login_required
 from portal.organisers.forms import (
     ActionForm,
@@ -45,18 +47,19 @@ bp = Blueprint("posts", __name__)
 class _Kind:
     """What differs between listings and notices."""
 
-    name: str  #: "listing" or "notice": hub methods are post_<name>, edit_<name>, ...
+    name: PostFamily  #: the hub's family: "listing" or "notice"
     plural: str  #: URL part and template prefix: "listings" or "notices"
     form: type[FlaskForm]
-    fields: tuple[str, ...]  #: form fields = hub keyword arguments
     public_endpoint: str  #: the residents' page of one item
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The form's fields: the family's editable fields (node.store.kinds)."""
+        return editable(self.name)
 
-LISTING = _Kind("listing", "listings", ListingForm,
-                ("category", "title", "body", "price", "contact", "expires_at", "pinned"),
-                "listings.show")
-NOTICE = _Kind("notice", "notices", NoticeForm,
-               ("title", "body", "urgent", "pinned", "expires_at"), "notices.show")
+
+LISTING = _Kind("listing", "listings", ListingForm, "listings.show")
+NOTICE = _Kind("notice", "notices", NoticeForm, "notices.show")
 KINDS = {k.plural: k for k in (LISTING, NOTICE)}
 
 
@@ -65,8 +68,8 @@ def _kind(plural: str) -> _Kind:
     return found(kind)
 
 
-def _get(kind: _Kind, item_id: str) -> Any:
-    return found(getattr(store(), kind.name)(item_id))
+def _get(kind: _Kind, item_id: str) -> Listing | Notice:
+    return cast("Listing | Notice", found(hub().find(kind.name, item_id)))
 
 
 def _form_values(kind: _Kind, form: FlaskForm) -> dict[str, Any]:
@@ -105,21 +108,15 @@ def index(plural: str) -> ResponseReturnValue:
     kind = _kind(plural)
     per_page = int(current_app.config.get("PAGE_SIZE", 20))
     # now=0: the view as seen from the start of time, so expired items are included.
+    # Paged by the store, so every page stays small (under 50 KB) as the node ages.
+    page: Page[Listing] | Page[Notice]
     if kind is LISTING:
         page = store().listings(page=page_number(), per_page=per_page, now=0)
-        items = page.items
     else:
-        # Notices are few per day but never paged by the store: page them here so
-        # the list stays small (every page is under 50 KB) as the node ages.
-        everything = store().notices(now=0)
-        number = page_number()
-        start = (number - 1) * per_page
-        if number > 1 and start >= len(everything):
-            abort(404)
-        page = Page(items=tuple(everything[start:start + per_page]), page=number,
-                    per_page=per_page, total=len(everything))
-        items = page.items
-    return render_template(f"organisers/{kind.plural}.html", kind=kind, items=items,
+        page = store().notice_page(page=page_number(), per_page=per_page, now=0)
+    if page.page > 1 and not page.items:
+        abort(404)
+    return render_template(f"organisers/{kind.plural}.html", kind=kind, items=page.items,
                            page=page, now=int(time.time()), action_form=ActionForm())
 
 
@@ -132,7 +129,7 @@ def new(plural: str) -> ResponseReturnValue:
     leftover: list[str] = []
     if form.validate_on_submit():
         try:
-            item = getattr(hub(), f"post_{kind.name}")(actor(), **_form_values(kind, form))
+            item = hub().post(kind.name, actor(), **_form_values(kind, form))
         except ValidationError as error:
             leftover = apply_errors(form, error.fields)
         else:
@@ -158,7 +155,7 @@ def edit(plural: str, item_id: str) -> ResponseReturnValue:
             flash(_messages(kind)["same"], "info")
             return _back(kind)
         try:
-            getattr(hub(), f"edit_{kind.name}")(actor(), item.id, **changes)
+            hub().edit(kind.name, actor(), item.id, **changes)
         except ValidationError as error:
             leftover = apply_errors(form, error.fields)
         else:
@@ -174,7 +171,7 @@ def expire(plural: str, item_id: str) -> ResponseReturnValue:
     """End a listing or notice now (it stays in the audit and can be edited back)."""
     kind = _kind(plural)
     item = _get(kind, item_id)
-    getattr(hub(), f"expire_{kind.name}")(actor(), item.id)
+    hub().expire(kind.name, actor(), item.id)
     flash(_messages(kind)["expire"], "success")
     return _back(kind)
 
@@ -187,7 +184,7 @@ def pin(plural: str, item_id: str) -> ResponseReturnValue:
     item = _get(kind, item_id)
     pinned = request.form.get("pinned") == "1"
     if pinned != item.pinned:
-        getattr(hub(), f"edit_{kind.name}")(actor(), item.id, pinned=pinned)
+        hub().edit(kind.name, actor(), item.id, pinned=pinned)
     flash(_messages(kind)["pin" if pinned else "unpin"], "success")
     return _back(kind)
 
@@ -200,7 +197,7 @@ def delete(plural: str, item_id: str) -> ResponseReturnValue:
     item = _get(kind, item_id)
     form = ActionForm()
     if form.validate_on_submit():
-        getattr(hub(), f"delete_{kind.name}")(actor(), item.id)
+        hub().delete(kind.name, actor(), item.id)
         flash(_messages(kind)["delete"], "success")
         return _back(kind)
     return render_template("organisers/confirm_delete.html", item=item, form=form,
