@@ -216,3 +216,22 @@ def test_erased_submission_cannot_be_approved(hub: Hub, clock: FakeClock) -> Non
     with pytest.raises(ValidationError, match="erased"):
         hub.decide_submission("ada", sub.id, approve=True)
     assert hub.decide_submission("ada", sub.id, approve=False).status == "rejected"
+
+
+def test_the_hub_checks_limits_and_fields_as_the_entry_kinds_declare(hub: Hub) -> None:
+    """A form's limits are the entry format's (node/store/kinds.py), not a second copy."""
+    from node.store.kinds import KINDS, editable
+
+    limit = KINDS["notice.post"].fields["title"].max_len
+    assert limit is not None
+    with pytest.raises(ValidationError) as too_long:
+        hub.post("notice", "ada", title="x" * (limit + 1), body="Text.")
+    assert set(fields_of(too_long)) == {"title"}
+    assert hub.post("notice", "ada", title="x" * limit, body="Text.").title == "x" * limit
+    with pytest.raises(ValidationError) as unknown:
+        hub.post("notice", "ada", title="Hi", body="Text.", category="free")
+    assert set(fields_of(unknown)) == {"category"}
+    with pytest.raises(ValidationError) as missing:
+        hub.post("listing", "ada", title="Hi", body="Text.")
+    assert set(fields_of(missing)) == {"category"}
+    assert set(editable("listing")) == set(KINDS["listing.post"].fields) - {"from_submission"}

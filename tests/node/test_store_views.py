@@ -72,6 +72,10 @@ def test_notices_urgent_then_pinned_then_newest(store: Store, clock: FakeClock) 
     assert [n.id for n in store.notices()] == [urgent, pinned, newest]
     assert store.notice(gone) is not None
     assert [n.id for n in store.notices(limit=1)] == [urgent]
+    second = store.notice_page(page=2, per_page=2)
+    assert [n.id for n in second.items] == [newest] and second.total == 3
+    everything = store.notice_page(per_page=10, now=0)
+    assert [n.id for n in everything.items] == [urgent, pinned, gone, newest]
 
 
 def test_edit_is_a_partial_patch_last_writer_wins(store: Store, clock: FakeClock) -> None:
