@@ -62,7 +62,8 @@ class Hub:
                  blobs: _blobs.BlobStore | None = None,
                  upload_max_bytes: int = 200 * MIB,
                  password_hasher: PasswordHasher | None = None,
-                 retention_days: int = 30, quota_bytes: int | None = None) -> None:
+                 retention_days: int = 30, quota_bytes: int | None = None,
+                 urgent_notice_hours: int = 48) -> None:
         self.store = store
         self.clock = clock or time.time
         self.blobs = blobs or _blobs.BlobStore(self.store.path.parent / "library")
@@ -70,6 +71,8 @@ class Hub:
         self._hasher = password_hasher  # the default is made on first use (sign-in)
         self.retention_days = retention_days
         self.quota_bytes = quota_bytes  #: disk space the library may use (None: no limit)
+        #: An urgent notice given no expiry ends this long after it is posted or made urgent.
+        self.urgent_notice_seconds = urgent_notice_hours * 3600
         self._dummy_hash: str | None = None
 
     @property
@@ -140,12 +143,15 @@ class Hub:
         """Publish a listing or notice as ``actor``; returns it as the views now show it.
 
         ``fields`` are the family's editable fields (:func:`node.store.kinds.editable`);
-        the optional ones default as in the entry format.
+        the optional ones default as in the entry format. An urgent notice without
+        an expiry ends after the node's default time (``portal.urgent_notice_hours``).
         """
         self._require(actor, "organiser")
         names = editable(family)
         self._raise({k: msg(N_("cannot be changed here")) for k in fields if k not in names})
         given = {**_DEFAULTS[family], **fields}
+        if family == "notice" and given["urgent"] is True and given["expires_at"] is None:
+            given["expires_at"] = self._now() + self.urgent_notice_seconds
         self._raise({k: msg(N_("required")) for k in names if k not in given})
         clean = self._check_fields({k: given[k] for k in names}, now=self._now())
         wire = self.store.append(f"{family}.post", clean, actor=actor)
@@ -164,6 +170,9 @@ class Hub:
         clean = self._check_fields(changes, now=self._now(),
                                    old_expiry=getattr(current, "expires_at", None))
         patch = {k: val for k, val in clean.items() if getattr(current, k) != val}
+        if isinstance(current, Notice) and patch.get("urgent", current.urgent) \
+                and patch.get("expires_at", current.expires_at) is None:
+            patch["expires_at"] = self._now() + self.urgent_notice_seconds  # as post() does
         if patch:
             self.store.append(f"{family}.edit", patch, actor=actor, target=item_id)
         return self._item(family, item_id)
@@ -469,5 +478,6 @@ def open_hub(cfg: NodeConfig, *, clock: Callable[[], float] | None = None,
               upload_max_bytes=cfg.get("portal.upload_max_mb") * MIB,
               password_hasher=password_hasher,
               retention_days=cfg.get("privacy.submission_retention_days"),
-              quota_bytes=cfg.get("portal.library_quota_mb") * MIB)
+              quota_bytes=cfg.get("portal.library_quota_mb") * MIB,
+              urgent_notice_hours=cfg.get("portal.urgent_notice_hours"))
     return store, hub

@@ -149,6 +149,10 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=1, maximum=65536),
     Setting("portal", "library_quota_mb", int, 8192,
             "Disk space the library may use on this node, in MiB.", minimum=16),
+    Setting("portal", "urgent_notice_hours", int, 48,
+            "Hours an urgent notice stays up when it is posted (or made urgent) without an "
+            "expiry, so its red banner cannot stay on every page forever.",
+            minimum=1, maximum=8760),
     Setting("portal", "behind_proxy", bool, False,
             "True when nginx (or another proxy) is in front: trust one X-Forwarded-For hop."),
     Setting("portal", "cache_seconds", int, 5,

@@ -19,6 +19,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -41,6 +42,8 @@ from portal.organisers.forms import (
 from portal.organisers.services import actor, found, hub, page_number, store
 
 bp = Blueprint("posts", __name__)
+#: In the organiser's session after Expire: what Undo needs (the item and its earlier expiry).
+UNDO_KEY = "undo_expire"
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,12 @@ def _messages(kind: _Kind) -> dict[str, str]:
     if kind is LISTING:
         return {"post": _("Listing published."), "edit": _("Listing saved."),
                 "expire": _("Listing expired: residents no longer see it."),
+                "undo": _("Listing restored: residents see it again."),
                 "pin": _("Listing pinned."), "unpin": _("Listing unpinned."),
                 "delete": _("Listing deleted."), "same": _("Nothing was changed.")}
     return {"post": _("Notice published."), "edit": _("Notice saved."),
             "expire": _("Notice expired: residents no longer see it."),
+            "undo": _("Notice restored: residents see it again."),
             "pin": _("Notice pinned."), "unpin": _("Notice unpinned."),
             "delete": _("Notice deleted."), "same": _("Nothing was changed.")}
 
@@ -150,6 +155,10 @@ def edit(plural: str, item_id: str) -> ResponseReturnValue:
     leftover: list[str] = []
     if form.validate_on_submit():
         values = _form_values(kind, form)
+        if item.expires_at is not None and form.expires_at.data == from_timestamp(item.expires_at):
+            # The form shows the expiry to the minute: left as shown, it is unchanged
+            # (an expired item's typo can be fixed without bringing it back).
+            values["expires_at"] = item.expires_at
         changes = {k: v for k, v in values.items() if v != getattr(item, k)}
         if not changes:
             flash(_messages(kind)["same"], "info")
@@ -168,12 +177,35 @@ def edit(plural: str, item_id: str) -> ResponseReturnValue:
 @bp.post("/<any(listings, notices):plural>/<item_id>/expire")
 @login_required()
 def expire(plural: str, item_id: str) -> ResponseReturnValue:
-    """End a listing or notice now (it stays in the audit and can be edited back)."""
+    """End a listing or notice now (it stays in the audit; the list then offers Undo)."""
     kind = _kind(plural)
     item = _get(kind, item_id)
     hub().expire(kind.name, actor(), item.id)
+    session[UNDO_KEY] = {"plural": kind.plural, "id": item.id, "title": item.title,
+                         "expires_at": item.expires_at}
     flash(_messages(kind)["expire"], "success")
     return _back(kind)
+
+
+@bp.post("/<any(listings, notices):plural>/<item_id>/undo-expire")
+@login_required()
+def undo_expire(plural: str, item_id: str) -> ResponseReturnValue:
+    """Give back the expiry an item had before this organiser's last Expire (once)."""
+    kind = _kind(plural)
+    item = _get(kind, item_id)
+    undo = session.get(UNDO_KEY)
+    if not isinstance(undo, dict) or undo.get("id") != item.id or undo.get("plural") != plural:
+        flash(_("There is nothing to undo."), "info")
+        return _back(kind)
+    session.pop(UNDO_KEY)
+    try:
+        hub().edit(kind.name, actor(), item.id, expires_at=undo.get("expires_at"))
+    except ValidationError:
+        flash(_("Its earlier end date has passed meanwhile: edit it to choose a new one."),
+              "error")
+        return redirect(url_for(".edit", plural=kind.plural, item_id=item.id))
+    flash(_messages(kind)["undo"], "success")
+    return _back(kind, item.id)
 
 
 @bp.post("/<any(listings, notices):plural>/<item_id>/pin")

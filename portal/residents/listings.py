@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 
 from node.store.models import CATEGORIES
 from portal.db import found, get_store
+from portal.residents.ended import ended_page, has_ended
 from portal.residents.labels import CATEGORY_LABELS
 from portal.residents.paging import page_number, per_page, require_existing
 
@@ -33,7 +36,11 @@ def category(category: str) -> str:
 
 
 @bp.get("/listing/<listing_id>")
-def show(listing_id: str) -> str:
-    """One listing (404 when unknown, deleted or expired)."""
+def show(listing_id: str) -> ResponseReturnValue:
+    """One listing (404 when unknown or deleted; 410, with no details, once it has ended)."""
     listing = found(get_store().listing(listing_id))
+    if has_ended(listing.expires_at):
+        return ended_page(listing.title, _("This listing has ended."),
+                          url_for("listings.category", category=listing.category),
+                          _("More in %(category)s", category=CATEGORY_LABELS[listing.category]))
     return render_template("residents/listing.html", listing=listing, labels=CATEGORY_LABELS)
