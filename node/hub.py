@@ -251,20 +251,41 @@ class Hub:
                  "description": description, "collection": collection}
         self._check_fields(given, now=self._now())  # before storing the upload
         limit = self.upload_max_bytes if max_bytes is None else max_bytes
-        room = None if self.quota_bytes is None else max(0, self.quota_bytes - self.blobs.usage())
-        full = {"file": msg(N_("the library has room for %(room).1f MiB more (its quota is "
-                               "%(quota)g MiB); remove items or raise portal.library_quota_mb"),
-                            room=(room or 0) / MIB, quota=(self.quota_bytes or 0) / MIB)}
+        room = self.library_room()
         if room is not None and room < limit:
-            if room == 0:
-                raise ValidationError(full)
+            self.require_library_room(1, room=room)  # a full library refuses before reading
             try:
                 sha, _size = self.blobs.put(stream, room)
             except ValidationError:
-                raise ValidationError(full) from None
+                raise self._library_full(room) from None
         else:
             sha, _size = self.blobs.put(stream, limit)
         return self.add_stored_library_file(actor, sha, filename=filename, **given)
+
+    def library_room(self) -> int | None:
+        """Bytes the library may still take under its quota (``None``: no quota)."""
+        if self.quota_bytes is None:
+            return None
+        return max(0, self.quota_bytes - self.blobs.usage())
+
+    def require_library_room(self, size: int, *, room: int | None = None) -> None:
+        """Refuse (``ValidationError`` on ``file``) a new file of ``size`` bytes that the
+        quota has no room for; the one quota check of uploads and ``meshhub library add``.
+
+        ``room`` is :meth:`library_room` when the caller already knows it (an import
+        of many files keeps count instead of measuring the library for each).
+        """
+        if self.quota_bytes is None:
+            return
+        room = self.library_room() if room is None else room
+        if size > room:
+            raise self._library_full(room)
+
+    def _library_full(self, room: int) -> ValidationError:
+        return ValidationError({"file": msg(
+            N_("the library has room for %(room).1f MiB more (its quota is %(quota)g MiB); "
+               "remove items or raise portal.library_quota_mb"),
+            room=room / MIB, quota=(self.quota_bytes or 0) / MIB)})
 
     def add_stored_library_file(self, actor: str, sha256: str, *, filename: str,
                                 title: str = "", author: str = "", language: str = "",

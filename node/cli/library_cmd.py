@@ -31,18 +31,14 @@ _COPY = click.option("--copy", is_flag=True,
                      help="Always copy into the library, never hard-link the file.")
 
 
-def _importer(ctx: click.Context, hub: Hub, actor: str, no_verify: bool, copy: bool
-              ) -> Importer:
-    from node.cli.common import load_node_config
+def _importer(hub: Hub, actor: str, no_verify: bool, copy: bool) -> Importer:
     from node.library import Importer
 
-    cfg = load_node_config(ctx)
     account = hub.store.account(actor)
     if account is None or account.disabled:
         raise PermissionDenied(f"{actor!r} is not an enabled organiser account "
                                "(see 'meshhub organiser list')")
-    return Importer(hub, actor, quota_bytes=cfg.get("portal.library_quota_mb") * MIB,
-                    verify=not no_verify, link=not copy)
+    return Importer(hub, actor, verify=not no_verify, link=not copy)
 
 
 @click.group()
@@ -67,7 +63,7 @@ def library_add(ctx: click.Context, file: Path, actor: str, title: str, collecti
     so a large archive is neither read into memory nor stored twice.
     """
     with node_hub(ctx) as (_, hub):
-        importer = _importer(ctx, hub, actor, no_verify, copy)
+        importer = _importer(hub, actor, no_verify, copy)
         size = file.stat().st_size
         with click.progressbar(length=size, label=f"Reading {file.name}", file=None,
                                show_pos=False) as bar:
@@ -104,7 +100,7 @@ def library_import(ctx: click.Context, directory: Path, actor: str, collection: 
 
     files = list(iter_files(directory))
     with node_hub(ctx) as (_, hub):
-        importer = _importer(ctx, hub, actor, no_verify, copy)
+        importer = _importer(hub, actor, no_verify, copy)
         results = []
         with click.progressbar(files, label=f"Importing {len(files)} files",
                                item_show_func=lambda p: p.name if p else "") as bar:

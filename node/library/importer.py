@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["ImportResult", "ImportSummary", "Importer", "library_usage"]
 
 Status = Literal["added", "skipped", "refused"]
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,11 @@ def iter_files(directory: Path) -> Iterator[Path]:
 
 
 class Importer:
-    """Adds files to the library as ``actor``, within ``quota_bytes`` of library disk space."""
+    """Adds files to the library as ``actor``, within the hub's library quota."""
 
-    def __init__(self, hub: Hub, actor: str, *, quota_bytes: int | None = None,
-                 verify: bool = True, link: bool = True) -> None:
+    def __init__(self, hub: Hub, actor: str, *, verify: bool = True, link: bool = True) -> None:
         self.hub = hub
         self.actor = actor
-        self.quota_bytes = quota_bytes
         self.verify = verify
         self.link = link
         self._used: int | None = None
@@ -125,12 +122,9 @@ class Importer:
                 return ImportResult(path, "skipped",
                                     f"already in the library as “{existing[0].title}”",
                                     existing[0])
-            if (self.quota_bytes is not None and not self.hub.blobs.has(sha)
-                    and self.used_bytes + size > self.quota_bytes):
-                return ImportResult(path, "refused", (
-                    f"the library would exceed its quota of {self.quota_bytes / MIB:,.0f} MiB "
-                    f"({self.used_bytes / MIB:,.0f} MiB used, this file is {size / MIB:,.1f} "
-                    "MiB); raise portal.library_quota_mb in node.toml or remove items"))
+            if self.hub.quota_bytes is not None and not self.hub.blobs.has(sha):
+                self.hub.require_library_room(
+                    size, room=max(0, self.hub.quota_bytes - self.used_bytes))
             found = read_metadata(path, media_type, verify_zim=self.verify)
             newly_stored = self._place(path, sha)
             try:

@@ -1,7 +1,8 @@
 """The captive portal: every phone's sign-in sheet, and the residents' "Connect".
 
 * probes of iOS/macOS, Android/ChromeOS, Windows, Firefox and NetworkManager
-  (:mod:`portal.captive.probes`), answered before any other view;
+  (the one table in :mod:`node.captive_probes`, shared with `meshhub diag portal`),
+  answered before any other view;
 * ``/welcome`` (house rules and one Connect button), ``/connected``, and the RFC 8908
   API at ``/api/captive`` (:mod:`portal.captive.views`);
 * the gate is asked over its Unix socket (:mod:`portal.captive.state`).

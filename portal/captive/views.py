@@ -14,9 +14,9 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
+from node.captive_probes import Probe, classify
 from node.config import NodeConfig
 from node.gate import GateError, GateUnavailable, NoGate
-from portal.captive.probes import Probe, classify
 from portal.captive.state import (
     ClientState,
     client_ip,

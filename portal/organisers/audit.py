@@ -10,7 +10,8 @@ from flask_babel import lazy_gettext as _l
 
 from node.store.models import AuditEvent
 from portal.auth import login_required, role_at_least
-from portal.organisers.services import page_number, setting, store
+from portal.organisers.services import setting, store
+from portal.paging import page_number
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 

@@ -15,7 +15,8 @@ from flask_babel import gettext as _
 from node.errors import ValidationError
 from portal.auth import login_required
 from portal.organisers.forms import ActionForm, LibraryItemForm, LibraryUploadForm, apply_errors
-from portal.organisers.services import actor, found, hub, page_number, setting, store
+from portal.organisers.services import actor, found, hub, setting, store
+from portal.paging import page_number
 
 bp = Blueprint("library", __name__, url_prefix="/library")
 

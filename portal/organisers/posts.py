@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -39,7 +38,8 @@ from portal.organisers.forms import (
     from_timestamp,
     to_timestamp,
 )
-from portal.organisers.services import actor, found, hub, page_number, store
+from portal.organisers.services import actor, found, hub, store
+from portal.paging import page_number, require_existing
 
 bp = Blueprint("posts", __name__)
 #: In the organiser's session after Expire: what Undo needs (the item and its earlier expiry).
@@ -119,8 +119,7 @@ def index(plural: str) -> ResponseReturnValue:
         page = store().listings(page=page_number(), per_page=per_page, now=0)
     else:
         page = store().notice_page(page=page_number(), per_page=per_page, now=0)
-    if page.page > 1 and not page.items:
-        abort(404)
+    require_existing(page)
     return render_template(f"organisers/{kind.plural}.html", kind=kind, items=page.items,
                            page=page, now=int(time.time()), action_form=ActionForm())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import abort, current_app, g, request
+from flask import abort, current_app, g
 
 from node.hub import Hub
 
@@ -44,11 +44,3 @@ def found(item: T | None) -> T:
 def actor() -> str:
     """The signed-in organiser's account name (views are behind ``login_required``)."""
     return str(g.account.name)
-
-
-def page_number() -> int:
-    """``?page=N`` as a positive integer; 404 for anything else."""
-    raw = request.args.get("page", "1")
-    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
-        abort(404)
-    return int(raw)

@@ -11,8 +11,8 @@ from flask import Blueprint, Response, abort, render_template, request, send_fil
 
 from node.store.models import MEDIA_TYPES, LibraryItem
 from portal.db import found, get_blobs, get_store
+from portal.paging import page_number, per_page, require_existing
 from portal.residents.labels import MEDIA_LABELS
-from portal.residents.paging import page_number, per_page, require_existing
 from portal.residents.zim import zim_context
 from portal.security import EMBEDDABLE_POLICY
 

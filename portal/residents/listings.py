@@ -8,9 +8,9 @@ from flask_babel import gettext as _
 
 from node.store.models import CATEGORIES
 from portal.db import found, get_store
+from portal.paging import page_number, per_page, require_existing
 from portal.residents.ended import ended_page, has_ended
 from portal.residents.labels import CATEGORY_LABELS
-from portal.residents.paging import page_number, per_page, require_existing
 
 bp = Blueprint("listings", __name__)
 

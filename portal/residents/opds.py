@@ -24,8 +24,8 @@ from flask_babel import ngettext
 
 from node.store.models import MEDIA_TYPES, LibraryItem, Page
 from portal.db import get_store
+from portal.paging import page_number, require_existing
 from portal.residents.labels import MEDIA_LABELS
-from portal.residents.paging import page_number, require_existing
 
 __all__ = ["ACQUISITION", "NAVIGATION", "bp"]
 

@@ -6,8 +6,8 @@ from flask import Blueprint, render_template, request
 
 from node.store.models import Page, SearchHit
 from portal.db import get_store
+from portal.paging import page_number, per_page, require_existing
 from portal.residents.labels import KIND_LABELS
-from portal.residents.paging import page_number, per_page, require_existing
 from portal.residents.zim import encyclopaedia_hits
 
 bp = Blueprint("search", __name__)

@@ -48,7 +48,7 @@ from node.errors import ValidationError
 from node.library.zim import ArchiveCache, OpenArchive, ZimContent, ZimHit, ZimInfo
 from node.store.models import LibraryItem, Page
 from portal.db import found, get_blobs, get_store
-from portal.residents.paging import page_number, require_existing
+from portal.paging import page_number, require_existing
 
 __all__ = ["ZIM_POLICY", "EncyclopaediaHits", "archive_cache", "bp", "encyclopaedia_hits",
            "register_library", "zim_context"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from node.captive_probes import PROBES, CaptiveProbe
+from node.captive_probes import PROBES, CaptiveProbe, classify
 from node.diag.phone import DnsAnswer, HttpAnswer
 from node.diag.portal import judge, judge_api
 
@@ -82,9 +82,8 @@ def test_the_captive_api_verdicts() -> None:
 
 
 def test_the_portal_answers_every_probe_as_the_diagnostic_expects() -> None:
-    """The portal keeps its own table (portal/captive/probes.py): both must agree."""
-    probes = pytest.importorskip("portal.captive.probes")
+    """What the portal answers (classify) is what each played check calls online."""
     for probe in PROBES:
-        answer = probes.classify(probe.host, probe.path, probe.user_agent)
-        assert answer is not None, probe.url
+        answer = classify(probe.host, probe.path, probe.user_agent)
+        assert answer is probe.answer, probe.url
         assert probe.succeeds(answer.status, answer.body), (probe.system, answer)

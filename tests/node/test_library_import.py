@@ -183,7 +183,8 @@ def test_damaged_zim_refused_and_nothing_kept(hub: Hub, tmp_path: Path) -> None:
 
 def test_quota_refuses_with_a_reason(hub: Hub, tmp_path: Path) -> None:
     pdf = write_pdf(tmp_path / "b.pdf")
-    result = Importer(hub, "olu", quota_bytes=100).add(pdf)
+    hub.quota_bytes = 100
+    result = Importer(hub, "olu").add(pdf)
     assert result.status == "refused"
     assert "quota" in result.reason and "portal.library_quota_mb" in result.reason
 

@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from node.captive_probes import BY_HOST, BY_PATH
 from node.gate import GateError, GateStatus, GateUnavailable
 from portal import db
-from portal.captive.probes import BY_HOST, BY_PATH
 from portal.captive.state import GATE_CLIENT_KEY
 from tests.portal.conftest import form_token, make_app, write_node_toml
 
