@@ -1,11 +1,16 @@
 """Organisers' sign-in and sign-out, the session that follows, and role checks.
 
 The session cookie (signed by Flask, HttpOnly and SameSite set by the app
-factory) holds only the account name, a per-sign-in nonce, the time of the
-last activity and an HMAC of the account's password hash. Every request that
-carries a session re-reads the account, so an account that is disabled, or
-whose password changed since that sign-in (on any node), is signed out at its
-next request. Failed sign-ins are counted per account and per client address
+factory) holds the account name, a random session token and an HMAC of the
+account's password hash. The session itself lives on the node
+(:mod:`portal.sessions`): signing out deletes it, so a copied cookie stops
+working; it ends after ``organisers.session_hours`` without use and, used or
+not, ``organisers.session_max_hours`` after sign-in. Admin actions also want
+the password typed within the last ``organisers.reauth_minutes``
+(:func:`login_required` sends the admin to :func:`confirm` first). Every
+request that carries a session re-reads the account, so an account that is
+disabled, or whose password changed since that sign-in (on any node), is
+signed out at its next request. Failed sign-ins are counted per account and per client address
 with :class:`portal.ratelimit.RateLimiter`; while either is over the limit,
 even the right password is refused (otherwise the limit would leak whether a
 guess was right).
@@ -17,11 +22,11 @@ import hashlib
 import hmac
 import logging
 import math
-import secrets
-import time
+import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -42,9 +47,11 @@ from flask_babel import ngettext
 
 from node.store.models import ROLES, Account
 from portal.i18n import here, safe_next
-from portal.organisers.forms import ActionForm, SignInForm
-from portal.organisers.services import hub, setting, store
+from portal.organisers.forms import ActionForm, ConfirmForm, SignInForm
+from portal.organisers.services import hub, setting
+from portal.organisers.services import store as content_store
 from portal.ratelimit import RateLimiter
+from portal.sessions import FILE_NAME, SessionStore
 
 log = logging.getLogger("meshhub.portal.auth")
 
@@ -53,11 +60,14 @@ bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
 #: Session keys owned by this module.
-_NAME, _NONCE, _SEEN, _PW = "organiser", "organiser_nonce", "organiser_seen", "organiser_pw"
-#: Refresh the "last seen" time at most this often, so that pages are not re-signed each hit.
+_NAME, _TOKEN, _PW = "organiser", "organiser_token", "organiser_pw"
+#: Record the "last seen" time at most this often (one write per minute, not per page).
 _SEEN_RESOLUTION_S = 60
 #: app.extensions key of the (per-account, per-client) sign-in limiters.
 LIMITS_KEY = "meshhub.signin_limits"
+#: app.extensions key of the node's :class:`~portal.sessions.SessionStore`.
+SESSIONS_KEY = "meshhub.sessions"
+_SESSIONS_LOCK = threading.Lock()
 
 
 # --- rate limits -------------------------------------------------------------
@@ -97,19 +107,72 @@ def _password_tag(account: Account) -> str:
     return hmac.new(key, account.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def sessions(app: Flask | None = None) -> SessionStore:
+    """The node's session store (``data_dir/portal-sessions.sqlite3``), opened on first use.
+
+    Its clock is the app's ``HUB_CLOCK`` when a test sets one.
+    """
+    app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+    store = app.extensions.get(SESSIONS_KEY)
+    if store is None:
+        with _SESSIONS_LOCK:
+            store = app.extensions.get(SESSIONS_KEY)
+            if store is None:
+                data_dir = app.config["NODE_CONFIG"].data_dir
+                store = SessionStore(data_dir / FILE_NAME, clock=app.config.get("HUB_CLOCK"))
+                app.extensions[SESSIONS_KEY] = store
+    return cast(SessionStore, store)
+
+
+def close_sessions(app: Flask) -> None:
+    """Close the app's session store, if it was opened (when the server stops)."""
+    with _SESSIONS_LOCK:
+        store = app.extensions.pop(SESSIONS_KEY, None)
+    if store is not None:
+        store.close()
+
+
+def _limits_s() -> tuple[int, int]:
+    """(idle, absolute) session limits in seconds, from node.toml."""
+    return (3600 * int(setting("organisers.session_hours")),
+            3600 * int(setting("organisers.session_max_hours")))
+
+
 def start_session(account: Account) -> None:
     """Sign ``account`` in on this browser, in a fresh session (no fixation)."""
+    store = sessions()
+    old = session.get(_TOKEN)
+    if old:
+        store.end(str(old))
+    idle, lifetime = _limits_s()
+    store.purge(idle_s=idle, lifetime_s=lifetime)
     session.clear()
     session.permanent = True
     session[_NAME] = account.name
-    session[_NONCE] = secrets.token_urlsafe(16)
-    session[_SEEN] = int(time.time())
+    session[_TOKEN] = store.start(account.name)
     session[_PW] = _password_tag(account)
 
 
 def end_session() -> None:
-    """Forget everything in this browser's session."""
+    """End this browser's session on the node and forget everything in its cookie."""
+    token = session.get(_TOKEN)
+    if token:
+        sessions().end(str(token))
     session.clear()
+
+
+def end_other_sessions(account_name: str) -> int:
+    """End every session of ``account_name`` on this node except this browser's."""
+    return sessions().end_account(account_name, keep=session.get(_TOKEN))
+
+
+def confirmed_recently() -> bool:
+    """Whether this session's password was typed within ``organisers.reauth_minutes``."""
+    row = g.get("session_row")
+    if row is None:
+        return False
+    window = 60 * int(setting("organisers.reauth_minutes"))
+    return sessions().now() - row.auth_at <= window
 
 
 def _has_session_cookie() -> bool:
@@ -124,32 +187,39 @@ def load_account() -> None:
     their pages stay cacheable (no ``Vary: Cookie``).
     """
     g.account = None
+    g.session_row = None
     if not _has_session_cookie() or _NAME not in session:
         return
     name = session[_NAME]
+    token = str(session.get(_TOKEN, ""))
+    store = sessions()
+    row = store.get(token) if token else None
     try:
-        account = store().account(name)
+        account = content_store().account(name)
     except LookupError:
         account = None
-    now = int(time.time())
-    max_idle = 3600 * int(setting("organisers.session_hours"))
+    now = store.now()
+    idle, lifetime = _limits_s()
     reason = None
-    if account is None:
+    if row is None or row.account != name:
+        reason = "session ended"
+    elif account is None:
         reason = "account no longer exists"
     elif account.disabled:
         reason = "account disabled"
     elif not hmac.compare_digest(str(session.get(_PW, "")), _password_tag(account)):
         reason = "password changed"
-    elif now - int(session.get(_SEEN, 0)) > max_idle:
+    elif now - row.seen_at > idle or now - row.created_at > lifetime:
         reason = "session expired"
     if reason is not None:
         log.info("signing out %s: %s", name, reason)
         end_session()
         g.signed_out_reason = reason
         return
-    if now - int(session.get(_SEEN, 0)) >= _SEEN_RESOLUTION_S:
-        session[_SEEN] = now
+    if now - row.seen_at >= _SEEN_RESOLUTION_S:
+        store.touch(token)
     g.account = account
+    g.session_row = row
 
 
 def role_at_least(account: Account | None, min_role: str) -> bool:
@@ -180,11 +250,25 @@ def login_required(min_role: str = "organiser") -> Callable[[F], F]:
                 return redirect(url_for("organisers.auth.sign_in", next=target))
             if not role_at_least(g.account, min_role):
                 abort(403)
+            if min_role == "admin" and not confirmed_recently():
+                # An admin action wants the password typed again lately: a cookie
+                # carried off an open network must not be enough to hand out roles.
+                target = here() if request.method == "GET" else _referrer_path()
+                return redirect(url_for("organisers.auth.confirm", next=target))
             return view(*args, **kwargs)
 
         return cast(F, wrapped)
 
     return decorator
+
+
+def _referrer_path() -> str | None:
+    """The local page a POST came from (to return to after confirming), if any."""
+    referrer = request.referrer or ""
+    parts = urlsplit(referrer)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return (parts.path + ("?" + parts.query if parts.query else "")) or None
 
 
 def _safe_next(target: str | None) -> str:
@@ -257,3 +341,28 @@ def sign_out() -> ResponseReturnValue:
     end_session()
     flash(_("You are signed out."), "success")
     return redirect(url_for("organisers.auth.sign_in"))
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+def confirm() -> ResponseReturnValue:
+    """Ask a signed-in admin for their password again before an admin action."""
+    if g.get("account") is None:
+        return redirect(url_for("organisers.auth.sign_in", next=request.values.get("next")))
+    form = ConfirmForm()
+    next_url = _safe_next(request.values.get("next"))
+    error = None
+    if form.validate_on_submit():
+        me = g.account.name
+        per_account, _per_client = signin_limits()
+        key = account_key(me)
+        wait = per_account.retry_after(key)
+        if wait > 0:
+            error = _wait_message(wait)
+        elif hub().authenticate(me, form.password.data or "") is None:
+            per_account.hit(key)
+            log.warning("wrong password confirming %r from %s", me, request.remote_addr)
+            error = _("That is not your password.")
+        else:
+            sessions().touch(str(session.get(_TOKEN, "")), authenticated=True)
+            return redirect(next_url)
+    return render_template("organisers/confirm.html", form=form, next=next_url, error=error)

@@ -83,7 +83,10 @@ def found(item: T | None) -> T:
 
 
 def close(app: Flask) -> None:
-    """Close the app's store (when the server stops, or at the end of a test)."""
+    """Close the app's store and session store (when the server stops, or after a test)."""
+    from portal.auth import close_sessions
+
+    close_sessions(app)
     with _LOCK:
         opened: Services | None = app.extensions.pop(_EXTENSION, None)
     page_cache = app.extensions.get("meshhub.pagecache")

@@ -182,6 +182,12 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=1, maximum=1440),
     Setting("organisers", "session_hours", int, 12,
             "Hours an organiser stays signed in without activity.", minimum=1, maximum=720),
+    Setting("organisers", "session_max_hours", int, 72,
+            "Hours after signing in when a session ends however active it was.",
+            minimum=1, maximum=8760),
+    Setting("organisers", "reauth_minutes", int, 15,
+            "Minutes after typing their password during which an admin may manage accounts, "
+            "network access and updates without typing it again.", minimum=1, maximum=1440),
     # --- [trust] ------------------------------------------------------------
     Setting("trust", "node_keys", list, [],
             "Public keys (64 hex digits) of other nodes whose entries this node accepts, "

@@ -11,8 +11,10 @@ from flask_babel import gettext as _
 from node.errors import ValidationError
 from portal.auth import (
     account_key,
+    end_other_sessions,
     login_required,
     role_at_least,
+    sessions,
     signin_limits,
     start_session,
 )
@@ -80,6 +82,8 @@ def disabled(name: str) -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
         try:
             hub().set_disabled(actor(), account.name, disable)
+            if disable:
+                sessions().end_account(account.name)
         except ValidationError as error:
             flash(" ".join(map(translate_message, error.fields.values())), "error")
         else:
@@ -116,6 +120,7 @@ def password() -> ResponseReturnValue:
                 # Other browsers signed in as this account are signed out at their
                 # next request (the password changed); this one stays signed in.
                 start_session(account)
+                end_other_sessions(me)
                 flash(_("Your password was changed. Other devices signed in as you "
                         "have been signed out."), "success")
                 return redirect(url_for("organisers.dashboard.index")

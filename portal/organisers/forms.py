@@ -67,6 +67,13 @@ class SignInForm(FlaskForm):
                              render_kw={"autocomplete": "current-password"})
 
 
+class ConfirmForm(FlaskForm):
+    """The signed-in admin's password, typed again before an admin action."""
+
+    password = PasswordField(_l("Password"), validators=[DataRequired()],
+                             render_kw={"autocomplete": "current-password"})
+
+
 class ListingForm(FlaskForm):
     """Post or edit a listing."""
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.db import services
-from tests.portal.auth_actions import ACCOUNTS, AuthActions, app_fixture
+from tests.portal.auth_actions import (
+    ACCOUNTS,
+    AuthActions,
+    app_fixture,
+    close_app,
+    csrf_token,
+    make_app,
+)
 
 MISMATCH = "That account name and password do not match."
 
@@ -76,7 +85,7 @@ def test_sign_in_starts_a_fresh_session(client: FlaskClient, auth: AuthActions) 
     auth.login("olga")
     with client.session_transaction() as session:
         assert "planted" not in session
-        assert session["organiser"] == "olga" and session["organiser_nonce"]
+        assert session["organiser"] == "olga" and session["organiser_token"]
 
 
 def test_next_never_leads_to_another_site(client: FlaskClient, auth: AuthActions) -> None:
@@ -145,14 +154,98 @@ def test_a_password_change_signs_out_other_sessions(app: Flask, auth: AuthAction
     assert other.client.get("/organisers/").status_code == 302, "the other one is signed out"
 
 
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The clock of :func:`timed_app` (the hub's and the sessions')."""
+    return Clock()
+
+
+@pytest.fixture
+def timed_app(tmp_path: Path, clock: Clock) -> Iterator[Flask]:
+    """A portal whose clock the test moves (idle 12 h, lifetime 72 h, re-auth 15 min)."""
+    application = make_app(tmp_path, HUB_CLOCK=clock)
+    yield application
+    close_app(application)
+
+
 def test_session_expires_after_session_hours_without_activity(
-        client: FlaskClient, auth: AuthActions) -> None:
+        timed_app: Flask, clock: Clock) -> None:
+    auth = AuthActions(timed_app.test_client())
     auth.login("olga")
-    with client.session_transaction() as session:
-        session["organiser_seen"] -= 12 * 3600 + 1
-    response = client.get("/organisers/")
+    clock.now += 12 * 3600 - 5
+    assert auth.client.get("/organisers/").status_code == 200, "still inside the idle limit"
+    clock.now += 12 * 3600 - 5
+    assert auth.client.get("/organisers/").status_code == 200, "each use restarts it"
+    clock.now += 12 * 3600 + 1
+    response = auth.client.get("/organisers/")
     assert response.status_code == 302
-    assert "Your session expired" in client.get(response.location).get_data(as_text=True)
+    assert "Your session expired" in auth.client.get(response.location).get_data(as_text=True)
+
+
+def test_session_ends_after_its_absolute_lifetime_however_active(
+        timed_app: Flask, clock: Clock) -> None:
+    auth = AuthActions(timed_app.test_client())
+    auth.login("olga")
+    for _hour in range(71):
+        clock.now += 3600
+        assert auth.client.get("/organisers/").status_code == 200
+    clock.now += 3601
+    response = auth.client.get("/organisers/")
+    assert response.status_code == 302 and "/sign-in" in response.location
+
+
+def test_admin_actions_ask_for_the_password_again_after_reauth_minutes(
+        timed_app: Flask, clock: Clock) -> None:
+    auth = AuthActions(timed_app.test_client())
+    auth.login("ada")
+    assert auth.client.get("/organisers/accounts/").status_code == 200, "just typed it"
+    clock.now += 15 * 60 + 1
+    assert auth.client.get("/organisers/").status_code == 200, "ordinary pages still open"
+    response = auth.client.get("/organisers/accounts/")
+    assert response.status_code == 302
+    assert response.location.startswith("/organisers/confirm?next=/organisers/accounts/")
+    response = auth.post("/organisers/accounts/olga/disabled", {"disabled": "1"})
+    assert response.status_code == 302 and "/organisers/confirm" in response.location
+    with timed_app.app_context():
+        assert not services(timed_app).store.account("olga").disabled, "nothing was done"
+    page = auth.client.get("/organisers/confirm?next=/organisers/accounts/")
+    token = csrf_token(page.get_data(as_text=True))
+    wrong = auth.client.post("/organisers/confirm", data={
+        "password": "not-it", "csrf_token": token, "next": "/organisers/accounts/"})
+    assert wrong.status_code == 200 and "That is not your password." in wrong.get_data(
+        as_text=True)
+    right = auth.client.post("/organisers/confirm", data={
+        "password": ACCOUNTS["ada"][1], "csrf_token": token, "next": "/organisers/accounts/"})
+    assert right.status_code == 302 and right.location == "/organisers/accounts/"
+    assert auth.client.get("/organisers/accounts/").status_code == 200
+
+
+def test_sign_out_and_disabling_delete_sessions_on_the_node(app: Flask) -> None:
+    from portal.auth import sessions
+
+    olga, other_olga, ada = (AuthActions(app.test_client()) for _ in range(3))
+    olga.login("olga")
+    other_olga.login("olga")
+    ada.login("ada")
+    with app.app_context():
+        assert sessions(app).count("olga") == 2
+    olga.logout()
+    with app.app_context():
+        assert sessions(app).count("olga") == 1
+    assert ada.post("/organisers/accounts/olga/disabled", {"disabled": "1"},
+                    form_page="/organisers/accounts/").status_code == 302
+    with app.app_context():
+        assert sessions(app).count("olga") == 0
 
 
 def test_a_post_without_csrf_token_is_refused(client: FlaskClient, auth: AuthActions) -> None:
