@@ -27,6 +27,9 @@ _SHA = re.compile(r"[0-9a-f]{64}")
 ZIM_MAGIC = b"ZIM\x04"  # 0x044D495A, little-endian, at offset 0 of every ZIM archive
 #: Image types a browser shows; other "images" (PSD, DWG ...) are refused.
 IMAGE_MIMES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif"})
+#: What a file picker should offer for the library (``accept=``): the types detect_type takes.
+UPLOAD_ACCEPT = ",".join((".pdf", "application/pdf", ".epub", "application/epub+zip", "audio/*",
+                          "video/*", *sorted(IMAGE_MIMES), ".zim", "application/x-zim"))
 
 
 class BlobStore:

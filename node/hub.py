@@ -119,10 +119,21 @@ class Hub:
                 clean[name] = v.flag(problems, name, value)
             elif name == "language":
                 clean[name] = v.language(problems, value)
+            elif name == "collection":
+                clean[name] = self._known_collection(v.text(problems, name, value))
             else:
                 clean[name] = v.text(problems, name, value)
         self._raise(problems)
         return clean
+
+    def _known_collection(self, name: str) -> str:
+        """An existing collection's spelling when ``name`` differs from it only in case or
+        spacing ("practical  guides" joins "Practical guides" instead of starting another)."""
+        wanted = " ".join(name.split()).casefold()
+        for existing, _count in self.store.collections() if wanted else ():
+            if " ".join(existing.split()).casefold() == wanted:
+                return existing
+        return name
 
     # --- listings, notices and library items, by family ----------------------
     def find(self, family: Family, item_id: str) -> Item | None:

@@ -74,7 +74,8 @@ def language(problems: Problems, value: Any) -> str:
     """Check a language tag such as 'en' or 'pt-BR' (may be empty)."""
     value = text(problems, "language", value)
     if "language" not in problems and not LANGUAGE.fullmatch(value):
-        problems["language"] = msg(N_("must be a language tag such as 'en' or 'pt-BR'"))
+        problems["language"] = msg(N_("write the language as a short code: en for English, "
+                                      "ar for Arabic, es for Spanish (or leave it empty)"))
     return value
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from flask_babel import get_timezone
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    HiddenField,
     PasswordField,
     SelectField,
     StringField,
@@ -27,6 +28,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Optional
 
+from node.blobs import UPLOAD_ACCEPT
 from node.store.models import CATEGORIES, ROLES
 from portal.i18n import translate_message
 from portal.residents.labels import CATEGORY_LABELS
@@ -106,7 +108,8 @@ class LibraryItemForm(FlaskForm):
     title = StringField(_l("Title"))
     author = StringField(_l("Author"), description=_l("Optional."))
     language = StringField(_l("Language"), description=_l(
-        "Optional. The language of the content, e.g. en, ar, es."))
+        "Optional. The language of the content as a short code: en for English, ar for "
+        "Arabic, es for Spanish."))
     description = TextAreaField(_l("Description"), description=MARKDOWN_HELP,
                                 render_kw={"rows": 6})
     collection = StringField(_l("Collection"), description=_l(
@@ -114,9 +117,14 @@ class LibraryItemForm(FlaskForm):
 
 
 class LibraryUploadForm(LibraryItemForm):
-    """A new library file and its description."""
+    """A new library file and its description.
 
-    file = FileField(_l("File"), validators=[FileRequired(_l("Choose a file to upload."))])
+    The file is not required by the form itself: a file kept from an earlier try
+    (``staged``, see :mod:`portal.organisers.staging`) stands in for it.
+    """
+
+    file = FileField(_l("File"), render_kw={"accept": UPLOAD_ACCEPT})
+    staged = HiddenField()
 
 
 class RejectForm(FlaskForm):

@@ -8,7 +8,9 @@ only ever metadata) and refuses files over ``portal.upload_max_mb``. The app's
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from pathlib import Path
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -16,6 +18,7 @@ from node.errors import ValidationError
 from portal.auth import login_required
 from portal.organisers.forms import ActionForm, LibraryItemForm, LibraryUploadForm, apply_errors
 from portal.organisers.services import actor, found, hub, setting, store
+from portal.organisers.staging import Kept, Staging
 from portal.paging import page_number
 
 bp = Blueprint("library", __name__, url_prefix="/library")
@@ -40,25 +43,57 @@ def index() -> ResponseReturnValue:
     return render_template("organisers/library.html", page=page, action_form=ActionForm())
 
 
+def _staging() -> Staging:
+    return Staging(Path(current_app.config["NODE_CONFIG"].data_dir) / "upload-staging", actor())
+
+
 @bp.route("/upload", methods=["GET", "POST"])
 @login_required()
 def upload() -> ResponseReturnValue:
-    """The upload form, and adding the file to the library."""
+    """The upload form, and adding the file to the library.
+
+    When the form is refused for anything but the file itself, the file is kept
+    on the node (:mod:`portal.organisers.staging`) and the next try may omit it.
+    """
     form = LibraryUploadForm()
+    staging = _staging()
+    staging.sweep()
+    kept = staging.get(form.staged.data)
+    new = form.file.data if form.file.data and form.file.data.filename else None
     leftover: list[str] = []
     if form.validate_on_submit():
-        upload = form.file.data
         meta = {name: (form[name].data or "").replace("\r\n", "\n") for name in META_FIELDS}
+        if new is None and kept is None:
+            form.file.errors = [_("Choose a file to upload.")]
+            return _upload_form(form, None, leftover)
         try:
-            item = hub().add_library_file(actor(), upload.stream,
-                                          filename=upload.filename or "", **meta,
-                                          max_bytes=max_upload_bytes())
+            if new is not None:
+                item = hub().add_library_file(actor(), new.stream, filename=new.filename or "",
+                                              **meta, max_bytes=max_upload_bytes())
+            else:
+                assert kept is not None
+                with open(kept.path, "rb") as stream:
+                    item = hub().add_library_file(actor(), stream, filename=kept.filename,
+                                                  **meta, max_bytes=max_upload_bytes())
         except ValidationError as error:
             leftover = apply_errors(form, error.fields, FILE_ALIASES)
+            if form.file.errors:  # the file itself was refused: nothing to keep
+                staging.discard(form.staged.data)
+                return _upload_form(form, None, leftover)
         else:
+            staging.discard(form.staged.data)
             flash(_("“%(title)s” was added to the library.", title=item.title), "success")
             return redirect(url_for(".index", _anchor=f"item-{item.id}"))
-    return render_template("organisers/library_form.html", form=form, item=None,
+    if new is not None and request.method == "POST":
+        staging.discard(form.staged.data)
+        kept = staging.keep(new.stream, new.filename or "")
+    return _upload_form(form, kept, leftover)
+
+
+def _upload_form(form: LibraryUploadForm, kept: Kept | None,
+                 leftover: list[str]) -> ResponseReturnValue:
+    form.staged.data = kept.token if kept else ""
+    return render_template("organisers/library_form.html", form=form, item=None, kept=kept,
                            leftover=leftover, max_mb=setting("portal.upload_max_mb"))
 
 
