@@ -31,6 +31,7 @@ from node.errors import NodeError
 from node.health import HealthMonitor, Sources
 from node.health.probes import run_command, systemd_service_states
 from node.logs import OnceLogger
+from node.waitress_thread import WaitressThread
 
 log = logging.getLogger("meshhub.agent")
 
@@ -60,19 +61,6 @@ def node_sources(cfg: NodeConfig, root: Path = Path("/")) -> Sources:
                    sys_root=root / "sys", **board_sources(root))
 
 
-def _close_without_trigger(server: Any) -> None:
-    """Close a waitress server whose wake-up pipe is broken; its loop ends at the next poll."""
-    import contextlib
-
-    from waitress import wasyncore
-
-    for channel in list(server.active_channels.values()):
-        channel.close()
-    with contextlib.suppress(OSError):
-        server.trigger.close()  # marks it closed and leaves the loop's map even if it fails
-    wasyncore.dispatcher.close(server)
-
-
 class Agent:
     """The agent's health sampler and HTTP API, startable and stoppable in-process.
 
@@ -99,6 +87,7 @@ class Agent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: Any = None
+        self._api: WaitressThread | None = None  # the API's loop thread
         self._problems = OnceLogger(log)
         self._started = False
         self.gate: Any = None  # the captive gate's socket (node.gate), when gate.enabled
@@ -144,12 +133,11 @@ class Agent:
             raise NodeError(f"the agent cannot listen on {self._host}:{self._port} "
                             f"({exc.strerror}); is another agent running? Stop it, or set "
                             "agent.port / agent.listen in node.toml") from None
-        self._threads = [
-            threading.Thread(target=self._sample_loop, name="meshhub-health"),
-            threading.Thread(target=self._server.run, name="meshhub-api"),
-        ]
+        self._api = WaitressThread(self._server, "meshhub-api")
+        self._threads = [threading.Thread(target=self._sample_loop, name="meshhub-health")]
         for thread in self._threads:
             thread.start()
+        self._api.start()
         log.info("agent API on %s (/metrics, /api/health)", self.url)
         if self.sync is not None:
             self.sync.start()
@@ -168,24 +156,10 @@ class Agent:
         if self.gate is not None:
             self.gate.stop()
         self._stop_supervised()
-        server = self._server
-        if server is not None:
-            def close_all() -> None:  # runs inside waitress's loop thread
-                for channel in list(server.active_channels.values()):
-                    channel.close()
-                server.close()
-
-            try:
-                server.trigger.pull_trigger(close_all)
-            except OSError as exc:
-                # The loop's wake-up pipe is already gone (seen once as EBADF in a long
-                # test run): close from here; the loop ends at its next poll timeout.
-                log.warning("agent: cannot wake the API loop (%s); closing it directly", exc)
-                _close_without_trigger(server)
+        if self._api is not None:
+            self._api.stop()  # its loop thread closes the connections, workers and sockets
         for thread in self._threads:
             thread.join(timeout=10)
-        if server is not None:
-            server.task_dispatcher.shutdown()
         if self.sync is not None:
             self.sync.close()
         self.monitor.close()

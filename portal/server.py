@@ -242,39 +242,23 @@ class ServerThread:
     """The portal served by waitress in a background thread (tests and benchmarks).
 
     ``url`` is where it listens; :meth:`stop` closes every connection and
-    waits for the thread, so nothing is left running.
+    waits for the thread, so nothing is left running. The loop thread alone
+    closes the server's descriptors (:mod:`node.waitress_thread`).
     """
 
     def __init__(self, app: Callable[..., Any], config: NodeConfig, *,
                  host: str = "127.0.0.1", port: int = 0, threads: int | None = None) -> None:
-        import threading
+        from node.waitress_thread import WaitressThread
 
         self.server = create_server(app, config, host=host, port=port, threads=threads)
         self.url = f"http://{self.server.effective_host}:{self.server.effective_port}"
         self.port = int(self.server.effective_port)
-        self._thread = threading.Thread(target=self._run, name="meshhub-waitress",
-                                        daemon=True)
-        self._stopping = False
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.server.run()
-        except (OSError, ValueError):  # sockets closed under the loop by stop()
-            if not self._stopping:
-                raise
+        self._served = WaitressThread(self.server, "meshhub-waitress")
+        self._served.start()
 
     def stop(self) -> None:
         """Close the listening socket and all connections; join the thread."""
-        if self._stopping:
-            return
-        self._stopping = True
-        server = self.server
-        while server._map:  # waitress keeps its channels here
-            for channel in list(server._map.values()):
-                channel.close()
-        server.task_dispatcher.shutdown()
-        self._thread.join(timeout=5)
+        self._served.stop()
 
     def __enter__(self) -> ServerThread:
         return self

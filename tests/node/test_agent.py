@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import http.server
 import json
 import os
@@ -174,15 +174,25 @@ def test_a_busy_port_is_one_clear_error_and_nothing_is_left_running(tmp_path: Pa
         agent.stop()
 
 
-def test_stop_still_ends_everything_when_the_wake_up_pipe_is_gone(tmp_path: Path) -> None:
-    """If something closed the API loop's wake-up pipe, stopping must still end the threads."""
+def test_stop_still_ends_everything_when_the_loop_cannot_be_woken(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If waking the API loop fails, stopping must still end the threads and close the port.
+
+    The wake-up is made to fail without closing anything under the agent: a
+    descriptor closed here and again by the agent could take a file another
+    thread had just opened (seen as SQLite's "disk I/O error").
+    """
     cfg = load_config(config(tmp_path, free_port()))
     running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05)
     running.start()
-    trigger = running._server.trigger  # type: ignore[union-attr]
-    os.close(trigger.trigger)  # the write end: waking the loop now fails with EBADF
+    port = running.port
+
+    def broken_pipe() -> None:
+        raise OSError(errno.EPIPE, "the wake-up pipe is gone")
+
+    monkeypatch.setattr(running._server.trigger, "_physical_pull", broken_pipe)
     running.stop()
-    for thread in running._threads:
+    for thread in [*running._threads, running._api._thread]:  # type: ignore[union-attr]
         assert not thread.is_alive(), thread
-    with contextlib.suppress(OSError):
-        trigger.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

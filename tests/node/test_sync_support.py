@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from node.store import Store
 from node.sync.http import create_sync_app
 from node.sync.service import SyncService, SyncSettings
 from node.trust import StaticTrust
+from node.waitress_thread import WaitressThread
 
 #: Short timings so that the tests take seconds, not minutes.
 FAST = SyncSettings(interval_seconds=3600, jitter_ratio=0.0, coalesce_seconds=0.01,
@@ -37,21 +37,12 @@ class Server:
                                      max_request_body_size=1 << 20, ident="test")
         self.port = int(self._server.effective_port)
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.run, name=f"test-server-{self.port}")
-        self._thread.start()
+        self._served = WaitressThread(self._server, f"test-server-{self.port}")
+        self._served.start()
 
     def stop(self) -> None:
         """Close every connection and the listener, and wait for the thread."""
-        server = self._server
-
-        def close_all() -> None:
-            for channel in list(server.active_channels.values()):
-                channel.close()
-            server.close()
-
-        server.trigger.pull_trigger(close_all)
-        self._thread.join(timeout=10)
-        server.task_dispatcher.shutdown()
+        self._served.stop()
 
 
 @dataclass

@@ -7,7 +7,6 @@ Debian's Chromium through Playwright and collect axe-core's findings.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,17 +23,15 @@ def serve(app: Flask, name: str = "test-waitress") -> Iterator[str]:
     """Serve ``app`` with waitress on 127.0.0.1 and yield its base URL; stop and join after."""
     from waitress.server import create_server
 
+    from node.waitress_thread import WaitressThread
+
     server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, name=name)
-    thread.start()
+    served = WaitressThread(server, name)
+    served.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        yield f"http://127.0.0.1:{served.port}"
     finally:
-        while server._map:  # close the listener and every open connection
-            for channel in list(server._map.values()):
-                channel.close()
-        server.task_dispatcher.shutdown()
-        thread.join(timeout=5)
+        served.stop()
 
 
 def describe(name: str, violations: list[dict[str, Any]]) -> str:

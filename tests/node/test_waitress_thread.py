@@ -1,0 +1,81 @@
+"""A waitress server in a thread: stopping closes each descriptor once, and nobody uses it after."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+from waitress.server import create_server
+
+from node.waitress_thread import WaitressThread
+
+
+def test_a_request_in_flight_never_wakes_a_closed_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that finishes after stop() began must not write to the closed wake-up pipe.
+
+    Its number may belong to another file by then (a SQLite database in the agent).
+    """
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"late"]
+
+    server = create_server(slow, host="127.0.0.1", port=0, threads=2)
+    pipe = tuple(server.trigger._fds)
+    events: list[tuple[str, int]] = []
+    real_write, real_close = os.write, os.close
+
+    def write(fd: int, data: bytes) -> int:
+        if fd in pipe:
+            events.append(("write", fd))
+        return real_write(fd, data)
+
+    def close(fd: int) -> None:
+        if fd in pipe:
+            events.append(("close", fd))
+        real_close(fd)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "close", close)
+    served = WaitressThread(server, "test-waitress")
+    served.start()
+    outcome: list[object] = []
+
+    def ask() -> None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{served.port}/", timeout=10) as r:
+                outcome.append(r.read())
+        except (urllib.error.URLError, OSError) as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=ask)
+    client.start()
+    assert entered.wait(10)
+    stopper = threading.Thread(target=served.stop)
+    stopper.start()
+    release.set()  # the worker finishes while the loop is stopping
+    stopper.join(20)
+    client.join(20)
+    assert not stopper.is_alive() and not served.is_alive()
+    closes = [fd for kind, fd in events if kind == "close"]
+    assert sorted(closes) == sorted(pipe), events  # both ends, each exactly once
+    first_close = events.index(("close", pipe[1]))
+    assert ("write", pipe[1]) not in events[first_close:], events
+
+
+def test_stop_before_start_closes_the_listener() -> None:
+    server = create_server(lambda e, s: [], host="127.0.0.1", port=0, threads=1)
+    served = WaitressThread(server, "never-started")
+    port = served.port
+    served.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
