@@ -24,6 +24,21 @@ from portal.cli import DEMO_PASSWORDS_FILE
 _URL = re.compile(r"open\s+(http://127\.0\.0\.1:\d+)")
 _TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 REPO = Path(__file__).resolve().parents[2]
+#: Seconds a Ctrl-C'd demo may take to stop. It stops in well under a second on an idle
+#: machine, most of it the interpreter's final garbage collection; a loaded 2-core CI
+#: machine has been seen to need several times that.
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+def _ctrl_c_reaches_it() -> None:
+    """In the demo's child process: SIGINT acts as at a terminal (KeyboardInterrupt).
+
+    A shell starts a background job (``make test &``, a CI runner's script) with SIGINT
+    ignored, the process's children inherit that, and Python then leaves it ignored: the
+    demo would sleep through the test's Ctrl-C and be killed (exit -9). A person's
+    ``make run`` in a terminal gets SIGINT's default action, which this restores.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass
@@ -42,7 +57,7 @@ class DemoProcess:
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "portal", "demo", "--data", str(folder), "--port", "0"],
-                cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_ctrl_c_reaches_it)
         demo = cls(process, folder, log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -76,7 +91,7 @@ class DemoProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 self.kill()
         return int(self.process.returncode)
