@@ -1,0 +1,38 @@
+"""The dashboard shows the moderation queue only to those who may open it
+(issue 18, organiser item 7: an organiser saw "Submissions waiting", then a 403)."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from portal.db import services
+from tests.portal.auth_actions import AuthActions, app_fixture
+
+app = app_fixture()
+
+
+def _submit(app: Flask) -> None:
+    with app.app_context():
+        services(app).hub.submit_listing(category="free", title="Sofa", body="Collect soon.")
+
+
+def test_an_organiser_sees_no_queue_they_cannot_open(app: Flask, client: FlaskClient,
+                                                     auth: AuthActions) -> None:
+    _submit(app)
+    auth.login("olga")
+    page = client.get("/organisers/").get_data(as_text=True)
+    assert "Submissions waiting" not in page
+    assert client.get("/organisers/moderation/").status_code == 403
+
+
+def test_a_moderator_sees_the_count_and_can_open_the_queue(app: Flask, client: FlaskClient,
+                                                           auth: AuthActions) -> None:
+    _submit(app)
+    auth.login("mo")
+    page = client.get("/organisers/").get_data(as_text=True)
+    link = re.search(r'<dt>Submissions waiting</dt><dd><a href="([^"]+)">1</a>', page)
+    assert link
+    assert client.get(link.group(1)).status_code == 200
