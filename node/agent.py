@@ -1,11 +1,14 @@
 """``meshhub agent``: the long-running process on every node.
 
-Today it does two things: it samples the node's health on a timer
-(:class:`~node.health.HealthMonitor`) and serves the small HTTP API on
-``agent.listen``:``agent.port`` (``/metrics``, ``/api/health``; see
-:mod:`node.health.api`) with waitress.  SIGTERM or SIGINT stops it cleanly:
-the API closes, the sampler finishes its sample, the history queued in
-memory is written to disk.
+It samples the node's health on a timer (:class:`~node.health.HealthMonitor`)
+and serves the node's HTTP API on ``agent.listen``:``agent.port`` with waitress:
+``/metrics`` and ``/api/health`` (:mod:`node.health.api`), replication at
+``/sync/v1`` (:mod:`node.sync`) and releases at
+``/update/v1`` (:mod:`node.update`, when ``update.enabled``).  It runs the
+captive gate's socket (:mod:`node.gate`, when ``gate.enabled``) and the mesh
+(babeld, its monitor and zeroconf: :class:`~node.mesh.service.MeshService`).
+SIGTERM or SIGINT stops it cleanly: the API closes, the sampler finishes its
+sample, the history queued in memory is written to disk.
 
 It also supervises the node's daemons, each a :class:`Supervised` in
 :attr:`Agent.supervised`: babeld (``mesh.routing``), hostapd on a radio and
@@ -37,7 +40,7 @@ log = logging.getLogger("meshhub.agent")
 
 
 class Supervised(Protocol):
-    """A daemon the agent will keep running (babeld, dnsmasq, the portal): not yet used."""
+    """A daemon the agent keeps running (babeld, hostapd, dnsmasq): see :attr:`Agent.supervised`."""
 
     name: str
 

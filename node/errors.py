@@ -1,4 +1,4 @@
-"""Errors and warnings of the node package.
+"""Errors of the node package.
 
 Every error a person can meet derives from :class:`NodeError` and from the
 builtin that fits it, so callers may catch either (``except ValueError``
@@ -59,7 +59,3 @@ class NotFound(NodeError, LookupError):
 
 class PermissionDenied(NodeError, PermissionError):
     """The acting account's role does not allow this action."""
-
-
-class NodeWarning(UserWarning):
-    """A degraded-but-running state: a sensor missing, a fallback used."""

@@ -1,21 +1,19 @@
-"""Timing constants in one place, with their units in their names.
+"""Timing defaults shared between modules that are not ``node.toml`` settings.
 
-Tests shrink them with a fixture (see ``tests/conftest.py``) instead of
-sleeping for real intervals.
+Timings a community may change are settings, declared once with their default,
+unit and help in :mod:`node.config.schema` (``sync.interval_seconds``,
+``gate.allow_minutes``, ``organisers.signin_window_minutes``, ...). A timing
+that belongs to one module stays at the top of that module, named with its unit
+(``node.gate.service.MODE_POLL_SECONDS``). Kept here: the sync service's inner
+timings (defaults of ``SyncSettings``, which tests shrink) and the residents'
+submission limit (the portal's defaults, which tests override in ``test_config``).
 """
 
 from __future__ import annotations
 
-#: How long a resident's acceptance lets their device through, by default.
-GATE_ALLOW_SECONDS = 24 * 3600
-#: Sign-in attempts allowed per account and per client within the window.
-SIGNIN_MAX_ATTEMPTS = 5
-SIGNIN_WINDOW_SECONDS = 15 * 60
 #: Residents' listing submissions allowed per client within the window.
 SUBMIT_MAX_PER_WINDOW = 3
 SUBMIT_WINDOW_SECONDS = 60 * 60
-#: How long anonymous pages may be cached by nginx in front of the portal.
-PAGE_CACHE_SECONDS = 5
 #: Replication (node/sync): how long a node gathers notifications before pulling,
 #: so that a burst of posts on a neighbour costs one round, not one per post.
 SYNC_COALESCE_SECONDS = 0.05

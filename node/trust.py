@@ -1,9 +1,10 @@
 """Which nodes' entries this node accepts: the trusted set.
 
-The store asks only ``is_trusted(key)``. Today the set is this node's own key
-plus ``trust.node_keys`` from node.toml (:func:`trust_from_config`); the
-community registry (signed by the community's admins, with revocations)
-will be another implementation of the same protocol.
+The store asks only ``is_trusted(key)``. Two implementations: this node's own
+key plus ``trust.node_keys`` from node.toml (:class:`StaticTrust`,
+:func:`trust_from_config`), and the community registry signed by the
+community's admins, with revocations (:class:`node.registry.RegistryTrust`).
+:func:`node.sync.trust_source.trust_for_node` chooses between them.
 """
 
 from __future__ import annotations

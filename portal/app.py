@@ -72,10 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     register_library(app)  # ZIM encyclopaedias (/library/<id>/zim/) and OPDS (/opds)
     captive.register(app)  # phones' probes, /welcome, /api/captive (portal/captive/)
     app.context_processor(_node_context)
-    # --- organisers' blueprint (portal/organisers/) registers here -----------
-    # ORGANISERS: one line, e.g. ``from portal.organisers import register; register(app)``
-    organisers.register(app)
-    # -------------------------------------------------------------------------
+    organisers.register(app)  # sign-in, posts, library, moderation, accounts, audit
     pagecache.init_app(app)  # outermost: answers repeated anonymous pages from memory
     return app
 

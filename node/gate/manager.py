@@ -166,10 +166,6 @@ class GateManager:
                                      None if expires is None else int(expires)))
         return found
 
-    def flush(self) -> None:
-        """Empty the allow set: every device must accept again (the ``forced`` switch)."""
-        self._nft(["nft", "flush", "set", "inet", self.table, self.set_name])
-
     # --- the neighbour table -------------------------------------------------------
     def mac_of(self, ip: str) -> str | None:
         """The MAC the node's neighbour table holds for ``ip`` on the AP, if any."""

@@ -133,8 +133,14 @@ ALTER TABLE submissions ADD COLUMN body_html TEXT NOT NULL DEFAULT '';
 CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
+_V5 = """
+-- The counters table (version 2) was never used outside tests: the portal's rate limits
+-- live in memory (portal/ratelimit.py). IF EXISTS: a hand-repaired database may lack it.
+DROP TABLE IF EXISTS counters;
+"""
+
 #: Migration steps; step N (1-based) brings the database from version N-1 to N.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: View tables rebuilt from the log (entries is the truth; these are derived).

@@ -395,19 +395,3 @@ class Store(StoreReads):
             for subject in subjects:
                 views.recompute(conn, subject)
         return len(subjects)
-
-    def count_hit(self, key: str, window_seconds: int, *, now: int | None = None) -> int:
-        """Record one event for ``key`` (e.g. a sign-in attempt); returns the window's count.
-
-        Local to this node, never replicated; used for rate limits.
-        """
-        now_s = self._now() if now is None else now
-        start = now_s - now_s % max(1, window_seconds)
-        with self._write() as conn:
-            conn.execute("DELETE FROM counters WHERE window_start < ?", (start - window_seconds,))
-            conn.execute("INSERT INTO counters (key, window_start, count) VALUES (?, ?, 1) "
-                         "ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1",
-                         (key, start))
-            (count,) = conn.execute("SELECT count FROM counters WHERE key = ? AND "
-                                    "window_start = ?", (key, start)).fetchone()
-        return int(count)

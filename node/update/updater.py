@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,15 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.atomic import atomic_write
+from node.atomic import atomic_write, fsync_dir
 from node.runtime import byte_compile_for_portal
 
 log = logging.getLogger("meshhub.update")
 
 STATE_FILE = "update-state.json"
 COMPLETE_MARK = ".meshhub-complete"
-#: Test hook: SIGKILL this process right after the named step was recorded.
-KILL_ENV = "MESHHUB_UPDATE_KILL_AT"
+#: The steps the state file records, in the order an update takes them.
 STEPS = ("idle", "installing", "installed", "switched", "checking", "done", "rolling-back",
          "rolled-back")
 
@@ -95,19 +93,6 @@ def pip_installer(python: str = "python3") -> Installer:
     return install
 
 
-def systemctl_restart(units: tuple[str, ...] = ("meshhub-portal.service",
-                                                "meshhub-agent.service")) -> Callable[[], None]:
-    """Restart the units (the agent last, ``--no-block``: it is this very process)."""
-
-    def restart() -> None:
-        for unit in units[:-1]:
-            subprocess.run(["systemctl", "restart", unit], check=True, capture_output=True)
-        subprocess.run(["systemctl", "restart", "--no-block", units[-1]], check=True,
-                       capture_output=True)
-
-    return restart
-
-
 class Updater:
     """Install a verified release beside the running one, switch, check, roll back if needed."""
 
@@ -156,8 +141,6 @@ class Updater:
     def _save(self, state: UpdateState, step: str, message: str = "") -> UpdateState:
         state.step, state.message, state.updated_at = step, message, time.time()
         atomic_write(self.root / STATE_FILE, json.dumps(state.to_json(), indent=2) + "\n")
-        if os.environ.get(KILL_ENV) == step:  # test hook: a power cut right here
-            os.kill(os.getpid(), signal.SIGKILL)
         return state
 
     def switch_to(self, version: str) -> None:
@@ -167,11 +150,7 @@ class Updater:
             tmp.unlink()
         os.symlink(f"venvs/{version}", tmp)
         os.replace(tmp, self.current_link)
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.root)
 
     # --- the state machine ------------------------------------------------------
     def apply(self, version: str, wheels: Path) -> UpdateState:
@@ -194,7 +173,7 @@ class Updater:
                 log.error("update: installing %s failed: %s; staying on %s", version, exc,
                           previous)
                 return self._save(state, "idle", f"installing {version} failed: {exc}")
-            (self.venv(version) / COMPLETE_MARK).write_text(version + "\n")
+            atomic_write(self.venv(version) / COMPLETE_MARK, version + "\n")
         self._save(state, "installed")
         self.switch_to(version)
         self._save(state, "switched")

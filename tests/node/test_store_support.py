@@ -86,11 +86,18 @@ V2_INDEXES = ("CREATE INDEX listings_order ON listings (category, pinned DESC, c
               "CREATE INDEX library_order ON library_items (collection, created_at DESC)")
 
 
+#: The table version 2 made and version 5 dropped.
+V2_COUNTERS = ("CREATE TABLE counters (key TEXT NOT NULL, window_start INTEGER NOT NULL, "
+               "count INTEGER NOT NULL, PRIMARY KEY (key, window_start)) WITHOUT ROWID")
+
+
 def downgrade(conn: sqlite3.Connection, version: int) -> None:
     """Turn a current database into what an older release left (content kept): undo the
     schema steps above ``version``, newest first. The views' rows stay as they are."""
-    assert schema.SCHEMA_VERSION == 4, "teach downgrade() the new step"
+    assert schema.SCHEMA_VERSION == 5, "teach downgrade() the new step"
     conn.execute("BEGIN IMMEDIATE")
+    if version < 5:
+        conn.execute(V2_COUNTERS)
     if version < 4:
         for table, column in V4_COLUMNS:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

@@ -13,15 +13,30 @@ from pathlib import Path
 import pytest
 
 from node.runtime import PORTAL_OPTIMIZE_LEVEL
-from node.update.updater import KILL_ENV, STEPS, Updater, pip_installer
+from node.update.updater import STEPS, Updater, pip_installer
 from tests.provisioning.test_image_support import make_fake_wheel
 
 DRIVER = r'''
-import subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
+from node.update import updater as module
 from node.update.updater import Updater
 
 root, action, version, good = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == "good"
+cut_at = sys.argv[5] if len(sys.argv) > 5 else None
+real_write = module.atomic_write
+
+def write_then_maybe_wait(path, data, *args, **kwargs):
+    """The updater's own atomic write; once the state file on disk says the step to cut
+    at, say so and wait: the test pulls the plug (SIGKILL) right there."""
+    written = real_write(path, data, *args, **kwargs)
+    if cut_at and Path(path).name == module.STATE_FILE and \
+            json.loads(Path(path).read_text())["step"] == cut_at:
+        print("power cut here", flush=True)
+        sys.stdin.readline()  # never answered: the test kills this process
+    return written
+
+module.atomic_write = write_then_maybe_wait
 
 def install(venv, wheels, v):
     (venv / "bin").mkdir(parents=True)
@@ -59,12 +74,23 @@ def make_root(tmp_path: Path) -> Path:
 
 def drive(root: Path, action: str, version: str, good: bool,
           kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
-    if kill_at:
-        env[KILL_ENV] = kill_at
-    return subprocess.run([sys.executable, "-c", DRIVER, str(root), action, version,
-                           "good" if good else "bad"], env=env, capture_output=True, text=True,
-                          timeout=60, check=False, cwd=Path(__file__).resolve().parents[2])
+    """Run the updater in a process of its own; with ``kill_at``, SIGKILL it as soon as
+    it says its state file records that step (a power cut right there)."""
+    args = [sys.executable, "-c", DRIVER, str(root), action, version,
+            "good" if good else "bad", *([kill_at] if kill_at else [])]
+    with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).resolve().parents[2]) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline() if kill_at else ""
+        if first == "power cut here\n":
+            process.kill()
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    return subprocess.CompletedProcess(args, process.returncode, first + out, err)
 
 
 def working(root: Path) -> bool:
