@@ -3,8 +3,10 @@
 markdown-it-py (CommonMark, raw HTML off, linkify off) turns the text into
 HTML, then nh3 (ammonia) keeps only an allow-list of tags and attributes.
 Links may point anywhere (they are navigation, marked ``nofollow noopener``)
-but a page never *loads* anything from elsewhere: an image whose source is
-not on this node is shown as a link instead.
+but a page never *loads* anything from elsewhere, nor a page of this node
+that does something when fetched (``/language/ar`` switches the reader's
+language): only a library file shown inline (``/library/<id>/view``) is an
+image; any other image source is shown as a link instead.
 
 The store calls :func:`render_html` and :func:`excerpt` when it derives a
 view row (``node/store/views.py``) and keeps the results beside the Markdown
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,20 +35,26 @@ if TYPE_CHECKING:
 #: The rendering rules' version: change it whenever the output for a text may change
 #: (allowed tags, link handling, heading offset, excerpt length), so that stored
 #: renderings are redone.
-RENDERER = "markdown-it commonmark, nh3 allow-list, h2+, local images, excerpt 160: v1"
+RENDERER = "markdown-it commonmark, nh3 allow-list, h2+, library images, excerpt 160: v2"
 ALLOWED_TAGS = frozenset({
     "p", "br", "hr", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li",
     "a", "img", "h2", "h3", "h4", "h5", "h6",
 })
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}}
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
+#: The only image sources allowed: ``/library/<item id>/view`` (no query, no other path).
+_LIBRARY_VIEW = re.compile(r"/library/[A-Za-z0-9_-]{1,64}/view")
 #: Characters of plain text in an excerpt (lists of listings, notices, OPDS summaries).
 EXCERPT_LENGTH = 160
 
 
-def is_local_url(url: str) -> bool:
-    """Whether ``url`` points at this node (a path such as ``/library/x/file``)."""
-    return url.startswith("/") and not url.startswith("//") and "\\" not in url
+def is_image_url(url: str) -> bool:
+    """Whether ``url`` may be an image's source: a library file of this node, shown inline.
+
+    Nothing else, not even another local page: an image is fetched by every
+    reader's browser without a click, so its URL must have no effect.
+    """
+    return _LIBRARY_VIEW.fullmatch(url) is not None
 
 
 def _render_image(renderer: RendererHTML, tokens: Sequence[Token], idx: int,
@@ -53,7 +62,7 @@ def _render_image(renderer: RendererHTML, tokens: Sequence[Token], idx: int,
     token = tokens[idx]
     src = str(token.attrGet("src") or "")
     alt = renderer.renderInlineAsText(token.children or [], options, env)
-    if is_local_url(src):
+    if is_image_url(src):
         return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
     return f'<a href="{html.escape(src)}">{html.escape(alt or src)}</a>'
 
@@ -67,7 +76,7 @@ def _shift_headings(state: StateCore) -> None:
 
 
 def _filter_attribute(tag: str, name: str, value: str) -> str | None:
-    if tag == "img" and name == "src" and not is_local_url(value):
+    if tag == "img" and name == "src" and not is_image_url(value):
         return None
     return value
 

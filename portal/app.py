@@ -73,7 +73,8 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     captive.register(app)  # phones' probes, /welcome, /api/captive (portal/captive/)
     app.context_processor(_node_context)
     organisers.register(app)  # sign-in, posts, library, moderation, accounts, audit
-    pagecache.init_app(app)  # outermost: answers repeated anonymous pages from memory
+    pagecache.init_app(app)  # answers repeated anonymous pages from memory
+    security.guard_host(app)  # outermost: a Host no URL can be built for gets a plain 400
     return app
 
 

@@ -10,9 +10,11 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response
 from markupsafe import Markup
+from werkzeug.wrappers import Response as PlainResponse
 
 from node.atomic import atomic_write
 from node.errors import ConfigError
@@ -66,6 +68,33 @@ def set_security_headers(response: Response) -> Response:
     return response
 
 
+class HostGuard:
+    """WSGI middleware: a ``Host`` that cannot name a host gets a plain 400.
+
+    A name with an empty label (``.hub.mesh``, ``a..b``) or a label over 63
+    characters cannot be IDNA-encoded; Flask then cannot build any URL, not
+    even for its error page, and answered 500 with a traceback in the log.
+    Browsers never send such a name, so the answer is a short plain text.
+    """
+
+    def __init__(self, app: Any) -> None:
+        """Wrap the WSGI application ``app``."""
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """Answer 400 for a host name that cannot be encoded, else pass on."""
+        name = str(environ.get("HTTP_HOST") or "").partition(":")[0]
+        try:
+            name.encode("idna")
+        except UnicodeError:
+            response = PlainResponse("Bad Request: the Host header is not a valid host name.\n",
+                                     status=400, mimetype="text/plain")
+            set_security_headers(response)  # type: ignore[arg-type]
+            response.headers["Cache-Control"] = "no-store"
+            return response(environ, start_response)
+        return self.app(environ, start_response)
+
+
 def sanitised(html: str) -> Markup:
     """Rendered Markdown from the store, marked safe for templates (``|sanitised``).
 
@@ -77,6 +106,14 @@ def sanitised(html: str) -> Markup:
 
 
 def init_app(app: Flask) -> None:
-    """Register the security headers on every response of ``app``, and ``|sanitised``."""
+    """Register the security headers on every response of ``app``, and ``|sanitised``.
+
+    (:func:`guard_host` is applied separately, after every other middleware.)
+    """
     app.after_request(set_security_headers)
     app.jinja_env.filters["sanitised"] = sanitised
+
+
+def guard_host(app: Flask) -> None:
+    """Put :class:`HostGuard` outermost around ``app``'s WSGI application."""
+    app.wsgi_app = HostGuard(app.wsgi_app)  # type: ignore[method-assign]

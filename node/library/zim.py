@@ -96,6 +96,14 @@ class ZimHit:
     title: str
 
 
+_HTTP_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"  # noqa: S105 - a pattern, not a secret
+_QUOTED = r'"[^"\\\x00-\x1f\x7f]*"'
+#: ``type/subtype`` with optional ``; name=value`` parameters (RFC 9110, section 8.3.1).
+_PARAMETER = rf"[ \t]*;[ \t]*{_HTTP_TOKEN}=(?:{_HTTP_TOKEN}|{_QUOTED})"
+_MIMETYPE = re.compile(rf"{_HTTP_TOKEN}/{_HTTP_TOKEN}(?:{_PARAMETER})*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
 def _zim_problem(path: Path, why: Message) -> ValidationError:
     return ValidationError({"file": msg(N_(
         "%(file)s: %(why)s; this ZIM archive is damaged or incomplete (was the download or "
@@ -154,7 +162,24 @@ def _meta(archive: Archive, key: str) -> str:
         raw = bytes(archive.get_metadata(key))
     except (RuntimeError, KeyError):
         return ""
-    return raw.decode("utf-8", errors="replace").replace("\x00", "").strip()
+    return _plain(raw.decode("utf-8", errors="replace"))
+
+
+def _plain(text: str) -> str:
+    """``text`` without control characters (CR, LF, NUL ...), each replaced by a space."""
+    return _CONTROL.sub(" ", text).strip()
+
+
+def safe_mimetype(value: str) -> str:
+    """An archive's MIME type if it is one (``type/subtype`` and parameters), else binary.
+
+    The archive is someone else's file: a type with a CR/LF, a quote out of
+    place or no slash would otherwise reach the ``Content-Type`` header.
+    """
+    value = value.strip()
+    if len(value) <= 200 and _MIMETYPE.fullmatch(value):
+        return value
+    return "application/octet-stream"
 
 
 def _has_illustration(archive: Archive) -> bool:
@@ -222,8 +247,8 @@ class OpenArchive:
             if entry.is_redirect:
                 return ZimRedirect(entry_path, str(entry.get_redirect_entry().path))
             item = entry.get_item()
-            return ZimContent(entry_path, str(entry.title), str(item.mimetype),
-                              item.content, source=item)
+            return ZimContent(entry_path, _plain(str(entry.title)),
+                              safe_mimetype(str(item.mimetype)), item.content, source=item)
         except (RuntimeError, KeyError):
             return None
 

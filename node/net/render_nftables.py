@@ -77,6 +77,12 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
         f'\t\t{unaccepted} counter name "unaccepted_dropped" drop\n')
     mesh_mgmt = (f'\t\tip daddr {addresses.mesh_range} tcp dport {mgmt} counter name '
                  f'"management_dropped" drop')
+    # This node's own hub at its mesh address, as every other node's is reachable
+    # (the same ports, after acceptance): a link copied from another node works here too.
+    accepted = "" if mode == "open" else f"ip saddr . ether saddr @{SET} "
+    own_hub = (f"\t\tip daddr {addresses.mesh_address} tcp dport {hub_ports} {accepted}accept\n"
+               f"\t\tip daddr {addresses.mesh_address} icmp type echo-request {accepted}"
+               "limit rate 10/second accept")
     forced = f"\n# gate.mode = forced: nobody is remembered.\nflush set inet {TABLE} {SET}\n" \
         if mode == "forced" else ""
 
@@ -122,6 +128,7 @@ table inet {TABLE} {{
 \t\ttcp dport {mgmt} counter name "management_dropped" drop
 \t\tip daddr {portal} tcp dport {port} accept
 \t\tip daddr {portal} icmp type echo-request limit rate 10/second accept
+{own_hub}
 \t\tcounter name "node_port_dropped" drop
 \t}}
 

@@ -54,13 +54,35 @@ def probe_answer(probe: Probe, state: ClientState) -> Response:
     return _private(response)
 
 
+def _own_addresses(config: NodeConfig) -> frozenset[str]:
+    """This node's addresses a browser may name: its portal and mesh addresses, loopback."""
+    from flask import current_app
+
+    cached = current_app.extensions.get("meshhub.captive.own_addresses")
+    if cached is None:
+        from node.errors import ConfigError
+        from node.net import address_plan
+
+        addresses = {"127.0.0.1", "::1"}
+        try:
+            plan = address_plan(config)
+            addresses |= {str(plan.portal_address), str(plan.mesh_address)}
+        except (ConfigError, ValueError):
+            pass  # no address plan (a laptop's demo): only loopback is surely ours
+        cached = current_app.extensions["meshhub.captive.own_addresses"] = frozenset(addresses)
+    return cached  # type: ignore[no-any-return]
+
+
 def _our_host(host: str, config: NodeConfig) -> bool:
-    """Whether ``host`` names this portal (an address, localhost, or a name in our domain)."""
+    """Whether ``host`` names this portal: one of its addresses, localhost, or our domain.
+
+    Another address (``http://203.0.113.7/``, which the gate brought here) is
+    another site, like another name.
+    """
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     name = name.strip("[]").lower().rstrip(".")
     try:
-        ipaddress.ip_address(name)
-        return True
+        return str(ipaddress.ip_address(name)) in _own_addresses(config)
     except ValueError:
         pass
     domain = str(config.clients.domain).lower()

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.root
 
 PORTAL = "10.64.3.1"  # n3's address on its access point
 N1 = "10.42.0.1"  # n1's mesh address
+N3 = "10.42.0.3"  # n3's mesh address (the phone's own node)
 OUTSIDE = "203.0.113.7"  # anywhere else (TEST-NET-3): no such host in the lab
 
 
@@ -137,7 +138,11 @@ def test_probe_connect_then_the_mesh_hub_but_not_its_management(phones: Phones) 
     for address in (PORTAL, OUTSIDE):
         probe = p.get(address, "/generate_204", headers={"Host": "connectivitycheck.gstatic.com"})
         assert (probe["status"], probe["headers"].get("location")) == (302, welcome), probe
+    # An address literal is another site too (docs/lab.md's example), not the hub.
+    outside = p.get(OUTSIDE, "/")
+    assert (outside["status"], outside["headers"].get("location")) == (302, welcome), outside
     assert not net.tcp_open(phone, N1, 8080)  # nothing beyond the portal before Connect
+    assert not net.tcp_open(phone, N3, 8080)  # not even n3's hub at its mesh address
 
     # Something listening on n1's ssh port, to show it is the gate that keeps the phone out.
     ssh = net.http_server(p.mesh.node("n1").ns, p.root / "ssh-standin", "0.0.0.0", 22, "ssh")
@@ -163,6 +168,9 @@ def _connect_and_look(p: Phones) -> None:
     assert p.get(PORTAL, "/about")["status"] == 200
     far = p.get(N1, "/about", port=8080)
     assert far["status"] == 200 and re.search(r"<dd>\s*n1\s*</dd>", far["body"]), far["body"][:500]
+    # n3's own hub at its mesh address too (a link shared from another node's page).
+    own = p.get(N3, "/about", port=8080)
+    assert own["status"] == 200 and re.search(r"<dd>\s*n3\s*</dd>", own["body"]), own
     # Never the management ports: n1's agent and ssh (n3 itself reaches both).
     assert net.tcp_open(p.mesh.node("n3").ns, N1, 9180)
     assert not net.tcp_open(phone, N1, 9180)
