@@ -26,10 +26,12 @@ system-packages:
 
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
+	$(BIN)/vulture
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/vulture
 
 bench: $(STAMP)
 	$(BIN)/python bench/portal.py

@@ -89,7 +89,6 @@ class _SimulatedINA(SimulatedChip):
     """16-bit big-endian registers computed from ``volts`` and ``amps``."""
 
     DEFAULT_CONFIG = 0
-    ID_REGISTERS: Mapping[int, int] = {}
 
     def __init__(self, *, volts: float = 12.0, amps: float = 0.5,
                  shunt_ohms: float = 0.1) -> None:

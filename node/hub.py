@@ -218,35 +218,11 @@ class Hub:
                                        body=body, price=price, contact=contact,
                                        expires_at=expires_at, pinned=pinned))
 
-    def edit_listing(self, actor: str, listing_id: str, **changes: object) -> Listing:
-        """Change fields of a listing (any of post_listing's keyword fields)."""
-        return cast(Listing, self.edit("listing", actor, listing_id, **changes))
-
-    def expire_listing(self, actor: str, listing_id: str) -> Listing:
-        """End a listing now."""
-        return cast(Listing, self.expire("listing", actor, listing_id))
-
-    def delete_listing(self, actor: str, listing_id: str) -> None:
-        """Delete a listing for good."""
-        self.delete("listing", actor, listing_id)
-
     def post_notice(self, actor: str, *, title: str, body: str, urgent: bool = False,
                     pinned: bool = False, expires_at: int | None = None) -> Notice:
         """Publish a notice (:meth:`post` with its fields spelled out)."""
         return cast(Notice, self.post("notice", actor, title=title, body=body, urgent=urgent,
                                       pinned=pinned, expires_at=expires_at))
-
-    def edit_notice(self, actor: str, notice_id: str, **changes: object) -> Notice:
-        """Change fields of a notice."""
-        return cast(Notice, self.edit("notice", actor, notice_id, **changes))
-
-    def expire_notice(self, actor: str, notice_id: str) -> Notice:
-        """End a notice now."""
-        return cast(Notice, self.expire("notice", actor, notice_id))
-
-    def delete_notice(self, actor: str, notice_id: str) -> None:
-        """Delete a notice for good."""
-        self.delete("notice", actor, notice_id)
 
     # --- library ----------------------------------------------------------
     def add_library_file(self, actor: str, stream: BinaryIO, *, filename: str, title: str,

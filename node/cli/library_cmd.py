@@ -98,14 +98,14 @@ def library_import(ctx: click.Context, directory: Path, actor: str, collection: 
     """
     from node.library.importer import iter_files
 
-    files = list(iter_files(directory))
+    count = sum(1 for _ in iter_files(directory))
     with node_hub(ctx) as (_, hub):
         importer = _importer(hub, actor, no_verify, copy)
-        results = []
-        with click.progressbar(files, label=f"Importing {len(files)} files",
+        with click.progressbar(length=count, label=f"Importing {count} files",
                                item_show_func=lambda p: p.name if p else "") as bar:
-            for path in bar:
-                results.append(importer.add(path, collection=collection))
+            results = importer.import_dir(
+                directory, collection=collection,
+                on_result=lambda result: bar.update(1, result.path)).results
     added = [r for r in results if r.status == "added"]
     skipped = [r for r in results if r.status == "skipped"]
     refused = [r for r in results if r.status == "refused"]

@@ -86,7 +86,6 @@ class BabelMonitor:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._problems = OnceLogger(log)
-        self.connections = 0
 
     def start(self) -> None:
         """Start following babeld (idempotent)."""
@@ -132,7 +131,6 @@ class BabelMonitor:
         try:
             self.greeting = parse_greeting(read_until_ok(sock))
             sock.sendall(b"monitor\n")
-            self.connections += 1
             self._problems.resolved("connect")
             log.info("following babeld %s at %s", self.greeting.get("version", "?"),
                      self.address)

@@ -15,7 +15,7 @@ probe is redirected again. Always, for everyone on the access point:
 The file starts with ``table``/``flush table``: re-applying replaces every rule in
 one transaction but keeps the elements of ``allowed`` (accepted phones stay
 accepted). Changing the set's own definition (its type or flags) needs
-``delete table`` first; :data:`DELETE_PREAMBLE` gives it.
+``delete table`` first.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ COUNTERS = (
     ("inbound_dropped", "new connections from outside towards residents' devices"),
 )
 
-DELETE_PREAMBLE = f"table inet {TABLE}\ndelete table inet {TABLE}\n"
 
 
 def _ports(ports: list[int] | tuple[int, ...]) -> str:

@@ -20,12 +20,7 @@ from pathlib import Path
 from provisioning.errors import ProvisionError
 
 SECTOR = 512
-#: MBR partition types that hold FAT (FAT12, FAT16, FAT32 with CHS or LBA, EFI system).
-MBR_FAT_TYPES = frozenset({0x01, 0x04, 0x06, 0x0B, 0x0C, 0x0E, 0xEF})
 GPT_PROTECTIVE = 0xEE
-#: GPT type GUIDs that may hold FAT: Microsoft basic data and EFI system partition.
-GPT_FAT_TYPES = frozenset({uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7"),
-                           uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")})
 
 
 class ImageLayoutError(ProvisionError, ValueError):

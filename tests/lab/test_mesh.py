@@ -184,14 +184,14 @@ def test_partition_heals_with_deletions(line: MeshLab) -> None:
 def _delete_notice(mesh: MeshLab, node: str, notice_id: str) -> None:
     code = ("import sys\nfrom node.config import load_config\nfrom node.hub import open_hub\n"
             f"store, hub = open_hub(load_config({mesh.node(node).config!r}))\n"
-            f"hub.delete_notice('lab', {notice_id!r})\nstore.close()\n")
+            f"hub.delete('notice', 'lab', {notice_id!r})\nstore.close()\n")
     _python(mesh, node, code)
 
 
 def _edit_notice(mesh: MeshLab, node: str, notice_id: str, title: str) -> None:
     code = ("from node.config import load_config\nfrom node.hub import open_hub\n"
             f"store, hub = open_hub(load_config({mesh.node(node).config!r}))\n"
-            f"hub.edit_notice('lab', {notice_id!r}, title={title!r})\nstore.close()\n")
+            f"hub.edit('notice', 'lab', {notice_id!r}, title={title!r})\nstore.close()\n")
     _python(mesh, node, code)
 
 

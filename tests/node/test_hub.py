@@ -75,46 +75,46 @@ def test_edit_listing_changes_only_what_differs(hub: Hub, store: Store,
                                                 clock: FakeClock) -> None:
     listing = hub.post_listing("olu", category="free", title="Sofa", body="Blue")
     clock.advance(60)
-    edited = hub.edit_listing("olu", listing.id, title="Sofa", body="Green", pinned=True)
+    edited = hub.edit("listing", "olu", listing.id, title="Sofa", body="Green", pinned=True)
     assert (edited.body, edited.pinned, edited.updated_at) == ("Green", True, T0 + 60)
     edit = store.entries_since({})[-1]
     assert edit["body"] == {"body": "Green", "pinned": True}
     count = len(store.entries_since({}))
-    hub.edit_listing("olu", listing.id, title="Sofa")
+    hub.edit("listing", "olu", listing.id, title="Sofa")
     assert len(store.entries_since({})) == count  # nothing changed, nothing appended
 
 
 def test_edit_refuses_unknown_fields_and_missing_items(hub: Hub) -> None:
     listing = hub.post_listing("olu", category="free", title="Sofa", body="Blue")
     with pytest.raises(ValidationError) as info:
-        hub.edit_listing("olu", listing.id, created_at=0)
+        hub.edit("listing", "olu", listing.id, created_at=0)
     assert fields_of(info) == {"created_at": "cannot be changed here"}
     with pytest.raises(NotFound):
-        hub.edit_listing("olu", "0" * 64, title="x")
+        hub.edit("listing", "olu", "0" * 64, title="x")
 
 
 def test_expire_and_delete_listing(hub: Hub, store: Store) -> None:
     listing = hub.post_listing("olu", category="free", title="Sofa", body="Blue")
-    expired = hub.expire_listing("olu", listing.id)
+    expired = hub.expire("listing", "olu", listing.id)
     assert expired.expires_at == T0 and store.listings().total == 0
-    hub.edit_listing("olu", listing.id, title="Sofa!")  # editing an expired one still works
-    hub.delete_listing("olu", listing.id)
+    hub.edit("listing", "olu", listing.id, title="Sofa!")  # editing an expired one still works
+    hub.delete("listing", "olu", listing.id)
     assert store.listing(listing.id) is None
     with pytest.raises(NotFound):
-        hub.delete_listing("olu", listing.id)
+        hub.delete("listing", "olu", listing.id)
 
 
 def test_notices(hub: Hub, store: Store, clock: FakeClock) -> None:
     notice = hub.post_notice("olu", title="Road closed", body="Elm St", urgent=True,
                              expires_at=T0 + 3600)
     assert store.notices() == [notice]
-    assert hub.edit_notice("olu", notice.id, urgent=False, pinned=True).pinned
+    assert hub.edit("notice", "olu", notice.id, urgent=False, pinned=True).pinned
     with pytest.raises(ValidationError) as info:
-        hub.edit_notice("olu", notice.id, urgent="yes")
+        hub.edit("notice", "olu", notice.id, urgent="yes")
     assert fields_of(info) == {"urgent": "must be true or false"}
-    hub.expire_notice("olu", notice.id)
+    hub.expire("notice", "olu", notice.id)
     assert store.notices() == []
-    hub.delete_notice("olu", notice.id)
+    hub.delete("notice", "olu", notice.id)
     assert store.notice(notice.id) is None
 
 

@@ -50,7 +50,7 @@ def test_an_expired_listing_answers_410_without_its_contact_details(
     listing = _listing(app)
     assert client.get(f"/listing/{listing.id}").status_code == 200
     with app.app_context():
-        services(app).hub.expire_listing("olga", listing.id)
+        services(app).hub.expire("listing", "olga", listing.id)
     response = client.get(f"/listing/{listing.id}")
     page = text(response)
     assert response.status_code == 410
@@ -64,7 +64,7 @@ def test_an_expired_urgent_notice_answers_410_and_is_no_longer_marked_urgent(
     notice = _notice(app, urgent=True)
     assert "Urgent" in text(client.get(f"/notices/{notice.id}"))
     with app.app_context():
-        services(app).hub.expire_notice("olga", notice.id)
+        services(app).hub.expire("notice", "olga", notice.id)
     response = client.get(f"/notices/{notice.id}")
     page = text(response)
     assert response.status_code == 410
@@ -77,7 +77,7 @@ def test_fixing_a_typo_in_an_expired_listing_keeps_it_expired(
         app: Flask, client: FlaskClient, auth: AuthActions) -> None:
     listing = _listing(app, title="Maths tutorng")
     with app.app_context():
-        services(app).hub.expire_listing("olga", listing.id)
+        services(app).hub.expire("listing", "olga", listing.id)
     expired_at = _fresh(app, "listing", listing.id).expires_at
     auth.login("olga")
     edit_url = f"/organisers/listings/{listing.id}/edit"
@@ -104,7 +104,7 @@ def test_an_expired_pinned_item_is_not_shown_as_pinned(app: Flask, client: Flask
     before = row.search(text(client.get("/organisers/listings/")))
     assert before and "Pinned" in before.group(0)
     with app.app_context():
-        services(app).hub.expire_listing("olga", listing.id)
+        services(app).hub.expire("listing", "olga", listing.id)
     after = row.search(text(client.get("/organisers/listings/")))
     assert after and "Expired" in after.group(0)
     assert "Pinned" not in after.group(0) and ">Unpin<" not in after.group(0)
@@ -131,7 +131,7 @@ def test_a_plain_notice_without_expiry_keeps_none(app: Flask) -> None:
 def test_marking_a_notice_urgent_later_gives_it_the_default_expiry(app: Flask) -> None:
     notice = _notice(app)
     with app.app_context():
-        edited = services(app).hub.edit_notice("olga", notice.id, urgent=True)
+        edited = services(app).hub.edit("notice", "olga", notice.id, urgent=True)
     assert edited.expires_at is not None
 
 

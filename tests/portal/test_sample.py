@@ -89,7 +89,7 @@ def test_deleted_samples_stay_deleted(opened: tuple[Store, Hub, NodeConfig]) -> 
     store, hub, _ = opened
     seed(hub, PASSWORDS)
     victim = store.listings(per_page=1).items[0]
-    hub.delete_listing("amira", victim.id)
+    hub.delete("listing", "amira", victim.id)
     seed(hub, PASSWORDS)
     assert victim.title not in {item.title for item in store.listings(per_page=100).items}
 
