@@ -35,10 +35,15 @@ class ImageError(FlashError):
 class DeviceRefused(FlashError):
     """The target device is not a safe choice (``reasons`` says why)."""
 
-    def __init__(self, device: str, reasons: list[str], overridable: bool) -> None:
+    def __init__(self, device: str, reasons: list[str], overridable: bool,
+                 system: bool = False) -> None:
         self.device = device
         self.reasons = list(reasons)
         self.overridable = overridable
-        hint = (" (if you are sure, pass --i-know-this-is-not-removable " + device + ")"
-                if overridable else " (no override: this would destroy the running system)")
+        if overridable:
+            hint = f" (if you are sure, pass --i-know-this-is-not-removable {device})"
+        elif system:
+            hint = " (no override: this would destroy the running system)"
+        else:
+            hint = " (no override)"
         super().__init__(f"{device}: refused: {'; '.join(self.reasons)}{hint}")

@@ -10,7 +10,7 @@ import click
 from provisioning.errors import DeviceRefused, FlashError
 from provisioning.flash import devices as blk
 from provisioning.flash.source import open_image
-from provisioning.flash.target import Target
+from provisioning.flash.target import Target, refuse_same
 from provisioning.flash.unmount import unmount, unmount_commands
 from provisioning.flash.writer import flash as write_and_verify
 
@@ -65,14 +65,23 @@ def flash(image: str, device: str, yes: bool, override: str | None, to_file: boo
     devices' lists them). The card's partitions are unmounted first; the first
     MiB is written last, and everything is read back and compared (SHA-256).
     """
+    refuse_same(Path(image), Path(device))
     with open_image(image) as source:
         chosen: blk.Device | None = None
         if not to_file:
             chosen = _choose(device, override, source.expected_size, _load(lsblk_json))
+            refuse_same(Path(image), Path(chosen.path))
         what = (f"{chosen.path} ({chosen.model or 'unknown model'}, {blk.human(chosen.size)})"
                 if chosen else f"file {device}")
         size = blk.human(source.expected_size) if source.expected_size else "size unknown"
         click.echo(f"image: {image} ({source.kind}, {size})")
+        layout = source.check_layout()
+        if chosen is not None and layout.end > chosen.size:
+            raise DeviceRefused(chosen.path, [f"too small for this image ({blk.human(chosen.size)}"
+                                              f" < {blk.human(layout.end)})"], overridable=False)
+        sidecar = source.check_sidecar()
+        if sidecar is not None:
+            click.echo(f"checksum: matches {sidecar}")
         if dry_run:
             click.echo(f"dry run: would erase and write {what}")
             for argv in unmount_commands(chosen) if chosen else []:
@@ -83,7 +92,8 @@ def flash(image: str, device: str, yes: bool, override: str | None, to_file: boo
         if chosen is not None:
             for partition in unmount(chosen):
                 click.echo(f"unmounted {partition}")
-        with Target.open(chosen.path if chosen else device, to_file=to_file) as target:
+        with Target.open(chosen.path if chosen else device, to_file=to_file,
+                         image=image) as target:
             result = write_and_verify(source, target, progress=True)
     speed = result.written / max(result.write_seconds, 1e-9)
     click.echo(f"done: {blk.human(result.written)} written ({blk.human(int(speed))}/s) and "
@@ -101,10 +111,16 @@ def _choose(device: str, override: str | None, image_size: int | None,
         parent = next((d for d in found if real in d.partitions), None)
         if parent is not None:
             raise FlashError(f"{device}: is a partition; flash the whole disk {parent.path}")
+        if not os.path.exists(device) or os.path.isfile(device):
+            what = "a regular file" if os.path.isfile(device) else "not there"
+            raise FlashError(f"{device}: {what}, not a disk; to write the image into a file "
+                             "(a rehearsal), pass --to-file; for a card see 'meshhub-provision "
+                             "devices'")
         raise FlashError(f"{device}: not a disk lsblk knows; see 'meshhub-provision devices'")
     assessment = blk.assess(chosen, image_size)
     if assessment.fatal:
-        raise DeviceRefused(chosen.path, list(assessment.reasons), overridable=False)
+        raise DeviceRefused(chosen.path, list(assessment.reasons), overridable=False,
+                            system=assessment.system)
     if assessment.warnings:
         if override not in (chosen.path, device):
             raise DeviceRefused(chosen.path, list(assessment.warnings), overridable=True)

@@ -54,13 +54,15 @@ class Assessment:
     """A device and why it is (not) offered.
 
     ``fatal`` reasons can never be overridden; ``warnings`` can, by typing
-    the device's name with ``--i-know-this-is-not-removable``.
+    the device's name with ``--i-know-this-is-not-removable``. ``system`` is
+    true only when the running system uses the device.
     """
 
     device: Device
     fatal: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    system: bool = False
 
     @property
     def offered(self) -> bool:
@@ -141,7 +143,8 @@ def assess(device: Device, image_size: int | None = None) -> Assessment:
     notes = []
     if device.mounted_partitions and not fatal:
         notes.append(f"mounted ({', '.join(device.mountpoints)}): will be unmounted")
-    return Assessment(device, tuple(fatal), tuple(warnings), tuple(notes))
+    return Assessment(device, tuple(fatal), tuple(warnings), tuple(notes),
+                      system="/" in device.mountpoints or bool(system))
 
 
 def run_lsblk() -> list[Device]:

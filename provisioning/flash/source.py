@@ -4,13 +4,20 @@ Formats are recognised by their first bytes (the file name only appears in
 messages): raw ``.img``, gzip, xz, zstd, and a zip holding exactly one
 ``.img``. A truncated or corrupt archive raises :class:`ImageError` while
 streaming; callers must treat whatever was written so far as unusable.
+
+Before writing, :meth:`ImageSource.check_layout` reads the image's partition
+table and refuses an image shorter than its table says (a raw download cut
+short), and :meth:`ImageSource.check_sidecar` verifies ``IMAGE.sha256`` when
+one lies next to the image.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import lzma
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -19,6 +26,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from provisioning.errors import ImageError
+from provisioning.flash.layout import Layout, check_length, read_layout
+
+#: How much of the image's start holds its partition table (the writer's first MiB).
+HEAD = 1 << 20
+_SUM_LINE = re.compile(r"([0-9a-fA-F]{64})(?:\s+\*?(.+))?")
 
 _MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -60,6 +72,51 @@ class ImageSource:
         except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, lzma.LZMAError, zlib.error) as exc:
             raise ImageError(f"{self.path}: the {self.kind} image is truncated or corrupt "
                              f"({exc}); download it again") from None
+
+    def head(self, size: int = HEAD) -> bytes:
+        """The image's first ``size`` bytes (decompressed), leaving the stream at its start."""
+        buffer = bytearray()
+        chunks = self.chunks(size)
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                if len(buffer) >= size:
+                    break
+        finally:
+            chunks.close()
+            self._file.seek(0)
+        return bytes(buffer[:size])
+
+    def check_layout(self) -> Layout:
+        """Read the partition table; refuse a damaged one, or one longer than a known size.
+
+        Why: a raw image cut short decompresses (or copies) without any error,
+        and only its own table shows that it is not whole.
+        """
+        layout = read_layout(self.head(), str(self.path))
+        if self.expected_size is not None:
+            check_length(layout, self.expected_size, str(self.path))
+        return layout
+
+    def check_sidecar(self) -> Path | None:
+        """Verify the image file against ``IMAGE.sha256`` next to it, if there is one.
+
+        Returns the checksum file used, or None. Raises ImageError naming the
+        file and line when it cannot be read or the image does not match.
+        """
+        sidecar = self.path.with_name(self.path.name + ".sha256")
+        if not sidecar.is_file():
+            return None
+        expected = _expected_sum(sidecar, self.path.name)
+        hasher = hashlib.sha256()
+        with open(self.path, "rb") as data:
+            while block := data.read(4 << 20):
+                hasher.update(block)
+        if hasher.hexdigest() != expected.lower():
+            raise ImageError(f"{self.path}: does not match its checksum file {sidecar} "
+                             f"(SHA-256 {hasher.hexdigest()}, expected {expected.lower()}): "
+                             "the image is damaged or truncated; download it again")
+        return sidecar
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -107,6 +164,27 @@ def open_image(path: str | os.PathLike[str]) -> ImageSource:
     except BaseException:
         handle.close()
         raise
+
+
+def _expected_sum(sidecar: Path, name: str) -> str:
+    """The SHA-256 that ``sidecar`` (``sha256sum`` output, or a bare hash) gives for ``name``."""
+    try:
+        lines = sidecar.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImageError(f"{sidecar}: cannot read the checksum file ({exc})") from None
+    listed = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        match = _SUM_LINE.fullmatch(line.strip())
+        if match is None:
+            raise ImageError(f"{sidecar}: line {number}: expected a SHA-256 (64 hex digits) "
+                             "and the file name, as sha256sum writes them")
+        listed.append(match.group(2) or "")
+        if match.group(2) in (None, name) or Path(match.group(2)).name == name:
+            return match.group(1)
+    raise ImageError(f"{sidecar}: does not list {name} (it lists {', '.join(listed) or 'nothing'})"
+                     f"; use the checksum file published with this image")
 
 
 def _zip_member(file: Path, handle: BinaryIO) -> tuple[str, int]:

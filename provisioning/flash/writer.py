@@ -5,6 +5,10 @@ anything else, the rest of the image follows, and the image's real first MiB
 (partition table, boot code) is written last. A card pulled out, or an image
 that turns out truncated, therefore never holds a partition table pointing at
 half-written partitions: it does not boot, and the message says to flash again.
+
+The image's own partition table is checked twice: before anything is
+written (it must fit the target), and before the first MiB is written (the
+stream must have been as long as the table says, or the image was cut short).
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from dataclasses import dataclass
 
 from provisioning.errors import FlashError, ImageError
 from provisioning.flash.devices import human
+from provisioning.flash.layout import check_length, read_layout
 from provisioning.flash.progress import Progress
-from provisioning.flash.source import ImageSource
+from provisioning.flash.source import HEAD, ImageSource
 from provisioning.flash.target import Target
 
-HEAD = 1 << 20
 CHUNK = 4 << 20
 
 
@@ -45,9 +49,15 @@ def write_image(source: ImageSource, target: Target, progress: Progress | None =
     chunks = source.chunks(CHUNK)
     hasher = hashlib.sha256()
     head, rest = _take_head(chunks)
-    if len(head) < 512 or head[510:512] != b"\x55\xaa":
-        raise ImageError(f"{source.path}: does not look like a disk image (no partition table "
-                         "in its first sector); check that you downloaded a node image")
+    layout = read_layout(head, str(source.path))
+    if source.expected_size is not None:
+        check_length(layout, source.expected_size, str(source.path))
+    capacity = target.size()
+    needed = max(layout.end, source.expected_size or 0)
+    if capacity is not None and needed > capacity:
+        raise FlashError(f"{source.path}: the image needs {human(needed)} but {target.path} "
+                         f"holds only {human(capacity)}; nothing was written (use a larger "
+                         "card)")
     hasher.update(head)
     offset = len(head)
     try:
@@ -60,6 +70,7 @@ def write_image(source: ImageSource, target: Target, progress: Progress | None =
             if progress is not None:
                 progress.update(offset, source.consumed()
                                 if source.expected_size is None else offset)
+        check_length(layout, offset, str(source.path))
         target.write_at(0, head)
         target.sync()
     except ImageError as exc:

@@ -22,15 +22,14 @@ from provisioning.flash import Target, flash, open_image
 from provisioning.flash.progress import Progress
 from provisioning.flash.writer import HEAD
 from tests.conftest import require_root, require_tool
+from tests.provisioning.flash_support import disk_image
 
 MiB = 1 << 20
 
 
 def make_image(size: int = 6 * MiB + 12345) -> bytes:
-    """A disk-like image: an MBR boot signature and non-repeating content."""
-    body = bytearray(hashlib.shake_256(b"meshhub").digest(size))
-    body[510:512] = b"\x55\xaa"
-    return bytes(body)
+    """A disk-like image: a valid MBR (one partition filling it) and non-repeating content."""
+    return disk_image(size)
 
 
 def zip_of(members: dict[str, bytes]) -> bytes:
