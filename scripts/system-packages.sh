@@ -3,7 +3,7 @@
 # tests drive for real: nginx in front of the portal, Chromium for the
 # accessibility checks, and the network daemons a node runs.
 set -eu
-PACKAGES="nginx chromium babeld dnsmasq-base nftables hostapd iw iproute2 udhcpc busybox sqlite3 mtools dosfstools e2fsprogs fdisk wrk curl prometheus poppler-utils zbar-tools systemd"
+PACKAGES="nginx chromium babeld dnsmasq-base nftables hostapd iw iproute2 udhcpc busybox sqlite3 mtools dosfstools e2fsprogs fdisk wrk curl prometheus poppler-utils zbar-tools systemd openssh-client"
 missing=""
 for pkg in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

@@ -101,6 +101,8 @@ def build_image(base: str | os.PathLike[str], out: str | os.PathLike[str], *,
     if out_path.exists() and out_path.resolve() == base_path.resolve():
         raise ImageBuildError(f"{out_path}: --out must differ from --base")
     recipe = recipe or load_recipe(DEFAULT_RECIPE)
+    # The base itself first (errors name it, not OUT.partial), before the slow wheel build.
+    root_partition(base_path, find_boot_partition(base_path).partition)
     partial = out_path.with_name(out_path.name + ".partial")
     with tempfile.TemporaryDirectory(prefix="meshhub-image-") as tmp:
         wheels = Path(wheelhouse) if wheelhouse else Path(tmp) / "wheelhouse"

@@ -46,27 +46,68 @@ def meshhub_version(wheelhouse: Path) -> str:
     return versions[0]
 
 
+def build_meshhub_wheel(project: Path, out: Path) -> Path:
+    """Build meshhub's own wheel from the checkout ``project`` into ``out``; return its path.
+
+    With build isolation, so pip installs what pyproject.toml's
+    ``[build-system]`` requires (setuptools, wheel) into a throwaway
+    environment: the laptop's venv may lack ``wheel`` or have an old
+    setuptools ("invalid command 'bdist_wheel'").
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    _pip(["wheel", str(project), "--no-deps", "-w", str(out)], "building meshhub's wheel")
+    version = meshhub_version(out)
+    return next(p for p in out.glob("*.whl") if wheel_version(p) == version)
+
+
+def project_version(project: Path) -> str | None:
+    """The version pyproject.toml of the checkout ``project`` declares (None if not static)."""
+    import tomllib
+
+    try:
+        with open(project / "pyproject.toml", "rb") as file:
+            value = tomllib.load(file).get("project", {}).get("version")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def build_wheelhouse(project: Path, out: Path, *, platforms: tuple[str, ...] = NODE_PLATFORMS,
                      python_version: str = NODE_PYTHON) -> str:
     """Build meshhub's wheel from ``project`` and fetch its dependencies into ``out``.
 
     Needs the internet (or a pip cache holding the wheels). Returns the version.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    _pip(["wheel", str(project), "--no-deps", "--no-build-isolation", "-w", str(out)],
-         "building meshhub's wheel")
-    version = meshhub_version(out)
-    wheel = next(p for p in out.glob("*.whl") if wheel_version(p) == version)
+    wheel = build_meshhub_wheel(project, out)
     platform_args = [arg for p in platforms for arg in ("--platform", p)]
     _pip(["download", "--only-binary=:all:", "--python-version", python_version,
           "--implementation", "cp", *platform_args, "-d", str(out), str(wheel)],
          "downloading the dependencies for the node (arm64, Python 3.11)")
-    return version
+    return wheel_version(wheel) or meshhub_version(out)
+
+
+#: pip's own framing around a failed build, which says nothing about the cause.
+_PIP_NOISE = ("error: subprocess-exited-with-error", "error: metadata-generation-failed",
+              "error: failed-wheel-build-for-install", "hint: See above for details.")
 
 
 def _pip(args: list[str], what: str) -> None:
     result = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise WheelhouseError(f"{what} failed:\n{tail}")
+        raise WheelhouseError(f"{what} failed:\n{explain_pip(result.stdout + result.stderr)}")
+
+
+def explain_pip(output: str, keep: int = 12) -> str:
+    """The lines of pip's output that say why it failed.
+
+    pip prints the build backend's own error (e.g. "invalid command
+    'bdist_wheel'") inside a box, then "hint: See above for details": the
+    error lines are picked out first, the last lines follow for context.
+    """
+    lines = [line.strip(" │╰─>×║") for line in output.splitlines()]
+    lines = [line for line in lines if line and line not in _PIP_NOISE]
+    causes = [line for line in lines if "error" in line.lower()]
+    tail = lines[-4:]
+    picked = list(dict.fromkeys(causes[-keep:] + tail))
+    return "\n".join(picked) or "(pip printed nothing)"

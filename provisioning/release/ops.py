@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from node.atomic import atomic_write
@@ -22,7 +23,7 @@ from node.update.manifest import (
     verify_manifest,
 )
 from provisioning.errors import ProvisionError
-from provisioning.image.wheelhouse import build_wheelhouse, meshhub_version
+from provisioning.image.wheelhouse import build_wheelhouse, meshhub_version, project_version
 
 
 class ReleaseError(ProvisionError, ValueError):
@@ -39,21 +40,52 @@ def make_release(out: str | os.PathLike[str], *, version: str | None = None,
     a pip cache). ``version`` must equal the meshhub wheel's version when given.
     """
     target = Path(out)
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ReleaseError(f"{target}: not empty; give a new folder for the release")
-    target.mkdir(parents=True, exist_ok=True)
+    project = project or Path(__file__).resolve().parents[2]
+    if version is not None:  # before the (slow) build: say at once what to change
+        planned = (meshhub_version(Path(wheelhouse)) if wheelhouse is not None
+                   else project_version(project))
+        _same_version(version, planned, "the meshhub wheel is" if wheelhouse is not None
+                      else "this checkout's pyproject.toml says")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Filled in a hidden folder beside OUT and renamed: a failed run leaves no half release.
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
+                                 dir=target.parent))
+    try:
+        manifest = _fill_release(work, version=version, channel=channel,
+                                 rollout_days=rollout_days, wheelhouse=wheelhouse, date=date,
+                                 project=project, name=target)
+        if target.exists():
+            target.rmdir()  # empty (checked above)
+        os.replace(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _same_version(asked: str, found: str | None, where: str) -> None:
+    if found is not None and asked != found:
+        raise ReleaseError(f"--version {asked} but {where} {found}; set "
+                           f'version = "{asked}" in pyproject.toml and build again (or leave '
+                           "out --version to release the version it has)")
+
+
+def _fill_release(folder: Path, *, version: str | None, channel: str, rollout_days: int,
+                  wheelhouse: str | os.PathLike[str] | None, date: str | None,
+                  project: Path, name: Path) -> Manifest:
     if wheelhouse is None:
-        build_wheelhouse(project or Path(__file__).resolve().parents[2], target)
+        build_wheelhouse(project, folder)
     else:
         for item in sorted(Path(wheelhouse).iterdir()):
             if item.is_file() and item.suffix == ".whl":
-                shutil.copyfile(item, target / item.name)
-    wheel_version = meshhub_version(target)
-    if version is not None and version != wheel_version:
-        raise ReleaseError(f"--version {version} but the meshhub wheel is {wheel_version}; "
-                           "set the version in pyproject.toml and build again")
+                shutil.copyfile(item, folder / item.name)
+    wheel_version = meshhub_version(folder)
+    if version is not None:
+        _same_version(version, wheel_version, "the meshhub wheel is")
     files = []
-    for item in sorted(target.glob("*.whl")):
+    for item in sorted(folder.glob("*.whl")):
         digest, size = file_digest(item)
         files.append({"path": item.name, "sha256": digest, "size": size})
     release = {"version": wheel_version, "channel": channel, "rollout_days": rollout_days,
@@ -61,9 +93,9 @@ def make_release(out: str | os.PathLike[str], *, version: str | None = None,
     try:
         check_release(release)
     except ValueError as exc:
-        raise ReleaseError(f"{target}: {exc}") from None
+        raise ReleaseError(f"{name}: {exc}") from None
     manifest = Manifest(release, ())
-    atomic_write(target / MANIFEST_NAME, manifest.dumps())
+    atomic_write(folder / MANIFEST_NAME, manifest.dumps())
     return manifest
 
 
