@@ -44,9 +44,21 @@ def registry(ctx: click.Context, registry_dir: str) -> None:
               help="Range of the nodes' own /32 mesh addresses.")
 @click.option("--client-range", default=ops.DEFAULT_CLIENT_RANGE, show_default=True,
               help="Range split into one /24 per node for residents' devices.")
+@click.option("--access-channel", type=click.IntRange(1, 196), default=ops.DEFAULT_CHANNEL,
+              show_default=True, help="Wi-Fi channel of the access point residents join.")
+@click.option("--mesh-channel", type=click.IntRange(1, 196),
+              help="Channel of the mesh link between nodes (default: the access channel; a "
+                   "single-radio node uses one channel for both, so give a channel in another "
+                   "band only if your nodes have a second radio).")
 def init_cmd(directory: str, name: str, ssid: str, country: str, admin_keys: tuple[str, ...],
-             threshold: int, mesh_range: str, client_range: str) -> None:
+             threshold: int, mesh_range: str, client_range: str, access_channel: int,
+             mesh_channel: int | None) -> None:
     """Create a registry folder DIRECTORY with its community.toml."""
+    mesh_channel = mesh_channel or access_channel
+    if (mesh_channel > 14) != (access_channel > 14):
+        click.echo(f"note: mesh channel {mesh_channel} and access channel {access_channel} are "
+                   "in different bands: only nodes with a second radio use both; a single-radio "
+                   f"node runs both on channel {access_channel}", err=True)
     pairs = [(ops.admin_name(f), f) for f in admin_keys]
     if not pairs:
         key_file = ops.default_secrets_dir(Path(directory)) / "admin.key"
@@ -55,8 +67,10 @@ def init_cmd(directory: str, name: str, ssid: str, country: str, admin_keys: tup
         pairs = [("admin", str(key_file))]
     path = ops.init_registry(directory, name=name, ssid=ssid, country=country,
                              admin_keys=pairs, threshold=threshold, mesh_range=mesh_range,
-                             client_range=client_range)
-    click.echo(f"created {path}")
+                             client_range=client_range,
+                             channels={"mesh": mesh_channel, "access": access_channel})
+    click.echo(f"created {path} (admins: {', '.join(n for n, _ in pairs)}; threshold "
+               f"{threshold}; channels: access {access_channel}, mesh {mesh_channel})")
 
 
 @registry.group("admin-key")
@@ -66,13 +80,24 @@ def admin_key() -> None:
 
 @admin_key.command("new")
 @click.argument("file", type=click.Path(dir_okay=False))
-def admin_key_new(file: str) -> None:
-    """Create a new admin key FILE (mode 0600) and FILE.pub to share with the others."""
+@click.pass_context
+def admin_key_new(ctx: click.Context, file: str) -> None:
+    """Create a new admin key FILE (mode 0600) and FILE.pub to share with the others.
+
+    When the registry (-r or $MESHHUB_REGISTRY) exists and does not list the
+    key yet, it prints the [[admins]] lines to add to its community.toml;
+    before there is a registry, 'registry init --admin-key FILE.pub' adds it.
+    """
     ident = ops.new_admin_key(file)
     name = ops.admin_name(file)
     click.echo(f"created {file} (secret) and {file}.pub; fingerprint {ident.fingerprint}")
-    click.echo("add to community.toml:\n\n[[admins]]\n"
-               f'name = "{name}"\npublic_key = "{ident.public_key}"')
+    community = _root(ctx) / ops.COMMUNITY_FILE
+    if not community.is_file():
+        click.echo(f"send {file}.pub to whoever creates the registry: 'registry init "
+                   f"--admin-key {file}.pub' adds it")
+    elif ident.public_key not in community.read_text(encoding="utf-8"):
+        click.echo(f"add to {community}:\n\n[[admins]]\n"
+                   f'name = "{name}"\npublic_key = "{ident.public_key}"')
 
 
 @registry.command("register")

@@ -31,6 +31,9 @@ from provisioning.registry.files import (
 
 DEFAULT_MESH_RANGE = "10.42.0.0/16"
 DEFAULT_CLIENT_RANGE = "10.64.0.0/10"
+#: Wi-Fi channel for both the access point and the mesh: a single-radio node (most Pis)
+#: runs both on one channel, and 2.4 GHz channel 6 is legal in every country.
+DEFAULT_CHANNEL = 6
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def init_registry(root: str | Path, *, name: str, ssid: str, country: str,
     data: dict[str, Any] = {
         "name": name, "ssid": ssid, "country": country, "mesh_range": mesh_range,
         "client_range": client_range, "client_prefix": 24, "threshold": threshold,
-        "channels": channels or {"mesh": 36, "access": 6}, "admins": admins,
+        "channels": channels or {"mesh": DEFAULT_CHANNEL, "access": DEFAULT_CHANNEL},
+        "admins": admins,
     }
     probe = read_files(base)  # report problems before anything is written
     probe.community = TomlFile(base / COMMUNITY_FILE, data, "")
