@@ -7,6 +7,8 @@ enough: the MBR is sector 0, a GPT's header sector 1 and its entries
 normally sectors 2-33. The end of the last partition (and, for GPT, the
 backup header in the last sector) is the least the image must hold; a
 partition that starts inside the table or beyond the image is corruption.
+A GPT with 4096-byte sectors (never an SD card image) is recognised and
+left unchecked rather than refused.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Extent:
 class Layout:
     """A partition table's scheme and what it points at."""
 
-    scheme: str  #: "mbr", "gpt" or "none" (a boot signature but no partitions)
+    scheme: str  #: "mbr", "gpt", "gpt-4k" (not checked) or "none" (a signature, no partitions)
     extents: tuple[Extent, ...] = ()
 
     @property
@@ -79,6 +81,8 @@ def check_length(layout: Layout, length: int, name: str) -> None:
 def _gpt(head: bytes, name: str) -> Layout:
     header = head[SECTOR:2 * SECTOR]
     damaged = f"{name}: the GPT partition table is damaged"
+    if header[:8] != b"EFI PART" and head[4096:4104] == b"EFI PART":
+        return Layout("gpt-4k")  # 4096-byte sectors (not SD card images): not checked
     if header[:8] != b"EFI PART":
         raise ImageError(f"{damaged} (no GPT header at sector 1); download it again")
     size, stored_crc = struct.unpack_from("<II", header, 12)

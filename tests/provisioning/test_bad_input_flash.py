@@ -214,6 +214,21 @@ def test_truncated_gpt_image_is_refused(tmp_path: Path) -> None:
         source.check_layout()
 
 
+def test_gpt_with_4k_sectors_is_not_refused(tmp_path: Path) -> None:
+    """Not an SD card layout, but a valid one: its table is not checked, nor called damaged."""
+    data = bytearray(disk_image(2 * MiB, [(0xEE, 1, 511)]))
+    data[512:520] = bytes(8)
+    data[4096:4104] = b"EFI PART"
+    image = tmp_path / "gpt4k.img"
+    image.write_bytes(bytes(data))
+    with open_image(image) as source:
+        assert source.check_layout().scheme == "gpt-4k"
+    data[4096:4104] = bytes(8)  # no GPT header anywhere: damaged
+    image.write_bytes(bytes(data))
+    with open_image(image) as source, pytest.raises(ImageError, match="no GPT header"):
+        source.check_layout()
+
+
 # --- checksum sidecars --------------------------------------------------------------------
 
 def test_checksum_sidecar_is_verified(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
