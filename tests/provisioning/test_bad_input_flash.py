@@ -276,6 +276,17 @@ def test_image_larger_than_the_device_is_refused(tmp_path: Path,
     assert backing.read_bytes() == b"\xee" * (4 * MiB)
 
 
+def test_compressed_image_larger_than_the_card_is_refused_by_its_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A .gz does not say how large it unpacks: the table's last partition does."""
+    image = tmp_path / "node.img.gz"
+    image.write_bytes(gzip.compress(disk_image(2 * MiB, [(0x83, 2048, 200 << 21)])))  # 200 GiB
+    code, out, err = run(capsys, "flash", str(image), "/dev/sda", "--dry-run",
+                         "--lsblk-json", str(FIXTURES / "usb-stick.json"))
+    assert code == 1 and "/dev/sda: refused: too small for this image" in err, err
+    assert "200.0 GiB" in err and "would erase" not in out
+
+
 def test_small_loop_device_is_refused_without_blaming_the_running_system(
         image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "flash", str(image), "/dev/loop0", "--yes",

@@ -116,6 +116,7 @@ def test_customising_guide(tmp_path: Path, node_image: Path) -> None:
     ]
     out = run_script(setup_script() + script_for("customising.md", steps), tmp_path)
     assert "done: elm-4" in out, out
+    assert "another band" not in out  # registry init's default channels fit one radio
     assert (tmp_path / "poster-elm-4.pdf").read_bytes().startswith(b"%PDF")
 
 
