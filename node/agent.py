@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
+import socket
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -64,14 +67,40 @@ def node_sources(cfg: NodeConfig, root: Path = Path("/")) -> Sources:
                    sys_root=root / "sys", **board_sources(root))
 
 
+#: The first descriptor systemd passes to a socket-activated service (sd_listen_fds(3)).
+SD_LISTEN_FDS_START = 3
+
+
+def systemd_listen_socket(environ: MutableMapping[str, str] | None = None) -> socket.socket | None:
+    """The listening socket systemd passed to this process (socket activation), or None.
+
+    Follows sd_listen_fds(3): ``LISTEN_PID`` must name this process and
+    ``LISTEN_FDS`` count the sockets, the first at descriptor 3. A unit with a
+    ``meshhub-agent.socket`` beside it starts the agent on demand and keeps its
+    port bound across restarts; tests use it to hand ``meshhub agent`` a port
+    they already hold. The variables are removed, so that no child sees them.
+    """
+    env = os.environ if environ is None else environ
+    pid, count = env.pop("LISTEN_PID", ""), env.pop("LISTEN_FDS", "")
+    env.pop("LISTEN_FDNAMES", None)
+    if not (pid.isdigit() and int(pid) == os.getpid() and count.isdigit() and int(count) >= 1):
+        return None
+    sock = socket.socket(fileno=SD_LISTEN_FDS_START)
+    sock.set_inheritable(False)
+    return sock
+
+
 class Agent:
     """The agent's health sampler and HTTP API, startable and stoppable in-process.
 
     ``port=0`` (in tests) picks a free port; :attr:`port` tells which.
+    ``listen_socket`` (already bound and listening: systemd's socket activation,
+    or a test's) is used instead of binding ``agent.listen``:``agent.port``.
     """
 
     def __init__(self, cfg: NodeConfig, *, sources: Sources | None = None,
-                 interval_seconds: float | None = None, port: int | None = None) -> None:
+                 interval_seconds: float | None = None, port: int | None = None,
+                 listen_socket: socket.socket | None = None) -> None:
         self.cfg = cfg
         from node.mesh import MeshService
 
@@ -86,6 +115,9 @@ class Agent:
         self.interval_seconds = float(interval_seconds or cfg.health.interval_seconds)
         self._host = cfg.agent.listen
         self._port = cfg.agent.port if port is None else port
+        self._listen_socket = listen_socket
+        if listen_socket is not None:
+            self._host, self._port = listen_socket.getsockname()[:2]
         self.supervised: list[Supervised] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -128,8 +160,10 @@ class Agent:
 
             app = compose(app, {"/update/": create_update_app(self.update)})
         try:
-            self._server = create_server(app, host=self._host, port=self._port,
-                                         threads=4, ident="meshhub-agent",
+            where: dict[str, Any] = ({"sockets": [self._listen_socket]}
+                                     if self._listen_socket is not None
+                                     else {"host": self._host, "port": self._port})
+            self._server = create_server(app, **where, threads=4, ident="meshhub-agent",
                                          max_request_body_size=body_limit, channel_timeout=30)
         except OSError as exc:
             self.stop()

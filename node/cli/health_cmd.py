@@ -27,13 +27,14 @@ SHOWN_NODES = 24
 def agent(ctx: click.Context) -> None:
     """Run the node agent: health sampling and the HTTP API (/metrics, /api/health).
 
-    Listens on agent.listen:agent.port from node.toml (default 127.0.0.1:9180).
+    Listens on agent.listen:agent.port from node.toml (default 127.0.0.1:9180),
+    or on the socket systemd passes (socket activation, LISTEN_FDS).
     Stops cleanly on SIGTERM or Ctrl-C, writing the health history to disk.
     """
-    from node.agent import Agent
+    from node.agent import Agent, systemd_listen_socket
 
     cfg = load_node_config(ctx)
-    Agent(cfg).run()
+    Agent(cfg, listen_socket=systemd_listen_socket()).run()
 
 
 def _own_target(cfg: NodeConfig) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.server
 import json
@@ -28,10 +29,20 @@ from tests.node.test_health_collector import fake_sources
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
+def listening_socket() -> socket.socket:
+    """A socket bound to a port of its own on 127.0.0.1 and listening: handed to an agent."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    return sock
+
+
+@contextlib.contextmanager
+def refused_address() -> Iterator[str]:
+    """``127.0.0.1:PORT`` where nothing listens, held (bound, not listening) while in use."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 def config(tmp_path: Path, port: int, peers: str = "[]") -> Path:
@@ -44,8 +55,8 @@ def config(tmp_path: Path, port: int, peers: str = "[]") -> Path:
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[Agent]:
-    cfg = load_config(config(tmp_path, free_port()))
-    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05)
+    cfg = load_config(config(tmp_path, 9180))
+    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05, port=0)
     running.start()
     try:
         yield running
@@ -69,8 +80,8 @@ def test_agent_serves_health_and_metrics(agent: Agent) -> None:
 
 
 def test_stop_is_clean_even_with_an_open_connection(tmp_path: Path) -> None:
-    cfg = load_config(config(tmp_path, free_port()))
-    agent = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05)
+    cfg = load_config(config(tmp_path, 9180))
+    agent = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05, port=0)
     agent.start()
     idle = socket.create_connection(("127.0.0.1", agent.port))  # a keep-alive client
     before = time.monotonic()
@@ -106,11 +117,11 @@ def test_status_mesh_lists_good_bad_and_unreachable_nodes(agent: Agent, tmp_path
     for thread in threads:
         thread.start()
     try:
-        peers = json.dumps([f"127.0.0.1:{s.server_port}" for s in servers]
-                           + [f"127.0.0.1:{free_port()}"])
-        path = tmp_path / "other.toml"
-        path.write_text(config(tmp_path, agent.port, peers).read_text())
-        result = CliRunner().invoke(cli, ["--config", str(path), "status", "--mesh"])
+        with refused_address() as nobody:
+            peers = json.dumps([f"127.0.0.1:{s.server_port}" for s in servers] + [nobody])
+            path = tmp_path / "other.toml"
+            path.write_text(config(tmp_path, agent.port, peers).read_text())
+            result = CliRunner().invoke(cli, ["--config", str(path), "status", "--mesh"])
     finally:
         for server in servers:
             server.shutdown()
@@ -127,25 +138,36 @@ def test_status_mesh_lists_good_bad_and_unreachable_nodes(agent: Agent, tmp_path
 
 
 def test_meshhub_agent_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
+    """``meshhub agent`` serves on the socket it is handed (systemd's socket activation).
+
+    The test holds the port from start to end: no other process can take it in between.
+    """
+    listener = listening_socket()
+    port = listener.getsockname()[1]
     path = config(tmp_path, port)
-    env = {**os.environ, "MESHHUB_CONFIG": str(path)}
     meshhub = str(Path(sys.executable).parent / "meshhub")  # the installed entry point
-    proc = subprocess.Popen([meshhub, "agent"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def as_systemd_does() -> None:  # in the child: the socket at fd 3, LISTEN_* for it
+        os.dup2(listener.fileno(), 3)  # dup2 leaves fd 3 open across exec; the rest close
+        os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+
+    proc = subprocess.Popen([meshhub, "--config", str(path), "agent"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            close_fds=False, preexec_fn=as_systemd_does)
+    listener.close()  # the agent holds it now
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             try:
                 status, _ = fetch(f"http://127.0.0.1:{port}/api/health")
                 break
-            except OSError:
+            except OSError:  # the agent is still starting; the kernel queues the connection
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"agent did not come up: {proc.communicate()[1].decode()}")
                 time.sleep(0.1)
         assert status == 200
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -153,6 +175,17 @@ def test_meshhub_agent_stops_on_sigterm(tmp_path: Path) -> None:
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
     assert (tmp_path / "data" / "health.sqlite3").exists()
+    with pytest.raises(ConnectionRefusedError):  # the agent closed the socket it was given
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_systemd_socket_activation_is_for_this_process_only() -> None:
+    from node.agent import systemd_listen_socket
+
+    other = {"LISTEN_PID": str(os.getpid() + 1), "LISTEN_FDS": "1"}
+    assert systemd_listen_socket(other) is None and other == {}
+    assert systemd_listen_socket({}) is None
+    assert systemd_listen_socket({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "0"}) is None
 
 
 def test_a_busy_port_is_one_clear_error_and_nothing_is_left_running(tmp_path: Path) -> None:
@@ -182,8 +215,8 @@ def test_stop_still_ends_everything_when_the_loop_cannot_be_woken(
     descriptor closed here and again by the agent could take a file another
     thread had just opened (seen as SQLite's "disk I/O error").
     """
-    cfg = load_config(config(tmp_path, free_port()))
-    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05)
+    cfg = load_config(config(tmp_path, 9180))
+    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=0.05, port=0)
     running.start()
     port = running.port
 

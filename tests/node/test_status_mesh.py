@@ -69,15 +69,50 @@ class FakeAgent(http.server.BaseHTTPRequestHandler):
 
 
 class Agents:
-    """Fake agents on loopback addresses; every one stopped at the end."""
+    """Fake agents on loopback addresses; every one stopped at the end.
+
+    The mesh's agents share one port, so :meth:`claim` binds that port on every
+    address first and holds it: no other test can take it before a fake serves
+    there, and an address claimed but never served refuses connections.
+    """
 
     def __init__(self) -> None:
         self.servers: dict[str, Any] = {}
         self.threads: list[threading.Thread] = []
-        self.silent: list[socket.socket] = []
+        self.held: dict[tuple[str, int], socket.socket] = {}
+
+    def claim(self, hosts: list[str], attempts: int = 20) -> int:
+        """Bind one port on each of ``hosts`` (bound, not yet listening); returns the port."""
+        for _ in range(attempts):
+            first = socket.socket()
+            first.bind((hosts[0], 0))
+            port = int(first.getsockname()[1])
+            bound = [first]
+            try:
+                for host in hosts[1:]:
+                    sock = socket.socket()
+                    bound.append(sock)
+                    sock.bind((host, port))
+            except OSError:  # that port is taken on another address: try another port
+                for sock in bound:
+                    sock.close()
+                continue
+            self.held.update({(host, port): sock for host, sock in zip(hosts, bound, strict=True)})
+            return port
+        raise AssertionError(f"no port free on all of {hosts} in {attempts} tries")
 
     def serve(self, host: str, port: int, doc: dict[str, Any], delay: float = 0.0) -> Any:
-        server: Any = http.server.ThreadingHTTPServer((host, port), FakeAgent)
+        """A fake agent on ``host``:``port`` (a claimed one) or on a port of its own (0)."""
+        server: Any = http.server.ThreadingHTTPServer((host, port), FakeAgent,
+                                                      bind_and_activate=False)
+        if port:
+            server.socket.close()
+            server.socket = self.held.pop((host, port))
+            server.server_address = server.socket.getsockname()
+            server.server_name, server.server_port = host, port
+        else:
+            server.server_bind()
+        server.server_activate()
         server.doc, server.delay, server.asked = doc, delay, 0
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
@@ -86,11 +121,8 @@ class Agents:
         return server
 
     def hang(self, host: str, port: int) -> None:
-        """A node whose agent accepts connections and never answers."""
-        sock = socket.socket()
-        sock.bind((host, port))
-        sock.listen(8)
-        self.silent.append(sock)
+        """A node whose agent accepts connections and never answers (a claimed address)."""
+        self.held[(host, port)].listen(8)
 
     def close(self) -> None:
         for server in self.servers.values():
@@ -98,7 +130,7 @@ class Agents:
             server.server_close()
         for thread in self.threads:
             thread.join()
-        for sock in self.silent:
+        for sock in self.held.values():
             sock.close()
 
 
@@ -109,12 +141,6 @@ def agents() -> Iterator[Agents]:
         yield found
     finally:
         found.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(tmp_path: Path, port: int, peers: list[str]) -> Path:
@@ -162,7 +188,7 @@ def test_a_malformed_mesh_part_is_refused() -> None:
 def test_status_mesh_asks_every_node_babeld_knows_at_once(
         tmp_path: Path, agents: Agents, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health_cmd, "MESH_TIMEOUT", 0.5)
-    port = free_port()
+    port = agents.claim([f"127.0.0.{n}" for n in range(1, 8)])
     own = agents.serve("127.0.0.1", port, document("n1", loopback_mesh(1, [2, 3, 4, 5, 6, 7])))
     for n in (2, 3, 4, 5):
         agents.serve(f"127.0.0.{n}", port, document(f"n{n}", loopback_mesh(n, [1])),
@@ -202,7 +228,7 @@ def test_status_mesh_asks_every_node_babeld_knows_at_once(
 
 
 def test_status_mesh_with_node_asks_only_that_node(tmp_path: Path, agents: Agents) -> None:
-    port = free_port()
+    port = agents.claim(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
     agents.serve("127.0.0.1", port, document("n1", loopback_mesh(1, [2, 3])))
     two = agents.serve("127.0.0.2", port, document("n2", loopback_mesh(2, [1])))
     three = agents.serve("127.0.0.3", port, document("n3", loopback_mesh(3, [1])))
@@ -216,7 +242,7 @@ def test_status_mesh_with_node_asks_only_that_node(tmp_path: Path, agents: Agent
 
 def test_status_mesh_without_a_local_agent_asks_the_peers(tmp_path: Path,
                                                          agents: Agents) -> None:
-    port = free_port()
+    port = agents.claim(["127.0.0.1"])  # held, never served: no local agent
     peer = agents.serve("127.0.0.2", 0, document("n2", loopback_mesh(2, [1])))
     path = config(tmp_path, port, [f"127.0.0.2:{peer.server_port}"])
     result = CliRunner().invoke(cli, ["--config", str(path), "status", "--mesh"])
@@ -228,7 +254,7 @@ def test_status_mesh_without_a_local_agent_asks_the_peers(tmp_path: Path,
 
 def test_prometheus_config_lists_every_node_the_mesh_knows(tmp_path: Path,
                                                            agents: Agents) -> None:
-    port = free_port()
+    port = agents.claim(["127.0.0.1"])
     agents.serve("127.0.0.1", port, document("n1", loopback_mesh(1, [2, 3, 4])))
     path = config(tmp_path, port, ["127.0.0.9:9180"])
     out = tmp_path / "targets.json"

@@ -54,9 +54,10 @@ def test_sync_now_pulls_from_a_peer_and_prints_what_was_exchanged(tmp_path: Path
 
 
 def test_two_agents_replicate_over_their_own_api(tmp_path: Path) -> None:
-    from tests.node.test_agent import free_port
+    from tests.node.test_agent import listening_socket
 
-    ports = {"a": free_port(), "b": free_port()}
+    sockets = {"a": listening_socket(), "b": listening_socket()}  # held: no other test takes one
+    ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
     keys = {n: load_or_create_identity(tmp_path / n).public_key for n in ports}
     agents = {}
     try:
@@ -64,7 +65,7 @@ def test_two_agents_replicate_over_their_own_api(tmp_path: Path) -> None:
             cfg = load_config(node_toml(tmp_path, name, ports[name],
                                         [f"http://127.0.0.1:{ports[other]}"], [keys[other]]))
             agents[name] = Agent(cfg, sources=fake_sources(clock=time.time),
-                                 interval_seconds=0.5)
+                                 interval_seconds=0.5, listen_socket=sockets[name])
             agents[name].start()
         a, b = agents["a"], agents["b"]
         with urllib.request.urlopen(f"{a.url}/sync/v1/digest", timeout=5) as response:  # noqa: S310
@@ -78,3 +79,5 @@ def test_two_agents_replicate_over_their_own_api(tmp_path: Path) -> None:
     finally:
         for agent in agents.values():
             agent.stop()
+        for name in sockets.keys() - agents.keys():
+            sockets[name].close()

@@ -34,7 +34,7 @@ from node.registry import (
 )
 from node.update.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from provisioning.release import make_release, sign_release
-from tests.node.test_agent import free_port
+from tests.node.test_agent import listening_socket
 from tests.node.test_health_collector import fake_sources
 
 ADMINS = [Identity.generate() for _ in range(3)]
@@ -119,7 +119,8 @@ class Node:
 
 def start_nodes(tmp_path: Path, count: int = 3) -> list[Node]:
     """``count`` agents in a line (n1 - n2 - n3) with registry, update root and fakes."""
-    ports = [free_port() for _ in range(count)]
+    sockets = [listening_socket() for _ in range(count)]  # held: each agent is handed its own
+    ports = [sock.getsockname()[1] for sock in sockets]
     names = [f"n{i + 1}" for i in range(count)]
     keys = {}
     for name in names:
@@ -144,7 +145,7 @@ def start_nodes(tmp_path: Path, count: int = 3) -> list[Node]:
                 f'[update]\nenabled = true\nroot = "{base / "opt"}"\n'
                 "health_window_seconds = 30\njitter_minutes = 0\n")
             agent = Agent(load_config(base / "node.toml"), sources=fake_sources(clock=time.time),
-                          interval_seconds=0.2)
+                          interval_seconds=0.2, listen_socket=sockets[index])
             node = Node(name, agent, base / "opt")
             _fake_machine(node)
             agent.update.add_peer_source(lambda peers=peers: peers)
@@ -152,6 +153,8 @@ def start_nodes(tmp_path: Path, count: int = 3) -> list[Node]:
             nodes.append(node)
     except BaseException:
         stop_nodes(nodes)
+        for sock in sockets[len(nodes):]:
+            sock.close()
         raise
     return nodes
 

@@ -55,26 +55,32 @@ class Front:
             conn.close()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (on loopback)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def held_listener() -> socket.socket:
+    """A listening loopback socket on a port of its own, to hand to nginx."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until something accepts on ``port``; fail with nginx's log if it died."""
-    deadline = time.monotonic() + 10
+def wait_for_nginx(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until nginx answers on ``port`` (its socket queues connections from the start)."""
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"nginx exited with {process.returncode}:\n"
                         f"{log.read_text() if log.exists() else ''}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("HEAD", "/static/site.css")
+                conn.getresponse().read()
+            finally:
+                conn.close()
             return
         except OSError:
             time.sleep(0.05)
-    pytest.fail(f"nginx did not listen on {port}")
+    pytest.fail(f"nginx did not answer on {port}:\n{log.read_text() if log.exists() else ''}")
 
 
 @pytest.fixture
@@ -98,7 +104,8 @@ def front(tmp_path: Path) -> Iterator[Front]:
     portal = ServerThread(app, config, threads=4)
     prefix = tmp_path / "nginx"
     prefix.mkdir()
-    port = free_port()
+    listener = held_listener()  # nginx inherits it (its NGINX variable): no port race
+    port = listener.getsockname()[1]
     site = render_site(config, library_dir=library_dir, listen=f"127.0.0.1:{port}",
                        cache_dir=prefix / "cache", static_dir=static,
                        portal_address=f"127.0.0.1:{portal.port}")
@@ -107,9 +114,11 @@ def front(tmp_path: Path) -> Iterator[Front]:
     log = prefix / "error.log"
     process = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(log),
                                 "-g", "daemon off;"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, pass_fds=(listener.fileno(),),
+                               env={**os.environ, "NGINX": f"{listener.fileno()};"})
+    listener.close()  # nginx holds it now
     try:
-        wait_for_port(port, process, log)
+        wait_for_nginx(port, process, log)
         yield Front(port, app, seeder, audio, item.id)
     finally:
         process.terminate()

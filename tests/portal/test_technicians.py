@@ -105,13 +105,6 @@ def make_monitor(path: Path, name: str, mesh_address: str, *, coordinates: tuple
     return monitor
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def fake_mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Three agents on loopback (library, school, bakery) and a dead peer's address."""
@@ -129,7 +122,9 @@ def fake_mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
             stack.callback(monitor.close)
             base = stack.enter_context(serve(agent_app(monitor), f"fake-agent-{name}"))
             nodes.append(FakeNode(name, base.removeprefix("http://"), address, monitor))
-        yield {"nodes": nodes, "dead": f"127.0.0.1:{free_port()}"}
+        dead = stack.enter_context(socket.socket())  # bound, never listening: refused
+        dead.bind(("127.0.0.1", 0))
+        yield {"nodes": nodes, "dead": f"127.0.0.1:{dead.getsockname()[1]}"}
 
 
 def portal_for(tmp_path: Path, fake_mesh: dict[str, Any]) -> Flask:
