@@ -44,7 +44,7 @@ from provisioning.image.ext4 import (
 )
 from provisioning.image.recipe import DEFAULT_RECIPE, DIR_MODE, Recipe, load_recipe
 from provisioning.image.sparse import allocated_bytes, copy_range, sparse_copy
-from provisioning.image.wheelhouse import build_wheelhouse, meshhub_version
+from provisioning.image.wheelhouse import PLATFORMS, build_wheelhouse, meshhub_version
 
 #: Room kept free on the root file system beyond what the build adds.
 MARGIN_BYTES = 64 * 1024 * 1024
@@ -86,12 +86,14 @@ def root_partition(image: Path, boot: Partition) -> Partition:
 
 def build_image(base: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 wheelhouse: str | os.PathLike[str] | None = None,
-                recipe: Recipe | None = None, project: Path | None = None) -> BuiltImage:
+                recipe: Recipe | None = None, project: Path | None = None,
+                arch: str = "arm64") -> BuiltImage:
     """Build ``out`` from ``base``; see the module docstring. Returns what was built.
 
     ``wheelhouse`` is a folder holding meshhub's wheel and its dependencies'
     (made by :func:`~provisioning.image.wheelhouse.build_wheelhouse` when not
-    given, from ``project``, which needs the internet or a pip cache).
+    given, from ``project``, which needs the internet or a pip cache), for
+    ``arch`` (``arm64``: a Raspberry Pi; ``amd64``: a PC or virtual machine).
     """
     started = time.monotonic()
     base_path, out_path = Path(base), Path(out)
@@ -107,7 +109,10 @@ def build_image(base: str | os.PathLike[str], out: str | os.PathLike[str], *,
     with tempfile.TemporaryDirectory(prefix="meshhub-image-") as tmp:
         wheels = Path(wheelhouse) if wheelhouse else Path(tmp) / "wheelhouse"
         if wheelhouse is None:
-            build_wheelhouse(project or Path(__file__).resolve().parents[2], wheels)
+            if arch not in PLATFORMS:
+                raise ImageBuildError(f"--arch {arch!r}: use one of {', '.join(PLATFORMS)}")
+            build_wheelhouse(project or Path(__file__).resolve().parents[2], wheels,
+                             platforms=PLATFORMS[arch])
         version = meshhub_version(wheels)
         version_file = Path(tmp) / "VERSION"
         version_file.write_text(version + "\n", encoding="ascii")
@@ -130,6 +135,7 @@ def _assemble(image: Path, recipe: Recipe, wheels: Path, version_file: Path, ver
     boot = find_boot_partition(image).partition
     root = root_partition(image, boot)
     volume = Ext4Volume(image, root.start)
+    check_debian(volume, image)
     wheel_files = sorted(p for p in wheels.iterdir() if p.is_file())
     overlay = recipe.overlay_files()
     needed = MARGIN_BYTES + sum(f.stat().st_size + PER_FILE_BYTES
@@ -165,6 +171,28 @@ def _assemble(image: Path, recipe: Recipe, wheels: Path, version_file: Path, ver
             f"from a base image with images/recipe.toml\n").encode("ascii")
     FatVolume(image, boot.start).write(IMAGE_INFO, info)
     return boot, root, grown, len(overlay) + len(wheel_files) + 1
+
+
+def check_debian(volume: Ext4Volume, image: Path) -> None:
+    """Raise unless the root file system is Debian 12 or Raspberry Pi OS 12 (its os-release)."""
+    text = b""
+    for path in ("/usr/lib/os-release", "/etc/os-release"):
+        with contextlib.suppress(OSError):
+            text = volume.read(path)
+        if text.strip():
+            break
+    fields = dict(line.split("=", 1) for line in text.decode("utf-8", "replace").splitlines()
+                  if "=" in line)
+    fields = {k.strip(): v.strip().strip('"') for k, v in fields.items()}
+    family = {fields.get("ID", ""), *fields.get("ID_LIKE", "").split()}
+    name = fields.get("PRETTY_NAME") or fields.get("ID") or "not a Linux root (no os-release)"
+    if not family & {"debian", "raspbian"}:
+        raise ImageBuildError(f"{image}: the base's root file system is {name!r}, not Debian or "
+                              "Raspberry Pi OS; start from the base named in images/recipe.toml "
+                              "or one made by 'meshhub-provision image base' (docs/images.md)")
+    if fields.get("VERSION_ID", "12") != "12":
+        raise ImageBuildError(f"{image}: the base is {name!r}; meshhub node images need Debian 12 "
+                              "(bookworm), whose Python 3.11 the wheelhouse is built for")
 
 
 def _safe_source(path: Path, tmp: Path) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import images
@@ -38,6 +38,22 @@ class OverlayFile:
 
 
 @dataclass(frozen=True)
+class DebianRecipe:
+    """What ``image base`` installs with mmdebstrap (the recipe's ``[debian]`` table)."""
+
+    suite: str
+    mirror: str
+    security_mirror: str
+    system: tuple[str, ...]
+    arch_packages: dict[str, tuple[str, ...]]
+    components: dict[str, tuple[str, ...]]
+
+    def packages(self, arch: str, required: tuple[str, ...]) -> tuple[str, ...]:
+        """Every package for ``arch``: the node's, the system's, the kernel and boot loader."""
+        return tuple(dict.fromkeys((*self.arch_packages[arch], *self.system, *required)))
+
+
+@dataclass(frozen=True)
 class Recipe:
     """What the image build adds to a base image."""
 
@@ -51,6 +67,7 @@ class Recipe:
     modes: dict[str, int]
     wheelhouse_path: PurePosixPath
     bases: dict[str, dict[str, object]]
+    debian: DebianRecipe | None = field(default=None)
 
     def overlay_files(self) -> list[OverlayFile]:
         """Every overlay file with its path on the node and its mode, sorted by path."""
@@ -108,6 +125,18 @@ def load_recipe(path: str | os.PathLike[str] = DEFAULT_RECIPE) -> Recipe:
     bases = {name: dict(table) for name, table in doc.get("base", {}).items()}
     if sum(1 for b in bases.values() if b.get("default")) != 1:
         raise RecipeError(f"{file}: exactly one [base.*] must have default = true")
+    debian = None
+    if isinstance(table := doc.get("debian"), dict):
+        arches = {a: table[a] for a in ("amd64", "arm64") if isinstance(table.get(a), dict)}
+        debian = DebianRecipe(
+            suite=str(table.get("suite", "bookworm")),
+            mirror=str(table.get("mirror", "http://deb.debian.org/debian")).rstrip("/"),
+            security_mirror=str(table.get("security_mirror",
+                                          "http://deb.debian.org/debian-security")).rstrip("/"),
+            system=strings(table, "system", "debian"),
+            arch_packages={a: strings(t, "packages", f"debian.{a}") for a, t in arches.items()},
+            components={a: strings(t, "components", f"debian.{a}") or ("main",)
+                        for a, t in arches.items()})
     recipe = Recipe(
         path=file, packages=strings(doc.get("packages", {}), "required", "packages"),
         enable=strings(units, "enable", "units"), mask=strings(units, "mask", "units"),
@@ -116,7 +145,7 @@ def load_recipe(path: str | os.PathLike[str] = DEFAULT_RECIPE) -> Recipe:
         overlay_dir=overlay_dir, modes=modes,
         wheelhouse_path=PurePosixPath(str(doc.get("wheelhouse", {}).get(
             "path", "/opt/meshhub/wheelhouse"))),
-        bases=bases)
+        bases=bases, debian=debian)
     shipped = {str(f.path) for f in recipe.overlay_files()}
     for unit in recipe.enable:
         if str(recipe.unit_dir / unit) not in shipped:

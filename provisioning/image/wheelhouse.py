@@ -19,6 +19,12 @@ from provisioning.errors import ProvisionError
 NODE_PYTHON = "3.11"
 NODE_PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64",
                   "linux_aarch64")
+#: The pip platform tags of each node architecture (Debian 12: glibc 2.36).
+PLATFORMS = {
+    "arm64": NODE_PLATFORMS,
+    "amd64": ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
+              "manylinux2014_x86_64", "linux_x86_64"),
+}
 _WHEEL = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+"
                     r"\.whl$")
 
@@ -82,7 +88,7 @@ def build_wheelhouse(project: Path, out: Path, *, platforms: tuple[str, ...] = N
     platform_args = [arg for p in platforms for arg in ("--platform", p)]
     _pip(["download", "--only-binary=:all:", "--python-version", python_version,
           "--implementation", "cp", *platform_args, "-d", str(out), str(wheel)],
-         "downloading the dependencies for the node (arm64, Python 3.11)")
+         f"downloading the dependencies for the node ({platforms[0]}, Python {python_version})")
     return wheel_version(wheel) or meshhub_version(out)
 
 

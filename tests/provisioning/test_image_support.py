@@ -70,8 +70,10 @@ def make_base_image(path: Path, *, root_mib: int = 128, total_mib: int | None = 
     fat.unlink()
     tree = path.with_suffix(".tree")
     for folder in ("etc/systemd/system", "etc/nginx/sites-enabled", "usr/lib/systemd/system",
-                   "opt", "var/lib", "boot/firmware"):
+                   "opt", "var/lib", "boot/firmware", "usr/lib"):
         (tree / folder).mkdir(parents=True, exist_ok=True)
+    (tree / "usr/lib/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
+                                             'ID=debian\nVERSION_ID="12"\n')
     (tree / "etc/hostname").write_text("raspberrypi\n")
     (tree / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n")
     (tree / "etc/nginx/sites-enabled/default").write_text("server {}\n")

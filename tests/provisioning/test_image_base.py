@@ -1,0 +1,203 @@
+"""``image base`` and ``image try`` without a virtual machine: layout, packages, bad input.
+
+The real build (mmdebstrap from Debian's packages) and a real boot are in tests/vm/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+from click.testing import CliRunner
+
+from provisioning.cli import cli
+from provisioning.customise.partitions import find_boot_partition, read_partitions
+from provisioning.image import base as base_mod
+from provisioning.image.base import BaseImageError, base_packages, check_reachable
+from provisioning.image.build import ImageBuildError, build_image, root_partition
+from provisioning.image.recipe import load_recipe
+from provisioning.image.trial import firstboot_failed, hub_answers
+from tests.provisioning.test_image_support import make_base_image, make_fake_wheel
+
+TOOLS = ("mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "debugfs", "fsck.fat")
+needs_tools = pytest.mark.skipif(
+    not all(shutil.which(t) for t in TOOLS) and os.environ.get("CI") != "true",
+    reason="needs e2fsprogs, dosfstools, mtools, fdisk")
+
+
+def provision(*args: str) -> subprocess.CompletedProcess[str]:
+    """``meshhub-provision ARGS`` as a volunteer runs it (errors as one line, exit 1)."""
+    return subprocess.run([sys.executable, "-c", "from provisioning.cli import main; main()",
+                           *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed, by this process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_packages_are_the_recipes_plus_kernel_and_boot_loader() -> None:
+    recipe = load_recipe()
+    amd64 = base_packages("amd64", recipe)
+    assert set(recipe.packages) <= set(amd64)
+    assert {"linux-image-amd64", "systemd-boot-efi", "systemd-sysv", "qemu-guest-agent"} <= \
+        set(amd64)
+    arm64 = base_packages("arm64", recipe)
+    assert {"linux-image-arm64", "raspi-firmware"} <= set(arm64)
+    assert "linux-image-amd64" not in arm64
+    assert recipe.debian is not None and "non-free-firmware" in recipe.debian.components["arm64"]
+
+
+def test_unreachable_debian_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/debian"
+    with pytest.raises(BaseImageError, match=r"cannot reach Debian's packages at .*--mirror"):
+        check_reachable(url, "bookworm", timeout=5)
+    if shutil.which("mmdebstrap") is None or os.geteuid() != 0:
+        return  # build_base stops earlier there, with its own message (next test)
+    out = tmp_path / "base.img"
+    result = provision("image", "base", "--arch", "amd64", "--out", str(out), "--mirror", url)
+    assert result.returncode == 1
+    assert "cannot reach Debian's packages" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_tools_or_root_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(base_mod.shutil, "which", lambda _tool: None)
+    with pytest.raises(BaseImageError, match=r"needs .*mmdebstrap.*sudo apt-get install"):
+        base_mod.build_base("amd64", tmp_path / "x.img")
+    with pytest.raises(BaseImageError, match="--arch 'i386'"):
+        base_mod.build_base("i386", tmp_path / "x.img")
+
+
+@needs_tools
+def test_layout_is_raspberry_pi_os_like_and_boots_by_uefi(tmp_path: Path) -> None:
+    """The disk that ``image base`` assembles, from a small tree instead of mmdebstrap's."""
+    root = tmp_path / "root"
+    for folder in ("boot", "etc", "usr/lib/systemd/boot/efi", "var/cache/apt/archives"):
+        (root / folder).mkdir(parents=True)
+    (root / "boot/vmlinuz-6.1.0-1-amd64").write_bytes(b"kernel")
+    (root / "boot/initrd.img-6.1.0-1-amd64").write_bytes(b"initrd")
+    (root / "usr/lib/systemd/boot/efi/systemd-bootx64.efi").write_bytes(b"MZ-efi")
+    (root / "usr/lib/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    disk_id = "1a2b3c4d"
+    base_mod._system_files(root, disk_id)
+    base_mod._boot_files("amd64", root, tmp_path / "bootfs", disk_id)
+    base_mod._mkfs_ext4(root, tmp_path / "root.ext4")
+    base_mod._mkfs_fat(tmp_path / "bootfs", tmp_path / "boot.fat", disk_id)
+    image = tmp_path / "base.img"
+    base_mod._assemble(image, tmp_path / "boot.fat", tmp_path / "root.ext4", disk_id)
+
+    scheme, parts = read_partitions(image)
+    assert scheme == "mbr"
+    assert [(p.number, p.start, p.type) for p in parts] == [
+        (1, 8 * 2**20, "0x0c"), (2, 520 * 2**20, "0x83")]
+    assert image.read_bytes()[440:444] == bytes.fromhex(disk_id)[::-1]  # MBR disk id
+    boot = find_boot_partition(image)
+    assert boot.fat.kind == "FAT32" and boot.partition.size == 512 * 2**20
+    assert root_partition(image, boot.partition).number == 2
+    from provisioning.customise.fat import FatVolume
+    from provisioning.image.ext4 import Ext4Volume
+
+    fat = FatVolume(image, boot.partition.start)
+    assert fat.read("EFI/BOOT/BOOTX64.EFI") == b"MZ-efi"
+    assert fat.read("vmlinuz") == b"kernel" and fat.read("initrd.img") == b"initrd"
+    entry = (fat.read("loader/entries/meshhub.conf") or b"").decode()
+    assert f"root=PARTUUID={disk_id}-02" in entry and "console=ttyS0" in entry
+    fstab = Ext4Volume(image, parts[1].start).read("/etc/fstab").decode()
+    mounts = {line.split()[1]: line.split() for line in fstab.splitlines()
+              if line and not line.startswith("#")}
+    assert mounts["/"][:3] == [f"PARTUUID={disk_id}-02", "/", "ext4"]
+    assert mounts["/boot/firmware"][:3] == [f"PARTUUID={disk_id}-01", "/boot/firmware", "vfat"]
+    from provisioning.image.build import verify_image
+
+    verify_image(image)
+
+
+@needs_tools
+def test_build_refuses_a_base_that_is_not_debian(tmp_path: Path) -> None:
+    image = make_base_image(tmp_path / "other.img")
+    from provisioning.image.ext4 import Ext4Volume, write_commands
+
+    boot = find_boot_partition(image).partition
+    src = tmp_path / "os-release"
+    src.write_text('PRETTY_NAME="Fedora Linux 40"\nID=fedora\nVERSION_ID=40\n')
+    volume = Ext4Volume(image, root_partition(image, boot).start)
+    volume.batch(["rm /usr/lib/os-release",
+                  *write_commands(src, PurePosixPath("/usr/lib/os-release"), 0o644)])
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_fake_wheel(wheels)
+    with pytest.raises(ImageBuildError, match=r"'Fedora Linux 40', not Debian or Raspberry Pi"):
+        build_image(image, tmp_path / "node.img", wheelhouse=wheels)
+    assert not (tmp_path / "node.img").exists()
+
+
+def test_build_arch_picks_the_wheelhouse_platform(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    def fake(_project: Path, _out: Path, *, platforms: tuple[str, ...]) -> str:
+        seen.append(platforms)
+        raise ImageBuildError("stop here")
+
+    import provisioning.image.build as build_mod
+
+    monkeypatch.setattr(build_mod, "build_wheelhouse", fake)
+    (tmp_path / "base.img").write_bytes(b"x")
+    for arch in ("amd64", "arm64"):
+        with pytest.raises(ImageBuildError, match="stop here"):
+            build_image(tmp_path / "base.img", tmp_path / "out.img", arch=arch)
+    assert seen[0][0].endswith("x86_64") and seen[1][0].endswith("aarch64")
+    result = CliRunner().invoke(cli, ["image", "build", "--help"])
+    assert "--arch [arm64|amd64]" in result.output and "default: arm64" in result.output
+
+
+def test_try_refuses_what_is_not_an_image(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a disk\n" * 100)
+    for target, expected in ((text, "not a disk image"), (tmp_path / "nope.img", "not found")):
+        result = provision("image", "try", str(target))
+        assert result.returncode == 1
+        assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_try_names_the_qemu_packages_when_missing(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    import provisioning.vm as vm_mod
+
+    monkeypatch.setattr(vm_mod.shutil, "which", lambda _tool: None)
+    monkeypatch.setattr(vm_mod, "OVMF_CANDIDATES", (str(tmp_path / "none.fd"),))
+    with pytest.raises(vm_mod.VmError, match="sudo apt-get install qemu-system-x86 ovmf"):
+        vm_mod.VirtualMachine(tmp_path / "x.img")
+
+
+def test_first_boot_failure_and_hub_are_recognised() -> None:
+    assert firstboot_failed("[  149.6] firstboot[259]: meshhub-firstboot: FAILED: pip could not")
+    assert firstboot_failed("[FAILED] Failed to start meshhub-firstboot.service - meshhub first")
+    assert not firstboot_failed("meshhub-firstboot: installing meshhub 0.1.0")
+    assert not hub_answers(closed_port(), timeout=2)
+
+
+def test_kvm_probe_gives_up_within_seconds() -> None:
+    from provisioning.vm import kvm_works, require_qemu
+
+    try:
+        qemu, firmware = require_qemu()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("QEMU not installed")
+    import time
+
+    started = time.monotonic()
+    works = kvm_works(qemu, firmware, seconds=6)
+    assert isinstance(works, bool)
+    assert time.monotonic() - started < 10
