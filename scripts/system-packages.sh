@@ -1,9 +1,10 @@
 #!/bin/sh
 # Install (as root) or name (otherwise) the Debian packages that meshhub's
 # tests drive for real: nginx in front of the portal, Chromium for the
-# accessibility checks, and the network daemons a node runs.
+# accessibility checks, the network daemons a node runs, and QEMU + mmdebstrap +
+# ovmf to build and boot a whole node image (tests/vm).
 set -eu
-PACKAGES="nginx chromium babeld dnsmasq-base nftables hostapd iw iproute2 udhcpc busybox sqlite3 mtools dosfstools e2fsprogs fdisk wrk curl prometheus poppler-utils zbar-tools systemd openssh-client"
+PACKAGES="qemu-system-x86 qemu-utils mmdebstrap ovmf nginx chromium babeld dnsmasq-base nftables hostapd iw iproute2 udhcpc busybox sqlite3 mtools dosfstools e2fsprogs fdisk wrk curl prometheus poppler-utils zbar-tools systemd openssh-client"
 missing=""
 for pkg in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

@@ -104,13 +104,14 @@ def build_image(base: str | os.PathLike[str], out: str | os.PathLike[str], *,
         raise ImageBuildError(f"{out_path}: --out must differ from --base")
     recipe = recipe or load_recipe(DEFAULT_RECIPE)
     # The base itself first (errors name it, not OUT.partial), before the slow wheel build.
-    root_partition(base_path, find_boot_partition(base_path).partition)
+    base_root = root_partition(base_path, find_boot_partition(base_path).partition)
+    check_debian(Ext4Volume(base_path, base_root.start), base_path)
+    if arch not in PLATFORMS:
+        raise ImageBuildError(f"--arch {arch!r}: use one of {', '.join(PLATFORMS)}")
     partial = out_path.with_name(out_path.name + ".partial")
     with tempfile.TemporaryDirectory(prefix="meshhub-image-") as tmp:
         wheels = Path(wheelhouse) if wheelhouse else Path(tmp) / "wheelhouse"
         if wheelhouse is None:
-            if arch not in PLATFORMS:
-                raise ImageBuildError(f"--arch {arch!r}: use one of {', '.join(PLATFORMS)}")
             build_wheelhouse(project or Path(__file__).resolve().parents[2], wheels,
                              platforms=PLATFORMS[arch])
         version = meshhub_version(wheels)
@@ -135,7 +136,6 @@ def _assemble(image: Path, recipe: Recipe, wheels: Path, version_file: Path, ver
     boot = find_boot_partition(image).partition
     root = root_partition(image, boot)
     volume = Ext4Volume(image, root.start)
-    check_debian(volume, image)
     wheel_files = sorted(p for p in wheels.iterdir() if p.is_file())
     overlay = recipe.overlay_files()
     needed = MARGIN_BYTES + sum(f.stat().st_size + PER_FILE_BYTES

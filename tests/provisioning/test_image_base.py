@@ -140,6 +140,7 @@ def test_build_refuses_a_base_that_is_not_debian(tmp_path: Path) -> None:
     assert not (tmp_path / "node.img").exists()
 
 
+@needs_tools
 def test_build_arch_picks_the_wheelhouse_platform(monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
     seen: list[tuple[str, ...]] = []
@@ -151,7 +152,7 @@ def test_build_arch_picks_the_wheelhouse_platform(monkeypatch: pytest.MonkeyPatc
     import provisioning.image.build as build_mod
 
     monkeypatch.setattr(build_mod, "build_wheelhouse", fake)
-    (tmp_path / "base.img").write_bytes(b"x")
+    make_base_image(tmp_path / "base.img")
     for arch in ("amd64", "arm64"):
         with pytest.raises(ImageBuildError, match="stop here"):
             build_image(tmp_path / "base.img", tmp_path / "out.img", arch=arch)
