@@ -342,7 +342,7 @@ class VirtualMachine:
                 self.run(["/bin/kill", "-9", str(pid)], timeout=10)
                 raise VmError(f"in the VM, {command!r} did not finish within {timeout:.0f} s")
             time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 1.0)
         out = base64.b64decode(status.get("out-data", "")).decode("utf-8", "replace")
         err = base64.b64decode(status.get("err-data", "")).decode("utf-8", "replace")
         code = status.get("exitcode", 128 + status.get("signal", 0))

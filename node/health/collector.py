@@ -173,6 +173,7 @@ class CollectorSettings:
     """What the collector needs from ``node.toml`` (see ``[health]``)."""
 
     node_name: str = "meshhub-node"
+    node_key: str = ""  #: the node's public key (hex), from its identity; "" when none yet
     data_dir: str = "/var/lib/meshhub"
     leases_file: str = "/var/lib/misc/dnsmasq.leases"
     uplink_interface: str = ""
@@ -205,7 +206,8 @@ class Collector:
         doc: Json = {
             "schema_version": SCHEMA_VERSION,
             "time": round(now, 3),
-            "node": {"name": self.settings.node_name, "version": self._version,
+            "node": {"name": self.settings.node_name, "key": self.settings.node_key or None,
+                     "version": self._version,
                      "model": self._model, "location": self.settings.location,
                      "coordinates": (list(self.settings.coordinates)
                                      if self.settings.coordinates else None)},

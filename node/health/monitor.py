@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
 from node.config.schema import parse_coordinates
+from node.errors import NodeError
 from node.health.alerts import AlertTracker, Thresholds
 from node.health.collector import Collector, CollectorSettings, Sources
 from node.health.ring import HealthRing, ring_capacity
@@ -37,7 +39,8 @@ class HealthMonitor:
         h = cfg.health
         uplink = cfg.get("clients.uplink_interface")
         settings = CollectorSettings(
-            node_name=cfg.node.name, data_dir=str(cfg.data_dir),
+            node_name=cfg.node.name, node_key=_public_key(cfg.data_dir),
+            data_dir=str(cfg.data_dir),
             leases_file=h.leases_file or str(cfg.data_dir / "dnsmasq.leases"),
             uplink_interface=uplink, services=tuple(h.services),
             location=cfg.node.location,
@@ -84,3 +87,13 @@ class HealthMonitor:
     def close(self) -> None:
         """Write the queued history to disk and close it."""
         self.ring.close()
+
+
+def _public_key(data_dir: object) -> str:
+    """The node's public key (hex) from its identity file, or "" when it has none yet."""
+    from node.identity import KEY_FILE_NAME, load_identity
+
+    try:
+        return load_identity(Path(str(data_dir)) / KEY_FILE_NAME).public_key
+    except (OSError, ValueError, NodeError):
+        return ""

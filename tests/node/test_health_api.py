@@ -143,3 +143,17 @@ def test_status_samples_directly_when_no_agent_runs(tmp_path: Path) -> None:
     as_json = CliRunner().invoke(cli, ["--config", str(write_config(tmp_path)), "status",
                                        "--json"])
     assert check_document(json.loads(as_json.output)) == []
+
+
+def test_health_names_the_node_and_its_key(tmp_path: Path) -> None:
+    """The agent's document carries the node's public key once the node has its identity."""
+    from node.config import parse_config
+    from node.identity import load_or_create_identity
+
+    data = tmp_path / "data"
+    cfg = parse_config(f'[node]\nname = "elm-1"\ndata_dir = "{data}"\n', tmp_path / "node.toml")
+    before = HealthMonitor.from_config(cfg, fake_sources()).collector.sample()
+    assert before["node"]["name"] == "elm-1" and before["node"]["key"] is None
+    identity = load_or_create_identity(data)
+    after = HealthMonitor.from_config(cfg, fake_sources()).collector.sample()
+    assert after["node"]["key"] == identity.public_key
