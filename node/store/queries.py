@@ -193,6 +193,14 @@ class StoreReads:
             "GROUP BY collection ORDER BY collection").fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    def media_type_counts(self, collection: str | None = None) -> dict[str, int]:
+        """How many library items there are of each media type (only types that have any),
+        optionally within one collection: the library's filters show these counts."""
+        rows = self._conn().execute(
+            "SELECT media_type, count(*) FROM library_items WHERE ? IS NULL OR collection = ? "
+            "GROUP BY media_type", (collection, collection)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     # --- search --------------------------------------------------------------
     def search(self, q: str, limit: int = 20, offset: int = 0) -> list[SearchHit]:
         """Full-text search across listings, notices and the library (see search.py)."""

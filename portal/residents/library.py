@@ -36,9 +36,11 @@ def index() -> str:
     page = store.library_items(collection=collection, media_type=media_type,
                                page=page_number(), per_page=per_page())
     require_existing(page)
+    counts = store.media_type_counts(collection)
     return render_template("residents/library.html", page=page, collections=collections,
                            collection=collection, media_type=media_type,
-                           media_types=MEDIA_TYPES, labels=MEDIA_LABELS)
+                           media_types=[(t, counts[t]) for t in MEDIA_TYPES if t in counts],
+                           labels=MEDIA_LABELS)
 
 
 @bp.get("/library/<item_id>")

@@ -123,7 +123,7 @@ def test_library_browse_by_collection_and_type(client: FlaskClient, seed: Seeder
 
 
 @pytest.mark.parametrize(("media_type", "element"), [
-    ("pdf", '<object class="viewer" data="/library/'), ("audio", "<audio controls"),
+    ("pdf", '<object class="viewer viewer-pdf" data="/library/'), ("audio", "<audio controls"),
     ("video", "<video class=\"viewer\" controls"), ("image", '<img class="viewer"'),
     ("epub", "reading app")])
 def test_library_item_uses_the_browsers_own_viewer(client: FlaskClient, seed: Seeder,
