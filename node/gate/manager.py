@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.gate.protocol import GateError, GateStatus, parse_ipv4
+from node.gate.protocol import GateError, GateStatus, LeaseStatus, parse_ipv4
 
 #: ``runner(argv, stdin_text) -> (returncode, stdout, stderr)``.
 Runner = Callable[[Sequence[str], "str | None"], tuple[int, str, str]]
@@ -32,6 +32,8 @@ _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _DURATION = re.compile(r"(\d+)(ms|d|h|m|s)")
 _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 #: Neighbour states whose link-layer address can be trusted to be current enough.
+#: Seconds a lease stays bound after dnsmasq's own expiry (a late renewal, clocks).
+LEASE_GRACE_SECONDS = 60
 _USABLE_STATES = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
 
 
@@ -83,8 +85,11 @@ class GateManager:
 
     def __init__(self, interface: str, *, allow_seconds: int, table: str = "meshhub",
                  set_name: str = "allowed", subnet: str | None = None, mode: str = "portal",
-                 runner: Runner = run_command, arp_path: Path | None = None) -> None:
+                 runner: Runner = run_command, arp_path: Path | None = None,
+                 arp_table: str = "meshhub_arp", leased_set: str = "leased") -> None:
         self.interface = interface
+        self.arp_table = arp_table
+        self.leased_set = leased_set
         self.allow_seconds = int(allow_seconds)
         self.table = table
         self.set_name = set_name
@@ -97,12 +102,13 @@ class GateManager:
     def from_config(cls, cfg: object, **kwargs: object) -> GateManager:
         """The manager for a node's configuration (``gate.*``, the address plan)."""
         from node.net import address_plan
-        from node.net.render_nftables import SET, TABLE
+        from node.net.render_nftables import ARP_TABLE, LEASED_SET, SET, TABLE
 
         addresses = address_plan(cfg)  # type: ignore[arg-type]
         return cls(cfg.wifi.ap_interface,  # type: ignore[attr-defined]
                    allow_seconds=int(cfg.gate.allow_minutes) * 60,  # type: ignore[attr-defined]
                    table=TABLE, set_name=SET, subnet=str(addresses.client_subnet),
+                   arp_table=ARP_TABLE, leased_set=LEASED_SET,
                    **kwargs)  # type: ignore[arg-type]
 
     # --- the public operations ---------------------------------------------------
@@ -165,6 +171,44 @@ class GateManager:
                 found.append(Element(str(concat[0]), str(concat[1]),
                                      None if expires is None else int(expires)))
         return found
+
+    # --- leases (dnsmasq's lease events) -------------------------------------------
+    def bind(self, ip: str, mac: str, seconds: int) -> LeaseStatus:
+        """Record that dnsmasq leased ``ip`` to ``mac`` for ``seconds`` (and a minute's grace).
+
+        Both ``leased`` sets (ARP's and IPv4's) get the element in one transaction;
+        binding again restarts its time (a renewal).
+        """
+        return self.bind_many([(ip, mac, seconds)])[0]
+
+    def bind_many(self, leases: Sequence[tuple[str, str, int]]) -> list[LeaseStatus]:
+        """:meth:`bind` for several leases at once (one ``nft`` transaction)."""
+        script, done = "", []
+        for ip, mac, seconds in leases:
+            ip, mac = self._client_ip(ip), normalise_mac(mac)
+            timeout = max(1, int(seconds)) + LEASE_GRACE_SECONDS
+            key = f"{{ {ip} . {mac} }}"
+            element = f"{{ {ip} . {mac} timeout {timeout}s }}"
+            for where in self._leased_sets():
+                script += (f"add element {where} {element}\ndelete element {where} {key}\n"
+                           f"add element {where} {element}\n")
+            done.append(LeaseStatus(ip, mac, True, timeout))
+        if script:
+            self._nft(["nft", "-f", "-"], script)
+        return done
+
+    def unbind(self, ip: str, mac: str) -> LeaseStatus:
+        """Forget that ``ip`` is leased to ``mac`` (dnsmasq's lease ended)."""
+        ip, mac = self._client_ip(ip), normalise_mac(mac)
+        key = f"{{ {ip} . {mac} }}"
+        # add (so that delete cannot fail), then delete: one transaction.
+        script = "".join(f"add element {where} {key}\ndelete element {where} {key}\n"
+                         for where in self._leased_sets())
+        self._nft(["nft", "-f", "-"], script)
+        return LeaseStatus(ip, mac, False, None)
+
+    def _leased_sets(self) -> tuple[str, str]:
+        return (f"inet {self.table} {self.leased_set}", f"arp {self.arp_table} {self.leased_set}")
 
     # --- the neighbour table -------------------------------------------------------
     def mac_of(self, ip: str) -> str | None:

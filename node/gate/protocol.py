@@ -6,6 +6,12 @@ The portal (unprivileged) asks the gate (root, inside the agent) three things::
     {"op": "status", "ip": "10.64.7.50"}   is it let through, and for how long?
     {"op": "remove", "ip": "10.64.7.50"}   stop letting it through
 
+dnsmasq's lease events (:mod:`node.gate.leases`, root or the agent's user only) tell
+it which device holds which address, so that no other device can claim it::
+
+    {"op": "lease",   "ip": "10.64.7.50", "mac": "02:00:00:00:00:50", "seconds": 3600}
+    {"op": "release", "ip": "10.64.7.50", "mac": "02:00:00:00:00:50"}
+
 and gets back one line::
 
     {"ok": true, "ip": "10.64.7.50", "mac": "02:00:00:00:00:50", "allowed": true,
@@ -13,14 +19,16 @@ and gets back one line::
     {"ok": false, "error": "bad-request", "message": "..."}
 
 Parsing is strict (see :func:`parse_request`): a request line is at most
-:data:`MAX_REQUEST_BYTES`, an object with exactly the keys ``op`` and ``ip``, ``ip`` an
-IPv4 address in dotted-quad form. ``docs/captive.md`` is the reference.
+:data:`MAX_REQUEST_BYTES`, an object with exactly the keys ``op`` and ``ip`` (and, for
+``lease``/``release``, ``mac`` and ``seconds``/``mac``), ``ip`` an IPv4 address in
+dotted-quad form. ``docs/captive.md`` is the reference.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +39,14 @@ MAX_REQUEST_BYTES = 256
 #: Longest response line a client reads (a response is ~150 bytes).
 MAX_RESPONSE_BYTES = 4096
 #: The operations the socket answers.
-OPERATIONS = ("allow", "status", "remove")
+OPERATIONS = ("allow", "status", "remove", "lease", "release")
+#: Operations only root and the agent's own user may ask for (dnsmasq's lease events).
+LEASE_OPERATIONS = ("lease", "release")
+#: The keys each operation's request has, exactly.
+REQUEST_KEYS = {"allow": {"op", "ip"}, "status": {"op", "ip"}, "remove": {"op", "ip"},
+                "lease": {"op", "ip", "mac", "seconds"}, "release": {"op", "ip", "mac"}}
+#: Longest lease the gate records (dnsmasq's infinite lease is recorded as this).
+MAX_LEASE_SECONDS = 366 * 86400
 #: The gate modes (``gate.mode`` in node.toml, or the organisers' local switch).
 MODES = ("portal", "open", "forced")
 
@@ -64,10 +79,27 @@ class NoGate(GateUnavailable, FileNotFoundError):
 
 @dataclass(frozen=True)
 class Request:
-    """One parsed request."""
+    """One parsed request (``mac`` and ``seconds`` only for lease events)."""
 
     op: str
     ip: str
+    mac: str | None = None
+    seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class LeaseStatus:
+    """The answer to a lease event: the address is (or no longer is) bound to the MAC."""
+
+    ip: str
+    mac: str
+    leased: bool
+    seconds_remaining: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The response object (with ``ok: true``)."""
+        return {"ok": True, "ip": self.ip, "mac": self.mac, "leased": self.leased,
+                "seconds_remaining": self.seconds_remaining}
 
 
 @dataclass(frozen=True)
@@ -115,6 +147,15 @@ def parse_ipv4(text: object) -> str:
     return str(address)
 
 
+def parse_mac(text: object) -> str:
+    """``text`` as a lower-case colon-separated Ethernet MAC, or :class:`GateError`."""
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}",
+                                                     text):
+        raise GateError("bad-request", "'mac' must be an Ethernet address such as "
+                        "02:00:00:00:00:50")
+    return text.lower()
+
+
 def parse_request(line: bytes) -> Request:
     """Parse one request line strictly; raises :class:`GateError` (``bad-request``)."""
     if len(line) > MAX_REQUEST_BYTES:
@@ -125,12 +166,22 @@ def parse_request(line: bytes) -> Request:
         raise GateError("bad-request", f"not a JSON line: {exc}") from None
     if not isinstance(data, dict):
         raise GateError("bad-request", "a request is a JSON object")
-    if set(data) != {"op", "ip"}:
-        raise GateError("bad-request", "a request has exactly the keys 'op' and 'ip', found "
-                        + ", ".join(sorted(map(repr, data))))
-    if data["op"] not in OPERATIONS:
+    op = data.get("op")
+    if not isinstance(op, str) or op not in OPERATIONS:
         raise GateError("bad-request", f"'op' must be one of {', '.join(OPERATIONS)}")
-    return Request(op=data["op"], ip=parse_ipv4(data["ip"]))
+    if set(data) != REQUEST_KEYS[op]:
+        raise GateError("bad-request", f"a {op!r} request has exactly the keys "
+                        + ", ".join(sorted(map(repr, REQUEST_KEYS[op]))) + "; found "
+                        + ", ".join(sorted(map(repr, data))))
+    ip = parse_ipv4(data["ip"])
+    if op not in LEASE_OPERATIONS:
+        return Request(op=op, ip=ip)
+    seconds = data.get("seconds")
+    if op == "lease" and (isinstance(seconds, bool) or not isinstance(seconds, int)
+                          or not 1 <= seconds <= MAX_LEASE_SECONDS):
+        raise GateError("bad-request", f"'seconds' must be a whole number from 1 to "
+                        f"{MAX_LEASE_SECONDS}")
+    return Request(op=op, ip=ip, mac=parse_mac(data["mac"]), seconds=seconds)
 
 
 def encode(obj: dict[str, Any]) -> bytes:

@@ -3,7 +3,8 @@
 The socket (``gate.socket``, e.g. ``/run/meshhub/gate.sock``) is mode 0660, owned by
 root and by the portal user's group; on top of that every connection's peer is checked
 with ``SO_PEERCRED``: only root, the agent's own user and the portal's user
-(``gate.portal_user``) get answers. Requests are single JSON lines (see
+(``gate.portal_user``) get answers, and only root and the agent's user may report
+lease events (``lease``, ``release``: dnsmasq's hook). Requests are single JSON lines (see
 :mod:`node.gate.protocol`); a connection may send up to :data:`MAX_REQUESTS_PER_CONNECTION`
 of them and is closed after :data:`IDLE_TIMEOUT_SECONDS` of silence.
 """
@@ -23,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from node.gate.protocol import (
+    LEASE_OPERATIONS,
     MAX_REQUEST_BYTES,
     GateError,
     GateStatus,
+    LeaseStatus,
     Request,
     encode,
     error_response,
@@ -39,7 +42,7 @@ IDLE_TIMEOUT_SECONDS = 2.0
 #: Requests answered on one connection before it is closed.
 MAX_REQUESTS_PER_CONNECTION = 64
 
-Handler = Callable[[Request], GateStatus]
+Handler = Callable[[Request], GateStatus | LeaseStatus]
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -69,7 +72,7 @@ class _Connection(socketserver.StreamRequestHandler):
                 return
             if not line:
                 return
-            response = self.server.answer(line)
+            response = self.server.answer(line, uid)
             try:
                 self.wfile.write(encode(response))
             except OSError:
@@ -87,9 +90,13 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._handler = handler
         super().__init__(path, _Connection)
 
-    def answer(self, line: bytes) -> dict[str, Any]:
+    def answer(self, line: bytes, uid: int) -> dict[str, Any]:
         try:
-            return self._handler(parse_request(line.rstrip(b"\r\n"))).to_dict()
+            request = parse_request(line.rstrip(b"\r\n"))
+            if request.op in LEASE_OPERATIONS and uid not in (0, os.geteuid()):
+                raise GateError("forbidden", f"uid {uid} may not report leases; only "
+                                "dnsmasq's hook (root or the agent's user) may")
+            return self._handler(request).to_dict()
         except GateError as exc:
             return error_response(exc)
         except Exception as exc:  # a bug must not take the socket down

@@ -18,7 +18,7 @@ import threading
 from node.config import NodeConfig
 from node.gate.manager import GateManager, Runner, run_command
 from node.gate.mode import effective_mode, with_mode
-from node.gate.protocol import GateError, GateStatus, Request
+from node.gate.protocol import GateError, GateStatus, LeaseStatus, Request
 from node.gate.server import GateServer
 from node.logs import OnceLogger
 
@@ -61,8 +61,12 @@ class GateService:
         self._watcher: threading.Thread | None = None
         self._problems = OnceLogger(log)
 
-    def handle(self, request: Request) -> GateStatus:
-        """Answer one request of the portal."""
+    def handle(self, request: Request) -> GateStatus | LeaseStatus:
+        """Answer one request of the portal (or of dnsmasq's lease hook)."""
+        if request.op == "lease" and request.mac and request.seconds:
+            return self.manager.bind(request.ip, request.mac, request.seconds)
+        if request.op == "release" and request.mac:
+            return self.manager.unbind(request.ip, request.mac)
         if request.op == "allow":
             if self.manager.mode == "open":
                 return self.manager.status(request.ip)
@@ -100,10 +104,27 @@ class GateService:
         """Open the socket and start watching the switch (idempotent)."""
         if self._watcher is not None:
             return
+        self.reload_leases()
         self.server.start()
         self._stop.clear()
         self._watcher = threading.Thread(target=self._watch, name="meshhub-gate-mode")
         self._watcher.start()
+
+    def reload_leases(self) -> None:
+        """Bind every current lease of dnsmasq's lease file (after a reboot or re-apply).
+
+        dnsmasq reports each lease again when it starts; this covers a gate that
+        starts, or whose sets were re-created, while dnsmasq keeps running.
+        """
+        from node.gate.leases import read_lease_file
+
+        try:
+            current = read_lease_file(self.cfg.data_dir / "dnsmasq.leases")
+            if current:
+                self.manager.bind_many(current)
+            self._problems.resolved("leases")
+        except (OSError, GateError) as exc:
+            self._problems.warning("leases", "gate: cannot load dnsmasq's leases: %s", exc)
 
     def poll(self) -> str:
         """``up`` while the socket is served."""

@@ -34,11 +34,15 @@ def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq") -> SupervisedP
     from node.net import build_plan
 
     run_dir = Path(cfg.agent.run_dir)
-    text = build_plan(cfg, net_dir=run_dir).file("dnsmasq.conf").content
+    plan = build_plan(cfg, net_dir=run_dir)
+    text = plan.file("dnsmasq.conf").content
+    hook = next((f for f in plan.files if f.path.name == "lease-hook"), None)
     conf, pid = run_dir / "dnsmasq.conf", run_dir / "dnsmasq.pid"
 
     def prepare() -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if hook is not None:  # dnsmasq's dhcp-script: lease events to the gate
+            atomic_write(hook.path, hook.content, mode=hook.mode)
         atomic_write(conf, text, mode=0o644)
         with contextlib.suppress(FileNotFoundError):
             pid.unlink()  # left by a dnsmasq that was killed

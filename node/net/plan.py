@@ -15,7 +15,7 @@ from node.atomic import atomic_write
 from node.config import NodeConfig
 from node.net.addressing import AddressPlan
 from node.net.render_babeld import render_babeld
-from node.net.render_dnsmasq import render_dnsmasq
+from node.net.render_dnsmasq import render_dnsmasq, render_lease_hook
 from node.net.render_hostapd import render_hostapd
 from node.net.render_mesh import Command, mesh_commands, render_mesh_script
 from node.net.render_nftables import render_nftables
@@ -67,6 +67,9 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
     addresses = check_network(cfg)
     ap = cfg.wifi.ap_interface
     lease_file = str(cfg.data_dir / "dnsmasq.leases")
+    # With the gate's control socket, dnsmasq reports every lease to it (node/gate/leases.py).
+    hook = [PlannedFile(net_dir / "lease-hook", 0o755, render_lease_hook(cfg),
+                        "dnsmasq's lease events to the gate")] if cfg.gate.enabled else []
     files = (
         PlannedFile(net_dir / "gate.nft", 0o644, render_nftables(cfg, addresses),
                     "nftables captive gate (nft -f, one transaction)"),
@@ -75,8 +78,10 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
         PlannedFile(net_dir / "babeld.conf", 0o644, render_babeld(cfg, addresses),
                     "babeld routing between nodes"),
         PlannedFile(net_dir / "dnsmasq.conf", 0o644,
-                    render_dnsmasq(cfg, addresses, lease_file=lease_file),
+                    render_dnsmasq(cfg, addresses, lease_file=lease_file,
+                                   lease_hook=str(net_dir / "lease-hook") if hook else None),
                     "dnsmasq DHCP/DNS for residents"),
+        *hook,
         PlannedFile(net_dir / "hostapd.conf", 0o644, render_hostapd(cfg),
                     "hostapd access point for residents"),
     )

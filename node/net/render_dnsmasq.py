@@ -11,6 +11,12 @@
 * **With an uplink**: real DNS, forwarded to the resolvers in ``/etc/resolv.conf``
   (as openNDS does). Lying DNS would break the phones' own check after acceptance;
   the gate's port-80 redirect brings unaccepted phones to the portal instead.
+* One lease per device (``dhcp-ignore-clid``: a device cannot take many addresses by
+  sending many client identifiers), at most the range's size in all
+  (``dhcp-lease-max``); the gate rate-limits DHCP per MAC.
+* With the gate's control socket (``gate.enabled``), every lease event runs
+  ``lease_hook`` (:mod:`node.gate.leases`), which tells the gate which device holds
+  which address; renewals too (``script-on-renewal``).
 * No IPv6: no DHCPv6 range and no router advertisements, so phones get no IPv6
   route that could skip the gate (the gate also drops IPv6 from clients).
 """
@@ -22,8 +28,22 @@ from node.net._header import header
 from node.net.addressing import AddressPlan
 
 
-def render_dnsmasq(cfg: NodeConfig, addresses: AddressPlan, lease_file: str) -> str:
-    """The text of ``dnsmasq.conf``; ``lease_file`` is where leases survive a restart."""
+def render_lease_hook(cfg: NodeConfig, python: str | None = None) -> str:
+    """dnsmasq's ``dhcp-script``: runs :mod:`node.gate.leases` with this interpreter
+    (``python``, default the one rendering) against the gate's socket."""
+    import shlex
+    import sys
+
+    program = shlex.quote(python or sys.executable)
+    return (f"#!/bin/sh\n{header(cfg, 'dnsmasq lease events to the gate')}"
+            f"exec {program} -m node.gate.leases --socket {shlex.quote(str(cfg.gate.socket))}"
+            ' "$@"\n')
+
+
+def render_dnsmasq(cfg: NodeConfig, addresses: AddressPlan, lease_file: str,
+                   lease_hook: str | None = None) -> str:
+    """The text of ``dnsmasq.conf``; ``lease_file`` is where leases survive a restart,
+    ``lease_hook`` the ``dhcp-script`` that reports lease events to the gate."""
     clients = cfg.clients
     portal = addresses.portal_address
     lines = [
@@ -40,9 +60,14 @@ def render_dnsmasq(cfg: NodeConfig, addresses: AddressPlan, lease_file: str) -> 
         f"{addresses.client_subnet.netmask},{clients.lease_minutes}m",
         "dhcp-authoritative",
         f"dhcp-leasefile={lease_file}",
+        "# One lease per device, whatever client identifiers it sends; never more than the range.",
+        "dhcp-ignore-clid",
+        f"dhcp-lease-max={int(addresses.dhcp_last) - int(addresses.dhcp_first) + 1}",
         f"dhcp-option=option:router,{portal}",
         f"dhcp-option=option:dns-server,{portal}",
         f"domain={clients.domain}",
+        *(["# Lease events tell the gate which device holds which address.",
+           f"dhcp-script={lease_hook}", "script-on-renewal"] if lease_hook else []),
         "# RFC 8910: option 114 names the RFC 8908 Captive Portal API.",
         f"dhcp-option-force=114,{addresses.captive_api_url}",
         "",

@@ -10,7 +10,17 @@ probe is redirected again. Always, for everyone on the access point:
 * no IPv6 at all (not offered by dnsmasq, dropped here);
 * no traffic between residents' devices, on this node or on any other node;
 * never the management ports (of this node or of other nodes on the mesh);
-* nothing from outside may open a connection to a resident's device.
+* nothing from outside may open a connection to a resident's device;
+* an address belongs to the device dnsmasq leased it to: ARP and IPv4 from the access
+  point whose sender address and MAC are not a lease in set ``leased`` are dropped
+  (table ``arp meshhub_arp`` for ARP), so no device can take over another's address
+  in the node's neighbour table; the set is fed by dnsmasq's lease events through the
+  gate (:mod:`node.gate.leases`), so these drops are rendered only when the gate's
+  control runs (``gate.enabled``);
+* DHCP is rate-limited per MAC (set ``dhcp_rate``), so one device cannot empty the pool;
+* one address may hold at most :data:`HUB_CONNECTIONS_PER_ADDRESS` connections to the
+  hub's ports at once (set ``hub_clients``), from the access point or the mesh, so one
+  device cannot tie up every connection of the portal (slowloris).
 
 The file starts with ``table``/``flush table``: re-applying replaces every rule in
 one transaction but keeps the elements of ``allowed`` (accepted phones stay
@@ -26,6 +36,15 @@ from node.net.addressing import AddressPlan
 
 TABLE = "meshhub"
 SET = "allowed"
+#: The ``arp`` family table that keeps ARP honest (same name in both tables: ``leased``).
+ARP_TABLE = "meshhub_arp"
+LEASED_SET = "leased"
+#: DHCP packets a MAC may send per minute (and in a burst) before the rest are dropped:
+#: a phone needs two to join, and two more at each renewal.
+DHCP_PER_MAC_PER_MINUTE = 10
+#: Connections one address may hold open to the hub's ports (a browser opens about 6
+#: per site); the portal (waitress) serves up to 200 at once.
+HUB_CONNECTIONS_PER_ADDRESS = 16
 
 #: Named counters (``nft list counters table inet meshhub``), read by health checks.
 COUNTERS = (
@@ -38,6 +57,9 @@ COUNTERS = (
     ("node_port_dropped", "packets to other ports of the node itself"),
     ("forward_dropped", "accepted devices' packets with nowhere allowed to go"),
     ("inbound_dropped", "new connections from outside towards residents' devices"),
+    ("spoofed_dropped", "IPv4 packets whose address and MAC are not a lease"),
+    ("dhcp_limited", "DHCP packets over the per-MAC rate"),
+    ("hub_conn_limited", "connections to the hub over the per-address limit"),
 )
 
 
@@ -96,10 +118,43 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
             f'\t\toifname "{uplink}" ip saddr {addresses.client_subnet} masquerade\n'
             "\t}\n")
 
+    outside_dns = ('\t\tmeta l4proto { tcp, udp } th dport { 53, 853 } counter name '
+                   '"outside_dns_dropped" drop')
+    bound = bool(cfg.gate.enabled)  # lease events reach the sets only through the gate
+    spoofed = (f'\t\tip saddr . ether saddr != @{LEASED_SET} counter name "spoofed_dropped" '
+               "drop\n") if bound else ""
+    arp_spoofed = (f"\t\tarp saddr ip . arp saddr ether != @{LEASED_SET} counter name "
+                   '"arp_spoofed_dropped" drop\n') if bound else ""
+    rate = DHCP_PER_MAC_PER_MINUTE
+    per_mac = f"ether saddr limit rate over {rate}/minute burst {rate} packets"
+    hub_limit = (f'\t\tiifname != "lo" tcp dport {hub_ports} ct state new add @hub_clients '
+                 f"{{ ip saddr ct count over {HUB_CONNECTIONS_PER_ADDRESS} }} "
+                 'counter name "hub_conn_limited" reject with tcp reset')
+    dhcp_limit = (f"\t\tudp dport 67 update @dhcp_rate {{ {per_mac} }} "
+                  'counter name "dhcp_limited" drop')
     return f"""#!/usr/sbin/nft -f
 {header(cfg, "nftables: the captive gate for residents' devices")}
 table inet {TABLE}
 flush table inet {TABLE}
+table arp {ARP_TABLE}
+flush table arp {ARP_TABLE}
+
+# ARP from the access point: the sender's address must be leased to the sender's MAC
+# (0.0.0.0 is a device checking an address before using it).
+table arp {ARP_TABLE} {{
+\tset {LEASED_SET} {{
+\t\ttype ipv4_addr . ether_addr
+\t\tflags timeout
+\t}}
+
+\tcounter arp_spoofed_dropped {{ comment "ARP claiming an address not leased to its MAC"; }}
+
+\tchain input {{
+\t\ttype filter hook input priority filter; policy accept;
+\t\tiifname != {ap} accept
+\t\tarp saddr ip 0.0.0.0 accept
+{arp_spoofed}\t}}
+}}
 
 table inet {TABLE} {{
 \t# Accepted devices: address bound to MAC, expiring after gate.allow_minutes.
@@ -107,6 +162,27 @@ table inet {TABLE} {{
 \t\ttype ipv4_addr . ether_addr
 \t\tflags timeout
 \t\ttimeout {cfg.gate.allow_minutes}m
+\t}}
+
+\t# Leases dnsmasq handed out (address . MAC), fed by its lease events.
+\tset {LEASED_SET} {{
+\t\ttype ipv4_addr . ether_addr
+\t\tflags timeout
+\t}}
+
+\t# Open connections to the hub per address (at most {HUB_CONNECTIONS_PER_ADDRESS}).
+\tset hub_clients {{
+\t\ttype ipv4_addr
+\t\tflags dynamic
+\t\tsize 65535
+\t}}
+
+\t# DHCP packets per MAC (at most {rate} a minute each).
+\tset dhcp_rate {{
+\t\ttype ether_addr
+\t\tflags dynamic,timeout
+\t\ttimeout 1m
+\t\tsize 4096
 \t}}
 
 {counters}
@@ -119,10 +195,12 @@ table inet {TABLE} {{
 \t# The node itself, as seen from the access point.
 \tchain input {{
 \t\ttype filter hook input priority filter; policy accept;
+{hub_limit}
 \t\tiifname != {ap} accept
 \t\tmeta nfproto ipv6 counter name "ipv6_dropped" drop
-\t\tct state established,related accept
+{dhcp_limit}
 \t\tudp dport 67 accept
+{spoofed}\t\tct state established,related accept
 \t\tip daddr {portal} meta l4proto {{ tcp, udp }} th dport 53 accept
 \t\ttcp dport {mgmt} counter name "management_dropped" drop
 \t\tip daddr {portal} tcp dport {port} accept
@@ -139,7 +217,7 @@ table inet {TABLE} {{
 
 \tchain from_clients {{
 \t\tmeta nfproto ipv6 counter name "ipv6_dropped" drop
-\t\tmeta l4proto {{ tcp, udp }} th dport {{ 53, 853 }} counter name "outside_dns_dropped" drop
+{spoofed}{outside_dns}
 \t\toifname {ap} counter name "client_to_client_dropped" drop
 \t\tip daddr {addresses.subnet_pool} counter name "client_to_client_dropped" drop
 {hold_back}{mesh_mgmt}

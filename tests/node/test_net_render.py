@@ -16,6 +16,7 @@ from tests.conftest import require_root, require_tool
 
 BASE = '[node]\nname = "elm"\n[mesh]\naddress = "10.42.0.7"\n[clients]\nsubnet = "10.64.7.0/24"\n'
 UPLINK = BASE + 'uplink_interface = "eth0"\n'
+GATED = BASE + '[gate]\nenabled = true\nsocket = "/run/meshhub/gate.sock"\n'
 
 
 def plan(toml: str = BASE):  # type: ignore[no-untyped-def]
@@ -56,7 +57,35 @@ def test_portal_on_another_port_still_gets_port_80() -> None:
     assert "ip daddr 10.64.7.1 tcp dport 8080 accept" in text
 
 
-@pytest.mark.parametrize("toml", [BASE, UPLINK, BASE + "[gate]\nmanagement_ports = [22, 9000]\n"])
+def test_addresses_are_bound_to_leases_only_when_the_gate_hears_of_them() -> None:
+    gated, plain = plan(GATED), plan()
+    text = gated.file("gate.nft").content
+    assert "table arp meshhub_arp\nflush table arp meshhub_arp\n" in text
+    assert ("arp saddr ip 0.0.0.0 accept\n\t\tarp saddr ip . arp saddr ether != @leased "
+            'counter name "arp_spoofed_dropped" drop') in text
+    assert text.count('ip saddr . ether saddr != @leased counter name "spoofed_dropped"') == 2
+    assert text.index("udp dport 67 accept") < text.index("!= @leased counter name \"spoofed")
+    hook = gated.file("lease-hook")
+    assert hook.mode == 0o755 and "-m node.gate.leases --socket /run/meshhub/gate.sock" \
+        in hook.content
+    conf = gated.file("dnsmasq.conf").content
+    assert f"dhcp-script={hook.path}\nscript-on-renewal\n" in conf
+    # Without the gate's socket nothing would feed the sets: no drops, no hook.
+    text = plain.file("gate.nft").content
+    assert "!= @leased" not in text and "dhcp-script" not in plain.file("dnsmasq.conf").content
+    assert "lease-hook" not in [f.path.name for f in plain.files]
+
+
+def test_dhcp_is_one_lease_per_device_and_rate_limited_per_mac() -> None:
+    conf = plan().file("dnsmasq.conf").content
+    assert "dhcp-ignore-clid\n" in conf and "dhcp-lease-max=241\n" in conf
+    text = plan().file("gate.nft").content
+    assert ("udp dport 67 update @dhcp_rate { ether saddr limit rate over 10/minute burst 10 "
+            'packets } counter name "dhcp_limited" drop\n\t\tudp dport 67 accept') in text
+
+
+@pytest.mark.parametrize("toml", [BASE, UPLINK, GATED,
+                                  BASE + "[gate]\nmanagement_ports = [22, 9000]\n"])
 def test_gate_passes_nft_check_in_a_fresh_namespace(toml: str, tmp_path: Path) -> None:
     require_root()
     require_tool("nft", "ip")
@@ -87,7 +116,7 @@ def test_dnsmasq_with_uplink_forwards_real_dns() -> None:
     assert "resolv-file=/etc/resolv.conf" in text and "stop-dns-rebind" in text
 
 
-@pytest.mark.parametrize("toml", [BASE, UPLINK])
+@pytest.mark.parametrize("toml", [BASE, UPLINK, GATED])
 def test_dnsmasq_accepts_the_file(toml: str, tmp_path: Path) -> None:
     require_tool("dnsmasq")
     file = tmp_path / "dnsmasq.conf"

@@ -6,6 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.lab.conftest import lab  # noqa: F401 - namespaces that always clean up
 from tests.portal.test_nginx import front  # noqa: F401 - the real nginx in front of the portal
 
 
