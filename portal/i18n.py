@@ -21,6 +21,7 @@ from flask_babel import Babel, format_date, format_datetime, get_locale, get_tra
 
 from node.messages import Message
 from portal.locale_data import slim_locales
+from portal.relative import ago
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -99,12 +100,19 @@ def here() -> str:
 
 
 def when(timestamp: int | None, kind: str = "date") -> str:
-    """A Unix time formatted for the reader's language (``date`` or ``datetime``)."""
+    """A Unix time formatted for the reader's language (``date`` or ``datetime``).
+
+    ``datetime`` is the medium date with the short time: to the minute, never
+    "12:00:44 AM" (nobody posts a notice to the second).
+    """
     if timestamp is None:
         return ""
     moment = datetime.fromtimestamp(timestamp, tz=UTC)
     if kind == "datetime":
-        return format_datetime(moment, "medium")
+        locale = get_locale() or Locale.parse("en")
+        pattern = str(locale.datetime_formats["medium"]).format(
+            locale.time_formats["short"].pattern, locale.date_formats["medium"].pattern)
+        return format_datetime(moment, pattern)
     return format_date(moment, "medium")
 
 
@@ -181,6 +189,7 @@ def init_app(app: Flask) -> None:
         offered_languages=offered_languages, language_name=language_name,
         text_direction=text_direction, current_path=here, get_locale=get_locale)
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["iso"] = iso
     app.jinja_env.filters["filesize"] = filesize
 
