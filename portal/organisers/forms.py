@@ -10,10 +10,12 @@ twice).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
+from flask import current_app
 from flask_babel import get_timezone
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -35,9 +37,40 @@ from portal.residents.labels import CATEGORY_LABELS
 
 MARKDOWN_HELP = _l("You can use Markdown: *italic*, **bold**, [link](https://…), lists with -. "
                    "HTML is removed.")
-EXPIRY_HELP = _l("Optional. Date and time in this node's local time, e.g. 2025-06-30 18:00. "
-                 "After it, residents no longer see it. Leave empty to keep it until you "
-                 "expire it.")
+EXPIRY_EXAMPLE_DAYS = 7  #: the expiry hint's example date lies this many days ahead
+
+
+def expiry_help() -> str:
+    """The expiry field's hint: a future example date, in the node's own time zone (named)."""
+    zone = get_timezone()
+    example = (datetime.now(tz=zone) + timedelta(days=EXPIRY_EXAMPLE_DAYS)).replace(
+        hour=18, minute=0)
+    return _("Optional. Date and time in this node's time zone (%(zone)s), e.g. %(example)s. "
+             "After it, residents no longer see it. Leave empty to keep it until you "
+             "expire it.", zone=str(zone), example=example.strftime("%Y-%m-%d %H:%M"))
+
+
+class Needed:
+    """Marks a field as required (its label says so) without checking it here: the hub
+    checks, so the message is the same on the web and in the CLI."""
+
+    field_flags: ClassVar[dict[str, bool]] = {"required": True}
+
+    def __call__(self, form: FlaskForm, field: Any) -> None:
+        """Nothing to check here (see the class)."""
+
+
+class _WithExpiryHelp(FlaskForm):
+    """A form whose ``expires_at`` hint is written when the form is made (today's example)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expires_at.description = expiry_help()  # type: ignore[attr-defined]
+        urgent = getattr(self, "urgent", None)
+        if urgent is not None:
+            hours = current_app.config["NODE_CONFIG"].get("portal.urgent_notice_hours")
+            urgent.description = _("Without an expiry, an urgent notice ends after %(hours)d "
+                                   "hours.", hours=hours)
 
 #: What the expiry field accepts; the first is what <input type="datetime-local"> needs.
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
@@ -76,30 +109,31 @@ class ConfirmForm(FlaskForm):
                              render_kw={"autocomplete": "current-password"})
 
 
-class ListingForm(FlaskForm):
+class ListingForm(_WithExpiryHelp):
     """Post or edit a listing."""
 
     category = SelectField(_l("Category"), choices=category_choices)
-    title = StringField(_l("Title"))
-    body = TextAreaField(_l("Description"), description=MARKDOWN_HELP,
+    title = StringField(_l("Title"), validators=[Needed()])
+    body = TextAreaField(_l("Description"), description=MARKDOWN_HELP, validators=[Needed()],
                          render_kw={"rows": 8})
     price = StringField(_l("Price"), description=_l("Optional, e.g. “£5” or “free”."))
     contact = StringField(_l("Contact"), description=_l(
         "Optional. How residents reach the poster: a phone number, an address, a time."))
     expires_at = DateTimeLocalField(_l("Expires"), validators=[Optional()],
-                                    format=DATETIME_FORMATS, description=EXPIRY_HELP)
+                                    format=DATETIME_FORMATS)
     pinned = BooleanField(_l("Pin to the top of its category"))
 
 
-class NoticeForm(FlaskForm):
+class NoticeForm(_WithExpiryHelp):
     """Post or edit a notice."""
 
-    title = StringField(_l("Title"))
-    body = TextAreaField(_l("Text"), description=MARKDOWN_HELP, render_kw={"rows": 8})
+    title = StringField(_l("Title"), validators=[Needed()])
+    body = TextAreaField(_l("Text"), description=MARKDOWN_HELP, validators=[Needed()],
+                         render_kw={"rows": 8})
     urgent = BooleanField(_l("Urgent (water outage, road closure…): shown first everywhere"))
     pinned = BooleanField(_l("Pin above other notices"))
     expires_at = DateTimeLocalField(_l("Expires"), validators=[Optional()],
-                                    format=DATETIME_FORMATS, description=EXPIRY_HELP)
+                                    format=DATETIME_FORMATS)
 
 
 class LibraryItemForm(FlaskForm):

@@ -83,7 +83,7 @@ def upload() -> ResponseReturnValue:
         else:
             staging.discard(form.staged.data)
             flash(_("“%(title)s” was added to the library.", title=item.title), "success")
-            return redirect(url_for(".index", _anchor=f"item-{item.id}"))
+            return redirect(url_for(".index"))  # the message is at the top, as is the new item
     if new is not None and request.method == "POST":
         staging.discard(form.staged.data)
         kept = staging.keep(new.stream, new.filename or "")

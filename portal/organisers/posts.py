@@ -133,12 +133,13 @@ def new(plural: str) -> ResponseReturnValue:
     leftover: list[str] = []
     if form.validate_on_submit():
         try:
-            item = hub().post(kind.name, actor(), **_form_values(kind, form))
+            hub().post(kind.name, actor(), **_form_values(kind, form))
         except ValidationError as error:
             leftover = apply_errors(form, error.fields)
         else:
             flash(_messages(kind)["post"], "success")
-            return _back(kind, item.id)
+            # To the top of the list, where the message is (a new item is near the top too).
+            return _back(kind)
     return render_template("organisers/post_form.html", kind=kind, form=form, item=None,
                            leftover=leftover)
 
