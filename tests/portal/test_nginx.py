@@ -14,6 +14,7 @@ import re
 import socket
 import subprocess
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,37 @@ def test_pages_come_through_and_anonymous_ones_are_micro_cached(front: Front) ->
     status, headers, again = front.request("/")
     assert (status, headers["x-cache-status"]) == (200, "HIT")
     assert again == body
+
+
+def all_headers(front: Front, path: str, headers: dict[str, str], name: str) -> str:
+    """Every ``name`` header of the answer, joined (nginx may send Vary twice)."""
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return ", ".join(v for k, v in response.getheaders() if k.lower() == name)
+    finally:
+        conn.close()
+
+
+def test_text_is_gzipped_and_files_are_not(front: Front, tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    (static / "big.css").write_text(".card{margin:0}\n" * 200)
+    (static / "map.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg">'
+                                    + '<circle r="1"/>' * 200 + "</svg>")
+    (static / "data.json").write_text('{"nodes": [' + ", ".join(['"n"'] * 300) + "]}")
+    gzip = {"Accept-Encoding": "gzip"}
+    for path in ("/", "/static/big.css", "/static/map.svg", "/static/data.json"):
+        status, headers, body = front.request(path, headers=gzip)
+        assert status == 200, path
+        assert headers.get("content-encoding") == "gzip", path
+        assert "Accept-Encoding" in all_headers(front, path, gzip, "vary"), path
+        assert zlib.decompress(body, 16 + zlib.MAX_WBITS), path
+    _, plain, html = front.request("/")
+    assert "content-encoding" not in plain and b"Blue bicycle" in html, "only when asked"
+    _, headers, _ = front.request(f"/library/{front.library_id}/download", headers=gzip)
+    assert "content-encoding" not in headers, "library files pass as they are"
 
 
 def test_the_language_cookie_is_part_of_the_cache_key(front: Front) -> None:
