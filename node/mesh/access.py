@@ -29,15 +29,18 @@ def is_radio(interface: str, sys_root: Path = Path("/sys")) -> bool:
     return (base / "phy80211").exists() or (base / "wireless").exists()
 
 
-def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq") -> SupervisedProcess:
-    """A :class:`SupervisedProcess` running dnsmasq with this node's rendered configuration."""
+def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq",
+                    name: str = "dnsmasq") -> SupervisedProcess:
+    """A :class:`SupervisedProcess` running dnsmasq with this node's rendered configuration
+    (``name`` = ``dnsmasq-walled``: the walled resolver of an uplink node)."""
     from node.net import build_plan
 
     run_dir = Path(cfg.agent.run_dir)
     plan = build_plan(cfg, net_dir=run_dir)
-    text = plan.file("dnsmasq.conf").content
-    hook = next((f for f in plan.files if f.path.name == "lease-hook"), None)
-    conf, pid = run_dir / "dnsmasq.conf", run_dir / "dnsmasq.pid"
+    text = plan.file(f"{name}.conf").content
+    hook = next((f for f in plan.files if f.path.name == "lease-hook"), None) \
+        if name == "dnsmasq" else None
+    conf, pid = run_dir / f"{name}.conf", run_dir / f"{name}.pid"
 
     def prepare() -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +52,7 @@ def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq") -> SupervisedP
 
     argv = [executable, "--keep-in-foreground", "--log-facility=-", f"--conf-file={conf}",
             f"--pid-file={pid}"]
-    return SupervisedProcess("dnsmasq", argv, log_path=run_dir / "dnsmasq.log",
+    return SupervisedProcess(name, argv, log_path=run_dir / f"{name}.log",
                              prepare=prepare)
 
 
@@ -71,11 +74,13 @@ def hostapd_process(cfg: NodeConfig, executable: str = "hostapd") -> SupervisedP
 
 def access_daemons(cfg: NodeConfig, sys_root: Path = Path("/sys")) -> list[SupervisedProcess]:
     """The residents' daemons this node runs, in start order: hostapd (only on a radio),
-    then dnsmasq; none unless ``clients.dhcp``."""
+    then dnsmasq (and, with an uplink, the walled resolver); none unless ``clients.dhcp``."""
     if not cfg.clients.dhcp:
         return []
     daemons = []
     if is_radio(cfg.wifi.ap_interface, sys_root):
         daemons.append(hostapd_process(cfg))
     daemons.append(dnsmasq_process(cfg))
+    if cfg.clients.uplink_interface:
+        daemons.append(dnsmasq_process(cfg, name="dnsmasq-walled"))
     return daemons

@@ -61,7 +61,7 @@ def _check_command(name: str, candidate: Path) -> list[str] | None:
     """The real tool's check-only command for a candidate file, if it has one."""
     if name == "gate.nft":
         return ["nft", "-c", "-f", str(candidate)]
-    if name == "dnsmasq.conf":
+    if name in ("dnsmasq.conf", "dnsmasq-walled.conf"):
         return ["dnsmasq", "--test", f"--conf-file={candidate}"]
     return None
 

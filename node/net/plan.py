@@ -15,7 +15,7 @@ from node.atomic import atomic_write
 from node.config import NodeConfig
 from node.net.addressing import AddressPlan
 from node.net.render_babeld import render_babeld
-from node.net.render_dnsmasq import render_dnsmasq, render_lease_hook
+from node.net.render_dnsmasq import render_dnsmasq, render_lease_hook, render_walled_dnsmasq
 from node.net.render_hostapd import render_hostapd
 from node.net.render_mesh import Command, mesh_commands, render_mesh_script
 from node.net.render_nftables import render_nftables
@@ -70,6 +70,11 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
     # With the gate's control socket, dnsmasq reports every lease to it (node/gate/leases.py).
     hook = [PlannedFile(net_dir / "lease-hook", 0o755, render_lease_hook(cfg),
                         "dnsmasq's lease events to the gate")] if cfg.gate.enabled else []
+    # With an uplink, devices that have not accepted get a resolver that forwards nothing.
+    walled = [PlannedFile(net_dir / "dnsmasq-walled.conf", 0o644,
+                          render_walled_dnsmasq(cfg, addresses),
+                          "dnsmasq walled resolver (DNS before acceptance, forwards nothing)")
+              ] if cfg.clients.uplink_interface else []
     files = (
         PlannedFile(net_dir / "gate.nft", 0o644, render_nftables(cfg, addresses),
                     "nftables captive gate (nft -f, one transaction)"),
@@ -82,6 +87,7 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
                                    lease_hook=str(net_dir / "lease-hook") if hook else None),
                     "dnsmasq DHCP/DNS for residents"),
         *hook,
+        *walled,
         PlannedFile(net_dir / "hostapd.conf", 0o644, render_hostapd(cfg),
                     "hostapd access point for residents"),
     )
@@ -98,6 +104,8 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
         ("hostapd", "-B", "-P", str(RUN_DIR / "hostapd.pid"), path["hostapd.conf"]),
         ("dnsmasq", f"--conf-file={path['dnsmasq.conf']}",
          f"--pid-file={RUN_DIR / 'dnsmasq.pid'}"),
+        *([("dnsmasq", f"--conf-file={path['dnsmasq-walled.conf']}",
+            f"--pid-file={RUN_DIR / 'dnsmasq-walled.pid'}")] if walled else []),
         ("babeld", "-D", "-I", str(RUN_DIR / "babeld.pid"), "-c", path["babeld.conf"]),
     ]
     return NetworkPlan(addresses=addresses, files=files, commands=tuple(commands))

@@ -8,9 +8,14 @@
   portal address. Nothing outside exists anyway, and this way the phones' captive
   checks (``captive.apple.com``, ``connectivitycheck.gstatic.com`` ...) reach the
   portal, which shows the sheet before acceptance and answers "success" after it.
-* **With an uplink**: real DNS, forwarded to the resolvers in ``/etc/resolv.conf``
-  (as openNDS does). Lying DNS would break the phones' own check after acceptance;
-  the gate's port-80 redirect brings unaccepted phones to the portal instead.
+* **With an uplink**: two dnsmasq listeners. This one forwards real DNS to the
+  resolvers in ``/etc/resolv.conf``, for accepted devices only (lying DNS would break
+  the phones' own check after acceptance). The *walled* resolver
+  (:func:`render_walled_dnsmasq`, ``dnsmasq-walled.conf``) listens on the portal
+  address at :data:`WALLED_DNS_PORT`, forwards nothing and answers every name with the
+  portal address; the gate redirects port 53 of devices not in its allow set there
+  (:mod:`node.net.render_nftables`), so a device that has not accepted can never make
+  a name leave the node (no DNS tunnel past the gate).
 * One lease per device (``dhcp-ignore-clid``: a device cannot take many addresses by
   sending many client identifiers), at most the range's size in all
   (``dhcp-lease-max``); the gate rate-limits DHCP per MAC.
@@ -26,6 +31,10 @@ from __future__ import annotations
 from node.config import NodeConfig
 from node.net._header import header
 from node.net.addressing import AddressPlan
+
+#: Port of the walled resolver on the portal address (uplink nodes only). Not 5353
+#: (mDNS: avahi and zeroconf listen there).
+WALLED_DNS_PORT = 5053
 
 
 def render_lease_hook(cfg: NodeConfig, python: str | None = None) -> str:
@@ -78,7 +87,9 @@ def render_dnsmasq(cfg: NodeConfig, addresses: AddressPlan, lease_file: str,
     if clients.uplink_interface:
         lines += [
             "",
-            f"# Uplink on {clients.uplink_interface}: real DNS via /etc/resolv.conf.",
+            f"# Uplink on {clients.uplink_interface}: real DNS via /etc/resolv.conf, for",
+            "# accepted devices only: the gate sends the others' port 53 to the walled",
+            "# resolver (dnsmasq-walled.conf), which forwards nothing.",
             "resolv-file=/etc/resolv.conf",
             "stop-dns-rebind",
             f"rebind-domain-ok=/{clients.domain}/",
@@ -90,4 +101,30 @@ def render_dnsmasq(cfg: NodeConfig, addresses: AddressPlan, lease_file: str,
             "no-resolv",
             f"address=/#/{portal}",
         ]
+    return "\n".join(lines) + "\n"
+
+
+def render_walled_dnsmasq(cfg: NodeConfig, addresses: AddressPlan) -> str:
+    """The text of ``dnsmasq-walled.conf``: the resolver for devices that have not accepted.
+
+    DNS only (no DHCP range), on the portal address at :data:`WALLED_DNS_PORT`, and it
+    forwards nothing (``no-resolv``, no ``server=``): the hub's names and every other
+    name answer with the portal address, with a TTL of 0 so that a phone does not keep
+    the portal's address for a real name once it has accepted. The gate sends unaccepted
+    devices' port 53 here; accepted devices reach the forwarding dnsmasq on port 53.
+    """
+    portal = addresses.portal_address
+    lines = [
+        header(cfg, "dnsmasq: the walled resolver for devices that have not accepted"),
+        f"listen-address={portal}",
+        f"port={WALLED_DNS_PORT}",
+        "bind-dynamic",
+        "no-hosts",
+        "# Forwards nothing, ever: no upstream resolvers are read or named.",
+        "no-resolv",
+        "# Every name (the phones' captive checks included) is the portal; not cached.",
+        f"address=/#/{portal}",
+        "local-ttl=0",
+        "cache-size=0",
+    ]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,9 @@ everything else is dropped and counted. Accepting adds ``address . MAC`` to the 
 probe is redirected again. Always, for everyone on the access point:
 
 * DNS only to the node's resolver: udp/tcp 53 and 853 (DoT, DoQ) elsewhere dropped;
+  on a node with an uplink, port 53 of a device not in ``allowed`` is redirected to the
+  walled resolver (:data:`~node.net.render_dnsmasq.WALLED_DNS_PORT`), which forwards
+  nothing: no name leaves the node before acceptance (no DNS tunnel);
 * no IPv6 at all (not offered by dnsmasq, dropped here);
 * no traffic between residents' devices, on this node or on any other node;
 * never the management ports (of this node or of other nodes on the mesh);
@@ -33,6 +36,7 @@ from __future__ import annotations
 from node.config import NodeConfig
 from node.net._header import header
 from node.net.addressing import AddressPlan
+from node.net.render_dnsmasq import WALLED_DNS_PORT
 
 TABLE = "meshhub"
 SET = "allowed"
@@ -49,6 +53,7 @@ HUB_CONNECTIONS_PER_ADDRESS = 16
 #: Named counters (``nft list counters table inet meshhub``), read by health checks.
 COUNTERS = (
     ("portal_redirected", "port-80 connections of unaccepted devices sent to the portal"),
+    ("dns_walled", "DNS of unaccepted devices sent to the walled resolver (uplink nodes)"),
     ("unaccepted_dropped", "packets of unaccepted devices towards anywhere else"),
     ("outside_dns_dropped", "DNS/DoT/DoQ to resolvers other than the node's"),
     ("client_to_client_dropped", "packets between residents' devices"),
@@ -94,6 +99,11 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     if mode != "open":
         nat.append(f'\t\tiifname {ap} tcp dport 80 {unaccepted} counter name '
                    f'"portal_redirected" redirect to :{port}')
+    if mode != "open" and uplink:
+        # Before acceptance no name may leave the node: the walled resolver answers.
+        nat.append(f"\t\tiifname {ap} ip daddr {portal} meta l4proto {{ tcp, udp }} th dport 53 "
+                   f'{unaccepted} counter name "dns_walled" redirect to :{WALLED_DNS_PORT}')
+    dns_ports = _ports((53, WALLED_DNS_PORT) if uplink else (53,))
     hold_back = "" if mode == "open" else (
         f'\t\t{unaccepted} counter name "unaccepted_dropped" drop\n')
     mesh_mgmt = (f'\t\tip daddr {addresses.mesh_range} tcp dport {mgmt} counter name '
@@ -201,7 +211,7 @@ table inet {TABLE} {{
 {dhcp_limit}
 \t\tudp dport 67 accept
 {spoofed}\t\tct state established,related accept
-\t\tip daddr {portal} meta l4proto {{ tcp, udp }} th dport 53 accept
+\t\tip daddr {portal} meta l4proto {{ tcp, udp }} th dport {dns_ports} accept
 \t\ttcp dport {mgmt} counter name "management_dropped" drop
 \t\tip daddr {portal} tcp dport {port} accept
 \t\tip daddr {portal} icmp type echo-request limit rate 10/second accept

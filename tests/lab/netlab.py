@@ -122,10 +122,12 @@ class Lab:
         return self.run(ns, sys.executable, "-c", code, check=False,
                         timeout=timeout + 5).returncode == 0
 
-    def dns_a(self, ns: str, server: str, name: str, timeout: float = 2) -> str | None:
-        """The first A record for ``name`` from ``server`` (UDP 53) as seen from ``ns``."""
+    def dns_a(self, ns: str, server: str, name: str, timeout: float = 2,
+              tcp: bool = False) -> str | None:
+        """The first A record for ``name`` from ``server`` (port 53, UDP or ``tcp``) as
+        seen from ``ns``."""
         code = f"from tests.lab.netlab import _dns_query; print(_dns_query({server!r}, "\
-               f"{name!r}, {timeout}) or '')"
+               f"{name!r}, {timeout}, {tcp!r}) or '')"
         root = str(Path(__file__).resolve().parents[2])
         result = self.run(ns, sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r})"
                           f"\n{code}", check=False, timeout=timeout + 5)
@@ -167,19 +169,30 @@ class Lab:
         self.namespaces.clear()
 
 
-def _dns_query(server: str, name: str, timeout: float) -> str | None:
-    """Send one A query over UDP and return the first A record, or None (no answer)."""
+def _dns_query(server: str, name: str, timeout: float, tcp: bool = False) -> str | None:
+    """Send one A query over UDP (or TCP) and return the first A record, or None (no answer)."""
     query_id = secrets.randbits(16)
     packet = struct.pack(">HHHHHH", query_id, 0x0100, 1, 0, 0, 0)
     packet += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
     packet += struct.pack(">HH", 1, 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        sock.sendto(packet, (server, 53))
-        try:
-            reply, _ = sock.recvfrom(2048)
-        except OSError:
-            return None
+    try:
+        if tcp:
+            with socket.create_connection((server, 53), timeout=timeout) as conn:
+                conn.sendall(struct.pack(">H", len(packet)) + packet)
+                reply = b""
+                while len(reply) < 2 or len(reply) < 2 + struct.unpack(">H", reply[:2])[0]:
+                    chunk = conn.recv(2048)
+                    if not chunk:
+                        return None
+                    reply += chunk
+                reply = reply[2:]
+        else:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(timeout)
+                sock.sendto(packet, (server, 53))
+                reply, _ = sock.recvfrom(2048)
+    except OSError:
+        return None
     answers = struct.unpack(">H", reply[6:8])[0]
     pos = len(packet)
     for _ in range(answers):
@@ -282,15 +295,22 @@ def apply_gate(lab: Lab, ns: str, cfg: Any, etc: Path) -> Path:
 
 
 def start_dnsmasq(lab: Lab, ns: str, etc: Path, work: Path, *, name: str = "dnsmasq",
-                  leases: tuple[Path, Path] | None = None) -> subprocess.Popen[bytes]:
-    """Start the ``dnsmasq.conf`` rendered into ``etc`` (by :func:`apply_gate`) inside ``ns``.
+                  leases: tuple[Path, Path] | None = None, source: str = "dnsmasq.conf",
+                  upstream: str | None = None) -> subprocess.Popen[bytes]:
+    """Start the ``source`` file rendered into ``etc`` (by :func:`apply_gate`) inside ``ns``.
 
     Its copy, pid file and log are ``work/<name>.conf``, ``.pid``, ``.log``; the host's
-    resolvers are never read (``no-resolv``). ``leases`` = (rendered path, lab path)
-    moves the lease file, e.g. out of a data folder that does not exist here.
+    resolvers are never read: ``no-resolv``, or with ``upstream`` (a lab address, the
+    "internet" of the test) a resolv file naming only that server. ``leases`` =
+    (rendered path, lab path) moves the lease file, e.g. out of a data folder that does
+    not exist here.
     """
-    conf = (etc / "dnsmasq.conf").read_text(encoding="utf-8")
-    conf = conf.replace("resolv-file=/etc/resolv.conf", "no-resolv")
+    conf = (etc / source).read_text(encoding="utf-8")
+    resolv = "no-resolv"
+    if upstream is not None:
+        (work / f"{name}.resolv").write_text(f"nameserver {upstream}\n", encoding="utf-8")
+        resolv = f"resolv-file={work / f'{name}.resolv'}"
+    conf = conf.replace("resolv-file=/etc/resolv.conf", resolv)
     if leases is not None:
         conf = conf.replace(str(leases[0]), str(leases[1]))
     (work / f"{name}.conf").write_text(conf, encoding="utf-8")

@@ -46,6 +46,14 @@ def test_the_agent_runs_dnsmasq_and_hostapd_only_on_a_radio(tmp_path: Path) -> N
     assert access_daemons(laptop, sys_root) == []  # 'make run': no DHCP server
 
 
+def test_an_uplink_node_also_runs_the_walled_resolver(tmp_path: Path) -> None:
+    path = lab_config(tmp_path)
+    path.write_text(path.read_text().replace("[clients]", '[clients]\nuplink_interface = "up0"'))
+    daemons = access_daemons(load_config(path), tmp_path / "sys")
+    assert [d.name for d in daemons] == ["dnsmasq", "dnsmasq-walled"]
+    assert f"--conf-file={tmp_path / 'n3' / 'run' / 'dnsmasq-walled.conf'}" in daemons[1].argv
+
+
 def test_the_phone_script_configures_wlan0_and_records_the_lease(tmp_path: Path) -> None:
     out = tmp_path / "lease.json"
     script = tmp_path / "udhcpc.sh"

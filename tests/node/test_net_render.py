@@ -116,14 +116,39 @@ def test_dnsmasq_with_uplink_forwards_real_dns() -> None:
     assert "resolv-file=/etc/resolv.conf" in text and "stop-dns-rebind" in text
 
 
+def test_uplink_node_walls_dns_of_devices_that_have_not_accepted() -> None:
+    uplinked = plan(UPLINK)
+    walled = uplinked.file("dnsmasq-walled.conf").content
+    assert "listen-address=10.64.7.1\nport=5053\n" in walled
+    assert "no-resolv\n" in walled and "address=/#/10.64.7.1\n" in walled
+    assert "server=" not in walled and "resolv-file" not in walled and "dhcp-range" not in walled
+    text = uplinked.file("gate.nft").content
+    nat = text.split("chain prerouting_nat")[1].split("\n\t}")[0]
+    assert ('iifname "wlan0" ip daddr 10.64.7.1 meta l4proto { tcp, udp } th dport 53 '
+            'ip saddr . ether saddr != @allowed counter name "dns_walled" redirect to :5053') in nat
+    assert "ip daddr 10.64.7.1 meta l4proto { tcp, udp } th dport { 53, 5053 } accept" in text
+    started = [c for c in uplinked.commands if c[0] == "dnsmasq"]
+    assert [c[1].rsplit("/", 1)[1] for c in started] == ["dnsmasq.conf", "dnsmasq-walled.conf"]
+    # No uplink: nothing is forwarded anyway, so no second listener and no redirect.
+    offline = plan()
+    assert "dnsmasq-walled.conf" not in [f.path.name for f in offline.files]
+    assert "dns_walled\" redirect" not in offline.file("gate.nft").content
+    # Open mode lets everyone through, DNS included.
+    opened = plan(UPLINK + "[gate]\nmode = \"open\"\n").file("gate.nft").content
+    assert "redirect to :5053" not in opened
+
+
 @pytest.mark.parametrize("toml", [BASE, UPLINK, GATED])
 def test_dnsmasq_accepts_the_file(toml: str, tmp_path: Path) -> None:
     require_tool("dnsmasq")
-    file = tmp_path / "dnsmasq.conf"
-    file.write_text(plan(toml).file("dnsmasq.conf").content)
-    result = subprocess.run(["dnsmasq", "--test", f"--conf-file={file}"], capture_output=True,
-                            text=True, check=False)
-    assert result.returncode == 0 and "syntax check OK" in result.stderr, result.stderr
+    for planned in plan(toml).files:
+        if not planned.path.name.startswith("dnsmasq"):
+            continue
+        file = tmp_path / planned.path.name
+        file.write_text(planned.content)
+        result = subprocess.run(["dnsmasq", "--test", f"--conf-file={file}"],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 0 and "syntax check OK" in result.stderr, result.stderr
 
 
 def hostapd_keys(text: str) -> dict[str, str]:
