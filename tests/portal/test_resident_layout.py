@@ -55,3 +55,15 @@ def test_library_filters_are_folded_with_counts_and_no_empty_kinds(
     chosen = text(client.get("/library/?collection=Guides"))
     assert re.search(r"<details class=\"filters\" open>", chosen), "open while filtering"
     assert "PDF documents (1)" in chosen and "Audio (1)" in chosen
+
+
+def test_every_page_type_has_a_meta_description(client: FlaskClient, seed: Seeder) -> None:
+    from tests.portal.conftest import every_page_type
+
+    urls = every_page_type(seed.neighbourhood())
+    for name, url in urls.items():
+        page = text(client.get(url))
+        found = re.findall(r'<meta name="description" content="([^"]*)">', page)
+        assert len(found) == 1 and len(found[0].strip()) > 20, name
+    listing = text(client.get(urls["listing"]))
+    assert 'content="Well kept, collection from Elm Street.' in listing, "the item's own words"
