@@ -149,6 +149,11 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=1, maximum=65536),
     Setting("portal", "library_quota_mb", int, 8192,
             "Disk space the library may use on this node, in MiB.", minimum=16),
+    Setting("portal", "contact", list, [],
+            "How residents reach the organisers, shown on the hub's Contact page: one line "
+            "each, e.g. 'Elm Street Residents: Tuesdays 18:00-20:00 at the library'. Empty: "
+            "the page points to the node's location.",
+            item_type=str),
     Setting("portal", "urgent_notice_hours", int, 48,
             "Hours an urgent notice stays up when it is posted (or made urgent) without an "
             "expiry, so its red banner cannot stay on every page forever.",

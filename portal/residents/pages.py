@@ -1,4 +1,5 @@
-"""The fixed pages: house rules, privacy notice, and about this network."""
+"""The fixed pages: house rules, privacy notice, contacting the organisers, and about this
+network."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ def privacy() -> str:
     config = current_app.config["NODE_CONFIG"]
     return render_template("residents/privacy.html",
                            retention_days=config.privacy.submission_retention_days)
+
+
+@bp.get("/contact")
+def contact() -> str:
+    """How to reach the organisers (``portal.contact`` in node.toml)."""
+    config = current_app.config["NODE_CONFIG"]
+    return render_template("residents/contact.html", lines=config.get("portal.contact"))
 
 
 @bp.get("/about")

@@ -225,7 +225,7 @@ def every_page_type(content: dict[str, Any]) -> dict[str, str]:
             "library filtered": "/library/?collection=Guides&type=pdf",
             "search": "/search?q=item", "empty search": "/search?q=zzzzqqq",
             "search form": "/search", "submit": "/submit", "thanks": "/submit/thanks",
-            "rules": "/rules", "privacy": "/privacy", "about": "/about",
+            "rules": "/rules", "privacy": "/privacy", "about": "/about", "contact": "/contact",
             "not found": "/no/such/page"}
     for media_type, item in content["library"].items():
         urls[f"library {media_type}"] = f"/library/{item.id}"

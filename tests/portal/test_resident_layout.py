@@ -67,3 +67,28 @@ def test_every_page_type_has_a_meta_description(client: FlaskClient, seed: Seede
         assert len(found) == 1 and len(found[0].strip()) > 20, name
     listing = text(client.get(urls["listing"]))
     assert 'content="Well kept, collection from Elm Street.' in listing, "the item's own words"
+
+
+def test_the_contact_page_shows_what_node_toml_says(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from portal import db
+    from tests.portal.conftest import make_app, write_node_toml
+
+    config = write_node_toml(Path(str(tmp_path)), '[portal]\ncontact = ['
+                             '"Elm Street Residents: Tuesdays 18:00-20:00 at the library", '
+                             '"Food bank: 07700 900456"]\n')
+    app = make_app(config)
+    try:
+        client = app.test_client()
+        home = text(client.get("/"))
+        assert 'href="/contact"' in home, "every page's footer links to it"
+        page = text(client.get("/contact"))
+        assert "Tuesdays 18:00-20:00 at the library" in page and "07700 900456" in page
+    finally:
+        db.close(app)
+
+
+def test_without_contacts_the_page_points_to_the_node(client: FlaskClient) -> None:
+    page = text(client.get("/contact"))
+    assert "Ask at a community building near you." in page and "Library roof" in page
