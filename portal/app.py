@@ -60,7 +60,9 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     if config.portal.behind_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+        # nginx sets both headers itself (one hop): the client's address, and whether
+        # the client came over HTTPS (organisers' session cookies are then Secure).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
 
     csrf.init_app(app)
     caching.init_app(app)  # registered first: its after_request runs last

@@ -162,10 +162,30 @@ def nginx_conf(config_path: str | None, listen: str, cache_dir: str | None) -> N
     """Print the nginx site that fronts this node's portal (images/nginx/meshhub.conf)."""
     from node.config import find_config, load_config
     from portal.nginx import DEFAULT_CACHE_DIR, render_site
+    from portal.tls import certificate_paths
 
     config = load_config(find_config(config_path))
+    cert, key = certificate_paths(config)
+    tls = (cert, key) if cert.exists() and key.exists() else None
     click.echo(render_site(config, library_dir=config.data_dir / "library", listen=listen,
-                           cache_dir=cache_dir or DEFAULT_CACHE_DIR), nl=False)
+                           cache_dir=cache_dir or DEFAULT_CACHE_DIR, tls=tls), nl=False)
+
+
+@cli.command("tls-cert")
+@click.option("--config", "-c", "config_path", envvar="MESHHUB_CONFIG", metavar="FILE",
+              type=click.Path(dir_okay=False), help="The node.toml to use.")
+def tls_cert(config_path: str | None) -> None:
+    """Make this node's HTTPS certificate if it has none, and print its fingerprint.
+
+    The certificate is self-signed (data_dir/tls/node.crt); organisers compare the
+    SHA-256 fingerprint printed here with the one their browser shows, once.
+    'nginx-conf' adds HTTPS to the site when the certificate exists.
+    """
+    from node.config import find_config, load_config
+    from portal.tls import ensure_certificate
+
+    made = ensure_certificate(load_config(find_config(config_path)))
+    click.echo(f"{made.cert}\nSHA-256 fingerprint: {made.fingerprint}")
 
 
 def write_demo_config(folder: Path, port: int) -> Path:

@@ -29,10 +29,14 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
                 cache_dir: str | Path = DEFAULT_CACHE_DIR,
                 static_dir: str | Path = STATIC_DIR,
                 session_cookie: str = "meshhub_session", lang_cookie: str = "lang",
-                portal_address: str | None = None, template: str | None = None) -> str:
+                portal_address: str | None = None, template: str | None = None,
+                tls: tuple[str | Path, str | Path] | None = None,
+                tls_listen: str = "443") -> str:
     """The nginx site for this node: listen on ``listen``, proxy to the portal.
 
     ``portal_address`` (``host:port``) defaults to ``portal.listen:portal.port``.
+    ``tls`` (certificate, key) adds HTTPS on ``tls_listen`` and sends organisers'
+    and technicians' pages there (:mod:`portal.tls` makes the node's certificate).
     """
     values = {
         "LISTEN": listen,
@@ -44,16 +48,32 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
         "SESSION_COOKIE": session_cookie,
         "LANG_COOKIE": lang_cookie,
     }
+    if tls is not None:
+        values.update(TLS_CERT=str(tls[0]), TLS_KEY=str(tls[1]), TLS_LISTEN=tls_listen)
     for name, value in values.items():
         if re.search(r"[\s;{}'\"]", value):
             raise ConfigError([f"nginx site: {name} {value!r} contains a space, quote, "
                                "brace or semicolon; choose a plainer path"])
+    values["TLS"] = _tls_block(values) if tls is not None else "    # (no certificate: HTTP only)"
     text = TEMPLATE.read_text(encoding="utf-8") if template is None else template
     text = re.sub(r"@@([A-Z_]+)@@", lambda m: values.get(m.group(1), m.group(0)), text)
     left = sorted(set(re.findall(r"@@[A-Z_]+@@", text)))
     if left:
         raise ConfigError([f"{TEMPLATE}: no value for {', '.join(left)}"])
     return text
+
+
+def _tls_block(values: dict[str, str]) -> str:
+    """The server's HTTPS lines (certificate paths already checked)."""
+    port = values["TLS_LISTEN"].rpartition(":")[2]
+    to = "https://$host" + ("" if port == "443" else f":{port}") + "$request_uri"
+    return (f"    listen {values['TLS_LISTEN']} ssl default_server;\n"
+            f"    ssl_certificate {values['TLS_CERT']};\n"
+            f"    ssl_certificate_key {values['TLS_KEY']};\n"
+            "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+            "    ssl_session_cache shared:meshhub_tls:1m;\n"
+            "    # Organisers' passwords and sessions never travel in clear.\n"
+            f"    if ($meshhub_to_https) {{ return 301 {to}; }}")
 
 
 def _dir(path: str | Path) -> str:

@@ -12,7 +12,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup
 from werkzeug.wrappers import Response as PlainResponse
 
@@ -105,6 +106,19 @@ def sanitised(html: str) -> Markup:
     return Markup(html)  # noqa: S704 - sanitised by node.markdown when stored
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, marked ``Secure`` when it was set over HTTPS.
+
+    An organiser who signs in over HTTPS (nginx sends them there when the node has
+    a certificate) gets a cookie their browser never sends over plain HTTP, where a
+    listener on the open Wi-Fi could copy it; residents' pages stay on HTTP.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """``SESSION_COOKIE_SECURE``, or whether this request came over HTTPS."""
+        return bool(super().get_cookie_secure(app)) or request.is_secure
+
+
 def init_app(app: Flask) -> None:
     """Register the security headers on every response of ``app``, and ``|sanitised``.
 
@@ -112,6 +126,7 @@ def init_app(app: Flask) -> None:
     """
     app.after_request(set_security_headers)
     app.jinja_env.filters["sanitised"] = sanitised
+    app.session_interface = SessionCookies()
 
 
 def guard_host(app: Flask) -> None:

@@ -22,6 +22,7 @@ _.row_factory  # sqlite3.Connection setting
 _.__getattr__  # portal/__init__.py: PEP 562 lazy module attributes
 _.when_pressed, _.when_held, _.when_released, _.source_delay  # gpiozero device callbacks
 _.permanent  # flask.session.permanent
+_.session_interface  # Flask.session_interface, read by Flask (portal/security.py)
 _.session_row, _.signed_out_reason  # flask.g attributes read by portal/auth.py's hooks
 _.no_cache, _.max_age, _.immutable, _.content_length  # werkzeug response headers
 _.fallbacks  # babel.Locale/Translations fallbacks (portal/locale_data.py)

@@ -46,6 +46,8 @@ LEASED_SET = "leased"
 #: DHCP packets a MAC may send per minute (and in a burst) before the rest are dropped:
 #: a phone needs two to join, and two more at each renewal.
 DHCP_PER_MAC_PER_MINUTE = 10
+#: nginx's HTTPS port (organisers' pages), reachable like the portal's own.
+HTTPS_PORT = 443
 #: Connections one address may hold open to the hub's ports (a browser opens about 6
 #: per site); the portal (waitress) serves up to 200 at once.
 HUB_CONNECTIONS_PER_ADDRESS = 16
@@ -89,7 +91,10 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     # The agent's API (health, sync, update mirror) is for nodes and technicians, never
     # for residents' devices: it is always a management port.
     mgmt = _ports(sorted({*cfg.gate.management_ports, cfg.agent.port}))
-    hub_ports = _ports((80, port))
+    # The hub: port 80 (nginx, or the redirect), the portal's port, and HTTPS (443:
+    # nginx with the node's certificate, for organisers' pages; portal/tls.py).
+    hub_ports = _ports((80, HTTPS_PORT, port))
+    portal_ports = _ports((port, HTTPS_PORT))
     unaccepted = f"ip saddr . ether saddr != @{SET}"
     counters = "\n".join(f"\tcounter {name} {{ comment \"{text}\"; }}" for name, text in COUNTERS)
 
@@ -213,7 +218,7 @@ table inet {TABLE} {{
 {spoofed}\t\tct state established,related accept
 \t\tip daddr {portal} meta l4proto {{ tcp, udp }} th dport {dns_ports} accept
 \t\ttcp dport {mgmt} counter name "management_dropped" drop
-\t\tip daddr {portal} tcp dport {port} accept
+\t\tip daddr {portal} tcp dport {portal_ports} accept
 \t\tip daddr {portal} icmp type echo-request limit rate 10/second accept
 {own_hub}
 \t\tcounter name "node_port_dropped" drop

@@ -54,7 +54,7 @@ def test_gate_with_uplink_forwards_and_masquerades_only_there() -> None:
 def test_portal_on_another_port_still_gets_port_80() -> None:
     text = plan(BASE + "[gate]\nportal_port = 8080\n").file("gate.nft").content
     assert "ip daddr 10.64.7.1 tcp dport 80 redirect to :8080" in text
-    assert "ip daddr 10.64.7.1 tcp dport 8080 accept" in text
+    assert "ip daddr 10.64.7.1 tcp dport { 443, 8080 } accept" in text
 
 
 def test_addresses_are_bound_to_leases_only_when_the_gate_hears_of_them() -> None:
