@@ -159,12 +159,15 @@ class Agent:
             from node.update.http import create_update_app
 
             app = compose(app, {"/update/": create_update_app(self.update)})
+        app = self._guarded(app, body_limit)
         try:
             where: dict[str, Any] = ({"sockets": [self._listen_socket]}
                                      if self._listen_socket is not None
                                      else {"host": self._host, "port": self._port})
+            # Twice the limit: a body between the two gets the sync API's JSON 413 unread.
             self._server = create_server(app, **where, threads=4, ident="meshhub-agent",
-                                         max_request_body_size=body_limit, channel_timeout=30)
+                                         max_request_body_size=2 * body_limit,
+                                         channel_timeout=30)
         except OSError as exc:
             self.stop()
             raise NodeError(f"the agent cannot listen on {self._host}:{self._port} "
@@ -239,6 +242,32 @@ class Agent:
             self.gate = None
             log.error("gate: not started: %s: %s", type(exc).__name__, exc)
 
+    # --- who may call: signed requests from registered nodes (node.agent_auth) ---
+    def _guarded(self, app: Any, body_limit: int) -> Any:
+        """``app`` answering ``/sync/`` and ``/update/`` only to registered nodes' signed
+        requests, technicians' tools (``agent.client_keys``) and this machine."""
+        from node.agent_auth import RequestAuth, guard
+
+        if self.sync is not None:
+            trust = self.sync.store.trust
+        else:
+            from node.identity import load_or_create_identity
+            from node.sync.trust_source import trust_for_node
+
+            try:
+                trust, _registry = trust_for_node(self.cfg,
+                                                  load_or_create_identity(self.cfg.data_dir))
+            except Exception as exc:  # nobody but this machine gets in
+                log.error("agent: no trusted keys (%s: %s); only this machine may call "
+                          "/sync/ and /update/", type(exc).__name__, exc)
+                trust = None
+        tools = frozenset(k.lower() for k in self.cfg.get("agent.client_keys"))
+
+        def allowed(key: str) -> bool:
+            return key in tools or (trust is not None and trust.is_trusted(key))
+
+        return guard(app, RequestAuth(allowed), 2 * body_limit)
+
     # --- replication (node.sync): its HTTP side beside the health API -----------
     def _open_sync(self, health_app: Any) -> tuple[Any, int]:
         """The composed WSGI app and request-body limit; health alone if the store fails."""
@@ -272,8 +301,9 @@ class Agent:
             return len(self.mesh.state.neighbour_addresses()) if self.cfg.mesh.routing else None
 
         try:
+            identity = load_or_create_identity(self.cfg.data_dir)
             service = open_update_service(
-                self.cfg, node_key=load_or_create_identity(self.cfg.data_dir).public_key,
+                self.cfg, node_key=identity.public_key, identity=identity,
                 agent_url=agent_url, neighbours=neighbours, own_port=lambda: self.port)
         except Exception as exc:  # the rest of the agent runs; 'meshhub update status' says
             log.error("update: not started: %s: %s", type(exc).__name__, exc)

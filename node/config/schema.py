@@ -344,6 +344,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent", "run_dir", str, "/run/meshhub",
             "Directory for the agent's runtime files: babeld's configuration, monitoring "
             "socket, pid file and the capped logs of the daemons it supervises."),
+    Setting("agent", "client_keys", list, [],
+            "Public keys (64 hex digits) of technicians' tools allowed to call this agent's "
+            "sync and update APIs, besides the registered nodes (docs/security.md).",
+            item_type=str, check=None),
     Setting("agent", "peers", list, [],
             "Other nodes' agents ('host' or 'host:port') for 'meshhub status --mesh' and "
             "'meshhub prometheus-config', until mesh discovery lists them.", item_type=str),
@@ -436,6 +440,7 @@ SETTINGS: tuple[Setting, ...] = (
 #: Checks applied to each element of list settings, by key.
 ITEM_CHECKS: dict[str, Check] = {
     "trust.node_keys": _ed25519_hex,
+    "agent.client_keys": _ed25519_hex,
     "portal.languages": _language_tag,
     "sync.peers": lambda v: None if re.fullmatch(r"http://[^\s/?#@]+/?", str(v))
     else "must be an agent's base URL such as 'http://10.42.1.1:9180'",

@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from node.agent_auth import HEADER as AUTH_HEADER
+from node.agent_auth import sign_request
 from node.errors import NodeError
+from node.identity import Identity
 from node.sync import protocol
 from node.sync.protocol import ProtocolError
 
@@ -116,9 +119,10 @@ def normalise_url(url: str) -> str:
 class PeerClient:
     """Requests to one peer's ``/sync/v1`` endpoints."""
 
-    def __init__(self, base_url: str, *, timeout: float, counter: ByteCounter | None = None
-                 ) -> None:
+    def __init__(self, base_url: str, *, timeout: float, counter: ByteCounter | None = None,
+                 identity: Identity | None = None) -> None:
         self.url = normalise_url(base_url)
+        self.identity = identity  #: signs every request (agents answer registered nodes only)
         parts = urlsplit(self.url)
         self._host = parts.hostname or ""
         self._port = parts.port
@@ -132,6 +136,9 @@ class PeerClient:
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if body is not None:
             all_headers["Content-Type"] = protocol.JSON_TYPE
+        if self.identity is not None:
+            all_headers[AUTH_HEADER] = sign_request(self.identity, method, protocol.PREFIX + path,
+                                                    body or b"")
         try:
             conn.request(method, protocol.PREFIX + path, body=body, headers=all_headers)
             yield conn.getresponse()

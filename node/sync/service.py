@@ -289,6 +289,10 @@ class SyncService:
         self.last_round_at = time.time()
         return result
 
+    def _client(self, url: str, timeout: float, counter: ByteCounter) -> PeerClient:
+        """A client for ``url`` whose requests this node's key signs."""
+        return PeerClient(url, timeout=timeout, counter=counter, identity=self.store.identity)
+
     def pull_from(self, url: str, *, force: bool = False) -> PeerRound:
         """Compare digests with ``url``; if they differ, pull the entries this node lacks.
 
@@ -299,7 +303,7 @@ class SyncService:
         if not force and not self.backoff.ready(url):
             return PeerRound(url, "backed off", error=state.last_error)
         counter = ByteCounter()  # this round's bytes only, whatever else runs meanwhile
-        client = PeerClient(url, timeout=self.settings.timeout_seconds, counter=counter)
+        client = self._client(url, self.settings.timeout_seconds, counter)
         result = PeerRound(url, "in sync")
         state.rounds += 1
         try:
@@ -439,8 +443,7 @@ class SyncService:
             if (self._notified.get(url) == digest and not force) or not self.backoff.ready(url):
                 continue
             state = self.backoff.peer(url)
-            client = PeerClient(url, timeout=min(2.0, self.settings.timeout_seconds),
-                                counter=state.counter)
+            client = self._client(url, min(2.0, self.settings.timeout_seconds), state.counter)
             try:
                 client.notify(digest, self.own_port())
                 self._notified[url] = digest
@@ -478,8 +481,7 @@ class SyncService:
             if not self.backoff.ready(url):
                 continue
             state = self.backoff.peer(url)
-            client = PeerClient(url, timeout=self.settings.timeout_seconds,
-                                counter=state.counter)
+            client = self._client(url, self.settings.timeout_seconds, state.counter)
             try:
                 if _files.fetch_file(client, self.blobs, want, stop=self._stop.is_set):
                     self._drop_if_unused(want.sha256)

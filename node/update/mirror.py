@@ -18,7 +18,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from node import transfer
+from node.agent_auth import HEADER as AUTH_HEADER
+from node.agent_auth import sign_request
 from node.errors import NodeError
+from node.identity import Identity
 from node.update.manifest import MAX_MANIFEST_BYTES, ReleaseFile
 
 PREFIX = "/update/v1"
@@ -66,9 +69,10 @@ def base_url(url: str) -> str:
 class MirrorClient:
     """Requests to one mirror's ``/update/v1`` endpoints, each with a timeout."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0, counter: Counter | None = None
-                 ) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, counter: Counter | None = None,
+                 identity: Identity | None = None) -> None:
         self.url = base_url(url)
+        self.identity = identity  #: signs requests: agents answer registered nodes only
         parts = urlsplit(self.url)
         self._host = parts.hostname or ""
         self._port = parts.port
@@ -78,11 +82,18 @@ class MirrorClient:
     def _connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
 
+    def _headers(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT}
+        if self.identity is not None:
+            headers[AUTH_HEADER] = sign_request(self.identity, method, path, body)
+        return headers
+
     def manifest(self) -> bytes | None:
         """The mirror's newest manifest file (bytes, at most the manifest limit); None if none."""
         conn = self._connect()
         try:
-            conn.request("GET", f"{PREFIX}/manifest", headers={"User-Agent": USER_AGENT})
+            conn.request("GET", f"{PREFIX}/manifest",
+                         headers=self._headers("GET", f"{PREFIX}/manifest"))
             response = conn.getresponse()
             data = response.read(MAX_MANIFEST_BYTES + 1)
         except (OSError, http.client.HTTPException) as exc:
@@ -103,7 +114,8 @@ class MirrorClient:
         body = b"" if port is None else str(port).encode()
         try:
             conn.request("POST", f"{PREFIX}/notify", body=body,
-                         headers={"User-Agent": USER_AGENT, "Content-Type": "text/plain"})
+                         headers={**self._headers("POST", f"{PREFIX}/notify", body),
+                                  "Content-Type": "text/plain"})
             response = conn.getresponse()
             response.read(1024)
         except (OSError, http.client.HTTPException) as exc:
@@ -123,7 +135,7 @@ class MirrorClient:
         """
         partial = folder / f".partial-{item.sha256}"
         offset = transfer.resume_offset(partial, item.size)
-        headers = {"User-Agent": USER_AGENT}
+        headers = self._headers("GET", f"{PREFIX}/files/{item.sha256}")
         if offset:
             headers["Range"] = f"bytes={offset}-"
         conn = self._connect()

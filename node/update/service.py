@@ -41,7 +41,7 @@ from typing import Any
 from packaging.version import Version
 
 from node.atomic import atomic_write, fsync_dir
-from node.identity import fingerprint
+from node.identity import Identity, fingerprint
 from node.logs import OnceLogger
 from node.peer_sources import PeerSource, gather_urls
 from node.registry import AdminSet
@@ -112,10 +112,12 @@ class UpdateService:
                  own_port: Callable[[], int | None] = lambda: None,
                  before_install: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 identity: Identity | None = None) -> None:
         self.settings = settings
         self.updater = updater
         self.node_key = node_key
+        self.identity = identity  #: signs requests to other agents (node.agent_auth)
         self.anchors = anchors
         self.pause = pause
         self.own_port = own_port
@@ -393,7 +395,8 @@ class UpdateService:
         for url in self.mirrors():
             try:
                 offers.append((url, MirrorClient(url, timeout=self.settings.timeout_seconds,
-                                                 counter=self.counter).manifest()))
+                                                 counter=self.counter,
+                                                 identity=self.identity).manifest()))
                 self._problems.resolved(f"mirror:{url}")
             except MirrorError as exc:
                 self._problems.warning(f"mirror:{url}", "update: mirror %s unreachable: %s",
@@ -448,7 +451,7 @@ class UpdateService:
     def _fetch_file(self, item: Any, incoming: Path, mirrors: list[str]) -> bool:
         for url in list(mirrors):
             client = MirrorClient(url, timeout=self.settings.timeout_seconds,
-                                  counter=self.counter)
+                                  counter=self.counter, identity=self.identity)
             try:
                 if client.fetch_file(item, incoming, stop=self.stopping.is_set):
                     return True
@@ -473,7 +476,7 @@ class UpdateService:
             if url in skip or url in configured:
                 continue
             try:
-                MirrorClient(url, timeout=2.0).notify(self.own_port())
+                MirrorClient(url, timeout=2.0, identity=self.identity).notify(self.own_port())
             except MirrorError as exc:
                 log.info("update: could not tell %s about the new release: %s", url, exc.reason)
 

@@ -19,6 +19,7 @@ from node.update.updater import Updater, pip_installer
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
+    from node.identity import Identity
 
 DATABASE = "hub.sqlite3"
 
@@ -40,6 +41,7 @@ def _local(host: str) -> str:
 def open_update_service(cfg: NodeConfig, *, node_key: str, agent_url: Callable[[], str],
                         neighbours: Callable[[], int | None] = lambda: None,
                         own_port: Callable[[], int | None] = lambda: None,
+                        identity: Identity | None = None,
                         **overrides: Any) -> UpdateService:
     """The update service for ``cfg`` (``update.*``), its Updater, installer, restart, probe."""
     root = Path(cfg.get("update.root"))
@@ -69,6 +71,7 @@ def open_update_service(cfg: NodeConfig, *, node_key: str, agent_url: Callable[[
     service = UpdateService(UpdateSettings.from_config(cfg, **overrides), updater,
                             node_key=node_key, anchors=node_anchors(cfg),
                             pause=lambda: pause_state(cfg.data_dir / DATABASE),
-                            own_port=own_port, before_install=probe.record_baseline)
+                            own_port=own_port, before_install=probe.record_baseline,
+                            identity=identity)
     holder["service"] = service
     return service
