@@ -147,8 +147,7 @@ class Agent:
         """Take the first sample, then start the sampler thread and the API."""
         if self._started:
             return
-        from waitress.server import create_server
-
+        from node.agent_server import create_bounded_server
         from node.health.api import create_app
 
         self._started = True
@@ -165,9 +164,10 @@ class Agent:
                                      if self._listen_socket is not None
                                      else {"host": self._host, "port": self._port})
             # Twice the limit: a body between the two gets the sync API's JSON 413 unread.
-            self._server = create_server(app, **where, threads=4, ident="meshhub-agent",
-                                         max_request_body_size=2 * body_limit,
-                                         channel_timeout=30)
+            self._server = create_bounded_server(app, **where, threads=4,
+                                                 ident="meshhub-agent",
+                                                 max_request_body_size=2 * body_limit,
+                                                 channel_timeout=30)
         except OSError as exc:
             self.stop()
             raise NodeError(f"the agent cannot listen on {self._host}:{self._port} "

@@ -15,17 +15,27 @@ class OnceLogger:
     """Logs the first occurrence of each problem and counts the repeats.
 
     A sensor that fails every second must not fill an SD card with the same
-    line; :meth:`summary` reports how often each problem recurred.
+    line; :meth:`summary` reports how often each problem recurred. At most
+    ``max_keys`` problems are told apart (a rogue peer inventing new addresses
+    must not grow the log or the status without bound): beyond, new ones are
+    counted together under :data:`OVERFLOW_KEY`, logged once.
     """
 
-    def __init__(self, logger: logging.Logger) -> None:
+    OVERFLOW_KEY = "other problems (too many to tell apart)"
+
+    def __init__(self, logger: logging.Logger, max_keys: int = 256) -> None:
         self._logger = logger
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._max_keys = max_keys
 
     def warning(self, key: str, message: str, *args: object) -> None:
         """Log ``message`` at WARNING the first time ``key`` is seen; count later ones."""
         with self._lock:
+            if key not in self._counts and len(self._counts) >= self._max_keys:
+                key = self.OVERFLOW_KEY
+                message, args = ("more problems than can be told apart; counting them "
+                                 "together (see the status's problems)"), ()
             count = self._counts.get(key, 0) + 1
             self._counts[key] = count
         if count == 1:

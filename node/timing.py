@@ -22,6 +22,14 @@ SYNC_COALESCE_SECONDS = 0.05
 SYNC_WATCH_SECONDS = 0.5
 #: Network timeout of one sync request (connect, and each read), in seconds.
 SYNC_HTTP_TIMEOUT_SECONDS = 10.0
+#: Total time one pull from one peer may take, all its requests together: a peer
+#: dripping its answers a byte at a time is cut off here, whatever each read does.
+SYNC_PULL_DEADLINE_SECONDS = 30.0
+#: How many peers one round pulls from at once (so one slow peer delays no other).
+SYNC_CONCURRENT_PULLS = 3
+#: Notifications one sender may make a node act on, per window (more get 429).
+SYNC_NOTIFY_BURST = 10
+SYNC_NOTIFY_WINDOW_SECONDS = 10.0
 #: First back-off after a peer failed or misbehaved; doubles per failure up to
 #: ``sync.backoff_max_seconds``.
 SYNC_BACKOFF_BASE_SECONDS = 2.0

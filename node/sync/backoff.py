@@ -18,6 +18,9 @@ from typing import Any
 
 from node.sync.client import ByteCounter
 
+#: Peer records kept beyond the current neighbours (peers that notified, then left).
+MAX_PEER_RECORDS = 64
+
 
 @dataclass
 class PeerState:
@@ -87,6 +90,18 @@ class Backoff:
             state.failures = 0
             state.retry_at = 0.0
             state.last_ok = time.time()
+            state.last_error = None  # the status shows the peer's present state
+
+    def prune(self, keep: set[str]) -> None:
+        """Forget peers not in ``keep`` beyond :data:`MAX_PEER_RECORDS` (least recently
+        successful first), so that a stream of new addresses cannot grow the status."""
+        with self._lock:
+            extra = [u for u in self._peers if u not in keep]
+            if len(extra) <= MAX_PEER_RECORDS:
+                return
+            extra.sort(key=lambda u: (self._peers[u].last_ok or 0.0, self._peers[u].retry_at))
+            for url in extra[:len(extra) - MAX_PEER_RECORDS]:
+                del self._peers[url]
 
     def states(self) -> list[PeerState]:
         """Every peer's record, by URL."""

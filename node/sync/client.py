@@ -13,6 +13,7 @@ import http.client
 import io
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -62,48 +63,83 @@ class ByteCounter:
         return self.sent + self.received
 
 
+class _Deadline:
+    """A round's end (monotonic seconds): every socket operation waits at most until then."""
+
+    def __init__(self, timeout: float, at: float | None) -> None:
+        self.timeout = timeout
+        self.at = at
+
+    def apply(self, sock: socket.socket) -> None:
+        """Set ``sock``'s timeout to what is left (raises TimeoutError when nothing is)."""
+        if self.at is None:
+            sock.settimeout(self.timeout)
+            return
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the round's deadline passed")
+        sock.settimeout(min(self.timeout, left))
+
+
 class _CountingRaw(io.RawIOBase):
-    def __init__(self, sock: socket.socket, counter: ByteCounter) -> None:
+    def __init__(self, sock: socket.socket, counter: ByteCounter, deadline: _Deadline) -> None:
         self._sock = sock
         self._counter = counter
+        self._deadline = deadline
+        sock._io_refs += 1  # type: ignore[attr-defined]  # as socket.makefile: keeps it open
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        self._deadline.apply(self._sock)
         count = self._sock.recv_into(buffer)
         self._counter.add(received=count)
         return count
+
+    def close(self) -> None:
+        if not self.closed:
+            # The reader is done: the socket closes now if the connection already let go
+            # of it (a response without a length is read until the peer closes).
+            self._sock._decref_socketios()  # type: ignore[attr-defined]
+        super().close()
 
 
 class _CountingSocket:
     """Wraps a connected socket: counts ``sendall`` and what the response reader receives."""
 
-    def __init__(self, sock: socket.socket, counter: ByteCounter) -> None:
+    def __init__(self, sock: socket.socket, counter: ByteCounter, deadline: _Deadline) -> None:
         self._sock = sock
         self._counter = counter
+        self._deadline = deadline
 
     def sendall(self, data: bytes) -> None:
+        self._deadline.apply(self._sock)
         self._sock.sendall(data)
         self._counter.add(sent=len(data))
 
     def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
         assert "r" in mode
-        return io.BufferedReader(_CountingRaw(self._sock, self._counter))
+        return io.BufferedReader(_CountingRaw(self._sock, self._counter, self._deadline))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
 
 class _Connection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int | None, timeout: float,
+    def __init__(self, host: str, port: int | None, deadline: _Deadline,
                  counter: ByteCounter) -> None:
-        super().__init__(host, port, timeout=timeout)
+        super().__init__(host, port, timeout=deadline.timeout)
         self._counter = counter
+        self._deadline = deadline
 
     def connect(self) -> None:
+        if self._deadline.at is not None:
+            self.timeout = max(0.001, min(self._deadline.timeout,
+                                          self._deadline.at - time.monotonic()))
         super().connect()
-        self.sock = _CountingSocket(self.sock, self._counter)  # type: ignore[assignment]
+        self.sock = _CountingSocket(self.sock, self._counter,  # type: ignore[assignment]
+                                    self._deadline)
 
 
 def normalise_url(url: str) -> str:
@@ -120,8 +156,10 @@ class PeerClient:
     """Requests to one peer's ``/sync/v1`` endpoints."""
 
     def __init__(self, base_url: str, *, timeout: float, counter: ByteCounter | None = None,
-                 identity: Identity | None = None) -> None:
+                 identity: Identity | None = None, deadline: float | None = None) -> None:
         self.url = normalise_url(base_url)
+        #: Monotonic time by which every exchange must be over (a round's total deadline).
+        self.deadline = deadline
         self.identity = identity  #: signs every request (agents answer registered nodes only)
         parts = urlsplit(self.url)
         self._host = parts.hostname or ""
@@ -132,7 +170,8 @@ class PeerClient:
     @contextmanager
     def _exchange(self, method: str, path: str, body: bytes | None = None,
                   headers: dict[str, str] | None = None) -> Iterator[http.client.HTTPResponse]:
-        conn = _Connection(self._host, self._port, self.timeout, self.counter)
+        conn = _Connection(self._host, self._port, _Deadline(self.timeout, self.deadline),
+                           self.counter)
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if body is not None:
             all_headers["Content-Type"] = protocol.JSON_TYPE
@@ -145,6 +184,10 @@ class PeerClient:
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, PeerError):
                 raise
+            if isinstance(exc, TimeoutError) and self.deadline is not None \
+                    and time.monotonic() >= self.deadline - 0.05:
+                raise PeerError(self.url, f"{method} {path}: not answered within the pull's "
+                                          "deadline") from None
             raise PeerError(self.url, f"{method} {path}: {type(exc).__name__}: "
                                       f"{str(exc)[:160] or 'connection failed'}") from None
         finally:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from node import transfer
+from node.agent_auth import CALLER_KEY
 from node.sync import protocol
 from node.sync.protocol import ProtocolError
 
@@ -80,7 +81,8 @@ def create_sync_app(service: SyncService) -> WSGIApp:
         if any(seq > mine.get(a, 0) and trust.is_trusted(a) for a, seq in theirs.items()):
             peer = _requester(environ, port)
             if peer is not None:
-                service.schedule_pull(peer)
+                service.notified(environ.get(CALLER_KEY) or environ.get("REMOTE_ADDR") or "?",
+                                 peer)
         return _json(start_response, {"vector": mine})
 
     def entries(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -118,7 +120,11 @@ def create_sync_app(service: SyncService) -> WSGIApp:
         if their_digest == store.digest() and not service.lacks_bodies():
             return _json(start_response, {"pull": False})
         peer = _requester(environ, port)
-        service.schedule_pull(peer)  # None: an unknown notifier, pull from every neighbour
+        sender = environ.get(CALLER_KEY) or environ.get("REMOTE_ADDR") or "?"
+        # peer None: an unknown notifier, pull from every neighbour
+        if not service.notified(sender, peer):
+            raise _HTTPError("429 Too Many Requests", "too many notifications; the periodic "
+                             "round will pull from you")
         return _json(start_response, {"pull": True}, "202 Accepted")
 
     def registry(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

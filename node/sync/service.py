@@ -24,7 +24,9 @@ import random
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,7 @@ from node.store.canonical import EncodingError
 from node.store.entries import entry_id
 from node.sync import files as _files
 from node.sync import protocol
-from node.sync.backoff import Backoff
+from node.sync.backoff import MAX_PEER_RECORDS, Backoff
 from node.sync.client import ByteCounter, PeerClient, PeerError, normalise_url
 
 if TYPE_CHECKING:
@@ -66,6 +68,10 @@ class SyncSettings:
     coalesce_seconds: float = timing.SYNC_COALESCE_SECONDS
     watch_seconds: float = timing.SYNC_WATCH_SECONDS
     timeout_seconds: float = timing.SYNC_HTTP_TIMEOUT_SECONDS
+    pull_deadline_seconds: float = timing.SYNC_PULL_DEADLINE_SECONDS
+    concurrent_pulls: int = timing.SYNC_CONCURRENT_PULLS
+    notify_burst: int = timing.SYNC_NOTIFY_BURST
+    notify_window_seconds: float = timing.SYNC_NOTIFY_WINDOW_SECONDS
     quota_bytes: int | None = None  #: library quota; None: unlimited
     max_pages_per_pull: int = 200
     #: Submissions older than this are erased by this node's rule, so not asked for.
@@ -143,7 +149,9 @@ class SyncService:
         self._problems = OnceLogger(log)
         self._pending: set[str | None] = set()
         self._lock = threading.Lock()
-        self._pull_lock = threading.Lock()
+        self._pull_locks: dict[str, threading.Lock] = {}  #: one pull at a time per peer
+        self._notifiers = _NotifyLimiter(self.settings.notify_burst,
+                                         self.settings.notify_window_seconds)
         #: Held by the pull thread through each round (its targets, pulls and announce).
         self._round_lock = threading.Lock()
         self._wake = threading.Event()
@@ -235,15 +243,12 @@ class SyncService:
         if now >= next_round:
             pending.add(None)
             next_round = now + self._next_interval()
-        targets = self.peers() if None in pending else sorted(
-            p for p in pending if p is not None)
-        changed = restored = False
-        for url in targets:
-            if self._stop.is_set():
-                break
-            result = self._guarded_pull(url)
-            changed |= result.accepted > 0
-            restored |= result.restored > 0
+        asked = {p for p in pending if p is not None}  # notifiers, even when not neighbours
+        targets = sorted(asked | set(self.peers())) if None in pending else sorted(asked)
+        results = self._pull_all(targets)
+        changed = any(r.accepted for r in results)
+        restored = any(r.restored for r in results)
+        self.backoff.prune(set(self.peers()))
         if None in pending:
             self._files_wake.set()
         tick = now >= next_watch
@@ -282,16 +287,44 @@ class SyncService:
             self.announce(force=any(r.restored for r in rounds))
         return rounds, report
 
+    def _pull_all(self, urls: list[str]) -> list[PeerRound]:
+        """Pull from every peer in ``urls``, a few at once, each within its deadline."""
+        if len(urls) <= 1 or self.settings.concurrent_pulls <= 1:
+            return [self._guarded_pull(url) for url in urls if not self._stop.is_set()]
+        workers = min(len(urls), self.settings.concurrent_pulls)
+        with ThreadPoolExecutor(workers, thread_name_prefix="meshhub-sync-pull") as pool:
+            futures = [pool.submit(self._guarded_pull, url) for url in urls]
+            return [f.result() for f in futures]
+
     def _guarded_pull(self, url: str, *, force: bool = False) -> PeerRound:
-        with self._pull_lock:
+        if self._stop.is_set():
+            return PeerRound(url, "stopped")
+        with self._lock:
+            lock = self._pull_locks.setdefault(url, threading.Lock())
+        with lock:
             result = self.pull_from(url, force=force)
-        self.rounds += 1
-        self.last_round_at = time.time()
+        with self._lock:
+            self.rounds += 1
+            self.last_round_at = time.time()
+            if len(self._pull_locks) > 4 * MAX_PEER_RECORDS:  # forget peers long gone
+                self._pull_locks = {u: k for u, k in self._pull_locks.items() if k.locked()}
         return result
 
-    def _client(self, url: str, timeout: float, counter: ByteCounter) -> PeerClient:
+    def notified(self, sender: str, url: str | None) -> bool:
+        """A notification from ``sender`` (its key, or its address): pull from ``url`` soon,
+        unless the sender exceeded its rate (then False, and nothing is scheduled)."""
+        if not self._notifiers.allow(sender):
+            self._problems.warning(f"notify-rate:{sender[:64]}", "sync: %s notifies too often; "
+                                   "ignoring its notifications for a while", sender[:64])
+            return False
+        self.schedule_pull(url)
+        return True
+
+    def _client(self, url: str, timeout: float, counter: ByteCounter,
+                deadline: float | None = None) -> PeerClient:
         """A client for ``url`` whose requests this node's key signs."""
-        return PeerClient(url, timeout=timeout, counter=counter, identity=self.store.identity)
+        return PeerClient(url, timeout=timeout, counter=counter, identity=self.store.identity,
+                          deadline=deadline)
 
     def pull_from(self, url: str, *, force: bool = False) -> PeerRound:
         """Compare digests with ``url``; if they differ, pull the entries this node lacks.
@@ -303,7 +336,8 @@ class SyncService:
         if not force and not self.backoff.ready(url):
             return PeerRound(url, "backed off", error=state.last_error)
         counter = ByteCounter()  # this round's bytes only, whatever else runs meanwhile
-        client = self._client(url, self.settings.timeout_seconds, counter)
+        client = self._client(url, self.settings.timeout_seconds, counter,
+                              deadline=time.monotonic() + self.settings.pull_deadline_seconds)
         result = PeerRound(url, "in sync")
         state.rounds += 1
         try:
@@ -517,6 +551,30 @@ class SyncService:
                 "last_round_at": None if self.last_round_at is None else int(self.last_round_at),
                 "files": self.last_files.to_json(),
                 "problems": self._problems.summary()}
+
+
+class _NotifyLimiter:
+    """At most ``burst`` notifications per sender per ``window`` seconds; few senders kept."""
+
+    def __init__(self, burst: int, window: float, max_senders: int = 256) -> None:
+        self.burst = burst
+        self.window = window
+        self.max_senders = max_senders
+        self._seen: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, sender: str) -> bool:
+        """Record one notification from ``sender``; False when it is over its rate."""
+        now = time.monotonic()
+        with self._lock:
+            times = [t for t in self._seen.pop(sender, []) if now - t < self.window]
+            allowed = len(times) < self.burst
+            if allowed:
+                times.append(now)
+            self._seen[sender] = times
+            while len(self._seen) > self.max_senders:
+                self._seen.popitem(last=False)
+            return allowed
 
 
 class _Watcher:

@@ -206,16 +206,33 @@ def _python(mesh: MeshLab, node: str, code: str) -> None:
 
 def test_entries_of_an_unregistered_key_are_refused(line: MeshLab) -> None:
     rogue = f"Rogue notice {secrets.token_hex(3)}"
+    posted_at = int(time.time())
     meshhub(line, "n6", "post", "notice", "--as", organiser(line, "n6"), "--title", rogue,
             "--body", "Not registered.")
+    # n5 pulls from n6 (its requests are signed by a registered key, which n6 answers)
+    # and refuses what n6 offers: a successful round with n6 after the post is the witness.
+    n6 = f"http://{line.node('n6').mesh_address}:9180"
+    wait_for("a round of n5 with n6 after the post",
+             lambda: any(p["url"] == n6 and (p["last_ok"] or 0) >= posted_at
+                         for p in sync_status(line, "n5").get("peers", [])))
     later = f"Registered notice {secrets.token_hex(3)}"
     meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title", later,
             "--body", "From a registered node.")
-    # n6 trusts the others, so the later post reaches it: sync ran across the n5-n6 link.
-    wait_for("the registered notice on n6", lambda: later in portal_page(line, "n6"))
-    time.sleep(3)
+    wait_for("the registered notice on n5", lambda: later in portal_page(line, "n5"))
     for name in ("n5", "n4", "n1"):
         assert rogue not in portal_page(line, name), name
+    # The unregistered box gets nothing from the registered nodes' agents either.
+    assert later not in portal_page(line, "n6")
+
+
+def sync_status(mesh: MeshLab, node: str) -> dict[str, Any]:
+    """The node's ``/sync/v1/status``, asked on its own machine (no signature needed)."""
+    result = mesh.exec(node, ["curl", "-s", "-m", "3", "http://127.0.0.1:9180/sync/v1/status"],
+                       capture_output=True, timeout=10)
+    try:
+        return dict(json.loads(result.stdout))
+    except (ValueError, TypeError):
+        return {}
 
 
 @pytest.fixture

@@ -190,3 +190,14 @@ def test_a_newer_registry_snapshot_travels_and_its_keys_become_trusted(tmp_path:
     finally:
         a.close()
         b.close()
+
+
+def test_a_success_clears_the_peers_last_error() -> None:
+    from node.sync.backoff import Backoff
+
+    backoff = Backoff(0.01, 0.05)
+    backoff.failed("http://10.42.0.2:9180", "unreachable", bad_data=False)
+    assert backoff.peer("http://10.42.0.2:9180").last_error == "unreachable"
+    backoff.succeeded("http://10.42.0.2:9180")
+    record = backoff.peer("http://10.42.0.2:9180").to_json(backoff.now())
+    assert record["last_error"] is None and record["failures"] == 0

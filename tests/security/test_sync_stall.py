@@ -1,0 +1,147 @@
+"""Issue 17 items 3 and 9: no single peer can stall a node's replication, or grow its status.
+
+Before, a rogue answering ``/digest`` one byte every 2 s froze a node (and the
+node behind it) for 67 s: pulls ran one at a time with a timeout per read.
+Now each pull has a total deadline and a round pulls a few peers at once;
+notifications are rate-limited per sender; peer records and logged problems
+are bounded. A peer that answers without a length (and closes) is read to
+its end instead of failing with "Bad file descriptor".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from node.logs import OnceLogger
+from node.sync import protocol
+from node.sync.backoff import MAX_PEER_RECORDS
+from tests.node.test_sync_support import FAST, link, nodes, notice, wait_for
+
+SLOW = dataclasses.replace(FAST, pull_deadline_seconds=1.5, timeout_seconds=5.0)
+
+
+@contextmanager
+def raw_peer(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A TCP server on loopback calling ``answer`` for each connection after the request."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.recv(65536)
+            worker = threading.Thread(target=_answer, args=(conn,))
+            workers.append(worker)
+            worker.start()
+
+    def _answer(conn: socket.socket) -> None:
+        try:
+            answer(conn, stop)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, name="raw-peer")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for worker in workers:
+            worker.join(timeout=5)
+        listener.close()
+
+
+def drip(conn: socket.socket, stop: threading.Event) -> None:
+    """A digest answer sent one byte every 0.2 s (never reaching a read timeout)."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n"
+                 b"\r\n")
+    while not stop.wait(0.2):
+        conn.sendall(b" ")
+
+
+def test_a_peer_dripping_its_answer_is_cut_off_at_the_pulls_deadline(tmp_path: Path) -> None:
+    with nodes(tmp_path, "A", SLOW) as made, raw_peer(drip) as slow:
+        started = time.monotonic()
+        (round_,), _ = made["A"].service.sync_now([slow], files=False)
+        took = time.monotonic() - started
+        assert round_.outcome == "failed" and "deadline" in (round_.error or ""), round_
+        assert took < SLOW.pull_deadline_seconds + 1.0, took
+
+
+def test_a_slow_peer_does_not_delay_the_others(tmp_path: Path) -> None:
+    settings = dataclasses.replace(SLOW, pull_deadline_seconds=10.0)
+    with nodes(tmp_path, "AB", settings) as made, raw_peer(drip) as slow:
+        a, b = made["A"], made["B"]
+        b.peer_list.append(slow)  # listed first: the round reaches it before A
+        link(a, b)
+        post = a.store.append("notice.post", notice("Road closed"), actor="ada")
+        b.service.start()
+        took = wait_for(lambda: b.store.notice(post["id"]) is not None, 5, "the notice on B")
+        assert took < 5  # well inside the slow peer's 10 s deadline
+
+
+def test_a_peer_answering_without_a_length_is_read_to_its_end(tmp_path: Path) -> None:
+    with nodes(tmp_path, "AB") as made:
+        a, b = made["A"], made["B"]
+        good = protocol.dumps(a.service.digest_doc().to_json())
+
+        def closing(conn: socket.socket, _stop: threading.Event) -> None:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + good)
+
+        def garbage(conn: socket.socket, _stop: threading.Event) -> None:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nnot json")
+
+        assert a.store.digest() == b.store.digest()  # both empty: the digest is all it takes
+        with raw_peer(closing) as peer:
+            (round_,), _ = b.service.sync_now([peer], files=False)
+        assert round_.outcome == "in sync" and round_.error is None, round_
+        with raw_peer(garbage) as peer:
+            (round_,), _ = b.service.sync_now([peer], files=False)
+        assert round_.outcome == "failed" and "not valid JSON" in (round_.error or "")
+        assert b.service.backoff.peer(peer).bad_data == 1
+
+
+def test_notifications_are_rate_limited_and_the_status_stays_bounded(tmp_path: Path) -> None:
+    with nodes(tmp_path, "AB") as made:
+        a, b = made["A"], made["B"]
+        a.store.append("notice.post", notice(), actor="ada")
+        statuses = []
+        for port in range(20000, 20000 + 3 * MAX_PEER_RECORDS):
+            conn = http.client.HTTPConnection("127.0.0.1", b.server.port, timeout=5)
+            conn.request("POST", "/sync/v1/notify",
+                         protocol.dumps({"digest": a.store.digest(), "port": port}),
+                         {"Content-Type": "application/json"})
+            statuses.append(conn.getresponse().status)
+            conn.close()
+        assert statuses.count(202) == FAST.notify_burst
+        assert set(statuses[FAST.notify_burst:]) == {429}
+        b.service.start()
+        wait_for(lambda: b.service.rounds >= FAST.notify_burst, 10, "the allowed pulls")
+        status = b.service.status()
+        assert len(status["peers"]) <= MAX_PEER_RECORDS
+        assert len(status["problems"]) <= FAST.notify_burst + 2
+
+
+def test_problems_told_apart_are_bounded() -> None:
+    import logging
+
+    once = OnceLogger(logging.getLogger("test.once"), max_keys=5)
+    for i in range(100):
+        once.warning(f"peer:{i}", "peer %s failed", i)
+    assert len(once.summary()) == 6
+    assert once.summary()[OnceLogger.OVERFLOW_KEY] == 95
