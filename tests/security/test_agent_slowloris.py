@@ -1,4 +1,4 @@
-"""Issue 17 item 4, the agent's part: 200 slow connections must not take the agent down.
+"""Issue 17 item 4, the agent's side: 200 slow connections must not take the agent down.
 
 Before, waitress stopped accepting at 100 connections and closed one only
 after 30 s *without activity*: a client dripping a header line every second
@@ -21,7 +21,7 @@ import pytest
 from node.agent import Agent
 from node.agent_server import PER_ADDRESS, REQUEST_DEADLINE_SECONDS
 from node.config import load_config
-from tests.node.test_agent import config, free_port
+from tests.node.test_agent import config
 from tests.node.test_health_collector import fake_sources
 from tests.node.test_sync_support import wait_for
 
@@ -31,8 +31,8 @@ PER_ATTACKER = 10
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[Agent]:
-    cfg = load_config(config(tmp_path, free_port()))
-    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=1.0)
+    cfg = load_config(config(tmp_path, 9180))
+    running = Agent(cfg, sources=fake_sources(clock=time.time), interval_seconds=1.0, port=0)
     running.start()
     try:
         yield running
