@@ -126,6 +126,7 @@ class AuditEvent:
     target: str | None
     summary: str  #: short text, e.g. the title concerned
     node: str  #: fingerprint of the node that signed it
+    fields: tuple[str, ...] = ()  #: an edit's changed fields, by name (empty for others)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,13 @@ def _submission(r: sqlite3.Row) -> Submission:
                       listing_id=r["listing_id"], body_html=r["body_html"])
 
 
+def _changed(kind: str, body: str | None) -> tuple[str, ...]:
+    """The field names an edit or account update changed (for a readable audit)."""
+    if body is None or not (kind.endswith(".edit") or kind == "account.update"):
+        return ()
+    return tuple(sorted(k for k in json.loads(body) if k != "name"))
+
+
 def audit_summary(kind: str, body: dict[str, Any] | None) -> str:
     """A short, safe description of what an entry did (never a password hash)."""
     if body is None:
@@ -255,7 +262,8 @@ class StoreReads:
             entry_id=r["id"], at=r["ts"] // 1000, actor=r["actor"], kind=r["kind"],
             target=r["target"],
             summary=audit_summary(r["kind"], None if r["body"] is None else json.loads(r["body"])),
-            node=fingerprint(r["author"])) for r in rows)
+            node=fingerprint(r["author"]),
+            fields=_changed(r["kind"], r["body"])) for r in rows)
         return Page(events, page, per_page, total)
 
     # --- figures -------------------------------------------------------------

@@ -1,13 +1,21 @@
-"""The audit: who did what, and when, taken from the signed log (newest first)."""
+"""The audit: who did what, and when, taken from the signed log (newest first).
+
+Written for people, not from the code: accounts by their display names, nodes
+by their names (from the community registry; a fingerprint only for a node it
+does not name), and an edit's fields in words ("the end date", not
+"expires_at"). Each action is a short card, so the page fits a phone.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from flask import Blueprint, g, render_template, url_for
+from flask import Blueprint, current_app, g, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 
+from node.identity import fingerprint
 from node.store.models import AuditEvent
 from portal.auth import login_required, role_at_least
 from portal.organisers.services import setting, store
@@ -30,6 +38,73 @@ KIND_LABELS = {
     "account.create": _l("created an account"), "account.update": _l("changed an account"),
     "update.pause": _l("paused or resumed software updates"),
 }
+#: Fields as organisers call them (unknown fields are shown by name).
+FIELD_LABELS = {
+    "title": _l("the title"), "body": _l("the text"), "price": _l("the price"),
+    "contact": _l("the contact details"), "category": _l("the category"),
+    "expires_at": _l("the end date"), "pinned": _l("pinning"), "urgent": _l("urgency"),
+    "author": _l("the author"), "language": _l("the language"),
+    "description": _l("the description"), "collection": _l("the collection"),
+    "display_name": _l("the display name"), "role": _l("the role"),
+    "password_hash": _l("the password"), "disabled": _l("whether it may sign in"),
+}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One action as the audit and the dashboard show it."""
+
+    event: AuditEvent
+    who: str  #: the account's display name (its sign-in name if it has none)
+    what: str  #: e.g. "changed a listing"
+    subject: str  #: the item's title (or the summary when the item is gone)
+    link: str | None
+    changed: str  #: the changed fields in words, comma-separated ("" if none)
+    node: str  #: the signing node's name, or its fingerprint when unknown
+
+
+def node_names() -> dict[str, str]:
+    """Node fingerprints to names: this node's own, and every node of the registry."""
+    reads = store()
+    names = {fingerprint(reads.identity.public_key):
+             current_app.config["NODE_CONFIG"].node.name}
+    snapshot = getattr(reads.trust, "snapshot", None)
+    for node in snapshot.snapshot.get("nodes", []) if snapshot is not None else []:
+        names[fingerprint(node["public_key"])] = node["name"]
+    return names
+
+
+def audit_rows(events: tuple[AuditEvent, ...] | list[AuditEvent]) -> list[AuditRow]:
+    """The readable form of ``events`` (see the module's docstring)."""
+    reads = store()
+    nodes = node_names()
+    people: dict[str | None, str] = {}
+    rows = []
+    for event in events:
+        if event.actor not in people:
+            account = reads.account(event.actor) if event.actor else None
+            people[event.actor] = (account.display_name if account and account.display_name
+                                   else event.actor or "")
+        item_id = event.entry_id if event.kind in _CREATING else event.target
+        item = _item(event.kind.split(".", 1)[0], item_id)
+        subject = getattr(item, "title", None) or (
+            event.summary if not event.fields else "")
+        if event.kind == "account.update":
+            subject = event.summary.split(":", 1)[0]  # the account's name
+        changed = ", ".join(str(FIELD_LABELS.get(name, name)) for name in event.fields)
+        rows.append(AuditRow(event, people[event.actor], str(KIND_LABELS.get(event.kind,
+                                                                             event.kind)),
+                             subject, item_link(event), changed,
+                             nodes.get(event.node, event.node)))
+    return rows
+
+
+def _item(family: str, item_id: str | None) -> object | None:
+    if not item_id:
+        return None
+    reader = {"listing": store().listing, "notice": store().notice,
+              "library": store().library_item}.get(family)
+    return reader(item_id) if reader else None
 
 
 def item_link(event: AuditEvent) -> str | None:
@@ -60,6 +135,4 @@ def index() -> ResponseReturnValue:
     """One page of organisers' actions within ``privacy.audit_retention_days``."""
     since = int(time.time()) - 86400 * int(setting("privacy.audit_retention_days"))
     page = store().audit(page=page_number(), per_page=PER_PAGE, since=since)
-    rows = [(event, KIND_LABELS.get(event.kind, event.kind), item_link(event))
-            for event in page.items]
-    return render_template("organisers/audit.html", page=page, rows=rows)
+    return render_template("organisers/audit.html", page=page, rows=audit_rows(page.items))

@@ -6,7 +6,7 @@ from flask import Blueprint, g, render_template
 from flask.typing import ResponseReturnValue
 
 from portal.auth import login_required, role_at_least
-from portal.organisers.audit import KIND_LABELS
+from portal.organisers.audit import audit_rows
 from portal.organisers.forms import ActionForm
 from portal.organisers.services import store
 
@@ -23,7 +23,6 @@ def index() -> ResponseReturnValue:
     reads = store()
     counts = reads.counts()
     pending = reads.submissions("pending") if role_at_least(g.account, "moderator") else []
-    recent = [(event, KIND_LABELS.get(event.kind, event.kind))
-              for event in reads.audit(page=1, per_page=RECENT_ACTIONS).items]
+    recent = audit_rows(reads.audit(page=1, per_page=RECENT_ACTIONS).items)
     return render_template("organisers/dashboard.html", counts=counts, pending=pending,
                            recent=recent, action_form=ActionForm())

@@ -152,6 +152,11 @@ def test_what_a_phone_shows_first(running_hub: tuple[str, dict[str, Any]]) -> No
             audit.check("listings with Undo")
             page.locator(".undo button").click()
             assert page.locator(".flash", has_text="restored").count() == 1
+
+            page.goto(base + "/organisers/audit/")
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"the audit is {width} px wide on a phone"
+            audit.check("audit on a phone")
         finally:
             browser.close()
     assert not audit.problems, audit.report()

@@ -163,3 +163,18 @@ def test_collections_ignore_letter_case(app: Flask) -> None:
                                       collection="practical  guides ")
         assert second.collection == first.collection == "Practical guides"
         assert services(app).store.collections() == [("Practical guides", 2)]
+
+
+def test_sizes_are_written_one_way_for_residents_and_organisers(
+        app: Flask, client: FlaskClient, auth: AuthActions) -> None:
+    with app.app_context():
+        item = services(app).hub.add_library_file("olga", io.BytesIO(sample_pdf() * 3),
+                                                  filename="a.pdf", title="Guide")
+        from portal.i18n import filesize
+        with app.test_request_context("/"):
+            expected = filesize(item.size)
+    resident = text(client.get(f"/library/{item.id}"))
+    auth.login("olga")
+    organiser = text(client.get("/organisers/library/"))
+    assert expected in resident and expected in organiser
+    assert "KiB" not in organiser and "Bytes" not in organiser
