@@ -127,6 +127,7 @@ class Agent:
         self._started = False
         self.gate: Any = None  # the captive gate's socket (node.gate), when gate.enabled
         self.sync: Any = None  # replication (node.sync.SyncService), served at /sync/v1
+        self.roam: Any = self._open_roam()  # accept once, roam everywhere (node.roam)
         self.supervised.extend(self.mesh.supervised)  # babeld, when mesh.routing
         from node.mesh.access import access_daemons
 
@@ -158,6 +159,10 @@ class Agent:
             from node.update.http import create_update_app
 
             app = compose(app, {"/update/": create_update_app(self.update)})
+        if self.roam is not None:
+            from node.agent_app import compose
+
+            app = compose(app, {"/roam/": self.roam.wsgi})
         app = self._guarded(app, body_limit)
         try:
             where: dict[str, Any] = ({"sockets": [self._listen_socket]}
@@ -183,6 +188,8 @@ class Agent:
             self.sync.start()
         if self.update is not None:
             self.update.start()
+        if self.roam is not None:
+            self.roam.start()
         self._start_gate()
         self._start_supervised()
 
@@ -195,6 +202,8 @@ class Agent:
             self.update.stop()
         if self.gate is not None:
             self.gate.stop()
+        if self.roam is not None:
+            self.roam.stop()
         self._stop_supervised()
         if self._api is not None:
             self._api.stop()  # its loop thread closes the connections, workers and sockets
@@ -235,7 +244,7 @@ class Agent:
         from node.gate.service import GateService
 
         try:
-            self.gate = GateService(self.cfg)
+            self.gate = GateService(self.cfg, roam=self.roam)
             self.gate.apply_mode(self.gate.manager.mode)  # closed before the AP opens
             self.gate.start()
         except Exception as exc:  # the health API stays up; the portal will say why
@@ -244,9 +253,10 @@ class Agent:
 
     # --- who may call: signed requests from registered nodes (node.agent_auth) ---
     def _guarded(self, app: Any, body_limit: int) -> Any:
-        """``app`` answering ``/sync/`` and ``/update/`` only to registered nodes' signed
-        requests, technicians' tools (``agent.client_keys``) and this machine."""
-        from node.agent_auth import RequestAuth, guard
+        """``app`` answering ``/sync/`` and ``/update/`` (and ``/roam/`` when roaming) only
+        to registered nodes' signed requests, technicians' tools (``agent.client_keys``)
+        and this machine."""
+        from node.agent_auth import GUARDED_PREFIXES, RequestAuth, guard
 
         if self.sync is not None:
             trust = self.sync.store.trust
@@ -266,7 +276,38 @@ class Agent:
         def allowed(key: str) -> bool:
             return key in tools or (trust is not None and trust.is_trusted(key))
 
-        return guard(app, RequestAuth(allowed), 2 * body_limit)
+        prefixes = (*GUARDED_PREFIXES, "/roam/") if self.roam is not None else GUARDED_PREFIXES
+        return guard(app, RequestAuth(allowed), 2 * body_limit, prefixes)
+
+    # --- roaming (node.roam): acceptances of other nodes, gossiped between agents ---
+    def _open_roam(self) -> Any:
+        """The roaming service fed with the mesh's neighbours, or None (roam.enabled off,
+        no gate, or no roaming secret: logged)."""
+        if not self.cfg.roam.enabled:
+            return None
+        if not self.cfg.gate.enabled:
+            log.error("roam: not started: roam.enabled needs gate.enabled")
+            return None
+        from node.identity import load_or_create_identity
+        from node.roam import open_roam_service
+        from node.sync.trust_source import trust_for_node
+
+        try:
+            identity = load_or_create_identity(self.cfg.data_dir)
+            trust, _registry = trust_for_node(self.cfg, identity)
+
+            def is_registered(key: str) -> bool:
+                # The replication store's trust sees registry snapshots arriving by sync.
+                current = self.sync.store.trust if self.sync is not None else trust
+                return bool(current.is_trusted(key))
+
+            service = open_roam_service(self.cfg, identity, is_registered)
+        except Exception as exc:  # the rest of the agent runs; phones accept on each node
+            log.error("roam: not started: %s", exc)
+            return None
+        service.add_peer_source(self.mesh.peers)
+        service.add_peer_source(lambda: list(self.cfg.sync.peers))
+        return service
 
     # --- replication (node.sync): its HTTP side beside the health API -----------
     def _open_sync(self, health_app: Any) -> tuple[Any, int]:

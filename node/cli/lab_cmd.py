@@ -117,6 +117,20 @@ def lab_heal(a: str, b: str, lab_id: str | None, state_dir: str | None) -> None:
     click.echo(f"link {a}-{b} up")
 
 
+@lab.command("move")
+@click.argument("phone")
+@click.argument("node")
+@_LAB
+@_STATE
+def lab_move(phone: str, node: str, lab_id: str | None, state_dir: str | None) -> None:
+    """Carry PHONE (pN) to NODE's access point (same MAC) and take a lease there, as a
+    resident walking down the street; accepted on one node, it is let through here too."""
+    mesh = _open(lab_id, state_dir)
+    mesh.move_phone(phone, node)
+    lease = mesh.phone_dhcp(phone)
+    click.echo(f"{phone} is on {node}'s access point with {lease['ip']}")
+
+
 @lab.command("kill")
 @click.argument("node")
 @_LAB

@@ -307,6 +307,15 @@ SETTINGS: tuple[Setting, ...] = (
             "The user the portal runs as: the only one besides root who may use the socket."),
     Setting("gate", "socket_group", str, "",
             "Group owning the socket (mode 0660); empty means portal_user's primary group."),
+    # --- [roam] (accept once, roam the mesh; node/roam, docs/captive.md) -------
+    Setting("roam", "enabled", bool, False,
+            "Let phones accepted on another node through here for the rest of their "
+            "acceptance, and tell the other nodes about phones accepted here; only keyed, "
+            "expiring hashes of MAC addresses leave the node (needs gate.enabled and the "
+            "community's roaming secret)."),
+    Setting("roam", "secret_file", str, "",
+            "File holding the community's roaming secret (64 hex digits, the same on every "
+            "node, never replicated); empty: node.data_dir/roaming.secret."),
     # --- [health] (node/health: samples, history, alerts) -------------------
     Setting("health", "interval_seconds", int, 30,
             "Seconds between two health samples.", minimum=5, maximum=3600),

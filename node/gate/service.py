@@ -14,6 +14,8 @@ import grp
 import logging
 import pwd
 import threading
+import time
+from typing import Any
 
 from node.config import NodeConfig
 from node.gate.manager import GateManager, Runner, run_command
@@ -44,8 +46,10 @@ class GateService:
     name = "gate"
 
     def __init__(self, cfg: NodeConfig, *, runner: Runner = run_command,
-                 poll_seconds: float = MODE_POLL_SECONDS) -> None:
+                 poll_seconds: float = MODE_POLL_SECONDS, roam: Any = None) -> None:
         self.cfg = cfg
+        #: Accept once, roam everywhere (:class:`node.roam.RoamService`), when roam.enabled.
+        self.roam = roam
         self._run = runner
         self.manager = GateManager.from_config(cfg, mode=effective_mode(cfg), runner=runner)
         uids, gid = portal_identity(str(cfg.gate.portal_user))
@@ -64,7 +68,9 @@ class GateService:
     def handle(self, request: Request) -> GateStatus | LeaseStatus:
         """Answer one request of the portal (or of dnsmasq's lease hook)."""
         if request.op == "lease" and request.mac and request.seconds:
-            return self.manager.bind(request.ip, request.mac, request.seconds)
+            lease = self.manager.bind(request.ip, request.mac, request.seconds)
+            self.roamed_in(request.ip, request.mac)  # at its lease, before its first probe
+            return lease
         if request.op == "release" and request.mac:
             return self.manager.unbind(request.ip, request.mac)
         if request.op == "allow":
@@ -73,10 +79,28 @@ class GateService:
             status = self.manager.allow(request.ip)
             log.info("gate: %s (%s) accepted for %ss", status.ip, status.mac,
                      status.seconds_remaining)
+            if self.roam is not None and status.mac and status.seconds_remaining:
+                self.roam.accepted(status.mac, status.seconds_remaining)
             return status
         if request.op == "remove":
             return self.manager.remove(request.ip)
-        return self.manager.status(request.ip)
+        status = self.manager.status(request.ip)
+        if not status.allowed and status.mac and self.roamed_in(request.ip, status.mac):
+            status = self.manager.status(request.ip)
+        return status
+
+    def roamed_in(self, ip: str, mac: str) -> bool:
+        """Let ``ip`` with ``mac`` through if another node of the mesh accepted that device
+        (roaming), until its acceptance there ends; whether it was let through. Nothing
+        about the device is logged."""
+        if self.roam is None or self.manager.mode != "portal":  # forced: everyone accepts here
+            return False
+        until = self.roam.until(mac)
+        remaining = int(until - time.time()) if until is not None else 0
+        if remaining < 1:
+            return False
+        self.manager.allow(ip, mac, seconds=remaining)
+        return True
 
     def apply_mode(self, mode: str) -> None:
         """Render the gate with ``mode`` and apply it in one ``nft -f`` transaction."""

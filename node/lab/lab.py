@@ -55,6 +55,7 @@ from node.lab.nodeconf import (
     share_with_portal,
 )
 from node.lab.topology import links as topology_links
+from node.roam.keys import SECRET_FILE_NAME as ROAM_SECRET_FILE
 from node.runtime import byte_compile_for_portal, portal_code_folders, portal_environment
 
 __all__ = ["AGENT_PORT", "NS_PREFIX", "PORTAL_PORT", "STATE_FILE", "STATE_ROOT", "LabError",
@@ -82,6 +83,8 @@ class LabNode:
     pids: dict[str, int] = field(default_factory=dict)
     phone_ns: str = ""
     phone_lease: dict[str, str] = field(default_factory=dict)
+    #: The node whose access point the phone is on now (its own unless moved).
+    phone_at: str = ""
 
     @property
     def portal_address(self) -> str:
@@ -255,6 +258,7 @@ class MeshLab:
 
         st = self.state
         keys = {}
+        roam_secret = secrets.token_hex(32)
         for node in st.nodes.values():
             data = Path(st.state_dir) / node.name / "data"
             data.mkdir(parents=True, exist_ok=True)
@@ -294,6 +298,9 @@ class MeshLab:
             atomic_write(node.config, text)
             if st.portal_user != "root":
                 share_with_portal(Path(node.config).parent, st.portal_user)
+            # The lab is one community: one roaming secret, for the agents only (0600).
+            atomic_write(Path(node.config).parent / "data" / ROAM_SECRET_FILE,
+                         roam_secret + "\n", mode=0o600)
 
     def neighbours(self, name: str) -> list[str]:
         """Names of the nodes linked to ``name``."""
@@ -397,6 +404,23 @@ class MeshLab:
         node.phone_lease = phone_net.dhcp(node.phone_ns, folder)
         self.state.save()
         return node.phone_lease
+
+    def move_phone(self, name: str, to: str) -> None:
+        """Carry phone ``pN`` to node ``to``'s access point, as a resident walks down the
+        street: its link to its current node is cut and a new one (same MAC) joins
+        ``to``'s bridge; it has no address until :meth:`phone_dhcp`."""
+        owner = self.node("n" + name[1:]) if name.startswith("p") else self.node(name)
+        if not owner.phone_ns:
+            raise LabError("this lab has no phones; start it with --phones")
+        here, there = self.node(owner.phone_at or owner.name), self.node(to)
+        if here.name == there.name:
+            return
+        mac = json.loads(run("ip", "-n", owner.phone_ns, "-j", "link", "show",
+                             phone_net.PHONE_IF).stdout)[0]["address"]
+        run("ip", "-n", here.ns, "link", "del", f"ap0p{owner.number}")
+        phone_net.cable(there.ns, owner.phone_ns, owner.number, mac)
+        owner.phone_at, owner.phone_lease = there.name, {}
+        self.state.save()
 
     def connect_phones(self) -> None:
         """Every phone takes its lease (in parallel)."""

@@ -119,6 +119,9 @@ node_keys = [{trusted}]
 [health]
 interval_seconds = 5
 services = []
+
+[roam]
+enabled = true
 """ + _sync_section()
 
 

@@ -49,12 +49,20 @@ def bridge_commands(address: str) -> list[str]:
 def add_phone(node_ns: str, phone_ns: str, number: int) -> None:
     """Create ``phone_ns`` and join it to the node's bridge by a veth pair (no address yet)."""
     run("ip", "netns", "add", phone_ns)
+    cable(node_ns, phone_ns, number)
+    ip_batch(phone_ns, ["link set lo up"])
+
+
+def cable(node_ns: str, phone_ns: str, number: int, mac: str | None = None) -> None:
+    """Join the phone's ``wlan0`` (with ``mac``, else a random one) to the node's bridge by
+    a veth pair whose bridge end is ``ap0p<number>``, isolated like a Wi-Fi station."""
     port = f"ap0p{number}"
-    ip_batch(node_ns, [f"link add {port} type veth peer name {PHONE_IF} netns {phone_ns}",
+    peer = f"peer name {PHONE_IF} netns {phone_ns}" + (f" address {mac}" if mac else "")
+    ip_batch(node_ns, [f"link add {port} type veth {peer}",
                        f"link set {port} master {BRIDGE}",
                        f"link set dev {port} type bridge_slave isolated on",
                        f"link set {port} up"])
-    ip_batch(phone_ns, ["link set lo up", f"link set {PHONE_IF} up"])
+    ip_batch(phone_ns, [f"link set {PHONE_IF} up"])
     # A phone offered no IPv6 by the node (no RA, no DHCPv6) has only a link-local address.
     run("ip", "netns", "exec", phone_ns, "sysctl", "-qw",
         f"net.ipv6.conf.{PHONE_IF}.accept_ra=0")

@@ -1,0 +1,110 @@
+"""Accept once, roam everywhere, for real: a phone accepted on n1 walks to n3 and is let
+through there with no sheet.
+
+A 3-node line (``meshhub lab up --phones``): real agents (gate, babeld, dnsmasq with its
+lease hook, roaming gossip between the agents), portals as ``nobody``. The phone of n1
+presses Connect on n1's welcome page; the acceptance travels to n3 as a keyed tag over
+two hops; the phone is re-cabled to n3's access point (same MAC), takes a lease there,
+and its very first probe gets the "online" answer. n3's own phone, never accepted, is
+still sent to the welcome page. The MAC's tag is never written to any file of the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.lab import MeshLab, lab_namespaces
+from node.roam import day_key, day_number, device_tag
+from tests.conftest import require_root, require_tool
+from tests.lab.netlab import Lab
+
+pytestmark = pytest.mark.root
+
+PROBE = {"Host": "connectivitycheck.gstatic.com"}
+
+
+@pytest.fixture
+def mesh() -> Iterator[tuple[MeshLab, Lab]]:
+    require_root()
+    require_tool("ip", "babeld", "dnsmasq", "nft", "busybox", "curl", "setpriv")
+    root = Path(tempfile.mkdtemp(prefix="meshhub-roam-"))
+    root.chmod(0o755)
+    lab_id = secrets.token_hex(3)
+    net = Lab()
+    lab = None
+    try:
+        lab = MeshLab.up(3, "line", state_dir=root / "lab", lab_id=lab_id, phones=True,
+                         hello_interval=1.0, wait=90)
+        yield lab, net
+    finally:
+        net.close()
+        if lab is not None:
+            lab.down()
+        shutil.rmtree(root, ignore_errors=True)
+        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
+
+
+def roam_status(lab: MeshLab, name: str) -> dict:
+    """The node's ``/roam/v1/status`` (counts only), from inside its namespace."""
+    node = lab.node(name)
+    result = lab.exec(name, ["curl", "-s", "-m", "2",
+                             f"http://{node.mesh_address}:9180/roam/v1/status"],
+                      capture_output=True, timeout=10)
+    return json.loads(result.stdout) if result.returncode == 0 and result.stdout else {}
+
+
+def test_accepted_on_n1_the_phone_is_let_through_on_n3_without_the_sheet(
+        mesh: tuple[MeshLab, Lab]) -> None:
+    lab, net = mesh
+    phone, portal1, portal3 = lab.namespace("p1"), "10.64.1.1", "10.64.3.1"
+    state = Path(lab.state.state_dir)
+
+    # Connect on n1, as the sign-in sheet does.
+    page = net.http(phone, portal1, "/welcome")
+    assert page is not None and page["status"] == 200
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page["body"])
+    assert token
+    answer = net.http(phone, portal1, "/welcome", body=f"csrf_token={token.group(1)}",
+                      headers={"Cookie": page["headers"]["set-cookie"].split(";", 1)[0],
+                               "Content-Type": "application/x-www-form-urlencoded"})
+    assert answer is not None and answer["status"] == 303, answer
+    # The gossip reached n3, two hops away (a count: the status never shows a tag).
+    net.wait_for("n3 to learn of the acceptance",
+                 lambda: roam_status(lab, "n3").get("known", 0) >= 1, timeout=20)
+
+    # The resident walks to n3: new link, same MAC, a lease from n3's dnsmasq.
+    lab.move_phone("p1", "n3")
+    started = time.monotonic()
+    lease = lab.phone_dhcp("p1")
+    assert lease["ip"].startswith("10.64.3.")
+    first = net.http(phone, portal3, "/generate_204", headers=PROBE)
+    passed = time.monotonic() - started
+    assert first is not None and first["status"] == 204, (first, roam_status(lab, "n3"))
+    assert passed < 10, f"{passed:.2f} s from the DHCP request to the first probe's answer"
+    allowed = lab.exec("n3", ["nft", "list", "set", "inet", "meshhub", "allowed"],
+                       capture_output=True, timeout=10).stdout
+    assert lease["ip"] in allowed
+    assert roam_status(lab, "n3")["counters"].get("let_through", 0) >= 1
+
+    # n3's own phone, never accepted anywhere, still meets the sheet.
+    lab.phone_dhcp("p3")
+    other = net.http(lab.namespace("p3"), portal3, "/generate_204", headers=PROBE)
+    assert other is not None and other["status"] == 302, other
+
+    # Privacy: the tag is in no file of the lab (store, logs, leases, configuration).
+    mac = json.loads(lab.exec("p1", ["ip", "-j", "link", "show", "wlan0"],
+                              capture_output=True, timeout=10).stdout)[0]["address"]
+    secret = bytes.fromhex((state / "n1" / "data" / "roaming.secret").read_text().strip())
+    tag = device_tag(day_key(secret, day_number(time.time())), mac)
+    for path in state.rglob("*"):
+        if path.is_file() and not path.is_socket():
+            assert tag.encode() not in path.read_bytes(), path
