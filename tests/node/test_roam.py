@@ -189,3 +189,32 @@ def test_the_gate_lets_a_roaming_device_through_at_its_lease(tmp_path: Path) -> 
     forced_shell = FakeShell()
     gate(tmp_path, forced_shell, second, mode="forced").handle(Request("lease", PHONE, MAC, 3600))
     assert "allowed" not in "".join(call[1] or "" for call in forced_shell.calls)
+
+
+def test_over_http_only_a_registered_nodes_signed_request_is_heard() -> None:
+    from waitress.server import create_server
+
+    from node.agent_auth import RequestAuth, guard
+    from node.roam.service import post_announcement
+    from node.waitress_thread import WaitressThread
+
+    clock = Clock(time.time())
+    first, second, _sent = pair(clock)
+    first.accepted(MAC, 600)
+    body = first._outbox.get_nowait()
+    keys = {first._identity.public_key}
+    app = guard(second.wsgi, RequestAuth(keys.__contains__, is_local=lambda _address: False),
+                1 << 16, ("/roam/",))
+    server = WaitressThread(create_server(app, host="127.0.0.1", port=0, threads=1), "roam-api")
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        with pytest.raises(OSError, match="401"):
+            post_announcement(url, body)  # unsigned
+        with pytest.raises(OSError, match="401"):
+            post_announcement(url, body, Identity.generate())  # signed by a stranger
+        assert second.status()["known"] == 0
+        post_announcement(url, body, first._identity)
+        assert second.until(MAC) is not None
+    finally:
+        server.stop()
