@@ -66,19 +66,21 @@ def serve_file(path: os.PathLike[str], size: int, environ: dict[str, Any],
                start_response: StartResponse) -> Iterable[bytes]:
     """A WSGI response with the file at ``path`` (``size`` bytes), whole or from a byte range.
 
-    A ``Range`` header must be exactly ``bytes=N-`` or ``bytes=N-M`` with N
-    inside the file; otherwise the answer is 416 with ``Content-Range:
-    bytes */size``, so that the client starts over. ``HEAD`` gets the headers
-    only.
+    One range ``bytes=N-`` or ``bytes=N-M`` is served (206); N at or beyond
+    the end is answered 416 with ``Content-Range: bytes */size``, so that the
+    client starts over. Any other ``Range`` (a suffix ``bytes=-N``, several
+    ranges, another unit, ``M < N``) is ignored and the whole file sent, as
+    HTTP allows (RFC 9110 §14.2). ``HEAD`` gets the headers only.
     """
     start, end = 0, size - 1
     status = "200 OK"
     headers = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes")]
     wanted = environ.get("HTTP_RANGE")
-    if wanted:
-        match = _RANGE.fullmatch(wanted.strip())
-        if match is None or int(match.group(1)) >= size or (
-                match.group(2) and int(match.group(2)) < int(match.group(1))):
+    match = _RANGE.fullmatch(wanted.strip()) if wanted else None
+    if match is not None and match.group(2) and int(match.group(2)) < int(match.group(1)):
+        match = None  # an invalid range: ignored
+    if match is not None:
+        if int(match.group(1)) >= size:
             start_response("416 Range Not Satisfiable",
                            [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")])
             return [b""]

@@ -92,6 +92,18 @@ class Backoff:
             state.last_ok = time.time()
             state.last_error = None  # the status shows the peer's present state
 
+    def carry_over(self, old: str, new: str) -> None:
+        """``new`` is the same peer as ``old`` at another address (the same key notified
+        from a new port): it inherits ``old``'s failures and back-off, so that moving to a
+        new port does not escape them."""
+        before, after = self.peer(old), self.peer(new)
+        with self._lock:
+            if before.retry_at > after.retry_at:
+                after.failures = max(after.failures, before.failures)
+                after.bad_data = max(after.bad_data, before.bad_data)
+                after.retry_at = before.retry_at
+                after.last_error = before.last_error
+
     def prune(self, keep: set[str]) -> None:
         """Forget peers not in ``keep`` beyond :data:`MAX_PEER_RECORDS` (least recently
         successful first), so that a stream of new addresses cannot grow the status."""

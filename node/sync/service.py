@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from node.store import Store
 
 log = logging.getLogger("meshhub.sync")
+#: Senders whose last notifying address is remembered (to carry their back-off over).
+MAX_SENDERS = 256
 MIB = 1024 * 1024
 
 
@@ -150,6 +152,8 @@ class SyncService:
         self._pending: set[str | None] = set()
         self._lock = threading.Lock()
         self._pull_locks: dict[str, threading.Lock] = {}  #: one pull at a time per peer
+        #: The address each sender (key, or address) last asked to be pulled from.
+        self._sender_urls: OrderedDict[str, str] = OrderedDict()
         self._notifiers = _NotifyLimiter(self.settings.notify_burst,
                                          self.settings.notify_window_seconds)
         #: Held by the pull thread through each round (its targets, pulls and announce).
@@ -317,6 +321,14 @@ class SyncService:
             self._problems.warning(f"notify-rate:{sender[:64]}", "sync: %s notifies too often; "
                                    "ignoring its notifications for a while", sender[:64])
             return False
+        if url is not None:
+            with self._lock:
+                previous = self._sender_urls.pop(sender, None)
+                self._sender_urls[sender] = url
+                while len(self._sender_urls) > MAX_SENDERS:
+                    self._sender_urls.popitem(last=False)
+            if previous is not None and previous != url:
+                self.backoff.carry_over(previous, url)  # a peer is its key, not its port
         self.schedule_pull(url)
         return True
 

@@ -119,6 +119,9 @@ def test_files_are_served_whole_or_by_range_only_for_live_items(node: Node) -> N
     assert part.status_code == 206 and part.data == data[4000:]
     assert part.headers["Content-Range"] == "bytes 4000-9999/10000"
     assert c.get(f"/sync/v1/blobs/{sha}", headers={"Range": "bytes=10000-"}).status_code == 416
+    for ignored in ("bytes=-10", "bytes=0-1,5-9", "bytes=9-1", "items=0-1"):  # RFC 9110 §14.2
+        answer = c.get(f"/sync/v1/blobs/{sha}", headers={"Range": ignored})
+        assert answer.status_code == 200 and answer.data == data, ignored
     node.store.append("library.delete", {}, actor="ada", target=item["id"])
     assert c.get(f"/sync/v1/blobs/{sha}").status_code == 404  # no live item refers to it
     assert c.get("/sync/v1/blobs/" + "z" * 64).status_code == 404

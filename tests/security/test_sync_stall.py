@@ -145,3 +145,16 @@ def test_problems_told_apart_are_bounded() -> None:
         once.warning(f"peer:{i}", "peer %s failed", i)
     assert len(once.summary()) == 6
     assert once.summary()[OnceLogger.OVERFLOW_KEY] == 95
+
+
+def test_a_peer_moving_to_a_new_port_keeps_its_back_off(tmp_path: Path) -> None:
+    with nodes(tmp_path, "A", SLOW) as made:
+        service = made["A"].service
+        sender = "ab" * 32  # the notifier's key (a registered node gone rogue)
+        first, second = "http://10.42.0.9:9181", "http://10.42.0.9:9182"
+        assert service.notified(sender, first)
+        service.backoff.failed(first, "sent data that was refused", bad_data=True)
+        assert service.notified(sender, second)
+        assert not service.backoff.ready(second)
+        assert service.pull_from(second).outcome == "backed off"
+        assert service.backoff.peer(second).bad_data == 1
