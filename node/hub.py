@@ -329,6 +329,28 @@ class Hub:
         wire = self.store.append("submission.create", fields)
         return self._submission(wire["id"])
 
+    def report_listing(self, listing_id: str, *, reason: str, details: str = "") -> None:
+        """A resident reports a live listing to this node's moderators (kept locally)."""
+        from node.store.reports import REPORT_REASONS
+
+        listing = self.store.listing(listing_id)
+        if listing is None or (listing.expires_at is not None
+                               and listing.expires_at <= self._now()):
+            raise NotFound(f"no listing {listing_id} to report (deleted or ended)")
+        problems: dict[str, str] = {}
+        if reason not in REPORT_REASONS:
+            problems["reason"] = msg(N_("choose why you report it"))
+        if not isinstance(details, str) or len(details.strip()) > 500:
+            problems["details"] = msg(N_("at most %(max)d characters (this has %(count)d)"),
+                                      max=500, count=len(details))
+        self._raise(problems)
+        self.store.add_report(listing_id, reason, details.strip(), self._now())
+
+    def dismiss_reports(self, actor: str, listing_id: str) -> int:
+        """A moderator dismisses the reports of a listing (it was fine); returns how many."""
+        self._require(actor, "moderator")
+        return self.store.dismiss_reports(listing_id)
+
     def _submission(self, submission_id: str) -> Submission:
         submission = self.store.submission(submission_id)
         if submission is None:

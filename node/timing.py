@@ -14,6 +14,9 @@ from __future__ import annotations
 #: Residents' listing submissions allowed per client within the window.
 SUBMIT_MAX_PER_WINDOW = 3
 SUBMIT_WINDOW_SECONDS = 60 * 60
+#: Residents' reports of listings allowed per client within the window.
+REPORT_MAX_PER_WINDOW = 5
+REPORT_WINDOW_SECONDS = 60 * 60
 #: Replication (node/sync): how long a node gathers notifications before pulling,
 #: so that a burst of posts on a neighbour costs one round, not one per post.
 SYNC_COALESCE_SECONDS = 0.05

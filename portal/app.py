@@ -16,7 +16,12 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from node.config import NodeConfig, find_config, load_config
-from node.timing import SUBMIT_MAX_PER_WINDOW, SUBMIT_WINDOW_SECONDS
+from node.timing import (
+    REPORT_MAX_PER_WINDOW,
+    REPORT_WINDOW_SECONDS,
+    SUBMIT_MAX_PER_WINDOW,
+    SUBMIT_WINDOW_SECONDS,
+)
 
 __all__ = ["create_app", "csrf"]
 
@@ -52,6 +57,8 @@ def create_app(test_config: dict[str, Any] | None = None, *,
         PAGE_SIZE=config.portal.page_size,
         SUBMIT_MAX_PER_WINDOW=SUBMIT_MAX_PER_WINDOW,
         SUBMIT_WINDOW_SECONDS=SUBMIT_WINDOW_SECONDS,
+        REPORT_MAX_PER_WINDOW=REPORT_MAX_PER_WINDOW,
+        REPORT_WINDOW_SECONDS=REPORT_WINDOW_SECONDS,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         WTF_CSRF_SSL_STRICT=False,  # the mesh serves plain HTTP; SameSite guards origin
     )

@@ -139,8 +139,18 @@ _V5 = """
 DROP TABLE IF EXISTS counters;
 """
 
+_V6 = """
+-- Local only, never replicated: residents' reports of a listing ("Report this listing"),
+-- for this node's moderators (node/store/reports.py). No address or cookie is kept.
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY, listing_id TEXT NOT NULL, reason TEXT NOT NULL,
+    details TEXT NOT NULL DEFAULT '', reported_at INTEGER NOT NULL
+);
+CREATE INDEX reports_listing ON reports (listing_id);
+"""
+
 #: Migration steps; step N (1-based) brings the database from version N-1 to N.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: View tables rebuilt from the log (entries is the truth; these are derived).

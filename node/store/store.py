@@ -31,6 +31,7 @@ from node.store import schema, views
 from node.store.canonical import canonical, nfc, sha256_hex
 from node.store.entries import Entry
 from node.store.queries import StoreReads
+from node.store.reports import StoreReports
 from node.trust import TrustedSet
 
 #: How many entries ``entries_since`` returns by default (one sync round).
@@ -57,7 +58,7 @@ DB_FILE_MODE = 0o660
 #: Target-less kinds whose latest entry is the current state (e.g. the update pause).
 _SINGLETON_KINDS = frozenset({"update.pause"})
 
-class Store(StoreReads):
+class Store(StoreReads, StoreReports):
     """The signed, replicated content of the hub. Open it with :meth:`Store.open`."""
 
     def __init__(self, path: Path, identity: Identity, trust: TrustedSet,

@@ -1,4 +1,5 @@
-"""Residents' submissions: the queue, and approving (which publishes) or rejecting.
+"""Residents' submissions: the queue, and approving (which publishes) or rejecting;
+and residents' reports of listings (this node's), to expire the listing or dismiss.
 
 Moderators and admins only; an organiser gets 403 here (and from the hub).
 """
@@ -14,6 +15,7 @@ from portal.auth import login_required
 from portal.i18n import translate_message
 from portal.organisers.forms import ActionForm, RejectForm, apply_errors
 from portal.organisers.services import actor, found, hub, store
+from portal.residents.report import REASON_LABELS
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -27,8 +29,25 @@ def index() -> ResponseReturnValue:
     """Pending submissions (oldest first) and the latest decisions."""
     reads = store()
     decided = [s for s in reads.submissions(None) if s.status != "pending"][:RECENT_DECISIONS]
+    now = int(reads.clock())
+    reported = []
+    for group in reads.reports():
+        listing = reads.listing(group.listing_id)
+        if listing is not None and (listing.expires_at is None or listing.expires_at > now):
+            reported.append((group, listing))
     return render_template("organisers/moderation.html", pending=reads.submissions("pending"),
-                           decided=decided)
+                           decided=decided, reported=reported, reason_labels=REASON_LABELS,
+                           action_form=ActionForm())
+
+
+@bp.post("/reports/<listing_id>/dismiss")
+@login_required("moderator")
+def dismiss(listing_id: str) -> ResponseReturnValue:
+    """The reported listing is fine: forget its reports."""
+    if ActionForm().validate_on_submit():
+        hub().dismiss_reports(actor(), listing_id)
+        flash(_("Reports dismissed: the listing stays."), "success")
+    return redirect(url_for(".index"))
 
 
 @bp.get("/<submission_id>")

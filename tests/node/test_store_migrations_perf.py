@@ -79,7 +79,7 @@ def test_upgrade_from_version_2_keeps_content_and_answers(tmp_path: Path,
         views_before = dump_views(store)
     with open_store(db, ident, clock=clock) as store:
         conn = store._conn()
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 6
         assert _indexes(conn) >= V3_INDEXES
         assert not REPLACED & _indexes(conn)
         after = dump_views(store)  # version 4 added rendered columns at the ends of rows

@@ -89,11 +89,28 @@ def test_upgrade_from_version_4_drops_the_unused_counters_table(tmp_path: Path) 
     conn.close()
     with open_store(db, ident) as store:
         conn = store._conn()
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 6
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'counters'"
                             ).fetchone()[0] == 0
         assert store.listing(post["id"]).title == "Sofa"
         assert store.audit().total == 1
+
+
+def test_upgrade_from_version_5_adds_the_local_reports_table(tmp_path: Path) -> None:
+    ident = Identity.generate()
+    db = tmp_path / "n.db"
+    with open_store(db, ident) as store:
+        post = store.append("listing.post", listing_body("Sofa"), actor="ada")
+    conn = sqlite3.connect(db, isolation_level=None)
+    downgrade(conn, 5)
+    conn.close()
+    with open_store(db, ident) as store:
+        assert store._conn().execute("PRAGMA user_version").fetchone()[0] == 6
+        assert store.reports() == []
+        store.add_report(post["id"], "scam", "", 100)
+        (group,) = store.reports()
+        assert (group.listing_id, group.count, group.reasons) == (post["id"], 1, ("scam",))
+        assert store.listing(post["id"]).title == "Sofa"
 
 
 def test_fresh_v1_then_migrate_step_by_step(tmp_path: Path) -> None:

@@ -94,8 +94,10 @@ V2_COUNTERS = ("CREATE TABLE counters (key TEXT NOT NULL, window_start INTEGER N
 def downgrade(conn: sqlite3.Connection, version: int) -> None:
     """Turn a current database into what an older release left (content kept): undo the
     schema steps above ``version``, newest first. The views' rows stay as they are."""
-    assert schema.SCHEMA_VERSION == 5, "teach downgrade() the new step"
+    assert schema.SCHEMA_VERSION == 6, "teach downgrade() the new step"
     conn.execute("BEGIN IMMEDIATE")
+    if version < 6:
+        conn.execute("DROP TABLE reports")
     if version < 5:
         conn.execute(V2_COUNTERS)
     if version < 4:

@@ -226,6 +226,7 @@ def every_page_type(content: dict[str, Any]) -> dict[str, str]:
             "search": "/search?q=item", "empty search": "/search?q=zzzzqqq",
             "search form": "/search", "submit": "/submit", "thanks": "/submit/thanks",
             "rules": "/rules", "privacy": "/privacy", "about": "/about", "contact": "/contact",
+            "report": f"/listing/{listing.id}/report",
             "not found": "/no/such/page"}
     for media_type, item in content["library"].items():
         urls[f"library {media_type}"] = f"/library/{item.id}"
