@@ -31,6 +31,53 @@ def require_root() -> None:
         pytest.skip("needs root (network namespaces or raw sockets)")
 
 
+def attach_loop_device(backing: Path) -> str:
+    """``losetup -f --show backing``: the loop device's path; fails in CI, skips elsewhere."""
+    import subprocess
+
+    require_root()
+    require_tool("losetup")
+    setup = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True,
+                           text=True, check=False)
+    if setup.returncode != 0:
+        message = f"losetup could not attach {backing.name}: {setup.stderr.strip()}"
+        if IN_CI:
+            pytest.fail(f"CI must have loop devices: {message}")
+        pytest.skip(message)
+    return setup.stdout.strip()
+
+
+#: Tests that may skip even under CI=true, each with the reason it cannot run there.
+#: Empty: everything the suite needs is installed by scripts/system-packages.sh.
+CI_MAY_SKIP: dict[str, str] = {}
+
+
+def _skip_is_a_failure_in_ci(report: pytest.CollectReport | pytest.TestReport) -> None:
+    """Under CI=true a skip hides a test that did not run: report it as a failure."""
+    if not (IN_CI and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    if any(report.nodeid.startswith(allowed) for allowed in CI_MAY_SKIP):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = (f"skipped under CI=true, where every test must run "
+                       f"(tests/conftest.py CI_MAY_SKIP): {reason}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Skips (pytest.skip, skipif, importorskip in a test) fail under CI=true."""
+    outcome = yield
+    _skip_is_a_failure_in_ci(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """Skipped modules (importorskip or pytest.skip at import) fail under CI=true."""
+    outcome = yield
+    _skip_is_a_failure_in_ci(outcome.get_result())  # type: ignore[attr-defined]
+
+
 @pytest.fixture(autouse=True)
 def verify_processes_ended() -> Iterator[None]:
     """Fail a test that leaves a child process of its own running (a daemon, a server)."""

@@ -5,7 +5,6 @@ the internet (addresses from TEST-NET-2, nothing leaves the namespaces)."""
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,5 +173,5 @@ def test_reapplying_the_gate_keeps_accepted_phones(lab: Lab, tmp_path: Path) -> 
     assert before.count("drop") == after.count("drop")  # rules replaced, not duplicated
     assert PHONE_IP in lab.run(gl.node, "nft", "list", "set", "inet", "meshhub",
                                "allowed").stdout
-    time.sleep(0.2)
-    assert lab.curl(gl.phone, f"http://{UPLINK_HOST}/") == "uplink"
+    lab.wait_for("the allowed phone to reach the uplink after the reload",
+                 lambda: lab.curl(gl.phone, f"http://{UPLINK_HOST}/") == "uplink")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from node.lab import MeshLab, lab_namespaces
@@ -24,7 +25,6 @@ from tests.lab import netlab
 
 pytestmark = pytest.mark.root
 
-MADE: list[tuple[Path, str]] = []  # (state folder, lab id) of every lab made here
 #: Whole-mesh conditions (routes, replication) get longer than a single namespace's.
 wait_for = functools.partial(netlab.wait_for, timeout=30, interval=0.5)
 
@@ -33,15 +33,18 @@ def make_lab(tmp: Path, nodes: int, topology: str, **kwargs: object) -> Iterator
     require_root()
     require_tool("ip", "babeld", "curl")
     state, lab_id = tmp / "lab", secrets.token_hex(3)
-    MADE.append((state, lab_id))
     mesh = MeshLab.up(nodes, topology, state_dir=state, lab_id=lab_id, hello_interval=1.0,
                       wait=90, **kwargs)  # type: ignore[arg-type]
     try:
         yield mesh
     finally:
         mesh.down()
+        # Nothing the lab made is left on the machine: namespaces, files, processes.
         assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
         assert not state.exists()
+        left = [p.info for p in psutil.process_iter(["pid", "cmdline"])
+                if str(state) in " ".join(p.info["cmdline"] or [])]
+        assert not left, left
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,26 @@ def organiser(mesh: MeshLab, node: str) -> str:
         meshhub(mesh, node, "organiser", "add", "lab", "--role", "admin", "--password-stdin",
                 stdin="correct horse battery staple\ncorrect horse battery staple\n")
     return "lab"
+
+
+def sync_rounds(mesh: MeshLab, node: str, peer: str | None = None) -> int:
+    """Sync rounds ``node``'s agent has run (with ``peer`` only, if given): sync status."""
+    doc = json.loads(meshhub(mesh, node, "sync", "status", "--json"))
+    if peer is None:
+        return int(doc["rounds"])
+    at = f"//{mesh.node(peer).mesh_address}:"
+    return sum(int(record["rounds"]) for record in doc["peers"] if at in record["url"])
+
+
+def wait_for_a_whole_round(mesh: MeshLab, node: str, peer: str | None = None) -> None:
+    """Wait until ``node`` has finished a sync round (with ``peer``) that began after this call.
+
+    Rounds run one at a time, so once two more have begun, the first of them has ended:
+    whatever it would have carried has arrived. Proves an absence without a fixed sleep.
+    """
+    start = sync_rounds(mesh, node, peer)
+    wait_for(f"a whole sync round of {node}" + (f" with {peer}" if peer else ""),
+             lambda: sync_rounds(mesh, node, peer) >= start + 2, timeout=60)
 
 
 def portal_page(mesh: MeshLab, node: str, path: str = "/notices/") -> str:
@@ -167,8 +190,16 @@ def test_partition_heals_with_deletions(line: MeshLab) -> None:
         meshhub(line, "n5", "post", "notice", "--as", organiser(line, "n5"), "--title", right,
                 "--body", "R")
         _edit_notice(line, "n5", item, f"Edited on the right {tag}")
-        time.sleep(3)
-        assert right not in portal_page(line, "n1") and left not in portal_page(line, "n5")
+        # Each side's posts reach the node at the cut; then those two nodes finish a round
+        # each, which would have carried them across if anything still crossed.
+        wait_for("the left post at the cut (n3)", lambda: left in portal_page(line, "n3"))
+        wait_for("the right post at the cut (n4)", lambda: right in portal_page(line, "n4"))
+        wait_for_a_whole_round(line, "n3")
+        wait_for_a_whole_round(line, "n4")
+        for name in ("n1", "n3"):
+            assert right not in portal_page(line, name), name
+        for name in ("n4", "n5"):
+            assert left not in portal_page(line, name), name
     finally:
         line.set_link("n3", "n4", up=True)
     wait_for("routes across the healed link", lambda: line.converged(["n1", "n5"]))

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 from flask import Flask
@@ -228,7 +227,18 @@ def test_a_crowd_asking_for_a_missing_page_costs_one_render() -> None:
         start_response("200 OK", [("Content-Type", "text/html"), ("ETag", '"x"')])  # type: ignore[operator]
         return [b"<p>page</p>"]
 
-    cache = pagecache.PageCache(slow_app, _StillDatabase, ttl=5,  # type: ignore[arg-type]
+    followers = threading.Semaphore(0)
+
+    class WatchedCache(pagecache.PageCache):
+        """Counts the requests that found the render under way and will wait for it."""
+
+        def _claim(self, key: tuple[str, ...]) -> tuple[threading.Event, bool]:
+            event, leader = super()._claim(key)
+            if not leader:
+                followers.release()
+            return event, leader
+
+    cache = WatchedCache(slow_app, _StillDatabase, ttl=5,  # type: ignore[arg-type]
                                 session_cookie="meshhub_session")
     bodies: list[bytes] = []
 
@@ -239,9 +249,8 @@ def test_a_crowd_asking_for_a_missing_page_costs_one_render() -> None:
     crowd = [threading.Thread(target=ask) for _ in range(6)]
     for thread in crowd:
         thread.start()
-    while not renders:
-        time.sleep(0.01)
-    time.sleep(0.1)  # the others are waiting now
+    for _ in range(5):  # the five others found the render under way and wait for it
+        assert followers.acquire(timeout=10)
     gate.set()
     for thread in crowd:
         thread.join(5)

@@ -25,7 +25,7 @@ from provisioning.errors import FlashError, ImageError
 from provisioning.flash import Target, flash, open_image
 from provisioning.flash.target import refuse_same
 from provisioning.flash.writer import HEAD
-from tests.conftest import require_root, require_tool
+from tests.conftest import attach_loop_device, require_root, require_tool
 from tests.provisioning.flash_support import MiB, disk_image
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "lsblk"
@@ -60,11 +60,7 @@ def loop(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     require_tool("losetup")
     backing = tmp_path / "loop-backing.img"
     backing.write_bytes(b"\xee" * (4 * MiB))
-    setup = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True,
-                           text=True, check=False)
-    if setup.returncode != 0:
-        pytest.skip(f"losetup failed here: {setup.stderr.strip()}")
-    device = setup.stdout.strip()
+    device = attach_loop_device(backing)
     try:
         yield device, backing
     finally:
@@ -107,11 +103,7 @@ def test_loop_device_backed_by_the_image_is_refused(image: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     require_root()
     require_tool("losetup")
-    setup = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True,
-                           text=True, check=False)
-    if setup.returncode != 0:
-        pytest.skip(f"losetup failed here: {setup.stderr.strip()}")
-    device = setup.stdout.strip()
+    device = attach_loop_device(image)
     before = digest(image)
     try:
         code, _, err = run(capsys, "flash", str(image), device, "--yes",

@@ -21,7 +21,7 @@ from provisioning.errors import FlashError, ImageError
 from provisioning.flash import Target, flash, open_image
 from provisioning.flash.progress import Progress
 from provisioning.flash.writer import HEAD
-from tests.conftest import require_root, require_tool
+from tests.conftest import attach_loop_device, require_root, require_tool
 from tests.provisioning.flash_support import disk_image
 
 MiB = 1 << 20
@@ -239,11 +239,7 @@ def test_loop_device(tmp_path: Path) -> None:
     data = make_image(9 * MiB)
     image = tmp_path / "node.img.gz"
     image.write_bytes(gzip.compress(data))
-    setup = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True,
-                           text=True, check=False)
-    if setup.returncode != 0:
-        pytest.skip(f"losetup failed here: {setup.stderr.strip()}")
-    loop = setup.stdout.strip()
+    loop = attach_loop_device(backing)
     try:
         with open_image(image) as source, Target.open(loop) as target:
             assert target.is_block
