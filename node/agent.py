@@ -90,6 +90,21 @@ def systemd_listen_socket(environ: MutableMapping[str, str] | None = None) -> so
     return sock
 
 
+def _bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (IPv4 or IPv6 as the address says), listening."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Agent:
     """The agent's health sampler and HTTP API, startable and stoppable in-process.
 
@@ -165,19 +180,18 @@ class Agent:
             app = compose(app, {"/roam/": self.roam.wsgi})
         app = self._guarded(app, body_limit)
         try:
-            where: dict[str, Any] = ({"sockets": [self._listen_socket]}
-                                     if self._listen_socket is not None
-                                     else {"host": self._host, "port": self._port})
-            # Twice the limit: a body between the two gets the sync API's JSON 413 unread.
-            self._server = create_bounded_server(app, **where, threads=4,
-                                                 ident="meshhub-agent",
-                                                 max_request_body_size=2 * body_limit,
-                                                 channel_timeout=30)
+            sock = self._listen_socket or _bound_socket(self._host, self._port)
         except OSError as exc:
             self.stop()
             raise NodeError(f"the agent cannot listen on {self._host}:{self._port} "
                             f"({exc.strerror}); is another agent running? Stop it, or set "
                             "agent.port / agent.listen in node.toml") from None
+        # Bound first, so that a busy port fails before waitress starts its worker threads.
+        # Twice the limit: a body between the two gets the sync API's JSON 413 unread.
+        self._server = create_bounded_server(app, sockets=[sock], threads=4,
+                                             ident="meshhub-agent",
+                                             max_request_body_size=2 * body_limit,
+                                             channel_timeout=30)
         self._api = WaitressThread(self._server, "meshhub-api")
         self._threads = [threading.Thread(target=self._sample_loop, name="meshhub-health")]
         for thread in self._threads:

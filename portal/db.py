@@ -83,9 +83,12 @@ def found(item: T | None) -> T:
 
 
 def close(app: Flask) -> None:
-    """Close the app's store and session store (when the server stops, or after a test)."""
+    """Close the app's store and session store and stop its threads (the technicians'
+    health gatherer): when the server stops, or after a test."""
+    from portal import technicians
     from portal.auth import close_sessions
 
+    technicians.close(app)
     close_sessions(app)
     with _LOCK:
         opened: Services | None = app.extensions.pop(_EXTENSION, None)

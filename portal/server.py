@@ -222,6 +222,9 @@ def serve(config: NodeConfig, *, allow_root: bool = False, host: str | None = No
     finally:
         trimmer.stop()
         server.close()
+        from portal import db
+
+        db.close(app)  # the store, sessions and the technicians' gatherer thread
 
 
 def _stop_on_sigterm() -> None:

@@ -66,9 +66,9 @@ def test_broken_markup_is_closed_and_safe() -> None:
 @pytest.mark.parametrize("source", ["a" * 1_000_000, "[" * 100_000, "> " * 100_000,
                                     "*a " * 50_000, "<" * 100_000, "- " * 50_000])
 def test_huge_or_pathological_input_renders_quickly(source: str) -> None:
-    started = time.monotonic()
+    started = time.thread_time()  # this thread's CPU time: what the machine's load leaves out
     render_html(source)
-    assert time.monotonic() - started < 5
+    assert time.thread_time() - started < 5
 
 
 def test_empty_and_excerpt() -> None:

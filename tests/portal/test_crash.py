@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import sqlite3
 import threading
 from pathlib import Path
@@ -33,10 +34,12 @@ def test_acknowledged_posts_survive_a_sigkill(tmp_path: Path) -> None:
                     status = browser.post("/organisers/notices/new", {
                         "csrf_token": token, "title": title,
                         "body": "Posted during the crash-safety test."})
-                except OSError:
+                except (OSError, http.client.HTTPException):
+                    # The server is gone: refused, reset, or killed in the middle of its
+                    # answer (IncompleteRead, BadStatusLine are not OSErrors).
                     with lock:
                         failed.append(title)
-                    return  # the server is gone
+                    return
                 with lock:
                     if status == 302:
                         acknowledged.append(title)
