@@ -25,11 +25,14 @@ system-packages:
 	@sh scripts/system-packages.sh
 
 # PYTEST_ARGS narrows a local run (e.g. PYTEST_ARGS='tests/portal -x'); under CI=true it
-# is ignored, so CI always runs every test.
+# is ignored, so CI always runs every test. The tests run in parallel, one worker per core
+# (pytest-xdist), a file's tests on one worker; PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/vulture
-	$(BIN)/python -m pytest $(if $(filter true 1 yes,$(CI)),,$(PYTEST_ARGS))
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+		$(if $(filter true 1 yes,$(CI)),,$(PYTEST_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

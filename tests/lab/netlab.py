@@ -39,11 +39,20 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 10,
         time.sleep(interval)
 
 
+def lab_tag() -> str:
+    """A name suffix unique to this process (its pid) and, within it, random.
+
+    Namespaces live in the machine's one list: two test runs at once (two people, or
+    pytest-xdist's workers) must never pick the same names.
+    """
+    return f"{os.getpid():x}{secrets.token_hex(2)}"
+
+
 class Lab:
     """Namespaces, links and processes created for one test, all removed by :meth:`close`."""
 
     def __init__(self) -> None:
-        self.tag = secrets.token_hex(3)
+        self.tag = lab_tag()
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen[bytes]] = []
 

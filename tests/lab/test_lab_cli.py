@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from click.testing import CliRunner
 from node.cli import cli
 from node.lab import lab_namespaces, links
 from tests.conftest import require_root, require_tool
+from tests.lab import netlab
 
 
 def test_topologies() -> None:
@@ -40,7 +40,7 @@ def test_commands_on_a_missing_lab_say_what_to_do(tmp_path: Path) -> None:
 def test_up_status_cut_down(tmp_path: Path) -> None:
     require_root()
     require_tool("ip", "babeld", "curl")
-    state, lab_id = tmp_path / "lab", secrets.token_hex(3)
+    state, lab_id = tmp_path / "lab", netlab.lab_tag()
     runner = CliRunner()
     common = ["--state", str(state)]
     try:

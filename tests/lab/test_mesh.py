@@ -32,7 +32,7 @@ wait_for = functools.partial(netlab.wait_for, timeout=30, interval=0.5)
 def make_lab(tmp: Path, nodes: int, topology: str, **kwargs: object) -> Iterator[MeshLab]:
     require_root()
     require_tool("ip", "babeld", "curl")
-    state, lab_id = tmp / "lab", secrets.token_hex(3)
+    state, lab_id = tmp / "lab", netlab.lab_tag()
     mesh = MeshLab.up(nodes, topology, state_dir=state, lab_id=lab_id, hello_interval=1.0,
                       wait=90, **kwargs)  # type: ignore[arg-type]
     try:

@@ -22,6 +22,7 @@ import pytest
 
 from node.lab import MeshLab, lab_namespaces
 from tests.conftest import require_root, require_tool
+from tests.lab import netlab
 from tests.lab.netlab import Lab
 
 pytestmark = pytest.mark.root
@@ -60,7 +61,7 @@ def phones() -> Iterator[Phones]:
     # pytest's tmp_path is private to root; the portals run as nobody.
     root = Path(tempfile.mkdtemp(prefix="meshhub-phones-"))
     root.chmod(0o755)
-    lab_id = secrets.token_hex(3)
+    lab_id = netlab.lab_tag()
     net = Lab()
     mesh = None
     try:

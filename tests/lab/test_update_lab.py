@@ -32,6 +32,7 @@ from node.identity import load_or_create_identity
 from node.lab import MeshLab, lab_namespaces
 from node.update.manifest import MANIFEST_NAME, parse_manifest
 from tests.conftest import require_root, require_tool
+from tests.lab import netlab
 from tests.node.test_update_service import (
     ADMINS,
     registry_files,
@@ -216,7 +217,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateLab]:
     require_root()
     require_tool("ip", "babeld", "curl")
     work = tmp_path_factory.mktemp("update-lab")
-    lab_id = secrets.token_hex(3)
+    lab_id = netlab.lab_tag()
     mesh = MeshLab.up(3, "line", state_dir=work / "lab", lab_id=lab_id, hello_interval=1.0,
                       wait=90)
     try:
