@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -36,30 +37,40 @@ _WORDS = ["bicycle", "sofa", "lamp", "garden", "ladder", "freezer", "tutoring", 
           "charger", "jacket", "boots", "coat", "hat", "scarf", "gloves", "toys", "puzzle"]
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def listening_socket() -> socket.socket:
+    """A loopback socket bound to a port of its own and listening, to hand to a server."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    return sock
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Wait until ``port`` accepts connections; fail if ``process`` exits first."""
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until ``url`` answers over HTTP (any status); fail if ``process`` exits first."""
+    import urllib.error
+    import urllib.request
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (http://)
+                response.read()
+            return
+        except urllib.error.HTTPError:
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
-def write_config(folder: Path, port: int, *, behind_proxy: bool = True,
+def write_config(folder: Path, port: int = 8080, *, behind_proxy: bool = True,
                  threads: int | None = None) -> NodeConfig:
-    """The benchmark node's node.toml (data next to it); ``threads``: portal.threads."""
+    """The benchmark node's node.toml (data next to it); ``threads``: portal.threads.
+
+    ``port`` is only written down: :func:`portal_process` serves on a port of its own.
+    """
     path = folder / "node.toml"
     extra = "" if threads is None else f"threads = {threads}\n"
     path.write_text(f'[node]\nname = "bench-node"\ndata_dir = "data"\n'
@@ -128,11 +139,17 @@ def load(config: NodeConfig, *, listings: int = 10_000, items: int = 5_000,
         store.close()
 
 
-@contextlib.contextmanager
-def portal_process(config_path: Path, port: int, *,
-                   core: int | None = 0) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m portal serve`` (pinned to ``core``), stopped on exit.
+_SERVING = re.compile(rb"serving on http://127\.0\.0\.1:(\d+)")
 
+
+@contextlib.contextmanager
+def portal_process(config_path: Path, *,
+                   core: int | None = 0) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``python -m portal serve`` (pinned to ``core``) on a free port: (process, port); stopped
+    on exit.
+
+    It binds port 0 itself and says which port it got ("serving on ..." in its log,
+    ``portal.log`` beside the config), so no port is handed over between processes.
     Started as a node's unit starts it, with :func:`portal.process.portal_environment`
     (``PYTHONOPTIMIZE=2``: no docstrings or asserts), so that bench/memory.py and
     bench/portal.py measure what a node runs; and, as on a node, with its code
@@ -143,16 +160,22 @@ def portal_process(config_path: Path, port: int, *,
     with contextlib.suppress(subprocess.CalledProcessError):  # read-only: measured as is
         byte_compile_for_portal(sys.executable, packages, stdlib=stdlib)
     command = [sys.executable, "-m", "portal", "serve", "--config", str(config_path),
-               "--port", str(port)]
+               "--port", "0"]
     if os.geteuid() == 0:
         command.append("--allow-root")
     if core is not None:
         command = ["taskset", "-c", str(core), *command]
-    process = subprocess.Popen(command, cwd=REPO, env=portal_environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = config_path.parent / "portal.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=portal_environment(),
+                                   stdout=subprocess.DEVNULL, stderr=out)
     try:
-        wait_for_port(port, process)
-        yield process
+        deadline = time.monotonic() + 60
+        while not (found := _SERVING.search(log.read_bytes())):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the portal did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield process, int(found.group(1))
     finally:
         stop(process)
 

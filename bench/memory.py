@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
 
-from bench.harness import free_port, load, portal_process, write_config
+from bench.harness import load, portal_process, write_config
 
 TARGET_MB = 40
 
@@ -48,14 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-") as tmp:
         folder = Path(tmp)
-        port = free_port()
-        ids = load(write_config(folder, port, behind_proxy=False, threads=args.threads),
+        ids = load(write_config(folder, behind_proxy=False, threads=args.threads),
                    big_mb=args.big_mb)
         paths = ["/", "/listings/", "/listings/for-sale?page=3", f"/listing/{ids['listing']}",
                  "/notices/", "/library/", f"/library/{ids['big_item']}", "/search?q=bicycle",
                  "/search?q=garden+stories", "/organisers/sign-in", "/submit",
                  f"/library/{ids['big_item']}/download"]
-        with portal_process(folder / "node.toml", port, core=None) as process:
+        with portal_process(folder / "node.toml", core=None) as (process, port):
             warm(f"http://127.0.0.1:{port}", paths, args.rounds)
             rss = psutil.Process(process.pid).memory_info().rss / (1024 * 1024)
             peak = _peak_mb(process.pid)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import free_port, load, portal_process, stop, wait_for_port, write_config
+from bench.harness import listening_socket, load, portal_process, stop, wait_for_http, write_config
 from portal.nginx import render_site, standalone_conf
 
 NGINX = "/usr/sbin/nginx"
@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-") as tmp:
         folder = Path(tmp)
-        portal_port, front_port, static_port = free_port(), free_port(), free_port()
-        config = write_config(folder, portal_port, threads=args.threads)
+        config = write_config(folder, threads=args.threads)
         ids = load(config, big_mb=args.big_mb)
         print(f"# loaded 10000 listings, 5000 library items; download {args.big_mb} MB; "
               f"{seconds} s per measurement", flush=True)
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                  "search": "/search?q=bicycle+garden"}
         download = f"/library/{ids['big_item']}/download"
 
-        with portal_process(folder / "node.toml", portal_port):
+        with portal_process(folder / "node.toml") as (_, portal_port):
             direct = f"http://127.0.0.1:{portal_port}"
             static = folder / "static-copy"
             static.mkdir()
@@ -126,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                     (static / f"{name}.html").write_bytes(response.read())
             big = Path(ids["library_dir"]) / ids["big_sha"][:2] / ids["big_sha"]
             os.link(big, static / "big.wav")
-            nginx = start_nginx(folder, config, ids["library_dir"], portal_port, front_port,
-                                static_port, static)
+            nginx, front_port, static_port = start_nginx(folder, config, ids["library_dir"],
+                                                         portal_port, static)
             try:
                 front = f"http://127.0.0.1:{front_port}"
                 ceiling = f"http://127.0.0.1:{static_port}"
@@ -166,8 +165,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def start_nginx(folder: Path, config: object, library_dir: str, portal_port: int,
-                front_port: int, static_port: int, static: Path) -> subprocess.Popen[bytes]:
-    """nginx on core 0: the node's site on ``front_port``, plain files on ``static_port``."""
+                static: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    """nginx on core 0: the node's site and plain files; (process, site port, files port).
+
+    nginx inherits both listening sockets (its ``NGINX`` variable), bound here to
+    ports of their own: no port is released and bound again.
+    """
+    front, files = listening_socket(), listening_socket()
+    front_port, static_port = front.getsockname()[1], files.getsockname()[1]
     prefix = folder / "nginx"
     prefix.mkdir()
     site = render_site(config, library_dir=library_dir,  # type: ignore[arg-type]
@@ -177,12 +182,17 @@ def start_nginx(folder: Path, config: object, library_dir: str, portal_port: int
              f"    sendfile on;\n    tcp_nopush on;\n    root {static};\n}}\n")
     conf = prefix / "nginx.conf"
     conf.write_text(standalone_conf(site, prefix, run_as_root=os.geteuid() == 0))
+    inherited = (front.fileno(), files.fileno())
     process = subprocess.Popen(["taskset", "-c", "0", NGINX, "-p", str(prefix), "-c", str(conf),
                                 "-e", str(prefix / "error.log"), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(front_port, process)
-    wait_for_port(static_port, process)
-    return process
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               pass_fds=inherited,
+                               env={**os.environ, "NGINX": "".join(f"{fd};" for fd in inherited)})
+    front.close()
+    files.close()
+    wait_for_http(f"http://127.0.0.1:{front_port}/", process)
+    wait_for_http(f"http://127.0.0.1:{static_port}/home.html", process)
+    return process, front_port, static_port
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
 
-from bench.harness import ADMIN, free_port, portal_process, write_config
+from bench.harness import ADMIN, portal_process, write_config
 from node.config import NodeConfig
 from node.hub import open_hub
 from node.library.zimbuild import ZimArticle, ZimSpec, build_zim
@@ -156,13 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         # --- one archive: throughput, latency, memory ------------------------------------
         one = folder / "one"
         one.mkdir()
-        port = free_port()
-        config = write_config(one, port, behind_proxy=False)
+        config = write_config(one, behind_proxy=False)
         (big_id,) = register(config, [big])
         rng = random.Random(3)
         paths = [f"/library/{big_id}/zim/Article_{rng.randrange(args.articles)}"
                  for _ in range(args.requests)]
-        with portal_process(one / "node.toml", port, core=None) as process:
+        with portal_process(one / "node.toml", core=None) as (process, port):
             hammer(port, paths[:200], args.threads)  # warm up
             seconds, latencies = hammer(port, paths, args.threads)
             browse_all(port, [big_id], args.rounds * 20)
@@ -175,10 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         # --- twenty archives: memory -----------------------------------------------------
         twenty = folder / "twenty"
         twenty.mkdir()
-        port = free_port()
-        config = write_config(twenty, port, behind_proxy=False)
+        config = write_config(twenty, behind_proxy=False)
         ids = register(config, [big, *small])
-        with portal_process(twenty / "node.toml", port, core=None) as process:
+        with portal_process(twenty / "node.toml", core=None) as (process, port):
             browse_all(port, ids, args.rounds)
             rss_twenty = rss_mb(process.pid)
         print(f"zim_rss_1_archive: {rss_one:.1f} MB (target: for comparison)")
