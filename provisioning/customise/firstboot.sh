@@ -13,6 +13,8 @@
 # It installs node.toml, identity.key (mode 0600, never replacing a different key),
 # and registry/anchors.json + registry/snapshot.json, after checking SHA256SUMS;
 # then deletes identity.key from the boot partition and leaves an "installed" mark.
+# When the card carries the community's roaming.secret, it is installed (0600) beside the
+# key and deleted from the boot partition the same way.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=${MESHHUB_ROOT:-}
@@ -43,12 +45,18 @@ for pair in "node.toml:$CONFIG" "identity.key:$DATA/identity.key" \
     cp "$src" "$dst.meshhub-new" && sync && mv -f "$dst.meshhub-new" "$dst" \
         || fail "cannot install $src as $dst"
 done
+if [ -e roaming.secret ]; then
+    cp roaming.secret "$DATA/roaming.secret.meshhub-new" && sync \
+        && mv -f "$DATA/roaming.secret.meshhub-new" "$DATA/roaming.secret" \
+        || fail "cannot install roaming.secret as $DATA/roaming.secret"
+    chmod 0600 "$DATA/roaming.secret"
+fi
 chmod 0644 "$CONFIG"
 chmod 0600 "$DATA/identity.key"
 if id meshhub >/dev/null 2>&1; then
     chown -R meshhub: "$DATA" || fail "cannot hand $DATA to the meshhub user"
 fi
-rm -f identity.key && sync
+rm -f identity.key roaming.secret && sync
 date -u +%Y-%m-%dT%H:%M:%SZ >"$HERE/installed"
 log "installed node.toml, the node key and registry snapshot into $CONFIG and $DATA"
 exit 0

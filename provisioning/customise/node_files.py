@@ -23,6 +23,7 @@ from node.errors import ConfigError
 from node.identity import KEY_FILE_NAME, fingerprint, load_identity
 from node.net.validate import network_problems
 from node.registry import admin_set_from, dump_anchors, parse_snapshot
+from node.roam.keys import SECRET_FILE_NAME, load_secret
 from provisioning.errors import RegistryError
 from provisioning.registry import ops, signing
 
@@ -44,7 +45,7 @@ class NodeBundle:
 
 
 def render_node_toml(community: dict[str, Any], node: dict[str, Any], *, country: str,
-                     serial: int) -> tuple[str, list[str]]:
+                     serial: int, roam: bool = False) -> tuple[str, list[str]]:
     """``node.toml`` text for ``node`` and notes for the volunteer; raise ConfigError if bad.
 
     Only keys declared in ``node/config/schema.py`` are written.
@@ -69,6 +70,8 @@ def render_node_toml(community: dict[str, Any], node: dict[str, Any], *, country
         "update": {"enabled": True},
     }
     values["mesh"].update({"routing": True, "discovery": True})
+    if roam:  # the community's roaming secret goes on the card too
+        values["roam"] = {"enabled": True}
     if isinstance(node.get("location"), dict):
         values["node"]["coordinates"] = f"{node['location']['lat']}, {node['location']['lon']}"
     mesh_channel = channels.get("mesh")
@@ -134,8 +137,15 @@ def build_bundle(registry: str | Path, name: str, secrets: str | Path | None = N
                             f"{name!r} as active; have the admins sign again")
     community = signing.snapshot_content(files)["community"]
     country = wifi_country or community["country"]
+    roam_secret = key_file.parent / SECRET_FILE_NAME
+    if roam_secret.exists():
+        try:
+            load_secret(roam_secret)
+        except ConfigError as exc:
+            raise RegistryError(str(exc)) from None
     toml_text, notes = render_node_toml(files.community.data,  # type: ignore[union-attr]
-                                        node, country=country, serial=signed.serial)
+                                        node, country=country, serial=signed.serial,
+                                        roam=roam_secret.exists())
     bundle = {
         "node.toml": toml_text.encode("utf-8"),
         KEY_FILE_NAME: key_file.read_bytes(),
@@ -144,6 +154,8 @@ def build_bundle(registry: str | Path, name: str, secrets: str | Path | None = N
         HOOK_NAME: hook_script(),
         "README.txt": _readme(name).encode("utf-8"),
     }
+    if roam_secret.exists():
+        bundle[SECRET_FILE_NAME] = roam_secret.read_bytes()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {file}\n"
                    for file, data in sorted(bundle.items()))
     bundle["SHA256SUMS"] = sums.encode("ascii")

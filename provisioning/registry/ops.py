@@ -127,6 +127,22 @@ def default_secrets_dir(root: Path) -> Path:
     return root.resolve().parent / "secrets"
 
 
+def ensure_roaming_secret(secrets_dir: Path) -> Path:
+    """The community's roaming secret in ``secrets_dir`` (created once, 32 random bytes as
+    64 hex digits, mode 0600): every node gets the same one on its card, so that all
+    compute the same roaming tags (node/roam/keys.py). Like node keys, it never goes
+    into the registry."""
+    import secrets as random_bytes
+
+    from node.atomic import atomic_write
+    from node.roam.keys import SECRET_FILE_NAME
+
+    path = secrets_dir / SECRET_FILE_NAME
+    if not path.exists():
+        atomic_write(path, random_bytes.token_hex(32) + "\n", mode=0o600)
+    return path
+
+
 def register_node(root: str | Path, name: str, *, secrets: str | Path | None = None,
                   location: tuple[float, float] | None = None, owner: str = "",
                   hardware: str = "", today: dt.date | None = None) -> Registered:
@@ -160,6 +176,7 @@ def register_node(root: str | Path, name: str, *, secrets: str | Path | None = N
     if location is not None:
         record["location"] = {"lat": location[0], "lon": location[1]}
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_roaming_secret(secrets_dir)
     save_identity(identity, key_file)
     try:
         write_node(base, record)

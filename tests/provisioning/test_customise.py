@@ -244,7 +244,7 @@ def test_first_boot_hook_installs_what_the_node_trusts(reg: Path, tmp_path: Path
     card = tmp_path / "boot" / "meshhub"
     card.mkdir(parents=True)
     names = ["node.toml", "identity.key", "snapshot.json", "anchors.json", "firstboot.sh",
-             "README.txt", "SHA256SUMS"]
+             "README.txt", "SHA256SUMS", "roaming.secret"]
     for name in names:
         (card / name).write_bytes(fat_read(image, 8 * MIB, f"meshhub/{name}"))
     root = tmp_path / "root"
@@ -267,7 +267,13 @@ def test_first_boot_hook_installs_what_the_node_trusts(reg: Path, tmp_path: Path
     assert (data / "identity.key").read_bytes() == key
     assert (data / "identity.key").stat().st_mode & 0o777 == 0o600
     assert not (card / "identity.key").exists(), "the secret key stays on the FAT partition"
+    # The community's roaming secret: the same on every card, installed like the key.
+    community = (reg.parent.parent / "secrets" / "roaming.secret").read_bytes()
+    assert (data / "roaming.secret").read_bytes() == community
+    assert (data / "roaming.secret").stat().st_mode & 0o777 == 0o600
+    assert not (card / "roaming.secret").exists()
     cfg = parse_config((root / "etc" / "meshhub" / "node.toml").read_text())
+    assert cfg.roam.enabled
     node = tomllib.loads((reg / "nodes" / "elm-1.toml").read_text())
     assert cfg.node.name == "elm-1"
     trust = RegistryTrust(data / "registry")
