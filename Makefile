@@ -31,12 +31,14 @@ PYTEST_WORKERS ?= auto
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/vulture
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
 		$(if $(filter true 1 yes,$(CI)),,$(PYTEST_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/vulture
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/portal.py

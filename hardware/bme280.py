@@ -97,9 +97,11 @@ class Trimming:
         """
         if len(calib00) != CALIB_00_LENGTH or len(calib26) != CALIB_26_LENGTH:
             raise BadCalibration("BME280 trimming blocks have the wrong length")
-        t_p = struct.unpack("<HhhHhhhhhhhh", bytes(calib00[:24]))
+        t1, t2, t3, p1, p2, p3, p4, p5, p6, p7, p8, p9 = struct.unpack(
+            "<HhhHhhhhhhhh", bytes(calib00[:24]))
         e1, e2, e3, e4, e5, e6, e7 = calib26
-        trimming = cls(*t_p, dig_H1=calib00[25], dig_H2=signed(e1 | e2 << 8, 16), dig_H3=e3,
+        trimming = cls(t1, t2, t3, p1, p2, p3, p4, p5, p6, p7, p8, p9, dig_H1=calib00[25],
+                       dig_H2=signed(e1 | e2 << 8, 16), dig_H3=e3,
                        dig_H4=signed(e4 << 4 | (e5 & 0x0F), 12),
                        dig_H5=signed(e6 << 4 | e5 >> 4, 12), dig_H6=signed(e7, 8))
         if len(set(calib00) | set(calib26)) == 1:

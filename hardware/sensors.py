@@ -122,7 +122,7 @@ def standard_openers(bus: I2CBus, *, power_monitor: str = "none", ina_address: i
     ``bme280_address`` 0 means no BME280 is fitted.
     """
     openers: dict[str, Opener] = {}
-    chips = {"ina219": INA219, "ina226": INA226}
+    chips: dict[str, type[INA219] | type[INA226]] = {"ina219": INA219, "ina226": INA226}
     if power_monitor != "none":
         if power_monitor not in chips:
             raise ValueError(f"unknown power monitor {power_monitor!r}: ina219, ina226 or none")

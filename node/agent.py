@@ -30,7 +30,7 @@ import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from node.config import NodeConfig
 from node.errors import NodeError
@@ -38,6 +38,12 @@ from node.health import HealthMonitor, Sources
 from node.health.probes import run_command, systemd_service_states
 from node.logs import OnceLogger
 from node.waitress_thread import WaitressThread
+
+if TYPE_CHECKING:
+    from node.agent_app import WSGIApp
+    from node.gate.service import GateService
+    from node.sync.service import SyncService
+    from node.update.service import UpdateService
 
 log = logging.getLogger("meshhub.agent")
 
@@ -123,7 +129,7 @@ class Agent:
         sources = sources or node_sources(cfg)
         if cfg.mesh.routing:
             sources = dataclasses.replace(sources, mesh=self.mesh.health)
-        self.update: Any = self._open_update()  # node.update, served at /update/v1
+        self.update: UpdateService | None = self._open_update()  # node.update, served at /update/v1
         if self.update is not None:
             sources = dataclasses.replace(sources, update=self.update.health)
         self.monitor = HealthMonitor.from_config(cfg, sources)
@@ -136,12 +142,12 @@ class Agent:
         self.supervised: list[Supervised] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._server: Any = None
+        self._server: Any = None  # waitress's server (its stubs lack effective_port)
         self._api: WaitressThread | None = None  # the API's loop thread
         self._problems = OnceLogger(log)
         self._started = False
-        self.gate: Any = None  # the captive gate's socket (node.gate), when gate.enabled
-        self.sync: Any = None  # replication (node.sync.SyncService), served at /sync/v1
+        self.gate: GateService | None = None  # the captive gate's socket, when gate.enabled
+        self.sync: SyncService | None = None  # replication, served at /sync/v1
         self.roam: Any = self._open_roam()  # accept once, roam everywhere (node.roam)
         self.supervised.extend(self.mesh.supervised)  # babeld, when mesh.routing
         from node.mesh.access import access_daemons
@@ -324,26 +330,27 @@ class Agent:
         return service
 
     # --- replication (node.sync): its HTTP side beside the health API -----------
-    def _open_sync(self, health_app: Any) -> tuple[Any, int]:
+    def _open_sync(self, health_app: WSGIApp) -> tuple[WSGIApp, int]:
         """The composed WSGI app and request-body limit; health alone if the store fails."""
         from node.agent_app import compose
         from node.sync.http import create_sync_app
         from node.sync.setup import open_sync_service
 
         try:
-            self.sync = open_sync_service(self.cfg, own_port=lambda: self.port)
+            sync = open_sync_service(self.cfg, own_port=lambda: self.port)
         except Exception as exc:  # the health API stays up; 'meshhub sync status' says why
             log.error("sync: not started: %s: %s", type(exc).__name__, exc)
             return health_app, 1024
-        self.sync.add_peer_source(self.mesh.peers)
-        self.mesh.subscribe(lambda: self.sync.schedule_pull(None))  # a new neighbour: sync
-        return (compose(health_app, {"/sync/": create_sync_app(self.sync)}),
-                self.sync.settings.max_request_bytes)
+        self.sync = sync
+        sync.add_peer_source(self.mesh.peers)
+        self.mesh.subscribe(lambda: sync.schedule_pull(None))  # a new neighbour: sync
+        return (compose(health_app, {"/sync/": create_sync_app(sync)}),
+                sync.settings.max_request_bytes)
 
     # --- the autoupdater (node.update): releases from the mesh, when update.enabled --
-    def _open_update(self) -> Any:
+    def _open_update(self) -> UpdateService | None:
         """The update service fed with the mesh's neighbours, or None when disabled."""
-        if not self.cfg.get("update.enabled"):
+        if not self.cfg.update.enabled:
             return None
         from node.identity import load_or_create_identity
         from node.update.setup import open_update_service

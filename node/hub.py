@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from node import blobs as _blobs
@@ -99,9 +99,9 @@ class Hub:
         return account
 
     @staticmethod
-    def _raise(problems: dict[str, str]) -> None:
+    def _raise(problems: Mapping[str, str]) -> None:
         if problems:
-            raise ValidationError(problems)
+            raise ValidationError(dict(problems))
 
     def _check_fields(self, fields: dict[str, Any], *, now: int,
                       old_expiry: int | None = None) -> dict[str, Any]:
@@ -247,13 +247,13 @@ class Hub:
                 raise self._library_full(room) from None
         else:
             sha, _size = self.blobs.put(stream, limit)
-        return self.add_stored_library_file(actor, sha, filename=filename, **given)
+        return self.add_stored_library_file(actor, sha, filename=filename, title=title,
+                                            author=author, language=language,
+                                            description=description, collection=collection)
 
     def library_room(self) -> int | None:
         """Bytes the library may still take under its quota (``None``: no quota)."""
-        if self.quota_bytes is None:
-            return None
-        return max(0, self.quota_bytes - self.blobs.usage())
+        return None if self.quota_bytes is None else max(0, self.quota_bytes - self.blobs.usage())
 
     def require_library_room(self, size: int, *, room: int | None = None) -> None:
         """Refuse (``ValidationError`` on ``file``) a new file of ``size`` bytes that the
@@ -264,7 +264,8 @@ class Hub:
         """
         if self.quota_bytes is None:
             return
-        room = self.library_room() if room is None else room
+        if room is None:
+            room = max(0, self.quota_bytes - self.blobs.usage())
         if size > room:
             raise self._library_full(room)
 
@@ -505,9 +506,9 @@ def open_hub(cfg: NodeConfig, *, clock: Callable[[], float] | None = None,
     trust, _registry = trust_for_node(cfg, identity)
     store = Store.open(data_dir / "hub.sqlite3", identity, trust, clock=clock)
     hub = Hub(store, clock=clock, blobs=_blobs.BlobStore(data_dir / "library"),
-              upload_max_bytes=cfg.get("portal.upload_max_mb") * MIB,
+              upload_max_bytes=cfg.portal.upload_max_mb * MIB,
               password_hasher=password_hasher,
-              retention_days=cfg.get("privacy.submission_retention_days"),
-              quota_bytes=cfg.get("portal.library_quota_mb") * MIB,
-              urgent_notice_hours=cfg.get("portal.urgent_notice_hours"))
+              retention_days=cfg.privacy.submission_retention_days,
+              quota_bytes=cfg.portal.library_quota_mb * MIB,
+              urgent_notice_hours=cfg.portal.urgent_notice_hours)
     return store, hub

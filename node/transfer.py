@@ -55,8 +55,8 @@ class Response(Protocol):
         """Up to ``amt`` bytes of the body."""
         ...
 
-    def getheader(self, name: str, default: str | None = None, /) -> str | None:
-        """A response header."""
+    def getheader(self, name: str) -> str | None:
+        """A response header (None when absent)."""
         ...
 
 
@@ -138,7 +138,7 @@ def receive(response: Response, partial: Path, *, offset: int, size: int, where:
         partial.unlink(missing_ok=True)
         raise fail(f"{where}: range from {offset} refused (416); starting over next time")
     if response.status == 206:
-        header = response.getheader("Content-Range", "") or ""
+        header = response.getheader("Content-Range") or ""
         match = _CONTENT_RANGE.fullmatch(header)
         if not match or int(match.group(1)) != offset or int(match.group(3)) != size:
             raise fail(f"{where}: Content-Range {header!r} does not continue byte {offset} "

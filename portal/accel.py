@@ -37,7 +37,7 @@ def init_app(app: Flask) -> None:
     if ACCEL_KEY not in app.config:
         node_config = app.config.get("NODE_CONFIG")
         app.config[ACCEL_KEY] = bool(node_config is not None
-                                     and node_config.get("portal.behind_proxy"))
+                                     and node_config.portal.behind_proxy)
     app.after_request(offload_file)
 
 

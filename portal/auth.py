@@ -48,7 +48,7 @@ from flask_babel import ngettext
 from node.store.models import ROLES, Account
 from portal.i18n import here, safe_next
 from portal.organisers.forms import ActionForm, ConfirmForm, SignInForm
-from portal.organisers.services import hub, setting
+from portal.organisers.services import hub, node_config
 from portal.organisers.services import store as content_store
 from portal.ratelimit import RateLimiter
 from portal.sessions import FILE_NAME, SessionStore
@@ -81,8 +81,8 @@ def signin_limits(app: Flask | None = None) -> tuple[RateLimiter, RateLimiter]:
     app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
     limits = app.extensions.get(LIMITS_KEY)
     if limits is None:
-        attempts = int(setting("organisers.signin_max_attempts"))
-        window = 60.0 * int(setting("organisers.signin_window_minutes"))
+        attempts = int(node_config().organisers.signin_max_attempts)
+        window = 60.0 * int(node_config().organisers.signin_window_minutes)
         limits = (RateLimiter(attempts, window), RateLimiter(attempts, window))
         app.extensions[LIMITS_KEY] = limits
     return cast(tuple[RateLimiter, RateLimiter], limits)
@@ -134,8 +134,8 @@ def close_sessions(app: Flask) -> None:
 
 def _limits_s() -> tuple[int, int]:
     """(idle, absolute) session limits in seconds, from node.toml."""
-    return (3600 * int(setting("organisers.session_hours")),
-            3600 * int(setting("organisers.session_max_hours")))
+    return (3600 * int(node_config().organisers.session_hours),
+            3600 * int(node_config().organisers.session_max_hours))
 
 
 def start_session(account: Account) -> None:
@@ -171,7 +171,7 @@ def confirmed_recently() -> bool:
     row = g.get("session_row")
     if row is None:
         return False
-    window = 60 * int(setting("organisers.reauth_minutes"))
+    window = 60 * int(node_config().organisers.reauth_minutes)
     return sessions().now() - row.auth_at <= window
 
 
@@ -211,7 +211,7 @@ def load_account() -> None:
         reason = "password changed"
     elif now - row.seen_at > idle or now - row.created_at > lifetime:
         reason = "session expired"
-    if reason is not None:
+    if reason is not None or row is None:  # (no row: reason says so)
         log.info("signing out %s: %s", name, reason)
         end_session()
         g.signed_out_reason = reason
@@ -298,7 +298,7 @@ def sign_in() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return render_template("organisers/sign_in.html", form=form, next=next_url,
                                error=None)
-    name = form.name.data.strip()
+    name = (form.name.data or "").strip()
     per_account, per_client = signin_limits()
     akey, ckey = account_key(name), _client_key()
     wait = max(per_account.retry_after(akey), per_client.retry_after(ckey))
@@ -311,7 +311,7 @@ def sign_in() -> ResponseReturnValue:
         ))
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    account = hub().authenticate(name, form.password.data)
+    account = hub().authenticate(name, form.password.data or "")
     if account is None:
         per_account.hit(akey)
         per_client.hit(ckey)

@@ -29,9 +29,11 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, current_app, request, session
+from flask import Flask, current_app, request, session
+from werkzeug.wrappers import Response
 
 #: How long a versioned static file may be kept by browsers and nginx.
 STATIC_MAX_AGE_SECONDS = 365 * 24 * 3600
@@ -95,7 +97,7 @@ def init_app(app: Flask) -> None:
     """Install the caching rules on ``app`` (call once, from ``create_app``)."""
     if CACHE_SECONDS_KEY not in app.config:
         node_config = _node_config(app)
-        app.config[CACHE_SECONDS_KEY] = (int(node_config.get("portal.cache_seconds"))
+        app.config[CACHE_SECONDS_KEY] = (int(node_config.portal.cache_seconds)
                                          if node_config is not None else 5)
     from portal import accel
 
@@ -143,7 +145,7 @@ def apply_cache_rules(response: Response, first_seen: _FirstSeen,
         response.add_etag()
     etag = response.get_etag()[0]
     if response.last_modified is None and etag:
-        response.last_modified = first_seen.time_of(etag)  # type: ignore[assignment]
+        response.last_modified = datetime.fromtimestamp(first_seen.time_of(etag), UTC)
     return response.make_conditional(request)
 
 

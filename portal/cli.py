@@ -15,10 +15,14 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from node.cli.base import run_cli
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
 
 PROG = "meshhub-portal"
 #: Sign-in details of the demo's organisers, kept (mode 0600) in the demo folder.
@@ -207,7 +211,7 @@ def write_demo_config(folder: Path, port: int) -> Path:
     return path
 
 
-def prepare_demo(config: object, folder: Path) -> list[tuple[str, str, str]]:
+def prepare_demo(config: NodeConfig, folder: Path) -> list[tuple[str, str, str]]:
     """Identity, sample content and organiser passwords: (name, password, role) each."""
     from node.hub import open_hub
     from portal.sample import seed
@@ -215,7 +219,7 @@ def prepare_demo(config: object, folder: Path) -> list[tuple[str, str, str]]:
 
     passwords, fresh = load_or_create_passwords(folder / DEMO_PASSWORDS_FILE,
                                                 [a.name for a in ACCOUNTS])
-    store, hub = open_hub(config)  # type: ignore[arg-type]
+    store, hub = open_hub(config)
     try:
         if fresh:  # the file was lost: give existing accounts the new passwords
             for account in ACCOUNTS:

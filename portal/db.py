@@ -60,14 +60,14 @@ def get_store() -> Store:
     """This request's store (read API: listings, notices, library, search ...)."""
     if "meshhub_store" not in g:
         g.meshhub_store = services().store
-    return g.meshhub_store  # type: ignore[no-any-return]
+    return g.meshhub_store
 
 
 def get_hub() -> Hub:
     """This request's :class:`node.hub.Hub` (validated, permission-checked actions)."""
     if "meshhub_hub" not in g:
         g.meshhub_hub = services().hub
-    return g.meshhub_hub  # type: ignore[no-any-return]
+    return g.meshhub_hub
 
 
 def get_blobs() -> BlobStore:

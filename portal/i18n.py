@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import pytz
 from babel import Locale
 from babel.units import format_unit
-from flask import Blueprint, Flask, Response, abort, current_app, redirect, request
+from flask import Blueprint, Flask, abort, current_app, redirect, request
 from flask_babel import Babel, format_date, format_datetime, get_locale, get_translations
+from werkzeug.wrappers import Response
 
 from node.messages import Message
 from portal.locale_data import slim_locales

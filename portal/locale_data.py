@@ -49,7 +49,7 @@ UNITS = ("digital-byte", "digital-kilobyte", "digital-megabyte", "digital-gigaby
 EXTRACT_TIMEOUT_SECONDS = 120
 
 
-class SlimData(dict):  # type: ignore[type-arg]
+class SlimData(dict):
     """One locale's CLDR subset; a missing key loads the full record (once) and logs it."""
 
     def __init__(self, code: str, subset: Mapping[str, Any]) -> None:
@@ -81,7 +81,7 @@ class SlimLocale(Locale):
         self._slim_data = localedata.LocaleDataDict(self.slim)
 
     @property
-    def _data(self) -> localedata.LocaleDataDict:  # type: ignore[override]
+    def _data(self) -> localedata.LocaleDataDict:
         return self._slim_data
 
 

@@ -65,5 +65,10 @@ _.install_initial  # node/registry.py: installs anchors + first snapshot (tests;
 _.sensor_source  # node/health/hw.py: I2C sensors as a health source; the agent does not
 #                wire it yet (only tests do): remove or wire it, do not forget it here
 
+# --- node.toml settings that no code reads as cfg.SECTION.KEY (node/config/sections.py) --
+_.node_keys  # trust.node_keys: read by node/trust.py as cfg.get(...) (the trust change's)
+_.led_pin, _.button_pin, _.button_hold_seconds  # hardware.*: declared and documented, but
+#   nothing starts hardware/status.py on a node yet: wire it (or drop the keys), then remove
+
 # --- dead, in code another change owns: remove there -----------------------------------
 _.is_sha256  # node/sync/protocol.py (the sync authentication rework owns node/sync)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from node.cli.common import load_node_config
 
+if TYPE_CHECKING:
+    from node.gate import GateManager
 
-def _manager(ctx: click.Context):  # type: ignore[no-untyped-def]
+
+def _manager(ctx: click.Context) -> GateManager:
     from node.gate import GateManager, effective_mode
 
     cfg = load_node_config(ctx, required=False)

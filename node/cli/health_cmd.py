@@ -40,7 +40,7 @@ def agent(ctx: click.Context) -> None:
 def _own_target(cfg: NodeConfig) -> str:
     host = cfg.agent.listen
     if host == "0.0.0.0":  # noqa: S104 (a listen address, compared, not bound)
-        host = cfg.get("mesh.address") or "127.0.0.1"
+        host = cfg.mesh.address or "127.0.0.1"
     return f"{host}:{cfg.agent.port}"
 
 
@@ -57,7 +57,7 @@ def _local_document(cfg: NodeConfig) -> tuple[dict[str, Any], str]:
     settings = CollectorSettings(
         node_name=cfg.node.name, data_dir=str(cfg.data_dir),
         leases_file=cfg.health.leases_file or str(cfg.data_dir / "dnsmasq.leases"),
-        uplink_interface=cfg.get("clients.uplink_interface"), services=tuple(cfg.health.services))
+        uplink_interface=cfg.clients.uplink_interface, services=tuple(cfg.health.services))
     collector = Collector(settings, node_sources(cfg))
     time.sleep(0.3)  # CPU usage is measured between two readings
     doc = collector.sample()

@@ -16,6 +16,7 @@ from node.cli.common import load_node_config
 from node.errors import NodeError
 
 if TYPE_CHECKING:
+    from hardware.bus import I2CBus
     from hardware.detect import Found
 
 ENABLE_I2C_HELP = ("enable I2C with 'sudo raspi-config' (Interface Options, I2C) or add "
@@ -65,9 +66,9 @@ def hw_detect(buses: tuple[int, ...], simulate: bool, root: str) -> None:
         from hardware.simulated import example_bus
 
         for number in buses or (1,):
-            with example_bus(number) as bus:
+            with example_bus(number) as simulated:
                 _print_found(f"simulated bus {number} (example chips; no hardware touched):",
-                             detect(bus))
+                             detect(simulated))
         return
     numbers = list(buses) or i2c_buses(root)
     if not numbers:
@@ -127,27 +128,25 @@ def hw_read(ctx: click.Context, simulate: bool) -> None:
     from hardware.sensors import SensorReader, standard_openers
 
     cfg = load_node_config(ctx, required=False)
-    settings = {
-        "power_monitor": cfg.get("hardware.power_monitor"),
-        "ina_address": cfg.get("hardware.ina_address"),
-        "shunt_ohms": cfg.get("hardware.ina_shunt_ohms"),
-        "max_amps": cfg.get("hardware.ina_max_amps"),
-        "bme280_address": cfg.get("hardware.bme280_address"),
-    }
+    hw = cfg.hardware
+    power_monitor, ina_address, bme280_address = (hw.power_monitor, hw.ina_address,
+                                                  hw.bme280_address)
     if simulate:
         from hardware.simulated import example_bus
 
-        bus = example_bus()
-        if settings["power_monitor"] == "none" and not settings["bme280_address"]:
-            settings.update(power_monitor="ina219", ina_address=0x40, bme280_address=0x76)
+        bus: I2CBus = example_bus()
+        if power_monitor == "none" and not bme280_address:
+            power_monitor, ina_address, bme280_address = "ina219", 0x40, 0x76
     else:
-        number = cfg.get("hardware.i2c_bus")
+        number = cfg.hardware.i2c_bus
         try:
             bus = open_bus(number)
         except OSError as exc:
             raise HardwareCommandError(f"cannot open /dev/i2c-{number} (hardware.i2c_bus): "
                                        f"{exc.strerror or exc}; {ENABLE_I2C_HELP}") from exc
-    openers = standard_openers(bus, **settings)
+    openers = standard_openers(bus, power_monitor=power_monitor, ina_address=ina_address,
+                               shunt_ohms=hw.ina_shunt_ohms, max_amps=hw.ina_max_amps,
+                               bme280_address=bme280_address)
     if not openers:
         click.echo("no sensors configured: set hardware.power_monitor or "
                    "hardware.bme280_address in node.toml")

@@ -17,6 +17,7 @@ from node.cli.store_cmd import node_hub
 from node.errors import PermissionDenied
 
 if TYPE_CHECKING:
+
     from node.hub import Hub
     from node.library import Importer
 
@@ -101,11 +102,9 @@ def library_import(ctx: click.Context, directory: Path, actor: str, collection: 
     count = sum(1 for _ in iter_files(directory))
     with node_hub(ctx) as (_, hub):
         importer = _importer(hub, actor, no_verify, copy)
-        with click.progressbar(length=count, label=f"Importing {count} files",
-                               item_show_func=lambda p: p.name if p else "") as bar:
-            results = importer.import_dir(
-                directory, collection=collection,
-                on_result=lambda result: bar.update(1, result.path)).results
+        with click.progressbar(length=count, label=f"Importing {count} files") as bar:
+            results = importer.import_dir(directory, collection=collection,
+                                          on_result=lambda _result: bar.update(1)).results
     added = [r for r in results if r.status == "added"]
     skipped = [r for r in results if r.status == "skipped"]
     refused = [r for r in results if r.status == "refused"]

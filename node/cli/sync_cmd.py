@@ -31,7 +31,7 @@ def now(ctx: click.Context, peers: tuple[str, ...], no_files: bool, as_json: boo
     from node.sync.setup import open_sync_service
 
     cfg = load_node_config(ctx)
-    service = open_sync_service(cfg, peers=tuple(peers) or tuple(cfg.get("sync.peers")))
+    service = open_sync_service(cfg, peers=tuple(peers) or tuple(cfg.sync.peers))
     try:
         targets = service.peers()
         if not targets:

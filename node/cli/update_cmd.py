@@ -31,7 +31,7 @@ def _call(url: str, method: str = "GET") -> dict[str, Any]:
         url, method=method, data=b"" if method == "POST" else None)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http only
-            return json.loads(response.read(1024 * 1024))  # type: ignore[no-any-return]
+            return json.loads(response.read(1024 * 1024))
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             raise AgentUnreachable(f"{url}: the agent does not serve updates; set "

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from node.config.schema import ITEM_CHECKS, SETTINGS, Setting, sections, settings_by_key
+from node.config.sections import Sections
 from node.errors import ConfigError
 
 #: Environment variable naming the node.toml to use when none is given.
@@ -38,8 +39,13 @@ class Section:
 
 
 @dataclass(frozen=True)
-class NodeConfig:
-    """The effective configuration: file values over declared defaults."""
+class NodeConfig(Sections):
+    """The effective configuration: file values over declared defaults.
+
+    Code reads a value as an attribute of its section, ``cfg.portal.upload_max_mb``
+    (typed by :mod:`node.config.sections`); :meth:`get` is for a key held in a
+    variable (the loader, messages that name the key).
+    """
 
     values: dict[str, Any]
     path: Path | None = None
@@ -53,7 +59,7 @@ class NodeConfig:
                                  if k.startswith(prefix)})
 
     def get(self, key: str) -> Any:
-        """The effective value of a dotted key such as ``portal.port``."""
+        """The effective value of a dotted key held in a variable, such as ``"portal.port"``."""
         return self.values[key]
 
     @property

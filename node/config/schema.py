@@ -11,6 +11,7 @@ then document it in ``docs/node-toml.md`` (the tests tell you if you forget).
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import re
 from collections.abc import Callable
@@ -26,10 +27,10 @@ class Setting:
 
     section: str
     name: str
-    type: type
+    type: builtins.type
     default: Any
     help: str
-    item_type: type | None = None  #: element type when ``type`` is ``list``
+    item_type: builtins.type | None = None  #: element type when ``type`` is ``list``
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None

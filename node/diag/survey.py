@@ -60,7 +60,7 @@ class Observation:
 
 def _elements(packet: Packet) -> Iterator[Dot11Elt]:
     element = packet.getlayer(Dot11Elt)
-    while element is not None:
+    while isinstance(element, Dot11Elt):
         yield element
         element = element.payload.getlayer(Dot11Elt)
 

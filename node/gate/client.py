@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Protocol
 
 from node.gate.protocol import (
     MAX_RESPONSE_BYTES,
@@ -24,6 +25,27 @@ from node.gate.protocol import (
 
 #: Seconds the portal waits for the gate, per request (the gate answers in milliseconds).
 CLIENT_TIMEOUT_SECONDS = 2.0
+
+
+class Gate(Protocol):
+    """What the portal asks of the gate: :class:`GateClient` is the one implementation.
+
+    Failures are :class:`NoGate` (no gate on this computer), :class:`GateUnavailable`
+    (it did not answer) and :class:`GateError` (it answered no, with a code).
+    """
+
+    @property
+    def present(self) -> bool:
+        """Whether this computer has a gate at all."""
+        ...
+
+    def allow(self, ip: str) -> GateStatus:
+        """Let the device at ``ip`` through."""
+        ...
+
+    def status(self, ip: str) -> GateStatus:
+        """Whether the device at ``ip`` is let through, and for how long."""
+        ...
 
 
 class GateClient:

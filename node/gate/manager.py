@@ -19,8 +19,12 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node.gate.protocol import GateError, GateStatus, LeaseStatus, parse_ipv4
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
 
 #: ``runner(argv, stdin_text) -> (returncode, stdout, stderr)``.
 Runner = Callable[[Sequence[str], "str | None"], tuple[int, str, str]]
@@ -99,17 +103,17 @@ class GateManager:
         self._arp_path = arp_path
 
     @classmethod
-    def from_config(cls, cfg: object, **kwargs: object) -> GateManager:
+    def from_config(cls, cfg: NodeConfig, *, mode: str = "portal",
+                    runner: Runner | None = None) -> GateManager:
         """The manager for a node's configuration (``gate.*``, the address plan)."""
         from node.net import address_plan
         from node.net.render_nftables import ARP_TABLE, LEASED_SET, SET, TABLE
 
-        addresses = address_plan(cfg)  # type: ignore[arg-type]
-        return cls(cfg.wifi.ap_interface,  # type: ignore[attr-defined]
-                   allow_seconds=int(cfg.gate.allow_minutes) * 60,  # type: ignore[attr-defined]
+        addresses = address_plan(cfg)
+        return cls(str(cfg.wifi.ap_interface), allow_seconds=int(cfg.gate.allow_minutes) * 60,
                    table=TABLE, set_name=SET, subnet=str(addresses.client_subnet),
-                   arp_table=ARP_TABLE, leased_set=LEASED_SET,
-                   **kwargs)  # type: ignore[arg-type]
+                   arp_table=ARP_TABLE, leased_set=LEASED_SET, mode=mode,
+                   runner=runner or run_command)
 
     # --- the public operations ---------------------------------------------------
     def allow(self, ip: str, mac: str | None = None, seconds: int | None = None) -> GateStatus:

@@ -15,6 +15,7 @@ import logging
 import pwd
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
@@ -59,7 +60,7 @@ class GateService:
                 gid = grp.getgrnam(group).gr_gid
             except KeyError:
                 log.error("gate: gate.socket_group %r does not exist", group)
-        self.server = GateServer(cfg.gate.socket, self.handle, allowed_uids=uids, group=gid)
+        self.server = GateServer(Path(cfg.gate.socket), self.handle, allowed_uids=uids, group=gid)
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None

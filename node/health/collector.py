@@ -91,7 +91,8 @@ def _default_route_interfaces() -> set[str]:
     import netifaces
 
     defaults = netifaces.gateways().get("default", {})
-    return {entry[1] for entry in defaults.values() if isinstance(entry, tuple)}
+    entries = defaults.values() if isinstance(defaults, dict) else defaults
+    return {entry[1] for entry in entries if isinstance(entry, tuple)}
 
 
 def _ipv4_addresses() -> dict[str, list[str]]:

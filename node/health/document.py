@@ -162,4 +162,4 @@ def fetch_document(target: str, timeout: float = 3.0,
                      max_bytes=max_bytes)
     if problems := check_document(doc):
         raise DocumentError(f"{target}: malformed health document: {'; '.join(problems)}")
-    return doc  # type: ignore[no-any-return]
+    return doc

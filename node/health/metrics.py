@@ -161,12 +161,12 @@ class HealthMetrics(Collector):
                     if counters.get(key) is not None:
                         family.add_metric([name], float(counters[key]))
                 yield family
-            family = GaugeMetricFamily("meshhub_network_up", "1 when the interface is up",
-                                       labels=["interface"])
+            up = GaugeMetricFamily("meshhub_network_up", "1 when the interface is up",
+                                   labels=["interface"])
             for name, counters in interfaces.items():
                 if counters.get("up") is not None:
-                    family.add_metric([name], 1.0 if counters["up"] else 0.0)
-            yield family
+                    up.add_metric([name], 1.0 if counters["up"] else 0.0)
+            yield up
         uplink = network.get("uplink") or {}
         if uplink.get("present") is not None:
             yield GaugeMetricFamily("meshhub_uplink_up",

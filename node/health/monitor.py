@@ -37,14 +37,14 @@ class HealthMonitor:
     def from_config(cls, cfg: NodeConfig, sources: Sources | None = None) -> HealthMonitor:
         """Build the monitor a node's agent runs, from its ``node.toml``."""
         h = cfg.health
-        uplink = cfg.get("clients.uplink_interface")
+        uplink = cfg.clients.uplink_interface
         settings = CollectorSettings(
             node_name=cfg.node.name, node_key=_public_key(cfg.data_dir),
             data_dir=str(cfg.data_dir),
             leases_file=h.leases_file or str(cfg.data_dir / "dnsmasq.leases"),
             uplink_interface=uplink, services=tuple(h.services),
             location=cfg.node.location,
-            coordinates=parse_coordinates(cfg.get("node.coordinates")))
+            coordinates=parse_coordinates(cfg.node.coordinates))
         limits = Thresholds(disk_full_percent=h.disk_full_percent,
                             too_hot_celsius=h.too_hot_celsius,
                             low_voltage_volts=h.low_voltage_volts,

@@ -29,10 +29,10 @@ def links(nodes: int, topology: str, seed: int = 0) -> list[tuple[int, int]]:
         return pairs
     if topology == "random":
         rng = random.Random(seed)  # noqa: S311 (a reproducible layout, not a secret)
-        pairs = {(rng.randint(1, i - 1), i) for i in range(2, nodes + 1)}  # a spanning tree
+        links = {(rng.randint(1, i - 1), i) for i in range(2, nodes + 1)}  # a spanning tree
         for _ in range(nodes // 2):  # plus a few extra links for loops
             a, b = sorted(rng.sample(range(1, nodes + 1), 2)) if nodes > 1 else (1, 1)
             if a != b:
-                pairs.add((a, b))
-        return sorted(pairs)
+                links.add((a, b))
+        return sorted(links)
     raise ConfigError([f"--topology: {topology!r} is not one of {', '.join(TOPOLOGIES)}"])

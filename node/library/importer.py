@@ -65,7 +65,8 @@ class ImportSummary:
     @property
     def counts(self) -> dict[str, int]:
         """How many were added, skipped and refused."""
-        return {s: len(self.of(s)) for s in ("added", "skipped", "refused")}
+        statuses: tuple[Status, ...] = ("added", "skipped", "refused")
+        return {s: len(self.of(s)) for s in statuses}
 
 
 def library_usage(blobs: BlobStore) -> int:

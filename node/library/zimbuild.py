@@ -52,7 +52,7 @@ def build_zim(path: str | Path, articles: Iterable[ZimArticle], spec: ZimSpec | 
     spec = spec or ZimSpec()
     path = Path(path)
 
-    class _Item(Item):  # type: ignore[misc]
+    class _Item(Item):
         def __init__(self, article: ZimArticle) -> None:
             super().__init__()
             self.article = article

@@ -33,7 +33,7 @@ def connect(address: str, timeout: float = 3.0) -> socket.socket:
     """A socket to babeld's monitoring interface: a unix path, or ``host:port``."""
     if address.startswith("/") or not address.rpartition(":")[2].isdigit():
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target: object = str(Path(address))
+        target: str | tuple[str, int] = str(Path(address))
     else:
         host, _, port = address.rpartition(":")
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,

@@ -74,6 +74,7 @@ class MeshState:
     def apply(self, event: Event) -> None:
         """Apply one ``add``/``change``/``flush`` event."""
         table: dict[str, Any]
+        value: Any  # the table's own record type (Interface, Neighbour, Route or XRoute)
         with self._lock:
             if event.kind == "interface":
                 table, value = self._interfaces, to_interface(event)
@@ -116,7 +117,7 @@ class MeshState:
         except ValueError:
             return None
         if network.version == 4 and network.prefixlen == 32 and network.subnet_of(
-                self.mesh_range):  # type: ignore[arg-type]
+                self.mesh_range):
             return IPv4Address(network.network_address)
         return None
 

@@ -44,10 +44,9 @@ def allowed_channels(country: str, hw_mode: str) -> tuple[int, ...]:
     """The channels this table allows in ``country`` on the band ``hw_mode`` ('g' or 'a')."""
     if hw_mode == "g":
         return tuple(range(1, 12 if country in ELEVEN_CHANNELS else 14))
-    channels = LOWER_5GHZ
     if country in UPPER_5GHZ:
-        channels += UPPER_5GHZ_CHANNELS
-    return channels
+        return LOWER_5GHZ + UPPER_5GHZ_CHANNELS
+    return LOWER_5GHZ
 
 
 def channel_problem(country: str, hw_mode: str, channel: int) -> str | None:

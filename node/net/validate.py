@@ -20,8 +20,8 @@ _IFNAME = re.compile(r"[A-Za-z0-9_.\-]{1,15}")
 def network_problems(cfg: NodeConfig) -> list[str]:
     """Every problem of the network settings, each as ``key: reason`` (empty when fine)."""
     problems: list[str] = []
-    for key in ("wifi.ssid", "mesh.mesh_id"):
-        size = len(str(cfg.get(key)).encode("utf-8"))
+    for key, value in (("wifi.ssid", cfg.wifi.ssid), ("mesh.mesh_id", cfg.mesh.mesh_id)):
+        size = len(str(value).encode("utf-8"))
         if not 1 <= size <= 32:
             problems.append(f"{key}: must be 1-32 bytes of UTF-8, found {size} bytes")
     country, mode = cfg.wifi.country, cfg.wifi.hw_mode

@@ -56,12 +56,14 @@ class Entry:
     @property
     def actor(self) -> str | None:
         """The organiser account that acted, if any."""
-        return self.header["actor"]
+        actor = self.header["actor"]
+        return None if actor is None else str(actor)
 
     @property
     def target(self) -> str | None:
         """The id of the entry (item) this one refers to, if any."""
-        return self.header["target"]
+        target = self.header["target"]
+        return None if target is None else str(target)
 
     @property
     def subject(self) -> str:

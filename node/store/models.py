@@ -21,7 +21,7 @@ ROLES: tuple[str, ...] = ("technician", "organiser", "moderator", "admin")
 #: Kinds of library item, decided from the file's content.
 MEDIA_TYPES: tuple[str, ...] = ("pdf", "epub", "audio", "video", "zim", "image", "other")
 
-T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)  #: a Page of listings is a Page of objects
 
 
 @dataclass(frozen=True)
@@ -141,10 +141,10 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
-class Page(Generic[T]):
+class Page(Generic[T_co]):
     """One page of a longer list."""
 
-    items: Sequence[T] = field(default_factory=tuple)
+    items: Sequence[T_co] = field(default_factory=tuple)
     page: int = 1
     per_page: int = 20
     total: int = 0

@@ -26,7 +26,7 @@ REQUIRED = required_text()
 Problems = dict[str, str]
 
 
-def text(problems: Problems, name: str, value: Any) -> str:
+def text(problems: Problems, name: str, value: object) -> str:
     """Check a text field against its limit; returns it with outer whitespace removed."""
     if not isinstance(value, str):
         problems[name] = msg(N_("must be text"))
@@ -58,7 +58,7 @@ def category(problems: Problems, value: Any) -> str:
     return str(value)
 
 
-def expiry(problems: Problems, value: Any, now: int) -> int | None:
+def expiry(problems: Problems, value: object, now: int) -> int | None:
     """Check an expiry time (Unix seconds, or None for never): it must be in the future."""
     if value is None:
         return None
@@ -70,13 +70,13 @@ def expiry(problems: Problems, value: Any, now: int) -> int | None:
     return value
 
 
-def language(problems: Problems, value: Any) -> str:
+def language(problems: Problems, value: object) -> str:
     """Check a language tag such as 'en' or 'pt-BR' (may be empty)."""
-    value = text(problems, "language", value)
-    if "language" not in problems and not LANGUAGE.fullmatch(value):
+    checked = text(problems, "language", value)
+    if "language" not in problems and not LANGUAGE.fullmatch(checked):
         problems["language"] = msg(N_("write the language as a short code: en for English, "
                                       "ar for Arabic, es for Spanish (or leave it empty)"))
-    return value
+    return checked
 
 
 def account_name(problems: Problems, value: Any) -> str:

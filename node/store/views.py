@@ -134,7 +134,7 @@ def _submission(conn: sqlite3.Connection, creator: _Row, rows: list[_Row]) -> No
     decisions = [r for r in rows if r.kind == "submission.decide" and r.body is not None]
     approvals = [r for r in decisions if r.body and r.body.get("approve")]
     # An approval created a listing, so any approval wins over any rejection.
-    chosen = (approvals or decisions or [None])[-1]
+    chosen = (approvals or decisions)[-1] if decisions else None
     status = "pending" if chosen is None else ("approved" if approvals else "rejected")
     decision = chosen.body if chosen is not None and chosen.body is not None else {}
     conn.execute(

@@ -78,9 +78,9 @@ class UpdateSettings:
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> UpdateSettings:
         """The settings of ``cfg``'s ``[update]`` section."""
-        values: dict[str, Any] = {"check_time": cfg.get("update.check_time"),
-                                  "jitter_minutes": cfg.get("update.jitter_minutes"),
-                                  "mirrors": tuple(cfg.get("update.mirrors"))}
+        values: dict[str, Any] = {"check_time": cfg.update.check_time,
+                                  "jitter_minutes": cfg.update.jitter_minutes,
+                                  "mirrors": tuple(cfg.update.mirrors)}
         values.update(overrides)
         return cls(**values)
 

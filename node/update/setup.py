@@ -44,13 +44,13 @@ def open_update_service(cfg: NodeConfig, *, node_key: str, agent_url: Callable[[
                         identity: Identity | None = None,
                         **overrides: Any) -> UpdateService:
     """The update service for ``cfg`` (``update.*``), its Updater, installer, restart, probe."""
-    root = Path(cfg.get("update.root"))
+    root = Path(cfg.update.root)
     root.mkdir(parents=True, exist_ok=True)
-    portal = f"http://{_local(str(cfg.get('portal.listen')))}:{cfg.get('portal.port')}"
+    portal = f"http://{_local(str(cfg.portal.listen))}:{cfg.portal.port}"
 
     probe = HealthProbe(root, agent_url, portal, neighbours)
-    install_cmd = list(cfg.get("update.install_command"))
-    restart_cmd = list(cfg.get("update.restart_command"))
+    install_cmd = list(cfg.update.install_command)
+    restart_cmd = list(cfg.update.restart_command)
     installer = command_installer(install_cmd) if install_cmd else pip_installer()
     holder: dict[str, UpdateService] = {}
     if restart_cmd:
@@ -66,7 +66,7 @@ def open_update_service(cfg: NodeConfig, *, node_key: str, agent_url: Callable[[
             raise UpdateInterrupted("the agent is stopping")
 
     updater = Updater(root, installer=installer, restart=restart, probe=probe,
-                      health_window=float(cfg.get("update.health_window_seconds")),
+                      health_window=float(cfg.update.health_window_seconds),
                       sleep=sleep)
     service = UpdateService(UpdateSettings.from_config(cfg, **overrides), updater,
                             node_key=node_key, anchors=node_anchors(cfg),

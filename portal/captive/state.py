@@ -14,14 +14,13 @@ besides a plain answer:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, current_app, request
 
 from node.config import NodeConfig
-from node.gate import GateClient, GateError, GateStatus, GateUnavailable, NoGate
+from node.gate import Gate, GateClient, GateError, GateStatus, GateUnavailable, NoGate
 
-#: ``app.config`` key: a ready gate client (tests put a fake here).
+#: ``app.config`` key: a ready gate client (made on first use; a test may put its own).
 GATE_CLIENT_KEY = "CAPTIVE_GATE_CLIENT"
 
 
@@ -39,10 +38,10 @@ class ClientState:
     gate: str = "present"
 
 
-def gate_client(app: Flask | None = None) -> Any:
+def gate_client(app: Flask | None = None) -> Gate:
     """The app's gate client (one per app)."""
     app = app or current_app
-    client = app.config.get(GATE_CLIENT_KEY)
+    client: Gate | None = app.config.get(GATE_CLIENT_KEY)
     if client is None:
         config: NodeConfig = app.config["NODE_CONFIG"]
         client = GateClient(config.gate.socket)

@@ -13,6 +13,7 @@ import json
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
 
 from node.captive_probes import Probe, classify
 from node.config import NodeConfig
@@ -31,17 +32,17 @@ bp = Blueprint("captive", __name__)
 NO_STORE = "private, no-store"
 
 
-def _private(response: Response) -> Response:
+def _private(response: BaseResponse) -> BaseResponse:
     response.headers["Cache-Control"] = NO_STORE
     response.headers.pop("ETag", None)
     return response
 
 
-def _redirect(location: str) -> Response:
+def _redirect(location: str) -> BaseResponse:
     return _private(redirect(location, code=302))
 
 
-def probe_answer(probe: Probe, state: ClientState) -> Response:
+def probe_answer(probe: Probe, state: ClientState) -> BaseResponse:
     """Before acceptance: a redirect to the welcome page; after: exactly the OS's answer."""
     if not state.allowed:
         return _redirect(portal_url("/welcome"))
@@ -58,7 +59,7 @@ def _own_addresses(config: NodeConfig) -> frozenset[str]:
     """This node's addresses a browser may name: its portal and mesh addresses, loopback."""
     from flask import current_app
 
-    cached = current_app.extensions.get("meshhub.captive.own_addresses")
+    cached: frozenset[str] | None = current_app.extensions.get("meshhub.captive.own_addresses")
     if cached is None:
         from node.errors import ConfigError
         from node.net import address_plan
@@ -70,7 +71,7 @@ def _own_addresses(config: NodeConfig) -> frozenset[str]:
         except (ConfigError, ValueError):
             pass  # no address plan (a laptop's demo): only loopback is surely ours
         cached = current_app.extensions["meshhub.captive.own_addresses"] = frozenset(addresses)
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def _our_host(host: str, config: NodeConfig) -> bool:
@@ -112,8 +113,8 @@ def _duration(seconds: int | None) -> str | None:
 
     hours, minutes = divmod(max(seconds, 0) // 60, 60)
     if hours:
-        return ngettext("%(num)d hour", "%(num)d hours", hours)
-    return ngettext("%(num)d minute", "%(num)d minutes", max(minutes, 1))
+        return str(ngettext("%(num)d hour", "%(num)d hours", hours))
+    return str(ngettext("%(num)d minute", "%(num)d minutes", max(minutes, 1)))
 
 
 @bp.route("/welcome", methods=["GET", "POST"])

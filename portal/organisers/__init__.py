@@ -27,10 +27,10 @@ def _private(response: Response) -> Response:
 
 
 def _error_page(code: int) -> ResponseReturnValue:
-    from portal.organisers.services import setting
+    from portal.organisers.services import node_config
 
     return render_template("organisers/error.html", code=code,
-                           max_mb=setting("portal.upload_max_mb")), code
+                           max_mb=node_config().portal.upload_max_mb), code
 
 
 def category_label(category: str) -> str:

@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from node.identity import fingerprint
 from node.store.models import AuditEvent
 from portal.auth import login_required, role_at_least
-from portal.organisers.services import setting, store
+from portal.organisers.services import node_config, store
 from portal.paging import page_number
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -133,6 +133,6 @@ def item_link(event: AuditEvent) -> str | None:
 @login_required()
 def index() -> ResponseReturnValue:
     """One page of organisers' actions within ``privacy.audit_retention_days``."""
-    since = int(time.time()) - 86400 * int(setting("privacy.audit_retention_days"))
+    since = int(time.time()) - 86400 * int(node_config().privacy.audit_retention_days)
     page = store().audit(page=page_number(), per_page=PER_PAGE, since=since)
     return render_template("organisers/audit.html", page=page, rows=audit_rows(page.items))

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from node.errors import ValidationError
 from portal.auth import login_required
 from portal.organisers.forms import ActionForm, LibraryItemForm, LibraryUploadForm, apply_errors
-from portal.organisers.services import actor, found, hub, setting, store
+from portal.organisers.services import actor, found, hub, node_config, store
 from portal.organisers.staging import Kept, Staging
 from portal.paging import page_number
 
@@ -31,7 +31,7 @@ FILE_ALIASES = {"stream": "file", "filename": "file", "size": "file", "max_bytes
 
 def max_upload_bytes() -> int:
     """The largest upload accepted, from ``portal.upload_max_mb``."""
-    return int(setting("portal.upload_max_mb")) * 1024 * 1024
+    return int(node_config().portal.upload_max_mb) * 1024 * 1024
 
 
 @bp.get("/")
@@ -94,7 +94,7 @@ def _upload_form(form: LibraryUploadForm, kept: Kept | None,
                  leftover: list[str]) -> ResponseReturnValue:
     form.staged.data = kept.token if kept else ""
     return render_template("organisers/library_form.html", form=form, item=None, kept=kept,
-                           leftover=leftover, max_mb=setting("portal.upload_max_mb"))
+                           leftover=leftover, max_mb=node_config().portal.upload_max_mb)
 
 
 @bp.route("/<item_id>/edit", methods=["GET", "POST"])
@@ -118,7 +118,7 @@ def edit(item_id: str) -> ResponseReturnValue:
             flash(_("Library item saved."), "success")
             return redirect(url_for(".index", _anchor=f"item-{item.id}"))
     return render_template("organisers/library_form.html", form=form, item=item,
-                           leftover=leftover, max_mb=setting("portal.upload_max_mb"))
+                           leftover=leftover, max_mb=node_config().portal.upload_max_mb)
 
 
 @bp.route("/<item_id>/delete", methods=["GET", "POST"])

@@ -114,7 +114,7 @@ def index(plural: str) -> ResponseReturnValue:
     per_page = int(current_app.config.get("PAGE_SIZE", 20))
     # now=0: the view as seen from the start of time, so expired items are included.
     # Paged by the store, so every page stays small (under 50 KB) as the node ages.
-    page: Page[Listing] | Page[Notice]
+    page: Page[Listing | Notice]
     if kind is LISTING:
         page = store().listings(page=page_number(), per_page=per_page, now=0)
     else:

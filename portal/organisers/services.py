@@ -6,11 +6,15 @@ One small seam, so that auth and every organisers' module ask the same way
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import abort, current_app, g
 
+from node.config import NodeConfig
 from node.hub import Hub
+
+if TYPE_CHECKING:
+    from node.store import Store
 
 T = TypeVar("T")
 
@@ -22,16 +26,17 @@ def hub() -> Hub:
     return db.get_hub()
 
 
-def store() -> Any:
+def store() -> Store:
     """This request's :class:`node.store.Store` (read API)."""
     from portal import db
 
     return db.get_store()
 
 
-def setting(key: str) -> Any:
-    """A ``node.toml`` value of this node, e.g. ``setting("portal.upload_max_mb")``."""
-    return current_app.config["NODE_CONFIG"].get(key)
+def node_config() -> NodeConfig:
+    """This node's ``node.toml``: read a value as ``node_config().portal.upload_max_mb``."""
+    config: NodeConfig = current_app.config["NODE_CONFIG"]
+    return config
 
 
 def found(item: T | None) -> T:

@@ -28,7 +28,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, cast
 
 from flask import (
     Blueprint,
@@ -42,6 +42,7 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale
+from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import FileWrapper
 
 from node.errors import ValidationError
@@ -90,8 +91,8 @@ def archive_cache(app: Flask | None = None) -> ArchiveCache:
     if cache is None:
         config = app.config["NODE_CONFIG"]
         cache = app.extensions.setdefault(EXTENSION, ArchiveCache(
-            int(config.get("library.zim_open_max")),
-            cluster_cache_bytes=int(config.get("library.zim_cluster_cache_mb")) * 1024 * 1024))
+            int(config.library.zim_open_max),
+            cluster_cache_bytes=int(config.library.zim_cluster_cache_mb) * 1024 * 1024))
     return cache
 
 
@@ -122,24 +123,24 @@ def entry_url(item_id: str, entry_path: str) -> str:
 
 
 @bp.get("/library/<item_id>/zim/")
-def main_page(item_id: str) -> Response:
+def main_page(item_id: str) -> BaseResponse:
     """The archive's main page (a redirect, so that its relative links resolve)."""
     _item, archive = _item_and_archive(item_id)
     main = archive.main_path()
     if main is None:
-        return redirect(url_for("zim.search", item_id=item_id))  # type: ignore[return-value]
-    return redirect(entry_url(item_id, main))  # type: ignore[return-value]
+        return redirect(url_for("zim.search", item_id=item_id))
+    return redirect(entry_url(item_id, main))
 
 
 @bp.get("/library/<item_id>/zim/<path:entry_path>")
-def entry(item_id: str, entry_path: str) -> Response:
+def entry(item_id: str, entry_path: str) -> BaseResponse:
     """One entry of the archive with its own content type; redirects followed by the browser."""
     item, archive = _item_and_archive(item_id)
     found_entry = archive.entry(entry_path)
     if found_entry is None:
         abort(404)
     if not isinstance(found_entry, ZimContent):
-        return redirect(entry_url(item_id, found_entry.target))  # type: ignore[return-value]
+        return redirect(entry_url(item_id, found_entry.target))
     mimetype = found_entry.mimetype or "application/octet-stream"
     is_html = mimetype.split(";")[0].strip().lower() == "text/html"
     if mimetype.startswith("text/") and "charset" not in mimetype:
@@ -152,8 +153,8 @@ def entry(item_id: str, entry_path: str) -> Response:
     # Anything else (images, audio, video) is streamed from libzim's own buffer in
     # pieces, never copied whole: a video entry may be hundreds of MB.
     size = len(found_entry.content)
-    stream = FileWrapper(_ViewReader(found_entry.content, found_entry.source),
-                         STREAM_CHUNK_BYTES)
+    reader = cast(IO[bytes], _ViewReader(found_entry.content, found_entry.source))  # raw I/O
+    stream = FileWrapper(reader, STREAM_CHUNK_BYTES)
     response = Response(stream, content_type=mimetype, direct_passthrough=True)
     response.content_length = size
     response.headers["Content-Security-Policy"] = ZIM_POLICY
@@ -286,7 +287,7 @@ def encyclopaedia_hits(query: str) -> list[EncyclopaediaHits]:
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     if not query:
         return []
-    limit = int(current_app.config["NODE_CONFIG"].get("library.zim_open_max"))
+    limit = int(current_app.config["NODE_CONFIG"].library.zim_open_max)
     items = get_store().library_items(media_type="zim", per_page=limit).items
     if not items:  # no encyclopaedia here: do not load libzim (about 5 MB) for nothing
         return []

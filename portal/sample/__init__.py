@@ -25,6 +25,7 @@ from portal.sample import content, files
 
 if TYPE_CHECKING:
     from node.hub import Hub
+    from node.store.models import LibraryItem, Listing
 
 __all__ = ["MARKER_NAME", "SeedReport", "sample_file", "seed"]
 
@@ -113,9 +114,10 @@ def sample_file(item: content.SampleItem) -> bytes:
     raise ValueError(f"sample item {item.title!r}: unknown maker {item.maker!r}")
 
 
-def _all_listings(hub: Hub) -> list:
+def _all_listings(hub: Hub) -> list[Listing]:
     """Every listing, expired ones included (``now=0``)."""
-    found, page = [], 1
+    found: list[Listing] = []
+    page = 1
     while True:
         batch = hub.store.listings(page=page, per_page=100, now=0)
         found.extend(batch.items)
@@ -124,9 +126,10 @@ def _all_listings(hub: Hub) -> list:
         page += 1
 
 
-def _all_library(hub: Hub) -> list:
+def _all_library(hub: Hub) -> list[LibraryItem]:
     """Every library item."""
-    found, page = [], 1
+    found: list[LibraryItem] = []
+    page = 1
     while True:
         batch = hub.store.library_items(page=page, per_page=100)
         found.extend(batch.items)

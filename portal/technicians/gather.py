@@ -255,7 +255,8 @@ def fetch_series(target: str, since: float, step: float, timeout: float = 3.0) -
             raise DocumentError(f"{target}: graph data of an unknown shape")
         for name in SERIES:
             value = row[index[name]] if name in index else None
-            series[name].append((float(row[0]), float(value) if _is_number(value) else None))
+            series[name].append((float(row[0]),
+                                 float(value) if value is not None and _is_number(value) else None))
     return {"step": float(data.get("step") or step), "series": series}
 
 

@@ -105,7 +105,7 @@ def load_recipe(path: str | os.PathLike[str] = DEFAULT_RECIPE) -> Recipe:
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise RecipeError(f"{file}: {where}.{key}: expected a list of names")
-        return tuple(value)  # type: ignore[arg-type]
+        return tuple(value)
 
     units = doc.get("units", {})
     overlay = doc.get("overlay", {})

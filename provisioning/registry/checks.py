@@ -106,14 +106,14 @@ def _check_node(stem: str, file: TomlFile, mesh: ipaddress.IPv4Network | None,
         _typed(file, data, key, str, problems)
     name = data.get("name")
     if isinstance(name, str):
-        if (message := CHECKS["hostname_label"](name)) is not None:
-            problems.append(f"{file.where('name')}: {message}, found {name!r}")
+        if (problem := CHECKS["hostname_label"](name)) is not None:
+            problems.append(f"{file.where('name')}: {problem}, found {name!r}")
         elif name != stem:
             problems.append(f"{file.where('name')}: {name!r} does not match the file name "
                             f"{stem}.toml; rename one of them")
-    key = data.get("public_key")
-    if isinstance(key, str) and (message := CHECKS["ed25519_hex"](key)) is not None:
-        problems.append(f"{file.where('public_key')}: {message}, found {key!r}")
+    public_key = data.get("public_key")
+    if isinstance(public_key, str) and (message := CHECKS["ed25519_hex"](public_key)) is not None:
+        problems.append(f"{file.where('public_key')}: {message}, found {public_key!r}")
     status = data.get("status")
     if isinstance(status, str) and status not in NODE_STATUSES:
         problems.append(f"{file.where('status')}: expected one of {', '.join(NODE_STATUSES)}, "

@@ -15,7 +15,7 @@ from provisioning.registry.files import read_files
 
 
 def _root(ctx: click.Context) -> Path:
-    return Path(ctx.find_object(dict)["registry"])
+    return Path(ctx.ensure_object(dict)["registry"])
 
 
 @click.group()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,22 +20,48 @@ NEIGH = json.dumps([{"dst": PHONE, "dev": "ap0", "lladdr": MAC, "state": ["REACH
 
 
 class FakeShell:
-    """Records every command and answers like ip/nft would."""
+    """Records every command and answers like ip/nft would.
+
+    ``nft -f -`` scripts that add or delete elements of the allow set change what
+    ``nft get element`` answers afterwards (unless ``element`` fixes the answer), so a
+    real :class:`~node.gate.GateManager` or :class:`~node.gate.service.GateService`
+    over it behaves as over nftables: allowed is allowed until deleted.
+    """
 
     def __init__(self, neigh: str = NEIGH, element: str | None = None) -> None:
         self.neigh = neigh
         self.element = element
         self.calls: list[tuple[list[str], str | None]] = []
+        self.allowed: dict[tuple[str, str], int] = {}  #: (ip, mac) -> timeout seconds
 
     def __call__(self, argv: Sequence[str], stdin: str | None) -> tuple[int, str, str]:
         self.calls.append((list(argv), stdin))
         if argv[:2] == ["ip", "-j"]:
             return 0, self.neigh, ""
         if argv[:3] == ["nft", "get", "element"]:
-            if self.element is None:
-                return 1, "", "Error: Could not process rule: No such file or directory"
-            return 0, self.element, ""
+            return self._get(argv[-1])
+        if list(argv) == ["nft", "-f", "-"]:
+            for op, ip, mac, seconds in ELEMENT_LINE.findall(stdin or ""):
+                if op == "add":
+                    self.allowed[ip, mac] = int(seconds)
+                else:
+                    self.allowed.pop((ip, mac), None)
         return 0, "", ""
+
+    def _get(self, key: str) -> tuple[int, str, str]:
+        if self.element is not None:
+            return 0, self.element, ""
+        ip, _, mac = key.strip("{ }").partition(" . ")
+        seconds = self.allowed.get((ip, mac))
+        if seconds is None:
+            return 1, "", "Error: Could not process rule: No such file or directory"
+        return 0, (f"table inet meshhub {{\n\tset allowed {{\n\t\telements = {{ {ip} . {mac} "
+                   f"timeout {seconds}s expires {seconds}s }}\n\t}}\n}}\n"), ""
+
+
+#: One element line of an ``nft -f`` script: op, ip, mac and (for add) the timeout.
+ELEMENT_LINE = re.compile(r"^(add|delete) element inet \S+ \S+ \{ (\S+) \. (\S+)"
+                          r"(?: timeout (\d+)s)? \}$", re.MULTILINE)
 
 
 def manager(shell: FakeShell, **kwargs: object) -> GateManager:

@@ -1,8 +1,16 @@
-"""Every phone's portal sheet, against a fake gate: probes, Connect, the RFC 8908 API."""
+"""Every phone's portal sheet: probes, Connect, the RFC 8908 API.
+
+The gate is the node's own (:class:`node.gate.service.GateService` on a Unix socket,
+the portal its :class:`node.gate.GateClient`); only its ``ip`` and ``nft`` are faked,
+as in the gate's own tests.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +19,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from node.captive_probes import BY_HOST, BY_PATH
-from node.gate import GateError, GateStatus, GateUnavailable
+from node.gate.service import GateService
 from portal import db
-from portal.captive.state import GATE_CLIENT_KEY
+from tests.node.test_gate import MAC, FakeShell
 from tests.portal.conftest import form_token, make_app, write_node_toml
 
 PHONE = "10.64.7.50"
@@ -35,45 +43,29 @@ SUCCESS = {
 }
 
 
-class FakeGate:
-    """Stands in for node.gate.GateClient: a dict of allowed addresses."""
-
-    def __init__(self) -> None:
-        self.present = True
-        self.allowed: dict[str, int] = {}
-        self.mode = "portal"
-        self.fail: Exception | None = None
-        self.calls: list[tuple[str, str]] = []
-
-    def _answer(self, ip: str) -> GateStatus:
-        if self.fail:
-            raise self.fail
-        if not ip.startswith("10.64.7."):
-            raise GateError("not-a-client", f"{ip} is not a client")
-        ok = self.mode == "open" or ip in self.allowed
-        return GateStatus(ip, "02:00:00:00:00:50", ok, self.allowed.get(ip), self.mode)
-
-    def status(self, ip: str) -> GateStatus:
-        self.calls.append(("status", ip))
-        return self._answer(ip)
-
-    def allow(self, ip: str) -> GateStatus:
-        self.calls.append(("allow", ip))
-        if self.fail:
-            raise self.fail
-        self.allowed[ip] = 86400
-        return self._answer(ip)
+@pytest.fixture
+def shell() -> FakeShell:
+    """The gate's ip and nft, as the gate's own tests fake them (node/gate runs for real)."""
+    return FakeShell()
 
 
 @pytest.fixture
-def gate() -> FakeGate:
-    return FakeGate()
+def gate(tmp_path: Path, shell: FakeShell) -> Iterator[GateService]:
+    """The node's real gate service on a socket in ``tmp_path``, the portal its client."""
+    me = pwd.getpwuid(os.getuid()).pw_name  # the portal's user: this test process
+    config = write_node_toml(tmp_path, NETWORK + f'[gate]\nsocket = "{tmp_path / "gate.sock"}"\n'
+                                                 f'portal_user = "{me}"\n')
+    service = GateService(config, runner=shell)
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 @pytest.fixture
-def captive_app(tmp_path: Path, gate: FakeGate) -> Iterator[Flask]:
-    app = make_app(write_node_toml(tmp_path, NETWORK))
-    app.config[GATE_CLIENT_KEY] = gate
+def captive_app(gate: GateService) -> Iterator[Flask]:
+    app = make_app(gate.cfg)
     yield app
     db.close(app)
 
@@ -102,11 +94,11 @@ def test_every_probe_is_redirected_to_the_welcome_page_before_acceptance(
 
 
 def test_connect_then_every_probe_gets_its_exact_success_answer(phone: FlaskClient,
-                                                               gate: FakeGate) -> None:
+                                                               shell: FakeShell) -> None:
     token = form_token(phone, "/welcome")
     response = phone.post("/welcome", data={"csrf_token": token})
     assert response.status_code == 303 and response.headers["Location"] == "/connected"
-    assert ("allow", PHONE) in gate.calls
+    assert shell.allowed == {(PHONE, MAC): 24 * 3600}, "the gate let the phone's address through"
     page = phone.get("/connected")
     assert page.status_code == 200 and "connected" in page.get_data(as_text=True)
     assert "24 hours" in page.get_data(as_text=True)
@@ -126,42 +118,45 @@ def test_connect_then_every_probe_gets_its_exact_success_answer(phone: FlaskClie
         f"{PORTAL}/"
 
 
-def test_connect_needs_the_csrf_token(phone: FlaskClient, gate: FakeGate) -> None:
+def test_connect_needs_the_csrf_token(phone: FlaskClient, shell: FakeShell) -> None:
     assert phone.post("/welcome", data={}).status_code == 400
-    assert not gate.allowed
+    assert phone.get("/generate_204").status_code == 302, "the gate was asked (status)"
+    assert not shell.allowed
 
 
-def test_captive_api_follows_rfc_8908(phone: FlaskClient, gate: FakeGate) -> None:
+def test_captive_api_follows_rfc_8908(phone: FlaskClient, shell: FakeShell) -> None:
     before = phone.get("/api/captive")
     assert before.headers["Content-Type"] == "application/captive+json"
     assert before.headers["Cache-Control"] == "private, no-store"
     assert json.loads(before.data) == {"captive": True, "user-portal-url": f"{PORTAL}/welcome",
                                        "venue-info-url": f"{PORTAL}/about"}
-    gate.allowed[PHONE] = 3599
+    shell.allowed[PHONE, MAC] = 3599  # nftables' element, with 3599 s left
     after = json.loads(phone.get("/api/captive").data)
     assert after["captive"] is False and after["seconds-remaining"] == 3599
     assert after["can-extend-session"] is True
 
 
 def test_gate_not_answering_keeps_the_phone_at_the_welcome_page(phone: FlaskClient,
-                                                                gate: FakeGate) -> None:
+                                                                gate: GateService) -> None:
     token = form_token(phone, "/welcome")
-    gate.fail = GateUnavailable("down")
-    assert phone.get("/generate_204").status_code == 302
-    response = phone.post("/welcome", data={"csrf_token": token})
+    gate.stop()  # the agent restarting: its socket file is there, nobody listens on it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(gate.cfg.gate.socket))
+        assert phone.get("/generate_204").status_code == 302
+        response = phone.post("/welcome", data={"csrf_token": token})
     assert response.status_code == 503
     assert "did not answer" in response.get_data(as_text=True)
 
 
-def test_unknown_device_is_told_to_reconnect(phone: FlaskClient, gate: FakeGate) -> None:
+def test_unknown_device_is_told_to_reconnect(phone: FlaskClient, shell: FakeShell) -> None:
     token = form_token(phone, "/welcome")
-    gate.fail = GateError("unknown-device", "not seen")
+    shell.neigh = "[]"  # the node's neighbour table does not know the phone
     response = phone.post("/welcome", data={"csrf_token": token})
     assert response.status_code == 503 and "Reconnect" in response.get_data(as_text=True)
 
 
-def test_open_mode_lets_every_probe_succeed(phone: FlaskClient, gate: FakeGate) -> None:
-    gate.mode = "open"
+def test_open_mode_lets_every_probe_succeed(phone: FlaskClient, gate: GateService) -> None:
+    gate.apply_mode("open")
     assert phone.get("/generate_204").status_code == 204
     assert "nothing to accept" in phone.get("/welcome").get_data(as_text=True)
 
