@@ -15,6 +15,7 @@ _ = Whitelist()
 _.exc_type, _.tb  # __exit__(self, exc_type, exc, tb) of context managers
 _.amt  # node/transfer.py: read(amt) as http.client.HTTPResponse spells it (a Protocol)
 _.convert  # node/cli/post_cmd.py: click.ParamType.convert, called by click
+_.field_flags  # portal/organisers/forms.py: read by WTForms from a validator
 _.readable, _.readinto, _.seekable, _.makefile  # io/socket interfaces (http.client, WSGI)
 _.get_path, _.get_title, _.get_mimetype, _.get_contentprovider, _.get_hints  # libzim Item
 _.daemon_threads, _.block_on_close  # socketserver settings (node/gate/server.py)

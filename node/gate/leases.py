@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 #: Seconds the hook waits for the gate (the gate answers in milliseconds).
 HOOK_TIMEOUT_SECONDS = 3.0
@@ -53,7 +54,8 @@ def read_lease_file(path: Path, now: float | None = None) -> list[tuple[str, str
     return leases
 
 
-def event_request(action: str, mac: str, ip: str, environ: dict[str, str]) -> dict | None:
+def event_request(action: str, mac: str, ip: str, environ: dict[str, str]
+                  ) -> dict[str, object] | None:
     """The gate request for one dnsmasq event, or ``None`` for events the gate ignores.
 
     ``add``/``old`` (granted, renewed or found at start) become ``lease`` with the
@@ -75,7 +77,8 @@ def event_request(action: str, mac: str, ip: str, environ: dict[str, str]) -> di
     return {"op": "lease", "ip": ip, "mac": mac, "seconds": max(1, seconds)}
 
 
-def report(socket_path: Path, request: dict, timeout: float = HOOK_TIMEOUT_SECONDS) -> dict:
+def report(socket_path: Path, request: dict[str, object],
+           timeout: float = HOOK_TIMEOUT_SECONDS) -> dict[str, Any]:
     """Send one request line to the gate and return its answer (raises ``OSError``)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)

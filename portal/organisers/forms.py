@@ -65,10 +65,10 @@ class _WithExpiryHelp(FlaskForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.expires_at.description = expiry_help()  # type: ignore[attr-defined]
+        self.expires_at.description = expiry_help()
         urgent = getattr(self, "urgent", None)
         if urgent is not None:
-            hours = current_app.config["NODE_CONFIG"].get("portal.urgent_notice_hours")
+            hours = current_app.config["NODE_CONFIG"].portal.urgent_notice_hours
             urgent.description = _("Without an expiry, an urgent notice ends after %(hours)d "
                                    "hours.", hours=hours)
 

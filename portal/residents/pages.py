@@ -26,7 +26,7 @@ def privacy() -> str:
 def contact() -> str:
     """How to reach the organisers (``portal.contact`` in node.toml)."""
     config = current_app.config["NODE_CONFIG"]
-    return render_template("residents/contact.html", lines=config.get("portal.contact"))
+    return render_template("residents/contact.html", lines=config.portal.contact)
 
 
 @bp.get("/about")

@@ -20,7 +20,7 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -60,7 +60,7 @@ class ImageSource:
         except (OSError, ValueError):
             return 0
 
-    def chunks(self, size: int = 4 << 20) -> Iterator[bytes]:
+    def chunks(self, size: int = 4 << 20) -> Generator[bytes, None, None]:
         """The image's bytes in pieces of about ``size``; raises ImageError if damaged."""
         try:
             if self.kind == "zstd":

@@ -59,8 +59,9 @@ class FakeShell:
                    f"timeout {seconds}s expires {seconds}s }}\n\t}}\n}}\n"), ""
 
 
-#: One element line of an ``nft -f`` script: op, ip, mac and (for add) the timeout.
-ELEMENT_LINE = re.compile(r"^(add|delete) element inet \S+ \S+ \{ (\S+) \. (\S+)"
+#: One element line of an ``nft -f`` script for the allow set: op, ip, mac and (for add)
+#: the timeout.
+ELEMENT_LINE = re.compile(r"^(add|delete) element inet meshhub allowed \{ (\S+) \. (\S+)"
                           r"(?: timeout (\d+)s)? \}$", re.MULTILINE)
 
 
