@@ -291,7 +291,7 @@ class Agent:
                 log.error("agent: no trusted keys (%s: %s); only this machine may call "
                           "/sync/ and /update/", type(exc).__name__, exc)
                 trust = None
-        tools = frozenset(k.lower() for k in self.cfg.get("agent.client_keys"))
+        tools = frozenset(k.lower() for k in self.cfg.agent.client_keys)
 
         def allowed(key: str) -> bool:
             return key in tools or (trust is not None and trust.is_trusted(key))

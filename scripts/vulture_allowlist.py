@@ -20,6 +20,8 @@ _.readable, _.readinto, _.seekable, _.makefile  # io/socket interfaces (http.cli
 _.get_path, _.get_title, _.get_mimetype, _.get_contentprovider, _.get_hints  # libzim Item
 _.daemon_threads, _.block_on_close  # socketserver settings (node/gate/server.py)
 _.row_factory  # sqlite3.Connection setting
+_.handle_accept, _.will_close  # waitress/asyncore server and channel hooks (agent_server)
+_._io_refs  # socket.socket's makefile() reference count (node/sync/client.py)
 _.__getattr__  # portal/__init__.py: PEP 562 lazy module attributes
 _.when_pressed, _.when_held, _.when_released, _.source_delay  # gpiozero device callbacks
 _.permanent  # flask.session.permanent

@@ -78,7 +78,7 @@ class Backoff:
             state.failures += 1
             state.bad_data += int(bad_data)
             state.last_error = reason
-            delay = min(self.max_seconds, self.base_seconds * 2 ** min(state.failures - 1, 30))
+            delay = min(self.max_seconds, self.base_seconds * 2.0 ** min(state.failures - 1, 30))
             delay *= 1 + self._rng.uniform(-0.2, 0.2)
             state.retry_at = self._monotonic() + delay
         return delay

@@ -138,7 +138,7 @@ class _Connection(http.client.HTTPConnection):
             self.timeout = max(0.001, min(self._deadline.timeout,
                                           self._deadline.at - time.monotonic()))
         super().connect()
-        self.sock = _CountingSocket(self.sock, self._counter,  # type: ignore[assignment]
+        self.sock = _CountingSocket(self.sock, self._counter,
                                     self._deadline)
 
 

@@ -96,7 +96,7 @@ def _object(value: Any, what: str, required: set[str],
     return value
 
 
-def _int(value: Any, what: str, low: int, high: int) -> int:
+def _int(value: object, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ProtocolError(f"{what}: expected an integer from {low} to {high}, "
                             f"found {str(value)[:40]!r}")

@@ -83,15 +83,15 @@ class SyncSettings:
     def from_config(cls, cfg: NodeConfig, **overrides: Any) -> SyncSettings:
         """The settings of ``cfg`` (``[sync]`` and ``portal.library_quota_mb``)."""
         values: dict[str, Any] = {
-            "interval_seconds": float(cfg.get("sync.interval_seconds")),
-            "jitter_ratio": float(cfg.get("sync.jitter_ratio")),
-            "peers": tuple(cfg.get("sync.peers")),
-            "max_page_entries": cfg.get("sync.max_page_entries"),
-            "max_request_bytes": cfg.get("sync.max_request_bytes"),
-            "push": cfg.get("sync.push"),
-            "backoff_max_seconds": float(cfg.get("sync.backoff_max_seconds")),
-            "quota_bytes": cfg.get("portal.library_quota_mb") * MIB,
-            "submission_retention_days": cfg.get("privacy.submission_retention_days"),
+            "interval_seconds": float(cfg.sync.interval_seconds),
+            "jitter_ratio": float(cfg.sync.jitter_ratio),
+            "peers": tuple(cfg.sync.peers),
+            "max_page_entries": cfg.sync.max_page_entries,
+            "max_request_bytes": cfg.sync.max_request_bytes,
+            "push": cfg.sync.push,
+            "backoff_max_seconds": float(cfg.sync.backoff_max_seconds),
+            "quota_bytes": cfg.portal.library_quota_mb * MIB,
+            "submission_retention_days": cfg.privacy.submission_retention_days,
         }
         values.update(overrides)
         return cls(**values)
