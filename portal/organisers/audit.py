@@ -9,6 +9,7 @@ does not name), and an edit's fields in words ("the end date", not
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, g, render_template, url_for
@@ -74,7 +75,7 @@ def node_names() -> dict[str, str]:
     return names
 
 
-def audit_rows(events: tuple[AuditEvent, ...] | list[AuditEvent]) -> list[AuditRow]:
+def audit_rows(events: Sequence[AuditEvent]) -> list[AuditRow]:
     """The readable form of ``events`` (see the module's docstring)."""
     reads = store()
     nodes = node_names()
