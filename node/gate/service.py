@@ -111,8 +111,10 @@ class GateService:
         code, out, err = self._run(["nft", "-f", "-"], text)
         if code != 0:
             raise GateError("gate-failed", f"nft -f failed ({code}): {err.strip() or out}")
-        self.manager.mode = mode
+        previous, self.manager.mode = self.manager.mode, mode
         log.warning("gate: mode is now %r", mode)
+        if mode == "forced" and previous != "forced" and self.roam is not None:
+            self.roam.forget_everywhere()  # acceptances made anywhere before end now
 
     def check_mode(self) -> None:
         """Apply the mode in force if it differs from the one applied (called by the watcher)."""

@@ -3,13 +3,15 @@
 One announcement is a JSON object (UTF-8, at most :data:`MAX_MESSAGE_BYTES`)::
 
     {"v": 1, "origin": "<sender's Ed25519 public key, 64 hex>", "id": "<32 hex, random>",
-     "sent": <unix seconds>, "flood": true,
+     "sent": <unix seconds>, "flood": true, "forget": false,
      "accepted": [{"day": <UTC day number>, "tag": "<32 hex>", "until": <unix seconds>}],
      "sig": "<128 hex>"}
 
 ``sig`` is the sender's Ed25519 signature of ``b"meshhub-roam-v1\\n"`` followed by the
 object *without* ``sig`` serialised with sorted keys and no spaces
-(``json.dumps(..., sort_keys=True, separators=(",", ":"))``). A receiver refuses the
+(``json.dumps(..., sort_keys=True, separators=(",", ":"))``). ``forget: true`` (always
+flooded) tells every node to drop every entry it knows: a node switched to ``forced``
+revokes the mesh's acceptances. A receiver refuses the
 whole announcement, and counts the reason, when it is oversized, not that shape
 (``malformed``), from a key that is not a registered node (``unregistered``), badly
 signed (``bad-signature``), sent more than :data:`MAX_AGE_SECONDS` ago or more than
@@ -40,7 +42,7 @@ MAX_AHEAD_SECONDS = 30
 MAX_ACCEPT_SECONDS = 31 * 86_400
 
 _HEX = {n: re.compile(f"[0-9a-f]{{{n}}}") for n in (32, 64, 128)}
-_KEYS = {"v", "origin", "id", "sent", "flood", "accepted", "sig"}
+_KEYS = {"v", "origin", "id", "sent", "flood", "forget", "accepted", "sig"}
 
 
 class Refused(ValueError):
@@ -68,6 +70,7 @@ class Announcement:
     id: str
     sent: int
     flood: bool
+    forget: bool
     entries: tuple[Entry, ...]
     raw: bytes  #: the bytes as received, forwarded unchanged when ``flood``
 
@@ -76,11 +79,13 @@ def _signed_bytes(body: dict[str, Any]) -> bytes:
     return DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def build(identity: Identity, entries: list[Entry], now: float, *, flood: bool) -> bytes:
-    """The signed bytes of an announcement of ``entries`` by this node."""
+def build(identity: Identity, entries: list[Entry], now: float, *, flood: bool,
+          forget: bool = False) -> bytes:
+    """The signed bytes of an announcement of ``entries`` by this node (``forget``: drop
+    everything known first)."""
     body: dict[str, Any] = {
         "v": VERSION, "origin": identity.public_key, "id": secrets.token_hex(16),
-        "sent": int(now), "flood": bool(flood),
+        "sent": int(now), "flood": bool(flood or forget), "forget": bool(forget),
         "accepted": [{"day": e.day, "tag": e.tag, "until": e.until} for e in entries],
     }
     body["sig"] = identity.sign(_signed_bytes(body))
@@ -110,7 +115,8 @@ def parse(raw: bytes, now: float, is_registered: Any) -> Announcement:
     if not all(isinstance(v, str) for v in (origin, ident, sig)) \
             or not _HEX[64].fullmatch(origin) or not _HEX[32].fullmatch(ident) \
             or not _HEX[128].fullmatch(sig) or not _is_int(body["sent"]) \
-            or not isinstance(body["flood"], bool) or not isinstance(body["accepted"], list) \
+            or not isinstance(body["flood"], bool) or not isinstance(body["forget"], bool) \
+            or not isinstance(body["accepted"], list) \
             or len(body["accepted"]) > MAX_ENTRIES:
         raise Refused("malformed", "origin, id, sig, sent, flood or accepted has the wrong form")
     entries = []
@@ -129,4 +135,5 @@ def parse(raw: bytes, now: float, is_registered: Any) -> Announcement:
         raise Refused("bad-signature", "the signature does not match")
     if not now - MAX_AGE_SECONDS <= body["sent"] <= now + MAX_AHEAD_SECONDS:
         raise Refused("stale", f"sent at {body['sent']}, this node's clock says {int(now)}")
-    return Announcement(origin, ident, body["sent"], body["flood"], tuple(entries), raw)
+    return Announcement(origin, ident, body["sent"], body["flood"], body["forget"],
+                        tuple(entries), raw)

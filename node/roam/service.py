@@ -134,6 +134,14 @@ class RoamService:
             self.counters["let_through"] += 1
         return best
 
+    def forget_everywhere(self) -> None:
+        """Drop every acceptance known here and tell the whole mesh to do the same (this
+        node was switched to ``forced``: everyone accepts again)."""
+        with self._lock:
+            self._known.clear()
+        self.counters["forgotten"] += 1
+        self._outbox.put(build(self._identity, [], self._clock(), flood=True, forget=True))
+
     # --- what neighbours send ----------------------------------------------------
     def receive(self, raw: bytes) -> Announcement:
         """Check and merge one announcement; :class:`Refused` (counted) when refused.
@@ -146,6 +154,9 @@ class RoamService:
                 if announcement.id in self._seen:
                     raise Refused("replayed", "this announcement was received before")
                 self._seen[announcement.id] = announcement.sent
+                if announcement.forget:
+                    self._known.clear()
+                    self.counters["forgotten"] += 1
                 for entry in announcement.entries:
                     if entry.until > now and entry.until > self._known.get(
                             (entry.day, entry.tag), 0):

@@ -218,3 +218,23 @@ def test_over_http_only_a_registered_nodes_signed_request_is_heard() -> None:
         assert second.until(MAC) is not None
     finally:
         server.stop()
+
+
+def test_switching_a_node_to_forced_revokes_acceptances_everywhere(tmp_path: Path) -> None:
+    clock = Clock(time.time())
+    first, second, _sent = pair(clock)
+    first.accepted(MAC, 3600)
+    second.receive(first._outbox.get_nowait())
+    assert second.until(MAC) is not None
+    shell = FakeShell()
+    service = gate(tmp_path, shell, first)
+    service.apply_mode("forced")
+    assert first.until(MAC) is None
+    forget = first._outbox.get_nowait()
+    assert json.loads(forget)["forget"] is True and json.loads(forget)["flood"] is True
+    second.receive(forget)
+    assert second.until(MAC) is None and second.status()["known"] == 0
+    passed_on = [second._outbox.get_nowait() for _ in range(second._outbox.qsize())]
+    assert passed_on[-1] == forget  # passed on to the rest of the mesh
+    service.apply_mode("forced")  # applying again announces nothing new
+    assert first._outbox.empty()
