@@ -22,11 +22,16 @@ def config_check(file: str) -> None:
 
     Also checks the network settings together (overlapping subnets, an
     address outside its range, a channel the country does not allow...).
-    Exits 0 and prints 'ok' when FILE is valid, 1 otherwise.
+    Exits 0 and prints 'ok' when FILE is valid, 1 otherwise; warnings (an
+    uplink with no speed set, so no fair share) go to stderr and do not fail.
     """
     from node.net import check_network
+    from node.net.render_shaping import shaping_warnings
 
-    check_network(load_config(file))
+    cfg = load_config(file)
+    check_network(cfg)
+    for warning in shaping_warnings(cfg):
+        click.echo(f"{file}: warning: {warning}", err=True)
     click.echo(f"{file}: ok")
 
 

@@ -273,6 +273,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Last DHCP address, as an offset into the client subnet.", minimum=2),
     Setting("clients", "uplink_interface", str, "",
             "Interface towards the internet, or empty when this node has none."),
+    Setting("clients", "uplink_upload_kbit", int, 0,
+            "Upload speed of the uplink in kbit/s (a little below what the line really "
+            "gives), shared fairly among residents with CAKE; 0 turns fairness off.",
+            minimum=0, maximum=10_000_000),
+    Setting("clients", "uplink_download_kbit", int, 0,
+            "Download speed of the uplink in kbit/s, shared fairly among residents with CAKE "
+            "on an ifb device; 0 turns fairness off in that direction.",
+            minimum=0, maximum=10_000_000),
     Setting("clients", "domain", str, "mesh",
             "Local DNS domain: the hub answers as hub_name.domain and node.name.domain.",
             check=_hostname_label),

@@ -107,6 +107,8 @@ class ClientsSection(Protocol):
     dhcp_range_start: int
     dhcp_range_end: int
     uplink_interface: str
+    uplink_upload_kbit: int
+    uplink_download_kbit: int
     domain: str
     hub_name: str
     dhcp: bool

@@ -19,6 +19,7 @@ from node.net.render_dnsmasq import render_dnsmasq, render_lease_hook, render_wa
 from node.net.render_hostapd import render_hostapd
 from node.net.render_mesh import Command, mesh_commands, render_mesh_script
 from node.net.render_nftables import render_nftables
+from node.net.render_shaping import render_shaping_script, shaping_commands
 from node.net.validate import check_network
 
 #: Where a node keeps its rendered network files.
@@ -88,6 +89,9 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
                     "dnsmasq DHCP/DNS for residents"),
         *hook,
         *walled,
+        *([PlannedFile(net_dir / "uplink-shaping.sh", 0o755, render_shaping_script(cfg),
+                       "CAKE on the uplink: a fair share for every resident")]
+          if shaping_commands(cfg) else []),
         PlannedFile(net_dir / "hostapd.conf", 0o644, render_hostapd(cfg),
                     "hostapd access point for residents"),
     )
@@ -107,5 +111,6 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
         *([("dnsmasq", f"--conf-file={path['dnsmasq-walled.conf']}",
             f"--pid-file={RUN_DIR / 'dnsmasq-walled.pid'}")] if walled else []),
         ("babeld", "-D", "-I", str(RUN_DIR / "babeld.pid"), "-c", path["babeld.conf"]),
+        *([("sh", path["uplink-shaping.sh"])] if "uplink-shaping.sh" in path else []),
     ]
     return NetworkPlan(addresses=addresses, files=files, commands=tuple(commands))

@@ -223,3 +223,40 @@ def test_gate_is_closed_before_the_access_point_opens() -> None:
     commands = [c[0] for c in plan().commands]
     assert commands.index("nft") < commands.index("hostapd")
     assert commands.index("nft") < commands.index("dnsmasq")
+
+
+def test_cake_shares_the_uplink_fairly_only_when_its_speed_is_set() -> None:
+    assert "uplink-shaping.sh" not in [f.path.name for f in plan(UPLINK).files]
+    shaped = plan(UPLINK + "uplink_upload_kbit = 8000\nuplink_download_kbit = 40000\n")
+    script = shaped.file("uplink-shaping.sh")
+    assert script.mode == 0o755
+    lines = script.content.splitlines()
+    assert "tc qdisc replace dev eth0 root cake bandwidth 8000kbit besteffort dual-srchost nat" \
+        in lines
+    assert "[ -e /sys/class/net/ifb-mh0 ] || ip link add ifb-mh0 type ifb" in lines
+    assert ("tc filter replace dev eth0 parent ffff: protocol all prio 1 handle 1 matchall "
+            "action mirred egress redirect dev ifb-mh0") in lines
+    assert ("tc qdisc replace dev ifb-mh0 root cake bandwidth 40000kbit besteffort "
+            "dual-dsthost nat ingress") in lines
+    assert shaped.commands[-1] == ("sh", str(script.path))
+    upload_only = plan(UPLINK + "uplink_upload_kbit = 8000\n").file("uplink-shaping.sh")
+    assert "ifb" not in upload_only.content and "dual-srchost" in upload_only.content
+    # No uplink: nothing to share, whatever the speeds say.
+    assert "uplink-shaping.sh" not in [f.path.name for f in
+                                       plan(BASE + "uplink_upload_kbit = 8000\n").files]
+
+
+def test_config_check_warns_about_an_uplink_without_a_speed(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from node.cli import cli
+
+    path = tmp_path / "node.toml"
+    path.write_text(UPLINK)
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 0 and result.stdout.endswith(": ok\n")
+    assert "warning: clients.uplink_interface is 'eth0' but clients.uplink_upload_kbit and " \
+        "clients.uplink_download_kbit are 0" in result.stderr
+    path.write_text(UPLINK + "uplink_upload_kbit = 8000\nuplink_download_kbit = 40000\n")
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 0 and "warning" not in result.stderr
