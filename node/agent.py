@@ -282,7 +282,7 @@ class Agent:
             trust = self.sync.store.trust
         else:
             from node.identity import load_or_create_identity
-            from node.sync.trust_source import trust_for_node
+            from node.trust.choice import trust_for_node
 
             try:
                 trust, _registry = trust_for_node(self.cfg,
@@ -310,7 +310,7 @@ class Agent:
             return None
         from node.identity import load_or_create_identity
         from node.roam import open_roam_service
-        from node.sync.trust_source import trust_for_node
+        from node.trust.choice import trust_for_node
 
         try:
             identity = load_or_create_identity(self.cfg.data_dir)

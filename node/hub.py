@@ -499,7 +499,7 @@ def open_hub(cfg: NodeConfig, *, clock: Callable[[], float] | None = None,
     """
     from node.identity import load_or_create_identity
     from node.store import Store
-    from node.sync.trust_source import trust_for_node
+    from node.trust.choice import trust_for_node
 
     data_dir = cfg.data_dir
     identity = load_or_create_identity(data_dir)

@@ -63,13 +63,13 @@ _.misses, _.size_bytes  # portal/pagecache.py statistics
 _.standalone_conf  # portal/nginx.py: nginx run by hand (bench/portal.py, tests/portal)
 _.HOSTAPD_KEYS  # node/net/render_hostapd.py: the keys it may write (checked by a test)
 _.STEPS  # node/update/updater.py: the state machine's steps (a power cut at each, tested)
-_.install_initial  # node/registry.py: installs anchors + first snapshot (tests; registry
+_.install_initial  # node/trust/registry.py: installs anchors + first snapshot (tests; registry
 #                  is left to the trust-package change of issue 12)
 _.sensor_source  # node/health/hw.py: I2C sensors as a health source; the agent does not
 #                wire it yet (only tests do): remove or wire it, do not forget it here
 
 # --- node.toml settings that no code reads as cfg.SECTION.KEY (node/config/sections.py) --
-_.node_keys  # trust.node_keys: read by node/trust.py as cfg.get(...) (the trust change's)
+_.node_keys  # trust.node_keys: read by node/trust/static.py as cfg.get(...) (the trust change's)
 _.led_pin, _.button_pin, _.button_hold_seconds  # hardware.*: declared and documented, but
 #   nothing starts hardware/status.py on a node yet: wire it (or drop the keys), then remove
 

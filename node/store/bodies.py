@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from node.canonical import canonical
 from node.store import views
-from node.store.canonical import canonical
 from node.store.entries import Entry
 
 #: Residents' submissions are erased by each node's retention rule (privacy).

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from node.canonical import EncodingError, canonical, sha256_hex
 from node.errors import EntryRejected
 from node.identity import Identity, verify_signature
-from node.store.canonical import EncodingError, canonical, sha256_hex
 from node.store.kinds import HEX64, KINDS, Kind, body_problems, header_problems
 
 FORMAT_VERSION = 1

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.canonical import canonical, nfc, sha256_hex
 from node.errors import EntryRejected, StoreError
 from node.identity import Identity, fingerprint, verify_signature
 from node.markdown import RENDERER
 from node.store import bodies as _bodies
 from node.store import entries as _entries
 from node.store import schema, views
-from node.store.canonical import canonical, nfc, sha256_hex
 from node.store.entries import Entry
 from node.store.queries import StoreReads
 from node.store.reports import StoreReports

@@ -6,7 +6,7 @@
 - :mod:`node.sync.service` — :class:`SyncService`: pull, push-on-change, periodic rounds;
 - :mod:`node.sync.files` — library files by SHA-256, resumable, within the quota;
 - :mod:`node.sync.backoff` — per-peer back-off;
-- :mod:`node.sync.trust_source` — registry or node.toml trust;
+- the trusted set it replicates for comes from :mod:`node.trust` (registry or node.toml);
 - :mod:`node.sync.setup` — :func:`open_sync_service` from a node's configuration.
 
 Import the submodules directly; this package imports nothing, so that

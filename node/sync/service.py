@@ -32,22 +32,22 @@ from typing import TYPE_CHECKING, Any
 
 from node import timing
 from node.blobs import BlobStore
+from node.canonical import EncodingError
 from node.errors import StoreError
 from node.identity import fingerprint
 from node.logs import OnceLogger
 from node.peer_sources import PeerSource, gather_urls
-from node.registry import SnapshotRejected
-from node.store.canonical import EncodingError
 from node.store.entries import entry_id
 from node.sync import files as _files
 from node.sync import protocol
 from node.sync.backoff import MAX_PEER_RECORDS, Backoff
 from node.sync.client import ByteCounter, PeerClient, PeerError, normalise_url
+from node.trust.registry import SnapshotRejected
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
-    from node.registry import RegistryTrust
     from node.store import Store
+    from node.trust.registry import RegistryTrust
 
 log = logging.getLogger("meshhub.sync")
 #: Senders whose last notifying address is remembered (to carry their back-off over).

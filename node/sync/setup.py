@@ -9,7 +9,7 @@ from node.blobs import BlobStore
 from node.identity import load_or_create_identity
 from node.store import Store
 from node.sync.service import SyncService, SyncSettings
-from node.sync.trust_source import trust_for_node
+from node.trust.choice import trust_for_node
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
@@ -22,7 +22,7 @@ def open_sync_service(cfg: NodeConfig, *, own_port: Callable[[], int | None] = l
                       **overrides: Any) -> SyncService:
     """Open this node's store (``data_dir/hub.sqlite3``) and library and a service over them.
 
-    Trust comes from :func:`~node.sync.trust_source.trust_for_node`. The
+    Trust comes from :func:`~node.trust.choice.trust_for_node`. The
     service owns the store: :meth:`SyncService.close` stops it and closes it.
     ``overrides`` replace :class:`SyncSettings` fields (tests shrink timings).
     """

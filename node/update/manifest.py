@@ -11,7 +11,7 @@ wheel and its dependencies' wheels). ``manifest.json``::
      "signatures": [{"public_key": "<64 hex>", "signature": "<128 hex>"}, ...]}
 
 Each signature is Ed25519 over :data:`SIGNING_CONTEXT` + the canonical JSON of
-``release`` (as for registry snapshots, :mod:`node.registry`, whose n-of-m
+``release`` (as for registry snapshots, :mod:`node.trust.registry`, whose n-of-m
 check this reuses). A node accepts a manifest only with at least
 ``threshold`` valid signatures of the admins it trusts now (the registry's
 trust anchors: an admin rotated out no longer counts), only for a version
@@ -32,7 +32,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from node.errors import NodeError
-from node.registry import (
+from node.trust.registry import (
     AdminSet,
     Signature,
     canonical_bytes,

@@ -44,7 +44,7 @@ from node.atomic import atomic_write, fsync_dir
 from node.identity import Identity, fingerprint
 from node.logs import OnceLogger
 from node.peer_sources import PeerSource, gather_urls
-from node.registry import AdminSet
+from node.trust.registry import AdminSet
 from node.update.manifest import (
     MANIFEST_NAME,
     Manifest,

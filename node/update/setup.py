@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from node.registry import ANCHORS_FILE, AdminSet, load_anchors
+from node.trust.registry import ANCHORS_FILE, AdminSet, load_anchors
 from node.update.hooks import (
     HealthProbe,
     command_installer,

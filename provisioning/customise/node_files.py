@@ -22,8 +22,8 @@ from node.config.schema import settings_by_key
 from node.errors import ConfigError
 from node.identity import KEY_FILE_NAME, fingerprint, load_identity
 from node.net.validate import network_problems
-from node.registry import admin_set_from, dump_anchors, parse_snapshot
 from node.roam.keys import SECRET_FILE_NAME, load_secret
+from node.trust.registry import admin_set_from, dump_anchors, parse_snapshot
 from provisioning.errors import RegistryError
 from provisioning.registry import ops, signing
 

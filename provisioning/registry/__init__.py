@@ -5,7 +5,7 @@ Public API (``docs/registry.md`` explains the workflow)::
     init_registry, new_admin_key, register_node, revoke_node, load_registry,
     check_registry, read_files, sign, collect, export
 
-The signed snapshot format itself is defined in :mod:`node.registry`.
+The signed snapshot format itself is defined in :mod:`node.trust.registry`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from node.config.schema import CHECKS
-from node.registry import NODE_STATUSES
+from node.trust.registry import NODE_STATUSES
 from provisioning.registry.files import RegistryFiles, TomlFile
 
 _TYPES: dict[type, str] = {str: "a string", int: "an integer", dict: "a table", list: "a list"}

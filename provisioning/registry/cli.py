@@ -8,7 +8,7 @@ import click
 
 from node.atomic import atomic_write
 from node.identity import fingerprint
-from node.registry import admin_set_from, dump_anchors
+from node.trust.registry import admin_set_from, dump_anchors
 from provisioning.registry import ops, signing
 from provisioning.registry.checks import check_registry
 from provisioning.registry.files import read_files

@@ -1,7 +1,7 @@
 """Admins sign the registry's current state; ``export`` writes the signed snapshot.
 
 ``sign`` builds the snapshot (community + every node, see
-:mod:`node.registry` for the format) and keeps it in
+:mod:`node.trust.registry` for the format) and keeps it in
 ``signatures/snapshot.json`` with a serial number. If the registry changed
 since the last signature, the serial goes up and the old signatures (now
 over different content) are dropped. Each admin's signature is its own file,
@@ -22,7 +22,7 @@ import tomli_w
 
 from node.atomic import atomic_write
 from node.identity import fingerprint, load_identity
-from node.registry import (
+from node.trust.registry import (
     ANCHORS_FORMAT,
     AdminSet,
     Signature,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from node.atomic import atomic_write
 from node.identity import load_identity
-from node.registry import load_anchors, signers_of
+from node.trust.registry import load_anchors, signers_of
 from node.update.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,

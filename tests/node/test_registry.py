@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from node.identity import Identity
-from node.registry import (
+from node.trust import TrustedSet
+from node.trust.registry import (
     ANCHORS_FILE,
     SNAPSHOT_FILE,
     Admin,
@@ -22,7 +23,6 @@ from node.registry import (
     install_initial,
     signing_message,
 )
-from node.trust import TrustedSet
 
 
 def admins(*idents: Identity, threshold: int) -> AdminSet:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
+from node.canonical import EncodingError, canonical, nfc
 from node.errors import EntryRejected
 from node.identity import Identity, verify_signature
-from node.store.canonical import EncodingError, canonical, nfc
 from node.store.entries import SIGNING_PREFIX, build, entry_id, signing_message
 
 

@@ -12,10 +12,10 @@ import pytest
 from werkzeug.test import Client
 
 from node.identity import Identity
-from node.registry import Admin, AdminSet, Signature, SignedSnapshot, install_initial
-from node.registry import signing_message as registry_message
 from node.sync import protocol
 from node.sync.http import create_sync_app
+from node.trust.registry import Admin, AdminSet, Signature, SignedSnapshot, install_initial
+from node.trust.registry import signing_message as registry_message
 from tests.node.test_store_support import dump_views, listing_body
 from tests.node.test_sync_support import Node, add_file, fake_pdf, make_node, nodes, notice
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from node.identity import Identity
-from node.registry import Admin, AdminSet
+from node.trust.registry import Admin, AdminSet
 from node.update import (
     ManifestRejected,
     check_file,

@@ -24,7 +24,7 @@ from argon2 import PasswordHasher
 from node.agent import Agent
 from node.config import load_config
 from node.identity import Identity, save_identity
-from node.registry import (
+from node.trust.registry import (
     Admin,
     AdminSet,
     Signature,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from node.config import parse_config
-from node.registry import RegistryTrust
+from node.trust.registry import RegistryTrust
 from tests.conftest import require_tool
 from tests.provisioning.customise_support import MIB, make_image, make_registry
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from node.identity import load_identity
-from node.registry import (
+from node.trust.registry import (
     RegistryTrust,
     Signature,
     SignedSnapshot,

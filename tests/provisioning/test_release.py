@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from node.identity import Identity, save_identity
-from node.registry import Admin, AdminSet, dump_anchors
+from node.trust.registry import Admin, AdminSet, dump_anchors
 from provisioning.cli import cli
 from tests.provisioning.test_image_support import make_fake_wheel
 

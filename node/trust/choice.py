@@ -2,9 +2,9 @@
 
 A node whose ``<data_dir>/registry`` holds the community's trust anchors
 (``anchors.json``, put there by provisioning) trusts the node keys of the
-newest valid signed snapshot (:class:`~node.registry.RegistryTrust`; newer
+newest valid signed snapshot (:class:`~node.trust.registry.RegistryTrust`; newer
 snapshots arrive by replication). Until then it trusts its own key plus
-``trust.node_keys`` (:func:`~node.trust.trust_from_config`).
+``trust.node_keys`` (:func:`~node.trust.static.trust_from_config`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node.registry import ANCHORS_FILE, RegistryTrust
-from node.trust import TrustedSet, trust_from_config
+from node.trust.base import TrustedSet
+from node.trust.registry import ANCHORS_FILE, RegistryTrust
+from node.trust.static import trust_from_config
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
@@ -30,7 +31,7 @@ def registry_dir(cfg: NodeConfig) -> Path:
 def trust_for_node(cfg: NodeConfig, identity: Identity) -> tuple[TrustedSet, RegistryTrust | None]:
     """The trusted set to use, and the RegistryTrust if that is what it is.
 
-    Raises :class:`~node.registry.SnapshotRejected` when the registry
+    Raises :class:`~node.trust.registry.SnapshotRejected` when the registry
     directory exists but its anchors or snapshot are unreadable or invalid:
     a node must not silently fall back to a looser trust.
     """

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from node.atomic import atomic_write
+from node.canonical import EncodingError, canonical
 from node.errors import NodeError
 from node.identity import fingerprint, verify_signature
 
@@ -136,10 +137,14 @@ class SignedSnapshot:
 
 
 def canonical_bytes(value: Any) -> bytes:
-    """The canonical JSON encoding of ``value``; floats are refused (see module doc)."""
-    _refuse_floats(value, "snapshot")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """The canonical JSON (:mod:`node.canonical`) of ``value``; ValueError naming the place if
+    it holds something that has none (a float, an integer beyond 2**53 - 1)."""
+    try:
+        return canonical(value, "snapshot")
+    except EncodingError as exc:
+        reason = ("numbers with a fraction are not allowed; use a string"
+                  if exc.message == "float" else exc.message)
+        raise ValueError(f"{exc.path}: {reason}") from None
 
 
 def signing_message(snapshot: Mapping[str, Any]) -> bytes:
@@ -351,17 +356,6 @@ def install_initial(directory: str | os.PathLike[str], anchors: AdminSet,
 
 # --- structural checks ------------------------------------------------------
 
-def _refuse_floats(value: Any, path: str) -> None:
-    if isinstance(value, float):
-        raise ValueError(f"{path}: numbers with a fraction are not allowed; use a string")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _refuse_floats(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_floats(item, f"{path}[{index}]")
-
-
 def _check_snapshot(snapshot: Any) -> None:
     if not isinstance(snapshot, dict):
         raise ValueError("snapshot: expected an object")
@@ -373,7 +367,7 @@ def _check_snapshot(snapshot: Any) -> None:
     if not isinstance(nodes, list):
         raise ValueError("snapshot.nodes: expected a list")
     _check_nodes(nodes)
-    _refuse_floats(snapshot, "snapshot")
+    canonical_bytes(snapshot)
 
 
 def _check_nodes(nodes: Iterable[Any]) -> None:

@@ -1,36 +1,20 @@
-"""Which nodes' entries this node accepts: the trusted set.
+"""The static trusted set: this node's own key plus ``trust.node_keys`` from node.toml.
 
-The store asks only ``is_trusted(key)``. Two implementations: this node's own
-key plus ``trust.node_keys`` from node.toml (:class:`StaticTrust`,
-:func:`trust_from_config`), and the community registry signed by the
-community's admins, with revocations (:class:`node.registry.RegistryTrust`).
-:func:`node.sync.trust_source.trust_for_node` chooses between them.
+What a node trusts until the community registry's anchors are installed
+(:func:`node.trust.choice.trust_for_node` chooses).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
     from node.identity import Identity
 
 _KEY = re.compile(r"[0-9a-f]{64}")
-
-
-@runtime_checkable
-class TrustedSet(Protocol):
-    """Decides whether entries signed by a node key are accepted."""
-
-    def is_trusted(self, public_key_hex: str) -> bool:
-        """True when entries signed by this key (64 lower-case hex) are accepted."""
-        ...
-
-    def keys(self) -> frozenset[str]:
-        """Every trusted key (for display and diagnostics)."""
-        ...
 
 
 class StaticTrust:

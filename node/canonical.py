@@ -1,4 +1,9 @@
-"""The canonical encoding of entry headers and bodies (docs/entry-format.md).
+"""Canonical JSON: the one encoding of every signed thing.
+
+Entry headers and bodies (docs/entry-format.md), registry snapshots
+(docs/registry.md) and release manifests (docs/updates.md) are signed over
+these bytes, so two implementations that follow the rules below sign and
+verify the same bytes.
 
 JSON, UTF-8, keys sorted by code point, separators ``,`` and ``:``, no
 insignificant whitespace, non-ASCII written as itself. Only objects with
