@@ -72,6 +72,3 @@ _.sensor_source  # node/health/hw.py: I2C sensors as a health source; the agent 
 _.node_keys  # trust.node_keys: read by node/trust/static.py as cfg.get(...) (the trust change's)
 _.led_pin, _.button_pin, _.button_hold_seconds  # hardware.*: declared and documented, but
 #   nothing starts hardware/status.py on a node yet: wire it (or drop the keys), then remove
-
-# --- dead, in code another change owns: remove there -----------------------------------
-_.is_sha256  # node/sync/protocol.py (the sync authentication rework owns node/sync)

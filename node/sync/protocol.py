@@ -203,8 +203,3 @@ def parse_notify(value: Any) -> tuple[str, int | None]:
     if not isinstance(obj["digest"], str) or not _DIGEST.fullmatch(obj["digest"]):
         raise ProtocolError("notify request: digest must be 16 lower-case hex digits")
     return obj["digest"], parse_port(obj.get("port"))
-
-
-def is_sha256(text: str) -> bool:
-    """Whether ``text`` is 64 lower-case hex digits."""
-    return bool(_HEX64.fullmatch(text))
