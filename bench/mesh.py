@@ -1,7 +1,8 @@
 """Mesh benchmarks in the lab (root): propagation, idle traffic, re-convergence, start-up, memory.
 
 Run with ``sudo .venv/bin/python -m bench.mesh`` (every part) or choose parts with
-``--parts startup,memory`` (``ring``, ``startup``, ``memory``, ``idle``, ``propagation``).
+``--parts startup,memory`` (``ring``, ``startup``, ``memory``, ``idle``, ``propagation``);
+``--radio`` measures the radio lab instead (:mod:`bench.mesh_radio`).
 Prints ``name: value unit (target: ...)``. Start-up (d) is the time ``MeshLab.up`` takes
 until every agent and portal answers and babeld routes connect all 20 nodes; every node
 is complete (gate loaded, babeld and dnsmasq running, portal as ``nobody`` when the
@@ -64,18 +65,18 @@ def idle(mesh: MeshLab) -> None:
     report("idle_bytes_per_link", rate, "B/s", "<= 1024 B/s (hello 4 s, sync round 10 s)")
 
 
-def propagation(mesh: MeshLab) -> None:
-    """(a) a post on n1 until n20's portal shows it, p50/p95 over 20 posts."""
+def propagation(mesh: MeshLab, far: str = "n20", posts: int = 20) -> None:
+    """(a) a post on n1 until ``far``'s portal shows it, p50/p95 over ``posts`` posts."""
     from tests.lab.test_mesh import meshhub as run
     from tests.lab.test_mesh import organiser, portal_page
 
     actor = organiser(mesh, "n1")
     times = []
-    for _ in range(20):
+    for _ in range(posts):
         title = f"Bench {secrets.token_hex(4)}"
         t = time.monotonic()
         run(mesh, "n1", "post", "notice", "--as", actor, "--title", title, "--body", "b")
-        while title not in portal_page(mesh, "n20", "/notices/"):
+        while title not in portal_page(mesh, far, "/notices/"):
             if time.monotonic() - t > 60:
                 break
             time.sleep(0.1)
@@ -130,7 +131,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated, of: {', '.join(PARTS)}")
-    parts = set(parser.parse_args().parts.split(","))
+    parser.add_argument("--radio", action="store_true",
+                        help="the radio lab instead (bench/mesh_radio.py; needs mac80211_hwsim)")
+    args = parser.parse_args()
+    if args.radio:
+        from bench.mesh_radio import main as radio_main
+
+        radio_main()
+        return
+    parts = set(args.parts.split(","))
     if parts - set(PARTS):
         parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
     root = Path(tempfile.mkdtemp(prefix="meshhub-bench-mesh-"))

@@ -42,19 +42,31 @@ def lab() -> None:
 @click.option("--wait", type=float, default=90, show_default=True,
               help="Seconds to wait until every agent answers and routes connect all nodes "
                    "(0: do not wait).")
+@click.option("--radio", is_flag=True,
+              help="Simulated radios (mac80211_hwsim) instead of cables: hostapd, 802.11s "
+                   "and phones with wpa_supplicant (docs/lab.md, \"Radios\").")
+@click.option("--radios", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="With --radio: radios per node (1: access point and mesh share one; "
+                   "2: one each).")
 @_LAB
 @_STATE
 def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_portal: bool,
-           wait: float, lab_id: str | None, state_dir: str | None) -> None:
+           wait: float, radio: bool, radios: int, lab_id: str | None,
+           state_dir: str | None) -> None:
     """Build the lab: namespaces n1..nN, links, and each node's agent, babeld and portal."""
     from pathlib import Path
 
+    if radios != 1 and not radio:
+        raise click.UsageError("--radios needs --radio")
     started = time.monotonic()
     mesh = MeshLab.up(nodes, topology, seed=seed, lab_id=lab_id,
                       state_dir=Path(state_dir) if state_dir else None, phones=phones,
-                      hello_interval=hello, portal=not no_portal, wait=wait)
+                      hello_interval=hello, portal=not no_portal, wait=wait, radio=radio,
+                      radios=radios)
     st = mesh.state
-    click.echo(f"lab {st.id}: {nodes} nodes, {topology}, {len(st.links)} links, "
+    air = f", over the air ({radios} radio{'s' if radios > 1 else ''} per node)" \
+        if radio else ""
+    click.echo(f"lab {st.id}: {nodes} nodes, {topology}, {len(st.links)} links{air}, "
                f"ready in {time.monotonic() - started:.1f} s")
     click.echo(f"state: {st.state_dir}   next: meshhub lab status --lab {st.id}")
 
@@ -129,6 +141,37 @@ def lab_move(phone: str, node: str, lab_id: str | None, state_dir: str | None) -
     mesh.move_phone(phone, node)
     lease = mesh.phone_dhcp(phone)
     click.echo(f"{phone} is on {node}'s access point with {lease['ip']}")
+
+
+@lab.command("degrade")
+@click.argument("a")
+@click.argument("b")
+@click.option("--loss", type=click.IntRange(0, 100), default=0, show_default=True,
+              metavar="PERCENT", help="Share of frames lost in each direction.")
+@click.option("--delay", type=click.FloatRange(0, 10000), default=0, show_default=True,
+              metavar="MS", help="Added delay in each direction (cables only: netem).")
+@_LAB
+@_STATE
+def lab_degrade(a: str, b: str, loss: int, delay: float, lab_id: str | None,
+                state_dir: str | None) -> None:
+    """Make the link between A and B lossy (and slow); --loss 0 makes it whole again."""
+    _open(lab_id, state_dir).degrade(a, b, loss, delay)
+    click.echo(f"link {a}-{b}: {loss}% loss" + (f", {delay:g} ms delay" if delay else ""))
+
+
+@lab.group("phone")
+def lab_phone() -> None:
+    """Residents' phones of a radio lab."""
+
+
+@lab_phone.command("add")
+@click.argument("node")
+@_LAB
+@_STATE
+def lab_phone_add(node: str, lab_id: str | None, state_dir: str | None) -> None:
+    """Add a phone next to NODE: its own radio, associated with NODE's access point."""
+    phone = _open(lab_id, state_dir).add_phone(node)
+    click.echo(f"phone {phone.name} on {node}: {phone.lease.get('ip', '?')}")
 
 
 @lab.command("kill")

@@ -58,8 +58,15 @@ def net_plan(ctx: click.Context, out_dir: str | None) -> None:
 @click.option("--root", "root", type=click.Path(file_okay=False), default=None,
               help="Write the files under this folder (e.g. an image) and run nothing.")
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("--net-dir", "net_dir_option", type=click.Path(file_okay=False), default=None,
+              help="Keep the rendered files in this folder instead of /etc/meshhub/net "
+                   "(the radio lab: one folder per node).")
+@click.option("--no-daemons", is_flag=True,
+              help="Load the gate and set up the interfaces (mesh radio, access point "
+                   "address) but start no hostapd, dnsmasq or babeld: the agent runs them.")
 @click.pass_context
-def net_apply(ctx: click.Context, root: str | None, dry_run: bool) -> None:
+def net_apply(ctx: click.Context, root: str | None, dry_run: bool,
+              net_dir_option: str | None, no_daemons: bool) -> None:
     """Write the network files atomically and apply them (needs root).
 
     Files equal to what is on disk are left alone; when nothing changed, nothing runs.
@@ -77,8 +84,14 @@ def net_apply(ctx: click.Context, root: str | None, dry_run: bool) -> None:
 
     cfg = load_node_config(ctx, required=False)
     cfg = with_mode(cfg, effective_mode(cfg))  # the organisers' switch, if any
+    if net_dir_option and root:
+        raise click.UsageError("--net-dir and --root cannot be used together")
     net_dir = Path(root) / NET_DIR.relative_to("/") if root else NET_DIR
+    if net_dir_option:
+        net_dir = Path(net_dir_option).resolve()
     plan = build_plan(cfg, net_dir=net_dir)
+    if no_daemons:
+        plan = plan.without_daemons()
     report = apply_plan(plan, run_command, dry_run=dry_run, run_commands=root is None)
     verb = "would change" if dry_run else "changed"
     for path in report.changed:

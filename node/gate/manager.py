@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 #: ``runner(argv, stdin_text) -> (returncode, stdout, stderr)``.
 Runner = Callable[[Sequence[str], "str | None"], tuple[int, str, str]]
 
-#: Seconds any one ``nft``/``ip`` command may take.
-COMMAND_TIMEOUT_SECONDS = 5.0
+#: Seconds any one ``nft``/``ip`` command may take: a guard against a hung command, not a
+#: deadline (the first nft of a boot loads the kernel's nf_tables modules, which took over
+#: 5 s on a busy machine: the radio lab in a TCG virtual machine).
+COMMAND_TIMEOUT_SECONDS = 30.0
 
 _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _DURATION = re.compile(r"(\d+)(ms|d|h|m|s)")

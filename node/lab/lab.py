@@ -69,6 +69,9 @@ TOOLS = {"ip": "iproute2", "babeld": "babeld", "dnsmasq": "dnsmasq-base", "nft":
          "curl": "curl"}
 #: Parallel checks while waiting (each is an ``ip netns exec`` of curl).
 CHECK_WORKERS = 8
+#: Seconds a check's process may take beyond its own timeout to start and stop (an
+#: emulated machine, such as the radio lab's virtual machine under TCG, is slow at both).
+EXEC_SLACK = 15
 
 
 @dataclass
@@ -85,11 +88,31 @@ class LabNode:
     phone_lease: dict[str, str] = field(default_factory=dict)
     #: The node whose access point the phone is on now (its own unless moved).
     phone_at: str = ""
+    #: Radio labs: the node's simulated radios (``phyN``), the one its mesh point is on,
+    #: and the MAC addresses of its access point and mesh point.
+    radios: list[str] = field(default_factory=list)
+    mesh_phy: str = ""
+    ap_mac: str = ""
+    mesh_mac: str = ""
 
     @property
     def portal_address(self) -> str:
         """The node's address on its access point (router, DNS and portal for phones)."""
         return f"10.64.{self.number}.1"
+
+
+@dataclass
+class LabPhone:
+    """A phone of a radio lab, or one added with ``lab phone add``: its namespace, the node
+    it belongs to, its radio and the ``wpa_supplicant`` running it."""
+
+    name: str
+    node: str
+    ns: str
+    phy: str = ""
+    mac: str = ""
+    pid: int = 0
+    lease: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +128,20 @@ class LabState:
     portal: bool = True
     started: float = 0.0
     portal_user: str = "root"
+    #: Radio labs (``lab up --radio``, :mod:`node.lab.radio`): radios per node, the channel,
+    #: whether this lab loaded mac80211_hwsim, links cut over the air, degraded links
+    #: (``[a, b, loss percent, delay ms]``) and every phone with a radio or added later.
+    radio: bool = False
+    radios_per_node: int = 1
+    channel: int = 1
+    cut: list[tuple[str, str]] = field(default_factory=list)
+    degraded: list[list[object]] = field(default_factory=list)
+    phones: dict[str, LabPhone] = field(default_factory=dict)
+
+    @property
+    def ns_prefix(self) -> str:
+        """The start of every namespace (and radio) name of this lab: ``mhl-ID-``."""
+        return f"{NS_PREFIX}{self.id}-"
 
     def save(self) -> None:
         """Write ``lab.json`` atomically."""
@@ -125,6 +162,8 @@ class LabState:
                            ) from None
         data["nodes"] = {k: LabNode(**v) for k, v in data["nodes"].items()}
         data["links"] = [tuple(pair) for pair in data["links"]]
+        data["cut"] = [tuple(pair) for pair in data.get("cut", [])]
+        data["phones"] = {k: LabPhone(**v) for k, v in data.get("phones", {}).items()}
         return cls(**data)
 
 
@@ -206,7 +245,8 @@ class MeshLab:
     def up(cls, nodes: int, topology: str = "line", *, seed: int = 0,
            lab_id: str | None = None, state_dir: Path | None = None, phones: bool = False,
            hello_interval: float = 1.0, portal: bool = True, wait: float = 60.0,
-           untrusted: tuple[str, ...] = (), portal_user: str | None = None) -> MeshLab:
+           untrusted: tuple[str, ...] = (), portal_user: str | None = None,
+           radio: bool = False, radios: int = 1) -> MeshLab:
         """Build the lab and start every node; on any failure remove what was made.
 
         ``untrusted`` names nodes whose keys the others do not list in ``trust.node_keys``
@@ -214,7 +254,17 @@ class MeshLab:
         (default ``nobody`` when it can reach the state folder, else ``root``).
         With ``phones`` every node gets a phone that takes a DHCP lease once the node is
         ready (``wait`` must then be non-zero).
+        ``radio``: every node and phone gets simulated radios instead of cables
+        (:mod:`node.lab.radio_nodes`; ``radios`` per node, 1 or 2).
         """
+        if radio:
+            from node.lab.radio import check_radio_host
+            from node.lab.radio_nodes import radios_needed
+
+            if radios not in (1, 2):
+                raise ConfigError([f"--radios: {radios} must be 1 (access point and mesh on "
+                                   "one radio) or 2 (one each)"])
+            check_radio_host(radios_needed(nodes, radios, phones))
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces); run it with sudo")
         if not 1 <= nodes <= 200:
@@ -227,22 +277,30 @@ class MeshLab:
         folder.chmod(0o755)
         user = choose_portal_user(folder, portal_user) if portal else "root"
         _check_tools(phones, user)
+        pairs = topology_links(nodes, topology, seed)
         if portal:
             _compile_for_portal(user)
-        pairs = topology_links(nodes, topology, seed)
         lab_nodes = {f"n{i}": LabNode(f"n{i}", i, f"{NS_PREFIX}{lab_id}-n{i}",
                                       f"10.42.{i // 256}.{i % 256}",
                                       str(folder / f"n{i}" / "node.toml"))
                      for i in range(1, nodes + 1)}
         state = LabState(lab_id, str(folder), topology, hello_interval, lab_nodes,
-                         [(f"n{a}", f"n{b}") for a, b in pairs], portal, time.time(), user)
+                         [(f"n{a}", f"n{b}") for a, b in pairs], portal, time.time(), user,
+                         radio=radio, radios_per_node=radios)
         lab = cls(state)
         state.save()
         try:
-            lab._build(phones, set(untrusted))
+            if radio:
+                lab._build_radio(phones, set(untrusted))
+            else:
+                lab._build(phones, set(untrusted))
             if wait:
                 for name in state.nodes:  # agents first: their babelds start sooner
                     lab.start_node(name, portal=False)
+                if radio:
+                    from node.lab.radio_nodes import wait_access_points
+
+                    wait_access_points(lab, wait)
                 lab.wait_ready(wait, start_portals=True)
                 if phones:
                     lab.connect_phones()
@@ -302,6 +360,78 @@ class MeshLab:
             atomic_write(Path(node.config).parent / "data" / ROAM_SECRET_FILE,
                          roam_secret + "\n", mode=0o600)
 
+    def _build_radio(self, phones: bool, untrusted: set[str]) -> None:
+        """Radio lab: namespaces with simulated radios, ``meshhub net apply`` in each node,
+        the topology on the air, and a phone namespace per node with its own radio."""
+        from node.identity import load_or_create_identity
+        from node.lab import radio_nodes
+        from node.lab.radio import ensure_module
+
+        st = self.state
+        ensure_module()
+        run("ip", "netns", "add", radio_nodes.air_namespace(self))
+        roam_secret = secrets.token_hex(32)
+        keys = {}
+        for node in st.nodes.values():
+            data = Path(st.state_dir) / node.name / "data"
+            data.mkdir(parents=True, exist_ok=True)
+            keys[node.name] = load_or_create_identity(data).public_key
+            run("ip", "netns", "add", node.ns)
+            st.save()
+            sysctls(node.ns, ["net.ipv6.conf.all.accept_dad=0",
+                              "net.ipv6.conf.default.accept_dad=0",
+                              "net.ipv4.conf.all.rp_filter=0",
+                              "net.ipv4.conf.default.rp_filter=0"])
+            ip_batch(node.ns, ["link set lo up"])
+            radio_nodes.give_radios(self, node)
+        for node in st.nodes.values():
+            atomic_write(node.config, node_toml(
+                node, st, self.neighbours(node.name),
+                [k for n, k in keys.items() if n != node.name and n not in untrusted]))
+            if st.portal_user != "root":
+                share_with_portal(Path(node.config).parent, st.portal_user)
+            # The lab is one community: one roaming secret, for the agents only (0600).
+            atomic_write(Path(node.config).parent / "data" / ROAM_SECRET_FILE,
+                         roam_secret + "\n", mode=0o600)
+            radio_nodes.apply_network(self, node)
+        for name in st.nodes:  # every mesh point exists now: shape who hears whom
+            radio_nodes.shape(self, name)
+        if phones:
+            for node in st.nodes.values():
+                self._add_radio_phone(node)
+
+    def _add_radio_phone(self, node: LabNode) -> LabPhone:
+        from node.lab import radio_nodes
+
+        taken = [p for p in self.state.phones.values() if p.node == node.name]
+        name = f"p{node.number}" if not taken else f"p{node.number}-{len(taken) + 1}"
+        phone = LabPhone(name, node.name, f"{NS_PREFIX}{self.state.id}-{name}")
+        self.state.phones[name] = phone
+        if not node.phone_ns:
+            node.phone_ns = phone.ns
+        radio_nodes.add_radio_phone(self, phone)
+        return phone
+
+    def add_phone(self, node_name: str) -> LabPhone:
+        """Another phone next to ``node_name`` (``lab phone add``): in a radio lab a new
+        namespace with its own radio, associated with the node's access point and leased;
+        the phone's name (``p3-2``)."""
+        node = self.node(node_name)
+        if not self.state.radio:
+            raise LabError("'lab phone add' needs a radio lab ('meshhub lab up --radio'); "
+                           "without radios each node has the one phone of --phones")
+        if not node.ap_mac:
+            raise LabError(f"{node_name} has no access point a phone could join")
+        if not node.pids:
+            raise LabError(f"{node_name} is not running (its access point is off); "
+                           f"'meshhub lab revive {node_name}' first")
+        from node.lab import radio_nodes
+
+        phone = self._add_radio_phone(node)
+        radio_nodes.connect_phone(self, phone)
+        self.phone_dhcp(phone.name)
+        return phone
+
     def neighbours(self, name: str) -> list[str]:
         """Names of the nodes linked to ``name``."""
         return sorted({b for a, b in self.state.links if a == name} |
@@ -354,9 +484,14 @@ class MeshLab:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and any(alive(p) for p in node.pids.values()):
                 time.sleep(0.05)
-        for namespace in (node.ns, node.phone_ns):
+        # A phone with a radio is a device of its own: it stays on (and roams).
+        for namespace in (node.ns, "" if self.state.radio else node.phone_ns):
             if namespace:
                 kill_namespace(namespace)
+        if self.state.radio:
+            from node.lab.radio_nodes import stop_radio
+
+            stop_radio(node)
         # A node without power forwards nothing: its kernel forgets what babeld installed,
         # and the gate with its accepted phones (the agent loads it again on revive).
         run("ip", "netns", "exec", node.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
@@ -374,16 +509,59 @@ class MeshLab:
         if any(alive(p) for p in self.node(name).pids.values()):
             raise LabError(f"{name} is running; 'meshhub lab kill {name}' first")
         run("ip", "netns", "exec", self.node(name).ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        if self.state.radio:  # the radio comes back as at power-on: net apply, the air
+            from node.lab import radio_nodes
+
+            radio_nodes.apply_network(self, self.node(name))
+            radio_nodes.shape(self, name)
         self.start_node(name)
 
-    def set_link(self, a: str, b: str, up: bool) -> None:
-        """Bring the link between ``a`` and ``b`` down (cut) or up (heal), both ends."""
+    def _check_link(self, a: str, b: str) -> None:
+        self.node(a), self.node(b)
         if (a, b) not in self.state.links and (b, a) not in self.state.links:
             raise LabError(f"there is no link between {a} and {b}; links: " +
                            ", ".join(f"{x}-{y}" for x, y in self.state.links))
+
+    def set_link(self, a: str, b: str, up: bool) -> None:
+        """Bring the link between ``a`` and ``b`` down (cut) or up (heal), both ends; over
+        the air, each stops (or starts again) hearing the other's mesh point."""
+        self._check_link(a, b)
+        if self.state.radio:
+            from node.lab.radio_nodes import shape
+
+            self.state.cut = [p for p in self.state.cut if set(p) != {a, b}]
+            if not up:
+                self.state.cut.append((a, b))
+            self.state.save()
+            shape(self, a)
+            shape(self, b)
+            return
         for here, there in ((a, b), (b, a)):
             run("ip", "-n", self.node(here).ns, "link", "set", f"m-{there}",
                 "up" if up else "down")
+
+    def degrade(self, a: str, b: str, loss: int, delay_ms: float = 0) -> None:
+        """Make the link between ``a`` and ``b`` lose ``loss`` percent of its frames in each
+        direction (nftables random drops) and, on cables, add ``delay_ms`` (netem);
+        ``loss=0, delay_ms=0`` makes it whole again."""
+        from node.lab import air
+        from node.lab.radio_nodes import shape
+
+        self._check_link(a, b)
+        if not 0 <= loss <= 100:
+            raise LabError(f"--loss: {loss} is not a percentage (0-100)")
+        if delay_ms and self.state.radio:
+            raise LabError("--delay works on the cables of the lab without radios; on the "
+                           "shared air of a radio lab use --loss")
+        for here, there in ((a, b), (b, a)):
+            if not self.state.radio:
+                air.netem(self.node(here).ns, f"m-{there}", delay_ms)
+        self.state.degraded = [d for d in self.state.degraded if {d[0], d[1]} != {a, b}]
+        if loss or delay_ms:
+            self.state.degraded.append([a, b, loss, delay_ms])
+        self.state.save()
+        shape(self, a)
+        shape(self, b)
 
     def exec(self, name: str, argv: list[str],
              **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -397,6 +575,14 @@ class MeshLab:
     def phone_dhcp(self, name: str) -> dict[str, str]:
         """Let phone ``pN`` (or node ``nN``'s phone) take a lease from its node's dnsmasq;
         the lease (``ip``, ``router``, ``opt114`` ...) is also kept in ``lab.json``."""
+        if name in self.state.phones:
+            phone = self.state.phones[name]
+            phone.lease = phone_net.dhcp(phone.ns, Path(self.state.state_dir) / name)
+            node = self.node(phone.node)
+            if phone.ns == node.phone_ns:
+                node.phone_lease = phone.lease
+            self.state.save()
+            return phone.lease
         node = self.node("n" + name[1:]) if name.startswith("p") else self.node(name)
         if not node.phone_ns:
             raise LabError("this lab has no phones; start it with --phones")
@@ -409,6 +595,9 @@ class MeshLab:
         """Carry phone ``pN`` to node ``to``'s access point, as a resident walks down the
         street: its link to its current node is cut and a new one (same MAC) joins
         ``to``'s bridge; it has no address until :meth:`phone_dhcp`."""
+        if self.state.radio:
+            raise LabError("in a radio lab a phone roams over the air by itself (when its "
+                           "node's access point goes away: 'meshhub lab kill NODE')")
         owner = self.node("n" + name[1:]) if name.startswith("p") else self.node(name)
         if not owner.phone_ns:
             raise LabError("this lab has no phones; start it with --phones")
@@ -424,7 +613,14 @@ class MeshLab:
 
     def connect_phones(self) -> None:
         """Every phone takes its lease (in parallel)."""
-        names = [n.name for n in self.state.nodes.values() if n.phone_ns]
+        if self.state.radio:
+            from node.lab.radio_nodes import connect_phone
+
+            with ThreadPoolExecutor(CHECK_WORKERS) as pool:
+                list(pool.map(lambda p: connect_phone(self, p), self.state.phones.values()))
+            names = list(self.state.phones)
+        else:
+            names = [n.name for n in self.state.nodes.values() if n.phone_ns]
         with ThreadPoolExecutor(CHECK_WORKERS) as pool:
             list(pool.map(self.phone_dhcp, names))
 
@@ -439,7 +635,9 @@ class MeshLab:
                            ", ".join(self.state.nodes)) from None
 
     def namespace(self, name: str) -> str:
-        """The namespace of node ``nN`` or phone ``pN``."""
+        """The namespace of node ``nN`` or phone ``pN`` (``pN-2``...)."""
+        if name in self.state.phones:
+            return self.state.phones[name].ns
         if name.startswith("p") and name[1:].isdigit():
             phone = self.node("n" + name[1:]).phone_ns
             if not phone:
@@ -476,21 +674,24 @@ class MeshLab:
     def agent_health(self, name: str, timeout: float = 2) -> dict[str, object] | None:
         """The node's ``/api/health`` document, fetched inside its namespace."""
         node = self.node(name)
-        result = self.exec(name, ["curl", "-s", "-m", str(timeout),
-                                  f"http://{node.mesh_address}:{AGENT_PORT}/api/health"],
-                           capture_output=True, timeout=timeout + 5)
         try:
+            result = self.exec(name, ["curl", "-s", "-m", str(timeout),
+                                      f"http://{node.mesh_address}:{AGENT_PORT}/api/health"],
+                               capture_output=True, timeout=timeout + EXEC_SLACK)
             return json.loads(result.stdout) if result.returncode == 0 else None
-        except ValueError:
+        except (ValueError, subprocess.TimeoutExpired):  # a machine too busy to answer
             return None
 
     def portal_answers(self, name: str, timeout: float = 2) -> bool:
         """Whether the node's portal answers ``/about`` (inside its namespace)."""
         node = self.node(name)
-        result = self.exec(name, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                  "-m", str(timeout),
-                                  f"http://{node.mesh_address}:{PORTAL_PORT}/about"],
-                           capture_output=True, timeout=timeout + 5)
+        try:
+            result = self.exec(name, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                      "-m", str(timeout),
+                                      f"http://{node.mesh_address}:{PORTAL_PORT}/about"],
+                               capture_output=True, timeout=timeout + EXEC_SLACK)
+        except subprocess.TimeoutExpired:
+            return False
         return result.returncode == 0 and result.stdout.startswith("2")
 
     def wait_ready(self, timeout: float, start_portals: bool = False) -> float:
@@ -555,6 +756,12 @@ class MeshLab:
                 alive(p) for n in self.state.nodes.values() for p in n.pids.values()):
             time.sleep(0.05)
         existing = set(lab_namespaces())
+        for phone in self.state.phones.values():
+            if phone.ns in existing:
+                kill_namespace(phone.ns)
+                run("ip", "netns", "del", phone.ns, check=False)
+            if phone.pid:
+                reap(phone.pid)
         for node in self.state.nodes.values():
             for namespace in (node.ns, node.phone_ns):
                 if namespace and namespace in existing:
@@ -563,6 +770,10 @@ class MeshLab:
             for pid in node.pids.values():
                 reap(pid)
             node.pids = {}
+        if self.state.radio:  # the lab's air; the radios went with their namespaces
+            air = f"{self.state.ns_prefix}air"
+            if air in existing:
+                run("ip", "netns", "del", air, check=False)
         shutil.rmtree(self.state.state_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the default root, when this was its last lab
             STATE_ROOT.rmdir()

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from node.lab.netns import LabError, ip_batch, run
@@ -77,12 +80,25 @@ def dhcp(phone_ns: str, folder: Path, timeout: float = 30) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "lease.json"
     out.unlink(missing_ok=True)
+    text = UDHCPC_SCRIPT.format(out=out)
     script = folder / "udhcpc.sh"
-    script.write_text(UDHCPC_SCRIPT.format(out=out), encoding="utf-8")
+    script.write_text(text, encoding="utf-8")
     script.chmod(0o755)
-    result = run("ip", "netns", "exec", phone_ns, "busybox", "udhcpc", "-i", PHONE_IF,
-                 "-n", "-q", "-t", "10", "-T", "1", "-A", "1", "-O", "114", "-s", str(script),
-                 check=False, timeout=timeout)
+    # The lab's folder is under /run by default, which systemd mounts noexec: udhcpc
+    # then runs a copy of its script from a private temporary folder.
+    scratch = None
+    if os.statvfs(folder).f_flag & os.ST_NOEXEC:
+        scratch = Path(tempfile.mkdtemp(prefix="meshhub-udhcpc-"))
+        script = scratch / "udhcpc.sh"
+        script.write_text(text, encoding="utf-8")
+        script.chmod(0o700)
+    try:
+        result = run("ip", "netns", "exec", phone_ns, "busybox", "udhcpc", "-i", PHONE_IF,
+                     "-n", "-q", "-t", "10", "-T", "1", "-A", "1", "-O", "114", "-s",
+                     str(script), check=False, timeout=timeout)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     if result.returncode != 0 or not out.exists():
         raise LabError(f"the phone in {phone_ns} got no DHCP lease from its node "
                        f"(udhcpc: {(result.stderr or result.stdout).strip()[-300:]}); "
@@ -92,3 +108,47 @@ def dhcp(phone_ns: str, folder: Path, timeout: float = 30) -> dict[str, str]:
         with contextlib.suppress(ValueError):  # older busybox versions print it as text
             lease["opt114"] = bytes.fromhex(lease["opt114"]).decode("utf-8")
     return lease
+
+
+# --- phones with a radio (the radio lab: node.lab.radio) -------------------------------
+
+
+def wpa_supplicant_conf(ssid: str, bssids: list[str], freq: int, ctrl_dir: str) -> str:
+    """A phone's ``wpa_supplicant.conf``: the open network ``ssid`` on ``freq`` MHz, only
+    at the access points ``bssids``: the first, then the others in order of preference.
+
+    Every lab access point has the same SSID and every radio hears every other, so the
+    phone is told which ones are "near" it: its node's (the topology's choice), then
+    that node's neighbours, which it roams to when its own goes away. Those start
+    disabled (:func:`enable_roaming` turns them on once the phone is on its own node's
+    access point): a phone switched on would otherwise take whichever answered first.
+    """
+    if not bssids:
+        raise LabError("a phone needs at least one access point to associate with")
+    lines = [f"ctrl_interface={ctrl_dir}", "ap_scan=1", "update_config=0", ""]
+    for rank, bssid in enumerate(bssids):
+        lines += ["network={", f"    ssid={ssid.encode('utf-8').hex()}", "    key_mgmt=NONE",
+                  f"    bssid={bssid}", f"    priority={len(bssids) - rank}",
+                  f"    scan_freq={freq}", f"    freq_list={freq}",
+                  *(["    disabled=1"] if rank else []), "}"]
+    return "\n".join(lines) + "\n"
+
+
+def associated_bssid(phone_ns: str) -> str | None:
+    """The access point the phone's radio is associated with now (``iw dev wlan0 link``)."""
+    out = run("ip", "netns", "exec", phone_ns, "iw", "dev", PHONE_IF, "link",
+              check=False).stdout
+    words = out.split()
+    if len(words) >= 3 and words[:2] == ["Connected", "to"]:
+        return words[2].lower()
+    return None
+
+
+def enable_roaming(phone_ns: str, ctrl_dir: str) -> None:
+    """Let the phone use the other access points of its configuration when it loses its
+    own (``wpa_cli enable_network all``)."""
+    result = run("ip", "netns", "exec", phone_ns, "wpa_cli", "-p", ctrl_dir, "-i", PHONE_IF,
+                 "enable_network", "all", check=False)
+    if result.returncode != 0 or "OK" not in result.stdout:
+        raise LabError(f"wpa_cli in {phone_ns} could not enable roaming: "
+                       f"{(result.stderr or result.stdout).strip()}")

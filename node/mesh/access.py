@@ -5,8 +5,10 @@ the configuration ``meshhub net plan`` renders (:mod:`node.net.render_dnsmasq`),
 written into ``agent.run_dir`` like babeld's, in the foreground (``--keep-in-foreground``,
 its log on stderr so the supervisor keeps it, capped, in ``run_dir/dnsmasq.log``).
 hostapd runs only when ``wifi.ap_interface`` exists and is a radio (the kernel lists a
-``wireless`` or ``phy80211`` entry for it in ``/sys/class/net``): in the mesh lab the
-access point is a bridge standing in for the radio, and there is no hostapd to run.
+``wireless`` or ``phy80211`` entry for it in ``/sys/class/net``): in the mesh lab without
+radios the access point is a bridge standing in for the radio, and there is no hostapd
+to run; the radio lab (``lab up --radio``) gives it a simulated radio. Its control socket
+is in ``run_dir/hostapd/`` (``hostapd_cli -p RUN_DIR/hostapd``).
 
 dnsmasq is started as the agent's user; as root it drops to ``nobody`` by itself
 (so the lease file's folder, ``node.data_dir``, must be writable by that user; on a
@@ -59,9 +61,13 @@ def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq",
 def hostapd_process(cfg: NodeConfig, executable: str = "hostapd") -> SupervisedProcess:
     """A :class:`SupervisedProcess` running hostapd (foreground) with the rendered file."""
     from node.net import build_plan
+    from node.net.render_hostapd import render_hostapd
 
     run_dir = Path(cfg.agent.run_dir)
-    text = build_plan(cfg, net_dir=run_dir).file("hostapd.conf").content
+    build_plan(cfg, net_dir=run_dir)  # the same checks as 'meshhub net plan' first
+    # Its control socket beside babeld's, in the agent's own runtime folder: the only
+    # one it may write on a node (ProtectSystem=strict), one per node in the lab.
+    text = render_hostapd(cfg, ctrl_dir=str(run_dir / "hostapd"))
     conf = run_dir / "hostapd.conf"
 
     def prepare() -> None:

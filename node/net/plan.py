@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from node.net.validate import check_network
 #: Where a node keeps its rendered network files.
 NET_DIR = Path("/etc/meshhub/net")
 RUN_DIR = Path("/run/meshhub")
+#: The daemons the plan starts (the agent supervises them instead when it runs them).
+DAEMONS = ("hostapd", "dnsmasq", "babeld")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,13 @@ class NetworkPlan:
             if planned.path.name == name:
                 return planned
         raise KeyError(name)
+
+    def without_daemons(self) -> NetworkPlan:
+        """The same plan without starting :data:`DAEMONS`: for a node whose agent runs
+        them itself (``mesh.routing``, ``clients.dhcp``), apply sets up the gate and the
+        interfaces only."""
+        kept = tuple(c for c in self.commands if c[0] not in DAEMONS)
+        return dataclasses.replace(self, commands=kept)
 
     def write_to(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Write every file flat into ``directory`` (atomically); return the paths."""

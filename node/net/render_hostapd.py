@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from node.config import NodeConfig
 from node.net._header import header
+from node.net.render_mesh import BEACON_INTERVAL_TU
 
 #: Every key this renderer may write; tests check the output against it.
 HOSTAPD_KEYS: frozenset[str] = frozenset({
     "interface", "driver", "ctrl_interface", "ctrl_interface_group", "ssid2", "utf8_ssid",
     "country_code", "ieee80211d", "hw_mode", "channel", "ieee80211n", "wmm_enabled",
     "auth_algs", "wpa", "ap_isolate", "ignore_broadcast_ssid", "logger_syslog",
-    "logger_syslog_level",
+    "logger_syslog_level", "beacon_int",
 })
 
 CTRL_DIR = "/run/hostapd"
@@ -35,14 +36,15 @@ def hostapd_string(text: str) -> str:
     return 'P"' + "".join(out) + '"'
 
 
-def render_hostapd(cfg: NodeConfig) -> str:
-    """The text of ``hostapd.conf`` for the residents' access point."""
+def render_hostapd(cfg: NodeConfig, ctrl_dir: str = CTRL_DIR) -> str:
+    """The text of ``hostapd.conf`` for the residents' access point; ``ctrl_dir`` is
+    where hostapd opens its control socket (``hostapd_cli -p DIR``)."""
     wifi = cfg.wifi
     lines = [
         header(cfg, "hostapd: the open access point for residents"),
         f"interface={wifi.ap_interface}",
         "driver=nl80211",
-        f"ctrl_interface={CTRL_DIR}",
+        f"ctrl_interface={ctrl_dir}",
         "ctrl_interface_group=0",
         "logger_syslog=-1",
         "logger_syslog_level=2",
@@ -57,6 +59,8 @@ def render_hostapd(cfg: NodeConfig) -> str:
         "ieee80211d=1",
         f"hw_mode={wifi.hw_mode}",
         f"channel={wifi.channel}",
+        "# The mesh point on the same radio beacons at this interval too.",
+        f"beacon_int={BEACON_INTERVAL_TU}",
         "ieee80211n=1",
         "wmm_enabled=1",
         "",

@@ -21,6 +21,10 @@ from node.net.addressing import AddressPlan
 from node.net.regulatory import frequency_mhz
 
 Command = tuple[str, ...]
+#: Beacon interval (TU) of the mesh point: the access point's (hostapd's ``beacon_int``).
+#: A radio beaconing for both must use one interval, or the kernel refuses the second
+#: (EBUSY, seen with mac80211_hwsim: the mesh's default is 1000).
+BEACON_INTERVAL_TU = 100
 
 
 def mesh_channel(cfg: NodeConfig) -> int:
@@ -47,7 +51,8 @@ def mesh_commands(cfg: NodeConfig, addresses: AddressPlan) -> list[Command]:
     ]
     if mesh.mode == "802.11s":
         commands.append(("iw", "dev", mesh.interface, "mesh", "join", mesh.mesh_id,
-                         "freq", freq, "HT20", "mesh_fwding=0"))
+                         "freq", freq, "HT20", "beacon-interval", str(BEACON_INTERVAL_TU),
+                         "mesh_fwding=0"))
     else:
         commands.append(("iw", "dev", mesh.interface, "ibss", "join", mesh.mesh_id, freq,
                          "HT20", "fixed-freq", ibss_bssid(mesh.mesh_id)))

@@ -194,7 +194,7 @@ def test_mesh_80211s_and_ibss_commands() -> None:
     mesh = plan().commands
     assert ("iw", "phy", "phy0", "interface", "add", "mesh0", "type", "mp") in mesh
     assert ("iw", "dev", "mesh0", "mesh", "join", "meshhub", "freq", "2412", "HT20",
-            "mesh_fwding=0") in mesh
+            "beacon-interval", "100", "mesh_fwding=0") in mesh
     cfg = parse_config('[node]\nname = "elm"\n[mesh]\naddress = "10.42.0.7"\nmode = "ibss"\n'
                        'channel = 6\n')
     commands = build_plan(cfg).commands
