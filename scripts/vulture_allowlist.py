@@ -69,6 +69,5 @@ _.sensor_source  # node/health/hw.py: I2C sensors as a health source; the agent 
 #                wire it yet (only tests do): remove or wire it, do not forget it here
 
 # --- node.toml settings that no code reads as cfg.SECTION.KEY (node/config/sections.py) --
-_.node_keys  # trust.node_keys: read by node/trust/static.py as cfg.get(...) (the trust change's)
 _.led_pin, _.button_pin, _.button_hold_seconds  # hardware.*: declared and documented, but
 #   nothing starts hardware/status.py on a node yet: wire it (or drop the keys), then remove

@@ -43,4 +43,4 @@ class StaticTrust:
 
 def trust_from_config(cfg: NodeConfig, identity: Identity) -> StaticTrust:
     """This node's own key plus ``trust.node_keys`` from node.toml."""
-    return StaticTrust([identity.public_key, *cfg.get("trust.node_keys")])
+    return StaticTrust([identity.public_key, *cfg.trust.node_keys])
