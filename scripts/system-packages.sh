@@ -2,7 +2,7 @@
 # Install (as root) or name (otherwise) the Debian packages that meshhub's
 # tests drive for real: nginx in front of the portal, Chromium for the
 # accessibility checks, the network daemons a node runs, and QEMU + mmdebstrap +
-# ovmf to build and boot a whole node image (tests/vm).
+# ovmf to build and boot a whole node image (image base, image try).
 set -eu
 PACKAGES="qemu-system-x86 qemu-utils mmdebstrap ovmf nginx chromium babeld dnsmasq-base nftables hostapd iw iproute2 udhcpc busybox sqlite3 mtools dosfstools e2fsprogs fdisk wrk curl prometheus poppler-utils zbar-tools systemd openssh-client"
 missing=""

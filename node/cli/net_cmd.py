@@ -54,6 +54,23 @@ def net_plan(ctx: click.Context, out_dir: str | None) -> None:
         click.echo(f"\nWrote {len(written)} files to {out_dir}")
 
 
+@net.command("up")
+@click.pass_context
+def net_up(ctx: click.Context) -> None:
+    """Bring this node's links up: mesh address, mesh radio, access point address (root).
+
+    Run at every boot by meshhub-net.service, before the agent; idempotent. It
+    starts no daemon and loads no gate (the agent does both, gate first).
+    """
+    from node.gate.manager import run_command
+    from node.net import check_network
+    from node.net.links import bring_up
+
+    cfg = load_node_config(ctx, required=True)
+    for line in bring_up(cfg, check_network(cfg), run_command):
+        click.echo(f"  {line}")
+
+
 @net.command("apply")
 @click.option("--root", "root", type=click.Path(file_okay=False), default=None,
               help="Write the files under this folder (e.g. an image) and run nothing.")

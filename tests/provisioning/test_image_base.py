@@ -1,6 +1,7 @@
 """``image base`` and ``image try`` without a virtual machine: layout, packages, bad input.
 
-The real build (mmdebstrap from Debian's packages) and a real boot are in tests/vm/.
+The real build (mmdebstrap from Debian's packages) and a real boot: bench/vm.py (the VM boot
+tests are not in CI yet: docs/images.md, "Booted in a virtual machine").
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -202,3 +204,88 @@ def test_kvm_probe_gives_up_within_seconds() -> None:
     works = kvm_works(qemu, firmware, seconds=6)
     assert isinstance(works, bool)
     assert time.monotonic() - started < 10
+
+
+class FakeMachine:
+    """Stands in for QEMU in the control flow of ``image try`` (a real one: bench/vm.py)."""
+
+    instances: ClassVar[list[FakeMachine]] = []
+
+    def __init__(self, image: Path, **options: object) -> None:
+        self.image, self.options = image, options
+        self.lines: list[str] = []
+        self.stopped = False
+        self.port = closed_port()
+        self.used_accel = "tcg"
+        self.proc = None
+        FakeMachine.instances.append(self)
+
+    def start(self) -> FakeMachine:
+        return self
+
+    def running(self) -> bool:
+        return not self.stopped
+
+    @property
+    def console(self) -> list[str]:
+        return list(self.lines)
+
+    def wait_console(self, predicate, timeout: float, start: int = 0):
+        script = self.options.get("script")
+        if callable(script):
+            script(self)
+        for index, text in enumerate(self.lines[start:], start):
+            if predicate(text):
+                return index, text
+        return None
+
+    def wait_agent(self, _timeout: float) -> bool:
+        return True
+
+    def run(self, command: str, timeout: float = 60.0):
+        from provisioning.vm import Result
+
+        assert "journalctl" in command and "-u meshhub-firstboot" in command
+        return Result((command,), 0, "meshhub-firstboot: FAILED: pip could not install meshhub "
+                                     "0.1.0 from /opt/meshhub/wheelhouse\n", "")
+
+    def stop(self, timeout: float = 90.0) -> None:
+        self.stopped = True
+
+
+def test_try_shows_the_journal_and_stops_when_first_boot_fails(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import provisioning.image.trial as trial
+
+    def fail_first_boot(machine: FakeMachine) -> None:
+        machine.lines.append("[  42.0] firstboot[250]: meshhub-firstboot: FAILED: pip could not")
+
+    monkeypatch.setattr(trial, "VirtualMachine",
+                        lambda image, **kw: FakeMachine(image, script=fail_first_boot, **kw))
+    said: list[str] = []
+    status = trial.try_image("node.img", radios=2, memory_mb=512, port=0, keep=False,
+                             say=said.append)
+    assert status == 1
+    assert any("first boot FAILED" in s for s in said)
+    assert any("pip could not install meshhub" in s for s in said)
+    assert FakeMachine.instances[-1].stopped
+    assert FakeMachine.instances[-1].options["snapshot"] is True  # the image is not changed
+
+
+def test_try_stops_cleanly_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    import provisioning.image.trial as trial
+
+    def press_ctrl_c(_machine: FakeMachine) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(trial, "VirtualMachine",
+                        lambda image, **kw: FakeMachine(image, script=press_ctrl_c, **kw))
+    said: list[str] = []
+    previous = signal.getsignal(signal.SIGINT)
+    status = trial.try_image("node.img", radios=2, memory_mb=512, port=0, keep=True,
+                             say=said.append)
+    assert status == 0 and FakeMachine.instances[-1].stopped
+    assert said[-2:] == ["image try: powering off...", "image try: stopped; nothing left behind"]
+    assert signal.getsignal(signal.SIGINT) is previous

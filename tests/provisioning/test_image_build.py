@@ -66,7 +66,8 @@ def test_build_puts_every_overlay_file_with_mode_and_owner(tmp_path: Path,
         assert root.read(item.path) == item.source.read_bytes()
     assert root.stat("/usr/lib/meshhub/firstboot").mode & 0o7777 == 0o755
     assert root.stat("/etc/systemd/journald.conf.d/meshhub.conf").mode & 0o7777 == 0o644
-    for unit in ("meshhub-agent.service", "meshhub-portal.service", "meshhub-firstboot.service"):
+    for unit in ("meshhub-agent.service", "meshhub-portal.service", "meshhub-firstboot.service",
+                 "meshhub-net.service"):
         link = root.stat(f"/etc/systemd/system/multi-user.target.wants/{unit}")
         assert link is not None and link.kind == "symlink"
         assert link.target == f"/usr/lib/systemd/system/{unit}"
@@ -148,7 +149,7 @@ def verify_units(folder: Path, units: list[Path]) -> str:
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     require_tool("systemd-analyze")
     units = sorted(UNIT_DIR.glob("*.service"))
-    assert len(units) == 3
+    assert len(units) == 4
     assert verify_units(tmp_path, units) == ""
     # The check is meaningful: a misspelt directive is reported.
     bad = tmp_path / "bad" / "meshhub-portal.service"
@@ -285,7 +286,8 @@ def test_firstboot_installs_and_is_harmless_to_rerun(tmp_path: Path, wheelhouse:
     assert "server { listen 80; }" in (root / "etc/nginx/sites-available/meshhub").read_text()
     assert not (root / "etc/nginx/sites-enabled/default").exists()
     log = (tmp_path / "systemctl.log").read_text()
-    assert "enable meshhub-agent.service meshhub-portal.service nginx.service" in log
+    assert "enable meshhub-net.service meshhub-agent.service meshhub-portal.service " \
+           "nginx.service" in log
     assert "mask babeld.service dnsmasq.service hostapd.service" in log
     assert (data / "firstboot.done").read_text().startswith("9.9.0 ")
 
