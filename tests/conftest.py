@@ -84,6 +84,21 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     _skip_is_a_failure_in_ci(outcome.get_result())  # type: ignore[attr-defined]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A module marked ``scenario`` runs its tests in file order (after pytest-randomly's
+    shuffle): they are steps of one story on one shared set-up. Every other test must
+    pass in any order."""
+    slots: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if item.get_closest_marker("scenario") is not None:
+            slots.setdefault(str(item.path), []).append(index)
+    for indexes in slots.values():
+        ordered = sorted((items[i] for i in indexes), key=lambda item: item.reportinfo()[1] or 0)
+        for index, item in zip(indexes, ordered, strict=True):
+            items[index] = item
+
+
 @pytest.fixture(autouse=True)
 def verify_processes_ended() -> Iterator[None]:
     """Fail a test that leaves a child process of its own running (a daemon, a server)."""

@@ -40,7 +40,9 @@ from tests.node.test_update_service import (
     signed_release,
 )
 
-pytestmark = pytest.mark.root
+# One release story on one 3-node lab (built once, minutes): each test is a step that starts
+# from the versions the previous one left, so pytest-randomly keeps their file order.
+pytestmark = [pytest.mark.root, pytest.mark.scenario]
 HEALTH_WINDOW = 30
 EVIL_PORT = 9300
 
