@@ -65,9 +65,10 @@ def main() -> None:
     print(f"update_release_size: {size} bytes (target: -)")
     for name in names:
         files = got[name]["file_bytes"]  # type: ignore[index]
-        manifests = got[name]["manifest_bytes"]  # type: ignore[index]
-        print(f"update_downloaded_{name}: {files} bytes of files + {manifests} bytes of "
-              f"manifests (target: files {0 if name == 'n1' else size} = each file once)")
+        received = got[name]["received_bytes"]  # type: ignore[index]
+        print(f"update_downloaded_{name}: {files} bytes of files, {received} bytes received "
+              f"from mirrors in all (target: files {0 if name == 'n1' else size} = each file "
+              "once)")
     links = sum(1 for n in names if got[n]["file_bytes"] > 0)  # type: ignore[index]
     worst = max(got[n]["file_bytes"] for n in names) / size  # type: ignore[index]
     print(f"update_file_copies_per_link: {worst:.2f} (target: at most 1.00; {links} of "

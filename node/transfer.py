@@ -14,9 +14,8 @@ use the same two halves:
   into place: bytes that do not match are thrown away.
 
 The caller owns the connection and says which exception to raise
-(:class:`Fail`): a :class:`~node.sync.client.PeerError` or a
-:class:`~node.update.mirror.MirrorError`, both with ``bad_data`` for the
-sender's fault.
+(:class:`Fail`): :meth:`node.agent_client.AgentClient.error`, an
+:class:`~node.agent_client.AgentError` with ``bad_data`` for the sender's fault.
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     Asks the local agent (agent.listen:agent.port); if it is not running,
     shows this node's digest and configured peers from the database instead.
     """
-    from node.sync.client import PeerClient, PeerError
+    from node.agent_client import AgentError
+    from node.sync.client import PeerClient
 
     cfg = load_node_config(ctx)
     host = cfg.agent.listen
@@ -86,7 +87,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     try:
         doc = PeerClient(f"http://{host}:{cfg.agent.port}", timeout=5).status()
         source = "agent"
-    except PeerError as exc:
+    except AgentError as exc:
         doc, source = _offline_status(cfg), f"database (agent not reachable: {exc.reason})"
     if as_json:
         click.echo(json.dumps(doc, indent=2))

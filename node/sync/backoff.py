@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.sync.client import ByteCounter
+from node.agent_client import ByteCounter
 
 #: Peer records kept beyond the current neighbours (peers that notified, then left).
 MAX_PEER_RECORDS = 64

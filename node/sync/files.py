@@ -13,7 +13,6 @@ hash are thrown away and the peer that sent them is backed off.
 
 from __future__ import annotations
 
-import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 from node import transfer
 from node.blobs import BlobStore
 from node.store import Store
-from node.sync.client import PeerClient, PeerError
+from node.sync.client import PeerClient
 
 #: Disk space always left free besides the quota (the database must still grow).
 DISK_RESERVE_BYTES = 64 * 1024 * 1024
@@ -110,13 +109,13 @@ def fetch_file(client: PeerClient, blobs: BlobStore, want: WantedFile, *,
                stop: Callable[[], bool] = lambda: False) -> bool:
     """Fetch ``want`` from ``client``'s node; True if stored, False if the peer lacks it.
 
-    Raises :class:`PeerError` for a broken transfer (the partial file stays,
+    Raises :class:`AgentError` for a broken transfer (the partial file stays,
     to be resumed) and for wrong bytes (bad_data; the partial file is removed).
     """
     partial = partial_path(blobs, want.sha256)
     offset = transfer.resume_offset(partial, want.size)
     where = f"file {want.sha256[:12]}"
-    fail = functools.partial(PeerError, client.url)
+    fail = client.error
     with client.blob(want.sha256, offset) as response:
         if not transfer.receive(response, partial, offset=offset, size=want.size, where=where,
                                 authority="the library item", fail=fail, stop=stop):

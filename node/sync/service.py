@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from node import timing
+from node.agent_client import AgentError, ByteCounter, normalise_url
 from node.blobs import BlobStore
 from node.canonical import EncodingError
 from node.errors import StoreError
@@ -41,7 +42,7 @@ from node.store.entries import entry_id
 from node.sync import files as _files
 from node.sync import protocol
 from node.sync.backoff import MAX_PEER_RECORDS, Backoff
-from node.sync.client import ByteCounter, PeerClient, PeerError, normalise_url
+from node.sync.client import PeerClient
 from node.trust.registry import SnapshotRejected
 
 if TYPE_CHECKING:
@@ -365,7 +366,7 @@ class SyncService:
                 self._pull_bodies(client, result)
             self.backoff.succeeded(url)
             self._problems.resolved(f"peer:{url}")
-        except PeerError as exc:
+        except AgentError as exc:
             delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
             result.outcome, result.error = "failed", exc.reason
             what = "sent data that was refused" if exc.bad_data else "unreachable"
@@ -395,7 +396,7 @@ class SyncService:
         try:
             installed = self.registry.offer(data, client.url)
         except SnapshotRejected as exc:
-            raise PeerError(client.url, exc.reason, bad_data=True) from None
+            raise AgentError(client.url, exc.reason, bad_data=True) from None
         if installed:
             log.info("sync: installed registry snapshot %s from %s", self.registry.serial,
                      client.url)
@@ -425,7 +426,7 @@ class SyncService:
             result.pages += 1
             unasked = sum(1 for e in entries if not _asked(e, since))
             if unasked:
-                raise PeerError(client.url, f"{unasked} entr{'y' if unasked == 1 else 'ies'} "
+                raise AgentError(client.url, f"{unasked} entr{'y' if unasked == 1 else 'ies'} "
                                 "not asked for (at or before the sequence numbers sent: a "
                                 "replay, or an author this node does not want)", bad_data=True)
             report = self.store.ingest(entries)
@@ -433,7 +434,7 @@ class SyncService:
             result.duplicates += len(report.duplicates)
             if report.rejected:
                 entry_id, reason = report.rejected[0]
-                raise PeerError(client.url, f"{len(report.rejected)} entr"
+                raise AgentError(client.url, f"{len(report.rejected)} entr"
                                 f"{'y' if len(report.rejected) == 1 else 'ies'} refused, first "
                                 f"{(entry_id or '?')[:12]}: {reason}", bad_data=True)
             if not more or not report.accepted:
@@ -461,13 +462,13 @@ class SyncService:
             wanted = set(ids)
             for wire in wires:
                 if wire.get("body") is None or _wire_id(wire) not in wanted:
-                    raise PeerError(client.url, "POST /bodies: an entry not asked for, or "
+                    raise AgentError(client.url, "POST /bodies: an entry not asked for, or "
                                     "without its body", bad_data=True)
             report = self.store.ingest(wires)
             result.restored += len(report.restored)
             if report.rejected:
                 entry_id, reason = report.rejected[0]
-                raise PeerError(client.url, f"POST /bodies: entry {(entry_id or '?')[:12]} "
+                raise AgentError(client.url, f"POST /bodies: entry {(entry_id or '?')[:12]} "
                                 f"refused: {reason}", bad_data=True)
             if report.restored:
                 log.info("sync: %d missing bod%s restored from %s", len(report.restored),
@@ -493,7 +494,7 @@ class SyncService:
             try:
                 client.notify(digest, self.own_port())
                 self._notified[url] = digest
-            except PeerError as exc:
+            except AgentError as exc:
                 delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
                 self._problems.warning(f"peer:{url}", "sync: notifying %s failed: %s; backing "
                                        "off %.0f s", url, exc.reason, delay)
@@ -533,7 +534,7 @@ class SyncService:
                     self._drop_if_unused(want.sha256)
                     log.info("sync: library file %s fetched from %s", want.sha256[:12], url)
                     return True
-            except PeerError as exc:
+            except AgentError as exc:
                 last_error = exc.reason
                 delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
                 self._problems.warning(f"file:{url}:{want.sha256}", "sync: library file from "

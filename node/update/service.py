@@ -40,6 +40,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from node.agent_client import AgentError, ByteCounter, normalise_url
 from node.atomic import atomic_write, fsync_dir
 from node.identity import Identity, fingerprint
 from node.logs import OnceLogger
@@ -53,7 +54,7 @@ from node.update.manifest import (
     parse_manifest,
     verify_manifest,
 )
-from node.update.mirror import Counter, MirrorClient, MirrorError, base_url
+from node.update.mirror import MirrorClient
 from node.update.pause import PauseState
 from node.update.rollout import rollout_share, should_install
 from node.update.updater import UpdateInterrupted, Updater
@@ -123,7 +124,9 @@ class UpdateService:
         self.own_port = own_port
         self.before_install = before_install
         self.clock = clock
-        self.counter = Counter()
+        #: Bytes exchanged with mirrors on the socket, and bytes of release files received.
+        self.counter = ByteCounter()
+        self.files = ByteCounter()
         self.stopping = threading.Event()
         self._rng = rng or random.Random()  # noqa: S311 - jitter only
         self._sources: list[PeerSource] = [lambda: self.settings.mirrors]
@@ -155,7 +158,7 @@ class UpdateService:
     def mirrors(self) -> list[str]:
         """Every mirror now: neighbours and ``update.mirrors``, normalised."""
         return sorted(gather_urls(
-            self._sources, base_url,
+            self._sources, normalise_url,
             source_failed=lambda exc: self._problems.warning(
                 "peers", "update: listing neighbours failed: %s", exc),
             bad_url=lambda url, exc: self._problems.warning(
@@ -398,7 +401,11 @@ class UpdateService:
                                                  counter=self.counter,
                                                  identity=self.identity).manifest()))
                 self._problems.resolved(f"mirror:{url}")
-            except MirrorError as exc:
+            except AgentError as exc:
+                if exc.bad_data:  # an oversized or truncated manifest: refused, with the reason
+                    self.refusals[url] = exc.reason
+                    self._problems.warning(f"refused:{url}:{exc.reason}", "update: %s", exc)
+                    continue
                 self._problems.warning(f"mirror:{url}", "update: mirror %s unreachable: %s",
                                        url, exc.reason)
         for url, data in offers:
@@ -451,11 +458,12 @@ class UpdateService:
     def _fetch_file(self, item: Any, incoming: Path, mirrors: list[str]) -> bool:
         for url in list(mirrors):
             client = MirrorClient(url, timeout=self.settings.timeout_seconds,
-                                  counter=self.counter, identity=self.identity)
+                                  counter=self.counter, files=self.files,
+                                  identity=self.identity)
             try:
                 if client.fetch_file(item, incoming, stop=self.stopping.is_set):
                     return True
-            except MirrorError as exc:
+            except AgentError as exc:
                 if exc.bad_data:
                     mirrors.remove(url)  # not trusted for the rest of this release
                     self.refusals[url] = exc.reason
@@ -471,13 +479,13 @@ class UpdateService:
         configured = set()
         for url in self.settings.mirrors:
             with contextlib.suppress(ValueError):
-                configured.add(base_url(url))
+                configured.add(normalise_url(url))
         for url in self.mirrors():
             if url in skip or url in configured:
                 continue
             try:
                 MirrorClient(url, timeout=2.0, identity=self.identity).notify(self.own_port())
-            except MirrorError as exc:
+            except AgentError as exc:
                 log.info("update: could not tell %s about the new release: %s", url, exc.reason)
 
     def _install(self, manifest: Manifest, folder: Path) -> str:
@@ -517,8 +525,9 @@ class UpdateService:
                 "last_reason": self.last_reason, "next_check_at": self.next_check_at,
                 "checks": self.checks, "checking": self._check_lock.locked(),
                 "refusals": dict(self.refusals),
-                "downloaded": {"manifest_bytes": self.counter.manifest_bytes,
-                               "file_bytes": self.counter.file_bytes},
+                "downloaded": {"received_bytes": self.counter.received,
+                               "sent_bytes": self.counter.sent,
+                               "file_bytes": self.files.received},
                 "problems": self._problems.summary()}
 
     def health(self) -> dict[str, Any]:

@@ -227,10 +227,10 @@ def test_a_release_imported_on_one_node_reaches_and_installs_everywhere(
         assert status["running"] == "1.1.0" and status["state"]["step"] == "done"
         assert status["held"] == "1.1.0"
     size = sum(f.size for f in manifest.files)
-    assert n1.agent.update.counter.file_bytes == 0
+    assert n1.agent.update.files.received == 0
     # Each file crossed each link once: n2 took it from n1, n3 from n2 (never from further).
-    assert n2.agent.update.counter.file_bytes == size
-    assert n3.agent.update.counter.file_bytes == size
+    assert n2.agent.update.files.received == size
+    assert n3.agent.update.files.received == size
     # The health document (sampled every 0.2 s here) carries the update state too.
     wait_for("n3's health document to show 1.1.0", lambda: json.loads(
         http(n3.agent.url + "/api/health")[2])["update"] == {**n3.agent.update.health()},
