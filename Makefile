@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8080
 DATA   ?= var/demo
+AGENT_PORT ?= 9180
 
 .PHONY: run test lint bench system-packages clean
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/meshhub-portal demo --data $(DATA) --port $(PORT)
+	$(BIN)/meshhub-portal demo --data $(DATA) --port $(PORT) --agent-port $(AGENT_PORT)
 
 system-packages:
 	@sh scripts/system-packages.sh

@@ -69,7 +69,10 @@ def serve(config_path: str | None, port: int | None, allow_root: bool) -> None:
               type=click.Path(file_okay=False), help="Folder for the demo node's files.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port on 127.0.0.1 to serve the demo on (0: any free port).")
-def demo(data_dir: str, port: int) -> None:
+@click.option("--agent-port", type=click.IntRange(1, 65535), default=9180, show_default=True,
+              help="Port on 127.0.0.1 for the demo's node agent (/metrics, /api/health); "
+                   "give each demo running at once its own.")
+def demo(data_dir: str, port: int, agent_port: int) -> None:
     """Run a rehearsal node with a sample neighbourhood on http://127.0.0.1:PORT.
 
     The first start writes DIR/node.toml, creates the node's identity, seeds
@@ -84,7 +87,7 @@ def demo(data_dir: str, port: int) -> None:
     from portal.server import serve as run_server
 
     folder = Path(data_dir).resolve()
-    config_file = write_demo_config(folder, port)
+    config_file = write_demo_config(folder, port, agent_port)
     config = load_config(config_file)
     passwords = prepare_demo(config, folder)
 
@@ -192,22 +195,31 @@ def tls_cert(config_path: str | None) -> None:
     click.echo(f"{made.cert}\nSHA-256 fingerprint: {made.fingerprint}")
 
 
-def write_demo_config(folder: Path, port: int) -> Path:
-    """``folder/node.toml`` for the demo node, written on first start only."""
+def write_demo_config(folder: Path, port: int, agent_port: int = 9180) -> Path:
+    """``folder/node.toml`` for the demo node, written on first start.
+
+    Later starts keep it, except the agent's port, set to ``agent_port`` each
+    time (the agent reads it from the file; the portal's port is passed to it).
+    """
+    import tomllib
+
     import tomli_w
 
     from node.atomic import atomic_write
     from portal.sample.content import COMMUNITY
 
     path = folder / "node.toml"
-    if not path.exists():
-        text = "# The demo node of 'make run' (meshhub-portal demo). Safe to delete.\n"
-        text += tomli_w.dumps({
-            "node": {"name": DEMO_NODE_NAME, "data_dir": "data", "community": COMMUNITY,
-                     "location": "This computer (a rehearsal, no radio)"},
-            "portal": {"listen": "127.0.0.1", "port": port or 8080},
-        })
-        atomic_write(path, text)
+    if path.exists():
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        if doc.get("agent", {}).get("port", 9180) == agent_port:
+            return path
+    else:
+        doc = {"node": {"name": DEMO_NODE_NAME, "data_dir": "data", "community": COMMUNITY,
+                        "location": "This computer (a rehearsal, no radio)"},
+               "portal": {"listen": "127.0.0.1", "port": port or 8080}}
+    doc.setdefault("agent", {})["port"] = agent_port
+    atomic_write(path, "# The demo node of 'make run' (meshhub-portal demo). Safe to delete.\n"
+                 + tomli_w.dumps(doc))
     return path
 
 

@@ -102,3 +102,15 @@ def test_the_demo_serves_a_neighbourhood_and_stops_on_ctrl_c(tmp_path: Path) -> 
         assert status == 200
     finally:
         demo.stop()
+
+
+def test_the_demo_config_takes_the_agent_port_of_each_start(tmp_path: Path) -> None:
+    from portal.cli import DEMO_NODE_NAME, write_demo_config
+
+    path = write_demo_config(tmp_path, 8090, 9190)
+    assert load_config(path).agent.port == 9190
+    assert load_config(path).portal.port == 8090
+    write_demo_config(tmp_path, 8090, 9191)  # a later start with AGENT_PORT=9191
+    assert load_config(path).agent.port == 9191
+    assert load_config(path).node.name == DEMO_NODE_NAME  # the rest of the file is kept
+    assert load_config(path).portal.port == 8090
