@@ -67,8 +67,8 @@ def bring_up(cfg: NodeConfig, addresses: AddressPlan, run: Runner,
             if not (sys_net.parent / "ieee80211" / phy).exists():
                 done.append(f"{text}: skipped (no radio {phy})")
                 continue
-        elif (name := _interface(command)) and not (sys_net / name).exists():
-            done.append(f"{text}: skipped (no {name})")
+        elif (iface := _interface(command)) and not (sys_net / iface).exists():
+            done.append(f"{text}: skipped (no {iface})")
             continue
         code, out, err = run(command, None)
         if code != 0 and command[:2] == ("iw", "dev") and "already" in (err + out).lower():
