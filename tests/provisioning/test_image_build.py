@@ -261,6 +261,10 @@ def test_firstboot_installs_and_is_harmless_to_rerun(tmp_path: Path, wheelhouse:
     data = root / "var/lib/meshhub"
     assert (root / "etc/meshhub/node.toml").read_text() == '[node]\nname = "elm-4"\n'
     assert (data / "identity.key").stat().st_mode & 0o777 == 0o640
+    # The portal (group meshhub) reads the signed registry the card installed with umask 077.
+    assert (data / "registry").stat().st_mode & 0o7777 == 0o2750
+    assert {p.name: p.stat().st_mode & 0o777 for p in (data / "registry").glob("*.json")} == \
+        {"anchors.json": 0o640, "snapshot.json": 0o640}
     assert not (root / "boot/firmware/meshhub/identity.key").exists(), "key left on the card"
     assert (root / "opt/meshhub/current").readlink() == Path("venvs/9.9.0")
     venv = root / "opt/meshhub/current"
