@@ -11,6 +11,10 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 class RateLimiter:
@@ -60,3 +64,23 @@ class RateLimiter:
         """Forget ``key``'s events (e.g. after a successful sign-in)."""
         with self._lock:
             self._events.pop(key, None)
+
+
+_APP_LIMITERS_LOCK = threading.Lock()
+
+
+def app_limiter(app: Flask, name: str) -> RateLimiter:
+    """The application's one limiter for ``name`` (e.g. ``"SUBMIT"``), made on first use.
+
+    Its budget comes from the app's ``NAME_MAX_PER_WINDOW`` and
+    ``NAME_WINDOW_SECONDS`` settings, so tests shrink it through config; one
+    instance per app keeps every thread of the portal counting the same events.
+    """
+    key = f"meshhub.{name.lower()}_limiter"
+    with _APP_LIMITERS_LOCK:
+        limiter = app.extensions.get(key)
+        if limiter is None:
+            limiter = RateLimiter(app.config[f"{name}_MAX_PER_WINDOW"],
+                                  app.config[f"{name}_WINDOW_SECONDS"])
+            app.extensions[key] = limiter
+    return limiter

@@ -16,7 +16,7 @@ from node.errors import NotFound, ValidationError
 from node.store.reports import REPORT_REASONS
 from portal.db import found, get_hub, get_store
 from portal.i18n import translate_message
-from portal.ratelimit import RateLimiter
+from portal.ratelimit import app_limiter
 from portal.residents.submit import _option
 
 bp = Blueprint("report", __name__)
@@ -37,15 +37,6 @@ class ReportForm(FlaskForm):
                             validators=[Length(max=500)], render_kw={"rows": 3})
 
 
-def _limiter() -> RateLimiter:
-    limiter = current_app.extensions.get("meshhub.report_limiter")
-    if limiter is None:
-        limiter = RateLimiter(current_app.config["REPORT_MAX_PER_WINDOW"],
-                              current_app.config["REPORT_WINDOW_SECONDS"])
-        current_app.extensions["meshhub.report_limiter"] = limiter
-    return limiter
-
-
 @bp.route("/listing/<listing_id>/report", methods=["GET", "POST"])
 def form(listing_id: str) -> ResponseReturnValue:
     """The report form; a valid POST keeps the report for the moderators and says thanks."""
@@ -54,7 +45,7 @@ def form(listing_id: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("residents/report.html", form=form, listing=listing), status
-    limiter = _limiter()
+    limiter = app_limiter(current_app, "REPORT")
     client = request.remote_addr or "unknown"
     if not limiter.hit(client):
         wait = math.ceil(limiter.retry_after(client))

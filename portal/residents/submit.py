@@ -21,7 +21,7 @@ from node.store.kinds import SHORT_MAX, TEXT_MAX, TITLE_MAX
 from node.store.models import CATEGORIES
 from portal.db import get_hub
 from portal.i18n import translate_message
-from portal.ratelimit import RateLimiter
+from portal.ratelimit import app_limiter
 from portal.residents.labels import CATEGORY_LABELS
 
 bp = Blueprint("submit", __name__)
@@ -61,15 +61,6 @@ class SubmitListingForm(FlaskForm):
     website = StringField(_l("Leave this field empty"))
 
 
-def _limiter() -> RateLimiter:
-    limiter = current_app.extensions.get("meshhub.submit_limiter")
-    if limiter is None:
-        limiter = RateLimiter(current_app.config["SUBMIT_MAX_PER_WINDOW"],
-                              current_app.config["SUBMIT_WINDOW_SECONDS"])
-        current_app.extensions["meshhub.submit_limiter"] = limiter
-    return limiter
-
-
 @bp.route("/submit", methods=["GET", "POST"])
 def form() -> ResponseReturnValue:
     """Show the form; on a valid POST, queue the listing and go to the thank-you page."""
@@ -77,7 +68,7 @@ def form() -> ResponseReturnValue:
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("residents/submit.html", form=form), status
-    limiter = _limiter()
+    limiter = app_limiter(current_app, "SUBMIT")
     client = request.remote_addr or "unknown"
     if not limiter.hit(client):
         wait = math.ceil(limiter.retry_after(client) / 60)
