@@ -192,11 +192,12 @@ def build_base(arch: str, out: str | os.PathLike[str], *, recipe: Recipe | None 
     check_reachable(mirror, debian.suite)
 
     disk_id = f"{secrets.randbits(32) | 1:08x}"
-    partial = out_path.with_name(out_path.name + ".partial")
+    from provisioning.image.build import verified_output
+
     with tempfile.TemporaryDirectory(prefix="meshhub-base-", dir=out_path.parent) as tmp:
         work = Path(tmp)
         root = work / "root"
-        try:
+        with verified_output(out_path) as partial:
             _debootstrap(arch, root, packages, debian.suite, mirror, debian.security_mirror,
                          debian.components[arch], disk_id, progress)
             progress("writing the system files (fstab, host name, networking)")
@@ -212,15 +213,7 @@ def build_base(arch: str, out: str | os.PathLike[str], *, recipe: Recipe | None 
             _mkfs_fat(bootfs, boot_fs, disk_id)
             progress("writing the partition table and both partitions")
             _assemble(partial, boot_fs, root_fs, disk_id)
-            from provisioning.image.build import verify_image
-
             progress("checking both file systems (e2fsck -fn, fsck.fat -n)")
-            verify_image(partial)
-            os.replace(partial, out_path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-            raise
     return BuiltBase(out_path, arch, packages, disk_id, out_path.stat().st_size,
                      allocated_bytes(out_path), time.monotonic() - started)
 

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -108,7 +109,6 @@ def build_image(base: str | os.PathLike[str], out: str | os.PathLike[str], *,
     check_debian(Ext4Volume(base_path, base_root.start), base_path)
     if arch not in PLATFORMS:
         raise ImageBuildError(f"--arch {arch!r}: use one of {', '.join(PLATFORMS)}")
-    partial = out_path.with_name(out_path.name + ".partial")
     with tempfile.TemporaryDirectory(prefix="meshhub-image-") as tmp:
         wheels = Path(wheelhouse) if wheelhouse else Path(tmp) / "wheelhouse"
         if wheelhouse is None:
@@ -117,15 +117,9 @@ def build_image(base: str | os.PathLike[str], out: str | os.PathLike[str], *,
         version = meshhub_version(wheels)
         version_file = Path(tmp) / "VERSION"
         version_file.write_text(version + "\n", encoding="ascii")
-        try:
+        with verified_output(out_path) as partial:
             sparse_copy(base_path, partial)
             result = _assemble(partial, recipe, wheels, version_file, version, Path(tmp))
-            verify_image(partial)
-            os.replace(partial, out_path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-            raise
     boot, root, grown, count = result
     return BuiltImage(out_path, version, root, boot, grown, count, out_path.stat().st_size,
                       allocated_bytes(out_path), time.monotonic() - started)
@@ -241,6 +235,22 @@ def _resize_apart(image: Path, root: Partition, tmp: Path) -> None:
     Ext4Volume(apart, 0).resize(root.size)
     copy_range(apart, 0, image, root.start, root.size)
     apart.unlink()
+
+
+@contextlib.contextmanager
+def verified_output(out_path: Path) -> Iterator[Path]:
+    """Yield ``OUT.partial`` to write an image into; publish it as ``out_path`` only once
+    :func:`verify_image` passes, and remove it on any failure, so a volunteer never finds a
+    half-written or unchecked image under the name they asked for."""
+    partial = out_path.with_name(out_path.name + ".partial")
+    try:
+        yield partial
+        verify_image(partial)
+        os.replace(partial, out_path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        raise
 
 
 def verify_image(image: str | os.PathLike[str]) -> None:
