@@ -1,0 +1,194 @@
+"""A real node image, built by this checkout and booted once per session in QEMU.
+
+The fixtures, in order (each reusable by other VM tests, e.g. a radio lab):
+
+- ``base_image``: ``image base --arch amd64`` (mmdebstrap from Debian's
+  packages). Cached in ``$MESHHUB_VM_CACHE`` or ``/var/cache/meshhub-vm`` when
+  that folder exists, keyed by the package list and the base builder's code;
+  otherwise built into the session's temporary folder.
+- ``wheelhouse``: this checkout's wheel and its dependencies for amd64, from
+  the package index (a real wheelhouse, as a release ships).
+- ``node_image``: ``image build`` from both, then ``customise`` with a node
+  registered in a signed registry (``provisioning.registry``).
+- ``node_vm``: the image booted in QEMU (:class:`provisioning.vm.VirtualMachine`),
+  up to ``systemctl is-system-running --wait``; commands reach inside through
+  the QEMU guest agent. Stopped (powered off) at the end of the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI, require_root, require_tool
+
+#: Generous: TCG on a busy two-core machine; the tests measure, the bench reports.
+BOOT_TIMEOUT = 1500.0
+NODE = "elm-1"
+
+
+def vm_cache_dir() -> Path | None:
+    """The cache folder for base images, if one exists (never created here)."""
+    for candidate in (os.environ.get("MESHHUB_VM_CACHE"), "/var/cache/meshhub-vm"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def base_cache_key(arch: str = "amd64") -> str:
+    """What makes one base differ from another: its packages and the builder's code."""
+    from provisioning.image import base
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps([arch, base.base_packages(arch)]).encode())
+    digest.update(Path(base.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+#: The boot tests are opt-in until they fit CI's time budget (issue 13): one run took 20+
+#: minutes under TCG on a loaded two-core machine and they have not yet passed end to end.
+OPT_IN = os.environ.get("MESHHUB_VM_TESTS") == "1"
+
+
+def require_vm_tools() -> None:
+    """Skip unless opted in; then skip on a laptop (fail in CI) without root, QEMU, ovmf or
+    mmdebstrap."""
+    if not OPT_IN:
+        pytest.skip("the node-image boot tests are opt-in (MESHHUB_VM_TESTS=1): not yet "
+                    "within CI's time budget (docs/images.md, \"Booted in a virtual machine\")")
+    require_root()
+    require_tool("qemu-system-x86_64", "mmdebstrap", "/usr/share/ovmf/OVMF.fd", "mkfs.ext4",
+                 "mkfs.vfat", "mcopy", "sfdisk", "debugfs")
+
+
+@pytest.fixture(scope="session")
+def base_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An amd64 Debian base image made by ``image base`` (cached when a cache folder exists)."""
+    require_vm_tools()
+    from provisioning.image.base import build_base
+
+    cache = vm_cache_dir()
+    folder = cache or tmp_path_factory.mktemp("base")
+    path = folder / f"meshhub-base-amd64-{base_cache_key()}.img"
+    if not path.exists():
+        lines: list[str] = []
+        try:
+            build_base("amd64", path, progress=lines.append)
+        except OSError as exc:
+            pytest.fail(f"image base failed: {exc}\n" + "\n".join(lines[-20:]))
+    return path
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's wheel plus its dependencies for an amd64 node."""
+    from provisioning.image.wheelhouse import PLATFORMS, build_wheelhouse
+
+    out = tmp_path_factory.mktemp("wheelhouse")
+    build_wheelhouse(Path(__file__).resolve().parents[2], out, platforms=PLATFORMS["amd64"])
+    return out
+
+
+@dataclass(frozen=True)
+class NodeImage:
+    """A customised node image and what the registry says about its node."""
+
+    path: Path
+    name: str
+    public_key: str
+    version: str
+    node_toml: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def node_image(base_image: Path, wheelhouse: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> NodeImage:
+    """``image build`` + ``customise`` for a node registered in a signed registry."""
+    from provisioning.customise import customise
+    from provisioning.customise.fat import FatVolume
+    from provisioning.image import build_image
+    from provisioning.registry import ops
+    from tests.provisioning.customise_support import make_registry
+
+    work = tmp_path_factory.mktemp("node")
+    built = build_image(base_image, work / "node.img", wheelhouse=wheelhouse)
+    registry = make_registry(work / "registry", (NODE,))
+    done = customise(built.path, NODE, registry=registry, secrets=work / "registry" / "secrets")
+    node = ops.load_registry(registry).nodes[NODE].data
+    toml = FatVolume(built.path, done.boot.partition.start).read("meshhub/node.toml")
+    assert toml is not None
+    return NodeImage(built.path, NODE, node["public_key"], built.version,
+                     tomllib.loads(toml.decode()))
+
+
+@pytest.fixture(scope="session")
+def node_vm(node_image: NodeImage) -> Iterator[BootedNode]:
+    """The node image booted (first boot) until systemd says the system is up."""
+    from provisioning.vm import VirtualMachine
+
+    log = node_image.path.with_suffix(".console.log")
+    with open(log, "w", encoding="utf-8") as console:
+        vm = VirtualMachine(node_image.path, memory_mb=1024, radios=2, console=console)
+        started = time.monotonic()
+        vm.start()
+        try:
+            booted = BootedNode.wait_up(vm, node_image, started, log)
+            yield booted
+        finally:
+            vm.stop()
+
+
+@dataclass
+class BootedNode:
+    """A booted node: the VM, its image, and how long the boot took."""
+
+    vm: object  # provisioning.vm.VirtualMachine
+    image: NodeImage
+    console_log: Path
+    up_seconds: float
+    state: str
+
+    @classmethod
+    def wait_up(cls, vm: object, image: NodeImage, started: float, log: Path) -> BootedNode:
+        """Wait for the guest agent, then ``systemctl is-system-running --wait``."""
+        from provisioning.vm import VirtualMachine
+
+        assert isinstance(vm, VirtualMachine)
+        if not vm.wait_agent(BOOT_TIMEOUT):
+            pytest.fail(f"the node did not come up in {BOOT_TIMEOUT:.0f} s; console: "
+                        + "\n".join(vm.console[-40:]))
+        left = max(60.0, BOOT_TIMEOUT - (time.monotonic() - started))
+        state = vm.run("systemctl is-system-running --wait", timeout=left).stdout.strip()
+        # The portal is Type=simple: "running" comes before it listens. Wait for nginx
+        # to hand out the hub (pacing on the console, at most a second per try).
+        from provisioning.image.trial import hub_answers
+
+        while not hub_answers(vm.port or 0, timeout=10):
+            if time.monotonic() - started > BOOT_TIMEOUT or not vm.running():
+                journal = vm.run("journalctl -b --no-pager -o cat -n 40 -u meshhub-portal "
+                                 "-u nginx -u meshhub-agent -u meshhub-net", timeout=60)
+                pytest.fail(f"the hub never answered through nginx; is-system-running: {state}"
+                            f"; journal:\n{journal.stdout}")
+            vm.wait_console(lambda _line: False, timeout=1.0)
+        return cls(vm, image, log, time.monotonic() - started, state)
+
+    def sh(self, command: str, timeout: float = 60.0) -> str:
+        """Run ``command`` as root in the node; return its output; fail the test if it fails."""
+        from provisioning.vm import VirtualMachine
+
+        assert isinstance(self.vm, VirtualMachine)
+        result = self.vm.run(command, timeout=timeout)
+        assert result.returncode == 0, f"{command}: exit {result.returncode}: " \
+                                       f"{result.stdout}{result.stderr}"
+        return result.stdout
+
+
+__all__ = ["IN_CI", "BootedNode", "NodeImage", "base_cache_key", "vm_cache_dir"]
