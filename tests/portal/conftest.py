@@ -111,15 +111,21 @@ def sample_pdf() -> bytes:
 def sample_epub() -> bytes:
     """A minimal EPUB container (``mimetype`` stored first, as the format requires)."""
     buffer = io.BytesIO()
+
+    def member(name: str) -> zipfile.ZipInfo:
+        # A fixed time: a name alone takes the current time, so two calls a second apart
+        # gave different bytes and a test comparing a download with sample_epub() flaked.
+        return zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip",
+        archive.writestr(member("mimetype"), "application/epub+zip",
                          compress_type=zipfile.ZIP_STORED)
-        archive.writestr("META-INF/container.xml",
+        archive.writestr(member("META-INF/container.xml"),
                          '<?xml version="1.0"?><container version="1.0" '
                          'xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
                          '<rootfiles><rootfile full-path="book.opf" '
                          'media-type="application/oebps-package+xml"/></rootfiles></container>')
-        archive.writestr("book.opf", "<package/>")
+        archive.writestr(member("book.opf"), "<package/>")
     return buffer.getvalue()
 
 
