@@ -174,7 +174,12 @@ class Agent:
 
         self._started = True
         self._sample_once()
-        app, body_limit = self._open_sync(create_app(self.monitor))
+        collectors = []
+        if self.roam is not None:  # its refusals and gossip on /metrics (counts only)
+            from node.roam import RoamMetrics
+
+            collectors.append(RoamMetrics(self.roam.counts))
+        app, body_limit = self._open_sync(create_app(self.monitor, collectors))
         if self.update is not None:
             from node.agent_app import compose
             from node.update.http import create_update_app

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 from node.health.metrics import make_registry
 from node.health.monitor import HealthMonitor
@@ -61,10 +62,11 @@ def _number_arg(query: dict[str, list[str]], name: str, default: float, low: flo
     return value
 
 
-def create_app(monitor: HealthMonitor) -> Callable[[dict[str, Any], StartResponse],
-                                                   Iterable[bytes]]:
-    """The WSGI application serving ``monitor``'s data."""
-    registry = make_registry(monitor.snapshot)
+def create_app(monitor: HealthMonitor, collectors: Iterable[Collector] = ()
+               ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """The WSGI application serving ``monitor``'s data; ``collectors`` add other parts'
+    metrics to ``/metrics`` (roaming's counts)."""
+    registry = make_registry(monitor.snapshot, collectors)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

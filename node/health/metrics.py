@@ -16,7 +16,7 @@ neighbours, routes and known nodes, :meth:`node.mesh.MeshService.health`); with
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import (
@@ -248,8 +248,11 @@ def _mesh(mesh: Any) -> Iterator[Metric]:
                                 "now (mesh addresses with a route)", value=len(nodes))
 
 
-def make_registry(snapshot: Snapshot) -> CollectorRegistry:
-    """A registry holding only the health metrics (no process/platform defaults)."""
+def make_registry(snapshot: Snapshot, extra: Iterable[Collector] = ()) -> CollectorRegistry:
+    """A registry holding only the health metrics (no process/platform defaults) and the
+    ``extra`` collectors of other agent parts (roaming's counts)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthMetrics(snapshot))
+    for collector in extra:
+        registry.register(collector)
     return registry

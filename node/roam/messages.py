@@ -41,6 +41,11 @@ MAX_AHEAD_SECONDS = 30
 #: The longest acceptance (gate.allow_minutes' maximum, 30 days) and a day of slack.
 MAX_ACCEPT_SECONDS = 31 * 86_400
 
+#: Every reason an announcement is refused for, each a counter of its own
+#: (``refused_<reason>`` in :meth:`node.roam.RoamService.status`, ``reason`` on ``/metrics``).
+REFUSAL_REASONS = ("oversized", "malformed", "unregistered", "bad-signature", "stale",
+                   "replayed")
+
 _HEX = {n: re.compile(f"[0-9a-f]{{{n}}}") for n in (32, 64, 128)}
 _KEYS = {"v", "origin", "id", "sent", "flood", "forget", "accepted", "sig"}
 

@@ -169,6 +169,11 @@ class RoamService:
             self._outbox.put(announcement.raw)
         return announcement
 
+    def counts(self) -> dict[str, int]:
+        """A copy of the counters (for ``/metrics``); copying a dict is atomic in CPython,
+        so a counter bumped by another thread meanwhile cannot break it."""
+        return dict(self.counters)
+
     def status(self) -> dict[str, Any]:
         """Counts only (never a tag): entries known now and the counters."""
         with self._lock:

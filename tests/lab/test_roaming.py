@@ -94,6 +94,14 @@ def test_accepted_on_n1_the_phone_is_let_through_on_n3_without_the_sheet(
                        capture_output=True, timeout=10).stdout
     assert lease["ip"] in allowed
     assert roam_status(lab, "n3")["counters"].get("let_through", 0) >= 1
+    # The real agent's /metrics carries the gossip's counts (never a tag): n3 took the
+    # announcement and refused nothing.
+    metrics = lab.exec("n3", ["curl", "-s", "-m", "2", "http://10.42.0.3:9180/metrics"],
+                       capture_output=True, timeout=10).stdout
+    received = re.search(r"^meshhub_roam_received_announcements_total (\S+)$", metrics, re.M)
+    assert received and float(received.group(1)) >= 1, metrics
+    assert re.findall(r'^meshhub_roam_refused_announcements_total\{reason="[a-z-]+"\} (\S+)$',
+                      metrics, re.M) == ["0.0"] * 6, metrics
 
     # n3's own phone, never accepted anywhere, still meets the sheet.
     lab.phone_dhcp("p3")
@@ -108,3 +116,4 @@ def test_accepted_on_n1_the_phone_is_let_through_on_n3_without_the_sheet(
     for path in state.rglob("*"):
         if path.is_file() and not path.is_socket():
             assert tag.encode() not in path.read_bytes(), path
+    assert tag not in metrics
