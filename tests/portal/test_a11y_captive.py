@@ -2,47 +2,51 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from node.gate import GateStatus
+from node.gate.service import GateService
 from portal import db
-from portal.captive.state import GATE_CLIENT_KEY
 from tests.conftest import require_tool
+from tests.node.test_gate import PHONE, FakeShell
 from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, serve
 from tests.portal.conftest import make_app, write_node_toml
 
+#: As on a node, nginx is in front and names the phone in X-Forwarded-For (the browser
+#: sends that header itself here: it plays both the phone and the proxy).
+NETWORK = ('[mesh]\naddress = "10.42.0.7"\n[clients]\nsubnet = "10.64.7.0/24"\n'
+           '[portal]\nbehind_proxy = true\n')
 
-class OpenAfterConnect:
-    """A gate that lets 127.0.0.1 through once it has been allowed."""
 
-    present = True
-
-    def __init__(self) -> None:
-        self.allowed = False
-
-    def status(self, ip: str) -> GateStatus:
-        return GateStatus(ip, "02:00:00:00:00:50", self.allowed,
-                          3600 if self.allowed else None, "portal")
-
-    def allow(self, ip: str) -> GateStatus:
-        self.allowed = True
-        return self.status(ip)
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[GateService]:
+    """The node's real gate service (only its ip and nft faked, as in the gate's tests)."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config = write_node_toml(tmp_path, NETWORK + f'[gate]\nsocket = "{tmp_path / "gate.sock"}"\n'
+                                                 f'portal_user = "{me}"\n')
+    service = GateService(config, runner=FakeShell())
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 @pytest.mark.browser
-def test_welcome_and_connected_pages_have_no_axe_violations(tmp_path: Path) -> None:
+def test_welcome_and_connected_pages_have_no_axe_violations(gate: GateService) -> None:
     require_tool(CHROMIUM)
     from playwright.sync_api import sync_playwright
 
-    app = make_app(write_node_toml(tmp_path))
-    app.config[GATE_CLIENT_KEY] = OpenAfterConnect()
+    app = make_app(gate.cfg)
     try:
         with serve(app, "a11y-captive-waitress") as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page()
+                page = browser.new_page(extra_http_headers={"X-Forwarded-For": PHONE})
                 audit = AxeAudit(page)
                 page.goto(base + "/welcome")
                 audit.check("welcome")
