@@ -16,7 +16,7 @@ from typing import Any
 from node.canonical import EncodingError, canonical, sha256_hex
 from node.errors import EntryRejected
 from node.identity import Identity, verify_signature
-from node.store.kinds import HEX64, KINDS, Kind, body_problems, header_problems
+from node.store.kinds import ACCOUNT_NAME, HEX64, KINDS, Kind, body_problems, header_problems
 
 FORMAT_VERSION = 1
 SIGNING_PREFIX = b"meshhub-entry-v1\n"
@@ -143,8 +143,9 @@ def _header_field_problems(header: dict[str, Any]) -> list[str]:
     if not is_int(header["ts"]) or header["ts"] < 0:
         problems.append("malformed field ts: must be Unix milliseconds (integer >= 0)")
     if header["actor"] is not None and (not isinstance(header["actor"], str)
-                                        or not 1 <= len(header["actor"]) <= 32):
-        problems.append("malformed field actor: must be an account name or null")
+                                        or not ACCOUNT_NAME.fullmatch(header["actor"])):
+        problems.append("malformed field actor: must be an account name (2-32 of a-z 0-9 . _ "
+                        "-, starting with a letter or digit) or null")
     if not isinstance(header["kind"], str):
         problems.append("malformed field kind: must be a string")
     target = header["target"]

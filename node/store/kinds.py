@@ -49,6 +49,18 @@ def _non_negative(value: Any) -> str | None:
     return None if value is None or value >= 0 else "must not be negative"
 
 
+#: The range an expiry (Unix seconds) may take: 2000-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+#: Below, it is a mistake (0, a count of days); above, no date can show it.
+EXPIRES_MIN, EXPIRES_MAX = 946_684_800, 253_402_300_799
+
+
+def _expiry(value: Any) -> str | None:
+    if value is None or EXPIRES_MIN <= value <= EXPIRES_MAX:
+        return None
+    return (f"must be Unix seconds from {EXPIRES_MIN} (2000-01-01) to {EXPIRES_MAX} "
+            "(9999-12-31), or null")
+
+
 def _account_name(value: Any) -> str | None:
     if ACCOUNT_NAME.fullmatch(value):
         return None
@@ -78,7 +90,7 @@ _LISTING = {
     "body": Field(STR, True, TEXT_MAX),
     "price": Field(STR, False, 60),
     "contact": Field(STR, False, SHORT_MAX),
-    "expires_at": Field(INT + NONE, False, check=_non_negative),
+    "expires_at": Field(INT + NONE, False, check=_expiry),
     "pinned": Field(BOOL),
 }
 _NOTICE = {
@@ -86,7 +98,7 @@ _NOTICE = {
     "body": Field(STR, True, TEXT_MAX),
     "urgent": Field(BOOL),
     "pinned": Field(BOOL),
-    "expires_at": Field(INT + NONE, False, check=_non_negative),
+    "expires_at": Field(INT + NONE, False, check=_expiry),
 }
 _LIBRARY_META = {
     "title": Field(STR, True, TITLE_MAX, 1),

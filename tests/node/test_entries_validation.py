@@ -44,6 +44,13 @@ H = "a" * 64
      "field password_hash: must be an Argon2"),
     ("account.update", {"name": "ada"}, "an edit must change at least one field"),
     ("submission.decide", {"reason": "spam"}, "field approve: missing"),
+    # An expiry has bounds: 0 or a count of days is a mistake; beyond 9999 no date shows it.
+    ("notice.post", {"title": "x", "body": "", "expires_at": 0},
+     "field expires_at: must be Unix seconds from 946684800 (2000-01-01)"),
+    ("notice.edit", {"expires_at": 30}, "field expires_at: must be Unix seconds from"),
+    ("listing.edit", {"expires_at": -1}, "field expires_at: must be Unix seconds from"),
+    ("notice.post", {"title": "x", "body": "", "expires_at": 253_402_300_800},
+     "field expires_at: must be Unix seconds from"),
 ])
 def test_body_problems_are_specific(kind: str, body: dict[str, Any], problem: str) -> None:
     problems = body_problems(KINDS[kind], body)
@@ -55,6 +62,8 @@ def test_body_problems_are_specific(kind: str, body: dict[str, Any], problem: st
                       "expires_at": None, "pinned": True, "from_submission": H}),
     ("listing.edit", {"pinned": False}),
     ("notice.edit", {"expires_at": 1_800_000_000}),
+    ("notice.edit", {"expires_at": 946_684_800}),
+    ("notice.edit", {"expires_at": 253_402_300_799}),
     ("library.edit", {"collection": "Health"}),
     ("listing.delete", {}),
     ("account.update", {"name": "ada", "disabled": True}),
@@ -76,3 +85,27 @@ def test_header_rules_for_target_and_actor() -> None:
     assert header_problems(KINDS["submission.create"], "ada", None) == [
         "field actor: must be null for submission.create"]
     assert header_problems(KINDS["account.create"], None, None) == []
+
+
+@pytest.mark.parametrize("actor", ["a", "Ada", "ada lovelace", "ada\n", "-ada", "a" * 33, "ädа"])
+def test_actor_is_an_account_name_on_build_and_on_ingest(actor: str) -> None:
+    """The header's ``actor`` has the account names' character set (docs/entry-format.md §3):
+    a name no account can have is refused whoever signed it."""
+    from node.errors import EntryRejected
+    from node.identity import Identity
+    from node.store.entries import build, parse_wire
+
+    author = Identity.generate()
+    with pytest.raises(EntryRejected, match="malformed field actor: must be an account name"):
+        build(author, seq=1, ts=1, kind="notice.post", body={"title": "x", "body": ""},
+              actor=actor)
+    good = build(author, seq=1, ts=1, kind="notice.post", body={"title": "x", "body": ""},
+                 actor="ada")
+    # The same entry re-signed by its author with the odd actor: refused on ingest too.
+    from node.store.entries import entry_id, signing_message
+
+    header = {**good.header, "actor": actor}
+    wire = {"id": entry_id(header), "header": header,
+            "sig": author.sign(signing_message(header)), "body": good.body}
+    with pytest.raises(EntryRejected, match="malformed field actor"):
+        parse_wire(wire, None)  # refused on its header, before any trust question
