@@ -12,7 +12,7 @@ import time
 import click
 
 from node.lab import TOPOLOGIES, MeshLab, find_lab
-from node.lab.lab import LabState
+from node.lab.lab import TIMINGS, LabState
 
 _LAB = click.option("--lab", "lab_id", default=None, metavar="ID", envvar="MESHHUB_LAB",
                     help="Which lab (default: the only one running).")
@@ -48,10 +48,13 @@ def lab() -> None:
 @click.option("--radios", type=click.IntRange(1, 2), default=1, show_default=True,
               help="With --radio: radios per node (1: access point and mesh share one; "
                    "2: one each).")
+@click.option("--timings", type=click.Choice(TIMINGS), default="lab", show_default=True,
+              help="lab: health samples every 5 s and sync rounds every 10 s; defaults: a "
+                   "real node's node.toml defaults (30 s and 60 s).")
 @_LAB
 @_STATE
 def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_portal: bool,
-           wait: float, radio: bool, radios: int, lab_id: str | None,
+           wait: float, radio: bool, radios: int, timings: str, lab_id: str | None,
            state_dir: str | None) -> None:
     """Build the lab: namespaces n1..nN, links, and each node's agent, babeld and portal."""
     from pathlib import Path
@@ -62,7 +65,7 @@ def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_
     mesh = MeshLab.up(nodes, topology, seed=seed, lab_id=lab_id,
                       state_dir=Path(state_dir) if state_dir else None, phones=phones,
                       hello_interval=hello, portal=not no_portal, wait=wait, radio=radio,
-                      radios=radios)
+                      radios=radios, timings=timings)
     st = mesh.state
     air = f", over the air ({radios} radio{'s' if radios > 1 else ''} per node)" \
         if radio else ""

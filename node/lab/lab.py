@@ -67,6 +67,8 @@ STATE_FILE = "lab.json"
 #: Tools every lab needs, with their Debian package.
 TOOLS = {"ip": "iproute2", "babeld": "babeld", "dnsmasq": "dnsmasq-base", "nft": "nftables",
          "curl": "curl"}
+#: The lab's timing choices (``lab up --timings``): see :attr:`LabState.timings`.
+TIMINGS = ("lab", "defaults")
 #: Parallel checks while waiting (each is an ``ip netns exec`` of curl).
 CHECK_WORKERS = 8
 #: Seconds a check's process may take beyond its own timeout to start and stop (an
@@ -137,6 +139,9 @@ class LabState:
     cut: list[tuple[str, str]] = field(default_factory=list)
     degraded: list[list[object]] = field(default_factory=list)
     phones: dict[str, LabPhone] = field(default_factory=dict)
+    #: ``lab``: quicker health samples (5 s) and sync rounds (10 s) than a real node;
+    #: ``defaults``: a real node's defaults (``lab up --timings defaults``, bench/scale.py).
+    timings: str = "lab"
 
     @property
     def ns_prefix(self) -> str:
@@ -246,7 +251,7 @@ class MeshLab:
            lab_id: str | None = None, state_dir: Path | None = None, phones: bool = False,
            hello_interval: float = 1.0, portal: bool = True, wait: float = 60.0,
            untrusted: tuple[str, ...] = (), portal_user: str | None = None,
-           radio: bool = False, radios: int = 1) -> MeshLab:
+           radio: bool = False, radios: int = 1, timings: str = "lab") -> MeshLab:
         """Build the lab and start every node; on any failure remove what was made.
 
         ``untrusted`` names nodes whose keys the others do not list in ``trust.node_keys``
@@ -256,7 +261,11 @@ class MeshLab:
         ready (``wait`` must then be non-zero).
         ``radio``: every node and phone gets simulated radios instead of cables
         (:mod:`node.lab.radio_nodes`; ``radios`` per node, 1 or 2).
+        ``timings``: ``lab`` (health samples every 5 s, sync rounds every 10 s) or
+        ``defaults`` (a real node's ``node.toml`` defaults).
         """
+        if timings not in TIMINGS:
+            raise ConfigError([f"--timings: {timings!r} must be one of {', '.join(TIMINGS)}"])
         if radio:
             from node.lab.radio import check_radio_host
             from node.lab.radio_nodes import radios_needed
@@ -286,7 +295,7 @@ class MeshLab:
                      for i in range(1, nodes + 1)}
         state = LabState(lab_id, str(folder), topology, hello_interval, lab_nodes,
                          [(f"n{a}", f"n{b}") for a, b in pairs], portal, time.time(), user,
-                         radio=radio, radios_per_node=radios)
+                         radio=radio, radios_per_node=radios, timings=timings)
         lab = cls(state)
         state.save()
         try:

@@ -119,12 +119,12 @@ management_ports = [22]
 node_keys = [{trusted}]
 
 [health]
-interval_seconds = 5
+{'' if lab.timings == 'defaults' else 'interval_seconds = 5'}
 services = []
 
 [roam]
 enabled = true
-""" + _sync_section()
+""" + ("" if lab.timings == "defaults" else _sync_section())
 
 
 def _radio_mesh(node: LabNode, lab: LabState) -> str:

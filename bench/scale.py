@@ -1,0 +1,155 @@
+"""The mesh at scale (issue 19, root): idle agents' cost, the lab at 200 nodes, and more.
+
+Run with ``sudo .venv/bin/python -m bench.scale`` (every part) or choose parts with
+``--parts idle,lab200``. Each figure is one line::
+
+    name: value unit (target: ...) [load 1.23 0.98 0.75]
+
+the bracket being this machine's load average (``uptime``) when the figure was taken:
+the machine is shared, so a figure means little without it.
+
+Parts (each registers itself in :data:`PARTS` with :func:`part`; add new ones the same way):
+
+* ``idle``: a 3x3 grid lab (agents only, as ``lab up --no-portal``), once at a real
+  node's defaults (``--timings defaults``: health samples every 30 s, sync rounds every
+  60 s, babeld hello 4 s) and once at the lab's timings (5 s, 10 s, hello 1 s). After
+  the lab settles, the CPU time each agent process used over ``--window`` seconds (from
+  ``/proc/PID/stat``, its threads included, babeld and dnsmasq not), as a share of one
+  core: the median agent and the busiest. Then each agent's PSS (``smaps_rollup``).
+* ``lab200``: ``MeshLab.up(200, grid|random, portal=False)``: seconds until every agent
+  answers and babeld connects every node (what ``meshhub lab up`` prints as "ready in").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from node.lab import MeshLab
+
+#: Every part, by name, in the order they run: ``fn(args, root)``.
+PARTS: dict[str, Callable[[argparse.Namespace, Path], None]] = {}
+#: Targets of issue 19 (percent of one core; MiB; seconds).
+IDLE_CPU_DEFAULTS_TARGET = 0.2
+IDLE_CPU_LAB_TARGET = 0.5
+PSS_TARGET_MIB = 20.0
+READY_200_TARGET_S = 120.0
+
+
+def part(name: str) -> Callable[[Callable[[argparse.Namespace, Path], None]],
+                                Callable[[argparse.Namespace, Path], None]]:
+    """Register ``fn`` as the part ``name`` (``--parts name``)."""
+    def register(fn: Callable[[argparse.Namespace, Path], None]
+                 ) -> Callable[[argparse.Namespace, Path], None]:
+        PARTS[name] = fn
+        return fn
+    return register
+
+
+def load_average() -> str:
+    """This machine's load average now (1, 5, 15 minutes), as ``uptime`` shows it."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report(name: str, value: float | str, unit: str, target: str) -> None:
+    """One result line, with the load it was measured under."""
+    text = f"{value:.2f}" if isinstance(value, float) else value
+    print(f"{name}: {text} {unit} (target: {target}) [load {load_average()}]", flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of ``pid`` (its share of shared pages counted), in MiB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/{pid}/smaps_rollup has no Pss line")
+
+
+def agents_cpu_percent(mesh: MeshLab, window: float) -> dict[str, float]:
+    """Each agent's CPU over ``window`` seconds, in percent of one core."""
+    pids = {name: node.pids["agent"] for name, node in mesh.state.nodes.items()}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    time.sleep(window)  # a benchmark's measuring window, not a wait for an event
+    elapsed = time.monotonic() - started
+    return {name: 100 * (cpu_seconds(pid) - before[name]) / elapsed
+            for name, pid in pids.items()}
+
+
+@part("idle")
+def idle(args: argparse.Namespace, root: Path) -> None:
+    """Idle agents' CPU at the defaults and at the lab's timings, and their PSS."""
+    runs = (("defaults", 4.0, IDLE_CPU_DEFAULTS_TARGET), ("lab", 1.0, IDLE_CPU_LAB_TARGET))
+    for timings, hello, target in runs:
+        mesh = MeshLab.up(9, "grid", state_dir=root / f"idle-{timings}", hello_interval=hello,
+                          portal=False, wait=180, timings=timings)
+        try:
+            time.sleep(args.settle)  # start-up's first rounds are not idle
+            cpu = agents_cpu_percent(mesh, args.window)
+            report(f"idle_agent_cpu_{timings}", statistics.median(cpu.values()), "% of a core",
+                   f"<= {target} %")
+            report(f"idle_agent_cpu_{timings}_max", max(cpu.values()), "% of a core",
+                   f"<= {target} %")
+            pss = [pss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
+            report(f"agent_pss_{timings}", statistics.median(pss), "MiB",
+                   f"<= {PSS_TARGET_MIB:g} MiB")
+        finally:
+            mesh.down()
+
+
+@part("lab200")
+def lab200(args: argparse.Namespace, root: Path) -> None:
+    """Seconds until a 200-node lab (agents only) is ready, grid and random."""
+    for topology in ("grid", "random"):
+        started = time.monotonic()
+        mesh = MeshLab.up(args.nodes, topology, state_dir=root / f"lab-{topology}",
+                          hello_interval=4.0, portal=False, wait=300)
+        try:
+            report(f"lab_ready_{args.nodes}_{topology}", time.monotonic() - started, "s",
+                   f"<= {READY_200_TARGET_S:g} s (200 nodes, agents only)")
+        finally:
+            mesh.down()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen parts once, each in a lab of its own under a temporary folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated, of: {', '.join(PARTS)}")
+    parser.add_argument("--window", type=float, default=120.0,
+                        help="idle: seconds each agent's CPU is measured over")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="idle: seconds the lab runs before measuring")
+    parser.add_argument("--nodes", type=int, default=200, help="lab200: the lab's size")
+    args = parser.parse_args(argv)
+    chosen = [p for p in args.parts.split(",") if p]
+    unknown = sorted(set(chosen) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(unknown)}")
+    root = Path(tempfile.mkdtemp(prefix="meshhub-bench-scale-"))
+    root.chmod(0o755)
+    try:
+        for name in chosen:
+            PARTS[name](args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
