@@ -61,6 +61,7 @@ _.attach, _.detach, _.conversions  # hardware/simulated.py: the simulated I2C bu
 _.restarts  # node/mesh/supervisor.py: how often a daemon was restarted
 _.misses, _.size_bytes  # portal/pagecache.py statistics
 _.standalone_conf  # portal/nginx.py: nginx run by hand (bench/portal.py, tests/portal)
+_.log_tail  # node/lab/observer.py: Prometheus's log in a lab test's failure message
 _.HOSTAPD_KEYS  # node/net/render_hostapd.py: the keys it may write (checked by a test)
 _.STEPS  # node/update/updater.py: the state machine's steps (a power cut at each, tested)
 _.install_initial  # node/trust/registry.py: installs anchors + first snapshot (tests; registry

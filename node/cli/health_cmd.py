@@ -291,8 +291,13 @@ def _mesh_table(cfg: NodeConfig, extra: tuple[str, ...], as_json: bool) -> None:
               help="File to write (default: print to standard output).")
 @click.option("--node", "nodes", multiple=True, metavar="HOST[:PORT]",
               help="Another node's agent to list besides agent.peers (repeatable).")
+@click.option("--rules", type=click.Path(dir_okay=False), default=None,
+              help="Also write the mesh's alerting rules (node down or lost, link "
+                   "degraded, disk full, too hot, undervoltage, uplink down, ...) to this "
+                   "file, for prometheus.yml's rule_files.")
 @click.pass_context
-def prometheus_config(ctx: click.Context, output: str | None, nodes: tuple[str, ...]) -> None:
+def prometheus_config(ctx: click.Context, output: str | None, nodes: tuple[str, ...],
+                      rules: str | None) -> None:
     """Write a Prometheus file_sd target list of every known node's agent.
 
     Known nodes: this one, agent.peers, --node, and every node the local
@@ -303,6 +308,10 @@ def prometheus_config(ctx: click.Context, output: str | None, nodes: tuple[str, 
     from node.atomic import atomic_write
     from node.health.document import mesh_targets
 
+    if rules is not None:
+        atomic_write(rules, prometheus_rules())
+        click.echo(f"wrote the alerting rules to {rules}; in prometheus.yml:\n"
+                   f"rule_files:\n  - '{rules}'", err=True)
     cfg = load_node_config(ctx, required=False)
     own_doc, _error = _fetch(_own_target(cfg))
     targets = [_own_target(cfg), *_targets(cfg, nodes), *mesh_targets(own_doc, cfg.agent.port)]
@@ -317,3 +326,11 @@ def prometheus_config(ctx: click.Context, output: str | None, nodes: tuple[str, 
     click.echo(f"wrote {len(targets)} target(s) to {output}; in prometheus.yml:\n"
                f"  - job_name: meshhub\n    file_sd_configs:\n      - files: ['{output}']",
                err=True)
+
+
+def prometheus_rules() -> str:
+    """The text of the mesh's Prometheus alerting rules, shipped with meshhub
+    (``node/health/prometheus-rules.yml``, documented in docs/health.md)."""
+    from importlib.resources import files
+
+    return files("node.health").joinpath("prometheus-rules.yml").read_text(encoding="utf-8")
