@@ -9,6 +9,7 @@ the browser's ``Accept-Language`` among ``portal.languages``, else
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -55,9 +56,49 @@ def select_locale() -> str | Locale:
     offered = offered_languages()
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen not in offered:
-        best = request.accept_languages.best_match(offered)
-        chosen = best or current_app.config["NODE_CONFIG"].portal.default_language
+        chosen = negotiate(request.headers.get("Accept-Language", ""), offered,
+                           current_app.config["NODE_CONFIG"].portal.default_language)
     return _slim_locale(chosen) or chosen
+
+
+#: A quality value as RFC 9110 writes it ("1", "0.8", "1.000"); anything else voids its item.
+_QUALITY = re.compile(r"(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)")
+
+
+def negotiate(header: str, offered: list[str] | tuple[str, ...], default: str) -> str:
+    """The offered language an ``Accept-Language`` header asks for, else ``default``.
+
+    The items are taken by quality, highest first, and in the header's order
+    among equal qualities; the first one whose tag, or whose primary subtag
+    ("es" of "es-419"), is offered wins. ``*`` stands for ``default``; an item
+    with ``q=0`` or a malformed quality is not a wish. The rule is simple on
+    purpose: nginx applies the same one to choose which pre-rendered page file
+    to send (``portal.nginx.language_maps``), and falls back to the portal
+    whenever a header is too odd for its regular expressions.
+    """
+    wishes: list[tuple[float, str]] = []
+    for item in header.split(","):
+        tag, *params = item.split(";")
+        tag = tag.strip().lower().replace("_", "-")
+        quality = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                value = value.strip()
+                quality = float(value) if _QUALITY.fullmatch(value) else 0.0
+        if tag and quality > 0:
+            wishes.append((quality, tag))
+    wishes.sort(key=lambda wish: -wish[0])  # stable: the header's order among equals
+    offered_lower = {code.lower().replace("_", "-"): code for code in offered}
+    for _, tag in wishes:
+        if tag == "*":
+            return default
+        if tag in offered_lower:
+            return offered_lower[tag]
+        primary = tag.split("-", 1)[0]
+        if primary in offered_lower:
+            return offered_lower[primary]
+    return default
 
 
 def _slim_locale(code: str) -> Locale | None:

@@ -31,13 +31,16 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
                 session_cookie: str = "meshhub_session", lang_cookie: str = "lang",
                 portal_address: str | None = None, template: str | None = None,
                 tls: tuple[str | Path, str | Path] | None = None,
-                tls_listen: str = "443") -> str:
+                tls_listen: str = "443", pages_dir: str | Path | None = None) -> str:
     """The nginx site for this node: listen on ``listen``, proxy to the portal.
 
     ``portal_address`` (``host:port``) defaults to ``portal.listen:portal.port``.
     ``tls`` (certificate, key) adds HTTPS on ``tls_listen`` and sends organisers'
     and technicians' pages there (:mod:`portal.tls` makes the node's certificate).
+    ``pages_dir`` holds the page files (default ``data_dir/pages``, :mod:`portal.pagefiles`).
     """
+    from portal.pagefiles import enabled
+    from portal.pagefiles import pages_dir as default_pages_dir
     values = {
         "LISTEN": listen,
         "PORTAL": portal_address or f"{config.portal.listen}:{config.portal.port}",
@@ -47,6 +50,8 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
         "BODY_MAX_MB": str(int(config.portal.upload_max_mb) + FORM_OVERHEAD_MB),
         "SESSION_COOKIE": session_cookie,
         "LANG_COOKIE": lang_cookie,
+        "PAGES_DIR": _dir(pages_dir if pages_dir is not None else default_pages_dir(config)),
+        "CACHE_SECONDS": str(int(config.portal.cache_seconds)),
     }
     if tls is not None:
         values.update(TLS_CERT=str(tls[0]), TLS_KEY=str(tls[1]), TLS_LISTEN=tls_listen)
@@ -55,12 +60,70 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
             raise ConfigError([f"nginx site: {name} {value!r} contains a space, quote, "
                                "brace or semicolon; choose a plainer path"])
     values["TLS"] = _tls_block(values) if tls is not None else "    # (no certificate: HTTP only)"
+    from portal.security import CONTENT_SECURITY_POLICY
+
+    values["CSP"] = CONTENT_SECURITY_POLICY
+    languages = list(config.portal.languages) if enabled(config) else []
+    values["LANGUAGE_MAPS"] = language_maps(languages, str(config.portal.default_language),
+                                            lang_cookie)
+    values["OWN_HOSTS"] = own_hosts(config)
     text = TEMPLATE.read_text(encoding="utf-8") if template is None else template
     text = re.sub(r"@@([A-Z_]+)@@", lambda m: values.get(m.group(1), m.group(0)), text)
     left = sorted(set(re.findall(r"@@[A-Z_]+@@", text)))
     if left:
         raise ConfigError([f"{TEMPLATE}: no value for {', '.join(left)}"])
     return text
+
+
+def language_maps(offered: list[str], default: str, lang_cookie: str = "lang") -> str:
+    """nginx maps setting ``$meshhub_lang``: the page files' language for this request.
+
+    The same choice as :func:`portal.i18n.negotiate` for the headers browsers
+    send, and ``""`` (ask the portal) for any header these expressions cannot
+    decide with certainty: a ``lang`` cookie that is not exactly an offered
+    code, an offered language with a quality below 1 before any at 1, ``*``, or
+    parameters other than ``q``. No ``offered``: always ``""`` (no page files).
+    """
+    if not offered:
+        return ('map $host $meshhub_lang {\n    default "";\n}')
+    names = "|".join(offered)
+    end = r"(?:[-_;,\s]|$)"
+    other = rf"(?!\s*(?:{names}|\*){end})[^,]*,"
+    cookie = "\n".join(f"    {code} {code};" for code in offered)
+    header = "\n".join(
+        f'    "~*^(?:{other})*\\s*{code}(?:[-_][^,;]*)?\\s*(?:;\\s*q=1(?:\\.0{{0,3}})?\\s*)?'
+        f'(?:,|$)" {code};' for code in offered)
+    nothing = rf'"~*^(?!.*(?:^|,)\s*(?:{names}|\*){end})" {default};'
+    return (f"map $cookie_{lang_cookie} $meshhub_lang_cookie {{\n    default \"!\";\n"
+            f"    \"\" \"\";\n{cookie}\n}}\n"
+            f"map $http_accept_language $meshhub_lang_header {{\n    default \"\";\n"
+            f"    \"\" {default};\n{header}\n"
+            f"    {nothing}\n}}\n"
+            "map \"$meshhub_lang_cookie:$meshhub_lang_header\" $meshhub_lang {\n"
+            "    default \"\";\n"
+            "    \"~^(?<mhcookie>[a-z]+):\" $mhcookie;\n"
+            "    \"~^:(?<mhheader>[a-z]+)$\" $mhheader;\n}")
+
+
+def own_hosts(config: NodeConfig) -> str:
+    """Lines of the ``$meshhub_own_host`` map: the names and addresses that are this node.
+
+    The same as the captive portal's own-host test (``portal.captive.views``):
+    loopback, the node's portal and mesh addresses, and the clients' domain.
+    """
+    names = {"", "localhost", "127.0.0.1", "[::1]"}
+    try:
+        from node.net import address_plan
+
+        plan = address_plan(config)
+        names |= {str(plan.portal_address), str(plan.mesh_address)}
+    except (ConfigError, ValueError):
+        pass
+    lines = [f'    "{name}" 1;' for name in sorted(names)]
+    domain = str(config.clients.domain).lower().rstrip(".")
+    if re.fullmatch(r"[a-z0-9.-]+", domain):
+        lines.append(f'    "~^(?:.+\\.)?{re.escape(domain)}\\.?$" 1;')
+    return "\n".join(lines)
 
 
 def _tls_block(values: dict[str, str]) -> str:

@@ -215,11 +215,16 @@ def serve(config: NodeConfig, *, allow_root: bool = False, host: str | None = No
     _stop_on_sigterm()
     trimmer = MemoryTrimmer()
     trimmer.start()
+    from portal import pagefiles
+
+    renderer = pagefiles.start(app, config)  # residents' pages as files, for nginx
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if renderer is not None:
+            renderer.stop()
         trimmer.stop()
         server.close()
         from portal import db

@@ -1,0 +1,157 @@
+"""Residents' pages as files (portal/pagefiles.py), sent by the real nginx of the node's site.
+
+Each test starts the renderer against the portal behind nginx (the ``front``
+fixture of test_nginx.py) and waits for its witness (``.state.json`` complete,
+a file appearing or disappearing), never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from portal import pagefiles
+from portal.i18n import negotiate
+from tests.portal.test_nginx import Front, front  # noqa: F401 - the fixture
+
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
+                    "cache-control", "content-type")
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    """Wait for ``check`` to hold (the renderer's work is the witness; generous: CI is busy)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def complete(root: Path) -> bool:
+    """Whether the renderer says it has nothing left to render."""
+    try:
+        return bool(json.loads((root / pagefiles.STATE_NAME).read_text())["complete"])
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture
+def served(front: Front) -> Iterator[tuple[Front, pagefiles.Renderer]]:  # noqa: F811
+    """The front with the renderer running and its first build done."""
+    config = front.app.config["NODE_CONFIG"]
+    renderer = pagefiles.Renderer(front.app, config)
+    renderer.start()
+    try:
+        wait_until(lambda: complete(renderer.root), "the first build")
+        yield front, renderer
+    finally:
+        renderer.stop()
+
+
+def test_pages_are_sent_as_files_with_the_portals_bytes_and_headers(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, _ = served
+    client = site.app.test_client()
+    for path in ("/", "/listings/", "/listings/for-sale", "/notices/", "/library/", "/about",
+                 f"/library/{site.library_id}"):
+        status, headers, body = site.request(path, {"Accept-Language": "es-ES,es;q=0.9"})
+        assert (status, headers["x-cache-status"]) == (200, "FILE"), path
+        direct = client.get(path, headers={"Accept-Language": "es"})
+        assert body == direct.data, path
+        for name in SECURITY_HEADERS:
+            assert headers[name] == direct.headers[name], (path, name)
+        assert set(headers["vary"].replace(" ", "").split(",")) >= {"Cookie", "Accept-Language"}
+    status, headers, _ = site.request("/", {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["content-encoding"] == "gzip"
+    assert headers["x-cache-status"] == "FILE"
+
+
+def test_what_a_file_cannot_answer_goes_to_the_portal(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, _ = served
+    for path, headers in (("/search?q=bicycle", {}), ("/?x=1", {}), ("/listings/?page=1", {}),
+                          ("/", {"Cookie": "meshhub_session=abc"}),
+                          ("/", {"Cookie": "lang=fr"}),
+                          ("/", {"Accept-Language": "es;q=0.5, ar;q=0.7"}),
+                          ("/", {"User-Agent": "CaptiveNetworkSupport-407 wispr"}),
+                          ("/", {"Host": "connectivitycheck.gstatic.com"})):
+        _, answer, _ = site.request(path, headers)
+        assert answer.get("x-cache-status") != "FILE", (path, headers)
+
+
+@pytest.mark.parametrize("header", [
+    "", "fr", "es", "EN-gb", "ar ; q=1", "de, es, en", "es-ES,en;q=0.9", "en;q=0, es",
+    "x-ar, ar-EG", "de-DE,de;q=0.9,en;q=0.8", "*, es", "es, *", "english, es", "es_419",
+    "ar;q=1.000, en", "de;q=0.9, es;q=0.8", "en;level=1, es"])
+def test_nginx_picks_the_language_the_portal_would(
+        served: tuple[Front, pagefiles.Renderer], header: str) -> None:
+    site, _ = served
+    status, headers, body = site.request("/", {"Accept-Language": header})
+    expected = negotiate(header, ["en", "ar", "es"], "en")
+    assert status == 200 and f'<html lang="{expected}"'.encode() in body, headers
+    for cookie in ("lang=ar", "lang=es; other=1"):
+        _, headers, body = site.request("/", {"Accept-Language": header, "Cookie": cookie})
+        chosen = cookie.split(";")[0].split("=")[1]
+        assert f'<html lang="{chosen}"'.encode() in body
+
+
+def test_a_new_listing_replaces_exactly_its_pages(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, renderer = served
+    about = renderer.root / pagefiles.file_name("en", "/about")
+    about_before = about.stat().st_mtime_ns
+    with site.app.app_context():
+        listing = site.seeder.listing(title="Red kettle, barely used", category="wanted")
+
+    def shows_it() -> bool:
+        _, headers, body = site.request("/listings/wanted")
+        return headers["x-cache-status"] == "FILE" and b"Red kettle" in body
+    wait_until(shows_it, "the category page file with the new listing")
+    wait_until(lambda: complete(renderer.root), "the re-render")
+    for path in ("/", "/listings/", f"/listing/{listing.id}"):
+        status, headers, body = site.request(path)
+        assert (status, headers["x-cache-status"]) == (200, "FILE") and b"Red kettle" in body, path
+    assert about.stat().st_mtime_ns == about_before  # untouched pages stay as they were
+
+
+def test_an_expired_listing_leaves_every_file(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, renderer = served
+    expires = int(time.time() + pagefiles.MARGIN_SECONDS) + 4
+    with site.app.app_context():
+        listing = site.seeder.listing(title="Garden chairs until soon", expires_at=expires)
+    own = renderer.root / pagefiles.file_name("en", f"/listing/{listing.id}")
+    wait_until(own.exists, "the listing's own file")
+    status, headers, _ = site.request(f"/listing/{listing.id}")
+    assert (status, headers["x-cache-status"]) == (200, "FILE")
+    wait_until(lambda: not own.exists(), "the file's removal before the expiry")
+    assert time.time() < expires
+    wait_until(lambda: time.time() >= expires, "the expiry")
+    status, _, _ = site.request(f"/listing/{listing.id}")
+    assert status == 410
+    wait_until(lambda: complete(renderer.root), "the re-render after the expiry")
+    status, headers, body = site.request("/listings/for-sale")
+    assert headers["x-cache-status"] == "FILE" and b"Garden chairs" not in body
+
+
+def test_a_restart_serves_the_files_at_once_without_rendering_again(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, renderer = served
+    renderer.stop()
+    again = pagefiles.Renderer(site.app, site.app.config["NODE_CONFIG"])
+    again.resume()
+    assert again.queue == {} and again.rendered == 0
+    status, headers, _ = site.request("/")
+    assert (status, headers["x-cache-status"]) == (200, "FILE")
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("", "en"), ("fr", "en"), ("es-419", "es"), ("de, ar;q=0.5", "ar"),
+    ("es;q=0.5, ar;q=0.7", "ar"), ("en;q=0, es", "es"), ("ar;q=abc, es", "es"),
+    ("*;q=0.9, es;q=0.5", "en"), ("es, ar", "es"), ("AR", "ar")])
+def test_negotiate(header: str, expected: str) -> None:
+    assert negotiate(header, ["en", "ar", "es"], "en") == expected
