@@ -18,6 +18,9 @@ Parts (each registers itself in :data:`PARTS` with :func:`part`; add new ones th
   core: the median agent and the busiest. Then each agent's PSS (``smaps_rollup``).
 * ``lab200``: ``MeshLab.up(200, grid|random, portal=False)``: seconds until every agent
   answers and babeld connects every node (what ``meshhub lab up`` prints as "ready in").
+* ``sync``: replication at scale in a grid at the defaults (:mod:`bench.scale_sync`):
+  idle bytes per link, every node posting at once, the vector and digest exchange with
+  every node an author, a post across the diameter (p50/p95), a partition healing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import scale_sync
 from node.lab import MeshLab
 
 #: Every part, by name, in the order they run: ``fn(args, root)``.
@@ -126,6 +130,13 @@ def lab200(args: argparse.Namespace, root: Path) -> None:
             mesh.down()
 
 
+@part("sync")
+def sync(args: argparse.Namespace, root: Path) -> None:
+    """Replication at scale: idle bytes per link, the vector exchange, a post across the
+    diameter, a partition healing (:mod:`bench.scale_sync`)."""
+    scale_sync.run_sync(args, root, report)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen parts once, each in a lab of its own under a temporary folder."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -136,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=30.0,
                         help="idle: seconds the lab runs before measuring")
     parser.add_argument("--nodes", type=int, default=200, help="lab200: the lab's size")
+    scale_sync.add_arguments(parser)
     args = parser.parse_args(argv)
     chosen = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(chosen) - set(PARTS))
