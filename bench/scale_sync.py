@@ -205,18 +205,19 @@ def run_sync(args: argparse.Namespace, root: Path, report: Report) -> None:
     links = len(mesh.state.links)
     try:
         count_bytes(mesh)
-        measure_idle(mesh, args, report, links)
+        idle = measure_idle(mesh, args, report, links)
         authors_at_once(mesh, stores, report, links)
         vector_exchange(mesh, report)
-        across_diameter(mesh, stores, args, report)
+        across_diameter(mesh, stores, args, report, idle)
         partition_heals(mesh, stores, args, report)
     finally:
         stores.close()
         mesh.down()
 
 
-def measure_idle(mesh: MeshLab, args: argparse.Namespace, report: Report, links: int) -> None:
-    """1. Idle bytes per link at the defaults."""
+def measure_idle(mesh: MeshLab, args: argparse.Namespace, report: Report, links: int
+                 ) -> float:
+    """1. Idle bytes per link at the defaults; the agent's idle B/s per link."""
     # Start-up's rounds (every node pulls at start and on each new neighbour) are not idle:
     # let one whole round interval (60 s + 20 %) pass before counting.
     time.sleep(args.sync_settle)  # a benchmark's settling window, not a wait for an event
@@ -228,6 +229,7 @@ def measure_idle(mesh: MeshLab, args: argparse.Namespace, report: Report, links:
     report("babeld_idle_bytes_per_link", rate["babeld"], "B/s", "(context: hello 4 s)")
     report("mdns_idle_bytes_per_link", rate["mdns"], "B/s", "(context)")
     report("all_idle_bytes_per_link", rate["all"], "B/s", "(context)")
+    return rate["agent"] + rate["agent_requests"]
 
 
 def authors_at_once(mesh: MeshLab, stores: Stores, report: Report, links: int) -> None:
@@ -263,20 +265,24 @@ def vector_exchange(mesh: MeshLab, report: Report) -> None:
                              "Content-Type: application/json", "--data-binary", "@-",
                              f"{base}/vector"], input=body, capture_output=True,
                       timeout=30).stdout
+    # curl's size_request is the whole request (headers and body: size_upload is in it).
     d, v = [int(x) for x in digest.split()], [int(x) for x in sizes.split()]
-    report("sync_digest_exchange", sum(d), "B", "(request + response with headers, "
-           "unsigned; a neighbour adds ~280 B of Meshhub-Auth)")
-    report(f"sync_vector_exchange_{len(vector)}_authors", sum(v), "B",
-           f"(request {v[0] + v[1]} B + response {v[2] + v[3]} B, with headers, unsigned)")
+    report("sync_digest_exchange", d[0] + d[2] + d[3], "B", "(request + response with "
+           "headers, unsigned; a neighbour adds ~280 B of Meshhub-Auth)")
+    report(f"sync_vector_exchange_{len(vector)}_authors", v[0] + v[2] + v[3], "B",
+           f"(request {v[0]} B, of which the vector {v[1]} B, + response {v[2] + v[3]} B, "
+           "with headers, unsigned)")
 
 
 def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
-                    report: Report) -> None:
-    """4. A post from n1 to the farthest node: p50/p95, and arrival against hop count."""
+                    report: Report, idle: float) -> None:
+    """4. A post from n1 to the farthest node: p50/p95, arrival against hop count, and
+    the agent bytes one post costs a link (the idle rate taken off)."""
     distance = hops_from(mesh, "n1")
     far = max(distance, key=lambda n: (distance[n], int(n[1:])))
     times: list[float] = []
     per_hop: dict[int, list[float]] = {}
+    before, started = bytes_sent(mesh), time.monotonic()
     for trial in range(args.sync_posts):
         entry = post(mesh, "n1", f"across {trial} {secrets.token_hex(2)}")
         posted = time.monotonic()
@@ -284,6 +290,11 @@ def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
         times.append(seen[far] - posted)
         for name, when in seen.items():
             per_hop.setdefault(distance[name], []).append(when - posted)
+    after, elapsed = bytes_sent(mesh), time.monotonic() - started
+    links = len(mesh.state.links)
+    moved = after["agent"] + after["agent_requests"] - before["agent"] - before["agent_requests"]
+    report("sync_bytes_per_post_per_link", (moved / links - idle * elapsed) / args.sync_posts
+           / 1024, "KiB", f"(one notice, {len(stores.conns)} authors known; idle taken off)")
     report(f"sync_post_across_{distance[far]}_hops_p50", statistics.median(times), "s",
            f"(from n1 to {far})")
     report(f"sync_post_across_{distance[far]}_hops_p95", percentile(times, 0.95), "s",
