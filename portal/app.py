@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     overrides Flask settings, for tests only.
     """
     from portal import caching, captive, db, errors, i18n, organisers, pagecache, security
-    from portal.residents import register_residents
+    from portal.residents import register_residents, zimfast
     from portal.residents.zim import register_library
 
     if config is None:
@@ -83,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     app.context_processor(_node_context)
     organisers.register(app)  # sign-in, posts, library, moderation, accounts, audit
     pagecache.init_app(app)  # answers repeated anonymous pages from memory
+    zimfast.init_app(app)  # encyclopaedia entries without the whole Flask request
     security.guard_host(app)  # outermost: a Host no URL can be built for gets a plain 400
     return app
 

@@ -92,9 +92,10 @@ def close(app: Flask) -> None:
     close_sessions(app)
     with _LOCK:
         opened: Services | None = app.extensions.pop(_EXTENSION, None)
-    page_cache = app.extensions.get("meshhub.pagecache")
-    if page_cache is not None:
-        page_cache.close()
+    for middleware in ("meshhub.pagecache", "meshhub.zimfast"):
+        found = app.extensions.get(middleware)
+        if found is not None:
+            found.close()
     if opened is not None:
         opened.store.close()
 

@@ -69,6 +69,9 @@ _.install_initial  # node/trust/registry.py: installs anchors + first snapshot (
 _.sensor_source  # node/health/hw.py: I2C sensors as a health source; the agent does not
 #                wire it yet (only tests do): remove or wire it, do not forget it here
 
+_.served  # portal/residents/zimfast.py: requests the short way answered itself; tests read it
+#          to know it answered (an answer equal to Flask's proves nothing on its own)
+
 # --- node.toml settings that no code reads as cfg.SECTION.KEY (node/config/sections.py) --
 _.led_pin, _.button_pin, _.button_hold_seconds  # hardware.*: declared and documented, but
 #   nothing starts hardware/status.py on a node yet: wire it (or drop the keys), then remove

@@ -169,7 +169,7 @@ SETTINGS: tuple[Setting, ...] = (
             "ZIM archives kept open at once for browsing and search; memory grows with "
             "this number, not with the archives' size (a few MiB each).",
             minimum=1, maximum=64),
-    Setting("library", "zim_cluster_cache_mb", int, 8,
+    Setting("library", "zim_cluster_cache_mb", int, 32,
             "Memory for decompressed ZIM clusters, shared by all open archives, in MiB; "
             "larger is faster for popular articles, smaller suits a 512 MB node.",
             minimum=1, maximum=1024),

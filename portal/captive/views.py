@@ -74,7 +74,7 @@ def _own_addresses(config: NodeConfig) -> frozenset[str]:
     return cached
 
 
-def _our_host(host: str, config: NodeConfig) -> bool:
+def our_host(host: str, config: NodeConfig) -> bool:
     """Whether ``host`` names this portal: one of its addresses, localhost, or our domain.
 
     Another address (``http://203.0.113.7/``, which the gate brought here) is
@@ -97,7 +97,7 @@ def intercept() -> ResponseReturnValue | None:
     probe = classify(host.rsplit(":", 1)[0], path, request.user_agent.string or "")
     if probe is not None:
         return probe_answer(probe, client_state())
-    if _our_host(host, current_app.config["NODE_CONFIG"]):
+    if our_host(host, current_app.config["NODE_CONFIG"]):
         return None
     # Another site's address (the gate's redirect, or DNS on an offline node).
     state = client_state()

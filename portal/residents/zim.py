@@ -51,8 +51,8 @@ from node.store.models import LibraryItem, Page
 from portal.db import found, get_blobs, get_store
 from portal.paging import page_number, require_existing
 
-__all__ = ["ZIM_POLICY", "EncyclopaediaHits", "archive_cache", "bp", "encyclopaedia_hits",
-           "register_library", "zim_context"]
+__all__ = ["BODY_TAG", "ZIM_POLICY", "EncyclopaediaHits", "archive_cache", "bp",
+           "encyclopaedia_hits", "hub_bar", "register_library", "zim_context"]
 
 bp = Blueprint("zim", __name__)
 
@@ -73,7 +73,7 @@ SUGGESTIONS = 5
 GLOBAL_HITS_PER_ARCHIVE = 3
 GLOBAL_HITS_MAX = 8
 MAX_QUERY_CHARS = 200
-_BODY_TAG = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
+BODY_TAG = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
 
 
 def register_library(app: Flask) -> None:
@@ -210,13 +210,17 @@ class _ViewReader(io.RawIOBase):
 
 def _with_hub_bar(content: bytes, item: LibraryItem) -> bytes:
     """The article with the hub's bar inserted after ``<body ...>`` (unchanged if none)."""
-    match = _BODY_TAG.search(content)
+    match = BODY_TAG.search(content)
     if match is None:
         return content
+    return content[:match.end()] + hub_bar(item) + content[match.end():]
+
+
+def hub_bar(item: LibraryItem) -> bytes:
+    """The hub's bar for an article of ``item``, in this request's language."""
     locale = str(get_locale() or "en")
-    bar = render_template("residents/zim_bar.html", item=item,
-                          lang=locale.replace("_", "-")).encode("utf-8")
-    return content[:match.end()] + bar + content[match.end():]
+    return render_template("residents/zim_bar.html", item=item,
+                           lang=locale.replace("_", "-")).encode("utf-8")
 
 
 @bp.get("/library/<item_id>/zim-illustration.png")
