@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("meshhub.sync")
 #: Senders whose last notifying address is remembered (to carry their back-off over).
 MAX_SENDERS = 256
+#: Neighbours told of a change at once (a radio mesh node has a handful; more wait).
+MAX_CONCURRENT_NOTIFY = 8
 MIB = 1024 * 1024
 
 
@@ -482,22 +484,34 @@ class SyncService:
         again (this runs at every watch tick), so a change is never left to the
         periodic round alone. ``force`` tells even neighbours that heard this
         digest (after restoring bodies, which leaves the digest unchanged).
+        Neighbours are told at once, in parallel (up to :data:`MAX_CONCURRENT_NOTIFY`):
+        one after another, each slow neighbour (up to 2 s) delayed every later one,
+        and with it the post's way across the mesh (docs/scale.md).
         """
         if not self.settings.push:
             return
         digest = digest or self.store.digest()
-        for url in self.peers():
-            if (self._notified.get(url) == digest and not force) or not self.backoff.ready(url):
-                continue
-            state = self.backoff.peer(url)
-            client = self._client(url, min(2.0, self.settings.timeout_seconds), state.counter)
-            try:
-                client.notify(digest, self.own_port())
-                self._notified[url] = digest
-            except AgentError as exc:
-                delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
-                self._problems.warning(f"peer:{url}", "sync: notifying %s failed: %s; backing "
-                                       "off %.0f s", url, exc.reason, delay)
+        due = [url for url in self.peers()
+               if (force or self._notified.get(url) != digest) and self.backoff.ready(url)]
+        if len(due) <= 1:  # the usual watch tick: nothing (or one) to tell, no thread
+            for url in due:
+                self._notify(url, digest)
+            return
+        with ThreadPoolExecutor(min(len(due), MAX_CONCURRENT_NOTIFY),
+                                thread_name_prefix="meshhub-sync-notify") as pool:
+            list(pool.map(lambda url: self._notify(url, digest), due))
+
+    def _notify(self, url: str, digest: str) -> None:
+        """``POST /notify`` to one neighbour; a failure backs it off (logged once)."""
+        state = self.backoff.peer(url)
+        client = self._client(url, min(2.0, self.settings.timeout_seconds), state.counter)
+        try:
+            client.notify(digest, self.own_port())
+            self._notified[url] = digest
+        except AgentError as exc:
+            delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
+            self._problems.warning(f"peer:{url}", "sync: notifying %s failed: %s; backing "
+                                   "off %.0f s", url, exc.reason, delay)
 
     # --- library files -----------------------------------------------------------------
     def fetch_files(self, peers: Iterable[str] | None = None) -> FileReport:
