@@ -18,7 +18,10 @@ One :class:`VirtualMachine` is one QEMU process booting a node image by UEFI
   root and returns its exit status and output. It only starts when that
   virtual port exists, so a real node never runs it;
 - QMP for a clean power-off and to read back the forwarded port when 0 was
-  asked for (QEMU binds it itself: no port handed over).
+  asked for (QEMU binds it itself: no port handed over);
+- optionally, host folders shared read-only (``shares``: 9p, ``-virtfs``), which the
+  guest mounts with ``mount -t 9p -o trans=virtio,ro TAG DIR`` (the radio tests share
+  this checkout and a wheelhouse this way).
 
 Everything lives in one temporary folder removed by :meth:`VirtualMachine.stop`.
 """
@@ -38,7 +41,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -123,8 +126,10 @@ class VirtualMachine:
 
     def __init__(self, image: str | os.PathLike[str], *, memory_mb: int = 1024, cpus: int = 2,
                  radios: int = 2, port: int = 0, snapshot: bool = False,
-                 console: IO[str] | None = None, accel: str = "auto") -> None:
+                 console: IO[str] | None = None, accel: str = "auto",
+                 shares: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
         self.image = Path(image)
+        self.shares = {tag: Path(folder) for tag, folder in (shares or {}).items()}
         self.memory_mb, self.cpus, self.radios = memory_mb, cpus, radios
         self.requested_port, self.snapshot, self.accel = port, snapshot, accel
         self.console_echo = console
@@ -162,6 +167,10 @@ class VirtualMachine:
                 "-device", "virtio-net-pci,netdev=n0",
                 "-device", "virtio-rng-pci",
                 "-fw_cfg", f"name=opt/meshhub/radios,string={self.radios}"]
+        for tag, folder in self.shares.items():
+            path = str(folder).replace(",", ",,")  # QEMU's option syntax escapes commas
+            argv += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,"
+                                "readonly=on"]
         if accel == "kvm":
             argv += ["-cpu", "host"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

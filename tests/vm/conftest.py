@@ -17,8 +17,6 @@ The fixtures, in order (each reusable by other VM tests, e.g. a radio lab):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 import tomllib
@@ -29,28 +27,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, require_root, require_tool
+from tests.vmsupport import base_cache_key, vm_cache_dir
+from tests.vmsupport import base_image as cached_base_image
 
 #: Generous: TCG on a busy two-core machine; the tests measure, the bench reports.
 BOOT_TIMEOUT = 1500.0
 NODE = "elm-1"
-
-
-def vm_cache_dir() -> Path | None:
-    """The cache folder for base images, if one exists (never created here)."""
-    for candidate in (os.environ.get("MESHHUB_VM_CACHE"), "/var/cache/meshhub-vm"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
-def base_cache_key(arch: str = "amd64") -> str:
-    """What makes one base differ from another: its packages and the builder's code."""
-    from provisioning.image import base
-
-    digest = hashlib.sha256()
-    digest.update(json.dumps([arch, base.base_packages(arch)]).encode())
-    digest.update(Path(base.__file__).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 #: The boot tests are opt-in until they fit CI's time budget (issue 13): one run took 20+
@@ -73,18 +55,12 @@ def require_vm_tools() -> None:
 def base_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An amd64 Debian base image made by ``image base`` (cached when a cache folder exists)."""
     require_vm_tools()
-    from provisioning.image.base import build_base
-
-    cache = vm_cache_dir()
-    folder = cache or tmp_path_factory.mktemp("base")
-    path = folder / f"meshhub-base-amd64-{base_cache_key()}.img"
-    if not path.exists():
-        lines: list[str] = []
-        try:
-            build_base("amd64", path, progress=lines.append)
-        except OSError as exc:
-            pytest.fail(f"image base failed: {exc}\n" + "\n".join(lines[-20:]))
-    return path
+    lines: list[str] = []
+    try:
+        return cached_base_image(vm_cache_dir() or tmp_path_factory.mktemp("base"), "amd64",
+                                 lines)
+    except OSError as exc:
+        pytest.fail(f"image base failed: {exc}\n" + "\n".join(lines[-20:]))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,59 @@
+"""What every test that boots a virtual machine shares: the Debian base image and its cache.
+
+A base image (``meshhub-provision image base --arch amd64``) takes minutes and
+about 700 MB from Debian's mirror, so it is kept in a cache folder when one
+exists: ``$MESHHUB_VM_CACHE``, else ``/var/cache/meshhub-vm`` (CI sets the
+first, ``.ci/run``), keyed by the package list and the base builder's code.
+Test processes running side by side (pytest-xdist workers, two checkouts on
+one machine) build it once: the build holds a lock on the cache folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+#: Where to look for a cache folder when $MESHHUB_VM_CACHE is not set.
+DEFAULT_CACHE = "/var/cache/meshhub-vm"
+
+
+def vm_cache_dir() -> Path | None:
+    """The cache folder for base images, if one exists (never created here)."""
+    for candidate in (os.environ.get("MESHHUB_VM_CACHE"), DEFAULT_CACHE):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def base_cache_key(arch: str = "amd64") -> str:
+    """What makes one base differ from another: its packages and the builder's code."""
+    from provisioning.image import base
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps([arch, base.base_packages(arch)]).encode())
+    digest.update(Path(base.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def base_image(folder: Path, arch: str = "amd64", lines: list[str] | None = None) -> Path:
+    """The base image for ``arch`` in ``folder``, built there first if it is not there yet.
+
+    Holds an exclusive lock on ``folder/.lock`` while it checks and builds, so
+    that a second process waits for the first one's image instead of building
+    its own. Build errors propagate (:class:`provisioning.image.base.BaseImageError`);
+    ``lines`` collects the build's progress lines for the caller's message.
+    """
+    from provisioning.image.base import build_base
+
+    path = folder / f"meshhub-base-{arch}-{base_cache_key(arch)}.img"
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            build_base(arch, path, progress=(lines if lines is not None else []).append)
+    return path
+
+
+__all__ = ["DEFAULT_CACHE", "base_cache_key", "base_image", "vm_cache_dir"]
