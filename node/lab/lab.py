@@ -315,6 +315,11 @@ class MeshLab:
                     lab.connect_phones()
             else:
                 lab.start_all()
+        except LabError as exc:
+            # Stopped, but its files stay: the error names logs inside the state folder.
+            lab.down(keep_files=True)
+            raise LabError(f"{exc}\n(the lab was stopped; its files are kept in {folder}: "
+                           "delete that folder when done)") from None
         except BaseException:
             lab.down()
             raise
@@ -754,8 +759,12 @@ class MeshLab:
 
     # --- removing ------------------------------------------------------------
 
-    def down(self) -> None:
-        """Stop every process, delete every namespace and the state folder (idempotent)."""
+    def down(self, keep_files: bool = False) -> None:
+        """Stop every process, delete every namespace and the state folder (idempotent).
+
+        ``keep_files``: leave the nodes' folders (their logs and rendered files) and
+        delete only the lab's state file, so that the folder no longer counts as a
+        running lab (``lab up`` failing keeps what its error points to)."""
         for node in self.state.nodes.values():
             for pid in node.pids.values():
                 with contextlib.suppress(ProcessLookupError):
@@ -783,6 +792,10 @@ class MeshLab:
             air = f"{self.state.ns_prefix}air"
             if air in existing:
                 run("ip", "netns", "del", air, check=False)
+        if keep_files:
+            with contextlib.suppress(FileNotFoundError):
+                (Path(self.state.state_dir) / STATE_FILE).unlink()
+            return
         shutil.rmtree(self.state.state_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the default root, when this was its last lab
             STATE_ROOT.rmdir()

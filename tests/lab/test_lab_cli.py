@@ -55,3 +55,20 @@ def test_up_status_cut_down(tmp_path: Path) -> None:
         runner.invoke(cli, ["lab", "down", *common])
     assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
     assert not state.exists()
+
+
+@pytest.mark.root
+def test_a_failed_up_stops_the_lab_but_keeps_what_its_error_points_to(tmp_path: Path) -> None:
+    require_root()
+    require_tool("ip", "babeld", "curl")
+    state, lab_id = tmp_path / "lab", netlab.lab_tag()
+    up = CliRunner().invoke(cli, ["lab", "up", "--nodes", "2", "--no-portal", "--lab", lab_id,
+                                  "--wait", "0.001", "--state", str(state)])
+    message = str(up.exception)
+    assert up.exit_code != 0 and "did not answer within 0.001 s" in message, up.output
+    assert f"read {state}/NODE/agent.log" in message and f"kept in {state}" in message
+    assert (state / "n1" / "agent.log").is_file()  # what the error points to is there
+    assert not (state / "lab.json").exists()  # ... but no lab is running
+    assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
+    status = CliRunner().invoke(cli, ["lab", "status", "--state", str(state)])
+    assert status.exit_code != 0 and "meshhub lab up" in str(status.exception)
