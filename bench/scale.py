@@ -15,7 +15,9 @@ Parts (each registers itself in :data:`PARTS` with :func:`part`; add new ones th
   60 s, babeld hello 4 s) and once at the lab's timings (5 s, 10 s, hello 1 s). After
   the lab settles, the CPU time each agent process used over ``--window`` seconds (from
   ``/proc/PID/stat``, its threads included, babeld and dnsmasq not), as a share of one
-  core: the median agent and the busiest. Then each agent's PSS (``smaps_rollup``).
+  core: the median agent and the busiest; for the middle node's agent, each thread's
+  CPU and wake-ups a second (names from ``py-spy dump`` when py-spy is installed: the
+  profile of each periodic task). Then each agent's PSS (``smaps_rollup``).
 * ``lab200``: ``MeshLab.up(200, grid|random, portal=False)``: seconds until every agent
   answers and babeld connects every node (what ``meshhub lab up`` prints as "ready in").
 * ``sync``: replication at scale in a grid at the defaults (:mod:`bench.scale_sync`):
@@ -84,15 +86,56 @@ def pss_mib(pid: int) -> float:
     raise RuntimeError(f"/proc/{pid}/smaps_rollup has no Pss line")
 
 
-def agents_cpu_percent(mesh: MeshLab, window: float) -> dict[str, float]:
-    """Each agent's CPU over ``window`` seconds, in percent of one core."""
+def thread_times(pid: int) -> dict[int, tuple[float, int]]:
+    """Per thread of ``pid``: (CPU seconds, context switches) so far. A sleeping thread
+    that wakes is switched in once, so switches per second count its wake-ups."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (task / "status").read_text().splitlines()
+        except OSError:  # the thread ended meanwhile
+            continue
+        switches = sum(int(x.split()[1]) for x in status if "ctxt_switches" in x)
+        found[int(task.name)] = ((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+                                 switches)
+    return found
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python thread names by native id, from ``py-spy dump`` (if installed), else {}."""
+    import re
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    try:
+        out = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True,
+                             timeout=60, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {int(m[1]): m[2] for m in re.finditer(r'^Thread (\d+) \(\w+\): "([^"]+)"', out, re.M)}
+
+
+def agents_cpu_percent(mesh: MeshLab, window: float, profiled: str
+                       ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Each agent's CPU over ``window`` seconds, in percent of one core; and for the
+    agent of node ``profiled``, each thread's (CPU percent, wake-ups a second)."""
     pids = {name: node.pids["agent"] for name, node in mesh.state.nodes.items()}
+    names = thread_names(pids[profiled])
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    threads_before = thread_times(pids[profiled])
     started = time.monotonic()
     time.sleep(window)  # a benchmark's measuring window, not a wait for an event
     elapsed = time.monotonic() - started
-    return {name: 100 * (cpu_seconds(pid) - before[name]) / elapsed
-            for name, pid in pids.items()}
+    threads_after = thread_times(pids[profiled])
+    cpu = {name: 100 * (cpu_seconds(pid) - before[name]) / elapsed
+           for name, pid in pids.items()}
+    threads = {}
+    for tid, (seconds, switches) in threads_after.items():
+        seconds0, switches0 = threads_before.get(tid, (0.0, 0))
+        threads[names.get(tid, f"thread {tid}")] = (100 * (seconds - seconds0) / elapsed,
+                                                     (switches - switches0) / elapsed)
+    return cpu, threads
 
 
 @part("idle")
@@ -104,11 +147,15 @@ def idle(args: argparse.Namespace, root: Path) -> None:
                           portal=False, wait=180, timings=timings)
         try:
             time.sleep(args.settle)  # start-up's first rounds are not idle
-            cpu = agents_cpu_percent(mesh, args.window)
+            cpu, threads = agents_cpu_percent(mesh, args.window, "n5")
             report(f"idle_agent_cpu_{timings}", statistics.median(cpu.values()), "% of a core",
                    f"<= {target} %")
             report(f"idle_agent_cpu_{timings}_max", max(cpu.values()), "% of a core",
                    f"<= {target} %")
+            for thread, (percent, wakeups) in sorted(threads.items(), key=lambda t: -t[1][1]):
+                if wakeups >= 0.05 or percent > 0:
+                    report(f"idle_thread_{timings}[{thread}]", percent, "% of a core",
+                           f"{wakeups:.2f} wake-ups/s; n5's agent, the profile of its tasks")
             pss = [pss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
             report(f"agent_pss_{timings}", statistics.median(pss), "MiB",
                    f"<= {PSS_TARGET_MIB:g} MiB")

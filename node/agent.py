@@ -26,7 +26,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from types import FrameType
@@ -37,6 +36,7 @@ from node.errors import NodeError
 from node.health import HealthMonitor, Sources
 from node.health.probes import run_command, systemd_service_states
 from node.logs import OnceLogger
+from node.scheduler import Scheduler
 from node.waitress_thread import WaitressThread
 
 if TYPE_CHECKING:
@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     from node.update.service import UpdateService
 
 log = logging.getLogger("meshhub.agent")
+
+#: Where the store's folder cannot be watched (no inotify): how often to look for
+#: entries other processes appended (one ``PRAGMA data_version``).
+STORE_POLL_SECONDS = 0.5
+#: Where it is watched: the safety net's period (an event lost in a race).
+STORE_FALLBACK_SECONDS = 60.0
 
 
 class Supervised(Protocol):
@@ -141,7 +147,9 @@ class Agent:
             self._host, self._port = listen_socket.getsockname()[:2]
         self.supervised: list[Supervised] = []
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        #: One thread for the periodic and file-driven work (node.scheduler): health
+        #: samples, the gate's switch, other processes' entries in the store.
+        self.scheduler = Scheduler()
         self._server: Any = None  # waitress's server (its stubs lack effective_port)
         self._api: WaitressThread | None = None  # the API's loop thread
         self._problems = OnceLogger(log)
@@ -176,9 +184,14 @@ class Agent:
         self._sample_once()
         collectors = []
         if self.roam is not None:  # its refusals and gossip on /metrics (counts only)
-            from node.roam import RoamMetrics
+            counts = self.roam.counts
 
-            collectors.append(RoamMetrics(self.roam.counts))
+            def roam_metrics() -> Any:  # made at the first scrape (prometheus_client)
+                from node.roam.metrics import RoamMetrics
+
+                return RoamMetrics(counts)
+
+            collectors.append(roam_metrics)
         app, body_limit = self._open_sync(create_app(self.monitor, collectors))
         if self.update is not None:
             from node.agent_app import compose
@@ -204,12 +217,12 @@ class Agent:
                                              max_request_body_size=2 * body_limit,
                                              channel_timeout=30)
         self._api = WaitressThread(self._server, "meshhub-api")
-        self._threads = [threading.Thread(target=self._sample_loop, name="meshhub-health")]
-        for thread in self._threads:
-            thread.start()
+        self.scheduler.every(self.interval_seconds, self._sample_once, "health-sample")
+        self.scheduler.start()
         self._api.start()
         log.info("agent API on %s (/metrics, /api/health)", self.url)
         if self.sync is not None:
+            self._watch_store(self.sync)
             self.sync.start()
         if self.update is not None:
             self.update.start()
@@ -232,8 +245,7 @@ class Agent:
         self._stop_supervised()
         if self._api is not None:
             self._api.stop()  # its loop thread closes the connections, workers and sockets
-        for thread in self._threads:
-            thread.join(timeout=10)
+        self.scheduler.stop()  # after the sample it may be taking
         if self.sync is not None:
             self.sync.close()
         self.monitor.close()
@@ -253,8 +265,7 @@ class Agent:
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
-            while not requested.wait(1.0):
-                pass
+            requested.wait()  # a signal's handler sets it; nothing wakes this thread before
         finally:
             self.stop()
             for sig, handler in previous.items():
@@ -269,7 +280,7 @@ class Agent:
         from node.gate.service import GateService
 
         try:
-            self.gate = GateService(self.cfg, roam=self.roam)
+            self.gate = GateService(self.cfg, roam=self.roam, scheduler=self.scheduler)
             self.gate.apply_mode(self.gate.manager.mode)  # closed before the AP opens
             self.gate.start()
         except Exception as exc:  # the health API stays up; the portal will say why
@@ -352,6 +363,15 @@ class Agent:
         return (compose(health_app, {"/sync/": create_sync_app(sync)}),
                 sync.settings.max_request_bytes)
 
+    def _watch_store(self, sync: SyncService) -> None:
+        """Tell replication at once when another process (the portal, ``meshhub post``)
+        commits to the store, instead of it polling every half second."""
+        store = Path(str(sync.store.path))
+        names = {store.name, f"{store.name}-wal"}
+        if self.scheduler.watch(store.parent, lambda _names: sync.local_change(),
+                                "store-watch", names=names, poll_seconds=STORE_POLL_SECONDS):
+            sync.watched(STORE_FALLBACK_SECONDS)
+
     # --- the autoupdater (node.update): releases from the mesh, when update.enabled --
     def _open_update(self) -> UpdateService | None:
         """The update service fed with the mesh's neighbours, or None when disabled."""
@@ -404,11 +424,4 @@ class Agent:
             self._problems.warning("tick", "health sample failed: %s: %s",
                                    type(exc).__name__, exc)
 
-    def _sample_loop(self) -> None:
-        next_at = time.monotonic() + self.interval_seconds
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            self._sample_once()
-            next_at += self.interval_seconds
-            if next_at < time.monotonic():  # a suspended or overloaded board: skip, do not burst
-                next_at = time.monotonic() + self.interval_seconds
 

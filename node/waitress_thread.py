@@ -27,6 +27,9 @@ log = logging.getLogger("meshhub.waitress")
 
 #: Longest a poll of the loop waits: how late a stop is noticed when the loop cannot be woken.
 POLL_SECONDS = 0.5
+#: The same with no connection open: a new one, or stop's write to the pipe, wakes it
+#: (this timeout only matters when that write fails: below STOP_TIMEOUT_SECONDS).
+IDLE_POLL_SECONDS = 5.0
 #: How long :meth:`WaitressThread.stop` waits for the thread by default.
 STOP_TIMEOUT_SECONDS = 15.0
 
@@ -84,7 +87,10 @@ class WaitressThread:
         server = self.server
         try:
             while not self._stopping.is_set() and server._map:
-                wasyncore.loop(timeout=POLL_SECONDS, map=server._map,
+                # Connections open: wake often enough for waitress's timeouts to close
+                # idle ones; none: sleep until one arrives or stop wakes us (idle costs 0).
+                timeout = POLL_SECONDS if server.active_channels else IDLE_POLL_SECONDS
+                wasyncore.loop(timeout=timeout, map=server._map,
                                use_poll=server.adj.asyncore_use_poll, count=1)
         finally:
             self._close()

@@ -65,7 +65,8 @@ def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_
     mesh = MeshLab.up(nodes, topology, seed=seed, lab_id=lab_id,
                       state_dir=Path(state_dir) if state_dir else None, phones=phones,
                       hello_interval=hello, portal=not no_portal, wait=wait, radio=radio,
-                      radios=radios, timings=timings)
+                      radios=radios, timings=timings,
+                      warn=lambda text: click.echo(f"meshhub: warning: {text}", err=True))
     st = mesh.state
     air = f", over the air ({radios} radio{'s' if radios > 1 else ''} per node)" \
         if radio else ""

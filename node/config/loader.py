@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -179,6 +178,8 @@ def _tname(value: Any) -> str:
 
 
 def _did_you_mean(name: str, options: list[str]) -> str:
+    import difflib  # only for a mistake: not loaded in every process
+
     close = difflib.get_close_matches(name, options, n=1)
     return f"; did you mean '{close[0]}'?" if close else "; see docs/node-toml.md for valid keys"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import selectors
 import socket
 import socketserver
 import stat
@@ -90,6 +91,10 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._handler = handler
         super().__init__(path, _Connection)
 
+    def handle_request_now(self) -> None:
+        """Accept the waiting connection and hand it to its thread (the socket is readable)."""
+        self._handle_request_noblock()
+
     def answer(self, line: bytes, uid: int) -> dict[str, Any]:
         try:
             request = parse_request(line.rstrip(b"\r\n"))
@@ -119,6 +124,7 @@ class GateServer:
         self._group = group
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._wake_r = self._wake_w = -1  # wakes the loop to stop
 
     def start(self) -> None:
         """Create the socket (replacing a stale one) and serve in a thread."""
@@ -137,7 +143,8 @@ class GateServer:
         if self._group is not None:
             os.chown(self.path, -1, self._group)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, args=(server, self._wake_r),
                                         name="meshhub-gate")
         self._thread.start()
         log.info("gate: answering on %s", self.path)
@@ -147,12 +154,30 @@ class GateServer:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
+        os.write(self._wake_w, b"x")  # the loop sleeps until a connection or this
         if self._thread is not None:
             self._thread.join(timeout=10)
+        server.server_close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+    def serving(self) -> bool:
+        """True while the socket is answered."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @staticmethod
+    def _serve(server: _Server, wake: int) -> None:
+        """Answer connections until ``wake`` is readable; asleep in between (no poll)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(server, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if wake in ready:
+                    return
+                server.handle_request_now()
 
     def __enter__(self) -> GateServer:
         self.start()

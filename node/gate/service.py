@@ -16,14 +16,17 @@ import pwd
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.config import NodeConfig
 from node.gate.manager import GateManager, Runner, run_command
-from node.gate.mode import effective_mode, with_mode
+from node.gate.mode import effective_mode, mode_file, with_mode
 from node.gate.protocol import GateError, GateStatus, LeaseStatus, Request
 from node.gate.server import GateServer
 from node.logs import OnceLogger
+
+if TYPE_CHECKING:
+    from node.scheduler import Scheduler
 
 log = logging.getLogger("meshhub.gate")
 
@@ -47,7 +50,8 @@ class GateService:
     name = "gate"
 
     def __init__(self, cfg: NodeConfig, *, runner: Runner = run_command,
-                 poll_seconds: float = MODE_POLL_SECONDS, roam: Any = None) -> None:
+                 poll_seconds: float = MODE_POLL_SECONDS, roam: Any = None,
+                 scheduler: Scheduler | None = None) -> None:
         self.cfg = cfg
         #: Accept once, roam everywhere (:class:`node.roam.RoamService`), when roam.enabled.
         self.roam = roam
@@ -62,6 +66,9 @@ class GateService:
                 log.error("gate: gate.socket_group %r does not exist", group)
         self.server = GateServer(Path(cfg.gate.socket), self.handle, allowed_uids=uids, group=gid)
         self._poll_seconds = poll_seconds
+        #: The agent's scheduler: the switch's folder is watched there (no thread of ours).
+        self._scheduler = scheduler
+        self._watching = False
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._problems = OnceLogger(log)
@@ -129,11 +136,18 @@ class GateService:
 
     def start(self) -> None:
         """Open the socket and start watching the switch (idempotent)."""
-        if self._watcher is not None:
+        if self._watcher is not None or self._watching:
             return
         self.reload_leases()
         self.server.start()
         self._stop.clear()
+        if self._scheduler is not None:
+            switch = mode_file(self.cfg)
+            self._scheduler.watch(switch.parent, lambda _names: self._check_running(),
+                                  "gate-mode", names={switch.name},
+                                  poll_seconds=self._poll_seconds)
+            self._watching = True
+            return
         self._watcher = threading.Thread(target=self._watch, name="meshhub-gate-mode")
         self._watcher.start()
 
@@ -155,15 +169,23 @@ class GateService:
 
     def poll(self) -> str:
         """``up`` while the socket is served."""
+        if self._watching:
+            alive = self._scheduler is not None and self._scheduler.is_alive()
+            return "up" if alive and self.server.serving() else "down"
         return "up" if self._watcher is not None and self._watcher.is_alive() else "down"
 
     def stop(self) -> None:
         """Close the socket and stop watching (idempotent)."""
         self._stop.set()
+        self._watching = False  # the scheduler's next call finds it stopped
         if self._watcher is not None:
             self._watcher.join(timeout=10)
             self._watcher = None
         self.server.stop()
+
+    def _check_running(self) -> None:
+        if not self._stop.is_set():
+            self.check_mode()
 
     def _watch(self) -> None:
         while not self._stop.wait(self._poll_seconds):

@@ -9,22 +9,24 @@
 
 Responses are capped at :data:`MAX_RESPONSE_BYTES`: a history that would be
 larger is thinned out (every other sample) until it fits, and says so.
-No framework: the agent stays small on a 512 MB board.
+No framework: the agent stays small on a 512 MB board. ``prometheus_client`` (about
+8 MB of modules) is imported at the first ``/metrics`` request, not at start: an agent
+nobody scrapes does not carry it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import Collector
-
-from node.health.metrics import make_registry
 from node.health.monitor import HealthMonitor
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_HISTORY_SAMPLES = 1000
@@ -62,11 +64,26 @@ def _number_arg(query: dict[str, list[str]], name: str, default: float, low: flo
     return value
 
 
-def create_app(monitor: HealthMonitor, collectors: Iterable[Collector] = ()
+def create_app(monitor: HealthMonitor,
+               collectors: Iterable[Collector | Callable[[], Collector]] = ()
                ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """The WSGI application serving ``monitor``'s data; ``collectors`` add other parts'
-    metrics to ``/metrics`` (roaming's counts)."""
-    registry = make_registry(monitor.snapshot, collectors)
+    metrics to ``/metrics`` (roaming's counts): each a collector, or a function making
+    one at the first scrape (so that prometheus_client is not imported before)."""
+
+    made: list[Any] = []  # the registry, made at the first scrape
+    lock = threading.Lock()
+
+    def metrics() -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        from node.health.metrics import make_registry
+
+        with lock:
+            if not made:
+                made.append(make_registry(monitor.snapshot, [
+                    c if hasattr(c, "collect") else c() for c in collectors]))
+        return generate_latest(made[0]), CONTENT_TYPE_LATEST
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -74,8 +91,7 @@ def create_app(monitor: HealthMonitor, collectors: Iterable[Collector] = ()
             return _error(start_response, "405 Method Not Allowed", "only GET is served")
         query = parse_qs(environ.get("QUERY_STRING", "")[:1024])
         if path == "/metrics":
-            return _respond(start_response, "200 OK", generate_latest(registry),
-                            CONTENT_TYPE_LATEST)
+            return _respond(start_response, "200 OK", *metrics())
         if path == "/api/health":
             latest = monitor.latest()
             if latest is None:

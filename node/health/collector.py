@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +114,29 @@ def _none() -> None:
 
 
 def software_version() -> str:
-    """The installed meshhub version, or ``unknown`` when running from a bare checkout."""
-    try:
-        return metadata.version("meshhub")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    """The installed meshhub version, or ``unknown`` when running from a bare checkout.
+
+    Read from the installed package's ``METADATA`` (what ``importlib.metadata`` reads),
+    without importing ``importlib.metadata``: its zipfile, csv and email parsers would
+    stay in every agent's memory for one string.
+    """
+    for folder in sys.path:
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for entry in sorted(entries):
+            if entry.startswith("meshhub-") and entry.endswith(".dist-info"):
+                try:
+                    text = (Path(folder or ".") / entry / "METADATA").read_text("utf-8")
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    if line.startswith("Version:"):
+                        return line.partition(":")[2].strip() or "unknown"
+                    if not line:
+                        break
+    return "unknown"
 
 
 @dataclass

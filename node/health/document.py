@@ -12,7 +12,6 @@ import json
 import re
 import time
 import urllib.error
-import urllib.request
 from typing import Any
 
 from node.health.collector import SCHEMA_VERSION
@@ -124,7 +123,9 @@ def fetch_json(target: str, path: str, *, what: str, timeout: float, max_bytes: 
     url = f"http://{target}{path}"
     deadline = time.monotonic() + 4 * timeout
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        from urllib.request import urlopen  # here: heavy, and an idle agent needs none
+
+        with urlopen(url, timeout=timeout) as response:
             body = bytearray()
             while len(body) <= max_bytes:
                 chunk = response.read1(65536)

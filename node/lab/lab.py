@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -35,6 +36,7 @@ from pathlib import Path
 from node.atomic import atomic_write
 from node.errors import ConfigError
 from node.lab import phones as phone_net
+from node.lab.capacity import check_memory, slow_host_warning
 from node.lab.netns import (
     NS_PREFIX,
     LabError,
@@ -54,9 +56,12 @@ from node.lab.nodeconf import (
     node_toml,
     share_with_portal,
 )
+from node.lab.probe import http_get
 from node.lab.topology import links as topology_links
 from node.roam.keys import SECRET_FILE_NAME as ROAM_SECRET_FILE
 from node.runtime import byte_compile_for_portal, portal_code_folders, portal_environment
+
+_log = logging.getLogger("meshhub.lab")
 
 __all__ = ["AGENT_PORT", "NS_PREFIX", "PORTAL_PORT", "STATE_FILE", "STATE_ROOT", "LabError",
            "LabNode", "LabState", "MeshLab", "find_lab", "lab_namespaces", "node_toml"]
@@ -69,8 +74,15 @@ TOOLS = {"ip": "iproute2", "babeld": "babeld", "dnsmasq": "dnsmasq-base", "nft":
          "curl": "curl"}
 #: The lab's timing choices (``lab up --timings``): see :attr:`LabState.timings`.
 TIMINGS = ("lab", "defaults")
-#: Parallel checks while waiting (each is an ``ip netns exec`` of curl).
+#: Parallel checks while waiting (each a thread that enters the node's namespace).
 CHECK_WORKERS = 8
+#: Agents starting at once, per processor: a Python agent takes about a second of
+#: processor time to start, and 200 started together starve each other and babeld.
+STARTING_PER_CPU = 3
+#: Seconds between two looks while waiting (files and quick HTTP checks).
+CHECK_PAUSE_SECONDS = 0.25
+#: Each role's log, in the node's folder.
+LOGS = {"agent": "agent.log", "portal": "portal.log", "babeld": "run/babeld.log"}
 #: Seconds a check's process may take beyond its own timeout to start and stop (an
 #: emulated machine, such as the radio lab's virtual machine under TCG, is slow at both).
 EXEC_SLACK = 15
@@ -251,7 +263,8 @@ class MeshLab:
            lab_id: str | None = None, state_dir: Path | None = None, phones: bool = False,
            hello_interval: float = 1.0, portal: bool = True, wait: float = 60.0,
            untrusted: tuple[str, ...] = (), portal_user: str | None = None,
-           radio: bool = False, radios: int = 1, timings: str = "lab") -> MeshLab:
+           radio: bool = False, radios: int = 1, timings: str = "lab",
+           warn: Callable[[str], None] | None = None) -> MeshLab:
         """Build the lab and start every node; on any failure remove what was made.
 
         ``untrusted`` names nodes whose keys the others do not list in ``trust.node_keys``
@@ -263,6 +276,10 @@ class MeshLab:
         (:mod:`node.lab.radio_nodes`; ``radios`` per node, 1 or 2).
         ``timings``: ``lab`` (health samples every 5 s, sync rounds every 10 s) or
         ``defaults`` (a real node's ``node.toml`` defaults).
+        Refused up front when the nodes would not fit in memory (:func:`check_memory`);
+        ``warn`` is told when this machine looks too slow for ``hello_interval``. The
+        agents start a few at a time (:meth:`start_agents`); a node that never becomes
+        ready is named with its last log line, and the lab is removed.
         """
         if timings not in TIMINGS:
             raise ConfigError([f"--timings: {timings!r} must be one of {', '.join(TIMINGS)}"])
@@ -278,6 +295,10 @@ class MeshLab:
             raise LabError("the lab needs root (network namespaces); run it with sudo")
         if not 1 <= nodes <= 200:
             raise ConfigError([f"--nodes: {nodes} must be between 1 and 200"])
+        check_memory(nodes, portal, phones)
+        slow = slow_host_warning(nodes, hello_interval)
+        if slow:
+            (warn or _log.warning)(slow)
         lab_id = lab_id or secrets.token_hex(3)
         folder = state_dir or STATE_ROOT / lab_id
         if (folder / STATE_FILE).exists():
@@ -304,13 +325,15 @@ class MeshLab:
             else:
                 lab._build(phones, set(untrusted))
             if wait:
-                for name in state.nodes:  # agents first: their babelds start sooner
-                    lab.start_node(name, portal=False)
+                started = time.monotonic()
+                lab.start_agents(wait)  # agents first: their babelds start sooner
+                remaining = max(1.0, wait - (time.monotonic() - started))
                 if radio:
                     from node.lab.radio_nodes import wait_access_points
 
-                    wait_access_points(lab, wait)
-                lab.wait_ready(wait, start_portals=True)
+                    wait_access_points(lab, remaining)
+                    remaining = max(1.0, wait - (time.monotonic() - started))
+                lab.wait_ready(remaining, start_portals=True)
                 if phones:
                     lab.connect_phones()
             else:
@@ -686,27 +709,81 @@ class MeshLab:
         return True
 
     def agent_health(self, name: str, timeout: float = 2) -> dict[str, object] | None:
-        """The node's ``/api/health`` document, fetched inside its namespace."""
+        """The node's ``/api/health`` document, fetched inside its namespace; None when
+        it does not answer in time (a slow machine is not an error here)."""
         node = self.node(name)
         try:
-            result = self.exec(name, ["curl", "-s", "-m", str(timeout),
-                                      f"http://{node.mesh_address}:{AGENT_PORT}/api/health"],
-                               capture_output=True, timeout=timeout + EXEC_SLACK)
-            return json.loads(result.stdout) if result.returncode == 0 else None
-        except (ValueError, subprocess.TimeoutExpired):  # a machine too busy to answer
+            answer = http_get(node.ns, node.mesh_address, AGENT_PORT, "/api/health", timeout)
+            return json.loads(answer[1]) if answer and answer[0] == 200 else None
+        except (ValueError, OSError):
             return None
 
     def portal_answers(self, name: str, timeout: float = 2) -> bool:
         """Whether the node's portal answers ``/about`` (inside its namespace)."""
         node = self.node(name)
         try:
-            result = self.exec(name, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                      "-m", str(timeout),
-                                      f"http://{node.mesh_address}:{PORTAL_PORT}/about"],
-                               capture_output=True, timeout=timeout + EXEC_SLACK)
-        except subprocess.TimeoutExpired:
+            answer = http_get(node.ns, node.mesh_address, PORTAL_PORT, "/about", timeout)
+        except OSError:
             return False
-        return result.returncode == 0 and result.stdout.startswith("2")
+        return answer is not None and 200 <= answer[0] < 300
+
+    def agent_up(self, name: str) -> bool:
+        """Whether the node's agent has started its API and babeld (babeld's socket
+        exists: the agent starts babeld after its API) — a file check, no process."""
+        return self.socket_path(name).exists()
+
+    def start_agents(self, timeout: float) -> None:
+        """Start every node's agent, a few at a time (:data:`STARTING_PER_CPU` per
+        processor): the next starts when one of those starting is up. A node whose agent
+        exits or is not up within ``timeout`` seconds is a :class:`LabError` naming it."""
+        limit = max(2, STARTING_PER_CPU * (os.cpu_count() or 1))
+        waiting = list(self.state.nodes)
+        starting: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while waiting or starting:
+            while waiting and len(starting) < limit:
+                name = waiting.pop(0)
+                self.start_node(name, portal=False)
+                starting.add(name)
+            starting -= {n for n in starting if self.agent_up(n)}
+            self._check_agents_alive(starting)
+            if starting and time.monotonic() > deadline:
+                raise self._not_ready(starting, "agent", f"was not up within {timeout:g} s")
+            if starting:
+                time.sleep(CHECK_PAUSE_SECONDS)  # a look at files, not a wait for an event
+
+    def _check_agents_alive(self, names: set[str]) -> None:
+        """A :class:`LabError` naming the nodes among ``names`` whose agent exited."""
+        dead = {n for n in names if not alive(self.node(n).pids.get("agent", 0))}
+        if dead:
+            raise self._not_ready(dead, "agent", "exited")
+
+    def last_log_line(self, name: str, role: str = "agent") -> str:
+        """The last non-empty line of the node's ``role`` log (``agent.log``), or a note
+        that it has none: what a failing node said last."""
+        log = LOGS.get(role, f"{role}.log")
+        path = Path(self.state.state_dir) / name / log
+        try:
+            with path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4096))
+                lines = [x for x in f.read().decode("utf-8", "replace").splitlines()
+                         if x.strip()]
+        except OSError:
+            return f"no {log}"
+        return lines[-1].strip()[:300] if lines else f"{log} is empty"
+
+    def _not_ready(self, names: set[str], role: str, what: str) -> LabError:
+        """One line naming the first node that failed (with its last log line) and how
+        many others did; the caller removes the lab."""
+        ordered = sorted(names, key=lambda n: int(n[1:]) if n[1:].isdigit() else 0)
+        first = ordered[0]
+        others = ""
+        if len(ordered) > 1:
+            shown = ", ".join(ordered[1:6]) + (", ..." if len(ordered) > 6 else "")
+            others = f"; {len(ordered) - 1} more: {shown}"
+        return LabError(f"{first}: its {role} {what}; its last log line: "
+                        f"{self.last_log_line(first, role)!r}{others}")
 
     def wait_ready(self, timeout: float, start_portals: bool = False) -> float:
         """Wait until every agent answers, babeld routes connect all nodes and (in a lab
@@ -714,7 +791,9 @@ class MeshLab:
 
         ``start_portals``: start each node's portal as soon as its agent is up (its babeld
         has opened its socket), so that the agents, which the routes wait for, do not
-        share the processors with the portals while they start.
+        share the processors with the portals while they start. A check that gets no
+        answer in time is tried again (a busy machine answers late); only the deadline
+        fails, naming the nodes still waiting.
         """
         started = time.monotonic()
         deadline = started + timeout
@@ -722,40 +801,42 @@ class MeshLab:
         waiting_portal = set(self.state.nodes) if self.state.portal else set()
         with ThreadPoolExecutor(CHECK_WORKERS) as pool:
             while pending:
-                # babeld's socket appears once the agent's API runs: a check with no process.
-                up = sorted(n for n in pending if self.socket_path(n).exists())
-                answered = _passing(pool, lambda n: self.agent_health(n, 1) is not None, up)
+                up = sorted(n for n in pending if self.agent_up(n))
+                answered = _passing(pool, lambda n: self.agent_health(n, 2) is not None, up)
                 for name in answered:
                     pending.discard(name)
                     if start_portals and self.state.portal:
                         self._start_portal(self.node(name))
                 if answered and start_portals:
                     self.state.save()
-                self._check_deadline(deadline, timeout, pending,
-                                     f"the agents of {', '.join(sorted(pending))} did not "
-                                     "answer", "agent.log")
+                self._check_agents_alive(pending)
+                if pending and time.monotonic() > deadline:
+                    raise self._not_ready(pending, "agent", f"did not answer within {timeout:g} s")
                 if pending:
-                    time.sleep(0.2)
-            while not self.converged():
-                self._check_deadline(deadline, timeout, {"routes"},
-                                     "babeld did not connect every node", "run/babeld.log")
-                time.sleep(0.2)
+                    time.sleep(CHECK_PAUSE_SECONDS)
+            unrouted = set(self.state.nodes)
+            while unrouted:
+                unrouted = {n for n in unrouted if not self._routes_to_all(n)}
+                if unrouted and time.monotonic() > deadline:
+                    raise self._not_ready(unrouted, "babeld", "has no route to every node "
+                                          f"within {timeout:g} s")
+                if unrouted:
+                    time.sleep(CHECK_PAUSE_SECONDS)
             while waiting_portal:
                 names = sorted(waiting_portal)
-                waiting_portal -= set(_passing(pool, lambda n: self.portal_answers(n, 1),
+                waiting_portal -= set(_passing(pool, lambda n: self.portal_answers(n, 2),
                                                names))
-                self._check_deadline(deadline, timeout, waiting_portal,
-                                     f"the portals of {', '.join(sorted(waiting_portal))} "
-                                     "did not answer", "portal.log")
+                if waiting_portal and time.monotonic() > deadline:
+                    raise self._not_ready(waiting_portal, "portal",
+                                          f"did not answer within {timeout:g} s")
                 if waiting_portal:
-                    time.sleep(0.2)
+                    time.sleep(CHECK_PAUSE_SECONDS)
         return time.monotonic() - started
 
-    def _check_deadline(self, deadline: float, timeout: float, pending: set[str], what: str,
-                        log: str) -> None:
-        if pending and time.monotonic() > deadline:
-            raise LabError(f"{what} within {timeout:g} s; read "
-                           f"{self.state.state_dir}/NODE/{log}")
+    def _routes_to_all(self, name: str) -> bool:
+        """Whether node ``name``'s babeld has a route to every other node."""
+        have = set(self.routes(name))
+        return all(o.mesh_address in have for o in self.state.nodes.values() if o.name != name)
 
     # --- removing ------------------------------------------------------------
 

@@ -69,6 +69,30 @@ def dump(address: str, timeout: float = 3.0) -> tuple[dict[str, str], list[str]]
         return greeting, read_until_ok(sock)
 
 
+class _Repeats:
+    """babeld repeats a neighbour's line at every hello and its routes at every update,
+    unchanged: remember each object's last line, so that only a change is parsed."""
+
+    def __init__(self, limit: int = 65536) -> None:
+        self._last: dict[bytes, bytes] = {}
+        self._limit = limit
+
+    def new(self, line: bytes) -> bool:
+        """Whether ``line`` differs from the last one about the same object."""
+        parts = line.split(b" ", 3)
+        if len(parts) < 4 or parts[0] not in (b"add", b"change"):
+            if len(parts) >= 3 and parts[0] == b"flush":
+                self._last.pop(parts[1] + b" " + parts[2], None)
+            return True
+        key = parts[1] + b" " + parts[2]  # kind and babeld's id of the object
+        if self._last.get(key) == parts[3]:
+            return False
+        if len(self._last) >= self._limit:
+            self._last.clear()
+        self._last[key] = parts[3]
+        return True
+
+
 class BabelMonitor:
     """Follows babeld's ``monitor`` stream in a thread, feeding :attr:`state`."""
 
@@ -135,20 +159,21 @@ class BabelMonitor:
             log.info("following babeld %s at %s", self.greeting.get("version", "?"),
                      self.address)
             self.state.reset(connected=True)
-            sock.settimeout(1.0)
+            sock.settimeout(None)  # asleep until babeld speaks; stop() shuts the socket
+            if self._stop.is_set():  # stop() ran before self._sock was set
+                return
             pending = b""
+            seen = _Repeats()
             while not self._stop.is_set():
-                try:
-                    chunk = sock.recv(65536)
-                except TimeoutError:
-                    continue
+                chunk = sock.recv(65536)
                 if not chunk:
                     raise ConnectionError("babeld closed the monitoring socket")
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 if len(pending) > MAX_LINE:
                     raise ConnectionError("babeld sent an over-long line")
-                if self.state.feed(line.decode("utf-8", "replace") for line in lines):
+                fresh = [line.decode("utf-8", "replace") for line in lines if seen.new(line)]
+                if fresh and self.state.feed(fresh):
                     self._changed()
         finally:
             self._sock = None

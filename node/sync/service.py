@@ -169,6 +169,10 @@ class SyncService:
         self.last_files = FileReport()
         self.last_round_at: float | None = None
         self.rounds = 0
+        #: Seconds between looks for entries other processes appended; longer once the
+        #: store's folder is watched (:meth:`watched`), which calls :meth:`local_change`.
+        self._watch_seconds = self.settings.watch_seconds
+        self._watch_due = False
 
     # --- neighbours ------------------------------------------------------------------
     def add_peer_source(self, source: PeerSource) -> None:
@@ -218,6 +222,17 @@ class SyncService:
             self._pending.add(url)
         self._wake.set()
 
+    def local_change(self) -> None:
+        """The store's files changed (another process may have appended): look now,
+        rather than at the next poll (the agent's folder watch calls this)."""
+        self._watch_due = True
+        self._wake.set()
+
+    def watched(self, fallback_seconds: float) -> None:
+        """The store's folder is watched, :meth:`local_change` is called on each change:
+        poll only every ``fallback_seconds`` (a safety net), not every ``watch_seconds``."""
+        self._watch_seconds = max(self.settings.watch_seconds, fallback_seconds)
+
     def _next_interval(self) -> float:
         spread = self.settings.jitter_ratio
         return self.settings.interval_seconds * (1 + self._rng.uniform(-spread, spread))
@@ -225,7 +240,7 @@ class SyncService:
     def _run(self) -> None:
         watch = _Watcher(self.store)
         next_round = time.monotonic() + self._next_interval()
-        next_watch = time.monotonic() + self.settings.watch_seconds
+        next_watch = time.monotonic() + self._watch_seconds
         try:
             while not self._stop.is_set():
                 timeout = max(0.0, min(next_round, next_watch) - time.monotonic())
@@ -258,10 +273,11 @@ class SyncService:
         self.backoff.prune(set(self.peers()))
         if None in pending:
             self._files_wake.set()
-        tick = now >= next_watch
+        told, self._watch_due = self._watch_due, False
+        tick = now >= next_watch or told
         if tick:
             changed |= watch.changed()
-            next_watch = time.monotonic() + self.settings.watch_seconds
+            next_watch = time.monotonic() + self._watch_seconds
         if changed:
             self._files_wake.set()
             watch.changed()  # refresh the cached digest after our own ingest

@@ -19,7 +19,6 @@ import logging
 import subprocess
 import threading
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -108,7 +107,9 @@ class HealthProbe:
     def _answers(self, url: str) -> str | None:
         """None if ``url`` answers with a status below 500, else why not."""
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310
+            from urllib.request import urlopen  # here: heavy, and an idle agent needs none
+
+            with urlopen(url, timeout=self.timeout) as response:  # noqa: S310
                 response.read(65536)
                 return None
         except urllib.error.HTTPError as exc:

@@ -233,7 +233,7 @@ def test_stop_still_ends_everything_when_the_loop_cannot_be_woken(
 
     monkeypatch.setattr(running._server.trigger, "_physical_pull", broken_pipe)
     running.stop()
-    for thread in [*running._threads, running._api._thread]:  # type: ignore[union-attr]
+    for thread in [running.scheduler._thread, running._api._thread]:  # type: ignore[union-attr]
         assert not thread.is_alive(), thread
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()

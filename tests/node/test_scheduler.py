@@ -1,0 +1,103 @@
+"""The agent's one scheduler thread: timers, folder watches, and no wake-ups while idle."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from node.atomic import atomic_write
+from node.scheduler import Scheduler
+from node.watch import open_folder_watch
+
+WAIT = 10.0  # generous: the machine running the tests may be busy
+
+
+def thread_switches(native_id: int) -> int:
+    """Context switches of one thread so far (each wake-up of a sleeping thread is one)."""
+    fields = Path(f"/proc/self/task/{native_id}/status").read_text().splitlines()
+    return sum(int(line.split()[1]) for line in fields if "ctxt_switches" in line)
+
+
+def test_a_timer_runs_repeatedly_and_a_failing_task_keeps_its_schedule() -> None:
+    scheduler = Scheduler(name="test-scheduler")
+    runs: list[int] = []
+    done = threading.Event()
+    failures = threading.Event()
+
+    def task() -> None:
+        runs.append(1)
+        if len(runs) == 3:
+            done.set()
+
+    def broken() -> None:
+        failures.set()
+        raise RuntimeError("a sensor fell off")
+
+    scheduler.every(0.01, task, "tick")
+    scheduler.every(0.01, broken, "broken")
+    scheduler.start()
+    try:
+        assert done.wait(WAIT)
+        assert failures.wait(WAIT)
+    finally:
+        scheduler.stop()
+    assert not scheduler.is_alive()
+    assert scheduler.stats["tick"][0] >= 3
+    assert scheduler.stats["broken"][0] >= 1
+
+
+def test_a_file_written_in_a_watched_folder_wakes_its_task_at_once(tmp_path: Path) -> None:
+    if open_folder_watch(tmp_path) is None:
+        pytest.skip("no inotify here")
+    scheduler = Scheduler(name="test-scheduler")
+    seen: list[set[str]] = []
+    told = threading.Event()
+
+    def changed(names: set[str]) -> None:
+        seen.append(names)
+        told.set()
+
+    # An hour's poll: only the watch can call it within the test's wait.
+    assert scheduler.watch(tmp_path, changed, "switch", names={"gate-mode.json"},
+                           poll_seconds=3600)
+    scheduler.start()
+    try:
+        (tmp_path / "other.txt").write_text("not watched")
+        atomic_write(tmp_path / "gate-mode.json", "{}")  # temp file + rename, as the portal
+        assert told.wait(WAIT)
+    finally:
+        scheduler.stop()
+    assert any("gate-mode.json" in names for names in seen)
+
+
+def test_an_idle_scheduler_does_not_wake(tmp_path: Path) -> None:
+    """Nothing due for an hour and nothing written: its thread stays asleep."""
+    scheduler = Scheduler(name="test-scheduler")
+    ran = threading.Event()
+    scheduler.every(3600, ran.set, "hourly", first=0)  # runs once now, then in an hour
+    scheduler.watch(tmp_path, lambda _names: None, "folder", poll_seconds=3600)
+    scheduler.start()
+    try:
+        assert ran.wait(WAIT)
+        thread = scheduler._thread
+        assert thread is not None and thread.native_id is not None
+        before = thread_switches(thread.native_id)
+        # The observation window (not a wait for an event): it must not wake within it.
+        threading.Event().wait(0.5)
+        after = thread_switches(thread.native_id)
+    finally:
+        scheduler.stop()
+    assert after - before <= 1, f"the idle scheduler woke {after - before} times in 0.5 s"
+
+
+def test_stop_closes_its_descriptors(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    scheduler = Scheduler(name="test-scheduler")
+    scheduler.watch(tmp_path, lambda _names: None, "folder", poll_seconds=3600)
+    scheduler.start()
+    scheduler.stop()
+    scheduler.stop()  # idempotent
+    assert len(os.listdir("/proc/self/fd")) == before
