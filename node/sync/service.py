@@ -277,7 +277,10 @@ class SyncService:
         tick = now >= next_watch or told
         if tick:
             changed |= watch.changed()
-            next_watch = time.monotonic() + self._watch_seconds
+            # Told of a write: look once more soon, as the event may come before the
+            # commit is visible; then only at the safety net's period.
+            later = self.settings.watch_seconds if told else self._watch_seconds
+            next_watch = time.monotonic() + later
         if changed:
             self._files_wake.set()
             watch.changed()  # refresh the cached digest after our own ingest
