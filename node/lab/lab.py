@@ -341,8 +341,8 @@ class MeshLab:
         except LabError as exc:
             # Stopped, but its files stay: the error names logs inside the state folder.
             lab.down(keep_files=True)
-            raise LabError(f"{exc}\n(the lab was stopped; its files are kept in {folder}: "
-                           "delete that folder when done)") from None
+            raise LabError(f"{exc}; the lab was stopped, its files are kept in {folder} "
+                           "(delete that folder when done)") from None
         except BaseException:
             lab.down()
             raise
@@ -782,8 +782,9 @@ class MeshLab:
         if len(ordered) > 1:
             shown = ", ".join(ordered[1:6]) + (", ..." if len(ordered) > 6 else "")
             others = f"; {len(ordered) - 1} more: {shown}"
+        log = Path(self.state.state_dir) / first / LOGS.get(role, f"{role}.log")
         return LabError(f"{first}: its {role} {what}; its last log line: "
-                        f"{self.last_log_line(first, role)!r}{others}")
+                        f"{self.last_log_line(first, role)!r}{others}; read {log}")
 
     def wait_ready(self, timeout: float, start_portals: bool = False) -> float:
         """Wait until every agent answers, babeld routes connect all nodes and (in a lab

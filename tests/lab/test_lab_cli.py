@@ -65,8 +65,10 @@ def test_a_failed_up_stops_the_lab_but_keeps_what_its_error_points_to(tmp_path: 
     up = CliRunner().invoke(cli, ["lab", "up", "--nodes", "2", "--no-portal", "--lab", lab_id,
                                   "--wait", "0.001", "--state", str(state)])
     message = str(up.exception)
-    assert up.exit_code != 0 and "did not answer within 0.001 s" in message, up.output
-    assert f"read {state}/NODE/agent.log" in message and f"kept in {state}" in message
+    assert up.exit_code != 0 and "n1: its agent" in message, up.output
+    assert "within 0.001 s" in message and "its last log line: " in message
+    assert f"read {state}/n1/agent.log" in message and f"kept in {state}" in message
+    assert "\n" not in message  # one line
     assert (state / "n1" / "agent.log").is_file()  # what the error points to is there
     assert not (state / "lab.json").exists()  # ... but no lab is running
     assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]

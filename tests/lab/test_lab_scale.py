@@ -60,6 +60,7 @@ def test_a_node_that_never_becomes_ready_is_named_with_its_last_log_line(tmp_pat
     assert "\n" not in text
     assert text.startswith("n2: its agent did not answer within 5 s")
     assert "'ERROR meshhub: the store is damaged'" in text and "1 more: n3" in text
+    assert text.endswith(f"read {tmp_path}/n2/agent.log")
 
 
 @pytest.mark.root
