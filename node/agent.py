@@ -293,16 +293,16 @@ class Agent:
         to registered nodes' signed requests, technicians' tools (``agent.client_keys``)
         and this machine."""
         from node.agent_auth import GUARDED_PREFIXES, RequestAuth, guard
+        from node.identity import load_or_create_identity
 
+        identity = load_or_create_identity(self.cfg.data_dir)  # names it, signs its answers
         if self.sync is not None:
             trust = self.sync.store.trust
         else:
-            from node.identity import load_or_create_identity
             from node.trust.choice import trust_for_node
 
             try:
-                trust, _registry = trust_for_node(self.cfg,
-                                                  load_or_create_identity(self.cfg.data_dir))
+                trust, _registry = trust_for_node(self.cfg, identity)
             except Exception as exc:  # nobody but this machine gets in
                 log.error("agent: no trusted keys (%s: %s); only this machine may call "
                           "/sync/ and /update/", type(exc).__name__, exc)
@@ -313,7 +313,7 @@ class Agent:
             return key in tools or (trust is not None and trust.is_trusted(key))
 
         prefixes = (*GUARDED_PREFIXES, "/roam/") if self.roam is not None else GUARDED_PREFIXES
-        return guard(app, RequestAuth(allowed), 2 * body_limit, prefixes)
+        return guard(app, RequestAuth(allowed, identity), 2 * body_limit, prefixes)
 
     # --- roaming (node.roam): acceptances of other nodes, gossiped between agents ---
     def _open_roam(self) -> Any:

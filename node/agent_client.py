@@ -1,10 +1,15 @@
-"""The one HTTP client for other nodes' agents: replication and updates alike.
+"""The one HTTP client for other nodes' agents: replication, updates and roaming alike.
 
 Every request opens its own connection (requests are few and small), is
-signed with the node key (``Meshhub-Auth``, :mod:`node.agent_auth`) when the
-client has one, has a timeout (and, optionally, a total deadline checked on
-every socket operation), and reads at most a stated number of bytes: an agent
-that sends more, less than it announced, or nothing raises
+signed with the node key for the node it is meant for (``Meshhub-Auth``
+v2, :mod:`node.agent_auth`) when the client has one — and then the answer
+must be signed by that node (``Meshhub-Reply``), else :class:`AgentError`
+with ``bad_data``. Which node answers at a URL is :class:`NodeKeys`'s: the
+node the registry gives that address to, or else the key the agent there
+names (checked to be registered), kept per URL. Each request has a timeout
+(and, optionally, a total deadline checked on every socket operation), and
+reads at most a stated number of bytes: an agent that sends more, less than
+it announced, or nothing raises
 :class:`AgentError` with ``bad_data`` set when the fault is the sender's.
 Bytes are counted on the socket (request and response, headers included,
 :class:`ByteCounter`) so that status documents and the benchmarks report what
@@ -17,18 +22,31 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
+import re
+import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from node.agent_auth import HEADER as AUTH_HEADER
-from node.agent_auth import sign_request
+from node.agent_auth import (
+    NODE_HEADER,
+    REPLY_HEADER,
+    UNHASHED_TYPE,
+    ReplyRefused,
+    sign_request,
+    verify_reply,
+)
 from node.errors import NodeError
-from node.identity import Identity
+from node.identity import Identity, fingerprint
+
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class AgentError(NodeError, OSError):
@@ -63,6 +81,54 @@ class ByteCounter:
     def total(self) -> int:
         """Bytes in both directions."""
         return self.sent + self.received
+
+
+class NodeKeys:
+    """Which node's key answers at each agent URL: the node identity a client signs for
+    and expects the answer from (thread-safe, a bounded number of URLs).
+
+    ``registered_at(host)`` is the key the community's registry gives that mesh
+    address (None: the registry does not say); it wins over anything learned.
+    Otherwise the key is learned from the agent itself (``Meshhub-Node``) and
+    kept when ``trusted`` accepts it: a box at that URL can then only relay
+    that node's signed answers, never make up its own.
+    """
+
+    def __init__(self, trusted: Callable[[str], bool] | None = None,
+                 registered_at: Callable[[str], str | None] | None = None,
+                 max_urls: int = 256) -> None:
+        self.trusted = trusted
+        self.registered_at = registered_at or (lambda _host: None)
+        self.max_urls = max_urls
+        self._learned: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> str | None:
+        """The key expected at ``url`` (registry first, then learned), or None."""
+        host = (urlsplit(url).hostname or "").strip("[]")
+        registered = self.registered_at(host)
+        if registered is not None:
+            return registered
+        with self._lock:
+            return self._learned.get(url)
+
+    def learn(self, url: str, key: str) -> None:
+        """Remember that the node with ``key`` answers at ``url``."""
+        with self._lock:
+            self._learned.pop(url, None)
+            self._learned[url] = key
+            while len(self._learned) > self.max_urls:
+                self._learned.popitem(last=False)
+
+    def forget(self, url: str) -> None:
+        """Forget what was learned about ``url`` (the node there changed, or lied)."""
+        with self._lock:
+            self._learned.pop(url, None)
+
+    def known(self) -> dict[str, str]:
+        """``{url: key}`` learned so far (the status documents show them)."""
+        with self._lock:
+            return dict(self._learned)
 
 
 class _Deadline:
@@ -162,11 +228,13 @@ class AgentClient:
     user_agent: ClassVar[str] = "meshhub-agent/1"
 
     def __init__(self, base_url: str, *, timeout: float, counter: ByteCounter | None = None,
-                 identity: Identity | None = None, deadline: float | None = None) -> None:
+                 identity: Identity | None = None, deadline: float | None = None,
+                 keys: NodeKeys | None = None) -> None:
         self.url = normalise_url(base_url)
         #: Monotonic time by which every exchange must be over (a sync round's total deadline).
         self.deadline = deadline
         self.identity = identity  #: signs every request (agents answer registered nodes only)
+        self.keys = keys if keys is not None else NodeKeys()  #: who answers at this URL
         parts = urlsplit(self.url)
         self._host = parts.hostname or ""
         self._port = parts.port
@@ -177,23 +245,74 @@ class AgentClient:
         """An :class:`AgentError` about this agent (to raise)."""
         return AgentError(self.url, reason, bad_data=bad_data)
 
+    @property
+    def node_key(self) -> str | None:
+        """The key of the node expected to answer here (None before it is known)."""
+        return self.keys.get(self.url)
+
+    def target_key(self) -> str:
+        """The key of the node this client's requests are for, learned first if needed.
+
+        Raises AgentError (bad data) when the agent names no key, a key the registry
+        gives another address, or one this node does not trust.
+        """
+        known = self.node_key
+        if known is not None:
+            return known
+        conn = _Connection(self._host, self._port, _Deadline(self.timeout, self.deadline),
+                           self.counter)
+        try:
+            conn.request("GET", self.prefix + "/", headers={"User-Agent": self.user_agent})
+            response = conn.getresponse()
+            response.read(4096)
+            named = (response.getheader(NODE_HEADER) or "").strip()
+        except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, TimeoutError) and self.deadline is not None \
+                    and time.monotonic() >= self.deadline - 0.05:
+                raise self.error("asking which node answers: not answered within the pull's "
+                                 "deadline") from None
+            raise self.error(f"asking which node answers: {type(exc).__name__}: "
+                             f"{str(exc)[:160] or 'connection failed'}") from None
+        finally:
+            conn.close()
+        if not _KEY.fullmatch(named):
+            raise self.error(f"the agent does not say which node it is (no {NODE_HEADER} "
+                             "header): not a meshhub agent of this protocol version",
+                             bad_data=True)
+        if self.keys.trusted is not None and not self.keys.trusted(named):
+            raise self.error(f"answers as node {fingerprint(named)}, which is not registered "
+                             "with this node", bad_data=True)
+        self.keys.learn(self.url, named)
+        return named
+
     @contextmanager
     def exchange(self, method: str, path: str, body: bytes | None = None,
                  headers: dict[str, str] | None = None) -> Iterator[http.client.HTTPResponse]:
         """Send ``method prefix+path`` (signed) and yield the response; AgentError on failure.
 
-        The connection closes when the block ends; an :class:`AgentError` raised
-        inside the block passes through unchanged.
+        A signed request's answer must carry the asked node's signature: a file
+        answer (``application/octet-stream``) is checked here without its body,
+        any other when :meth:`read` has its body. The connection closes when the
+        block ends; an :class:`AgentError` raised inside the block passes through.
         """
-        conn = _Connection(self._host, self._port, _Deadline(self.timeout, self.deadline),
-                           self.counter)
         target = self.prefix + path
         all_headers = {"User-Agent": self.user_agent, **(headers or {})}
+        check: tuple[str, str] | None = None
         if self.identity is not None:
-            all_headers[AUTH_HEADER] = sign_request(self.identity, method, target, body or b"")
+            to, nonce = self.target_key(), secrets.token_hex(16)
+            all_headers[AUTH_HEADER] = sign_request(self.identity, method, target, body or b"",
+                                                    to=to, nonce=nonce)
+            check = (to, nonce)
+        conn = _Connection(self._host, self._port, _Deadline(self.timeout, self.deadline),
+                           self.counter)
         try:
             conn.request(method, target, body=body, headers=all_headers)
-            yield conn.getresponse()
+            response = conn.getresponse()
+            response.meshhub_check = check  # type: ignore[attr-defined]
+            kind = (response.getheader("Content-Type") or "").split(";")[0].strip()
+            if check is not None and kind == UNHASHED_TYPE:
+                self._verify(response, None, f"{method} {path}")
+            yield response
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, AgentError):
                 raise
@@ -205,6 +324,25 @@ class AgentClient:
                              f"{str(exc)[:160] or 'connection failed'}") from None
         finally:
             conn.close()
+
+    def _verify(self, response: http.client.HTTPResponse, body: bytes | None,
+                what: str) -> None:
+        """Check the answer's ``Meshhub-Reply`` against the request it answers."""
+        check = getattr(response, "meshhub_check", None)
+        if check is None or self.identity is None:
+            return
+        response.meshhub_check = None  # type: ignore[attr-defined]
+        value = response.getheader(REPLY_HEADER)
+        if value is None and response.status in (401, 413) and body is not None:
+            # The agent refused the request before answering it (not signed): say why.
+            self.keys.forget(self.url)
+            raise self.error(f"{what}: HTTP {response.status} {_error_text(body)}")
+        try:
+            verify_reply(value, check[0], response.status, body, self.identity.public_key,
+                         check[1])
+        except ReplyRefused as exc:
+            self.keys.forget(self.url)
+            raise self.error(f"{what}: {exc}", bad_data=True) from None
 
     def read(self, response: http.client.HTTPResponse, what: str, max_bytes: int) -> bytes:
         """The whole body of ``response``, at most ``max_bytes``; AgentError (bad data) if
@@ -223,4 +361,16 @@ class AgentClient:
                              "bytes)", bad_data=True)
         if len(data) > max_bytes:
             raise self.error(f"{what}: response larger than {max_bytes} bytes", bad_data=True)
+        self._verify(response, data, what)
         return data
+
+
+def _error_text(body: bytes) -> str:
+    """The ``error`` of a JSON refusal, or the start of the body."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return str(value["error"])[:300]
+    return body[:160].decode("utf-8", "replace")

@@ -19,18 +19,17 @@ log, the logs or the metrics besides counts.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import queue
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from node.agent_client import AgentClient, AgentError, NodeKeys
 from node.identity import Identity
 from node.logs import OnceLogger
 from node.roam.keys import day_key, day_number, device_tag
@@ -60,30 +59,32 @@ STATUS_PATH = "/roam/v1/status"
 Sender = Callable[[str, bytes], None]
 
 
-def post_announcement(base_url: str, body: bytes, identity: Identity | None = None) -> None:
-    """POST ``body`` to ``base_url``'s ``/roam/v1/announce`` (a plain ``http://host:port``),
-    signed as every agent-to-agent request is (``Meshhub-Auth``, :mod:`node.agent_auth`)
-    when ``identity`` is given; raises OSError on failure."""
-    from node.agent_auth import HEADER, sign_request
+class _RoamClient(AgentClient):
+    """Requests to one neighbour's ``/roam/v1`` endpoints (signed, answers checked)."""
 
-    parts = urllib.parse.urlsplit(base_url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise OSError(f"{base_url}: not an agent's http:// address")
-    headers = {"Content-Type": "application/json"}
-    if identity is not None:
-        headers[HEADER] = sign_request(identity, "POST", ANNOUNCE_PATH, body)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80,
-                                      timeout=SEND_TIMEOUT_SECONDS)
+    prefix = "/roam/v1"
+    user_agent = "meshhub-roam/1"
+
+
+def post_announcement(base_url: str, body: bytes, identity: Identity | None = None,
+                      keys: NodeKeys | None = None) -> None:
+    """POST ``body`` to ``base_url``'s ``/roam/v1/announce`` (a plain ``http://host:port``),
+    signed for the node there and its answer checked as every agent-to-agent request is
+    (``Meshhub-Auth``, :mod:`node.agent_auth`) when ``identity`` is given; raises OSError
+    on failure."""
     try:
-        conn.request("POST", ANNOUNCE_PATH, body=body, headers=headers)
-        answer = conn.getresponse()
-        answer.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise OSError(f"{base_url}: {exc}") from None
-    finally:
-        conn.close()
-    if answer.status not in (204, 409):  # 409: it had this one already
-        raise OSError(f"{base_url} answered {answer.status}")
+        client = _RoamClient(base_url, timeout=SEND_TIMEOUT_SECONDS, identity=identity,
+                             keys=keys)
+        with client.exchange("POST", ANNOUNCE_PATH.removeprefix(client.prefix), body,
+                             {"Content-Type": "application/json"}) as answer:
+            client.read(answer, "POST /announce", 4096)
+            status = answer.status
+    except ValueError as exc:
+        raise OSError(f"{base_url}: not an agent's http:// address ({exc})") from None
+    except AgentError as exc:
+        raise OSError(str(exc)) from None
+    if status not in (204, 409):  # 409: it had this one already
+        raise OSError(f"{base_url} answered {status}")
 
 
 class RoamService:
@@ -98,7 +99,10 @@ class RoamService:
         self._identity = identity
         self._is_registered = is_registered
         self._clock = clock
-        self._send = send or (lambda url, body: post_announcement(url, body, identity))
+        #: Which node answers at each neighbour's URL (registered nodes only).
+        self.keys = NodeKeys(trusted=is_registered)
+        self._send = send or (lambda url, body: post_announcement(url, body, identity,
+                                                                  self.keys))
         self._gossip_seconds = gossip_seconds
         self._lock = threading.Lock()
         self._known: dict[tuple[int, str], int] = {}

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from node import timing
-from node.agent_client import AgentError, ByteCounter, normalise_url
+from node.agent_client import AgentError, ByteCounter, NodeKeys, normalise_url
 from node.blobs import BlobStore
 from node.canonical import EncodingError
 from node.errors import StoreError
@@ -146,6 +146,9 @@ class SyncService:
         self.registry = registry
         self.own_port = own_port
         self.fingerprint = fingerprint(store.identity.public_key)
+        #: Which node answers at each neighbour's URL (signed requests go to it alone).
+        self.keys = NodeKeys(trusted=lambda key: store.trust.is_trusted(key),
+                             registered_at=self._registered_at)
         self.backoff = Backoff(self.settings.backoff_base_seconds,
                                self.settings.backoff_max_seconds)
         self._rng = rng or random.Random()  # noqa: S311 - jitter only
@@ -175,6 +178,10 @@ class SyncService:
         self._watch_due = False
 
     # --- neighbours ------------------------------------------------------------------
+    def _registered_at(self, host: str) -> str | None:
+        """The key the installed registry gives mesh address ``host`` (None: not said)."""
+        return self.registry.key_at(host) if self.registry is not None else None
+
     def add_peer_source(self, source: PeerSource) -> None:
         """Add a callable listing neighbours' base URLs (e.g. from babeld + zeroconf)."""
         self._sources.append(source)
@@ -358,7 +365,7 @@ class SyncService:
                 deadline: float | None = None) -> PeerClient:
         """A client for ``url`` whose requests this node's key signs."""
         return PeerClient(url, timeout=timeout, counter=counter, identity=self.store.identity,
-                          deadline=deadline)
+                          deadline=deadline, keys=self.keys)
 
     def pull_from(self, url: str, *, force: bool = False) -> PeerRound:
         """Compare digests with ``url``; if they differ, pull the entries this node lacks.

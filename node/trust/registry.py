@@ -320,6 +320,22 @@ class RegistryTrust:
         snap = self._snapshot
         return snap.active_keys if snap else frozenset()
 
+    def key_at(self, mesh_address: str) -> str | None:
+        """The key of the active node the snapshot gives ``mesh_address`` (None: none).
+
+        The address is the registry's (``mesh_address``, allocated by
+        ``meshhub-provision register``), so an agent answering at it must be
+        that node: a box announcing the address in babeld, or the node's name
+        over zeroconf, cannot answer as it (docs/security.md).
+        """
+        snap = self._snapshot
+        if snap is None:
+            return None
+        for node in snap.snapshot["nodes"]:
+            if node.get("mesh_address") == mesh_address and node["status"] == "active":
+                return str(node["public_key"])
+        return None
+
     def offer(self, data: bytes, source: str = "<peer>") -> bool:
         """Install the signed snapshot ``data`` if it is valid and newer.
 

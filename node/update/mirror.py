@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from node import transfer
-from node.agent_client import AgentClient, ByteCounter
+from node.agent_client import AgentClient, ByteCounter, NodeKeys
 from node.identity import Identity
 from node.update.manifest import MAX_MANIFEST_BYTES, ReleaseFile
 
@@ -36,8 +36,9 @@ class MirrorClient(AgentClient):
     user_agent = USER_AGENT
 
     def __init__(self, url: str, *, timeout: float = 10.0, counter: ByteCounter | None = None,
-                 files: ByteCounter | None = None, identity: Identity | None = None) -> None:
-        super().__init__(url, timeout=timeout, counter=counter, identity=identity)
+                 files: ByteCounter | None = None, identity: Identity | None = None,
+                 keys: NodeKeys | None = None) -> None:
+        super().__init__(url, timeout=timeout, counter=counter, identity=identity, keys=keys)
         self.files = files or ByteCounter()
 
     def manifest(self) -> bytes | None:

@@ -40,7 +40,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from node.agent_client import AgentError, ByteCounter, normalise_url
+from node.agent_client import AgentError, ByteCounter, NodeKeys, normalise_url
 from node.atomic import atomic_write, fsync_dir
 from node.identity import Identity, fingerprint
 from node.logs import OnceLogger
@@ -119,6 +119,8 @@ class UpdateService:
         self.updater = updater
         self.node_key = node_key
         self.identity = identity  #: signs requests to other agents (node.agent_auth)
+        #: Which node answers at each mirror's URL (its answers must be signed by it).
+        self.keys = NodeKeys()
         self.anchors = anchors
         self.pause = pause
         self.own_port = own_port
@@ -398,8 +400,8 @@ class UpdateService:
         for url in self.mirrors():
             try:
                 offers.append((url, MirrorClient(url, timeout=self.settings.timeout_seconds,
-                                                 counter=self.counter,
-                                                 identity=self.identity).manifest()))
+                                                 counter=self.counter, identity=self.identity,
+                                                 keys=self.keys).manifest()))
                 self._problems.resolved(f"mirror:{url}")
             except AgentError as exc:
                 if exc.bad_data:  # an oversized or truncated manifest: refused, with the reason
@@ -459,7 +461,7 @@ class UpdateService:
         for url in list(mirrors):
             client = MirrorClient(url, timeout=self.settings.timeout_seconds,
                                   counter=self.counter, files=self.files,
-                                  identity=self.identity)
+                                  identity=self.identity, keys=self.keys)
             try:
                 if client.fetch_file(item, incoming, stop=self.stopping.is_set):
                     return True
@@ -484,7 +486,8 @@ class UpdateService:
             if url in skip or url in configured:
                 continue
             try:
-                MirrorClient(url, timeout=2.0, identity=self.identity).notify(self.own_port())
+                MirrorClient(url, timeout=2.0, identity=self.identity,
+                             keys=self.keys).notify(self.own_port())
             except AgentError as exc:
                 log.info("update: could not tell %s about the new release: %s", url, exc.reason)
 

@@ -176,3 +176,16 @@ def test_missing_or_bad_anchors_are_clear(tmp_path: Path) -> None:
     (tmp_path / ANCHORS_FILE).write_text('{"format": "meshhub-trust-anchors-v1", "admins": []}')
     with pytest.raises(SnapshotRejected, match="admins"):
         RegistryTrust(tmp_path)
+
+
+def test_the_registry_says_which_node_answers_at_a_mesh_address(
+        tmp_path: Path, keys: dict[str, Identity]) -> None:
+    """What a node signs its requests for, and accepts answers from, at an address
+    (docs/replication.md §2): the active node the snapshot gives it, else nobody."""
+    trusted = admins(keys["a"], threshold=1)
+    revoked = {**node("n2", keys["n2"].public_key, "revoked"), "mesh_address": "10.42.0.2"}
+    trust = install_initial(tmp_path, trusted, snapshot(
+        1, trusted, [node("n1", keys["n1"].public_key), revoked], [keys["a"]]))
+    assert trust.key_at("10.42.0.1") == keys["n1"].public_key
+    assert trust.key_at("10.42.0.2") is None  # revoked: no node answers for it
+    assert trust.key_at("10.42.0.9") is None

@@ -203,7 +203,8 @@ def test_over_http_only_a_registered_nodes_signed_request_is_heard() -> None:
     first.accepted(MAC, 600)
     body = first._outbox.get_nowait()
     keys = {first._identity.public_key}
-    app = guard(second.wsgi, RequestAuth(keys.__contains__, is_local=lambda _address: False),
+    app = guard(second.wsgi, RequestAuth(keys.__contains__, second._identity,
+                                         is_local=lambda _address: False),
                 1 << 16, ("/roam/",))
     server = WaitressThread(create_server(app, host="127.0.0.1", port=0, threads=1), "roam-api")
     server.start()

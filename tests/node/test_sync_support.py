@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from node.agent_app import compose
+from node.agent_auth import RequestAuth, guard
 from node.blobs import BlobStore
 from node.identity import Identity
 from node.store import Store
@@ -73,8 +74,11 @@ class Node:
 
 def make_node(tmp_path: Path, name: str, identity: Identity, trusted: Iterable[Identity],
               settings: SyncSettings = FAST, *, serve: bool = True,
-              wrap: Callable[[WSGIApp], WSGIApp] | None = None) -> Node:
-    """A node under ``tmp_path/name`` trusting ``trusted``; served if ``serve``."""
+              wrap: Callable[[WSGIApp], WSGIApp] | None = None,
+              is_local: Callable[[str], bool] | None = None) -> Node:
+    """A node under ``tmp_path/name`` trusting ``trusted``; served if ``serve``, by a server
+    that, as an agent's, checks signed requests and signs its answers (``is_local``: which
+    callers need no signature, by default this machine's own addresses)."""
     root = tmp_path / name
     trust = StaticTrust([identity.public_key, *(t.public_key for t in trusted)])
     store = Store.open(root / "hub.sqlite3", identity, trust)
@@ -83,7 +87,10 @@ def make_node(tmp_path: Path, name: str, identity: Identity, trusted: Iterable[I
     node.service.add_peer_source(lambda: list(node.peer_list))
     if serve:
         app = compose(_not_found, {"/sync/": create_sync_app(node.service)})
-        node.server = Server(wrap(app) if wrap else app)
+        # As an agent does: requests checked (this machine's unsigned ones let through),
+        # answers signed; outside what ``wrap`` does (a tampering peer signs its lies).
+        checked = RequestAuth(trust.is_trusted, identity, is_local=is_local)
+        node.server = Server(guard(wrap(app) if wrap else app, checked, 1 << 20))
         node.service.own_port = lambda: node.server.port if node.server else None
     return node
 

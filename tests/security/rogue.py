@@ -1,8 +1,10 @@
-"""A rogue sync peer: speaks the sync protocol with no key, serving what the test gives it.
+"""A rogue sync peer: speaks the sync protocol, serving what the test gives it.
 
 It is a plain WSGI function (served by the same waitress server the other
 test nodes use), so an attack is written as data: the entries to serve,
-exactly as the rogue wants them on the wire.
+exactly as the rogue wants them on the wire. Served as it is, it has no key
+and its answers are unsigned (nodes refuse them); :func:`compromised` serves
+it as a registered node whose key the attacker holds.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from node.agent_auth import RequestAuth, guard
+from node.identity import Identity
 
 #: A fingerprint no real node has (the digest's ``node`` member).
 ROGUE_NODE = "ROGU-EROG-UERO-GUER"
@@ -58,3 +63,10 @@ def rogue_app(served: list[dict[str, Any]]) -> Callable[..., Iterable[bytes]]:
 def erased(wire: dict[str, Any]) -> dict[str, Any]:
     """A genuine entry with its body replaced by ``null`` (still verifiable)."""
     return {**wire, "body": None}
+
+
+def compromised(app: Callable[..., Iterable[bytes]], identity: Identity
+                ) -> Callable[..., Iterable[bytes]]:
+    """``app`` served as a registered node's agent would serve it: requests checked, answers
+    signed with ``identity`` (a node whose key was stolen, or that lies)."""
+    return guard(app, RequestAuth(lambda _key: True, identity), 1 << 20)

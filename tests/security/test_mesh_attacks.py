@@ -2,10 +2,13 @@
 
 A line n1-n2-n3-n4 where n4 is a box nobody registered (it runs meshhub
 with its own key, and trusts the others). The rogue gets a genuine notice
-posted on n1 while n1 is cut off, serves it to n3 with its body erased, and
-so n2 and n3 hold the header without the body. After the heal every
-registered node shows the notice. Meanwhile n4 gets nothing from any
-agent: unsigned, or signed with its unregistered key.
+posted on n1 while n1 is cut off and offers it to n3 with its body erased.
+Before, n3 took it (and passed it to n2) and the notice stayed hidden; then,
+with bodies restored from any peer, it came back after the heal. Now n3
+takes nothing from n4 at all: an answer counts only when the registered
+node asked signed it, and n4 is none. After the heal every registered node
+shows the notice. Meanwhile n4 gets nothing from any agent: unsigned, or
+signed with its unregistered key.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from pathlib import Path
 import pytest
 
 from node.lab import MeshLab
-from tests.lab.test_mesh import _python, make_lab, meshhub, organiser, portal_page, wait_for
+from tests.lab.test_mesh import (
+    _python,
+    make_lab,
+    meshhub,
+    organiser,
+    portal_page,
+    sync_status,
+    wait_for,
+)
 
 pytestmark = pytest.mark.root
 REGISTERED = ("n1", "n2", "n3")
@@ -62,11 +73,13 @@ def test_a_rogue_serving_a_notice_erased_first_cannot_hide_it(lab: MeshLab) -> N
                 f"store, hub = open_hub(load_config({lab.node('n4').config!r}))\n"
                 f"report = store.ingest(json.loads({json.dumps(copied)!r}))\n"
                 "assert not report.rejected, report\nstore.close()\n")
-        for node in ("n3", "n2"):
-            wait_for(f"{node} to hold the erased header",
-                     lambda node=node: (held(lab, node, item) or ("",) * 4)[3] is None
-                     and held(lab, node, item) is not None)
-        assert title not in portal_page(lab, "n2") and title not in portal_page(lab, "n3")
+        # n3 asks n4 as any neighbour, and refuses it: not a registered node.
+        rogue = f"http://{lab.node('n4').mesh_address}:9180"
+        lab_sync_now(lab, "n3")
+        wait_for("n3 to refuse n4 as unregistered",
+                 lambda: any(p["url"] == rogue and "not registered" in (p["last_error"] or "")
+                             for p in sync_status(lab, "n3").get("peers", [])))
+        assert held(lab, "n3", item) is None and held(lab, "n2", item) is None
     finally:
         lab.set_link("n1", "n2", up=True)
     for node in REGISTERED:
@@ -122,14 +135,24 @@ def _rows(mesh: MeshLab, node: str, kind: str) -> str:
 def _signed_request_code(mesh: MeshLab, node: str, address: str) -> str:
     root = str(Path(__file__).resolve().parents[2])
     code = (f"import sys; sys.path.insert(0, {root!r})\n"
-            "import http.client\nfrom node.agent_auth import HEADER, sign_request\n"
+            "import http.client\nfrom node.agent_auth import HEADER, NODE_HEADER, sign_request\n"
             "from node.config import load_config\n"
             "from node.identity import load_or_create_identity\n"
             f"ident = load_or_create_identity(load_config({mesh.node(node).config!r}).data_dir)\n"
             "body = b'{\"since\":{},\"limit\":500}'\n"
             f"conn = http.client.HTTPConnection({address!r}, 9180, timeout=5)\n"
+            "conn.request('GET', '/sync/v1/'); r = conn.getresponse(); r.read()\n"
+            "to = r.getheader(NODE_HEADER)\n"  # the node names itself; sign for it
+            f"conn = http.client.HTTPConnection({address!r}, 9180, timeout=5)\n"
             "conn.request('POST', '/sync/v1/entries', body=body, headers={HEADER: "
-            "sign_request(ident, 'POST', '/sync/v1/entries', body)})\n"
+            "sign_request(ident, 'POST', '/sync/v1/entries', body, to=to)})\n"
             "r = conn.getresponse(); print(r.status, r.read().decode())\n")
     result = mesh.exec(node, [sys.executable, "-c", code], capture_output=True, timeout=30)
     return result.stdout + result.stderr
+
+
+def lab_sync_now(mesh: MeshLab, node: str) -> None:
+    """Ask ``node``'s agent for a round with every neighbour now (as a notify would)."""
+    mesh.exec(node, ["curl", "-s", "-m", "5", "-H", "Content-Type: application/json", "-d",
+                     '{"digest":"0000000000000000"}', "http://127.0.0.1:9180/sync/v1/notify"],
+              capture_output=True, timeout=15)

@@ -11,7 +11,9 @@ its end instead of failing with "Bad file descriptor".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import http.client
+import re
 import socket
 import threading
 import time
@@ -19,17 +21,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from node.agent_auth import sign_reply
 from node.logs import OnceLogger
 from node.sync import protocol
 from node.sync.backoff import MAX_PEER_RECORDS
-from tests.node.test_sync_support import FAST, link, nodes, notice, wait_for
+from tests.node.test_sync_support import FAST, Node, link, nodes, notice, wait_for
 
 SLOW = dataclasses.replace(FAST, pull_deadline_seconds=1.5, timeout_seconds=5.0)
 
 
 @contextmanager
-def raw_peer(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
-    """A TCP server on loopback calling ``answer`` for each connection after the request."""
+def raw_peer(answer: Callable[[socket.socket, threading.Event, bytes], None]
+             ) -> Iterator[str]:
+    """A TCP server on loopback calling ``answer(conn, stop, request)`` for each connection
+    after the request."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
     stop = threading.Event()
@@ -41,14 +46,14 @@ def raw_peer(answer: Callable[[socket.socket, threading.Event], None]) -> Iterat
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            conn.recv(65536)
-            worker = threading.Thread(target=_answer, args=(conn,))
+            request = conn.recv(65536)
+            worker = threading.Thread(target=_answer, args=(conn, request))
             workers.append(worker)
             worker.start()
 
-    def _answer(conn: socket.socket) -> None:
+    def _answer(conn: socket.socket, request: bytes) -> None:
         try:
-            answer(conn, stop)
+            answer(conn, stop, request)
         except OSError:
             pass
         finally:
@@ -66,7 +71,7 @@ def raw_peer(answer: Callable[[socket.socket, threading.Event], None]) -> Iterat
         listener.close()
 
 
-def drip(conn: socket.socket, stop: threading.Event) -> None:
+def drip(conn: socket.socket, stop: threading.Event, _request: bytes) -> None:
     """A digest answer sent one byte every 0.2 s (never reaching a read timeout)."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n"
                  b"\r\n")
@@ -100,11 +105,11 @@ def test_a_peer_answering_without_a_length_is_read_to_its_end(tmp_path: Path) ->
         a, b = made["A"], made["B"]
         good = protocol.dumps(a.service.digest_doc().to_json())
 
-        def closing(conn: socket.socket, _stop: threading.Event) -> None:
-            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + good)
+        def closing(conn: socket.socket, _stop: threading.Event, request: bytes) -> None:
+            conn.sendall(_as_a(a, request, good))
 
-        def garbage(conn: socket.socket, _stop: threading.Event) -> None:
-            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nnot json")
+        def garbage(conn: socket.socket, _stop: threading.Event, request: bytes) -> None:
+            conn.sendall(_as_a(a, request, b"not json"))
 
         assert a.store.digest() == b.store.digest()  # both empty: the digest is all it takes
         with raw_peer(closing) as peer:
@@ -158,3 +163,17 @@ def test_a_peer_moving_to_a_new_port_keeps_its_back_off(tmp_path: Path) -> None:
         assert not service.backoff.ready(second)
         assert service.pull_from(second).outcome == "backed off"
         assert service.backoff.peer(second).bad_data == 1
+
+
+def _as_a(node: Node, request: bytes, body: bytes) -> bytes:
+    """A response without a length, as ``node`` would sign it for ``request`` (a node
+    whose HTTP layer closes the connection instead): a 401 naming it to an unsigned
+    request, else ``body`` with its signed ``Meshhub-Reply``."""
+    auth = re.search(rb"Meshhub-Auth: v2 key=([0-9a-f]{64}) .*nonce=([0-9a-f]{32})", request)
+    if auth is None:
+        return (b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nMeshhub-Node: "
+                + node.identity.public_key.encode() + b"\r\n\r\n{}")
+    reply = sign_reply(node.identity, 200, hashlib.sha256(body).hexdigest(),
+                       auth.group(1).decode(), auth.group(2).decode())
+    return (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            b"Meshhub-Reply: " + reply.encode() + b"\r\n\r\n" + body)
