@@ -62,6 +62,7 @@ def test_every_page_type_has_no_axe_violations(running_hub: tuple[str, dict[str,
             page.select_option("#category", "free")
             page.fill("#title", "   ")
             page.click("main form[method=post] button[type=submit]")
+            page.wait_for_load_state()  # the next page is loaded, not only begun
             assert page.locator("#title-error").count() == 1
             check("submit with errors")
             page.goto(base + "/language/ar?next=/")

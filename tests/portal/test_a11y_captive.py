@@ -51,6 +51,7 @@ def test_welcome_and_connected_pages_have_no_axe_violations(gate: GateService) -
                 page.goto(base + "/welcome")
                 audit.check("welcome")
                 page.click("main form button[type=submit]")
+                page.wait_for_load_state()  # the next page is loaded, not only begun
                 assert page.url.endswith("/connected")
                 audit.check("connected")
                 assert not audit.problems, audit.report()

@@ -68,6 +68,7 @@ def test_library_pages_have_no_axe_violations(
             page.goto(base + f"/library/{indexed.id}/zim/Water")
             page.fill("#meshhub-zim-q", "pump")
             page.click("#meshhub-zim-bar button[type=submit]")
+            page.wait_for_load_state()  # the next page is loaded, not only begun
             assert "/zim-search?q=pump" in page.url
             assert page.locator("text=Hand pump").count() >= 1
             audit.check("zim search from the bar")

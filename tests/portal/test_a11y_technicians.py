@@ -104,6 +104,7 @@ def test_technicians_pages_are_accessible_and_their_drawings_legible(
             page.fill("#name", TECHNICIAN[0])
             page.fill("#password", TECHNICIAN[1])
             page.click(SUBMIT)
+            page.wait_for_load_state()  # the next page is loaded, not only begun
             assert page.url == base + "/technicians/"
             assert page.locator("table.nodes tbody tr").count() == 4
             assert page.locator("table.nodes tr.down").count() == 1
@@ -117,6 +118,7 @@ def test_technicians_pages_are_accessible_and_their_drawings_legible(
             assert abs(width - 600) <= 4 and abs(height - 190) <= 4, (width, height)
             assert colours >= 4, "the CPU graph looks blank"
             page.locator("details.numbers summary").click()
+            page.wait_for_load_state()  # the next page is loaded, not only begun
             assert page.locator("details.numbers table tbody tr").count() >= 20
             audit.check("node page (24 hours, numbers open)")
             page.screenshot(path=str(tmp_path / "node-day.png"), full_page=True)
