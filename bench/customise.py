@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.images import make_image, make_registry
 from provisioning.customise import customise
-from tests.provisioning.customise_support import make_image, make_registry
 
 
 def time_customise(image: Path, registry: Path, secrets: Path, runs: int) -> float:

@@ -137,9 +137,9 @@ def main() -> None:
     """Build the lab, run :func:`inner` in the node namespace, clean up."""
     import tempfile
 
+    from bench.netlab import Lab
     from node.config import parse_config
     from node.net import build_plan
-    from tests.lab.netlab import Lab
 
     lab = Lab()
     folder = Path(tempfile.mkdtemp(prefix="meshhub-bench-gate-"))

@@ -67,8 +67,8 @@ def idle(mesh: MeshLab) -> None:
 
 def propagation(mesh: MeshLab, far: str = "n20", posts: int = 20) -> None:
     """(a) a post on n1 until ``far``'s portal shows it, p50/p95 over ``posts`` posts."""
-    from tests.lab.test_mesh import meshhub as run
-    from tests.lab.test_mesh import organiser, portal_page
+    from bench.meshlab import meshhub as run
+    from bench.meshlab import organiser, portal_page
 
     actor = organiser(mesh, "n1")
     times = []
@@ -92,7 +92,7 @@ def memory(mesh: MeshLab) -> None:
     are loaded on first use, about 8 MiB)."""
     import psutil
 
-    from tests.lab.test_mesh import portal_page
+    from bench.meshlab import portal_page
 
     for path in ("/", "/notices/", "/listings/", "/library/", "/about", "/welcome"):
         portal_page(mesh, "n10", path)
@@ -110,7 +110,7 @@ def ring_benchmark(root: Path) -> None:
     mesh = MeshLab.up(10, "ring", state_dir=root / "ring", hello_interval=hello, portal=False,
                       wait=120)
     try:
-        from tests.lab.test_mesh import agent_name
+        from bench.meshlab import agent_name
 
         mesh.kill("n5")
         t = time.monotonic()

@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.images import make_registry
 from provisioning.customise import customise
 from provisioning.image import build_image
 from provisioning.image.base import build_base
 from provisioning.image.wheelhouse import PLATFORMS, build_wheelhouse
 from provisioning.vm import VirtualMachine
-from tests.provisioning.customise_support import make_registry
 
 MIB = 1024 * 1024
 PI_ZERO_MB = 512

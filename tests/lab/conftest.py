@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.netlab import Lab
 from tests.conftest import require_root, require_tool
-from tests.lab.netlab import Lab
 
 
 @pytest.fixture

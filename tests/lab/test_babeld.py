@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.netlab import Lab
 from node.config import parse_config
 from node.net.addressing import address_plan
 from node.net.render_babeld import render_babeld
 from tests.conftest import require_tool
-from tests.lab.netlab import Lab
 
 pytestmark = pytest.mark.root
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.netlab import SERVING_TOML, Lab, access_point, nobody_root, start_serving_node
 from tests.conftest import require_tool
-from tests.lab.netlab import SERVING_TOML, Lab, access_point, nobody_root, start_serving_node
 
 pytestmark = pytest.mark.root
 

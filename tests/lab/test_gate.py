@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.netlab import NODE_TOML, Lab, apply_gate
 from node.config import parse_config
 from tests.conftest import require_tool
-from tests.lab.netlab import NODE_TOML, Lab, apply_gate
 
 pytestmark = pytest.mark.root
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bench import netlab
 from node.cli import cli
 from node.lab import lab_namespaces, links
 from tests.conftest import require_root, require_tool
-from tests.lab import netlab
 
 
 def test_topologies() -> None:

@@ -19,9 +19,10 @@ from typing import Any
 import psutil
 import pytest
 
+from bench import netlab
+from bench.meshlab import agent_name, meshhub, organiser, portal_page
 from node.lab import MeshLab, lab_namespaces
 from tests.conftest import require_root, require_tool
-from tests.lab import netlab
 
 pytestmark = pytest.mark.root
 
@@ -52,25 +53,6 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshLab]:
     yield from make_lab(tmp_path_factory.mktemp("line"), 6, "line", untrusted=("n6",))
 
 
-def meshhub(mesh: MeshLab, node: str, *args: str, stdin: str | None = None) -> str:
-    """Run the meshhub command of ``node`` (its node.toml) inside its namespace."""
-    from node.lab.lab import _program
-
-    result = mesh.exec(node, [*_program("meshhub"), "-c", mesh.node(node).config, *args],
-                       capture_output=True, input=stdin, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def organiser(mesh: MeshLab, node: str) -> str:
-    """An admin account 'lab' on ``node`` (accounts are per node)."""
-    listed = meshhub(mesh, node, "organiser", "list")
-    if "lab" not in listed.split():
-        meshhub(mesh, node, "organiser", "add", "lab", "--role", "admin", "--password-stdin",
-                stdin="correct horse battery staple\ncorrect horse battery staple\n")
-    return "lab"
-
-
 def sync_rounds(mesh: MeshLab, node: str, peer: str | None = None) -> int:
     """Sync rounds ``node``'s agent has run (with ``peer`` only, if given): sync status."""
     doc = json.loads(meshhub(mesh, node, "sync", "status", "--json"))
@@ -89,23 +71,6 @@ def wait_for_a_whole_round(mesh: MeshLab, node: str, peer: str | None = None) ->
     start = sync_rounds(mesh, node, peer)
     wait_for(f"a whole sync round of {node}" + (f" with {peer}" if peer else ""),
              lambda: sync_rounds(mesh, node, peer) >= start + 2, timeout=60)
-
-
-def portal_page(mesh: MeshLab, node: str, path: str = "/notices/") -> str:
-    n = mesh.node(node)
-    result = mesh.exec(node, ["curl", "-s", "-m", "3", f"http://{n.mesh_address}:8080{path}"],
-                       capture_output=True, timeout=10)
-    return result.stdout
-
-
-def agent_name(mesh: MeshLab, here: str, there: str) -> str | None:
-    """The name ``there``'s agent gives, asked from ``here`` over the mesh."""
-    url = f"http://{mesh.node(there).mesh_address}:9180/api/health"
-    out = mesh.exec(here, ["curl", "-s", "-m", "3", url], capture_output=True, timeout=10).stdout
-    try:
-        return json.loads(out)["node"]["name"]
-    except (ValueError, KeyError):
-        return None
 
 
 def digest(mesh: MeshLab, node: str) -> str:

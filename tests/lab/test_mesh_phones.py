@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from bench import netlab
+from bench.netlab import Lab
 from node.lab import MeshLab, lab_namespaces
 from tests.conftest import require_root, require_tool
-from tests.lab import netlab
-from tests.lab.netlab import Lab
 
 pytestmark = pytest.mark.root
 
@@ -34,7 +34,7 @@ OUTSIDE = "203.0.113.7"  # anywhere else (TEST-NET-3): no such host in the lab
 
 
 class Phones:
-    """The running lab, its phone on n3, and request helpers (from :mod:`tests.lab.netlab`)."""
+    """The running lab, its phone on n3, and request helpers (from :mod:`bench.netlab`)."""
 
     def __init__(self, mesh: MeshLab, net: Lab, root: Path) -> None:
         self.mesh, self.net, self.root = mesh, net, root

@@ -16,10 +16,10 @@ from typing import Any
 import psutil
 import pytest
 
+from bench import netlab
 from node.lab import MeshLab, lab_namespaces
 from node.lab.observer import Observer
 from tests.conftest import require_root, require_tool
-from tests.lab import netlab
 
 pytestmark = pytest.mark.root
 

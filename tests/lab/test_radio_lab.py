@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.netlab import Lab
 from node.lab import MeshLab, lab_namespaces
 from node.lab.radio import hwsim_available
 from node.lab.radio_nodes import wait_associated
 from tests.conftest import require_root, require_tool
-from tests.lab.netlab import Lab
 
 #: TCG is slow: a whole lab's start takes minutes there (pyproject's 300 s is for a test).
 pytestmark = [pytest.mark.root, pytest.mark.timeout(1800)]

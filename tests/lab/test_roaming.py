@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.netlab import Lab
 from node.lab import MeshLab, lab_namespaces
 from node.roam import day_key, day_number, device_tag
 from tests.conftest import require_root, require_tool
-from tests.lab.netlab import Lab
 
 pytestmark = pytest.mark.root
 

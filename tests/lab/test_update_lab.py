@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
+from bench import netlab
 from node.identity import load_or_create_identity
 from node.lab import MeshLab, lab_namespaces
 from node.update.manifest import MANIFEST_NAME, parse_manifest
 from tests.conftest import require_root, require_tool
-from tests.lab import netlab
 from tests.node.test_update_service import (
     ADMINS,
     registry_files,

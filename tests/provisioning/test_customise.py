@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.images import MIB, make_image, make_registry
 from node.config import parse_config
 from node.trust.registry import RegistryTrust
 from tests.conftest import require_tool
-from tests.provisioning.customise_support import MIB, make_image, make_registry
 
 TOOLS = ("sfdisk", "mkfs.vfat", "mke2fs", "mcopy", "mdir", "mmd", "fsck.fat", "e2fsck")
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMx1w1X2q3vXh0x7m8r1 ana@laptop\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.images import MIB, make_image, make_registry
 from provisioning.customise import mounted_partitions
 from tests.conftest import require_root, require_tool
-from tests.provisioning.customise_support import MIB, make_image, make_registry
 from tests.provisioning.test_customise import customise, fat_read, fsck_partition
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.images import make_registry
 from node.identity import Identity, fingerprint
 from provisioning.discover import SeenNode, registry_verdict
 from tests.conftest import require_root, require_tool
-from tests.provisioning.customise_support import make_registry
 
 ANNOUNCE = textwrap.dedent("""
     import sys

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.images import make_base_image, make_image
 from tests.conftest import require_root, require_tool
-from tests.provisioning.customise_support import make_image
 from tests.provisioning.guide_support import Step, run_script, script_for
-from tests.provisioning.test_image_support import make_base_image, make_fake_wheel
+from tests.provisioning.test_image_support import make_fake_wheel
 
 #: What bo does on his own laptop before the registry is created.
 BO_MAKES_A_KEY = "meshhub-provision registry admin-key new bo.key >/dev/null\n"

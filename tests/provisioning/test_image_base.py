@@ -17,6 +17,7 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
+from bench.images import make_base_image
 from provisioning.cli import cli
 from provisioning.customise.partitions import find_boot_partition, read_partitions
 from provisioning.image import base as base_mod
@@ -24,7 +25,7 @@ from provisioning.image.base import BaseImageError, base_packages, check_reachab
 from provisioning.image.build import ImageBuildError, build_image, root_partition
 from provisioning.image.recipe import load_recipe
 from provisioning.image.trial import firstboot_failed, hub_answers
-from tests.provisioning.test_image_support import make_base_image, make_fake_wheel
+from tests.provisioning.test_image_support import make_fake_wheel
 
 TOOLS = ("mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "debugfs", "fsck.fat")
 needs_tools = pytest.mark.skipif(

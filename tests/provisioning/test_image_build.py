@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bench.images import make_base_image
 from node.runtime import OPTIMIZE_VARIABLE, PORTAL_OPTIMIZE_LEVEL, SKIP_IN_PACKAGES, SKIP_IN_STDLIB
 from provisioning.cli import cli
 from provisioning.customise.fat import FatVolume
 from provisioning.image import ImageBuildError, build_image, load_recipe, verify_image
 from provisioning.image.ext4 import Ext4Volume
 from tests.conftest import require_tool
-from tests.provisioning.test_image_support import make_base_image, make_fake_wheel
+from tests.provisioning.test_image_support import make_fake_wheel
 
 TOOLS = ("sfdisk", "mkfs.vfat", "mcopy", "mke2fs", "debugfs", "e2fsck", "resize2fs", "dumpe2fs",
          "fsck.fat")

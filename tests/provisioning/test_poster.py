@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from bench.images import make_registry
 from provisioning.poster import escape_wifi, wifi_payload
 from provisioning.poster_text import PORTAL_TRANSLATIONS, RULES, RULES_INTRO, RULES_TITLE, catalogue
 from tests.conftest import require_tool
-from tests.provisioning.customise_support import make_registry
 from tests.provisioning.test_customise import provision
 
 

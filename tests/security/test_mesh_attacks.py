@@ -21,16 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.meshlab import meshhub, organiser, portal_page
 from node.lab import MeshLab
-from tests.lab.test_mesh import (
-    _python,
-    make_lab,
-    meshhub,
-    organiser,
-    portal_page,
-    sync_status,
-    wait_for,
-)
+from tests.lab.test_mesh import _python, make_lab, sync_status, wait_for
 
 pytestmark = pytest.mark.root
 REGISTERED = ("n1", "n2", "n3")

@@ -88,11 +88,11 @@ class NodeImage:
 def node_image(base_image: Path, wheelhouse: Path,
                tmp_path_factory: pytest.TempPathFactory) -> NodeImage:
     """``image build`` + ``customise`` for a node registered in a signed registry."""
+    from bench.images import make_registry
     from provisioning.customise import customise
     from provisioning.customise.fat import FatVolume
     from provisioning.image import build_image
     from provisioning.registry import ops
-    from tests.provisioning.customise_support import make_registry
 
     work = tmp_path_factory.mktemp("node")
     built = build_image(base_image, work / "node.img", wheelhouse=wheelhouse)

@@ -1,8 +1,9 @@
-"""Test support for customise, poster, discover and the benchmark: images and a signed registry.
+"""Synthetic node images and a signed registry, for the benchmarks and the tests.
 
 Images are built the way FACTS.md says works: FAT made in its own file, then dd'd in place.
 
-Shared by the customise tests and bench/customise.py.
+Shared by bench/customise.py, bench/image.py, bench/vm.py and the provisioning tests
+(bench/ imports nothing from tests/; the tests import these from here).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ MIB = 1024 * 1024
 def run(*argv: str, stdin: str | None = None) -> None:
     """Run a tool, failing with its output."""
     result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv}: {result.stdout}{result.stderr}")
 
 
 def make_fat(path: Path, size_mib: int, fat_bits: int, files: dict[str, bytes]) -> Path:
@@ -95,3 +97,52 @@ def make_registry(base: Path, nodes: tuple[str, ...] = ("elm-1",), *, ssid: str 
         ops.revoke_node(root, name)
     signing.sign(root, admin)
     return root
+
+
+def make_base_image(path: Path, *, root_mib: int = 128, total_mib: int | None = None,
+                    boot_mib: int = 64) -> Path:
+    """An MBR image: FAT32 boot at 8 MiB (``boot_mib``), ext4 root after it, root last.
+
+    ``total_mib`` makes the file larger (sparse) with the root filling it, as a
+    real 2 GiB card image.
+    """
+    boot_at = 8
+    if total_mib is not None:
+        root_mib = total_mib - boot_at - boot_mib
+    total = boot_at + boot_mib + root_mib
+    with open(path, "wb") as out:
+        out.truncate(total * MIB)
+    sectors = MIB // 512
+    run("sfdisk", "-q", str(path), stdin=(
+        "label: dos\n"
+        f"start={boot_at * sectors}, size={boot_mib * sectors}, type=c\n"
+        f"start={(boot_at + boot_mib) * sectors}, size={root_mib * sectors}, type=83\n"))
+    fat = path.with_suffix(".fat")
+    with open(fat, "wb") as out:
+        out.truncate(boot_mib * MIB)
+    run("mkfs.vfat", "-F", "32", "-n", "bootfs", str(fat))
+    src = path.with_suffix(".cmdline")
+    src.write_text("console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait\n")
+    run("mcopy", "-i", str(fat), str(src), "::cmdline.txt")
+    src.unlink()
+    run("dd", f"if={fat}", f"of={path}", "bs=1M", f"seek={boot_at}", "conv=notrunc,sparse",
+        "status=none")
+    fat.unlink()
+    tree = path.with_suffix(".tree")
+    for folder in ("etc/systemd/system", "etc/nginx/sites-enabled", "usr/lib/systemd/system",
+                   "opt", "var/lib", "boot/firmware", "usr/lib"):
+        (tree / folder).mkdir(parents=True, exist_ok=True)
+    (tree / "usr/lib/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
+                                             'ID=debian\nVERSION_ID="12"\n')
+    (tree / "etc/hostname").write_text("raspberrypi\n")
+    (tree / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n")
+    (tree / "etc/nginx/sites-enabled/default").write_text("server {}\n")
+    root = path.with_suffix(".ext4")
+    with open(root, "wb") as out:
+        out.truncate(root_mib * MIB)
+    run("mke2fs", "-q", "-t", "ext4", "-F", "-E", "root_owner=0:0", "-d", str(tree), str(root))
+    run("dd", f"if={root}", f"of={path}", "bs=1M", f"seek={boot_at + boot_mib}",
+        "conv=notrunc,sparse", "status=none")
+    root.unlink()
+    subprocess.run(["rm", "-rf", str(tree)], check=True)
+    return path

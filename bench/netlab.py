@@ -135,7 +135,7 @@ class Lab:
               tcp: bool = False) -> str | None:
         """The first A record for ``name`` from ``server`` (port 53, UDP or ``tcp``) as
         seen from ``ns``."""
-        code = f"from tests.lab.netlab import _dns_query; print(_dns_query({server!r}, "\
+        code = f"from bench.netlab import _dns_query; print(_dns_query({server!r}, "\
                f"{name!r}, {timeout}, {tcp!r}) or '')"
         root = str(Path(__file__).resolve().parents[2])
         result = self.run(ns, sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r})"
@@ -146,7 +146,7 @@ class Lab:
         """Whether ``host`` answers one ICMP echo from ``ns`` (no ping binary needed)."""
         root = str(Path(__file__).resolve().parents[2])
         code = (f"import sys; sys.path.insert(0, {root!r})\n"
-                f"from tests.lab.netlab import _ping; sys.exit(0 if _ping({host!r}, {timeout}) "
+                f"from bench.netlab import _ping; sys.exit(0 if _ping({host!r}, {timeout}) "
                 "else 1)")
         return self.run(ns, sys.executable, "-c", code, check=False,
                         timeout=timeout + 5).returncode == 0
