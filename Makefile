@@ -41,9 +41,9 @@ lint: $(STAMP)
 	$(BIN)/vulture
 	$(BIN)/mypy
 
+# Every figure printed with its target and verdict; non-zero exit when one misses (bench/__main__.py).
 bench: $(STAMP)
-	$(BIN)/python bench/portal.py
-	$(BIN)/python bench/memory.py
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -114,7 +114,8 @@ class Figure:
             verdict = "for information"
         else:
             verdict = "met" if self.ok else "MISSED"
-        extra = "; ".join(part for part in (self.note, f"load {self.load:.1f}") if part)
+        load = "" if "load" in self.note else f"load {self.load:.1f}"
+        extra = "; ".join(part for part in (self.note, load) if part)
         return (f"{self.name}: {_number(self.value)} {self.unit} "
                 f"(target: {self.target}; {verdict}; {extra})")
 
@@ -143,7 +144,7 @@ class Report:
 
     def info(self, name: str, value: float, unit: str, note: str = "") -> Figure:
         """A figure with no target (printed for comparison)."""
-        return self._add(Figure(name, value, unit, "none, for information", None, note))
+        return self._add(Figure(name, value, unit, "none", None, note))
 
     def at_most(self, name: str, value: float, unit: str, limit: float, note: str = "",
                 *, limit_text: str = "") -> Figure:

@@ -63,7 +63,8 @@ def run_paths(base_url: str, paths: list[str], *, seconds: float = 5, connection
         script.write_text(LUA, encoding="utf-8")
         listing = Path(tmp) / "paths.txt"
         listing.write_text("".join(p + "\n" for p in paths), encoding="utf-8")
-        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
+        duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds only
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}", "--timeout", f"{timeout_s}s",
                    "-s", str(script), base_url, "--", str(listing), str(seed)]
         if core is not None:
             command = ["taskset", "-c", str(core), *command]
