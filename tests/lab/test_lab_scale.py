@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bench import netlab
 from node.cli import cli
 from node.errors import ConfigError
 from node.lab import MeshLab, lab_namespaces
 from node.lab.capacity import check_memory, node_mib, slow_host_warning
 from node.lab.lab import LabError
 from tests.conftest import require_root, require_tool
-from tests.lab import netlab
 
 #: Seconds a 60-node lab may take to be ready in CI: about a minute on a quiet 2-core
 #: machine; generous, because CI shares the machine (the target at 200 nodes is 120 s).
