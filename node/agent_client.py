@@ -101,6 +101,8 @@ class NodeKeys:
         self.registered_at = registered_at or (lambda _host: None)
         self.max_urls = max_urls
         self._learned: OrderedDict[str, str] = OrderedDict()
+        #: URLs where the expected node's signed answer was seen (since the last change).
+        self._confirmed: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, url: str) -> str | None:
@@ -113,10 +115,11 @@ class NodeKeys:
             return self._learned.get(url)
 
     def learn(self, url: str, key: str) -> None:
-        """Remember that the node with ``key`` answers at ``url``."""
+        """Remember that the node with ``key`` answers at ``url`` (not yet confirmed)."""
         with self._lock:
             self._learned.pop(url, None)
             self._learned[url] = key
+            self._confirmed.pop(url, None)
             while len(self._learned) > self.max_urls:
                 self._learned.popitem(last=False)
 
@@ -124,6 +127,28 @@ class NodeKeys:
         """Forget what was learned about ``url`` (the node there changed, or lied)."""
         with self._lock:
             self._learned.pop(url, None)
+            self._confirmed.pop(url, None)
+
+    def confirm(self, url: str) -> None:
+        """The expected node's signed answer came from ``url``."""
+        with self._lock:
+            self._confirmed.pop(url, None)
+            self._confirmed[url] = None
+            while len(self._confirmed) > self.max_urls:
+                self._confirmed.popitem(last=False)
+
+    def confirmed(self, url: str) -> str | None:
+        """The key of the node that answered, signed, at ``url`` (None: none yet)."""
+        with self._lock:
+            if url not in self._confirmed:
+                return None
+        return self.get(url)
+
+    def record(self, url: str) -> str:
+        """Whose record an outcome at ``url`` belongs to: the node's key once its signed
+        answer came from there (so a node's record follows it from address to address),
+        else the URL itself (what a box there does is never put on a node's record)."""
+        return self.confirmed(url) or url
 
     def known(self) -> dict[str, str]:
         """``{url: key}`` learned so far (the status documents show them)."""
@@ -343,6 +368,7 @@ class AgentClient:
         except ReplyRefused as exc:
             self.keys.forget(self.url)
             raise self.error(f"{what}: {exc}", bad_data=True) from None
+        self.keys.confirm(self.url)
 
     def read(self, response: http.client.HTTPResponse, what: str, max_bytes: int) -> bytes:
         """The whole body of ``response``, at most ``max_bytes``; AgentError (bad data) if

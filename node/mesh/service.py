@@ -79,15 +79,24 @@ class MeshService:
     # --- what others read ------------------------------------------------------
 
     def peers(self) -> list[str]:
-        """Base URLs of the neighbours' agents, e.g. ``http://10.42.0.7:9180``."""
-        ports = {}
+        """Base URLs of the neighbours' agents, e.g. ``http://10.42.0.7:9180``.
+
+        Each live babeld neighbour's mesh address with the mesh's agent port, plus
+        any other port a zeroconf announcement names for that address. An
+        announcement adds a URL and never replaces one: anyone can announce
+        anything, so a box naming a node's address with another port cannot take
+        the node's place; which node answers at each URL is checked on every
+        answer (``Meshhub-Reply``, :class:`node.agent_client.NodeKeys`).
+        """
+        addresses = set(self.state.neighbour_addresses().values())
+        default = self.cfg.agent.port
+        urls = {f"http://{address}:{default}" for address in addresses}
         if self.discovery is not None:
             for node in self.discovery.found():
                 for address in node.addresses:
-                    ports[address] = node.port
-        default = self.cfg.agent.port
-        return sorted(f"http://{address}:{ports.get(address, default)}"
-                      for address in set(self.state.neighbour_addresses().values()))
+                    if address in addresses and 0 < node.port < 65536:
+                        urls.add(f"http://{address}:{node.port}")
+        return sorted(urls)
 
     def nodes(self) -> list[str]:
         """Mesh addresses of every node reachable now (babeld's routes)."""

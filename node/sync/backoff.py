@@ -5,6 +5,13 @@ for ``base * 2^(failures-1)`` seconds (capped, with ±20 % jitter so that the
 neighbours of a flapping node do not retry in step). A success resets it.
 Nothing a peer sends ever makes it *more* trusted: trust is only the store's
 signature and registry check.
+
+Records are kept per node, not per address: ``record(url)`` names whose record
+an outcome at ``url`` goes to — the node's key once that node's signed answer
+came from the URL, else the URL (:meth:`node.agent_client.NodeKeys.record`).
+So a node keeps its record when it moves to another address or port, and what
+a box at some address does (a rogue announcing a node's address or name) stays
+on that address's record, never on the node's.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.agent_client import ByteCounter
+from node.identity import fingerprint
 
 #: Peer records kept beyond the current neighbours (peers that notified, then left).
 MAX_PEER_RECORDS = 64
@@ -26,7 +34,7 @@ MAX_PEER_RECORDS = 64
 class PeerState:
     """What this node knows about one peer's behaviour."""
 
-    url: str
+    url: str  #: the address it was last seen at
     failures: int = 0
     retry_at: float = 0.0  #: monotonic time before which the peer is left alone
     last_ok: float | None = None  #: wall-clock time of the last successful exchange
@@ -35,10 +43,12 @@ class PeerState:
     rounds: int = 0
     accepted: int = 0  #: entries ingested from it
     counter: ByteCounter = field(default_factory=ByteCounter)
+    node: str | None = None  #: the node's key, once it answered signed (else: an address)
 
     def to_json(self, now: float) -> dict[str, Any]:
         """A status record (``meshhub sync status``)."""
-        return {"url": self.url, "failures": self.failures,
+        return {"url": self.url, "node": None if self.node is None else fingerprint(self.node),
+                "failures": self.failures,
                 "backoff_seconds": round(max(0.0, self.retry_at - now), 1),
                 "last_ok": None if self.last_ok is None else int(self.last_ok),
                 "last_error": self.last_error, "bad_data": self.bad_data,
@@ -51,20 +61,27 @@ class Backoff:
 
     def __init__(self, base_seconds: float, max_seconds: float, *,
                  monotonic: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 record: Callable[[str], str] = lambda url: url) -> None:
         self.base_seconds = base_seconds
         self.max_seconds = max_seconds
+        self.record = record  #: whose record an outcome at a URL goes to (module docstring)
         self._monotonic = monotonic
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._peers: dict[str, PeerState] = {}
         self._lock = threading.Lock()
 
     def peer(self, url: str) -> PeerState:
-        """The record of ``url`` (created on first use)."""
+        """The record of the peer at ``url``: its node's, or the URL's (created on first use)."""
+        owner = self.record(url)
         with self._lock:
-            state = self._peers.get(url)
+            state = self._peers.get(owner)
             if state is None:
-                state = self._peers[url] = PeerState(url)
+                state = self._peers[owner] = PeerState(url, node=None if owner == url
+                                                       else owner)
+                if owner != url and url in self._peers:  # first signed answer from it
+                    _inherit(state, self._peers.pop(url))
+            state.url = url
             return state
 
     def ready(self, url: str) -> bool:
@@ -98,7 +115,7 @@ class Backoff:
         new port does not escape them."""
         before, after = self.peer(old), self.peer(new)
         with self._lock:
-            if before.retry_at > after.retry_at:
+            if before is not after and before.retry_at > after.retry_at:
                 after.failures = max(after.failures, before.failures)
                 after.bad_data = max(after.bad_data, before.bad_data)
                 after.retry_at = before.retry_at
@@ -107,6 +124,7 @@ class Backoff:
     def prune(self, keep: set[str]) -> None:
         """Forget peers not in ``keep`` beyond :data:`MAX_PEER_RECORDS` (least recently
         successful first), so that a stream of new addresses cannot grow the status."""
+        keep = {self.record(url) for url in keep}
         with self._lock:
             extra = [u for u in self._peers if u not in keep]
             if len(extra) <= MAX_PEER_RECORDS:
@@ -123,3 +141,12 @@ class Backoff:
     def now(self) -> float:
         """The monotonic clock used for ``retry_at``."""
         return self._monotonic()
+
+
+def _inherit(state: PeerState, earlier: PeerState) -> None:
+    """A URL's record joins its node's once the node's signed answer came from it."""
+    state.failures, state.retry_at = earlier.failures, earlier.retry_at
+    state.last_ok, state.last_error = earlier.last_ok, earlier.last_error
+    state.bad_data, state.rounds = earlier.bad_data, earlier.rounds
+    state.accepted = earlier.accepted
+    state.counter.add(earlier.counter.sent, earlier.counter.received)

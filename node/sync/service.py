@@ -149,8 +149,9 @@ class SyncService:
         #: Which node answers at each neighbour's URL (signed requests go to it alone).
         self.keys = NodeKeys(trusted=lambda key: store.trust.is_trusted(key),
                              registered_at=self._registered_at)
+        #: Peers' records, by node (their key) once they answered signed, else by URL.
         self.backoff = Backoff(self.settings.backoff_base_seconds,
-                               self.settings.backoff_max_seconds)
+                               self.settings.backoff_max_seconds, record=self.keys.record)
         self._rng = rng or random.Random()  # noqa: S311 - jitter only
         self._sources: list[PeerSource] = [lambda: self.settings.peers]
         self._self_urls: set[str] = set()
@@ -380,7 +381,6 @@ class SyncService:
         client = self._client(url, self.settings.timeout_seconds, counter,
                               deadline=time.monotonic() + self.settings.pull_deadline_seconds)
         result = PeerRound(url, "in sync")
-        state.rounds += 1
         try:
             theirs = client.digest()
             if theirs.node == self.fingerprint:
@@ -408,6 +408,8 @@ class SyncService:
                                    "was changed, will retry", url, cause)
         finally:
             result.bytes = counter.total
+            state = self.backoff.peer(url)  # its node's record, if it answered signed
+            state.rounds += 1
             state.counter.add(counter.sent, counter.received)
             state.accepted += result.accepted
         return result
