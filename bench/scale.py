@@ -154,8 +154,9 @@ def idle(args: argparse.Namespace, root: Path) -> None:
                    f"<= {target} %")
             for thread, (percent, wakeups) in sorted(threads.items(), key=lambda t: -t[1][1]):
                 if wakeups >= 0.05 or percent > 0:
-                    report(f"idle_thread_{timings}[{thread}]", percent, "% of a core",
-                           f"{wakeups:.2f} wake-ups/s; n5's agent, the profile of its tasks")
+                    report(f"idle_thread_{timings}[{thread}]", percent,
+                           f"% of a core, {wakeups:.2f} wake-ups/s",
+                           "a share of n5's agent line above: the profile of its tasks")
             pss = [pss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
             report(f"agent_pss_{timings}", statistics.median(pss), "MiB",
                    f"<= {PSS_TARGET_MIB:g} MiB")
@@ -169,7 +170,8 @@ def lab200(args: argparse.Namespace, root: Path) -> None:
     for topology in ("grid", "random"):
         started = time.monotonic()
         mesh = MeshLab.up(args.nodes, topology, state_dir=root / f"lab-{topology}",
-                          hello_interval=4.0, portal=False, wait=300)
+                          hello_interval=4.0, portal=False, wait=600,
+                          warn=lambda text: print(f"lab up warned: {text}", flush=True))
         try:
             report(f"lab_ready_{args.nodes}_{topology}", time.monotonic() - started, "s",
                    f"<= {READY_200_TARGET_S:g} s (200 nodes, agents only)")

@@ -101,3 +101,31 @@ def test_stop_closes_its_descriptors(tmp_path: Path) -> None:
     scheduler.stop()
     scheduler.stop()  # idempotent
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_the_gate_applies_the_organisers_switch_when_the_file_is_written(tmp_path: Path
+                                                                        ) -> None:
+    """In the agent the switch's folder is watched: no poll (an hour here) is needed."""
+    from node.gate.mode import mode_file, write_switch
+    from node.gate.service import GateService
+    from tests.node.test_gate import FakeShell
+    from tests.node.test_sync_support import wait_for
+    from tests.portal.conftest import write_node_toml
+
+    cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
+                          f'subnet = "10.64.7.0/24"\n[gate]\nsocket = "{tmp_path / "g.sock"}"\n')
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    if open_folder_watch(cfg.data_dir) is None:
+        pytest.skip("no inotify here")
+    scheduler = Scheduler(name="test-scheduler")
+    scheduler.start()
+    gate = GateService(cfg, runner=FakeShell(), poll_seconds=3600, scheduler=scheduler)
+    gate.start()
+    try:
+        assert gate.manager.mode == "portal" and gate.poll() == "up"
+        write_switch(mode_file(cfg), "open", set_by="ada")
+        wait_for(lambda: gate.manager.mode == "open", WAIT, "the switch applied")
+    finally:
+        gate.stop()
+        scheduler.stop()
+    assert gate.poll() == "down"
