@@ -241,9 +241,7 @@ class OpenArchive:
         if not valid_entry_path(entry_path):
             return None
         try:
-            if not self.archive.has_entry_by_path(entry_path):
-                return None
-            entry = self.archive.get_entry_by_path(entry_path)
+            entry = self.archive.get_entry_by_path(entry_path)  # KeyError when absent
             if entry.is_redirect:
                 return ZimRedirect(entry_path, str(entry.get_redirect_entry().path))
             item = entry.get_item()

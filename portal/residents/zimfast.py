@@ -34,6 +34,7 @@ What it keeps, all bounded:
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -89,6 +90,8 @@ class ZimFastPath:
         self._items: dict[str, Any] = {}
         self._bars = _Lru(MAX_BARS)
         self._hosts = _Lru(MAX_HOSTS)
+        self._dates = _Lru(MAX_HOSTS)
+        self._paths: dict[str, str] = {}
         self._session_cookie = str(app.config.get("SESSION_COOKIE_NAME", "session"))
         self._vary = "Accept-Language, Cookie"
 
@@ -177,7 +180,13 @@ class ZimFastPath:
 
     def _last_modified(self, etag: str) -> str:
         first_seen = self.flask.extensions["meshhub.caching"]["first_seen"]
-        return http_date(datetime.fromtimestamp(first_seen.time_of(etag), UTC))
+        moment = first_seen.time_of(etag)
+        text = self._dates.get(moment)
+        if text is None:  # formatting a date costs more than the rest of the headers
+            text = http_date(datetime.fromtimestamp(moment, UTC))
+            with self._lock:
+                self._dates.put(moment, text)
+        return str(text)
 
     def _our_host(self, host: str) -> bool:
         with self._lock:
@@ -223,8 +232,14 @@ class ZimFastPath:
         from portal.db import services
         from portal.residents.zim import archive_cache
 
-        path = services(self.flask).blobs.path(item.sha256)
-        if not path.is_file():
+        path = self._paths.get(item.sha256)
+        if path is None:
+            path = str(services(self.flask).blobs.path(item.sha256))
+            with self._lock:
+                if len(self._paths) >= MAX_BARS:
+                    self._paths.clear()
+                self._paths[item.sha256] = path
+        if not os.path.isfile(path):
             return None
         try:
             return archive_cache(self.flask).get(item.sha256, path)
