@@ -197,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < MIN_RUNS:
         parser.error(f"--runs must be at least {MIN_RUNS}: fewer runs make no median")
+    for tool in ("kiwix-serve", "wrk", "taskset"):
+        if shutil.which(tool) is None:
+            package = {"kiwix-serve": "kiwix-tools", "taskset": "util-linux"}.get(tool, tool)
+            print(f"bench/zim.py: error: {tool} is not installed; it is the comparison or the "
+                  f"load generator (Debian: apt-get install {package})", file=sys.stderr)
+            return 2
     report = Report()
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-zim-") as tmp:
         folder = Path(tmp)
