@@ -32,6 +32,8 @@ log = logging.getLogger("meshhub.mesh")
 
 AGENT_SERVICE = "_meshhub._tcp.local."
 HUB_SERVICE = "_http._tcp.local."
+#: Tries to register one service when zeroconf's loop is too busy to answer in time.
+REGISTER_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,25 @@ class Discovery:
                                      addresses=[IPv4Address(a.hub_address).packed],
                                      port=a.hub_port, properties={"path": "/"}, server=host))
         for info in infos:
-            self._zc.register_service(info, allow_name_change=True)
+            self._register(info)
         self._browser = ServiceBrowser(self._zc, AGENT_SERVICE, handlers=[self._on_change])
         log.info("zeroconf: announcing %s on %d link(s)", a.name, len(self.interfaces))
+
+    def _register(self, info: Any) -> None:
+        """Register ``info``, trying again when zeroconf's loop answered too late: on a
+        machine starting 200 lab nodes its ``EventLoopBlocked`` killed agents."""
+        from zeroconf import EventLoopBlocked
+
+        for attempt in range(1, REGISTER_ATTEMPTS + 1):
+            try:
+                self._zc.register_service(info, allow_name_change=True)  # type: ignore[union-attr]
+                return
+            except EventLoopBlocked:
+                if attempt == REGISTER_ATTEMPTS:
+                    raise
+                log.warning("zeroconf: registering %s took too long (a busy machine); "
+                            "trying again (%d of %d)", info.name, attempt + 1,
+                            REGISTER_ATTEMPTS)
 
     def close(self) -> None:
         """Withdraw the announcements and stop (idempotent)."""

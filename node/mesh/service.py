@@ -11,6 +11,7 @@ talks to: babeld's live neighbours, each mapped to the mesh address it announces
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -64,8 +65,12 @@ class MeshService:
             self.discovery = Discovery(self._announcement(), self._links())
             try:
                 self.discovery.start()
-            except OSError as exc:  # a link that vanished between the check and the bind
-                log.warning("zeroconf could not start: %s", exc)
+            except Exception as exc:  # a link that vanished; a loop too busy to answer
+                # The node still routes and syncs with babeld's neighbours: not fatal.
+                log.error("zeroconf could not start, not announcing: %s: %s",
+                          type(exc).__name__, exc)
+                with contextlib.suppress(Exception):
+                    self.discovery.close()
                 self.discovery = None
 
     def stop(self) -> None:
