@@ -20,6 +20,8 @@ Parts (each registers itself in :data:`PARTS` with :func:`part`; add new ones th
   profile of each periodic task). Then each agent's PSS (``smaps_rollup``).
 * ``lab200``: ``MeshLab.up(200, grid|random, portal=False)``: seconds until every agent
   answers and babeld connects every node (what ``meshhub lab up`` prints as "ready in").
+* ``prometheus``: Debian's ``prometheus`` beside the lab (:mod:`bench.scale_prometheus`),
+  scraping every agent: its CPU, RSS and scrape times.
 * ``sync``: replication at scale in a grid at the defaults (:mod:`bench.scale_sync`):
   idle bytes per link, every node posting at once, the vector and digest exchange with
   every node an author, a post across the diameter (p50/p95), a partition healing.
@@ -39,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import scale_sync
+from bench import scale_prometheus, scale_sync
 from node.lab import MeshLab
 
 #: Every part, by name, in the order they run: ``fn(args, root)``.
@@ -186,6 +188,13 @@ def sync(args: argparse.Namespace, root: Path) -> None:
     scale_sync.run_sync(args, root, report)
 
 
+@part("prometheus")
+def prometheus(args: argparse.Namespace, root: Path) -> None:
+    """Debian's Prometheus scraping the whole lab: its CPU, memory and scrape times
+    (:mod:`bench.scale_prometheus`)."""
+    scale_prometheus.run_prometheus(args, root, report)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen parts once, each in a lab of its own under a temporary folder."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -197,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="idle: seconds the lab runs before measuring")
     parser.add_argument("--nodes", type=int, default=200, help="lab200: the lab's size")
     scale_sync.add_arguments(parser)
+    scale_prometheus.add_arguments(parser)
     args = parser.parse_args(argv)
     chosen = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(chosen) - set(PARTS))
