@@ -51,6 +51,8 @@ from provisioning.errors import ProvisionError
 QEMU = "qemu-system-x86_64"
 OVMF_CANDIDATES = ("/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd")
 QGA_PORT = "org.qemu.guest_agent.0"
+#: Seconds to wait for one answer of the guest agent while a command runs.
+QGA_TIMEOUT = 60.0
 _ANSI = re.compile(r"\x1b\[[0-9;?=]*[A-Za-z]")
 
 
@@ -338,13 +340,15 @@ class VirtualMachine:
     def run(self, command: str | list[str], timeout: float = 60.0) -> Result:
         """Run ``command`` (a shell line, or argv) as root in the guest; return its result."""
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        # The agent answers within milliseconds on an idle host; a TCG guest on a loaded
+        # one was seen taking over 10 s (QGA_TIMEOUT).
         started = self._qga("guest-exec", {"path": argv[0], "arg": argv[1:],
-                                           "capture-output": True})
+                                           "capture-output": True}, timeout=QGA_TIMEOUT)
         pid = started["pid"]
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
-            status = self._qga("guest-exec-status", {"pid": pid})
+            status = self._qga("guest-exec-status", {"pid": pid}, timeout=QGA_TIMEOUT)
             if status.get("exited"):
                 break
             if time.monotonic() > deadline:

@@ -5,7 +5,7 @@ about 700 MB from Debian's mirror, so it is kept in a cache folder when one
 exists: ``$MESHHUB_VM_CACHE``, else ``/var/cache/meshhub-vm`` (CI sets the
 first, ``.ci/run``), keyed by the package list and the base builder's code.
 Test processes running side by side (pytest-xdist workers, two checkouts on
-one machine) build it once: the build holds a lock on the cache folder.
+one machine) build it once: the build holds a lock beside the image.
 """
 
 from __future__ import annotations
@@ -41,15 +41,17 @@ def base_cache_key(arch: str = "amd64") -> str:
 def base_image(folder: Path, arch: str = "amd64", lines: list[str] | None = None) -> Path:
     """The base image for ``arch`` in ``folder``, built there first if it is not there yet.
 
-    Holds an exclusive lock on ``folder/.lock`` while it checks and builds, so
-    that a second process waits for the first one's image instead of building
-    its own. Build errors propagate (:class:`provisioning.image.base.BaseImageError`);
-    ``lines`` collects the build's progress lines for the caller's message.
+    Holds an exclusive lock on ``IMAGE.lock`` (one per image, so that building
+    one base never holds up a process wanting another) while it checks and
+    builds: a second process wanting the same image waits for the first one's
+    instead of building its own. Build errors propagate
+    (:class:`provisioning.image.base.BaseImageError`); ``lines`` collects the
+    build's progress lines for the caller's message.
     """
     from provisioning.image.base import build_base
 
     path = folder / f"meshhub-base-{arch}-{base_cache_key(arch)}.img"
-    with open(folder / ".lock", "a") as lock:
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
             build_base(arch, path, progress=(lines if lines is not None else []).append)
