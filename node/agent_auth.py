@@ -66,8 +66,6 @@ MAX_NONCES = 20_000
 GUARDED_PREFIXES = ("/sync/", "/update/")
 #: Environ key where the verified caller's key is left for the app (None: a local caller).
 CALLER_KEY = "meshhub.caller"
-#: Environ key where the verified request's nonce is left (to sign the reply with).
-NONCE_KEY = "meshhub.nonce"
 
 _VALUE = re.compile(r"v2 key=([0-9a-f]{64}) to=([0-9a-f]{64}) ts=([0-9]{1,12}) "
                     r"nonce=([0-9a-f]{32}) sig=([0-9a-f]{128})")
@@ -133,12 +131,6 @@ def verify_reply(value: str | None, expected: str, status: int, body: bytes | No
     body_hash = "-" if body is None else hashlib.sha256(body).hexdigest()
     if not verify_signature(key, reply_message(status, body_hash, requester, nonce), sig):
         raise ReplyRefused("the answer's signature does not match it (altered on the way)")
-
-
-def parse_request_header(value: str) -> tuple[str, str, str, str] | None:
-    """``(key, to, ts, nonce)`` of a version 2 ``Meshhub-Auth`` value, or None."""
-    match = _VALUE.fullmatch(value.strip())
-    return None if match is None else match.group(1, 2, 3, 4)
 
 
 class AuthRefused(Exception):

@@ -17,6 +17,7 @@ is logged once (until it succeeds again) and keeps its schedule.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -159,7 +160,7 @@ class Scheduler:
             return
         for wanted, name, task in list(listeners):
             if wanted is None or OVERFLOW in names or names & wanted:
-                self._call(name, lambda t=task: t(names))
+                self._call(name, functools.partial(task, names))
 
     def _run_due(self) -> None:
         while not self._stopping.is_set():

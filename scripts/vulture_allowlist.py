@@ -61,6 +61,8 @@ _.attach, _.detach, _.conversions  # hardware/simulated.py: the simulated I2C bu
 _.restarts  # node/mesh/supervisor.py: how often a daemon was restarted
 _.misses, _.size_bytes  # portal/pagecache.py statistics
 _.standalone_conf  # portal/nginx.py: nginx run by hand (bench/portal.py, tests/portal)
+_.converged  # node/lab/lab.py MeshLab.converged: the lab tests' check that every node routes
+#            to every other (lab up itself now waits on each node's own routes)
 _.log_tail  # node/lab/observer.py: Prometheus's log in a lab test's failure message
 _.HOSTAPD_KEYS  # node/net/render_hostapd.py: the keys it may write (checked by a test)
 _.STEPS  # node/update/updater.py: the state machine's steps (a power cut at each, tested)

@@ -83,9 +83,6 @@ STARTING_PER_CPU = 3
 CHECK_PAUSE_SECONDS = 0.25
 #: Each role's log, in the node's folder.
 LOGS = {"agent": "agent.log", "portal": "portal.log", "babeld": "run/babeld.log"}
-#: Seconds a check's process may take beyond its own timeout to start and stop (an
-#: emulated machine, such as the radio lab's virtual machine under TCG, is slow at both).
-EXEC_SLACK = 15
 
 
 @dataclass

@@ -137,7 +137,7 @@ class Discovery:
 
         for attempt in range(1, REGISTER_ATTEMPTS + 1):
             try:
-                self._zc.register_service(info, allow_name_change=True)  # type: ignore[union-attr]
+                self._zc.register_service(info, allow_name_change=True)
                 return
             except EventLoopBlocked:
                 if attempt == REGISTER_ATTEMPTS:
