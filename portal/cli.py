@@ -168,8 +168,8 @@ def stop_demo_agent(process: subprocess.Popen[bytes] | None) -> None:
 def nginx_conf(config_path: str | None, listen: str, cache_dir: str | None) -> None:
     """Print the nginx site that fronts this node's portal (images/nginx/meshhub.conf)."""
     from node.config import find_config, load_config
+    from node.tls import certificate_paths
     from portal.nginx import DEFAULT_CACHE_DIR, render_site
-    from portal.tls import certificate_paths
 
     config = load_config(find_config(config_path))
     cert, key = certificate_paths(config)
@@ -189,7 +189,7 @@ def tls_cert(config_path: str | None) -> None:
     'nginx-conf' adds HTTPS to the site when the certificate exists.
     """
     from node.config import find_config, load_config
-    from portal.tls import ensure_certificate
+    from node.tls import ensure_certificate
 
     made = ensure_certificate(load_config(find_config(config_path)))
     click.echo(f"{made.cert}\nSHA-256 fingerprint: {made.fingerprint}")

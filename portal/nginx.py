@@ -36,7 +36,7 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
 
     ``portal_address`` (``host:port``) defaults to ``portal.listen:portal.port``.
     ``tls`` (certificate, key) adds HTTPS on ``tls_listen`` and sends organisers'
-    and technicians' pages there (:mod:`portal.tls` makes the node's certificate).
+    and technicians' pages there (:mod:`node.tls` makes the node's certificate).
     ``pages_dir`` holds the page files (default ``data_dir/pages``, :mod:`portal.pagefiles`).
     """
     from portal.pagefiles import enabled

@@ -2,7 +2,10 @@
 
 It shows the network name, a QR code that joins the Wi-Fi (the ``WIFI:``
 payload phones' cameras understand), a QR code for the hub's address, the
-house rules in the community's languages, and the node's name and location.
+house rules in the community's languages, the node's name and location, and
+the SHA-256 fingerprint of the node's HTTPS certificate (made by ``customise``
+and kept in the secrets folder), so that organisers can check it before they
+type a password (docs/security.md).
 
 Needs the ``provisioning`` extra (fpdf2 draws the PDF; uharfbuzz shapes Arabic
 and other scripts) and a Unicode TrueType font (DejaVu Sans is looked for; pass
@@ -51,6 +54,7 @@ class PosterData:
     node_name: str
     location: str
     rules: tuple[HouseRules, ...]
+    tls_fingerprint: str = ""  #: the node's HTTPS certificate's SHA-256 ("": not made yet)
 
 
 def escape_wifi(text: str) -> str:
@@ -76,9 +80,14 @@ def default_hub_url() -> str:
 
 
 def poster_data(registry: str | Path, node_name: str, *, languages: Sequence[str] = (),
-                hub_url: str | None = None, location: str | None = None) -> PosterData:
-    """Collect the poster's content from the registry; raise if the node is unknown/revoked."""
-    from provisioning.registry.ops import load_registry
+                hub_url: str | None = None, location: str | None = None,
+                secrets: str | Path | None = None) -> PosterData:
+    """Collect the poster's content from the registry (and the node's HTTPS certificate
+    from the secrets folder, when ``customise`` made it); raise if the node is unknown or
+    revoked."""
+    from node.tls import fingerprint
+    from provisioning.customise.node_files import certificate_files
+    from provisioning.registry.ops import default_secrets_dir, load_registry
 
     files = load_registry(Path(registry))
     community = files.community.data  # type: ignore[union-attr]
@@ -97,8 +106,11 @@ def poster_data(registry: str | Path, node_name: str, *, languages: Sequence[str
     for lang in langs:  # a language without translation falls back to English, once
         found = house_rules(lang, community["name"])
         rules.setdefault(found.language, found)
+    cert, _key = certificate_files(Path(secrets or default_secrets_dir(Path(registry))),
+                                   node_name)
+    tls = fingerprint(cert.read_bytes()) if cert.exists() else ""
     return PosterData(community["name"], community["ssid"], hub_url or default_hub_url(),
-                      node_name, location, tuple(rules.values()))
+                      node_name, location, tuple(rules.values()), tls)
 
 
 def find_font(explicit: str | Path | None = None) -> Path:
@@ -155,10 +167,15 @@ def render_pdf(data: PosterData, font: Path) -> bytes:
 
     for rules in data.rules:
         _rules_block(pdf, rules, width, shaping)
-    pdf.set_y(-20)
+    pdf.set_y(-30 if data.tls_fingerprint else -20)
     pdf.set_font("poster", "", 9)
     footer = f"Node {data.node_name}" + (f" · {data.location}" if data.location else "")
-    pdf.cell(width, 5, footer, align="C")
+    pdf.cell(width, 5, footer, align="C", new_x="LMARGIN", new_y="NEXT")
+    if data.tls_fingerprint:
+        pdf.set_font("poster", "", 8)
+        pdf.multi_cell(width, 4, "Organisers: before signing in over HTTPS, check that the "
+                       "certificate's SHA-256 fingerprint is\n" + data.tls_fingerprint,
+                       align="C")
     return bytes(pdf.output())
 
 
@@ -211,11 +228,16 @@ def _qr_png(payload: str) -> io.BytesIO:
 @click.option("--location", help="Where the node stands, in words (default: its coordinates).")
 @click.option("--font", type=click.Path(dir_okay=False, exists=True),
               help="A Unicode .ttf font (default: DejaVu Sans).")
+@click.option("--secrets", type=click.Path(file_okay=False),
+              help="The folder with the node's keys and HTTPS certificate (default: "
+                   "../secrets next to the registry); the certificate's fingerprint is printed.")
 def poster(node_name: str, registry_dir: str, out: str | None, languages: tuple[str, ...],
-           hub_url: str | None, location: str | None, font: str | None) -> None:
-    """Make a printable A4 poster for NODE_NAME: Wi-Fi QR code, hub address, house rules."""
+           hub_url: str | None, location: str | None, font: str | None,
+           secrets: str | None) -> None:
+    """Make a printable A4 poster for NODE_NAME: Wi-Fi QR code, hub address, house rules,
+    and the fingerprint of the node's HTTPS certificate (once 'customise' made it)."""
     data = poster_data(registry_dir, node_name, languages=languages, hub_url=hub_url,
-                       location=location)
+                       location=location, secrets=secrets)
     target = Path(out or f"poster-{node_name}.pdf")
     atomic_write(target, render_pdf(data, find_font(font)))
     for lang in languages:
@@ -224,3 +246,9 @@ def poster(node_name: str, registry_dir: str, out: str | None, languages: tuple[
                        "instead")
     click.echo(f"wrote {target}: Wi-Fi {data.ssid!r}, hub {data.hub_url}, rules in "
                f"{', '.join(r.language for r in data.rules)}")
+    if data.tls_fingerprint:
+        click.echo(f"HTTPS certificate fingerprint (SHA-256): {data.tls_fingerprint}")
+    else:
+        click.echo(f"note: no HTTPS certificate for {node_name} in the secrets folder yet "
+                   "('customise' makes it): the poster has no fingerprint; print it again "
+                   "after customising the card")

@@ -92,7 +92,7 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     # for residents' devices: it is always a management port.
     mgmt = _ports(sorted({*cfg.gate.management_ports, cfg.agent.port}))
     # The hub: port 80 (nginx, or the redirect), the portal's port, and HTTPS (443:
-    # nginx with the node's certificate, for organisers' pages; portal/tls.py).
+    # nginx with the node's certificate, for organisers' pages; node/tls.py).
     hub_ports = _ports((80, HTTPS_PORT, port))
     portal_ports = _ports((port, HTTPS_PORT))
     unaccepted = f"ip saddr . ether saddr != @{SET}"

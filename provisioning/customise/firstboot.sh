@@ -14,7 +14,10 @@
 # and registry/anchors.json + registry/snapshot.json, after checking SHA256SUMS;
 # then deletes identity.key from the boot partition and leaves an "installed" mark.
 # When the card carries the community's roaming.secret, it is installed (0600) beside the
-# key and deleted from the boot partition the same way.
+# key and deleted from the boot partition the same way. The node's HTTPS certificate
+# (tls.crt, tls.key: made by customise, its fingerprint is on the poster) goes to
+# $DATA/tls/node.crt (0644) and node.key (0600) unless the node already has one; tls.key
+# is deleted from the boot partition too.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=${MESHHUB_ROOT:-}
@@ -51,12 +54,20 @@ if [ -e roaming.secret ]; then
         || fail "cannot install roaming.secret as $DATA/roaming.secret"
     chmod 0600 "$DATA/roaming.secret"
 fi
+if [ -e tls.crt ] && [ -e tls.key ] && [ ! -e "$DATA/tls/node.crt" ]; then
+    mkdir -p "$DATA/tls" && chmod 0755 "$DATA/tls" \
+        && cp tls.key "$DATA/tls/node.key.meshhub-new" && cp tls.crt "$DATA/tls/node.crt.meshhub-new" \
+        && chmod 0600 "$DATA/tls/node.key.meshhub-new" && chmod 0644 "$DATA/tls/node.crt.meshhub-new" \
+        && sync && mv -f "$DATA/tls/node.key.meshhub-new" "$DATA/tls/node.key" \
+        && mv -f "$DATA/tls/node.crt.meshhub-new" "$DATA/tls/node.crt" \
+        || fail "cannot install tls.crt and tls.key into $DATA/tls"
+fi
 chmod 0644 "$CONFIG"
 chmod 0600 "$DATA/identity.key"
 if id meshhub >/dev/null 2>&1; then
     chown -R meshhub: "$DATA" || fail "cannot hand $DATA to the meshhub user"
 fi
-rm -f identity.key roaming.secret && sync
+rm -f identity.key roaming.secret tls.key && sync
 date -u +%Y-%m-%dT%H:%M:%SZ >"$HERE/installed"
 log "installed node.toml, the node key and registry snapshot into $CONFIG and $DATA"
 exit 0

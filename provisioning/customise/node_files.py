@@ -23,6 +23,7 @@ from node.errors import ConfigError
 from node.identity import KEY_FILE_NAME, fingerprint, load_identity
 from node.net.validate import network_problems
 from node.roam.keys import SECRET_FILE_NAME, load_secret
+from node.tls import ensure_certificate
 from node.trust.registry import admin_set_from, dump_anchors, parse_snapshot
 from provisioning.errors import RegistryError
 from provisioning.registry import ops, signing
@@ -30,6 +31,14 @@ from provisioning.registry import ops, signing
 #: Folder on the boot partition holding meshhub's files.
 BOOT_DIR = "meshhub"
 HOOK_NAME = "firstboot.sh"
+#: The node's HTTPS certificate and key on the card (first boot installs them).
+TLS_CERT, TLS_KEY = "tls.crt", "tls.key"
+
+
+def certificate_files(secrets_dir: Path, name: str) -> tuple[Path, Path]:
+    """Where the node's HTTPS certificate and key are kept on the volunteer's laptop
+    (beside its node key), so that the poster can print the certificate's fingerprint."""
+    return secrets_dir / f"{name}.tls.crt", secrets_dir / f"{name}.tls.key"
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class NodeBundle:
     serial: int
     key_fingerprint: str
     notes: tuple[str, ...]
+    tls_fingerprint: str = ""  #: SHA-256 of the node's HTTPS certificate (on the poster)
 
 
 def render_node_toml(community: dict[str, Any], node: dict[str, Any], *, country: str,
@@ -146,9 +156,15 @@ def build_bundle(registry: str | Path, name: str, secrets: str | Path | None = N
     toml_text, notes = render_node_toml(files.community.data,  # type: ignore[union-attr]
                                         node, country=country, serial=signed.serial,
                                         roam=roam_secret.exists())
+    # The node's HTTPS certificate, made here once (kept beside the node key) so that its
+    # fingerprint is known before the node boots: the poster prints it.
+    tls = ensure_certificate(parse_config(toml_text, Path(f"{BOOT_DIR}/node.toml")),
+                             paths=certificate_files(key_file.parent, name))
     bundle = {
         "node.toml": toml_text.encode("utf-8"),
         KEY_FILE_NAME: key_file.read_bytes(),
+        TLS_CERT: tls.cert.read_bytes(),
+        TLS_KEY: tls.key.read_bytes(),
         "snapshot.json": snapshot_bytes,
         "anchors.json": dump_anchors(admin_set_from(community, "community.toml")),
         HOOK_NAME: hook_script(),
@@ -159,13 +175,15 @@ def build_bundle(registry: str | Path, name: str, secrets: str | Path | None = N
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {file}\n"
                    for file, data in sorted(bundle.items()))
     bundle["SHA256SUMS"] = sums.encode("ascii")
-    return NodeBundle(name, bundle, country, signed.serial, identity.fingerprint, tuple(notes))
+    return NodeBundle(name, bundle, country, signed.serial, identity.fingerprint, tuple(notes),
+                      tls.fingerprint)
 
 
 def _readme(name: str) -> str:
     return (f"meshhub files for node {name}, written by 'meshhub-provision customise'.\n"
             "At first boot the node runs firstboot.sh, which checks SHA256SUMS, installs\n"
-            "node.toml, the node's key (identity.key), the signed registry snapshot and the\n"
-            "trust anchors, then deletes the key from this partition. Its log is\n"
-            "firstboot.log in this folder. identity.key is SECRET: keep this card safe until\n"
-            "the node has booted once.\n")
+            "node.toml, the node's key (identity.key), its HTTPS certificate and key\n"
+            "(tls.crt, tls.key), the signed registry snapshot and the trust anchors, then\n"
+            "deletes the keys from this partition. Its log is firstboot.log in this folder.\n"
+            "identity.key and tls.key are SECRET: keep this card safe until the node has\n"
+            "booted once.\n")

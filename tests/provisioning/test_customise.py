@@ -244,7 +244,7 @@ def test_first_boot_hook_installs_what_the_node_trusts(reg: Path, tmp_path: Path
     card = tmp_path / "boot" / "meshhub"
     card.mkdir(parents=True)
     names = ["node.toml", "identity.key", "snapshot.json", "anchors.json", "firstboot.sh",
-             "README.txt", "SHA256SUMS", "roaming.secret"]
+             "README.txt", "SHA256SUMS", "roaming.secret", "tls.crt", "tls.key"]
     for name in names:
         (card / name).write_bytes(fat_read(image, 8 * MIB, f"meshhub/{name}"))
     root = tmp_path / "root"
@@ -272,6 +272,13 @@ def test_first_boot_hook_installs_what_the_node_trusts(reg: Path, tmp_path: Path
     assert (data / "roaming.secret").read_bytes() == community
     assert (data / "roaming.secret").stat().st_mode & 0o777 == 0o600
     assert not (card / "roaming.secret").exists()
+    # The HTTPS certificate whose fingerprint the poster prints (made by customise).
+    secrets = reg.parent.parent / "secrets"
+    assert (data / "tls" / "node.crt").read_bytes() == (secrets / "elm-1.tls.crt").read_bytes()
+    assert (data / "tls" / "node.key").read_bytes() == (secrets / "elm-1.tls.key").read_bytes()
+    assert (data / "tls" / "node.key").stat().st_mode & 0o777 == 0o600
+    assert (data / "tls" / "node.crt").stat().st_mode & 0o777 == 0o644
+    assert not (card / "tls.key").exists() and (card / "tls.crt").exists()
     cfg = parse_config((root / "etc" / "meshhub" / "node.toml").read_text())
     assert cfg.roam.enabled
     node = tomllib.loads((reg / "nodes" / "elm-1.toml").read_text())

@@ -75,6 +75,37 @@ def test_poster_options_and_refusals(tmp_path: Path) -> None:
         assert not (tmp_path / "x.pdf").exists()
 
 
+@pytest.mark.tools
+def test_the_poster_carries_the_fingerprint_of_the_certificate_the_card_gets(
+        tmp_path: Path) -> None:
+    """Issue 17: organisers check the HTTPS certificate against the poster. ``customise``
+    makes the certificate (kept in the secrets folder, shipped on the card), so the poster
+    printed afterwards shows its fingerprint; before, there is none to show, and it says so."""
+    require_tool("openssl")
+    from node.tls import fingerprint
+    from provisioning.customise.node_files import TLS_CERT, build_bundle
+
+    reg = make_registry(tmp_path)
+    secrets = tmp_path / "secrets"
+    out = tmp_path / "poster.pdf"
+    early = provision("poster", "elm-1", "-r", str(reg), "-o", str(out), "--secrets",
+                      str(secrets))
+    assert early.returncode == 0, early.stderr
+    assert "no HTTPS certificate for elm-1" in early.stdout
+    assert "fingerprint" not in PdfReader(out).pages[0].extract_text()
+    bundle = build_bundle(reg, "elm-1", secrets)  # what customise writes on the card
+    shown = fingerprint(bundle.files[TLS_CERT])
+    assert re.fullmatch(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", shown)
+    assert bundle.tls_fingerprint == shown
+    assert build_bundle(reg, "elm-1", secrets).files[TLS_CERT] == bundle.files[TLS_CERT]
+    result = provision("poster", "elm-1", "-r", str(reg), "-o", str(out), "--secrets",
+                       str(secrets))
+    assert result.returncode == 0, result.stderr
+    assert f"fingerprint (SHA-256): {shown}" in result.stdout
+    text = PdfReader(out).pages[0].extract_text().replace("\n", " ")
+    assert "SHA-256 fingerprint" in text and shown in text.replace(" ", "")
+
+
 def test_wifi_escaping_follows_the_format() -> None:
     assert escape_wifi('a\\b;c,d:e"f') == 'a\\\\b\\;c\\,d\\:e\\"f'
     assert wifi_payload("elm-mesh") == "WIFI:T:nopass;S:elm-mesh;;"

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from node.net import address_plan
+from node.tls import ensure_certificate
 from portal import db
 from portal.nginx import render_site, standalone_conf
 from portal.server import ServerThread
-from portal.tls import ensure_certificate
 from tests.conftest import require_tool
 from tests.portal.conftest import ORGANISER, ORGANISER_PASSWORD, Seeder, make_app, write_node_toml
 from tests.portal.test_nginx import NGINX, held_listener, wait_for_nginx

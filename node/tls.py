@@ -1,7 +1,10 @@
 """The node's own certificate, so that nginx serves organisers' pages over HTTPS.
 
-An offline mesh has no name a public authority would certify, so each node makes
-a self-signed certificate once (``meshhub-portal tls-cert``, run by first boot):
+An offline mesh has no name a public authority would certify, so each node has
+a self-signed certificate: made by ``meshhub-provision customise`` on the
+volunteer's laptop (so that the poster can print its fingerprint) and installed
+by first boot, or else made once by the node (``meshhub-portal tls-cert``, run by
+first boot):
 an ECDSA P-256 key and a ten-year certificate for the node's addresses and hub
 names, in ``data_dir/tls/`` (key mode 0600). Browsers warn the first time;
 organisers compare the SHA-256 fingerprint shown there with the one the node's
@@ -68,12 +71,15 @@ def _subject_names(config: NodeConfig) -> list[str]:
             f"IP:{plan.portal_address}", f"IP:{plan.mesh_address}"]
 
 
-def ensure_certificate(config: NodeConfig, *, openssl: str = "openssl") -> Certificate:
+def ensure_certificate(config: NodeConfig, *, openssl: str = "openssl",
+                       paths: tuple[Path, Path] | None = None) -> Certificate:
     """This node's certificate, made first if it does not exist yet (idempotent).
 
-    Raises :class:`ConfigError` naming what to do when ``openssl`` is missing or fails.
+    ``paths`` (certificate, key) default to the node's own (:func:`certificate_paths`);
+    ``customise`` gives the secrets folder's. Raises :class:`ConfigError` naming what
+    to do when ``openssl`` is missing or fails.
     """
-    cert, key = certificate_paths(config)
+    cert, key = paths or certificate_paths(config)
     if not (cert.exists() and key.exists()):
         program = shutil.which(openssl)
         if program is None:
