@@ -98,6 +98,14 @@ class Hub:
             raise PermissionDenied(f"{actor} is a {account.role}; this needs the {role} role")
         return account
 
+    def require_role(self, actor: str | None, role: str) -> Account:
+        """:meth:`_require` for actions kept outside this class (:mod:`node.broadcast`)."""
+        return self._require(actor, role)
+
+    def check_notice_fields(self, **fields: object) -> dict[str, Any]:
+        """A notice's fields checked as :meth:`post` checks them (for :mod:`node.broadcast`)."""
+        return self._check_fields(fields, now=self._now())
+
     @staticmethod
     def _raise(problems: Mapping[str, str]) -> None:
         if problems:

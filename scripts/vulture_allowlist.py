@@ -37,6 +37,7 @@ _.body_html, _.description_html, _.snippet  # node/store/models.py records
 _.submitted_at, _.decided_at, _.from_submission
 _.last_seen, _.voltage, _.undervoltage, _.disk_ratio  # technicians' pages
 _.set_at  # organisers/network.html: when the gate mode was changed
+_.sent_at  # organisers/broadcast.html: when the emergency notice in force was sent
 _.user_portal_url  # meshhub diag portal --json: the captive API's answer
 _.ERRORS  # node/gate/protocol.py: the socket protocol's error codes, documented in one place
 _.help  # node/config/schema.py Setting.help: docs/node-toml.md is generated from it

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "store": "node.cli.store_cmd:store",
     "organiser": "node.cli.organiser_cmd:organiser",
     "post": "node.cli.post_cmd:post",
+    "broadcast": "node.cli.broadcast_cmd:broadcast",
     "sync": "node.cli.sync_cmd:sync",
     "lab": "node.cli.lab_cmd:lab",
     "library": "node.cli.library_cmd:library",

@@ -47,6 +47,10 @@ class Gate(Protocol):
         """Whether the device at ``ip`` is let through, and for how long."""
         ...
 
+    def read(self, ip: str) -> GateStatus:
+        """The device at ``ip`` read the emergency notice: let it through again if accepted."""
+        ...
+
 
 class GateClient:
     """Asks the gate over its Unix socket at ``path`` (one connection per request)."""
@@ -71,6 +75,10 @@ class GateClient:
     def remove(self, ip: str) -> GateStatus:
         """Stop letting the device at ``ip`` through."""
         return self._ask("remove", ip)
+
+    def read(self, ip: str) -> GateStatus:
+        """The device at ``ip`` read the emergency notice (node.gate.broadcast)."""
+        return self._ask("read", ip)
 
     def _ask(self, op: str, ip: str) -> GateStatus:
         if not self.present:

@@ -178,6 +178,26 @@ class GateManager:
                                      None if expires is None else int(expires)))
         return found
 
+    # --- other sets of the table (node.gate.broadcast) ---------------------------------
+    def nft_script(self, script: str) -> None:
+        """Run ``script`` with ``nft -f -`` (one transaction); GateError when it fails."""
+        self._nft(["nft", "-f", "-"], script)
+
+    def has_element(self, set_name: str, ip: str, mac: str) -> bool:
+        """Whether ``ip . mac`` is in the table's set ``set_name``."""
+        code, _out, _err = self._run(["nft", "get", "element", "inet", self.table, set_name,
+                                      f"{{ {ip} . {normalise_mac(mac)} }}"], None)
+        return code == 0
+
+    def add_element(self, set_name: str, ip: str, mac: str, seconds: int) -> None:
+        """Put ``ip . mac`` into the table's set ``set_name`` for ``seconds`` (restarting its
+        time if it was there)."""
+        ip, mac = self._client_ip(ip), normalise_mac(mac)
+        where = f"inet {self.table} {set_name}"
+        element = f"{{ {ip} . {mac} timeout {max(1, int(seconds))}s }}"
+        self._nft(["nft", "-f", "-"], f"add element {where} {element}\ndelete element {where} "
+                  f"{{ {ip} . {mac} }}\nadd element {where} {element}\n")
+
     # --- leases (dnsmasq's lease events) -------------------------------------------
     def bind(self, ip: str, mac: str, seconds: int) -> LeaseStatus:
         """Record that dnsmasq leased ``ip`` to ``mac`` for ``seconds`` (and a minute's grace).

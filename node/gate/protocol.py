@@ -5,6 +5,7 @@ The portal (unprivileged) asks the gate (root, inside the agent) three things::
     {"op": "allow",  "ip": "10.64.7.50"}   let this device through (its MAC is looked up)
     {"op": "status", "ip": "10.64.7.50"}   is it let through, and for how long?
     {"op": "remove", "ip": "10.64.7.50"}   stop letting it through
+    {"op": "read",   "ip": "10.64.7.50"}   its resident read the emergency notice
 
 dnsmasq's lease events (:mod:`node.gate.leases`, root or the agent's user only) tell
 it which device holds which address, so that no other device can claim it::
@@ -16,6 +17,7 @@ and gets back one line::
 
     {"ok": true, "ip": "10.64.7.50", "mac": "02:00:00:00:00:50", "allowed": true,
      "seconds_remaining": 86399, "mode": "portal"}
+    {..., "broadcast": "<notice id>", "broadcast_read": false}   (during a broadcast)
     {"ok": false, "error": "bad-request", "message": "..."}
 
 Parsing is strict (see :func:`parse_request`): a request line is at most
@@ -39,11 +41,12 @@ MAX_REQUEST_BYTES = 256
 #: Longest response line a client reads (a response is ~150 bytes).
 MAX_RESPONSE_BYTES = 4096
 #: The operations the socket answers.
-OPERATIONS = ("allow", "status", "remove", "lease", "release")
+OPERATIONS = ("allow", "status", "remove", "lease", "release", "read")
 #: Operations only root and the agent's own user may ask for (dnsmasq's lease events).
 LEASE_OPERATIONS = ("lease", "release")
 #: The keys each operation's request has, exactly.
 REQUEST_KEYS = {"allow": {"op", "ip"}, "status": {"op", "ip"}, "remove": {"op", "ip"},
+                "read": {"op", "ip"},
                 "lease": {"op", "ip", "mac", "seconds"}, "release": {"op", "ip", "mac"}}
 #: Longest lease the gate records (dnsmasq's infinite lease is recorded as this).
 MAX_LEASE_SECONDS = 366 * 86400
@@ -108,6 +111,9 @@ class GateStatus:
 
     ``seconds_remaining`` is ``None`` when nothing expires (an open network) or the
     device is not allowed; ``mac`` is ``None`` when the node has not seen the device.
+    ``broadcast`` is the notice id of the emergency broadcast in force (``None``: none);
+    while it is, a device is let through only once ``broadcast_read`` (its resident
+    pressed "I have read this"), whatever ``allowed`` says (:attr:`through`).
     """
 
     ip: str
@@ -115,20 +121,34 @@ class GateStatus:
     allowed: bool
     seconds_remaining: int | None
     mode: str = "portal"
+    broadcast: str | None = None
+    broadcast_read: bool = False
+
+    @property
+    def through(self) -> bool:
+        """Whether the device's traffic passes now (accepted, and any broadcast read)."""
+        return self.allowed and (self.broadcast is None or self.broadcast_read)
 
     def to_dict(self) -> dict[str, Any]:
         """The response object (with ``ok: true``)."""
-        return {"ok": True, "ip": self.ip, "mac": self.mac, "allowed": self.allowed,
-                "seconds_remaining": self.seconds_remaining, "mode": self.mode}
+        out: dict[str, Any] = {"ok": True, "ip": self.ip, "mac": self.mac,
+                               "allowed": self.allowed,
+                               "seconds_remaining": self.seconds_remaining, "mode": self.mode}
+        if self.broadcast is not None:
+            out.update(broadcast=self.broadcast, broadcast_read=self.broadcast_read)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateStatus:
         """Read a successful response; raises :class:`GateError` when it is malformed."""
         try:
             seconds = data.get("seconds_remaining")
+            broadcast = data.get("broadcast")
             status = cls(ip=str(data["ip"]), mac=data.get("mac"), allowed=bool(data["allowed"]),
                          seconds_remaining=None if seconds is None else int(seconds),
-                         mode=str(data.get("mode", "portal")))
+                         mode=str(data.get("mode", "portal")),
+                         broadcast=None if broadcast is None else str(broadcast),
+                         broadcast_read=bool(data.get("broadcast_read", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise GateError("bad-request", f"malformed response from the gate: {exc}") from None
         if status.mode not in MODES:

@@ -10,6 +10,7 @@ devices stay, except when switching to ``forced``, which empties the allow set).
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import logging
 import pwd
@@ -18,7 +19,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node.broadcast import StoreWatch, current_broadcast
 from node.config import NodeConfig
+from node.gate.broadcast import BroadcastGate
 from node.gate.manager import GateManager, Runner, run_command
 from node.gate.mode import effective_mode, mode_file, with_mode
 from node.gate.protocol import GateError, GateStatus, LeaseStatus, Request
@@ -32,6 +35,9 @@ log = logging.getLogger("meshhub.gate")
 
 #: Seconds between two looks at the organisers' switch file.
 MODE_POLL_SECONDS = 2.0
+#: Seconds between two cheap looks for a change of the content store (a new emergency
+#: broadcast arriving by replication): ``PRAGMA data_version``, see node.broadcast.StoreWatch.
+BROADCAST_POLL_SECONDS = 0.25
 
 
 def portal_identity(user: str) -> tuple[set[int], int | None]:
@@ -57,6 +63,8 @@ class GateService:
         self.roam = roam
         self._run = runner
         self.manager = GateManager.from_config(cfg, mode=effective_mode(cfg), runner=runner)
+        #: The emergency broadcast in force, held in the gate's sets (node.gate.broadcast).
+        self.broadcast = BroadcastGate(self.manager)
         uids, gid = portal_identity(str(cfg.gate.portal_user))
         group = cfg.gate.socket_group
         if group:
@@ -75,6 +83,14 @@ class GateService:
 
     def handle(self, request: Request) -> GateStatus | LeaseStatus:
         """Answer one request of the portal (or of dnsmasq's lease hook)."""
+        answer = self._handle(request)
+        held = self.broadcast.active()
+        if held is None or not isinstance(answer, GateStatus):
+            return answer
+        return dataclasses.replace(answer, broadcast=held.notice,
+                                   broadcast_read=self.broadcast.has_read(answer.ip, answer.mac))
+
+    def _handle(self, request: Request) -> GateStatus | LeaseStatus:
         if request.op == "lease" and request.mac and request.seconds:
             lease = self.manager.bind(request.ip, request.mac, request.seconds)
             self.roamed_in(request.ip, request.mac)  # at its lease, before its first probe
@@ -92,6 +108,13 @@ class GateService:
             return status
         if request.op == "remove":
             return self.manager.remove(request.ip)
+        if request.op == "read":
+            status = self.manager.status(request.ip)
+            if status.mac is None:
+                raise GateError("unknown-device", f"no device with address {request.ip} is "
+                                "known on this node's access point")
+            self.broadcast.mark_read(status.ip, status.mac)
+            return status
         status = self.manager.status(request.ip)
         if not status.allowed and status.mac and self.roamed_in(request.ip, status.mac):
             status = self.manager.status(request.ip)
@@ -146,6 +169,15 @@ class GateService:
             self._scheduler.watch(switch.parent, lambda _names: self._check_running(),
                                   "gate-mode", names={switch.name},
                                   poll_seconds=self._poll_seconds)
+            # An emergency broadcast arrives as a commit to the store (replication, the
+            # portal, the CLI): its files change, and the gate looks at once.
+            database = self._database()
+            self.check_broadcast()
+            self._scheduler.watch(database.parent,
+                                  lambda _names: self._check_broadcast_running(),
+                                  "gate-broadcast",
+                                  names={database.name, f"{database.name}-wal"},
+                                  poll_seconds=self._poll_seconds)
             self._watching = True
             return
         self._watcher = threading.Thread(target=self._watch, name="meshhub-gate-mode")
@@ -187,6 +219,45 @@ class GateService:
         if not self._stop.is_set():
             self.check_mode()
 
+    def _check_broadcast_running(self) -> None:
+        if not self._stop.is_set():
+            self.check_broadcast()
+
+    def _database(self) -> Path:
+        from node.sync.setup import DATABASE  # the node's content store
+
+        return self.cfg.data_dir / DATABASE
+
+    def check_broadcast(self) -> None:
+        """Hold the emergency broadcast the store has in force (called when the store
+        changed: the scheduler's watch of its files, or the watcher).
+
+        The store is the node's content database, where replication brings a broadcast
+        sent anywhere on the mesh; a failure is logged once and tried again next time.
+        """
+        try:
+            found = current_broadcast(self._database(), time.time())
+            self.broadcast.enforce(found)
+            self._problems.resolved("broadcast")
+        except Exception as exc:
+            self._problems.warning("broadcast", "gate: cannot apply the emergency broadcast: "
+                                   "%s", exc)
+
     def _watch(self) -> None:
-        while not self._stop.wait(self._poll_seconds):
-            self.check_mode()
+        """Without the agent's scheduler (a gate on its own, tests): the switch file every
+        ``poll_seconds``, and the store for a broadcast whenever it changed (looked at
+        every :data:`BROADCAST_POLL_SECONDS`, cheaply: node.broadcast.StoreWatch)."""
+        store = StoreWatch(self._database())
+        next_mode = time.monotonic() + self._poll_seconds
+        try:
+            while True:
+                due = time.monotonic() >= next_mode
+                if due:
+                    self.check_mode()
+                    next_mode = time.monotonic() + self._poll_seconds
+                if store.changed() or due:
+                    self.check_broadcast()
+                if self._stop.wait(min(self._poll_seconds, BROADCAST_POLL_SECONDS)):
+                    break
+        finally:
+            store.close()

@@ -23,7 +23,10 @@ probe is redirected again. Always, for everyone on the access point:
 * DHCP is rate-limited per MAC (set ``dhcp_rate``), so one device cannot empty the pool;
 * one address may hold at most :data:`HUB_CONNECTIONS_PER_ADDRESS` connections to the
   hub's ports at once (set ``hub_clients``), from the access point or the mesh, so one
-  device cannot tie up every connection of the portal (slowloris).
+  device cannot tie up every connection of the portal (slowloris);
+* during an emergency broadcast (the access point's name in set ``broadcast``, whatever
+  the mode), a device not in ``notice_read`` is held back exactly like an unaccepted one
+  (:mod:`node.gate.broadcast`): its probes reach the portal, which shows the notice.
 
 The file starts with ``table``/``flush table``: re-applying replaces every rule in
 one transaction but keeps the elements of ``allowed`` (accepted phones stay
@@ -51,6 +54,9 @@ HTTPS_PORT = 443
 #: Connections one address may hold open to the hub's ports (a browser opens about 6
 #: per site); the portal (waitress) serves up to 200 at once.
 HUB_CONNECTIONS_PER_ADDRESS = 16
+#: The emergency broadcast's sets (:mod:`node.gate.broadcast`).
+BROADCAST_SET = "broadcast"
+READ_SET = "notice_read"
 
 #: Named counters (``nft list counters table inet meshhub``), read by health checks.
 COUNTERS = (
@@ -67,6 +73,8 @@ COUNTERS = (
     ("spoofed_dropped", "IPv4 packets whose address and MAC are not a lease"),
     ("dhcp_limited", "DHCP packets over the per-MAC rate"),
     ("hub_conn_limited", "connections to the hub over the per-address limit"),
+    ("broadcast_redirected", "port-80 connections sent to the emergency notice"),
+    ("broadcast_held", "packets of devices that have not read the emergency notice"),
 )
 
 
@@ -96,14 +104,21 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     hub_ports = _ports((80, HTTPS_PORT, port))
     portal_ports = _ports((port, HTTPS_PORT))
     unaccepted = f"ip saddr . ether saddr != @{SET}"
+    # An emergency broadcast in force (set "broadcast" holds the AP's name until its end).
+    unread = f"iifname @{BROADCAST_SET} ip saddr . ether saddr != @{READ_SET}"
     counters = "\n".join(f"\tcounter {name} {{ comment \"{text}\"; }}" for name, text in COUNTERS)
 
     nat = []
     if port != 80:
         nat.append(f"\t\tiifname {ap} ip daddr {portal} tcp dport 80 redirect to :{port}")
+    nat.append(f'\t\t{unread} tcp dport 80 counter name "broadcast_redirected" '
+               f"redirect to :{port}")
     if mode != "open":
         nat.append(f'\t\tiifname {ap} tcp dport 80 {unaccepted} counter name '
                    f'"portal_redirected" redirect to :{port}')
+    if uplink:
+        nat.append(f"\t\t{unread} ip daddr {portal} meta l4proto {{ tcp, udp }} th dport 53 "
+                   f'counter name "dns_walled" redirect to :{WALLED_DNS_PORT}')
     if mode != "open" and uplink:
         # Before acceptance no name may leave the node: the walled resolver answers.
         nat.append(f"\t\tiifname {ap} ip daddr {portal} meta l4proto {{ tcp, udp }} th dport 53 "
@@ -111,6 +126,7 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     dns_ports = _ports((53, WALLED_DNS_PORT) if uplink else (53,))
     hold_back = "" if mode == "open" else (
         f'\t\t{unaccepted} counter name "unaccepted_dropped" drop\n')
+    hold_back += f'\t\t{unread} counter name "broadcast_held" drop\n'
     mesh_mgmt = (f'\t\tip daddr {addresses.mesh_range} tcp dport {mgmt} counter name '
                  f'"management_dropped" drop')
     # This node's own hub at its mesh address, as every other node's is reachable
@@ -190,6 +206,18 @@ table inet {TABLE} {{
 \t\ttype ipv4_addr
 \t\tflags dynamic
 \t\tsize 65535
+\t}}
+
+\t# An emergency broadcast in force: the access point's name, until its end.
+\tset {BROADCAST_SET} {{
+\t\ttype ifname
+\t\tflags timeout
+\t}}
+
+\t# Devices whose resident read the emergency notice (address . MAC), until its end.
+\tset {READ_SET} {{
+\t\ttype ipv4_addr . ether_addr
+\t\tflags timeout
 \t}}
 
 \t# DHCP packets per MAC (at most {rate} a minute each).

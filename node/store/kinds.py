@@ -121,6 +121,8 @@ _ACCOUNT = {
     "role": Field(STR, True, check=_choice(ROLES)),
     "password_hash": Field(STR, True, 512, check=_argon2),
     "disabled": Field(BOOL),
+    # May send emergency broadcasts (admins always may; node/broadcast.py).
+    "broadcast": Field(BOOL),
 }
 _DELETE = {"reason": Field(STR, False, 500)}
 
@@ -172,6 +174,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("account.update", _patch(_ACCOUNT, ("name",)), False, "optional", patch=True,
          keys=("name",)),
     # An admin pauses (or resumes) automatic updates for the whole mesh (node/update/pause.py).
+    # An emergency broadcast: every phone sees the notice first until ends_at (Unix seconds);
+    # notice null ends it (node/broadcast.py).
+    Kind("broadcast.set", {"notice": Field(STR + NONE, True, check=_hex64),
+                           "ends_at": Field(INT, False, check=_non_negative)},
+         False, "required"),
     Kind("update.pause", {"paused": Field(BOOL, True), "reason": Field(STR, False, 500)},
          False, "required"),
 )}

@@ -56,7 +56,7 @@ class IngestReport:
 DB_FILE_MODE = 0o660
 
 #: Target-less kinds whose latest entry is the current state (e.g. the update pause).
-_SINGLETON_KINDS = frozenset({"update.pause"})
+_SINGLETON_KINDS = frozenset({"update.pause", "broadcast.set"})
 
 class Store(StoreReads, StoreReports):
     """The signed, replicated content of the hub. Open it with :meth:`Store.open`."""

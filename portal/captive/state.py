@@ -30,12 +30,26 @@ class ClientState:
 
     ``gate`` is ``present``, ``absent`` (no gate on this computer), ``unavailable``
     (not answering) or ``ungated`` (an address the gate does not hold back).
+    ``broadcast`` is the id of the emergency notice the gate holds everyone back for,
+    until this device has read it (``broadcast_read``).
     """
 
     allowed: bool
     seconds_remaining: int | None = None
     mode: str = "portal"
     gate: str = "present"
+    broadcast: str | None = None
+    broadcast_read: bool = False
+
+    @property
+    def unread(self) -> str | None:
+        """The emergency notice this device must see first, if any."""
+        return self.broadcast if self.broadcast and not self.broadcast_read else None
+
+    @property
+    def through(self) -> bool:
+        """Whether the device is let through now (accepted, no unread emergency notice)."""
+        return self.allowed and self.unread is None
 
 
 def gate_client(app: Flask | None = None) -> Gate:
@@ -56,7 +70,8 @@ def client_ip() -> str:
 
 def from_status(status: GateStatus) -> ClientState:
     """The state for a gate's answer."""
-    return ClientState(status.allowed, status.seconds_remaining, status.mode, "present")
+    return ClientState(status.allowed, status.seconds_remaining, status.mode, "present",
+                       status.broadcast, status.broadcast_read)
 
 
 def client_state() -> ClientState:

@@ -1,4 +1,6 @@
-"""The captive pages: probe answers, the welcome page, "you're connected", the RFC 8908 API.
+"""The captive pages: probe answers, the welcome page, "you're connected", the RFC 8908 API,
+and the emergency notice (:mod:`node.broadcast`), which comes before all of them while the
+gate holds a device back for it.
 
 Every answer here depends on who asks, so each is ``Cache-Control: private, no-store``:
 neither nginx's micro-cache nor a phone may keep one (a cached "success" would close a
@@ -42,10 +44,16 @@ def _redirect(location: str) -> BaseResponse:
     return _private(redirect(location, code=302))
 
 
+def first_page(state: ClientState) -> str:
+    """Where a held-back device is sent: the emergency notice if unread, else the welcome."""
+    return portal_url("/emergency" if state.unread else "/welcome")
+
+
 def probe_answer(probe: Probe, state: ClientState) -> BaseResponse:
-    """Before acceptance: a redirect to the welcome page; after: exactly the OS's answer."""
-    if not state.allowed:
-        return _redirect(portal_url("/welcome"))
+    """Before acceptance (or an unread emergency notice): a redirect to the first page;
+    after: exactly the OS's answer."""
+    if not state.through:
+        return _redirect(first_page(state))
     if probe.to_hub:
         return _redirect(portal_url("/"))
     response = Response(probe.body, status=probe.status, content_type=probe.content_type)
@@ -103,7 +111,7 @@ def intercept() -> ResponseReturnValue | None:
     state = client_state()
     if state.gate in ("absent", "ungated"):
         return None  # no gate here, or not a resident's device: serve the page as asked
-    return _redirect(portal_url("/" if state.allowed else "/welcome"))
+    return _redirect(portal_url("/") if state.through else first_page(state))
 
 
 def _duration(seconds: int | None) -> str | None:
@@ -139,6 +147,8 @@ def welcome() -> ResponseReturnValue:
         state = ClientState(False)
     else:
         state = client_state()
+        if state.unread:
+            return _redirect(first_page(state))
     page = render_template("captive/welcome.html", state=state, problem=problem,
                            remaining=_duration(state.seconds_remaining))
     return _private(Response(page, status=503 if problem else 200))
@@ -148,8 +158,8 @@ def welcome() -> ResponseReturnValue:
 def connected() -> ResponseReturnValue:
     """"You're connected": how long for, and the way to the hub."""
     state = client_state()
-    if not state.allowed:
-        return _private(redirect(url_for("captive.welcome"), code=303))
+    if not state.through:
+        return _private(redirect(first_page(state), code=303))
     page = render_template("captive/connected.html", state=state,
                            remaining=_duration(state.seconds_remaining))
     return _private(Response(page))
@@ -159,14 +169,45 @@ def connected() -> ResponseReturnValue:
 def api() -> ResponseReturnValue:
     """The RFC 8908 Captive Portal API (announced by DHCP option 114, RFC 8910)."""
     state = client_state()
-    body: dict[str, object] = {"captive": not state.allowed,
-                               "user-portal-url": portal_url("/welcome"),
+    body: dict[str, object] = {"captive": not state.through,
+                               "user-portal-url": first_page(state),
                                "venue-info-url": portal_url("/about")}
-    if state.allowed and state.seconds_remaining is not None:
+    if state.through and state.seconds_remaining is not None:
         body["seconds-remaining"] = state.seconds_remaining
         body["can-extend-session"] = True
     response = Response(json.dumps(body), content_type="application/captive+json")
     return _private(response)
 
 
-__all__ = ["bp", "from_status", "intercept", "probe_answer"]
+@bp.route("/emergency", methods=["GET", "POST"])
+def emergency() -> ResponseReturnValue:
+    """The emergency notice, first thing on every phone, and "I have read this" (a plain
+    form: no JavaScript needed). Reading it lets an accepted phone through again."""
+    from node.broadcast import current_broadcast
+    from portal.db import get_store
+
+    problem = None
+    state = client_state()
+    if request.method == "POST" and state.unread:
+        try:
+            state = from_status(gate_client().read(client_ip()))
+        except GateUnavailable:
+            problem = _("The network’s gate did not answer. Please try again in a moment.")
+        except GateError:
+            problem = _("This node cannot see your device on its Wi-Fi. Reconnect to the "
+                        "Wi-Fi and try again.")
+    if request.method == "POST" and problem is None:
+        return _private(redirect(url_for("captive.connected") if state.through
+                                 else first_page(state), code=303))
+    store = get_store()
+    notice_id = state.broadcast
+    if notice_id is None:  # no gate here (a demo), or ungated: what the store has in force
+        found = current_broadcast(store.path, store.clock())
+        notice_id = found.notice if found else None
+    notice = store.notice(notice_id) if notice_id else None
+    page = render_template("captive/emergency.html", notice=notice, state=state,
+                           problem=problem)
+    return _private(Response(page, status=503 if problem else 200))
+
+
+__all__ = ["bp", "first_page", "from_status", "intercept", "probe_answer"]

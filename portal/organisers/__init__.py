@@ -66,6 +66,7 @@ def blueprint() -> Blueprint:
     from portal.organisers import (
         accounts,
         audit,
+        broadcast,
         dashboard,
         library,
         moderation,
@@ -76,7 +77,7 @@ def blueprint() -> Blueprint:
 
     bp = Blueprint("organisers", __name__, url_prefix="/organisers")
     for child in (auth.bp, dashboard.bp, posts.bp, library.bp, moderation.bp, audit.bp,
-                  accounts.bp, network.bp, updates.bp):
+                  accounts.bp, network.bp, updates.bp, broadcast.bp):
         bp.register_blueprint(child)
     bp.after_request(_private)
     bp.add_app_template_global(auth.role_at_least, "role_at_least")

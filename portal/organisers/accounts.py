@@ -30,9 +30,12 @@ def _render_accounts(form: AccountForm, leftover: list[str], status: int = 200
     accounts = store().accounts()
     role_forms = {a.name: RoleForm(prefix=f"role-{a.name}", data={"role": a.role})
                   for a in accounts}
+    from node.broadcast import may_broadcast
+
+    broadcasters = {a.name for a in accounts if may_broadcast(store().path, a.name)}
     return render_template("organisers/accounts.html", accounts=accounts, form=form,
                            role_forms=role_forms, action_form=ActionForm(),
-                           leftover=leftover), status
+                           leftover=leftover, broadcasters=broadcasters), status
 
 
 @bp.route("/accounts/", methods=["GET", "POST"])
@@ -90,6 +93,22 @@ def disabled(name: str) -> ResponseReturnValue:
             message = (_("%(name)s is disabled and signed out everywhere.", name=account.name)
                        if disable else _("%(name)s can sign in again.", name=account.name))
             flash(message, "success")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/accounts/<name>/broadcast")
+@login_required("admin")
+def broadcast(name: str) -> ResponseReturnValue:
+    """Allow (``broadcast=1``) or stop (``broadcast=0``) an account sending emergency
+    notices (admins always may: node.broadcast)."""
+    from node.broadcast import set_permission
+
+    account = found(store().account(name))
+    allow = request.form.get("broadcast") == "1"
+    if ActionForm().validate_on_submit():
+        set_permission(hub(), actor(), account.name, allow)
+        flash(_("%(name)s may send emergency notices.", name=account.name) if allow else
+              _("%(name)s may no longer send emergency notices.", name=account.name), "success")
     return redirect(url_for(".index"))
 
 

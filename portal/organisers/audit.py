@@ -38,6 +38,7 @@ KIND_LABELS = {
     "submission.decide": _l("decided a submission"),
     "account.create": _l("created an account"), "account.update": _l("changed an account"),
     "update.pause": _l("paused or resumed software updates"),
+    "broadcast.set": _l("sent or ended an emergency notice"),
 }
 #: Fields as organisers call them (unknown fields are shown by name).
 FIELD_LABELS = {
@@ -48,6 +49,8 @@ FIELD_LABELS = {
     "description": _l("the description"), "collection": _l("the collection"),
     "display_name": _l("the display name"), "role": _l("the role"),
     "password_hash": _l("the password"), "disabled": _l("whether it may sign in"),
+    "broadcast": _l("whether it may send emergency notices"),
+    "notice": _l("the emergency notice"), "ends_at": _l("the end time"),
 }
 
 

@@ -32,27 +32,33 @@ class FakeShell:
         self.neigh = neigh
         self.element = element
         self.calls: list[tuple[list[str], str | None]] = []
-        self.allowed: dict[tuple[str, str], int] = {}  #: (ip, mac) -> timeout seconds
+        #: Each set's elements, (ip, mac) -> timeout seconds; ``allowed`` is the allow set.
+        self.sets: dict[str, dict[tuple[str, str], int]] = {"allowed": {}, "notice_read": {}}
+        self.allowed = self.sets["allowed"]
+        self.flushed: list[str] = []  #: sets emptied by ``flush set``, in order
 
     def __call__(self, argv: Sequence[str], stdin: str | None) -> tuple[int, str, str]:
         self.calls.append((list(argv), stdin))
         if argv[:2] == ["ip", "-j"]:
             return 0, self.neigh, ""
         if argv[:3] == ["nft", "get", "element"]:
-            return self._get(argv[-1])
+            return self._get(argv[-2], argv[-1])
         if list(argv) == ["nft", "-f", "-"]:
-            for op, ip, mac, seconds in ELEMENT_LINE.findall(stdin or ""):
+            for name in FLUSH_LINE.findall(stdin or ""):
+                self.flushed.append(name)
+                self.sets.get(name, {}).clear()
+            for op, name, ip, mac, seconds in ELEMENT_LINE.findall(stdin or ""):
                 if op == "add":
-                    self.allowed[ip, mac] = int(seconds)
+                    self.sets[name][ip, mac] = int(seconds)
                 else:
-                    self.allowed.pop((ip, mac), None)
+                    self.sets[name].pop((ip, mac), None)
         return 0, "", ""
 
-    def _get(self, key: str) -> tuple[int, str, str]:
-        if self.element is not None:
+    def _get(self, name: str, key: str) -> tuple[int, str, str]:
+        if self.element is not None and name == "allowed":
             return 0, self.element, ""
         ip, _, mac = key.strip("{ }").partition(" . ")
-        seconds = self.allowed.get((ip, mac))
+        seconds = self.sets.get(name, {}).get((ip, mac))
         if seconds is None:
             return 1, "", "Error: Could not process rule: No such file or directory"
         return 0, (f"table inet meshhub {{\n\tset allowed {{\n\t\telements = {{ {ip} . {mac} "
@@ -61,8 +67,9 @@ class FakeShell:
 
 #: One element line of an ``nft -f`` script for the allow set: op, ip, mac and (for add)
 #: the timeout.
-ELEMENT_LINE = re.compile(r"^(add|delete) element inet meshhub allowed \{ (\S+) \. (\S+)"
-                          r"(?: timeout (\d+)s)? \}$", re.MULTILINE)
+ELEMENT_LINE = re.compile(r"^(add|delete) element inet meshhub (allowed|notice_read) "
+                          r"\{ (\S+) \. (\S+)(?: timeout (\d+)s)? \}$", re.MULTILINE)
+FLUSH_LINE = re.compile(r"^flush set inet meshhub (\S+)$", re.MULTILINE)
 
 
 def manager(shell: FakeShell, **kwargs: object) -> GateManager:

@@ -133,9 +133,13 @@ def test_uplink_node_walls_dns_of_devices_that_have_not_accepted() -> None:
     offline = plan()
     assert "dnsmasq-walled.conf" not in [f.path.name for f in offline.files]
     assert "dns_walled\" redirect" not in offline.file("gate.nft").content
-    # Open mode lets everyone through, DNS included.
+    # Open mode lets everyone through, DNS included ...
     opened = plan(UPLINK + "[gate]\nmode = \"open\"\n").file("gate.nft").content
-    assert "redirect to :5053" not in opened
+    assert "@allowed counter name \"dns_walled\"" not in opened
+    # ... except a device that has not read an emergency broadcast in force.
+    assert [line.strip() for line in opened.splitlines() if "redirect to :5053" in line] == [
+        "iifname @broadcast ip saddr . ether saddr != @notice_read ip daddr 10.64.7.1 "
+        'meta l4proto { tcp, udp } th dport 53 counter name "dns_walled" redirect to :5053']
 
 
 @pytest.mark.parametrize("toml", [BASE, UPLINK, GATED])

@@ -1,0 +1,192 @@
+"""The emergency notice in the portal: the phone's sheet, "I have read this", the organisers' page.
+
+The gate is the node's own :class:`~node.gate.service.GateService` on a Unix socket with
+only ``ip``/``nft`` faked (as in tests/portal/test_captive.py); the broadcast is read from
+the node's real store by the gate, as on a node.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from node.broadcast import current_broadcast, send_broadcast
+from node.gate.service import GateService
+from portal import db
+from tests.node.test_gate import MAC, FakeShell
+from tests.portal.auth_actions import ACCOUNTS, AuthActions, app_fixture
+from tests.portal.conftest import form_token, make_app, write_node_toml
+
+PHONE = "10.64.7.50"
+PORTAL = "http://10.64.7.1"
+NETWORK = '[mesh]\naddress = "10.42.0.7"\n[clients]\nsubnet = "10.64.7.0/24"\n'
+PROBE = {"Host": "connectivitycheck.gstatic.com"}
+
+
+@pytest.fixture
+def shell() -> FakeShell:
+    return FakeShell()
+
+
+@pytest.fixture
+def gate(tmp_path: Path, shell: FakeShell) -> Iterator[GateService]:
+    me = pwd.getpwuid(os.getuid()).pw_name  # the portal's user: this test process
+    config = write_node_toml(tmp_path, NETWORK + f'[gate]\nsocket = "{tmp_path / "gate.sock"}"\n'
+                                                 f'portal_user = "{me}"\n')
+    service = GateService(config, runner=shell, poll_seconds=3600)  # the test checks by hand
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def captive_app(gate: GateService) -> Iterator[Flask]:
+    app = make_app(gate.cfg)
+    with app.app_context():
+        db.services(app).hub.create_account(None, name="ada", password="ada-password-123",
+                                            role="admin")
+    yield app
+    db.close(app)
+
+
+@pytest.fixture
+def phone(captive_app: Flask) -> FlaskClient:
+    client = captive_app.test_client()
+    client.environ_base["REMOTE_ADDR"] = PHONE
+    return client
+
+
+def broadcast(app: Flask, gate: GateService, title: str = "Boil water") -> str:
+    """Send a broadcast as the admin, and let the gate take it up (its watcher's step)."""
+    sent = send_broadcast(db.services(app).hub, "ada", title=title,
+                          body="Until **Friday**.", ends_at=int(time.time()) + 3600)
+    gate.check_broadcast()
+    return sent.notice
+
+
+def test_an_accepted_phone_meets_the_notice_first_and_reading_it_lets_it_through(
+        captive_app: Flask, gate: GateService, phone: FlaskClient, shell: FakeShell) -> None:
+    phone.post("/welcome", data={"csrf_token": form_token(phone, "/welcome")})
+    assert phone.get("/generate_204", headers=PROBE).status_code == 204
+    broadcast(captive_app, gate)
+    assert shell.sets["notice_read"] == {} and "broadcast" in shell.flushed
+
+    probe = phone.get("/generate_204", headers=PROBE)
+    assert (probe.status_code, probe.headers["Location"]) == (302, f"{PORTAL}/emergency")
+    api = phone.get("/api/captive").get_json()
+    assert api["captive"] is True and api["user-portal-url"] == f"{PORTAL}/emergency"
+    assert "seconds-remaining" not in api
+    # The sheet opens on the notice, whatever page it was given.
+    assert phone.get("/welcome").headers["Location"] == f"{PORTAL}/emergency"
+    assert phone.get("/connected").headers["Location"] == f"{PORTAL}/emergency"
+    page = phone.get("/emergency")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "private, no-store"
+    assert "Boil water" in html and "<strong>Friday</strong>" in html
+    assert "I have read this" in html and "<script" not in html
+
+    answer = phone.post("/emergency", data={"csrf_token": form_token(phone, "/emergency")})
+    assert (answer.status_code, answer.headers["Location"]) == (303, "/connected")
+    assert (PHONE, MAC) in shell.sets["notice_read"]
+    assert phone.get("/generate_204", headers=PROBE).status_code == 204
+    assert phone.get("/api/captive").get_json()["captive"] is False
+
+
+def test_a_phone_that_never_accepted_reads_the_notice_then_meets_the_house_rules(
+        captive_app: Flask, gate: GateService, phone: FlaskClient) -> None:
+    broadcast(captive_app, gate)
+    assert phone.get("/generate_204", headers=PROBE).headers["Location"] == \
+        f"{PORTAL}/emergency"
+    answer = phone.post("/emergency", data={"csrf_token": form_token(phone, "/emergency")})
+    assert answer.headers["Location"] == f"{PORTAL}/welcome"
+    assert phone.get("/generate_204", headers=PROBE).headers["Location"] == f"{PORTAL}/welcome"
+    phone.post("/welcome", data={"csrf_token": form_token(phone, "/welcome")})
+    assert phone.get("/generate_204", headers=PROBE).status_code == 204
+
+
+def test_a_new_broadcast_is_read_again_and_the_end_frees_everyone(
+        captive_app: Flask, gate: GateService, phone: FlaskClient, shell: FakeShell) -> None:
+    phone.post("/welcome", data={"csrf_token": form_token(phone, "/welcome")})
+    broadcast(captive_app, gate, "First")
+    phone.post("/emergency", data={"csrf_token": form_token(phone, "/emergency")})
+    assert phone.get("/generate_204", headers=PROBE).status_code == 204
+    broadcast(captive_app, gate, "Second")
+    assert "Second" in phone.get("/emergency").get_data(as_text=True)
+    assert phone.get("/generate_204", headers=PROBE).status_code == 302
+    from node.broadcast import cancel_broadcast
+
+    cancel_broadcast(db.services(captive_app).hub, "ada")
+    gate.check_broadcast()
+    assert gate.broadcast.held is None
+    assert phone.get("/generate_204", headers=PROBE).status_code == 204  # accepted still
+
+
+app = app_fixture()
+
+
+def _until(hours: float) -> str:
+    return (datetime.now() + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_an_admin_sends_it_from_the_organisers_page_and_ends_it(
+        app: Flask, client: FlaskClient, auth: AuthActions) -> None:
+    auth.login("ada")
+    page = client.get("/organisers/broadcast").get_data(as_text=True)
+    assert "There is no emergency notice now." in page and "Send to every phone" in page
+    data = {"title": "Flood warning", "body": "Move to higher floors.", "ends_at": _until(2)}
+    sent = auth.post("/organisers/broadcast", data, form_page="/organisers/broadcast")
+    assert sent.status_code == 303
+    with app.app_context():
+        found = current_broadcast(db.services(app).store.path, time.time())
+    assert found is not None and found.actor == "ada"
+    page = client.get("/organisers/broadcast").get_data(as_text=True)
+    assert "In force now" in page and "Flood warning" in page
+    # The audit says who did it.
+    assert "sent or ended an emergency notice" in client.get("/organisers/audit/").get_data(
+        as_text=True)
+    ended = auth.post("/organisers/broadcast/cancel", form_page="/organisers/broadcast")
+    assert ended.status_code == 303
+    with app.app_context():
+        assert current_broadcast(db.services(app).store.path, time.time()) is None
+
+
+@pytest.mark.parametrize(("ends", "problem"), [
+    ("", "an emergency broadcast needs an end time"),
+    (_until(24 * 8), "must be at most 7 days ahead"),
+])
+def test_a_missing_or_far_end_time_is_refused_on_the_form(
+        client: FlaskClient, auth: AuthActions, ends: str, problem: str) -> None:
+    auth.login("ada")
+    answer = auth.post("/organisers/broadcast", {"title": "Flood", "body": "x", "ends_at": ends},
+                       form_page="/organisers/broadcast")
+    assert answer.status_code == 200 and problem in answer.get_data(as_text=True)
+
+
+def test_an_organiser_needs_an_admin_to_allow_it(client: FlaskClient,
+                                                 auth: AuthActions) -> None:
+    auth.login("olga")
+    page = client.get("/organisers/broadcast").get_data(as_text=True)
+    assert "Your account may not send emergency notices." in page
+    assert "Send to every phone" not in page
+    assert auth.post("/organisers/broadcast/cancel",
+                     form_page="/organisers/broadcast").status_code == 403
+    auth.logout()
+    auth.login("ada")
+    allowed = auth.post("/organisers/accounts/olga/broadcast", {"broadcast": "1"},
+                        form_page="/organisers/accounts/")
+    assert allowed.status_code == 302
+    assert "olga may send emergency notices." in client.get("/organisers/accounts/").get_data(
+        as_text=True)
+    auth.logout()
+    auth.login("olga", ACCOUNTS["olga"][1])
+    assert "Send to every phone" in client.get("/organisers/broadcast").get_data(as_text=True)
