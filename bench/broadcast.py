@@ -4,7 +4,7 @@ Run as root: ``.venv/bin/python bench/broadcast.py [--nodes 10] [--rounds 3]``. 
 a mesh lab (``node.lab.MeshLab``: real agents, gates, babeld, dnsmasq, replication,
 portals as ``nobody``; nothing leaves the namespaces) with a phone on every node. Every
 phone presses Connect on its node's welcome page, then probes as phones do
-(``tests/lab/broadcast_run.py``: Android, Apple and RFC 8908 in turn, every 0.5 s).
+(``bench/broadcast_run.py``: Android, Apple and RFC 8908 in turn, every 0.5 s).
 
 Each round, n1 sends a broadcast (``meshhub broadcast send``) and the time until each
 phone's probe is sent to the notice is recorded, from the moment the entry was signed
@@ -35,9 +35,10 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> None:
     """Build the lab, measure, remove everything."""
+    from bench.broadcast_run import press, sent_at, start_probers, stop_probers
+    from bench.meshlab import meshhub
+    from bench.netlab import Lab, lab_tag
     from node.lab import MeshLab
-    from tests.lab.broadcast_run import meshhub, press, sent_at, start_probers, stop_probers
-    from tests.lab.netlab import Lab, lab_tag
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=10)

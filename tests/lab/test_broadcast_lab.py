@@ -2,7 +2,7 @@
 
 A 3-node line (``meshhub lab up --phones``): real agents (gates in nftables, babeld,
 dnsmasq, replication), portals as ``nobody``. Every phone has pressed Connect and is
-online; each probes as a phone does (Android, Apple, RFC 8908: tests/lab/broadcast_run.py).
+online; each probes as a phone does (Android, Apple, RFC 8908: bench/broadcast_run.py).
 An admin sends an emergency broadcast on n1 with ``meshhub broadcast send``; the test
 waits until every phone's probe is sent to the notice and records how long after the
 post that was. Then: the sign-in sheet shows the notice with "I have read this"; the
@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from bench import netlab
+from bench.broadcast_run import press, sent_at, start_probers, stop_probers
+from bench.meshlab import meshhub
+from bench.netlab import Lab
 from node.lab import MeshLab, lab_namespaces
 from tests.conftest import require_root, require_tool
-from tests.lab import netlab
-from tests.lab.broadcast_run import meshhub, press, sent_at, start_probers, stop_probers
-from tests.lab.netlab import Lab
 
 pytestmark = pytest.mark.root
 

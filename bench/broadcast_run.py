@@ -20,8 +20,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from bench.meshlab import meshhub
+from bench.netlab import Lab
 from node.lab import MeshLab
-from tests.lab.netlab import Lab
 
 #: Seconds between two probes of one phone (a phone re-checks on wake, on a network
 #: change, and when its RFC 8908 session ends; the figure then adds at most this).
@@ -136,16 +137,6 @@ def stop_probers(phones: list[Phone]) -> None:
         phone.proc.wait(timeout=10)
         if phone.proc.stdout is not None:
             phone.proc.stdout.close()
-
-
-def meshhub(lab: MeshLab, node: str, *args: str, stdin: str | None = None) -> str:
-    """Run ``meshhub`` with ``node``'s configuration inside its namespace."""
-    from node.lab.lab import _program
-
-    result = lab.exec(node, [*_program("meshhub"), "-c", lab.node(node).config, *args],
-                      capture_output=True, input=stdin, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 def press(net: Lab, ns: str, portal: str, page: str, button: str) -> dict:
