@@ -348,7 +348,10 @@ class VirtualMachine:
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
-            status = self._qga("guest-exec-status", {"pid": pid}, timeout=QGA_TIMEOUT)
+            try:
+                status = self._qga("guest-exec-status", {"pid": pid}, timeout=QGA_TIMEOUT)
+            except TimeoutError:  # asked again (guest-sync skips the late answer)
+                status = {}
             if status.get("exited"):
                 break
             if time.monotonic() > deadline:

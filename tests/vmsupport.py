@@ -10,11 +10,15 @@ one machine) build it once: the build holds a lock beside the image.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 #: Where to look for a cache folder when $MESHHUB_VM_CACHE is not set.
 DEFAULT_CACHE = "/var/cache/meshhub-vm"
@@ -50,12 +54,40 @@ def base_image(folder: Path, arch: str = "amd64", lines: list[str] | None = None
     """
     from provisioning.image.base import build_base
 
-    path = folder / f"meshhub-base-{arch}-{base_cache_key(arch)}.img"
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    path = base_path(folder, arch)
+    with locked(path):
         if not path.exists():
             build_base(arch, path, progress=(lines if lines is not None else []).append)
     return path
 
 
-__all__ = ["DEFAULT_CACHE", "base_cache_key", "base_image", "vm_cache_dir"]
+def base_path(folder: Path, arch: str = "amd64") -> Path:
+    """Where the base image for ``arch`` with today's package list is kept in ``folder``."""
+    return folder / f"meshhub-base-{arch}-{base_cache_key(arch)}.img"
+
+
+@contextlib.contextmanager
+def locked(image: Path) -> Iterator[None]:
+    """Hold the exclusive lock on ``IMAGE.lock`` (whoever builds or stores that base holds it)."""
+    with open(image.with_name(image.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def base_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this test run keeps base images: the cache folder if there is one, else a
+    folder that every pytest-xdist worker of this run shares (so one run builds one base
+    even without a cache, e.g. ``make test`` on a fresh clone)."""
+    cache = vm_cache_dir()
+    if cache is not None:
+        return cache
+    run = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run = run.parent  # .../pytest-N/popen-gwK: the run's folder is shared by workers
+    folder = run / "vm-base"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+__all__ = ["DEFAULT_CACHE", "base_cache_key", "base_folder", "base_image", "base_path", "locked",
+           "vm_cache_dir"]

@@ -8,7 +8,9 @@ No mount, no root. Steps (docs/images.md, "How the build works"):
 3. if the overlay and wheelhouse do not fit, grow the image file, the root
    partition (``sfdisk``; MBR, root partition last) and its file system
    (``resize2fs``);
-4. write the overlay, the wheelhouse, the unit links and masks with one
+4. write the overlay, the wheelhouse, the node's ready venv
+   (``/opt/meshhub/venvs/<version>``, made here for the node's platform:
+   :mod:`provisioning.image.venv`), the unit links and masks with one
    ``debugfs -w`` batch; a ``meshhub-image.txt`` onto the boot partition
    with mtools;
 5. check: ``e2fsck -fn`` on the root, ``fsck.fat -n`` on a copy of the boot
@@ -41,11 +43,18 @@ from provisioning.image.ext4 import (
     is_ext4,
     mkdir_commands,
     symlink_commands,
+    tree_commands,
     write_commands,
 )
 from provisioning.image.recipe import DEFAULT_RECIPE, DIR_MODE, Recipe, load_recipe
 from provisioning.image.sparse import allocated_bytes, copy_range, sparse_copy
-from provisioning.image.wheelhouse import PLATFORMS, build_wheelhouse, meshhub_version
+from provisioning.image.venv import NodeVenv, build_node_venv
+from provisioning.image.wheelhouse import (
+    PLATFORMS,
+    WheelhouseError,
+    build_wheelhouse,
+    meshhub_version,
+)
 
 #: Room kept free on the root file system beyond what the build adds.
 MARGIN_BYTES = 64 * 1024 * 1024
@@ -69,6 +78,7 @@ class BuiltImage:
     boot: Partition
     grown_bytes: int
     files_written: int
+    venv: bool  #: the image carries a ready venv (first boot installs nothing)
     size: int  #: apparent size in bytes
     allocated: int  #: bytes on disk (sparse)
     seconds: float
@@ -117,23 +127,39 @@ def build_image(base: str | os.PathLike[str], out: str | os.PathLike[str], *,
         version = meshhub_version(wheels)
         version_file = Path(tmp) / "VERSION"
         version_file.write_text(version + "\n", encoding="ascii")
+        venv = _node_venv(wheels, version, Path(tmp) / "venv", arch)
         with verified_output(out_path) as partial:
             sparse_copy(base_path, partial)
-            result = _assemble(partial, recipe, wheels, version_file, version, Path(tmp))
+            result = _assemble(partial, recipe, wheels, version_file, version, Path(tmp), venv)
     boot, root, grown, count = result
-    return BuiltImage(out_path, version, root, boot, grown, count, out_path.stat().st_size,
-                      allocated_bytes(out_path), time.monotonic() - started)
+    return BuiltImage(out_path, version, root, boot, grown, count, venv is not None,
+                      out_path.stat().st_size, allocated_bytes(out_path),
+                      time.monotonic() - started)
+
+
+def _node_venv(wheels: Path, version: str, folder: Path, arch: str) -> NodeVenv | None:
+    """The node's venv made here, or None when this computer has no Python 3.11 to
+    byte-compile it (first boot then installs from the wheelhouse, slower)."""
+    try:
+        venv = build_node_venv(wheels, version, folder, platforms=PLATFORMS[arch])
+    except WheelhouseError as exc:
+        raise ImageBuildError(f"{exc}\nIs {wheels} a wheelhouse for {arch}? 'image build "
+                              f"--arch {arch}' builds one for it when --wheelhouse is left "
+                              "out") from None
+    return venv if venv.compiled else None
 
 
 def _assemble(image: Path, recipe: Recipe, wheels: Path, version_file: Path, version: str,
-              tmp: Path) -> tuple[Partition, Partition, int, int]:
+              tmp: Path, venv: NodeVenv | None) -> tuple[Partition, Partition, int, int]:
     boot = find_boot_partition(image).partition
     root = root_partition(image, boot)
     volume = Ext4Volume(image, root.start)
     wheel_files = sorted(p for p in wheels.iterdir() if p.is_file())
     overlay = recipe.overlay_files()
+    venv_files = [p for p in venv.folder.rglob("*") if not p.is_symlink()] if venv else []
     needed = MARGIN_BYTES + sum(f.stat().st_size + PER_FILE_BYTES
-                                for f in [*wheel_files, *(o.source for o in overlay)])
+                                for f in [*wheel_files, *(o.source for o in overlay),
+                                          *venv_files])
     grown = 0
     free = volume.free_bytes()
     if free < needed:
@@ -151,6 +177,11 @@ def _assemble(image: Path, recipe: Recipe, wheels: Path, version_file: Path, ver
         commands += write_commands(_safe_source(wheel, tmp), recipe.wheelhouse_path / wheel.name,
                                    0o644)
     commands += write_commands(version_file, recipe.wheelhouse_path / "VERSION", 0o644)
+    if venv is not None:
+        for path in reversed(venv.node_path.parents[:-1]):
+            if volume.stat(path) is None:
+                commands += mkdir_commands(path, DIR_MODE)
+        commands += tree_commands(venv.folder, venv.node_path)
     wants = PurePosixPath("/etc/systemd/system") / f"{recipe.target}.wants"
     for path in (wants.parent, wants):
         if volume.stat(path) is None:
@@ -164,7 +195,7 @@ def _assemble(image: Path, recipe: Recipe, wheels: Path, version_file: Path, ver
     info = (f"meshhub node image {version}\nbuilt {time.strftime('%Y-%m-%d', time.gmtime())} "
             f"from a base image with images/recipe.toml\n").encode("ascii")
     FatVolume(image, boot.start).write(IMAGE_INFO, info)
-    return boot, root, grown, len(overlay) + len(wheel_files) + 1
+    return boot, root, grown, len(overlay) + len(wheel_files) + 1 + len(venv_files)
 
 
 def check_debian(volume: Ext4Volume, image: Path) -> None:

@@ -24,13 +24,17 @@ def image() -> None:
               show_default=True,
               help="The node's processor: the wheelhouse is built for it (a Pi is arm64).")
 def build(base: str, out: str, wheelhouse: str | None, recipe: str | None, arch: str) -> None:
-    """Build OUT from BASE: overlay, units and wheelhouse; no root, no mounting."""
+    """Build OUT from BASE: overlay, units, wheelhouse and the node's venv; no root, no
+    mounting."""
     from provisioning.image import build_image, load_recipe
 
     result = build_image(base, out, wheelhouse=wheelhouse, arch=arch,
                          recipe=load_recipe(recipe) if recipe else None)
     grown = f", root grown by {result.grown_bytes // 2**20} MiB" if result.grown_bytes else ""
-    click.echo(f"built {result.path}: meshhub {result.version}, {result.files_written} files "
+    venv = ("its venv ready" if result.venv else
+            "no Python 3.11 here to prepare its venv: first boot installs it")
+    click.echo(f"built {result.path}: meshhub {result.version} ({venv}), "
+               f"{result.files_written} files "
                f"on the root file system{grown}; {result.size // 2**20} MiB "
                f"({result.allocated // 2**20} MiB on disk) in {result.seconds:.1f} s; "
                "e2fsck -fn and fsck.fat -n passed")

@@ -12,6 +12,7 @@ faithfully. debugfs writes a handful of files into it in one batch, and
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -162,6 +163,42 @@ def symlink_commands(path: PurePosixPath, target: str) -> list[str]:
     _plain(path)
     _plain(PurePosixPath(target))
     return [f"rm {path}", f"symlink {path} {target}"]
+
+
+def tree_commands(source: Path, dest: PurePosixPath) -> list[str]:
+    """debugfs commands that copy the folder ``source`` to ``dest`` (which must not exist yet):
+    its folders, files (with their permission bits) and symlinks, all owned by root.
+
+    For whole trees such as a node's venv, where a few third-party file names hold
+    spaces (setuptools' ``script (dev).tmpl``): every path is quoted as debugfs reads
+    it (``"..."``, a ``"`` inside doubled).
+    """
+    commands = [f"mkdir {_quoted(dest)}"]
+    for folder, dirnames, filenames in os.walk(source):
+        here = Path(folder)
+        node_dir = dest / here.relative_to(source)
+        dirnames.sort()
+        for name in sorted([*dirnames, *filenames]):
+            local, node = here / name, node_dir / name
+            if local.is_symlink():
+                commands.append(f"symlink {_quoted(node)} {_quoted(os.readlink(local))}")
+            elif local.is_dir():
+                commands.append(f"mkdir {_quoted(node)}")
+                mode = local.stat().st_mode & 0o7777
+                if mode != 0o755:
+                    commands.append(f"set_inode_field {_quoted(node)} mode 0{0o040000 | mode:o}")
+            elif local.is_file():  # debugfs' write keeps the permission bits
+                commands.append(f"write {_quoted(local)} {_quoted(node)}")
+            else:
+                raise Ext4Error(f"{local}: only folders, files and symlinks can be copied")
+    return commands
+
+
+def _quoted(path: str | os.PathLike[str]) -> str:
+    text = os.fspath(path)
+    if "\n" in text or "\r" in text:
+        raise Ext4Error(f"{text!r}: a path with a line break cannot be given to debugfs")
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _plain(path: PurePosixPath) -> None:

@@ -30,9 +30,11 @@ from pathlib import Path
 import pytest
 
 from bench.images import make_base_image, make_image
+from provisioning.image.sparse import sparse_copy
 from tests.conftest import require_root, require_tool
 from tests.provisioning.guide_support import Step, run_script, script_for
 from tests.provisioning.test_image_support import make_fake_wheel
+from tests.vmsupport import base_folder, base_path, locked
 
 #: What bo does on his own laptop before the registry is created.
 BO_MAKES_A_KEY = "meshhub-provision registry admin-key new bo.key >/dev/null\n"
@@ -120,7 +122,7 @@ def test_customising_guide(tmp_path: Path, node_image: Path) -> None:
     assert (tmp_path / "poster-elm-4.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_images_guide(tmp_path: Path) -> None:
+def test_images_guide(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     require_root()  # the guide's `sudo meshhub-provision image base`: mmdebstrap's root mode
     require_tool("mmdebstrap", "sfdisk", "mkfs.vfat", "mcopy", "mke2fs", "debugfs", "e2fsck",
                  "fsck.fat")
@@ -135,7 +137,22 @@ def test_images_guide(tmp_path: Path) -> None:
                       "image try's control flow is test_image_base.py's (a stand-in QEMU)")]
     # The guide's `image base` runs for real (mmdebstrap from Debian's packages, about
     # 2 minutes on a quiet machine, longer under load): as root only, as the guide says.
-    out = run_script(script_for("images.md", steps), tmp_path, timeout=1200)
+    # Its image is the one the VM tests boot (tests/vmsupport.py): one build per run and
+    # none while the cache holds it. The lock makes the other side wait for this one.
+    folder = base_folder(tmp_path_factory)
+    cached = base_path(folder, "amd64")
+    with locked(cached):
+        if cached.exists():
+            steps.append(Step("image base", replace=[(
+                "sudo meshhub-provision image base --arch amd64 --out base-amd64.img",
+                f"cp --sparse=always {cached} base-amd64.img")],
+                why="the same base (same packages, same builder) was built already, by the "
+                    "VM tests or an earlier run (tests/vmsupport.py)"))
+        out = run_script(script_for("images.md", steps), tmp_path, timeout=1200)
+        if not cached.exists():
+            partial = cached.with_name(cached.name + ".partial")
+            sparse_copy(tmp_path / "base-amd64.img", partial)
+            partial.replace(cached)
     assert "built meshhub-node.img: meshhub 1.2.0" in out
 
 

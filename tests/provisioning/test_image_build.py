@@ -10,7 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from click.testing import CliRunner
@@ -346,3 +346,73 @@ def test_firstboot_redoes_a_half_made_venv_and_refuses_a_damaged_card(
     ok = run_firstboot(root, systemctl)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert not (half / "junk").exists() and (half / ".meshhub-complete").exists()
+
+
+# --- the node's venv, made at build time -------------------------------------------
+
+def test_build_carries_a_ready_venv_for_the_node(tmp_path: Path, wheelhouse: Path) -> None:
+    """First boot installs nothing: the venv is on the image, pointed at Debian's python3,
+    its scripts at the venv's python, its bytecode independent of file times."""
+    require_tool(*TOOLS)
+    base = make_base_image(tmp_path / "base.img")
+    built = build_image(base, tmp_path / "node.img", wheelhouse=wheelhouse, arch="arm64")
+    assert built.venv
+    root = Ext4Volume(built.path, built.root.start)
+    venv = "/opt/meshhub/venvs/9.9.0"
+    cfg = root.read(f"{venv}/pyvenv.cfg").decode()
+    assert "home = /usr/bin\n" in cfg and "include-system-site-packages = false\n" in cfg
+    assert root.stat(f"{venv}/bin/python").target == "python3"
+    assert root.stat(f"{venv}/bin/python3").target == "/usr/bin/python3"
+    assert root.read(f"{venv}/bin/meshhub").startswith(f"#!{venv}/bin/python\n".encode())
+    assert root.stat(f"{venv}/bin/meshhub").mode & 0o777 == 0o755
+    assert root.read(f"{venv}/.meshhub-complete") == b"9.9.0\n"
+    cache = f"{venv}/lib/python3.11/site-packages/__pycache__"
+    for level in ("", f".opt-{PORTAL_OPTIMIZE_LEVEL}"):
+        pyc = root.read(f"{cache}/meshhub_fake_cli.cpython-311{level}.pyc")
+        assert int.from_bytes(pyc[4:8], "little") == 0b01, "unchecked-hash bytecode"
+    verify_image(built.path)
+
+
+def test_a_venv_made_here_runs_on_debians_python_without_writing(tmp_path: Path,
+                                                                  wheelhouse: Path) -> None:
+    """The venv runs on the node's interpreter (this host's /usr/bin/python3 when it is
+    Debian 12's 3.11, as in CI) using the bytecode made at build time."""
+    from provisioning.image.venv import build_node_venv
+    from provisioning.image.wheelhouse import PLATFORMS
+
+    if not Path("/usr/bin/python3.11").exists():
+        pytest.skip("needs /usr/bin/python3.11 (Debian 12's) to stand for the node's")
+    folder = tmp_path / "venv"
+    made = build_node_venv(wheelhouse, "9.9.0", folder, platforms=PLATFORMS["amd64"],
+                           node_path=PurePosixPath(folder))
+    assert made.compiled
+    before = sorted(str(p) for p in folder.rglob("*"))
+    for optimize in ("", str(PORTAL_OPTIMIZE_LEVEL)):
+        env = {**os.environ, OPTIMIZE_VARIABLE: optimize, "PYTHONDONTWRITEBYTECODE": ""}
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        out = subprocess.run([str(folder / "bin/meshhub"), "agent"], capture_output=True,
+                             text=True, check=True, env=env).stdout
+        assert "test stand-in" in out
+    assert sorted(str(p) for p in folder.rglob("*")) == before, "bytecode written at run time"
+    prefix = subprocess.run([str(folder / "bin/python"), "-c", "import sys; print(sys.prefix)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert prefix == str(folder)
+
+
+def test_firstboot_keeps_the_venv_the_image_carries(tmp_path: Path, wheelhouse: Path) -> None:
+    from provisioning.image.venv import build_node_venv
+    from provisioning.image.wheelhouse import PLATFORMS
+
+    (wheelhouse / "dep_one-1.0-py3-none-any.whl").unlink()
+    root, systemctl = fixture_root(tmp_path, wheelhouse)
+    venv = root / "opt/meshhub/venvs/9.9.0"
+    build_node_venv(wheelhouse, "9.9.0", venv, platforms=PLATFORMS["arm64"],
+                    node_path=PurePosixPath(venv))
+    inode = (venv / "bin/meshhub").stat().st_ino
+    first = run_firstboot(root, systemctl)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "installing" not in first.stdout
+    assert "is installed in" in first.stdout and "made by the image build" in first.stdout
+    assert (venv / "bin/meshhub").stat().st_ino == inode
+    assert (root / "opt/meshhub/current").readlink() == Path("venvs/9.9.0")
+    assert (root / "var/lib/meshhub/firstboot.done").read_text().startswith("9.9.0 ")

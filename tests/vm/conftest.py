@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, require_root, require_tool
-from tests.vmsupport import base_cache_key, vm_cache_dir
+from tests.vmsupport import base_cache_key, base_folder, vm_cache_dir
 from tests.vmsupport import base_image as cached_base_image
 
 #: Generous: TCG on a busy two-core machine; the tests measure, the bench reports.
@@ -57,8 +57,7 @@ def base_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_vm_tools()
     lines: list[str] = []
     try:
-        return cached_base_image(vm_cache_dir() or tmp_path_factory.mktemp("base"), "amd64",
-                                 lines)
+        return cached_base_image(base_folder(tmp_path_factory), "amd64", lines)
     except OSError as exc:
         pytest.fail(f"image base failed: {exc}\n" + "\n".join(lines[-20:]))
 
@@ -95,7 +94,7 @@ def node_image(base_image: Path, wheelhouse: Path,
     from provisioning.registry import ops
 
     work = tmp_path_factory.mktemp("node")
-    built = build_image(base_image, work / "node.img", wheelhouse=wheelhouse)
+    built = build_image(base_image, work / "node.img", wheelhouse=wheelhouse, arch="amd64")
     registry = make_registry(work / "registry", (NODE,))
     done = customise(built.path, NODE, registry=registry, secrets=work / "registry" / "secrets")
     node = ops.load_registry(registry).nodes[NODE].data
@@ -107,7 +106,13 @@ def node_image(base_image: Path, wheelhouse: Path,
 
 @pytest.fixture(scope="session")
 def node_vm(node_image: NodeImage) -> Iterator[BootedNode]:
-    """The node image booted (first boot) until systemd says the system is up."""
+    """The node image booted (first boot) until the hub answers through nginx.
+
+    What only the first boot shows (first boot's journal) is kept here, so the
+    tests may run in any order (pytest-randomly), including the one that boots
+    the node a second time: it replaces :attr:`BootedNode.vm`, and whichever
+    machine runs at the end is powered off.
+    """
     from provisioning.vm import VirtualMachine
 
     log = node_image.path.with_suffix(".console.log")
@@ -115,11 +120,16 @@ def node_vm(node_image: NodeImage) -> Iterator[BootedNode]:
         vm = VirtualMachine(node_image.path, memory_mb=1024, radios=2, console=console)
         started = time.monotonic()
         vm.start()
+        booted: BootedNode | None = None
         try:
             booted = BootedNode.wait_up(vm, node_image, started, log)
+            booted.firstboot_journal = booted.sh(
+                "journalctl -b --no-pager -o cat -u meshhub-firstboot")
             yield booted
         finally:
             vm.stop()
+            if booted is not None and booted.vm is not vm:
+                booted.vm.stop()  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -131,6 +141,8 @@ class BootedNode:
     console_log: Path
     up_seconds: float
     state: str
+    #: ``journalctl -u meshhub-firstboot`` of the first boot (kept across the second boot).
+    firstboot_journal: str = ""
 
     @classmethod
     def wait_up(cls, vm: object, image: NodeImage, started: float, log: Path) -> BootedNode:
