@@ -236,8 +236,11 @@ class Renderer:
         manifest = self._read_manifest()
         now = self.clock()
         self._day = self._day_of(now)
-        if (manifest is None or manifest.get("code") != self._fingerprint()
-                or manifest.get("day") != self._day):
+        why = ("no manifest" if manifest is None else
+               "code or settings changed" if manifest.get("code") != self._fingerprint() else
+               "the day turned" if manifest.get("day") != self._day else "")
+        if why:
+            log.warning("page files: rendering every page again (%s)", why)
             self._clear()
             self.items = {}
             self.queue = {}
@@ -441,16 +444,7 @@ class Renderer:
         return data
 
     def _fingerprint(self) -> str:
-        """Everything besides the database that a page's bytes depend on."""
-        import portal
-
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(repr(self.config).encode())
-        for folder in (Path(portal.__file__).parent,):
-            for path in sorted(_files(folder)):
-                info = path.stat()
-                digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
+        return fingerprint(self.config)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -468,6 +462,24 @@ class Renderer:
         """The start of the day that ``now`` plus the margin falls in (may be past)."""
         day = datetime.fromtimestamp(now + MARGIN_SECONDS, self.zone).date()
         return datetime.combine(day, datetime.min.time(), self.zone).timestamp()
+
+def fingerprint(config: Any) -> str:
+    """Everything besides the database that a page's bytes depend on, as one digest.
+
+    The effective settings (sorted: the same in every process, unlike the
+    config's ``repr``), and the name, size and time of every file of the portal
+    package (code, templates, translations, static files).
+    """
+    import portal
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(getattr(config, "values", {}), sort_keys=True,
+                             default=str).encode())
+    for path in sorted(_files(Path(portal.__file__).parent)):
+        info = path.stat()
+        digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
 
 def _names_with(folder: Path, prefix: str) -> Iterator[str]:
     with os.scandir(folder) as entries:

@@ -8,6 +8,9 @@ a file appearing or disappearing), never for a fixed time.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,3 +158,15 @@ def test_a_restart_serves_the_files_at_once_without_rendering_again(
     ("*;q=0.9, es;q=0.5", "en"), ("es, ar", "es"), ("AR", "ar")])
 def test_negotiate(header: str, expected: str) -> None:
     assert negotiate(header, ["en", "ar", "es"], "en") == expected
+
+
+def test_the_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """A restart must find its files still valid: no per-process ordering in the digest."""
+    (tmp_path / "node.toml").write_text('[node]\ndata_dir = "data"\n[portal]\n'
+                                        'behind_proxy = true\nlanguages = ["en", "es"]\n')
+    code = ("import sys; from node.config import load_config; from portal.pagefiles import "
+            "fingerprint; print(fingerprint(load_config(sys.argv[1])))")
+    prints = {subprocess.run([sys.executable, "-c", code, str(tmp_path / "node.toml")],
+                             env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
+                             capture_output=True, text=True).stdout for seed in ("1", "2", "3")}
+    assert len(prints) == 1
