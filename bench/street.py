@@ -24,7 +24,8 @@ likelier), organisers signed in 0.5 (their dashboard and residents' pages
 with their session), malformed 1 (bad query strings, a 10 KB header, broken
 Range headers, unknown languages). Languages: mostly English, Spanish and
 Arabic browsers as phones send them, some French (default language), some
-with a ``lang`` cookie.
+with a ``lang`` cookie; a third of residents' requests carry the session cookie
+the welcome page's form gave them.
 
     python bench/street.py            # 10 s per run, 5 runs per configuration
     python bench/street.py --quick    # 3 s per run (a smoke test)
@@ -45,7 +46,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,8 +213,13 @@ def malformed(rng: random.Random, pages: dict[str, list[str]]) -> Ask:
     return Ask(page, cookie="lang=" + rng.choice(["klingon", "'es'", "%00", "e" * 500]))
 
 
-def request_mix(pages: dict[str, list[str]], session: str, rng: random.Random) -> list[Ask]:
-    """:data:`SAMPLES` requests drawn by :data:`MIX`, :data:`LANGUAGES` and rank."""
+def request_mix(pages: dict[str, list[str]], session: str, resident: str,
+                rng: random.Random) -> list[Ask]:
+    """:data:`SAMPLES` requests drawn by :data:`MIX`, :data:`LANGUAGES` and rank.
+
+    A third of residents' requests carry the session cookie the welcome page's
+    form gave them (``resident``), as phones that went through it do.
+    """
     kinds = list(MIX)
     asks: list[Ask] = []
     languages = [(lang, cookie) for lang, cookie, _ in LANGUAGES]
@@ -233,7 +239,9 @@ def request_mix(pages: dict[str, list[str]], session: str, rng: random.Random) -
         else:
             path = rng.choice(pages[kind])
         if kind == "organiser":
-            cookie = f"meshhub_session={session}" + (f"; {cookie}" if cookie else "")
+            cookie = session + (f"; {cookie}" if cookie else "")
+        elif rng.random() < 1 / 3:
+            cookie = resident + (f"; {cookie}" if cookie else "")
         asks.append(Ask(path, lang, cookie))
     return asks
 
@@ -264,7 +272,7 @@ def wrk(port: int, requests: Path | None, seconds: int, connections: int,
 
 
 def sign_in(port: int) -> str:
-    """The organiser's session cookie value, signed in through the form (CSRF and all)."""
+    """The organiser's cookies (``Cookie:`` value), signed in through the form (CSRF and all)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", "/organisers/sign-in", headers={"Host": "hub.mesh"})
     response = conn.getresponse()
@@ -281,10 +289,25 @@ def sign_in(port: int) -> str:
     response = conn.getresponse()
     response.read()
     conn.close()
-    session = re.search(r"meshhub_session=([^;]+)", response.getheader("Set-Cookie", ""))
-    if response.status not in (302, 303) or session is None:
+    cookies = [value.split(";")[0] for name, value in response.getheaders()
+               if name.lower() == "set-cookie"]
+    if response.status not in (302, 303) or not any(
+            c.startswith("meshhub_session=") for c in cookies):
         raise RuntimeError(f"sign-in failed: {response.status}")
-    return session.group(1)
+    return "; ".join(cookies)  # the session and the private-pages marker, as a browser keeps
+
+
+def welcome_cookie(port: int) -> str:
+    """The session cookie a resident's phone gets from the welcome page (its CSRF token)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/welcome", headers={"Host": "hub.mesh"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    found = re.search(r"meshhub_session=[^;]+", response.getheader("Set-Cookie", ""))
+    if found is None:
+        raise RuntimeError("the welcome page set no session cookie")
+    return found.group(0)
 
 
 def fetch(port: int, ask: Ask) -> tuple[int, bytes, float]:
@@ -315,7 +338,7 @@ def static_copy(port: int, asks: list[Ask], folder: Path) -> list[Ask]:
         cookie_lang = re.search(r"(?:^|; )lang=([^;]*)", ask.cookie)
         lang = cookie_lang.group(1) if cookie_lang and cookie_lang.group(1) in OFFERED else \
             negotiate(ask.language, OFFERED, "en")
-        key = (ask.path, lang, "session" if "meshhub_session" in ask.cookie else "")
+        key = (ask.path, lang, "organiser" if "meshhub_private" in ask.cookie else "")
         if key not in saved:
             _, body, _ = fetch(port, ask)
             name = f"/s/{len(saved)}.html"
@@ -435,18 +458,18 @@ def main(argv: list[str] | None = None) -> int:
                         f"every residents' page in {len(config.portal.languages)} languages, "
                         f"portal started {time.monotonic() - started - build:.1f} s before")
             session = sign_in(portal_port)
-            asks = request_mix(pages, session, rng)
+            asks = request_mix(pages, session, welcome_cookie(portal_port), rng)
             with nginx(folder, config, ids["library_dir"], portal_port, static) as (front, ceil):
                 ceiling_asks = static_copy(front, asks, static)
                 files = {"front": folder / "front.lua", "static": folder / "static.lua"}
                 files["front"].write_text(lua_table([a.http() for a in asks]))
                 files["static"].write_text(lua_table([a.http() for a in ceiling_asks]))
                 ports = {"front": front, "direct": portal_port, "static": ceil}
-                configurations = {
-                    f"{where}_{conns}": (lambda where=where, conns=conns: wrk(
-                        ports[where], files["static" if where == "static" else "front"],
-                        seconds, conns, script))
-                    for conns in (50, 200) for where in ("front", "direct", "static")}
+                def run(where: str, conns: int) -> Callable[[], dict[str, float]]:
+                    requests = files["static" if where == "static" else "front"]
+                    return lambda: wrk(ports[where], requests, seconds, conns, script)
+                configurations = {f"{where}_{conns}": run(where, conns) for conns in (50, 200)
+                                  for where in ("front", "direct", "static")}
                 results = interleaved(configurations, args.runs)
         medians = {name: summary(report, name, runs) for name, runs in results.items()}
         for conns in (50, 200):

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -220,6 +221,28 @@ def load_account() -> None:
         store.touch(token)
     g.account = account
     g.session_row = row
+
+
+#: A cookie that says "this browser's pages are its own": set while someone is signed
+#: in or a message waits to be shown. nginx sends residents' page files only to
+#: browsers without it (images/nginx/meshhub.conf); the session cookie alone does
+#: not decide, since every resident who opened a form (the welcome page's Connect
+#: button, say) holds one for its CSRF token, and their pages are everyone's.
+PRIVATE_COOKIE = "meshhub_private"
+
+
+@bp.after_app_request
+def mark_private(response: Response) -> Response:
+    """Set :data:`PRIVATE_COOKIE` while signed in or flashing; delete it otherwise."""
+    wanted = _has_session_cookie() and (g.get("account") is not None
+                                        or bool(session.get("_flashes")))
+    held = request.cookies.get(PRIVATE_COOKIE) == "1"
+    if wanted and not held:
+        response.set_cookie(PRIVATE_COOKIE, "1", httponly=True, samesite="Lax",
+                            secure=request.is_secure)
+    elif held and not wanted:
+        response.delete_cookie(PRIVATE_COOKIE, httponly=True, samesite="Lax")
+    return response
 
 
 def role_at_least(account: Account | None, min_role: str) -> bool:

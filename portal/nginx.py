@@ -14,6 +14,7 @@ from pathlib import Path
 import images
 from node.config import NodeConfig
 from node.errors import ConfigError
+from portal.auth import PRIVATE_COOKIE
 
 #: The site template shipped with the node image.
 TEMPLATE = Path(images.__file__).parent / "nginx" / "meshhub.conf"
@@ -50,6 +51,7 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
         "BODY_MAX_MB": str(int(config.portal.upload_max_mb) + FORM_OVERHEAD_MB),
         "SESSION_COOKIE": session_cookie,
         "LANG_COOKIE": lang_cookie,
+        "PRIVATE_COOKIE": PRIVATE_COOKIE,
         "PAGES_DIR": _dir(pages_dir if pages_dir is not None else default_pages_dir(config)),
         "CACHE_SECONDS": str(int(config.portal.cache_seconds)),
     }

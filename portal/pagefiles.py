@@ -239,7 +239,7 @@ class Renderer:
         why = ("no manifest" if manifest is None else
                "code or settings changed" if manifest.get("code") != self._fingerprint() else
                "the day turned" if manifest.get("day") != self._day else "")
-        if why:
+        if why or manifest is None:
             log.warning("page files: rendering every page again (%s)", why)
             self._clear()
             self.items = {}

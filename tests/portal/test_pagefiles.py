@@ -7,18 +7,23 @@ a file appearing or disappearing), never for a fixed time.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from portal import pagefiles
+from portal.auth import PRIVATE_COOKIE
 from portal.i18n import negotiate
+from tests.portal.conftest import ORGANISER, ORGANISER_PASSWORD
 from tests.portal.test_nginx import Front, front  # noqa: F401 - the fixture
 
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
@@ -77,7 +82,7 @@ def test_what_a_file_cannot_answer_goes_to_the_portal(
         served: tuple[Front, pagefiles.Renderer]) -> None:
     site, _ = served
     for path, headers in (("/search?q=bicycle", {}), ("/?x=1", {}), ("/listings/?page=1", {}),
-                          ("/", {"Cookie": "meshhub_session=abc"}),
+                          ("/", {"Cookie": "meshhub_session=abc; meshhub_private=1"}),
                           ("/", {"Cookie": "lang=fr"}),
                           ("/", {"Accept-Language": "es;q=0.5, ar;q=0.7"}),
                           ("/", {"User-Agent": "CaptiveNetworkSupport-407 wispr"}),
@@ -170,3 +175,50 @@ def test_the_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
                              env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
                              capture_output=True, text=True).stdout for seed in ("1", "2", "3")}
     assert len(prints) == 1
+
+
+def _cookies(headers: list[tuple[str, str]]) -> dict[str, str]:
+    found = {}
+    for name, value in headers:
+        if name.lower() == "set-cookie":
+            key, _, rest = value.partition("=")
+            found[key] = rest.split(";")[0]
+    return found
+
+
+def _raw(site: Front, method: str, path: str, headers: dict[str, str],
+         body: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        conn.close()
+
+
+def test_a_residents_csrf_session_gets_files_and_a_signed_in_organiser_does_not(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, _ = served
+    _, headers, page = _raw(site, "GET", "/organisers/sign-in", {})
+    session = _cookies(headers)["meshhub_session"]  # the sign-in form's CSRF token
+    resident = {"Cookie": f"meshhub_session={session}"}
+    status, answer, _ = site.request("/", resident)
+    assert (status, answer["x-cache-status"]) == (200, "FILE")
+    token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token is not None
+    form = urllib.parse.urlencode({"csrf_token": token.group(1).decode(), "name": ORGANISER,
+                                   "password": ORGANISER_PASSWORD})
+    status, headers, _ = _raw(site, "POST", "/organisers/sign-in", {
+        **resident, "Content-Type": "application/x-www-form-urlencoded"}, form)
+    assert status in (302, 303)
+    cookies = _cookies(headers)
+    assert cookies[PRIVATE_COOKIE] == "1"
+    signed_in = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    status, answer, _ = site.request("/", signed_in)
+    assert status == 200 and answer.get("x-cache-status") != "FILE"
+    assert answer["cache-control"] == "private, no-store"
+    # A browser holding the cookie but signed in no more gets it deleted.
+    stale = {"Cookie": f"meshhub_session={session}; {PRIVATE_COOKIE}=1"}
+    status, headers, _ = _raw(site, "GET", "/", stale)
+    assert status == 200 and _cookies(headers).get(PRIVATE_COOKIE) == ""
