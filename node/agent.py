@@ -47,10 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("meshhub.agent")
 
-#: Where the store's folder cannot be watched (no inotify): how often to look for
-#: entries other processes appended (one ``PRAGMA data_version``).
-STORE_POLL_SECONDS = 0.5
-#: Where it is watched: the safety net's period (an event lost in a race).
+#: Where the store's folder is watched: the safety net's period (an event lost in a race).
 STORE_FALLBACK_SECONDS = 60.0
 
 
@@ -368,8 +365,9 @@ class Agent:
         commits to the store, instead of it polling every half second."""
         store = Path(str(sync.store.path))
         names = {store.name, f"{store.name}-wal"}
+        # Not watchable (no inotify): replication polls on its own, as it did.
         if self.scheduler.watch(store.parent, lambda _names: sync.local_change(),
-                                "store-watch", names=names, poll_seconds=STORE_POLL_SECONDS):
+                                "store-watch", names=names, poll_seconds=None):
             sync.watched(STORE_FALLBACK_SECONDS)
 
     # --- the autoupdater (node.update): releases from the mesh, when update.enabled --

@@ -51,11 +51,9 @@ class Scheduler:
         self._watches: dict[Path, tuple[FolderWatch, list[_Listener]]] = {}
         self._sequence = itertools.count()
         self._lock = threading.Lock()
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        #: Opened at the first start or watch (an agent made but never started holds none).
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r = self._wake_w = -1
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._problems = OnceLogger(log)
@@ -78,24 +76,27 @@ class Scheduler:
         self._wake()
 
     def watch(self, folder: Path, task: Callable[[set[str]], None], name: str, *,
-              names: set[str] | None = None, poll_seconds: float) -> bool:
+              names: set[str] | None = None, poll_seconds: float | None) -> bool:
         """Call ``task(changed names)`` when files in ``folder`` (only ``names``, if
         given) are written, created, moved or removed. Where the folder cannot be watched,
-        ``task({"*"})`` runs every ``poll_seconds`` instead; True if it is watched."""
+        ``task({"*"})`` runs every ``poll_seconds`` instead (None: not at all, the caller
+        polls itself); True if it is watched."""
         folder = Path(folder)
         wanted = frozenset(names) if names is not None else None
+        selector = self._open()
         with self._lock:
             entry = self._watches.get(folder)
             if entry is None:
                 watch = open_folder_watch(folder)
                 if watch is not None:
                     entry = self._watches[folder] = (watch, [])
-                    self._selector.register(watch, selectors.EVENT_READ, folder)
+                    selector.register(watch, selectors.EVENT_READ, folder)
             if entry is not None:
                 entry[1].append((wanted, name, task))
                 self.stats.setdefault(name, [0, 0.0])
         if entry is None:
-            self.every(poll_seconds, lambda: task({OVERFLOW}), name)
+            if poll_seconds is not None:
+                self.every(poll_seconds, lambda: task({OVERFLOW}), name)
             return False
         self._wake()
         return True
@@ -104,6 +105,7 @@ class Scheduler:
     def start(self) -> None:
         """Start the thread (idempotent)."""
         if self._thread is None:
+            self._open()
             self._thread = threading.Thread(target=self._run, name=self.name)
             self._thread.start()
 
@@ -121,27 +123,43 @@ class Scheduler:
                 log.warning("%s: still running %.0f s after stop", self.name, timeout)
                 return
         with self._lock:
+            selector, self._selector = self._selector, None
             for watch, _ in self._watches.values():
-                self._selector.unregister(watch)
+                if selector is not None:
+                    selector.unregister(watch)
                 watch.close()
             self._watches.clear()
-        if self._wake_w >= 0:
-            self._selector.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+            if selector is not None:
+                selector.close()
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1
+
+    def _open(self) -> selectors.BaseSelector:
+        """The selector and the wake-up pipe, made on first use."""
+        with self._lock:
+            if self._selector is None:
+                self._wake_r, self._wake_w = os.pipe()
+                os.set_blocking(self._wake_r, False)
+                os.set_blocking(self._wake_w, False)
+                self._selector = selectors.DefaultSelector()
+                self._selector.register(self._wake_r, selectors.EVENT_READ)
+            return self._selector
 
     # --- the loop ------------------------------------------------------------------
     def _wake(self) -> None:
+        if self._wake_w < 0:  # not open yet: the loop will see the timers when it starts
+            return
         with contextlib.suppress(OSError):  # already woken (pipe full), or closed
             os.write(self._wake_w, b"x")
 
     def _run(self) -> None:
+        selector = self._open()
         while not self._stopping.is_set():
             with self._lock:
                 due = self._timers[0][0] if self._timers else None
             timeout = None if due is None else max(0.0, due - self._clock())
-            for key, _ in self._selector.select(timeout):
+            for key, _ in selector.select(timeout):
                 if key.data is None:
                     try:
                         while os.read(self._wake_r, 512):
