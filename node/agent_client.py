@@ -251,6 +251,9 @@ class AgentClient:
     #: The path every request of this protocol starts with (``/sync/v1``, ``/update/v1``).
     prefix: ClassVar[str] = ""
     user_agent: ClassVar[str] = "meshhub-agent/1"
+    #: Whether a server that names no node (a plain web server) is asked unsigned and its
+    #: answers taken unsigned: only where everything served carries its own signature.
+    plain_servers: ClassVar[bool] = False
 
     def __init__(self, base_url: str, *, timeout: float, counter: ByteCounter | None = None,
                  identity: Identity | None = None, deadline: float | None = None,
@@ -275,11 +278,11 @@ class AgentClient:
         """The key of the node expected to answer here (None before it is known)."""
         return self.keys.get(self.url)
 
-    def target_key(self) -> str:
+    def target_key(self) -> str | None:
         """The key of the node this client's requests are for, learned first if needed.
 
-        Raises AgentError (bad data) when the agent names no key, a key the registry
-        gives another address, or one this node does not trust.
+        Raises AgentError (bad data) when the agent names a key this node does not
+        trust, or names none (None instead where :attr:`plain_servers` allows it).
         """
         known = self.node_key
         if known is not None:
@@ -301,6 +304,8 @@ class AgentClient:
         finally:
             conn.close()
         if not _KEY.fullmatch(named):
+            if self.plain_servers:
+                return None  # a plain web server: asked unsigned, its answers unsigned
             raise self.error(f"the agent does not say which node it is (no {NODE_HEADER} "
                              "header): not a meshhub agent of this protocol version",
                              bad_data=True)
@@ -323,8 +328,9 @@ class AgentClient:
         target = self.prefix + path
         all_headers = {"User-Agent": self.user_agent, **(headers or {})}
         check: tuple[str, str] | None = None
-        if self.identity is not None:
-            to, nonce = self.target_key(), secrets.token_hex(16)
+        to = self.target_key() if self.identity is not None else None
+        if self.identity is not None and to is not None:
+            nonce = secrets.token_hex(16)
             all_headers[AUTH_HEADER] = sign_request(self.identity, method, target, body or b"",
                                                     to=to, nonce=nonce)
             check = (to, nonce)

@@ -34,6 +34,9 @@ class MirrorClient(AgentClient):
 
     prefix = PREFIX
     user_agent = USER_AGENT
+    #: A web server listed in ``update.mirrors`` names no node: it is asked unsigned and
+    #: its answers taken unsigned, as releases carry the admins' signatures and hashes.
+    plain_servers = True
 
     def __init__(self, url: str, *, timeout: float = 10.0, counter: ByteCounter | None = None,
                  files: ByteCounter | None = None, identity: Identity | None = None,
