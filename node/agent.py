@@ -11,7 +11,8 @@ SIGTERM or SIGINT stops it cleanly: the API closes, the sampler finishes its
 sample, the history queued in memory is written to disk.
 
 It also supervises the node's daemons, each a :class:`Supervised` in
-:attr:`Agent.supervised`: babeld (``mesh.routing``), hostapd on a radio and
+:attr:`Agent.supervised`: wpa_supplicant on an SAE mesh point (:mod:`node.mesh.link`),
+babeld (``mesh.routing``), hostapd on a radio and
 dnsmasq (``clients.dhcp``; :mod:`node.mesh.access`).  They start after the API
 and after the gate's ruleset is loaded (``gate.enabled``: if it cannot be
 loaded, hostapd and dnsmasq are not started, so the access point stays closed),
@@ -154,6 +155,9 @@ class Agent:
         self.gate: GateService | None = None  # the captive gate's socket, when gate.enabled
         self.sync: SyncService | None = None  # replication, served at /sync/v1
         self.roam: Any = self._open_roam()  # accept once, roam everywhere (node.roam)
+        from node.mesh.link import mesh_link_daemons
+
+        self.supervised.extend(mesh_link_daemons(cfg))  # wpa_supplicant: the SAE mesh link
         self.supervised.extend(self.mesh.supervised)  # babeld, when mesh.routing
         from node.mesh.access import access_daemons
 

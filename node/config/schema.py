@@ -222,6 +222,14 @@ SETTINGS: tuple[Setting, ...] = (
             "driver lacks 802.11s.", choices=("802.11s", "ibss")),
     Setting("mesh", "mesh_id", str, "meshhub",
             "Mesh ID (802.11s) or IBSS SSID shared by every node of the mesh (1-32 bytes)."),
+    Setting("mesh", "security", str, "open",
+            "Link security between nodes: 'sae' (802.11s with SAE and the community's mesh "
+            "key: only nodes holding the key peer, and their frames are encrypted; the "
+            "agent runs wpa_supplicant on the mesh point) or 'open' (anyone's radio can "
+            "peer; the labs without radios and IBSS).", choices=("open", "sae")),
+    Setting("mesh", "key_file", str, "",
+            "File holding the community's mesh key (64 hex digits, the same on every node, "
+            "never replicated) for mesh.security = 'sae'; empty: node.data_dir/mesh.key."),
     Setting("mesh", "channel", int, 0,
             "Radio channel of the mesh; 0 means the same as wifi.channel (one radio doing "
             "both must use one channel).", minimum=0, maximum=196),

@@ -85,6 +85,8 @@ class MeshSection(Protocol):
     phy: str
     mode: str
     mesh_id: str
+    security: str
+    key_file: str
     channel: int
     wired_interfaces: list[str]
     hello_interval: float

@@ -58,6 +58,7 @@ from node.lab.nodeconf import (
 )
 from node.lab.probe import http_get
 from node.lab.topology import links as topology_links
+from node.net.mesh_sae import KEY_FILE_NAME as MESH_KEY_FILE
 from node.roam.keys import SECRET_FILE_NAME as ROAM_SECRET_FILE
 from node.runtime import byte_compile_for_portal, portal_code_folders, portal_environment
 
@@ -404,7 +405,7 @@ class MeshLab:
         st = self.state
         ensure_module()
         run("ip", "netns", "add", radio_nodes.air_namespace(self))
-        roam_secret = secrets.token_hex(32)
+        roam_secret, mesh_key = secrets.token_hex(32), secrets.token_hex(32)
         keys = {}
         for node in st.nodes.values():
             data = Path(st.state_dir) / node.name / "data"
@@ -427,6 +428,9 @@ class MeshLab:
             # The lab is one community: one roaming secret, for the agents only (0600).
             atomic_write(Path(node.config).parent / "data" / ROAM_SECRET_FILE,
                          roam_secret + "\n", mode=0o600)
+            # ... and one mesh key: the SAE password of the 802.11s links (0600).
+            atomic_write(Path(node.config).parent / "data" / MESH_KEY_FILE,
+                         mesh_key + "\n", mode=0o600)
             radio_nodes.apply_network(self, node)
         for name in st.nodes:  # every mesh point exists now: shape who hears whom
             radio_nodes.shape(self, name)

@@ -1,10 +1,12 @@
 """The radio link between nodes: an 802.11s mesh point, or IBSS where the driver lacks it.
 
 Rendered as ``iw``/``ip`` commands (and a shell script holding the same commands for
-technicians and the boot unit). Why ``iw`` and not wpa_supplicant or systemd-networkd:
-the mesh is open at the link layer (like the residents' network, and like most
-Freifunk meshes), so no SAE daemon is needed; ``iw`` exists on every image, works with
-every mac80211 driver, and networkd cannot create mesh interfaces. 802.11s path
+technicians and the boot unit). An open mesh (``mesh.security = "open"``) is joined
+with ``iw``, which exists on every image and works with every mac80211 driver
+(networkd cannot create mesh interfaces). A secured one (``"sae"``, what
+``customise`` writes for a community's nodes) is created here but joined by the
+agent's ``wpa_supplicant`` with SAE and the community's mesh key
+(:mod:`node.net.mesh_sae`). 802.11s path
 selection (HWMP) is switched off (``mesh_fwding=0``): babeld does the routing, on
 IP, across radio and wired links alike. IBSS uses a fixed BSSID derived from the
 mesh ID so that cells never split.
@@ -50,9 +52,10 @@ def mesh_commands(cfg: NodeConfig, addresses: AddressPlan) -> list[Command]:
         ("ip", "link", "set", mesh.interface, "up"),
     ]
     if mesh.mode == "802.11s":
-        commands.append(("iw", "dev", mesh.interface, "mesh", "join", mesh.mesh_id,
-                         "freq", freq, "HT20", "beacon-interval", str(BEACON_INTERVAL_TU),
-                         "mesh_fwding=0"))
+        if mesh.security != "sae":  # with SAE, the agent's wpa_supplicant joins (mesh_sae)
+            commands.append(("iw", "dev", mesh.interface, "mesh", "join", mesh.mesh_id,
+                             "freq", freq, "HT20", "beacon-interval", str(BEACON_INTERVAL_TU),
+                             "mesh_fwding=0"))
     else:
         commands.append(("iw", "dev", mesh.interface, "ibss", "join", mesh.mesh_id, freq,
                          "HT20", "fixed-freq", ibss_bssid(mesh.mesh_id)))

@@ -30,6 +30,9 @@ def network_problems(cfg: NodeConfig) -> list[str]:
         problems.append(f"{key}: {message}")
     elif cfg.mesh.channel and (message := channel_problem(country, mode, cfg.mesh.channel)):
         problems.append(f"mesh.channel: {message}")
+    if cfg.mesh.security == "sae" and cfg.mesh.mode != "802.11s":
+        problems.append("mesh.security: 'sae' needs mesh.mode = '802.11s' (an IBSS link here "
+                        "is open); set mesh.security = 'open' or use a radio with 802.11s")
     interfaces = {"wifi.ap_interface": cfg.wifi.ap_interface, "mesh.interface": cfg.mesh.interface}
     if cfg.clients.uplink_interface:
         interfaces["clients.uplink_interface"] = cfg.clients.uplink_interface

@@ -13,8 +13,9 @@
 # It installs node.toml, identity.key (mode 0600, never replacing a different key),
 # and registry/anchors.json + registry/snapshot.json, after checking SHA256SUMS;
 # then deletes identity.key from the boot partition and leaves an "installed" mark.
-# When the card carries the community's roaming.secret, it is installed (0600) beside the
-# key and deleted from the boot partition the same way. The node's HTTPS certificate
+# When the card carries the community's roaming.secret or mesh.key (the 802.11s SAE
+# password), each is installed (0600) beside the key and deleted from the boot partition
+# the same way. The node's HTTPS certificate
 # (tls.crt, tls.key: made by customise, its fingerprint is on the poster) goes to
 # $DATA/tls/node.crt (0644) and node.key (0600) unless the node already has one; tls.key
 # is deleted from the boot partition too.
@@ -48,12 +49,13 @@ for pair in "node.toml:$CONFIG" "identity.key:$DATA/identity.key" \
     cp "$src" "$dst.meshhub-new" && sync && mv -f "$dst.meshhub-new" "$dst" \
         || fail "cannot install $src as $dst"
 done
-if [ -e roaming.secret ]; then
-    cp roaming.secret "$DATA/roaming.secret.meshhub-new" && sync \
-        && mv -f "$DATA/roaming.secret.meshhub-new" "$DATA/roaming.secret" \
-        || fail "cannot install roaming.secret as $DATA/roaming.secret"
-    chmod 0600 "$DATA/roaming.secret"
-fi
+for secret in roaming.secret mesh.key; do
+    [ -e "$secret" ] || continue
+    cp "$secret" "$DATA/$secret.meshhub-new" && sync \
+        && mv -f "$DATA/$secret.meshhub-new" "$DATA/$secret" \
+        || fail "cannot install $secret as $DATA/$secret"
+    chmod 0600 "$DATA/$secret"
+done
 if [ -e tls.crt ] && [ -e tls.key ] && [ ! -e "$DATA/tls/node.crt" ]; then
     mkdir -p "$DATA/tls" && chmod 0755 "$DATA/tls" \
         && cp tls.key "$DATA/tls/node.key.meshhub-new" && cp tls.crt "$DATA/tls/node.crt.meshhub-new" \
@@ -67,7 +69,7 @@ chmod 0600 "$DATA/identity.key"
 if id meshhub >/dev/null 2>&1; then
     chown -R meshhub: "$DATA" || fail "cannot hand $DATA to the meshhub user"
 fi
-rm -f identity.key roaming.secret tls.key && sync
+rm -f identity.key roaming.secret mesh.key tls.key && sync
 date -u +%Y-%m-%dT%H:%M:%SZ >"$HERE/installed"
 log "installed node.toml, the node key and registry snapshot into $CONFIG and $DATA"
 exit 0

@@ -21,6 +21,8 @@ from node.config import parse_config
 from node.config.schema import settings_by_key
 from node.errors import ConfigError
 from node.identity import KEY_FILE_NAME, fingerprint, load_identity
+from node.net.mesh_sae import KEY_FILE_NAME as MESH_KEY_FILE_NAME
+from node.net.mesh_sae import load_key as load_mesh_key
 from node.net.validate import network_problems
 from node.roam.keys import SECRET_FILE_NAME, load_secret
 from node.tls import ensure_certificate
@@ -55,7 +57,8 @@ class NodeBundle:
 
 
 def render_node_toml(community: dict[str, Any], node: dict[str, Any], *, country: str,
-                     serial: int, roam: bool = False) -> tuple[str, list[str]]:
+                     serial: int, roam: bool = False,
+                     mesh_key: bool = False) -> tuple[str, list[str]]:
     """``node.toml`` text for ``node`` and notes for the volunteer; raise ConfigError if bad.
 
     Only keys declared in ``node/config/schema.py`` are written.
@@ -82,6 +85,8 @@ def render_node_toml(community: dict[str, Any], node: dict[str, Any], *, country
     values["mesh"].update({"routing": True, "discovery": True})
     if roam:  # the community's roaming secret goes on the card too
         values["roam"] = {"enabled": True}
+    if mesh_key:  # and its mesh key: the link between nodes is 802.11s with SAE
+        values["mesh"]["security"] = "sae"
     if isinstance(node.get("location"), dict):
         values["node"]["coordinates"] = f"{node['location']['lat']}, {node['location']['lon']}"
     mesh_channel = channels.get("mesh")
@@ -153,9 +158,15 @@ def build_bundle(registry: str | Path, name: str, secrets: str | Path | None = N
             load_secret(roam_secret)
         except ConfigError as exc:
             raise RegistryError(str(exc)) from None
+    mesh_key = key_file.parent / MESH_KEY_FILE_NAME
+    if mesh_key.exists():
+        try:
+            load_mesh_key(mesh_key)
+        except ConfigError as exc:
+            raise RegistryError(str(exc)) from None
     toml_text, notes = render_node_toml(files.community.data,  # type: ignore[union-attr]
                                         node, country=country, serial=signed.serial,
-                                        roam=roam_secret.exists())
+                                        roam=roam_secret.exists(), mesh_key=mesh_key.exists())
     # The node's HTTPS certificate, made here once (kept beside the node key) so that its
     # fingerprint is known before the node boots: the poster prints it.
     tls = ensure_certificate(parse_config(toml_text, Path(f"{BOOT_DIR}/node.toml")),
@@ -172,6 +183,8 @@ def build_bundle(registry: str | Path, name: str, secrets: str | Path | None = N
     }
     if roam_secret.exists():
         bundle[SECRET_FILE_NAME] = roam_secret.read_bytes()
+    if mesh_key.exists():
+        bundle[MESH_KEY_FILE_NAME] = mesh_key.read_bytes()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {file}\n"
                    for file, data in sorted(bundle.items()))
     bundle["SHA256SUMS"] = sums.encode("ascii")

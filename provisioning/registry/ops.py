@@ -143,6 +143,21 @@ def ensure_roaming_secret(secrets_dir: Path) -> Path:
     return path
 
 
+def ensure_mesh_key(secrets_dir: Path) -> Path:
+    """The community's mesh key in ``secrets_dir`` (created once, 32 random bytes as 64 hex
+    digits, mode 0600): the SAE password of the 802.11s link between nodes
+    (node/net/mesh_sae.py), the same on every card. Never goes into the registry."""
+    import secrets as random_bytes
+
+    from node.atomic import atomic_write
+    from node.net.mesh_sae import KEY_FILE_NAME
+
+    path = secrets_dir / KEY_FILE_NAME
+    if not path.exists():
+        atomic_write(path, random_bytes.token_hex(32) + "\n", mode=0o600)
+    return path
+
+
 def register_node(root: str | Path, name: str, *, secrets: str | Path | None = None,
                   location: tuple[float, float] | None = None, owner: str = "",
                   hardware: str = "", today: dt.date | None = None) -> Registered:
@@ -177,6 +192,7 @@ def register_node(root: str | Path, name: str, *, secrets: str | Path | None = N
         record["location"] = {"lat": location[0], "lon": location[1]}
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     ensure_roaming_secret(secrets_dir)
+    ensure_mesh_key(secrets_dir)
     save_identity(identity, key_file)
     try:
         write_node(base, record)

@@ -2,16 +2,18 @@
 
 Every node has one mac80211_hwsim radio carrying its access point and its 802.11s mesh
 point on one channel, set up by ``meshhub net apply`` and run by its agent (hostapd,
-dnsmasq, babeld on ``mesh0`` as a wireless interface, the gate) with its portal; phones
+wpa_supplicant joining the mesh with SAE and the lab's mesh key, dnsmasq, babeld on
+``mesh0`` as a wireless interface, the gate) with its portal; phones
 are namespaces with their own radio running wpa_supplicant and busybox udhcpc.
 
 These need a kernel with mac80211_hwsim: a Debian or Ubuntu machine, or a virtual
 machine with Debian's kernel (docs/lab.md, "Radios"), where they run with
 ``MESHHUB_RADIO_TESTS=1`` and a missing radio is a failure. On a host without it (this
-kind of machine, CI's host) they skip even under CI=true: running them in CI needs the
-node image's virtual machine (``tests/vm/``) to carry this checkout's tests, not done yet.
-Kept small for TCG: a 5-node line with phones, a 3-node line whose n2 dies and a 4-node
-square without portals (about 7 minutes under TCG on a two-processor machine).
+kind of machine, CI's host) ``tests/lab/conftest.py`` collects ``test_radio_in_vm.py``
+instead, which runs this module inside a Debian virtual machine and reports each of its
+tests. Kept small for TCG: a 5-node line with phones, a 3-node line whose n2 dies and a
+4-node square without portals, where a rogue radio without the mesh key also tries to
+join.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,8 +49,9 @@ def require_radios() -> None:
     if not hwsim_available():
         if REQUIRED:
             pytest.fail("MESHHUB_RADIO_TESTS=1 but this kernel has no mac80211_hwsim")
-        pytest.skip("no mac80211_hwsim in this kernel: run these in a machine that has it "
-                    "with MESHHUB_RADIO_TESTS=1 (docs/lab.md, \"Radios\")")
+        pytest.skip("no mac80211_hwsim in this kernel: tests/lab/test_radio_in_vm.py runs "
+                    "these in a virtual machine; or run them on a machine that has it with "
+                    "MESHHUB_RADIO_TESTS=1 (docs/lab.md, \"Radios\")")
     require_root()
     require_tool("ip", "iw", "hostapd", "wpa_supplicant", "babeld", "dnsmasq", "nft",
                  "busybox", "curl")
@@ -245,3 +249,90 @@ def test_a_lossy_link_is_avoided_when_a_better_path_exists(square: MeshLab) -> N
                        lambda other=other: next_hop(square, "n1", "n4") == other)
         finally:
             square.degrade("n1", lossy, 0)
+
+
+def _rogue_supplicant(square: MeshLab, ns: str, key: str, folder: Path) -> subprocess.Popen[bytes]:
+    """wpa_supplicant on the rogue's mesh point with n1's own rendered mesh settings (mesh
+    ID, channel, SAE) and ``key``: a box running this software, with or without the key."""
+    from node.config import load_config
+    from node.net.mesh_sae import render_mesh_supplicant
+    from node.net.render_mesh import mesh_channel
+
+    cfg = load_config(Path(square.node("n1").config))
+    conf = folder / "rogue.conf"
+    conf.write_text(render_mesh_supplicant(cfg, key, str(folder / "ctrl"), mesh_channel(cfg)),
+                    encoding="utf-8")
+    conf.chmod(0o600)
+    log = (folder / "rogue.log").open("ab")
+    try:
+        return subprocess.Popen(["ip", "netns", "exec", ns, "wpa_supplicant", "-D", "nl80211",
+                                 "-i", "mesh0", "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+
+
+
+def test_a_radio_without_the_mesh_key_neither_peers_nor_carries_traffic(square: MeshLab,
+                                                                          tmp_path: Path) -> None:
+    """A rogue radio on the lab's air, on the mesh's channel with its mesh ID and SAE, but a
+    key of its own: n1 refuses its SAE authentication, no peer link forms and nothing it
+    sends reaches n1. The same radio (under a new MAC address: n1 blocks one that failed)
+    with the community's key peers and reaches n1, so the key is what keeps it out; the
+    keyed nodes route all along."""
+    from node.lab.radio import mac_address, make_radios, move_radio
+    from node.lab.radio_nodes import air_namespace
+
+    n1_link_local = link_local(square.node("n1").mesh_mac) + "%mesh0"
+    n1_log = Path(square.state.state_dir) / "n1" / "run" / "wpa_supplicant-mesh.log"
+    ns = f"mhl-{square.state.id}-rogue"
+
+    def rogue(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True,
+                              text=True, timeout=60, check=check)
+
+    def n1_said(event: str, mac: str) -> bool:
+        text = n1_log.read_text(errors="replace") if n1_log.exists() else ""
+        return f"{event} addr={mac}" in text or f"{event} {mac}" in text
+
+    def peer_link(mac: str) -> str:
+        out = square.exec("n1", ["iw", "dev", "mesh0", "station", "get", mac],
+                          capture_output=True, timeout=20).stdout
+        found = re.search(r"mesh plink:\s*(\S+)", out)
+        return found.group(1) if found else "none"
+
+    def reaches_n1() -> bool:
+        return rogue("busybox", "ping", "-c", "2", "-W", "3", n1_link_local,
+                     check=False).returncode == 0
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    supplicant: subprocess.Popen[bytes] | None = None
+    try:
+        make_radios(air_namespace(square), [ns])
+        move_radio(air_namespace(square), ns, ns, "wlan0")
+        rogue("iw", "phy", ns, "interface", "add", "mesh0", "type", "mp")
+        rogue("ip", "link", "set", "lo", "up")
+        mac = mac_address(ns, "mesh0")
+        supplicant = _rogue_supplicant(square, ns, secrets.token_hex(32), tmp_path)
+        wait_until("n1 refusing the rogue's SAE authentication",
+                   lambda: n1_said("MESH-SAE-AUTH-FAILURE", mac), timeout=180)
+        assert peer_link(mac) != "ESTAB"
+        assert not reaches_n1()  # from a station without a peer link, 802.11s drops all
+        assert not n1_said("MESH-PEER-CONNECTED", mac)
+        assert next_hop(square, "n1", "n4") in ("n2", "n3")  # the keyed nodes still route
+        supplicant.terminate()
+        supplicant.wait(30)
+        supplicant = None
+        mac = "02:00:5e:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+        rogue("ip", "link", "set", "mesh0", "down")
+        rogue("ip", "link", "set", "mesh0", "address", mac)
+        key = (Path(square.state.state_dir) / "n1" / "data" / "mesh.key").read_text().strip()
+        supplicant = _rogue_supplicant(square, ns, key, tmp_path)
+        wait_until("n1 peering with the radio that has the key",
+                   lambda: n1_said("MESH-PEER-CONNECTED", mac), timeout=180)
+        wait_until("the keyed radio reaching n1", reaches_n1, timeout=120)
+    finally:
+        if supplicant is not None:
+            supplicant.terminate()
+            supplicant.wait(30)
+        subprocess.run(["ip", "netns", "delete", ns], check=False)

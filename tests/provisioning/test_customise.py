@@ -244,7 +244,7 @@ def test_first_boot_hook_installs_what_the_node_trusts(reg: Path, tmp_path: Path
     card = tmp_path / "boot" / "meshhub"
     card.mkdir(parents=True)
     names = ["node.toml", "identity.key", "snapshot.json", "anchors.json", "firstboot.sh",
-             "README.txt", "SHA256SUMS", "roaming.secret", "tls.crt", "tls.key"]
+             "README.txt", "SHA256SUMS", "roaming.secret", "mesh.key", "tls.crt", "tls.key"]
     for name in names:
         (card / name).write_bytes(fat_read(image, 8 * MIB, f"meshhub/{name}"))
     root = tmp_path / "root"
@@ -272,6 +272,11 @@ def test_first_boot_hook_installs_what_the_node_trusts(reg: Path, tmp_path: Path
     assert (data / "roaming.secret").read_bytes() == community
     assert (data / "roaming.secret").stat().st_mode & 0o777 == 0o600
     assert not (card / "roaming.secret").exists()
+    # And its mesh key, the SAE password of the links between nodes.
+    mesh_key = (reg.parent.parent / "secrets" / "mesh.key").read_bytes()
+    assert (data / "mesh.key").read_bytes() == mesh_key
+    assert (data / "mesh.key").stat().st_mode & 0o777 == 0o600
+    assert not (card / "mesh.key").exists()
     # The HTTPS certificate whose fingerprint the poster prints (made by customise).
     secrets = reg.parent.parent / "secrets"
     assert (data / "tls" / "node.crt").read_bytes() == (secrets / "elm-1.tls.crt").read_bytes()
@@ -281,6 +286,7 @@ def test_first_boot_hook_installs_what_the_node_trusts(reg: Path, tmp_path: Path
     assert not (card / "tls.key").exists() and (card / "tls.crt").exists()
     cfg = parse_config((root / "etc" / "meshhub" / "node.toml").read_text())
     assert cfg.roam.enabled
+    assert cfg.mesh.security == "sae" and cfg.mesh.mode == "802.11s"
     node = tomllib.loads((reg / "nodes" / "elm-1.toml").read_text())
     assert cfg.node.name == "elm-1"
     trust = RegistryTrust(data / "registry")
