@@ -155,13 +155,13 @@ def radio_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InnerRun]:
     require_tool("qemu-system-x86_64", "/usr/share/ovmf/OVMF.fd", "mmdebstrap", "mkfs.ext4",
                  "mkfs.vfat", "mcopy", "sfdisk")
     from provisioning.vm import VirtualMachine
-    from tests.vmsupport import base_image, vm_cache_dir
+    from tests.vmsupport import base_folder, base_image
 
     run = InnerRun()
     started = time.monotonic()
     lines: list[str] = []
     try:
-        base = base_image(vm_cache_dir() or tmp_path_factory.mktemp("base"), "amd64", lines)
+        base = base_image(base_folder(tmp_path_factory), "amd64", lines)
     except OSError as exc:
         pytest.fail(f"image base failed: {exc}\n" + "\n".join(lines[-20:]))
     run.timings["base image"] = time.monotonic() - started
