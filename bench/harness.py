@@ -37,12 +37,35 @@ _WORDS = ["bicycle", "sofa", "lamp", "garden", "ladder", "freezer", "tutoring", 
           "charger", "jacket", "boots", "coat", "hat", "scarf", "gloves", "toys", "puzzle"]
 
 
+NGINX = "/usr/sbin/nginx"
+
+
 def listening_socket() -> socket.socket:
     """A loopback socket bound to a port of its own and listening, to hand to a server."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
     return sock
+
+
+def nginx_on_core0(prefix: Path, site: str,
+                   sockets: tuple[socket.socket, ...]) -> subprocess.Popen[bytes]:
+    """Debian's nginx pinned to core 0 (the benchmarks' server core) serving ``site`` from
+    ``prefix``, on listening ``sockets`` it inherits (its ``NGINX`` variable): no port is
+    released and bound again. The sockets are closed here, the process is the caller's."""
+    from portal.nginx import standalone_conf
+
+    conf = prefix / "nginx.conf"
+    conf.write_text(standalone_conf(site, prefix, run_as_root=os.geteuid() == 0))
+    inherited = tuple(sock.fileno() for sock in sockets)
+    process = subprocess.Popen(["taskset", "-c", "0", NGINX, "-p", str(prefix), "-c", str(conf),
+                                "-e", str(prefix / "error.log"), "-g", "daemon off;"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               pass_fds=inherited,
+                               env={**os.environ, "NGINX": "".join(f"{fd};" for fd in inherited)})
+    for sock in sockets:
+        sock.close()
+    return process
 
 
 def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:

@@ -29,10 +29,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import listening_socket, load, portal_process, stop, wait_for_http, write_config
-from portal.nginx import render_site, standalone_conf
+from bench.harness import (
+    NGINX,
+    listening_socket,
+    load,
+    nginx_on_core0,
+    portal_process,
+    stop,
+    wait_for_http,
+    write_config,
+)
+from portal.nginx import render_site
 
-NGINX = "/usr/sbin/nginx"
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
   local seconds = summary.duration / 1e6
@@ -180,16 +188,7 @@ def start_nginx(folder: Path, config: object, library_dir: str, portal_port: int
                        portal_address=f"127.0.0.1:{portal_port}")
     site += (f"\nserver {{\n    listen 127.0.0.1:{static_port};\n    access_log off;\n"
              f"    sendfile on;\n    tcp_nopush on;\n    root {static};\n}}\n")
-    conf = prefix / "nginx.conf"
-    conf.write_text(standalone_conf(site, prefix, run_as_root=os.geteuid() == 0))
-    inherited = (front.fileno(), files.fileno())
-    process = subprocess.Popen(["taskset", "-c", "0", NGINX, "-p", str(prefix), "-c", str(conf),
-                                "-e", str(prefix / "error.log"), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               pass_fds=inherited,
-                               env={**os.environ, "NGINX": "".join(f"{fd};" for fd in inherited)})
-    front.close()
-    files.close()
+    process = nginx_on_core0(prefix, site, (front, files))
     wait_for_http(f"http://127.0.0.1:{front_port}/", process)
     wait_for_http(f"http://127.0.0.1:{static_port}/home.html", process)
     return process, front_port, static_port

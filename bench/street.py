@@ -37,7 +37,6 @@ import argparse
 import gzip
 import http.client
 import json
-import os
 import random
 import re
 import shutil
@@ -55,8 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import (
     _WORDS,
+    NGINX,
     listening_socket,
     load,
+    nginx_on_core0,
     portal_process,
     stop,
     wait_for_http,
@@ -67,9 +68,8 @@ from node.config import NodeConfig
 from node.hub import open_hub
 from node.store.models import CATEGORIES
 from portal.i18n import negotiate
-from portal.nginx import render_site, standalone_conf
+from portal.nginx import render_site
 
-NGINX = "/usr/sbin/nginx"
 OFFERED = ["en", "ar", "es"]  # portal.languages by default
 ORGANISER, ORGANISER_PASSWORD = "olga", "olga-street-password-1"
 #: (Accept-Language, Cookie, weight): how the street's phones ask.
@@ -381,16 +381,7 @@ def nginx(folder: Path, config: NodeConfig, library_dir: str, portal_port: int,
     site += (f"\nserver {{\n    listen 127.0.0.1:{ports[1]};\n    access_log off;\n"
              f"    sendfile on;\n    tcp_nopush on;\n    gzip_static on;\n    root {static};\n"
              "    types { }\n    default_type \"text/html; charset=utf-8\";\n}\n")
-    conf = prefix / "nginx.conf"
-    conf.write_text(standalone_conf(site, prefix, run_as_root=os.geteuid() == 0))
-    inherited = (front.fileno(), files.fileno())
-    process = subprocess.Popen(["taskset", "-c", "0", NGINX, "-p", str(prefix), "-c", str(conf),
-                                "-e", str(prefix / "error.log"), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               pass_fds=inherited,
-                               env={**os.environ, "NGINX": "".join(f"{fd};" for fd in inherited)})
-    front.close()
-    files.close()
+    process = nginx_on_core0(prefix, site, (front, files))
     try:
         wait_for_http(f"http://127.0.0.1:{ports[0]}/", process)
         yield ports

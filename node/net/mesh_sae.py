@@ -26,18 +26,16 @@ may then do on the mesh is still bounded by the signed requests and signed entri
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from node.config import NodeConfig
-from node.errors import ConfigError
+from node.hexsecret import read_hex_secret
 from node.net._header import header
 from node.net.regulatory import frequency_mhz
 from node.net.render_mesh import BEACON_INTERVAL_TU
 
 #: The key's file in ``node.data_dir`` when ``mesh.key_file`` is empty.
 KEY_FILE_NAME = "mesh.key"
-_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def key_path(cfg: NodeConfig) -> Path:
@@ -47,18 +45,8 @@ def key_path(cfg: NodeConfig) -> Path:
 
 def load_key(path: Path) -> str:
     """The mesh key in ``path`` (64 lower-case hex digits); ConfigError saying what to do."""
-    try:
-        text = path.read_text(encoding="ascii").strip().lower()
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no mesh key; copy the community's mesh.key there "
-                           "(meshhub-provision customise does) or set mesh.security = "
-                           "'open'"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read the mesh key ({exc})"]) from None
-    if not _KEY.fullmatch(text):
-        raise ConfigError([f"{path}: the mesh key must be 64 hex digits on one line (make one "
-                           "with 'python3 -c \"import secrets; print(secrets.token_hex(32))\"')"])
-    return text
+    return read_hex_secret(path, "mesh key", "copy the community's mesh.key there "
+                           "(meshhub-provision customise does) or set mesh.security = 'open'")
 
 
 def uses_sae(cfg: NodeConfig) -> bool:

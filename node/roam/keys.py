@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from pathlib import Path
 
-from node.errors import ConfigError
+from node.hexsecret import read_hex_secret
 
 #: Bytes of a tag (128 bits: no two devices of a mesh collide by accident).
 TAG_BYTES = 16
 SECONDS_PER_DAY = 86_400
 #: The secret's file in ``node.data_dir`` when ``roam.secret_file`` is empty.
 SECRET_FILE_NAME = "roaming.secret"  # noqa: S105 (a file name)
-_SECRET = re.compile(r"[0-9a-f]{64}")
 
 
 def day_number(unix_seconds: float) -> int:
@@ -61,16 +59,6 @@ def device_tag(key: bytes, mac: str) -> str:
 
 def load_secret(path: Path) -> bytes:
     """The roaming secret in ``path`` (64 hex digits); ConfigError saying what to do."""
-    try:
-        text = path.read_text(encoding="ascii").strip().lower()
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no roaming secret; copy the community's "
-                           "roaming.secret there (meshhub-provision customise does) or set "
-                           "roam.enabled = false"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read the roaming secret ({exc})"]) from None
-    if not _SECRET.fullmatch(text):
-        raise ConfigError([f"{path}: the roaming secret must be 64 hex digits on one line "
-                           "(make one with 'python3 -c \"import secrets; "
-                           "print(secrets.token_hex(32))\"')"])
-    return bytes.fromhex(text)
+    return bytes.fromhex(read_hex_secret(
+        path, "roaming secret", "copy the community's roaming.secret there "
+        "(meshhub-provision customise does) or set roam.enabled = false"))
