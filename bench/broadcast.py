@@ -26,11 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def pct(values: list[float], p: float) -> float:
-    """The ``p``-th percentile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+from bench.measure import percentile  # noqa: E402 (after the path line)
 
 
 def main() -> None:
@@ -86,14 +82,14 @@ def main() -> None:
         load = Path("/proc/loadavg").read_text().split()[:3]
         print(json.dumps({
             "nodes": args.nodes, "rounds": args.rounds, "probe_interval_s": 0.5,
-            "command_start_to_notice_s": {"p50": round(pct(commanded, 50), 2),
-                                          "p95": round(pct(commanded, 95), 2),
+            "command_start_to_notice_s": {"p50": round(percentile(commanded, 0.50), 2),
+                                          "p95": round(percentile(commanded, 0.95), 2),
                                           "max": round(max(commanded), 2)},
-            "signed_to_notice_s": {"p50": round(pct(shown, 50), 2),
-                                 "p95": round(pct(shown, 95), 2),
+            "signed_to_notice_s": {"p50": round(percentile(shown, 0.50), 2),
+                                 "p95": round(percentile(shown, 0.95), 2),
                                  "max": round(max(shown), 2)},
-            "cancel_to_online_s": {"p50": round(pct(freed, 50), 2),
-                                   "p95": round(pct(freed, 95), 2),
+            "cancel_to_online_s": {"p50": round(percentile(freed, 0.50), 2),
+                                   "p95": round(percentile(freed, 0.95), 2),
                                    "max": round(max(freed), 2)},
             "loadavg": load}, indent=2))
     finally:

@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile  # noqa: E402 (after the path line)
+
 PROBER = r"""
 import socket, sys, time, fcntl, struct
 host, port = sys.argv[1], int(sys.argv[2])
@@ -60,12 +62,6 @@ while time.monotonic() < deadline:
     time.sleep(0.01)
 sys.exit(1)
 """
-
-
-def pct(values: list[float], p: float) -> float:
-    """The ``p``-th percentile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def main() -> None:
@@ -129,8 +125,8 @@ def main() -> None:
                 from_dhcp.append(passed - dhcp_start)
                 from_lease.append(passed - leased)
         for label, values in (("from_dhcp", from_dhcp), ("from_lease", from_lease)):
-            print(f"arrival_to_pass_{label}_p50: {pct(values, 50) * 1000:.0f} ms")
-            print(f"arrival_to_pass_{label}_p95: {pct(values, 95) * 1000:.0f} ms "
+            print(f"arrival_to_pass_{label}_p50: {percentile(values, 0.50) * 1000:.0f} ms")
+            print(f"arrival_to_pass_{label}_p95: {percentile(values, 0.95) * 1000:.0f} ms "
                   f"(target: <= 1000 ms; {len(values)} arrivals)")
             print(f"arrival_to_pass_{label}_max: {max(values) * 1000:.0f} ms")
     finally:
