@@ -29,3 +29,14 @@ def compose(default: WSGIApp, mounts: dict[str, WSGIApp]) -> WSGIApp:
         return default(environ, start_response)
 
     return app
+
+
+def read_answer(result: Iterable[bytes]) -> bytes:
+    """A WSGI app's whole answer as bytes, its iterable closed afterwards as PEP 3333 asks
+    (for middleware that must see the body: to sign it, cache it or save it as a file)."""
+    try:
+        return b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()

@@ -42,6 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from node.agent_app import read_answer
 from node.identity import Identity, fingerprint, verify_signature
 
 HEADER = "Meshhub-Auth"
@@ -314,12 +315,7 @@ def _signed(app: WSGIApp, environ: dict[str, Any], start_response: StartResponse
             start_response(status, [*headers, (REPLY_HEADER, sign_reply(
                 identity, int(status[:3]), "-", requester, nonce))])
             return result
-    try:
-        data = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+    data = read_answer(result)
     status, headers = captured
     start_response(status, [*headers, (REPLY_HEADER, sign_reply(
         identity, int(status[:3]), hashlib.sha256(data).hexdigest(), requester, nonce))])

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.agent_app import read_answer
 from portal.caching import CACHE_SECONDS_KEY, SHAREABLE_KEY
 
 __all__ = ["MARK", "MAX_BYTES", "PageCache", "init_app"]
@@ -188,12 +189,7 @@ class PageCache:
         result = self.app(environ, capture)
         if not environ.get(MARK) or not captured or not captured[0].startswith("200"):
             return result
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        body = read_answer(result)
         self._keep(key, _Page(version, time.monotonic(), until, captured[0], list(captured[1]),
                               body, _header(captured[1], "etag"),
                               _header(captured[1], "last-modified")))

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from node.agent_app import read_answer
 from node.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -369,12 +370,7 @@ class Renderer:
             return lambda data: None
 
         result = wsgi(environ, start_response)
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        body = read_answer(result)
         if not status or not status[0].startswith("200") or not environ.get(SHAREABLE_KEY):
             return None
         return body
