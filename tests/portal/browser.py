@@ -34,6 +34,18 @@ def serve(app: Flask, name: str = "test-waitress") -> Iterator[str]:
         served.stop()
 
 
+def follow(page: Any, target: Any) -> None:
+    """Click a link or button that loads another page; return once that page has loaded.
+
+    A bare click returns as soon as the navigation has begun, and ``wait_for_load_state``
+    then may still answer for the old page, so what a test counts next can come from a
+    half-loaded page (seen in CI under load). ``target`` is a selector or a locator.
+    """
+    clickable = page.locator(target) if isinstance(target, str) else target
+    with page.expect_navigation(wait_until="load"):
+        clickable.click()
+
+
 def describe(name: str, violations: list[dict[str, Any]]) -> str:
     """Violations of one page, readable in a test report."""
     lines = [f"{name}:"]

@@ -15,7 +15,7 @@ import pytest
 
 from portal import db
 from tests.conftest import require_tool
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, describe, serve
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, describe, follow, serve
 from tests.portal.conftest import Seeder, every_page_type, make_app, write_node_toml
 
 
@@ -61,8 +61,7 @@ def test_every_page_type_has_no_axe_violations(running_hub: tuple[str, dict[str,
             page.goto(base + "/submit")
             page.select_option("#category", "free")
             page.fill("#title", "   ")
-            page.click("main form[method=post] button[type=submit]")
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            follow(page, "main form[method=post] button[type=submit]")
             assert page.locator("#title-error").count() == 1
             check("submit with errors")
             page.goto(base + "/language/ar?next=/")

@@ -13,7 +13,7 @@ from node.gate.service import GateService
 from portal import db
 from tests.conftest import require_tool
 from tests.node.test_gate import PHONE, FakeShell
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, serve
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, serve
 from tests.portal.conftest import make_app, write_node_toml
 
 #: As on a node, nginx is in front and names the phone in X-Forwarded-For (the browser
@@ -50,8 +50,7 @@ def test_welcome_and_connected_pages_have_no_axe_violations(gate: GateService) -
                 audit = AxeAudit(page)
                 page.goto(base + "/welcome")
                 audit.check("welcome")
-                page.click("main form button[type=submit]")
-                page.wait_for_load_state()  # the next page is loaded, not only begun
+                follow(page, "main form button[type=submit]")
                 assert page.url.endswith("/connected")
                 audit.check("connected")
                 assert not audit.problems, audit.report()

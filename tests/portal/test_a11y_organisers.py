@@ -23,6 +23,7 @@ from tests.portal.browser import (
     PLAIN_ORGANISER,
     AxeAudit,
     every_organiser_page_type,
+    follow,
     seed_for_organisers,
     serve,
 )
@@ -48,8 +49,7 @@ def sign_in(page: Any, base: str, name: str, password: str) -> None:
     page.goto(base + "/organisers/sign-in")
     page.fill("#name", name)
     page.fill("#password", password)
-    page.click(SUBMIT)
-    page.wait_for_load_state()  # the next page is loaded, not only begun
+    follow(page, SUBMIT)
 
 
 @pytest.mark.browser
@@ -83,31 +83,27 @@ def test_every_organisers_page_type_has_no_axe_violations(
             page.goto(base + "/organisers/listings/")
             first = page.locator("main .manage > li").first
             item_id = first.get_attribute("id")
-            first.get_by_role("button", name="Pin", exact=True).click()
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            follow(page, first.get_by_role("button", name="Pin", exact=True))
             assert page.locator(f"#{item_id} button", has_text="Unpin").count() == 1
             audit.check("listings after pinning")
 
             page.goto(base + "/organisers/listings/new")
             page.fill("#title", "")
             page.fill("#body", "What I typed stays here")
-            page.click(SUBMIT)
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            follow(page, SUBMIT)
             assert page.locator("#title-error").count() == 1
             assert page.locator(".error-summary a[href='#title']").count() == 1
             audit.check("new listing with errors")
             page.goto(base + "/organisers/accounts/")
             page.fill("#name", "Not A Valid Name!")
-            page.click(SUBMIT)
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            follow(page, SUBMIT)
             assert page.locator(".field-invalid").count() >= 1
             audit.check("create account with errors")
             page.goto(base + "/organisers/password")
             page.fill("#current_password", "wrong")
             page.fill("#new_password", "one new passphrase")
             page.fill("#confirm", "another passphrase")
-            page.click(SUBMIT)
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            follow(page, SUBMIT)
             assert page.locator(".field-invalid").count() >= 1
             audit.check("change password with errors")
 
@@ -117,8 +113,7 @@ def test_every_organisers_page_type_has_no_axe_violations(
             page.goto(base + "/organisers/listings/")
             audit.check("listings (ar)")
             page.goto(base + "/language/en?next=/organisers/")
-            page.click("nav.organisers-menu button[type=submit]")  # sign out
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            follow(page, "nav.organisers-menu button[type=submit]")  # sign out
 
             sign_in(page, base, *PLAIN_ORGANISER)
             response = page.goto(base + "/organisers/accounts/")

@@ -20,7 +20,7 @@ from flask import Flask
 
 from portal import db, technicians
 from tests.conftest import require_tool
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, serve
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, serve
 from tests.portal.test_technicians import TECHNICIAN, fake_mesh, portal_for  # noqa: F401
 
 SUBMIT = "main form.stacked button[type=submit]"
@@ -103,8 +103,7 @@ def test_technicians_pages_are_accessible_and_their_drawings_legible(
             page.goto(base + "/organisers/sign-in")
             page.fill("#name", TECHNICIAN[0])
             page.fill("#password", TECHNICIAN[1])
-            page.click(SUBMIT)
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            follow(page, SUBMIT)
             assert page.url == base + "/technicians/"
             assert page.locator("table.nodes tbody tr").count() == 4
             assert page.locator("table.nodes tr.down").count() == 1
@@ -117,8 +116,7 @@ def test_technicians_pages_are_accessible_and_their_drawings_legible(
             width, height, colours = shoot(page, "svg.chart", tmp_path / "cpu.png")
             assert abs(width - 600) <= 4 and abs(height - 190) <= 4, (width, height)
             assert colours >= 4, "the CPU graph looks blank"
-            page.locator("details.numbers summary").click()
-            page.wait_for_load_state()  # the next page is loaded, not only begun
+            page.locator("details.numbers summary").click()  # opens in place, no new page
             assert page.locator("details.numbers table tbody tr").count() >= 20
             audit.check("node page (24 hours, numbers open)")
             page.screenshot(path=str(tmp_path / "node-day.png"), full_page=True)

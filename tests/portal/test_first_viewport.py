@@ -18,7 +18,7 @@ import pytest
 from portal import db
 from portal.db import services
 from tests.conftest import require_tool
-from tests.portal.browser import ADMIN, CHROMIUM, CHROMIUM_ARGS, AxeAudit, serve
+from tests.portal.browser import ADMIN, CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, serve
 from tests.portal.conftest import ORGANISER_PASSWORD, Seeder, make_app, write_node_toml
 
 PHONE = {"width": 360, "height": 740}
@@ -135,22 +135,22 @@ def test_what_a_phone_shows_first(running_hub: tuple[str, dict[str, Any]]) -> No
             page.goto(f"{base}/language/en?next=/organisers/sign-in")
             page.fill("#name", ADMIN)
             page.fill("#password", ORGANISER_PASSWORD)
-            page.click("main form.stacked button[type=submit]")
+            follow(page, "main form.stacked button[type=submit]")  # signed in before going on
             page.goto(base + "/organisers/listings/new")
             page.select_option("#category", "free")
             page.fill("#title", "Garden chairs")
             page.fill("#body", "Four chairs, collect from Elm Street.")
-            page.click("main form.stacked button[type=submit]")
+            follow(page, "main form.stacked button[type=submit]")
             message = page.locator(".flash", has_text="Listing published.")
             assert message.count() == 1
             assert in_first_viewport(page, message), "the published message is off screen"
             audit.check("listings after publishing")
 
             first = page.locator("main .manage > li").first
-            first.get_by_role("button", name="Expire now").click()
+            follow(page, first.get_by_role("button", name="Expire now"))
             assert page.locator(".undo button").count() == 1
             audit.check("listings with Undo")
-            page.locator(".undo button").click()
+            follow(page, ".undo button")
             assert page.locator(".flash", has_text="restored").count() == 1
 
             page.goto(base + "/organisers/audit/")
