@@ -259,11 +259,19 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
         raise BaseImageError(f"mmdebstrap failed (exit {proc.returncode}):\n{text}")
 
 
+#: How long systemd waits for the boot partition's device before it gives up and goes to
+#: emergency mode. Its default, 90 s, is too short for a slow first boot (a Pi Zero with a
+#: slow card, or QEMU without KVM on a busy host, where udev's module loading starved past
+#: 90 s and the node never reached multi-user.target). The root is mounted by the kernel.
+BOOT_DEVICE_TIMEOUT = "10min"
+
+
 def _system_files(root: Path, disk_id: str) -> None:
     (root / "etc/fstab").write_text(
         "# meshhub base image (meshhub-provision image base): Raspberry Pi OS layout.\n"
         f"PARTUUID={disk_id}-02  /               ext4  defaults,noatime  0 1\n"
-        f"PARTUUID={disk_id}-01  {BOOT_MOUNT}  vfat  defaults,umask=0077  0 2\n",
+        f"PARTUUID={disk_id}-01  {BOOT_MOUNT}  vfat  "
+        f"defaults,umask=0077,x-systemd.device-timeout={BOOT_DEVICE_TIMEOUT}  0 2\n",
         encoding="ascii")
     (root / "etc/hostname").write_text("meshhub\n", encoding="ascii")
     (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tmeshhub\n"

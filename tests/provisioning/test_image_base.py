@@ -119,6 +119,8 @@ def test_layout_is_raspberry_pi_os_like_and_boots_by_uefi(tmp_path: Path) -> Non
               if line and not line.startswith("#")}
     assert mounts["/"][:3] == [f"PARTUUID={disk_id}-02", "/", "ext4"]
     assert mounts["/boot/firmware"][:3] == [f"PARTUUID={disk_id}-01", "/boot/firmware", "vfat"]
+    # A slow first boot (slow card, TCG) must not drop to emergency mode after systemd's 90 s.
+    assert "x-systemd.device-timeout=10min" in mounts["/boot/firmware"][3].split(",")
     from provisioning.image.build import verify_image
 
     verify_image(image)
