@@ -28,13 +28,25 @@ system-packages:
 # PYTEST_ARGS narrows a local run (e.g. PYTEST_ARGS='tests/portal -x'); under CI=true it
 # is ignored, so CI always runs every test. The tests run in parallel, one worker per core
 # (pytest-xdist), a file's tests on one worker; PYTEST_WORKERS=0 runs them in this process.
+# The tests that boot a whole node in QEMU (VM_TESTS) run after the others, on their own:
+# without KVM the guest needs every core, which the workers would otherwise take from it.
+# Both parts always run; make fails if either failed.
 PYTEST_WORKERS ?= auto
+VM_TESTS := tests/vm
+RUN_ARGS := $(if $(filter true 1 yes,$(CI)),,$(PYTEST_ARGS))
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/vulture
 	$(BIN)/mypy
+ifeq ($(strip $(RUN_ARGS)),)
+	status=0; \
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
-		$(if $(filter true 1 yes,$(CI)),,$(PYTEST_ARGS))
+		$(addprefix --ignore=,$(VM_TESTS)) || status=$$?; \
+	$(BIN)/python -m pytest -n 0 $(VM_TESTS) || status=$$?; \
+	exit $$status
+else
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(RUN_ARGS)
+endif
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
