@@ -6,7 +6,9 @@ and serves the node's HTTP API on ``agent.listen``:``agent.port`` with waitress:
 ``/sync/v1`` (:mod:`node.sync`) and releases at
 ``/update/v1`` (:mod:`node.update`, when ``update.enabled``).  It runs the
 captive gate's socket (:mod:`node.gate`, when ``gate.enabled``) and the mesh
-(babeld, its monitor and zeroconf: :class:`~node.mesh.service.MeshService`).
+(babeld, its monitor and zeroconf: :class:`~node.mesh.service.MeshService`). On a
+gateway it checks the uplink and offers the mesh a default route only while the uplink
+works (:class:`~node.mesh.uplink.UplinkWatch`).
 SIGTERM or SIGINT stops it cleanly: the API closes, the sampler finishes its
 sample, the history queued in memory is written to disk.
 
@@ -133,6 +135,13 @@ class Agent:
         sources = sources or node_sources(cfg)
         if cfg.mesh.routing:
             sources = dataclasses.replace(sources, mesh=self.mesh.health)
+        from node.mesh.uplink import uplink_watch
+
+        #: A gateway's check of its uplink: it offers the mesh a default route only while
+        #: the uplink works (node.mesh.uplink); None without uplink or mesh routing.
+        self.uplink = uplink_watch(cfg)
+        if self.uplink is not None:
+            sources = dataclasses.replace(sources, uplink=self.uplink.health)
         self.update: UpdateService | None = self._open_update()  # node.update, served at /update/v1
         if self.update is not None:
             sources = dataclasses.replace(sources, update=self.update.health)
@@ -411,9 +420,13 @@ class Agent:
                 continue
             daemon.start()
         self.mesh.start()
+        if self.uplink is not None:
+            self.uplink.start()
 
     def _stop_supervised(self) -> None:
         """Stop announcing and following, then the daemons in reverse order."""
+        if self.uplink is not None:
+            self.uplink.stop()  # the announcement route goes, the uplink's routes come back
         self.mesh.stop()
         for daemon in reversed(self.supervised):
             daemon.stop()

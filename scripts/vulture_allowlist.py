@@ -19,6 +19,7 @@ _.field_flags  # portal/organisers/forms.py: read by WTForms from a validator
 _.readable, _.readinto, _.seekable, _.makefile  # io/socket interfaces (http.client, WSGI)
 _.get_path, _.get_title, _.get_mimetype, _.get_contentprovider, _.get_hints  # libzim Item
 _.daemon_threads, _.block_on_close  # socketserver settings (node/gate/server.py)
+_.do_GET, _.log_message  # http.server handler hooks (node/lab/uplinks.py: the lab's internet)
 _.row_factory  # sqlite3.Connection setting
 _.handle_accept, _.will_close  # waitress/asyncore server and channel hooks (agent_server)
 _._io_refs  # socket.socket's makefile() reference count (node/sync/client.py)

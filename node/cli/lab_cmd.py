@@ -51,11 +51,15 @@ def lab() -> None:
 @click.option("--timings", type=click.Choice(TIMINGS), default="lab", show_default=True,
               help="lab: health samples every 5 s and sync rounds every 10 s; defaults: a "
                    "real node's node.toml defaults (30 s and 60 s).")
+@click.option("--uplinks", default="", metavar="NODES",
+              help="Nodes cabled to the lab's internet (an isp namespace with a web server "
+                   "at 203.0.113.80), comma-separated, each with its clients.uplink_cost "
+                   "after '=' if not 0: --uplinks n1,n2=2048 (docs/uplink.md).")
 @_LAB
 @_STATE
 def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_portal: bool,
-           wait: float, radio: bool, radios: int, timings: str, lab_id: str | None,
-           state_dir: str | None) -> None:
+           wait: float, radio: bool, radios: int, timings: str, uplinks: str,
+           lab_id: str | None, state_dir: str | None) -> None:
     """Build the lab: namespaces n1..nN, links, and each node's agent, babeld and portal."""
     from pathlib import Path
 
@@ -66,6 +70,7 @@ def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_
                       state_dir=Path(state_dir) if state_dir else None, phones=phones,
                       hello_interval=hello, portal=not no_portal, wait=wait, radio=radio,
                       radios=radios, timings=timings,
+                      uplinks=_uplinks(uplinks),
                       warn=lambda text: click.echo(f"meshhub: warning: {text}", err=True))
     st = mesh.state
     air = f", over the air ({radios} radio{'s' if radios > 1 else ''} per node)" \
@@ -73,6 +78,18 @@ def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_
     click.echo(f"lab {st.id}: {nodes} nodes, {topology}, {len(st.links)} links{air}, "
                f"ready in {time.monotonic() - started:.1f} s")
     click.echo(f"state: {st.state_dir}   next: meshhub lab status --lab {st.id}")
+
+
+def _uplinks(text: str) -> dict[str, int]:
+    """``n1,n2=2048`` as {"n1": 0, "n2": 2048}."""
+    found = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _sep, cost = part.partition("=")
+        if cost and not cost.isdigit():
+            raise click.BadParameter(f"{part!r}: the cost after '=' must be a whole number",
+                                     param_hint="--uplinks")
+        found[name] = int(cost or 0)
+    return found
 
 
 @lab.command("status")
@@ -161,6 +178,38 @@ def lab_degrade(a: str, b: str, loss: int, delay: float, lab_id: str | None,
     """Make the link between A and B lossy (and slow); --loss 0 makes it whole again."""
     _open(lab_id, state_dir).degrade(a, b, loss, delay)
     click.echo(f"link {a}-{b}: {loss}% loss" + (f", {delay:g} ms delay" if delay else ""))
+
+
+@lab.group("uplink")
+def lab_uplink() -> None:
+    """The uplinks of a lab started with --uplinks."""
+
+
+@lab_uplink.command("cut")
+@click.argument("node")
+@click.option("--silent", is_flag=True,
+              help="Keep the cable up and drop everything on it (an outage behind the "
+                   "router) instead of taking the cable down.")
+@_LAB
+@_STATE
+def lab_uplink_cut(node: str, silent: bool, lab_id: str | None, state_dir: str | None) -> None:
+    """Cut NODE's uplink: the mesh should reach the internet through another one."""
+    from node.lab.uplinks import set_uplink
+
+    set_uplink(_open(lab_id, state_dir), node, up=False, silent=silent)
+    click.echo(f"{node}'s uplink cut" + (" (silently)" if silent else ""))
+
+
+@lab_uplink.command("restore")
+@click.argument("node")
+@_LAB
+@_STATE
+def lab_uplink_restore(node: str, lab_id: str | None, state_dir: str | None) -> None:
+    """Give NODE its uplink back."""
+    from node.lab.uplinks import set_uplink
+
+    set_uplink(_open(lab_id, state_dir), node, up=True)
+    click.echo(f"{node}'s uplink restored")
 
 
 @lab.group("phone")

@@ -76,6 +76,13 @@ def _ipv4_network(value: Any) -> str | None:
     return None
 
 
+def _uplink_target(value: Any) -> str | None:
+    host, sep, port = str(value).rpartition(":")
+    if sep and port.isdigit() and 1 <= int(port) <= 65535 and _ipv4_address(host) is None:
+        return None
+    return "must be an IPv4 address and a TCP port, such as '192.0.2.1:80'"
+
+
 def _ipv4_address(value: Any) -> str | None:
     try:
         ipaddress.IPv4Address(str(value))
@@ -281,6 +288,21 @@ SETTINGS: tuple[Setting, ...] = (
             "Last DHCP address, as an offset into the client subnet.", minimum=2),
     Setting("clients", "uplink_interface", str, "",
             "Interface towards the internet, or empty when this node has none."),
+    Setting("clients", "uplink_check", list, [],
+            "Where the agent checks the uplink, as 'IPv4 address:port' reached by TCP through "
+            "the uplink alone (an answer or a refusal counts); empty: the uplink counts as "
+            "working while it is up with a default route. Used on gateway nodes to decide "
+            "whether to offer the mesh a default route (docs/uplink.md).", item_type=str),
+    Setting("clients", "uplink_check_seconds", float, 2.0,
+            "How often the agent checks the uplink, in seconds.", minimum=0.2, maximum=60),
+    Setting("clients", "uplink_check_failures", int, 2,
+            "Failed checks in a row before the uplink's default route is withdrawn from the "
+            "mesh (and good checks in a row before it is offered again).",
+            minimum=1, maximum=20),
+    Setting("clients", "uplink_cost", int, 0,
+            "What babeld adds to the cost of this node's default route: 0 for a main "
+            "uplink; a backup (a metered 4G line) gets more, e.g. 2048, so the mesh uses it "
+            "only while no main uplink works (docs/uplink.md).", minimum=0, maximum=60000),
     Setting("clients", "uplink_upload_kbit", int, 0,
             "Upload speed of the uplink in kbit/s (a little below what the line really "
             "gives), shared fairly among residents with CAKE; 0 turns fairness off.",
@@ -468,6 +490,7 @@ ITEM_CHECKS: dict[str, Check] = {
     "trust.node_keys": _ed25519_hex,
     "agent.client_keys": _ed25519_hex,
     "portal.languages": _language_tag,
+    "clients.uplink_check": _uplink_target,
     "sync.peers": lambda v: None if re.fullmatch(r"http://[^\s/?#@]+/?", str(v))
     else "must be an agent's base URL such as 'http://10.42.1.1:9180'",
 }

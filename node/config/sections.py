@@ -109,6 +109,10 @@ class ClientsSection(Protocol):
     dhcp_range_start: int
     dhcp_range_end: int
     uplink_interface: str
+    uplink_check: list[str]
+    uplink_check_seconds: float
+    uplink_check_failures: int
+    uplink_cost: int
     uplink_upload_kbit: int
     uplink_download_kbit: int
     domain: str

@@ -163,6 +163,9 @@ class Sources:
     mesh: Callable[[], Json | None] = _none
     #: The ``update`` part (node.update: running version, update state) or None when off.
     update: Callable[[], Json | None] = _none
+    #: The agent's check of the uplink (node.mesh.uplink: healthy, announced, reason) or
+    #: None when it does not check (no uplink, no mesh routing).
+    uplink: Callable[[], Json | None] = _none
     runner: probes.Runner = probes.run_command
     sys_root: Path = Path("/sys")
     clock: Callable[[], float] = time.time
@@ -344,9 +347,15 @@ class Collector:
             present = wanted in routes
         else:
             present = bool(routes)
-        return {"interfaces": interfaces,
-                "uplink": {"interface": wanted or (sorted(routes)[0] if routes else None),
-                           "configured": bool(wanted), "present": present}}
+        uplink: Json = {"interface": wanted or (sorted(routes)[0] if routes else None),
+                        "configured": bool(wanted), "present": present}
+        checked = self._safe("uplink", s.uplink) if wanted else None
+        if isinstance(checked, dict):
+            # The agent's check decides: a route through a dead line is no uplink.
+            uplink.update(checked)
+            if checked.get("healthy") is not None:
+                uplink["present"] = bool(checked["healthy"]) and present is not False
+        return {"interfaces": interfaces, "uplink": uplink}
 
     def _services(self) -> dict[str, str]:
         states = self._safe("services", self.sources.service_states) or {}

@@ -170,8 +170,18 @@ class HealthMetrics(Collector):
         uplink = network.get("uplink") or {}
         if uplink.get("present") is not None:
             yield GaugeMetricFamily("meshhub_uplink_up",
-                                    "1 when a default route leaves through the uplink",
+                                    "1 when a default route leaves through the uplink (and, "
+                                    "where the agent checks it, the uplink answers)",
                                     value=1.0 if uplink["present"] else 0.0)
+        if isinstance(uplink.get("announced"), bool):
+            yield GaugeMetricFamily("meshhub_uplink_announced",
+                                    "1 while this node offers the mesh its default route",
+                                    value=1.0 if uplink["announced"] else 0.0)
+        for key, doc in (("withdrawals", "Times the uplink was found down and its default "
+                          "route withdrawn from the mesh"),
+                         ("failed_checks", "Checks of the uplink that failed")):
+            if isinstance(uplink.get(key), int):
+                yield CounterMetricFamily(f"meshhub_uplink_{key}", doc, value=uplink[key])
 
     def _clients_services(self, sample: Json) -> Iterator[Metric]:
         clients = sample.get("clients") or {}

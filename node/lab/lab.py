@@ -152,6 +152,10 @@ class LabState:
     #: ``lab``: quicker health samples (5 s) and sync rounds (10 s) than a real node;
     #: ``defaults``: a real node's defaults (``lab up --timings defaults``, bench/scale.py).
     timings: str = "lab"
+    #: Nodes cabled to the lab's isp namespace (``lab up --uplinks``, :mod:`node.lab.uplinks`)
+    #: and the pid of the isp's web server.
+    uplinks: dict[str, int] = field(default_factory=dict)  #: name: clients.uplink_cost
+    isp_pid: int = 0
 
     @property
     def ns_prefix(self) -> str:
@@ -262,6 +266,7 @@ class MeshLab:
            hello_interval: float = 1.0, portal: bool = True, wait: float = 60.0,
            untrusted: tuple[str, ...] = (), portal_user: str | None = None,
            radio: bool = False, radios: int = 1, timings: str = "lab",
+           uplinks: dict[str, int] | None = None,
            warn: Callable[[str], None] | None = None) -> MeshLab:
         """Build the lab and start every node; on any failure remove what was made.
 
@@ -274,6 +279,10 @@ class MeshLab:
         (:mod:`node.lab.radio_nodes`; ``radios`` per node, 1 or 2).
         ``timings``: ``lab`` (health samples every 5 s, sync rounds every 10 s) or
         ``defaults`` (a real node's ``node.toml`` defaults).
+        ``uplinks`` names nodes cabled to the lab's "internet", an isp namespace with a
+        web server (:mod:`node.lab.uplinks`), each with its ``clients.uplink_cost`` (0: a
+        main uplink); they announce a default route to the mesh while their agent's
+        check finds the uplink working.
         Refused up front when the nodes would not fit in memory (:func:`check_memory`);
         ``warn`` is told when this machine looks too slow for ``hello_interval``. The
         agents start a few at a time (:meth:`start_agents`); a node that never becomes
@@ -297,6 +306,11 @@ class MeshLab:
         slow = slow_host_warning(nodes, hello_interval)
         if slow:
             (warn or _log.warning)(slow)
+        uplinks = dict(uplinks or {})
+        unknown = [n for n in uplinks if n not in {f"n{i}" for i in range(1, nodes + 1)}]
+        if unknown or (uplinks and radio):
+            raise ConfigError([f"--uplinks: {', '.join(unknown)} not among n1..n{nodes}"
+                               if unknown else "--uplinks: only in a lab without radios"])
         lab_id = lab_id or secrets.token_hex(3)
         folder = state_dir or STATE_ROOT / lab_id
         if (folder / STATE_FILE).exists():
@@ -314,7 +328,8 @@ class MeshLab:
                      for i in range(1, nodes + 1)}
         state = LabState(lab_id, str(folder), topology, hello_interval, lab_nodes,
                          [(f"n{a}", f"n{b}") for a, b in pairs], portal, time.time(), user,
-                         radio=radio, radios_per_node=radios, timings=timings)
+                         radio=radio, radios_per_node=radios, timings=timings,
+                         uplinks=uplinks)
         lab = cls(state)
         state.save()
         try:
@@ -322,6 +337,10 @@ class MeshLab:
                 lab._build_radio(phones, set(untrusted))
             else:
                 lab._build(phones, set(untrusted))
+                if uplinks:
+                    from node.lab.uplinks import build_isp
+
+                    build_isp(lab)
             if wait:
                 started = time.monotonic()
                 lab.start_agents(wait)  # agents first: their babelds start sooner
@@ -875,6 +894,12 @@ class MeshLab:
             air = f"{self.state.ns_prefix}air"
             if air in existing:
                 run("ip", "netns", "del", air, check=False)
+        isp = f"{self.state.ns_prefix}isp"  # the lab's internet (--uplinks)
+        if isp in existing:
+            kill_namespace(isp)
+            run("ip", "netns", "del", isp, check=False)
+        if self.state.isp_pid:
+            reap(self.state.isp_pid)
         if keep_files:
             with contextlib.suppress(FileNotFoundError):
                 (Path(self.state.state_dir) / STATE_FILE).unlink()

@@ -71,6 +71,8 @@ def share_with_portal(node_dir: Path, portal_user: str) -> None:
 
 def node_toml(node: LabNode, lab: LabState, neighbours: list[str], keys: list[str]) -> str:
     """The generated ``node.toml`` of one lab node (see docs/lab.md)."""
+    from node.lab.uplinks import uplink_toml
+
     base = Path(lab.state_dir) / node.name
     wired = "" if node.mesh_phy else ", ".join(f'"m-{n}"' for n in neighbours)
     trusted = ", ".join(f'"{k}"' for k in keys)
@@ -103,7 +105,7 @@ discovery = true
 [clients]
 subnet = "10.64.{node.number}.0/24"
 dhcp = true
-
+{uplink_toml(node, lab)}
 [wifi]
 ap_interface = "ap0"
 {_radio_wifi(lab)}

@@ -12,6 +12,9 @@ probe is redirected again. Always, for everyone on the access point:
   nothing: no name leaves the node before acceptance (no DNS tunnel);
 * no IPv6 at all (not offered by dnsmasq, dropped here);
 * no traffic between residents' devices, on this node or on any other node;
+* after acceptance, the internet: through this node's uplink, or over a mesh link along
+  babeld's default route to a node whose uplink works (:mod:`node.mesh.uplink`); a
+  gateway masquerades the residents of every node behind its uplink's address;
 * never the management ports (of this node or of other nodes on the mesh);
 * nothing from outside may open a connection to a resident's device;
 * an address belongs to the device dnsmasq leased it to: ARP and IPv4 from the access
@@ -141,12 +144,18 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     forward_out = []
     if uplink:
         forward_out.append(f'\t\toifname "{uplink}" accept')
+    # The internet through another node's uplink: babeld's default route leads over a
+    # mesh link to a gateway (node.mesh.uplink); nothing of the mesh itself is reached so.
+    links = ", ".join(f'"{name}"' for name in (cfg.mesh.interface, *cfg.mesh.wired_interfaces))
+    forward_out.append(f"\t\tip daddr != {addresses.mesh_range} oifname {{ {links} }} accept")
     postrouting = ""
     if uplink:
+        # Residents of every node (and the nodes themselves) leave with the uplink's address.
         postrouting = (
             "\n\tchain postrouting_nat {\n"
             "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-            f'\t\toifname "{uplink}" ip saddr {addresses.client_subnet} masquerade\n'
+            f'\t\toifname "{uplink}" ip saddr {{ {addresses.subnet_pool}, '
+            f"{addresses.mesh_range} }} masquerade\n"
             "\t}\n")
 
     outside_dns = ('\t\tmeta l4proto { tcp, udp } th dport { 53, 853 } counter name '

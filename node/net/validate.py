@@ -36,6 +36,9 @@ def network_problems(cfg: NodeConfig) -> list[str]:
     interfaces = {"wifi.ap_interface": cfg.wifi.ap_interface, "mesh.interface": cfg.mesh.interface}
     if cfg.clients.uplink_interface:
         interfaces["clients.uplink_interface"] = cfg.clients.uplink_interface
+    elif cfg.clients.uplink_check:
+        problems.append("clients.uplink_check: set, but clients.uplink_interface is empty; "
+                        "name the uplink's interface or remove the check")
     for index, name in enumerate(cfg.mesh.wired_interfaces):
         interfaces[f"mesh.wired_interfaces[{index + 1}]"] = name
     seen: dict[str, str] = {}

@@ -33,9 +33,13 @@ def test_gate_text_has_the_bypass_closing_rules() -> None:
     assert "th dport { 53, 853 }" in text
     assert 'meta nfproto ipv6 counter name "ipv6_dropped" drop' in text
     assert "ip daddr 10.64.0.0/10" in text  # residents of every node, not only this one
-    assert "masquerade" not in text  # no uplink, no NAT, nothing forwarded outwards
-    assert 'oifname "' not in text.split("chain from_clients")[1].split("forward_dropped")[0]\
-        .replace('oifname "wlan0"', "")
+    assert "masquerade" not in text  # no uplink, no NAT
+    # Accepted residents reach the internet only over the mesh (towards a gateway), never
+    # the mesh's own addresses that way.
+    forwarded = text.split("chain from_clients")[1].split("forward_dropped")[0]
+    assert forwarded.index("@allowed counter name") < forwarded.index(
+        'ip daddr != 10.42.0.0/16 oifname { "mesh0" } accept')
+    assert 'oifname "' not in forwarded.replace('oifname "wlan0"', "")
 
 
 def test_agent_api_is_always_a_management_port() -> None:
@@ -48,7 +52,7 @@ def test_agent_api_is_always_a_management_port() -> None:
 def test_gate_with_uplink_forwards_and_masquerades_only_there() -> None:
     text = plan(UPLINK).file("gate.nft").content
     assert 'oifname "eth0" accept' in text
-    assert 'oifname "eth0" ip saddr 10.64.7.0/24 masquerade' in text
+    assert 'oifname "eth0" ip saddr { 10.64.0.0/10, 10.42.0.0/16 } masquerade' in text
 
 
 def test_portal_on_another_port_still_gets_port_80() -> None:
@@ -219,8 +223,12 @@ def test_babeld_text_announces_only_its_own_prefixes() -> None:
     assert "redistribute ip 10.64.7.0/24 eq 24 allow" in text
     assert text.rstrip().endswith("redistribute local deny\nredistribute deny")
     assert "0.0.0.0/0" not in text
-    assert "redistribute if eth0 ip 0.0.0.0/0 eq 0 allow" in plan(UPLINK).file(
-        "babeld.conf").content
+    # A gateway announces the default route only through the agent's announcement route.
+    uplink = plan(UPLINK).file("babeld.conf").content
+    assert "redistribute proto 201 ip 0.0.0.0/0 eq 0 allow" in uplink
+    assert uplink.index("proto 201") < uplink.index("redistribute deny")
+    backup = plan(UPLINK + "uplink_cost = 2048\n").file("babeld.conf").content
+    assert "redistribute proto 201 ip 0.0.0.0/0 eq 0 metric 2048" in backup
 
 
 def test_gate_is_closed_before_the_access_point_opens() -> None:

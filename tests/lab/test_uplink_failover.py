@@ -1,0 +1,111 @@
+"""Uplink failover, for real: the mesh's residents keep the internet when the gateway they
+use loses its uplink, and come back to it when it returns.
+
+A 3-node ring (``meshhub lab up --phones --uplinks n1,n2=1024``): real agents, gates,
+babeld and dnsmasq. n1 and n2 are cabled to the lab's internet, an isp namespace whose
+web server names the cable each request came through; n1 is the main uplink, n2 a
+backup. The phone of n3, accepted by n3's gate, fetches from the internet every 100 ms
+(:class:`bench.uplink.PhoneProbe`). n1's uplink is cut, once by taking the cable down
+and once silently (nothing comes back; only the agent's TCP check can tell); each time
+the phone's fetches go through n2 within the bound, n1's ``/metrics`` and health
+document say the uplink is down and withdrawn, and the phone of n1 itself reaches the
+internet through n2. Restored, the fetches go through n1 again. The gate of n3 is never
+touched: an unaccepted phone still meets the portal.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.netlab import Lab
+from bench.uplink import FAILOVER_TARGET_SECONDS, PhoneProbe, accept_phone, cable_of, failover
+from node.lab import MeshLab, lab_namespaces
+from node.lab.uplinks import INTERNET_ADDRESS, set_uplink
+from tests.conftest import require_root, require_tool
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def mesh() -> Iterator[MeshLab]:
+    require_root()
+    require_tool("ip", "babeld", "dnsmasq", "nft", "busybox", "curl", "setpriv")
+    root = Path(tempfile.mkdtemp(prefix="meshhub-uplink-"))
+    root.chmod(0o755)
+    lab_id = secrets.token_hex(3)
+    lab = None
+    try:
+        lab = MeshLab.up(3, "ring", state_dir=root / "lab", lab_id=lab_id, phones=True,
+                         hello_interval=1.0, wait=120, uplinks={"n1": 0, "n2": 1024})
+        yield lab
+    finally:
+        if lab is not None:
+            lab.down()
+        shutil.rmtree(root, ignore_errors=True)
+        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
+
+
+def metrics(lab: MeshLab, name: str) -> dict[str, float]:
+    """The node's ``meshhub_uplink_*`` series, from its real agent."""
+    node = lab.node(name)
+    text = lab.exec(name, ["curl", "-s", "-m", "3", f"http://{node.mesh_address}:9180/metrics"],
+                    capture_output=True, timeout=15).stdout
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(meshhub_uplink_\w+) (\S+)$", text, re.M)}
+
+
+def fetch(net: Lab, lab: MeshLab, phone: str) -> str | None:
+    """What the internet answers the phone (the cable it came through), or None."""
+    return net.curl(lab.namespace(phone), f"http://{INTERNET_ADDRESS}/", timeout=2)
+
+
+def test_residents_keep_the_internet_through_the_other_uplink(mesh: MeshLab) -> None:
+    lab, net = mesh, Lab()
+    try:
+        # n3's own phone, never accepted: the gate sends it to the portal, not outside.
+        assert "reached from" not in (fetch(net, lab, "p3") or "")
+        accept_phone(lab, "n3")
+        accept_phone(lab, "n1")
+        net.wait_for("n3's phone to reach the internet through n1",
+                     lambda: cable_of("n1") in (fetch(net, lab, "p3") or ""), timeout=60)
+        net.wait_for("n1 to announce its uplink",
+                     lambda: metrics(lab, "n1").get("meshhub_uplink_announced") == 1, 30)
+        probe = PhoneProbe(lab, "p3")
+        try:
+            for silent in (False, True):
+                gap, back, _lost = failover(lab, probe, main="n1", backup="n2",
+                                            silent=silent, timeout=60)
+                assert gap <= FAILOVER_TARGET_SECONDS, f"{gap:.2f} s to fail over"
+                assert back <= 30, f"{back:.2f} s to come back to n1"
+            # While cut, what technicians see and what n1's own resident gets.
+            cut = time.monotonic()
+            set_uplink(lab, "n1", up=False, silent=True)
+            assert probe.first_since(cut, cable_of("n2"), 60) is not None
+            net.wait_for("n1's /metrics to show the uplink down",
+                         lambda: metrics(lab, "n1").get("meshhub_uplink_up") == 0, 30)
+            seen = metrics(lab, "n1")
+            assert seen["meshhub_uplink_announced"] == 0
+            assert seen["meshhub_uplink_withdrawals_total"] == 3
+            assert metrics(lab, "n2")["meshhub_uplink_announced"] == 1
+            assert cable_of("n2") in (fetch(net, lab, "p1") or "")
+            health = lab.agent_health("n1", timeout=5) or {}
+            uplink = health["network"]["uplink"]  # type: ignore[index]
+            assert uplink["healthy"] is False and "no answer" in uplink["reason"], uplink
+            assert "uplink_down" in [a["kind"] for a in health["alerts"]], health["alerts"]  # type: ignore[index]
+            set_uplink(lab, "n1", up=True)
+            assert probe.first_since(time.monotonic(), cable_of("n1"), 60) is not None
+        finally:
+            probe.close()
+        # The gate was never part of it: an unaccepted phone still meets the portal.
+        answer = fetch(net, lab, "p2") or ""
+        assert "reached from" not in answer and "/welcome" in answer
+    finally:
+        net.close()
