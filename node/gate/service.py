@@ -134,7 +134,12 @@ class GateService:
         return True
 
     def apply_mode(self, mode: str) -> None:
-        """Render the gate with ``mode`` and apply it in one ``nft -f`` transaction."""
+        """Render the gate with ``mode`` and apply it in one ``nft -f`` transaction.
+
+        The mode in force is the organisers' switch, else ``gate.mode``
+        (:func:`~node.gate.mode.effective_mode`): :meth:`check_mode` puts it back over any
+        other. To change it, write the switch (:func:`~node.gate.mode.write_switch`).
+        """
         from node.net import build_plan
 
         text = build_plan(with_mode(self.cfg, mode)).file("gate.nft").content

@@ -139,7 +139,10 @@ class SyncService:
     def __init__(self, store: Store, blobs: BlobStore, settings: SyncSettings | None = None,
                  *, registry: RegistryTrust | None = None,
                  own_port: Callable[[], int | None] = lambda: None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: the monotonic clock that peers' back-off and the notification
+        limit count in (a test holds it still, so that neither ends under a slow step)."""
         self.store = store
         self.blobs = blobs
         self.settings = settings or SyncSettings()
@@ -151,7 +154,8 @@ class SyncService:
                              registered_at=self._registered_at)
         #: Peers' records, by node (their key) once they answered signed, else by URL.
         self.backoff = Backoff(self.settings.backoff_base_seconds,
-                               self.settings.backoff_max_seconds, record=self.keys.record)
+                               self.settings.backoff_max_seconds, record=self.keys.record,
+                               monotonic=clock)
         self._rng = rng or random.Random()  # noqa: S311 - jitter only
         self._sources: list[PeerSource] = [lambda: self.settings.peers]
         self._self_urls: set[str] = set()
@@ -162,7 +166,7 @@ class SyncService:
         #: The address each sender (key, or address) last asked to be pulled from.
         self._sender_urls: OrderedDict[str, str] = OrderedDict()
         self._notifiers = _NotifyLimiter(self.settings.notify_burst,
-                                         self.settings.notify_window_seconds)
+                                         self.settings.notify_window_seconds, clock=clock)
         #: Held by the pull thread through each round (its targets, pulls and announce).
         self._round_lock = threading.Lock()
         self._wake = threading.Event()
@@ -611,16 +615,18 @@ class SyncService:
 class _NotifyLimiter:
     """At most ``burst`` notifications per sender per ``window`` seconds; few senders kept."""
 
-    def __init__(self, burst: int, window: float, max_senders: int = 256) -> None:
+    def __init__(self, burst: int, window: float, max_senders: int = 256, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.burst = burst
         self.window = window
         self.max_senders = max_senders
+        self._clock = clock
         self._seen: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def allow(self, sender: str) -> bool:
         """Record one notification from ``sender``; False when it is over its rate."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             times = [t for t in self._seen.pop(sender, []) if now - t < self.window]
             allowed = len(times) < self.burst

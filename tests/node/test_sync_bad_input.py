@@ -13,7 +13,7 @@ import pytest
 
 from node.identity import Identity
 from node.sync.service import PeerRound
-from tests.node.test_store_support import dump_views, listing_body
+from tests.node.test_store_support import FakeClock, dump_views, listing_body
 from tests.node.test_sync_support import Node, add_file, fake_pdf, make_node, notice
 
 Rewrite = Callable[[bytes], bytes]
@@ -51,10 +51,14 @@ class Tamper:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[Node, Node, Tamper, Identity]]:
-    """A (honest, not served) and B (served through a Tamper); B also trusts U, A does not."""
+    """A (honest, not served) and B (served through a Tamper); B also trusts U, A does not.
+
+    A's back-off counts in a clock held still: a refused peer stays backed off until the
+    test moves it (the tests' 0.05 s back-off would otherwise end under a slow check).
+    """
     ida, idb, idu = Identity.generate(), Identity.generate(), Identity.generate()
     tamper = Tamper()
-    a = make_node(tmp_path, "A", ida, [idb], serve=False)
+    a = make_node(tmp_path, "A", ida, [idb], serve=False, clock=FakeClock())
     b = make_node(tmp_path, "B", idb, [ida, idu], wrap=tamper)
     try:
         yield a, b, tamper, idu

@@ -17,6 +17,7 @@ from tests.node.test_sync_support import (
     Node,
     add_file,
     fake_pdf,
+    idle,
     link,
     nodes,
     notice,
@@ -26,11 +27,15 @@ from tests.node.test_sync_support import (
 
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[dict[str, Node]]:
+    """A-B-C started, their first rounds (one pull from each neighbour) over: from here
+    on, with periodic rounds an hour apart, only a push makes a node pull."""
     with nodes(tmp_path, "ABC") as made:
         link(made["A"], made["B"])
         link(made["B"], made["C"])
         for node in made.values():
             node.service.start()
+        wait_for(lambda: all(n.service.rounds >= len(n.peer_list) for n in made.values())
+                 and idle(*made.values()), 30, "the first rounds")
         yield made
 
 
@@ -40,15 +45,19 @@ def converged(*members: Node) -> bool:
 
 def test_a_post_on_a_reaches_c_through_b_by_push(line: dict[str, Node]) -> None:
     a, b, c = line["A"], line["B"], line["C"]
+    # Periodic rounds are an hour apart and the first ones were over before the first
+    # post: a notice on C within this wait came by push. How fast depends on the machine's
+    # load (bench/scale_sync.py measures it on a real mesh); the test only prints it.
+    within = FAST.interval_seconds / 100
     took = []
     for i in range(5):
         start = time.monotonic()
         post = a.store.append("notice.post", notice(f"Notice {i}"), actor="ada")
-        wait_for(lambda post=post: c.store.notice(post["id"]) is not None, 30, "the notice on C")
+        wait_for(lambda post=post: c.store.notice(post["id"]) is not None, within,
+                 "the notice on C")
         took.append(time.monotonic() - start)
     print(f"\n2-hop post latency on loopback: median {statistics.median(took) * 1000:.0f} ms, "
           f"max {max(took) * 1000:.0f} ms")
-    assert max(took) < 2.0  # periodic rounds are off (1 h): only push can do this
     wait_for(lambda: converged(a, b, c), 30, "convergence")
     assert dump_views(a.store) == dump_views(b.store) == dump_views(c.store)
 
@@ -60,7 +69,7 @@ def test_a_burst_of_posts_costs_few_rounds(line: dict[str, Node]) -> None:
         for i in range(50):
             add("notice.post", notice(f"Burst {i}"), actor="ada")
     wait_for(lambda: converged(a, b, c), 30, "convergence")
-    time.sleep(0.2)
+    wait_for(lambda: idle(a, b, c), 30, "the last rounds the burst caused")
     assert b.service.rounds - rounds_before <= 6
     assert len(c.store.notices()) == 50
 

@@ -6,7 +6,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,15 +75,17 @@ class Node:
 def make_node(tmp_path: Path, name: str, identity: Identity, trusted: Iterable[Identity],
               settings: SyncSettings = FAST, *, serve: bool = True,
               wrap: Callable[[WSGIApp], WSGIApp] | None = None,
-              is_local: Callable[[str], bool] | None = None) -> Node:
+              is_local: Callable[[str], bool] | None = None,
+              clock: Callable[[], float] = time.monotonic) -> Node:
     """A node under ``tmp_path/name`` trusting ``trusted``; served if ``serve``, by a server
     that, as an agent's, checks signed requests and signs its answers (``is_local``: which
-    callers need no signature, by default this machine's own addresses)."""
+    callers need no signature, by default this machine's own addresses; ``clock``: its
+    back-off's and notification limit's)."""
     root = tmp_path / name
     trust = StaticTrust([identity.public_key, *(t.public_key for t in trusted)])
     store = Store.open(root / "hub.sqlite3", identity, trust)
     blobs = BlobStore(root / "library")
-    node = Node(name, identity, store, blobs, SyncService(store, blobs, settings))
+    node = Node(name, identity, store, blobs, SyncService(store, blobs, settings, clock=clock))
     node.service.add_peer_source(lambda: list(node.peer_list))
     if serve:
         app = compose(_not_found, {"/sync/": create_sync_app(node.service)})
@@ -138,6 +140,18 @@ def cut(a: Node, b: Node) -> None:
             service = node.service
             with service._round_lock, service._lock:
                 service._pending.discard(other.url)
+
+
+def idle(*members: Node) -> bool:
+    """True when no round runs on any of ``members`` and none has a pull scheduled.
+
+    Checked holding every member's round: a round tells the neighbours of its change
+    (their pulls get scheduled) before it ends, so nothing is left in flight.
+    """
+    with ExitStack() as held:
+        for node in members:
+            held.enter_context(node.service._round_lock)
+        return not any(node.service._pending for node in members)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> float:
