@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from hardware.errors import DeviceClosed
 from hardware.status import NodeState, SetupButton, StatusLED
+from tests.node.test_store_support import FakeClock
 
 TICK = 0.02
 
@@ -110,8 +111,8 @@ def test_pwm_led_and_switching_patterns_stop_the_thread() -> None:
     factory.close()
 
 
-def make_button(factory: MockFactory, events: list[str], done: threading.Event,
-                **timing: float) -> SetupButton:
+def make_button(factory: MockFactory, events: list[str], done: threading.Event, *,
+                clock: Callable[[], float] = time.monotonic, **timing: float) -> SetupButton:
     def status() -> None:
         events.append("status")
         done.set()
@@ -122,20 +123,28 @@ def make_button(factory: MockFactory, events: list[str], done: threading.Event,
 
     values = {"hold_seconds": 0.3, "short_press_seconds": 0.15, "debounce_seconds": 0.01}
     values.update(timing)
-    return SetupButton(27, on_status=status, on_setup=setup, pin_factory=factory, **values)
+    return SetupButton(27, on_status=status, on_setup=setup, pin_factory=factory, clock=clock,
+                       **values)
+
+
+# The presses below last what the button's clock says (a mock pin calls the button at
+# once, on the test's thread), not what a loaded machine makes of a sleep; the hold,
+# timed by gpiozero's own thread in real time, is set far beyond the test.
+SHORT_TEST_HOLD = 3600.0
 
 
 def test_short_press_shows_status(factory: MockFactory) -> None:
     pin = factory.pin(27)
     events: list[str] = []
     done = threading.Event()
-    with make_button(factory, events, done) as button:
+    clock = FakeClock()
+    with make_button(factory, events, done, clock=clock, hold_seconds=SHORT_TEST_HOLD) as button:
         assert pin.state is True  # pulled up: not pressed
         pin.drive_low()
         assert button.is_pressed
-        run_for(0.05)
+        clock.advance(0.05)
         pin.drive_high()
-        assert done.wait(1)
+        assert done.wait(10)
     assert events == ["status"]
 
 
@@ -145,7 +154,7 @@ def test_holding_enters_setup_mode_once(factory: MockFactory) -> None:
     done = threading.Event()
     with make_button(factory, events, done):
         pin.drive_low()
-        assert done.wait(2), "hold was not detected"
+        assert done.wait(30), "hold was not detected"
         assert events == ["setup"]  # fires while still held
         run_for(0.4)  # keep holding past another hold_time: no repeat
         pin.drive_high()
@@ -156,16 +165,15 @@ def test_bounce_and_hesitant_presses_do_nothing(factory: MockFactory) -> None:
     pin = factory.pin(27)
     events: list[str] = []
     done = threading.Event()
-    # Margins of 0.2-0.3 s (not the usual 10 ms debounce): a loaded machine may pause this
-    # thread between two drive_*() calls for longer than a real bounce lasts.
-    with make_button(factory, events, done, debounce_seconds=0.2, short_press_seconds=0.6,
-                     hold_seconds=1.2):
+    clock = FakeClock()
+    with make_button(factory, events, done, clock=clock, debounce_seconds=0.2,
+                     short_press_seconds=0.6, hold_seconds=SHORT_TEST_HOLD):
         pin.drive_low()
+        clock.advance(0.01)
         pin.drive_high()  # contact bounce: far shorter than debounce_seconds
         pin.drive_low()
-        run_for(0.9)  # longer than a short press, shorter than the hold
+        clock.advance(0.9)  # longer than a short press, shorter than the hold
         pin.drive_high()
-        run_for(0.05)
     assert events == []
 
 
@@ -178,11 +186,13 @@ def test_a_failing_callback_does_not_break_the_button(factory: MockFactory,
         calls.append("status")
         raise RuntimeError("display missing")
 
+    clock = FakeClock()
     with SetupButton(27, on_status=broken, on_setup=lambda: None, pin_factory=factory,
-                     hold_seconds=0.3, short_press_seconds=0.15, debounce_seconds=0.01):
+                     hold_seconds=SHORT_TEST_HOLD, short_press_seconds=0.15,
+                     debounce_seconds=0.01, clock=clock):
         for _ in range(2):
             pin.drive_low()
-            run_for(0.03)
+            clock.advance(0.03)
             pin.drive_high()
     assert calls == ["status", "status"]
     assert "status action failed" in caplog.text

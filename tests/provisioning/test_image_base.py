@@ -25,6 +25,7 @@ from provisioning.image.base import BaseImageError, base_packages, check_reachab
 from provisioning.image.build import ImageBuildError, build_image, root_partition
 from provisioning.image.recipe import load_recipe
 from provisioning.image.trial import firstboot_failed, hub_answers
+from tests.node.test_agent import refused_address
 from tests.provisioning.test_image_support import make_fake_wheel
 
 TOOLS = ("mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "debugfs", "fsck.fat")
@@ -37,13 +38,6 @@ def provision(*args: str) -> subprocess.CompletedProcess[str]:
     """``meshhub-provision ARGS`` as a volunteer runs it (errors as one line, exit 1)."""
     return subprocess.run([sys.executable, "-c", "from provisioning.cli import main; main()",
                            *args], capture_output=True, text=True, check=False, timeout=120)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed, by this process)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_packages_are_the_recipes_plus_kernel_and_boot_loader() -> None:
@@ -59,13 +53,15 @@ def test_packages_are_the_recipes_plus_kernel_and_boot_loader() -> None:
 
 
 def test_unreachable_debian_says_so_and_writes_nothing(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{closed_port()}/debian"
-    with pytest.raises(BaseImageError, match=r"cannot reach Debian's packages at .*--mirror"):
-        check_reachable(url, "bookworm", timeout=5)
-    if shutil.which("mmdebstrap") is None or os.geteuid() != 0:
-        return  # build_base stops earlier there, with its own message (next test)
-    out = tmp_path / "base.img"
-    result = provision("image", "base", "--arch", "amd64", "--out", str(out), "--mirror", url)
+    with refused_address() as address:  # held: no other process takes the port meanwhile
+        url = f"http://{address}/debian"
+        with pytest.raises(BaseImageError, match=r"cannot reach Debian's packages at .*--mirror"):
+            check_reachable(url, "bookworm", timeout=5)
+        if shutil.which("mmdebstrap") is None or os.geteuid() != 0:
+            return  # build_base stops earlier there, with its own message (next test)
+        out = tmp_path / "base.img"
+        result = provision("image", "base", "--arch", "amd64", "--out", str(out),
+                           "--mirror", url)
     assert result.returncode == 1
     assert "cannot reach Debian's packages" in result.stderr
     assert "Traceback" not in result.stderr
@@ -189,7 +185,8 @@ def test_first_boot_failure_and_hub_are_recognised() -> None:
     assert firstboot_failed("[  149.6] firstboot[259]: meshhub-firstboot: FAILED: pip could not")
     assert firstboot_failed("[FAILED] Failed to start meshhub-firstboot.service - meshhub first")
     assert not firstboot_failed("meshhub-firstboot: installing meshhub 0.1.0")
-    assert not hub_answers(closed_port(), timeout=2)
+    with refused_address() as address:
+        assert not hub_answers(int(address.rsplit(":", 1)[1]), timeout=2)
 
 
 def test_kvm_probe_gives_up_within_seconds() -> None:
@@ -218,7 +215,9 @@ class FakeMachine:
         self.image, self.options = image, options
         self.lines: list[str] = []
         self.stopped = False
-        self.port = closed_port()
+        self._held = socket.socket()  # a port nothing listens on, held until stop()
+        self._held.bind(("127.0.0.1", 0))
+        self.port = self._held.getsockname()[1]
         self.used_accel = "tcg"
         self.proc = None
         FakeMachine.instances.append(self)
@@ -254,6 +253,7 @@ class FakeMachine:
 
     def stop(self, timeout: float = 90.0) -> None:
         self.stopped = True
+        self._held.close()
 
 
 def test_try_shows_the_journal_and_stops_when_first_boot_fails(
