@@ -2,59 +2,35 @@
 
 Errors a person can meet print as ``meshhub: error: ...`` and exit non-zero;
 set ``MESHHUB_DEBUG=1`` to see the traceback instead.
+
+The click group is :data:`cli` (:mod:`node.cli.group`), loaded on first use: the
+daemon's command line, ``meshhub [-c FILE] [-v] agent``, starts the agent without
+click (:mod:`node.cli.daemon`), so a node's longest-running process does not carry it.
 """
 
 from __future__ import annotations
 
-import logging
+import sys
+from typing import Any
 
-import click
-
-from node.cli.base import LazyGroup, run_cli
-
-#: Subcommands, loaded only when used so that ``meshhub --help`` stays quick
-#: and a daemon's command does not import what it does not need.
-SUBCOMMANDS: dict[str, str] = {
-    "config": "node.cli.config_cmd:config",
-    "identity": "node.cli.config_cmd:identity",
-    "net": "node.cli.net_cmd:net",
-    "gate": "node.cli.gate_cmd:gate",
-    "hw": "node.cli.hw_cmd:hw",
-    "agent": "node.cli.health_cmd:agent",
-    "status": "node.cli.health_cmd:status",
-    "prometheus-config": "node.cli.health_cmd:prometheus_config",
-    "store": "node.cli.store_cmd:store",
-    "organiser": "node.cli.organiser_cmd:organiser",
-    "post": "node.cli.post_cmd:post",
-    "broadcast": "node.cli.broadcast_cmd:broadcast",
-    "sync": "node.cli.sync_cmd:sync",
-    "lab": "node.cli.lab_cmd:lab",
-    "library": "node.cli.library_cmd:library",
-    "update": "node.cli.update_cmd:update",
-    "diag": "node.cli.diag_cmd:diag",
-}
+from node.cli.daemon import agent_options, run_agent
 
 
-@click.group(cls=LazyGroup, subcommands=SUBCOMMANDS,
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "-c", "config_path", envvar="MESHHUB_CONFIG", metavar="FILE",
-              type=click.Path(dir_okay=False),
-              help="The node.toml to use (default: $MESHHUB_CONFIG or /etc/meshhub/node.toml).")
-@click.option("--verbose", "-v", count=True, help="Log more (repeat for debug output).")
-@click.version_option(package_name="meshhub", prog_name="meshhub")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
-    """meshhub: run and look after one node of a neighbourhood's Wi-Fi mesh.
+def __getattr__(name: str) -> Any:
+    """``node.cli.cli``, the click group, imported when first asked for."""
+    if name == "cli":
+        from node.cli.group import cli
 
-    Every node serves the neighbourhood's hub (listings, notices, a library),
-    routes for its neighbours and lets residents' phones through its captive
-    portal. Start with 'meshhub config check' on a new node.toml.
-    """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"config_path": config_path}
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning known errors into one clear line."""
+    options = agent_options(sys.argv[1:] if argv is None else argv)
+    if options is not None:
+        run_agent(options)
+    from node.cli.base import run_cli
+    from node.cli.group import cli
+
     run_cli(cli, "meshhub", argv)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from node.cli.daemon import error_lines
 from node.errors import NodeError
 
 
@@ -63,6 +64,6 @@ def run_cli(group: click.Command, prog: str, argv: list[str] | None = None) -> N
     except (NodeError, OSError) as exc:
         if os.environ.get("MESHHUB_DEBUG"):
             raise
-        for number, line in enumerate(str(exc).splitlines() or [repr(exc)]):
-            click.echo((f"{prog}: error: " if number == 0 else "  ") + line, err=True)
+        for line in error_lines(prog, exc):
+            click.echo(line, err=True)
         sys.exit(1)

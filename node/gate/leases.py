@@ -15,7 +15,6 @@ stderr (dnsmasq logs it) and exit status 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -97,6 +96,8 @@ def report(socket_path: Path, request: dict[str, object],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """dnsmasq's ``dhcp-script``: report the event given in ``argv`` to the gate."""
+    import argparse  # here: the agent imports this module and never parses a command line
+
     parser = argparse.ArgumentParser(prog="meshhub-lease-hook",
                                      description="Report a dnsmasq lease event to the gate.")
     parser.add_argument("--socket", required=True, type=Path, help="the gate's socket")
