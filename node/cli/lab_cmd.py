@@ -53,7 +53,7 @@ def lab() -> None:
                    "real node's node.toml defaults (30 s and 60 s).")
 @click.option("--uplinks", default="", metavar="NODES",
               help="Nodes cabled to the lab's internet (an isp namespace with a web server "
-                   "at 203.0.113.80), comma-separated, each with its clients.uplink_cost "
+                   "at 198.18.0.80), comma-separated, each with its clients.uplink_cost "
                    "after '=' if not 0: --uplinks n1,n2=2048 (docs/uplink.md).")
 @_LAB
 @_STATE

@@ -303,6 +303,11 @@ SETTINGS: tuple[Setting, ...] = (
             "What babeld adds to the cost of this node's default route: 0 for a main "
             "uplink; a backup (a metered 4G line) gets more, e.g. 2048, so the mesh uses it "
             "only while no main uplink works (docs/uplink.md).", minimum=0, maximum=60000),
+    Setting("clients", "dns_servers", list, [],
+            "Resolvers that accepted residents' DNS is forwarded to, reached through the "
+            "mesh's default route (the same list on every node, e.g. the provider's public "
+            "resolvers). Empty: a gateway forwards to its /etc/resolv.conf and a node without "
+            "an uplink answers every name with the portal.", item_type=str),
     Setting("clients", "uplink_upload_kbit", int, 0,
             "Upload speed of the uplink in kbit/s (a little below what the line really "
             "gives), shared fairly among residents with CAKE; 0 turns fairness off.",
@@ -491,6 +496,7 @@ ITEM_CHECKS: dict[str, Check] = {
     "agent.client_keys": _ed25519_hex,
     "portal.languages": _language_tag,
     "clients.uplink_check": _uplink_target,
+    "clients.dns_servers": _ipv4_address,
     "sync.peers": lambda v: None if re.fullmatch(r"http://[^\s/?#@]+/?", str(v))
     else "must be an agent's base URL such as 'http://10.42.1.1:9180'",
 }

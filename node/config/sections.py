@@ -113,6 +113,7 @@ class ClientsSection(Protocol):
     uplink_check_seconds: float
     uplink_check_failures: int
     uplink_cost: int
+    dns_servers: list[str]
     uplink_upload_kbit: int
     uplink_download_kbit: int
     domain: str

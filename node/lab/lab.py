@@ -153,9 +153,9 @@ class LabState:
     #: ``defaults``: a real node's defaults (``lab up --timings defaults``, bench/scale.py).
     timings: str = "lab"
     #: Nodes cabled to the lab's isp namespace (``lab up --uplinks``, :mod:`node.lab.uplinks`)
-    #: and the pid of the isp's web server.
+    #: and the pids of the isp's web server and resolver.
     uplinks: dict[str, int] = field(default_factory=dict)  #: name: clients.uplink_cost
-    isp_pid: int = 0
+    isp_pids: list[int] = field(default_factory=list)
 
     @property
     def ns_prefix(self) -> str:
@@ -898,8 +898,8 @@ class MeshLab:
         if isp in existing:
             kill_namespace(isp)
             run("ip", "netns", "del", isp, check=False)
-        if self.state.isp_pid:
-            reap(self.state.isp_pid)
+        for pid in self.state.isp_pids:
+            reap(pid)
         if keep_files:
             with contextlib.suppress(FileNotFoundError):
                 (Path(self.state.state_dir) / STATE_FILE).unlink()

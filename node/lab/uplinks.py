@@ -3,7 +3,9 @@
 The isp namespace ``mhl-<id>-isp`` stands in for the internet. It holds
 :data:`INTERNET_ADDRESS` on its ``lo`` and serves a one-line page there, naming the
 address the request came from (the uplink cable that carried it: ``curl
-203.0.113.80`` from a phone tells which gateway it used), and it has one veth
+198.18.0.80`` from a phone tells which gateway it used), and a resolver (dnsmasq)
+that answers every name with that address; every node of the lab forwards its
+accepted residents' names there (``clients.dns_servers``). It has one veth
 cable per uplink node: ``up0`` in the node (``198.51.100.4k+2/30``, a default route
 towards the isp with protocol ``dhcp``, as a DHCP client on a home router's line
 installs) and ``up-nK`` in the isp. Nothing of it touches the host's own network: the
@@ -30,8 +32,10 @@ from node.lab.netns import LabError, ip_batch, run
 if TYPE_CHECKING:
     from node.lab.lab import LabNode, LabState, MeshLab
 
-#: The lab's "internet": a web server in the isp namespace, reached through an uplink.
-INTERNET_ADDRESS = "203.0.113.80"
+#: The lab's "internet": a web server and a resolver in the isp namespace, reached
+#: through an uplink. From 198.18.0.0/15 (RFC 2544, for testing networks): dnsmasq's
+#: rebind protection refuses answers in the documentation blocks (TEST-NETs).
+INTERNET_ADDRESS = "198.18.0.80"
 #: The cables' block (TEST-NET-2): a /30 per uplink node, numbered by the node.
 CABLES = ipaddress.IPv4Network("198.51.100.0/24")
 #: The uplink interface in an uplink node.
@@ -55,13 +59,17 @@ def cable(number: int) -> tuple[str, str]:
 
 
 def uplink_toml(node: LabNode, state: LabState) -> str:
-    """The lines an uplink node adds to its ``[clients]``: the uplink and its check (the
-    internet's web server; quicker checks than a real node's unless ``--timings
-    defaults``)."""
-    if node.name not in state.uplinks:
+    """The lines a node of a lab with uplinks adds to its ``[clients]``: the internet's
+    resolver and, on an uplink node, the uplink, its cost and its check (the internet's
+    web server; quicker checks than a real node's unless ``--timings defaults``)."""
+    if not state.uplinks:
         return ""
+    # Every node forwards its accepted residents' names to the internet's resolver.
+    dns = f'dns_servers = ["{INTERNET_ADDRESS}"]\n'
+    if node.name not in state.uplinks:
+        return dns
     quick = "" if state.timings == "defaults" else "uplink_check_seconds = 1.0\n"
-    return (f'uplink_interface = "{UPLINK_IF}"\n'
+    return (f'{dns}uplink_interface = "{UPLINK_IF}"\n'
             f'uplink_check = ["{INTERNET_ADDRESS}:80"]\n'
             f"uplink_cost = {state.uplinks[node.name]}\n{quick}")
 
@@ -86,7 +94,13 @@ def build_isp(lab: MeshLab) -> None:
             ["ip", "netns", "exec", isp, sys.executable, "-m", "node.lab.uplinks", "serve",
              INTERNET_ADDRESS], stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
-    st.isp_pid = proc.pid
+    # The internet's resolver: every name is the web server (dnsmasq, in the foreground).
+    dns = subprocess.Popen(
+        ["ip", "netns", "exec", isp, "dnsmasq", "--keep-in-foreground", "--no-resolv",
+         "--no-hosts", f"--listen-address={INTERNET_ADDRESS}", "--bind-interfaces",
+         f"--address=/#/{INTERNET_ADDRESS}", "--pid-file="], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    st.isp_pids = [proc.pid, dns.pid]
     st.save()
 
 

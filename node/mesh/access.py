@@ -34,7 +34,7 @@ def is_radio(interface: str, sys_root: Path = Path("/sys")) -> bool:
 def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq",
                     name: str = "dnsmasq") -> SupervisedProcess:
     """A :class:`SupervisedProcess` running dnsmasq with this node's rendered configuration
-    (``name`` = ``dnsmasq-walled``: the walled resolver of an uplink node)."""
+    (``name`` = ``dnsmasq-walled``: the walled resolver of a node that forwards DNS)."""
     from node.net import build_plan
 
     run_dir = Path(cfg.agent.run_dir)
@@ -80,13 +80,16 @@ def hostapd_process(cfg: NodeConfig, executable: str = "hostapd") -> SupervisedP
 
 def access_daemons(cfg: NodeConfig, sys_root: Path = Path("/sys")) -> list[SupervisedProcess]:
     """The residents' daemons this node runs, in start order: hostapd (only on a radio),
-    then dnsmasq (and, with an uplink, the walled resolver); none unless ``clients.dhcp``."""
+    then dnsmasq (and, where names are forwarded, the walled resolver); none unless
+    ``clients.dhcp``."""
     if not cfg.clients.dhcp:
         return []
     daemons = []
     if is_radio(cfg.wifi.ap_interface, sys_root):
         daemons.append(hostapd_process(cfg))
     daemons.append(dnsmasq_process(cfg))
-    if cfg.clients.uplink_interface:
+    from node.net.render_dnsmasq import forwards_dns
+
+    if forwards_dns(cfg):
         daemons.append(dnsmasq_process(cfg, name="dnsmasq-walled"))
     return daemons

@@ -11,7 +11,8 @@ reset came back over the line). The check decides, babeld does the routing:
   (:data:`ANNOUNCE_METRIC`) that never wins over a real route. ``babeld.conf``
   redistributes exactly that (``redistribute proto 201 ip 0.0.0.0/0 eq 0 allow``), so
   the mesh learns a default route towards this node;
-* **down** after ``clients.uplink_check_failures`` failed checks in a row: the
+* **down** at once when the uplink loses its carrier or its default route, and after
+  ``clients.uplink_check_failures`` failed checks in a row when the targets fall silent: the
   announcement route goes (babeld retracts the default route at once, and the other
   nodes take another gateway's) and the uplink's own default routes are *demoted*
   (their metric raised by :data:`DEMOTE_OFFSET`), so this node's own traffic and its
@@ -168,14 +169,11 @@ class UplinkWatch:
     # --- the check -----------------------------------------------------------------
     def check(self) -> str | None:
         """None when the uplink works, else why not (one line, for technicians)."""
-        state = self.link(self.interface)
-        if state not in ("up", "unknown"):
-            return f"{self.interface} is {state}"
-        routes = self._routes()
-        if routes is None:
-            return "cannot read the routing table"
-        if not [r for r in routes if r.protocol != str(ANNOUNCE_PROTO)]:
-            return f"no default route through {self.interface}"
+        return self.local_fault() or self.targets_silent()
+
+    def targets_silent(self) -> str | None:
+        """None when one of the targets answers through the uplink (or none is set),
+        else what each said."""
         if not self.targets:
             return None
         timeout = min(CHECK_TIMEOUT_SECONDS, self.interval)
@@ -187,15 +185,31 @@ class UplinkWatch:
             reasons.append(reason)
         return "; ".join(reasons)
 
+    def local_fault(self) -> str | None:
+        """What this node itself sees wrong with the uplink (no carrier, no default route),
+        or None. Such a fault is certain at once: no need to wait for a second check."""
+        state = self.link(self.interface)
+        if state not in ("up", "unknown"):
+            return f"{self.interface} is {state}"
+        routes = self._routes()
+        if routes is None:
+            return "cannot read the routing table"
+        if not [r for r in routes if r.protocol != str(ANNOUNCE_PROTO)]:
+            return f"no default route through {self.interface}"
+        return None
+
     def step(self) -> None:
         """One check, then the state it calls for applied to the kernel's routes."""
-        reason = self.check()
+        local = self.local_fault()
+        reason = local or self.targets_silent()
         ok = reason is None
         with self._lock:
             s = self.status
             s.checks += 1
             s.failed_checks += 0 if ok else 1
-            if s.healthy is None:  # the first check decides at once (a node booting)
+            if s.healthy is None or (s.healthy and local is not None):
+                # The first check decides at once (a node booting), and so does a cable
+                # pulled or a route gone: only silence needs confirming.
                 self._change(ok, reason)
             elif ok != s.healthy:
                 self._streak += 1

@@ -16,7 +16,12 @@ from node.atomic import atomic_write
 from node.config import NodeConfig
 from node.net.addressing import AddressPlan
 from node.net.render_babeld import render_babeld
-from node.net.render_dnsmasq import render_dnsmasq, render_lease_hook, render_walled_dnsmasq
+from node.net.render_dnsmasq import (
+    forwards_dns,
+    render_dnsmasq,
+    render_lease_hook,
+    render_walled_dnsmasq,
+)
 from node.net.render_hostapd import render_hostapd
 from node.net.render_mesh import Command, mesh_commands, render_mesh_script
 from node.net.render_nftables import render_nftables
@@ -81,11 +86,11 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
     # With the gate's control socket, dnsmasq reports every lease to it (node/gate/leases.py).
     hook = [PlannedFile(net_dir / "lease-hook", 0o755, render_lease_hook(cfg),
                         "dnsmasq's lease events to the gate")] if cfg.gate.enabled else []
-    # With an uplink, devices that have not accepted get a resolver that forwards nothing.
+    # Where names are forwarded, devices that have not accepted get one that forwards nothing.
     walled = [PlannedFile(net_dir / "dnsmasq-walled.conf", 0o644,
                           render_walled_dnsmasq(cfg, addresses),
                           "dnsmasq walled resolver (DNS before acceptance, forwards nothing)")
-              ] if cfg.clients.uplink_interface else []
+              ] if forwards_dns(cfg) else []
     files = (
         PlannedFile(net_dir / "gate.nft", 0o644, render_nftables(cfg, addresses),
                     "nftables captive gate (nft -f, one transaction)"),

@@ -8,8 +8,11 @@
   portal address. Nothing outside exists anyway, and this way the phones' captive
   checks (``captive.apple.com``, ``connectivitycheck.gstatic.com`` ...) reach the
   portal, which shows the sheet before acceptance and answers "success" after it.
-* **With an uplink**: two dnsmasq listeners. This one forwards real DNS to the
-  resolvers in ``/etc/resolv.conf``, for accepted devices only (lying DNS would break
+* **With an uplink, or with ``clients.dns_servers``** (:func:`forwards_dns`): two
+  dnsmasq listeners. This one forwards real DNS to ``clients.dns_servers`` (reached
+  through the mesh's default route, whichever gateway carries it: docs/uplink.md) or,
+  on a gateway without them, to the resolvers in ``/etc/resolv.conf``, for accepted
+  devices only (lying DNS would break
   the phones' own check after acceptance). The *walled* resolver
   (:func:`render_walled_dnsmasq`, ``dnsmasq-walled.conf``) listens on the portal
   address at :data:`WALLED_DNS_PORT`, forwards nothing and answers every name with the
@@ -32,9 +35,15 @@ from node.config import NodeConfig
 from node.net._header import header
 from node.net.addressing import AddressPlan
 
-#: Port of the walled resolver on the portal address (uplink nodes only). Not 5353
+#: Port of the walled resolver on the portal address (nodes that forward DNS only). Not 5353
 #: (mDNS: avahi and zeroconf listen there).
 WALLED_DNS_PORT = 5053
+
+
+def forwards_dns(cfg: NodeConfig) -> bool:
+    """Whether this node forwards accepted residents' DNS (and so runs the walled
+    resolver for the others): it has an uplink or ``clients.dns_servers``."""
+    return bool(cfg.clients.uplink_interface or cfg.clients.dns_servers)
 
 
 def render_lease_hook(cfg: NodeConfig, python: str | None = None) -> str:
@@ -84,13 +93,17 @@ def render_dnsmasq(cfg: NodeConfig, addresses: AddressPlan, lease_file: str,
         f"local=/{clients.domain}/",
     ]
     lines += [f"address=/{name}/{portal}" for name in addresses.hub_names]
-    if clients.uplink_interface:
+    if forwards_dns(cfg):
+        upstream = (["no-resolv", *(f"server={a}" for a in clients.dns_servers)]
+                    if clients.dns_servers else ["resolv-file=/etc/resolv.conf"])
+        where = ("clients.dns_servers, through the mesh's default route" if clients.dns_servers
+                 else f"/etc/resolv.conf (uplink on {clients.uplink_interface})")
         lines += [
             "",
-            f"# Uplink on {clients.uplink_interface}: real DNS via /etc/resolv.conf, for",
+            f"# Real DNS via {where}, for",
             "# accepted devices only: the gate sends the others' port 53 to the walled",
             "# resolver (dnsmasq-walled.conf), which forwards nothing.",
-            "resolv-file=/etc/resolv.conf",
+            *upstream,
             "stop-dns-rebind",
             f"rebind-domain-ok=/{clients.domain}/",
         ]

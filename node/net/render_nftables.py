@@ -7,7 +7,8 @@ everything else is dropped and counted. Accepting adds ``address . MAC`` to the 
 probe is redirected again. Always, for everyone on the access point:
 
 * DNS only to the node's resolver: udp/tcp 53 and 853 (DoT, DoQ) elsewhere dropped;
-  on a node with an uplink, port 53 of a device not in ``allowed`` is redirected to the
+  on a node that forwards DNS (an uplink, or ``clients.dns_servers``), port 53 of a
+  device not in ``allowed`` is redirected to the
   walled resolver (:data:`~node.net.render_dnsmasq.WALLED_DNS_PORT`), which forwards
   nothing: no name leaves the node before acceptance (no DNS tunnel);
 * no IPv6 at all (not offered by dnsmasq, dropped here);
@@ -42,7 +43,7 @@ from __future__ import annotations
 from node.config import NodeConfig
 from node.net._header import header
 from node.net.addressing import AddressPlan
-from node.net.render_dnsmasq import WALLED_DNS_PORT
+from node.net.render_dnsmasq import WALLED_DNS_PORT, forwards_dns
 
 TABLE = "meshhub"
 SET = "allowed"
@@ -97,6 +98,7 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     mode = cfg.gate.mode
     ap = f'"{cfg.wifi.ap_interface}"'
     uplink = cfg.clients.uplink_interface
+    walled = forwards_dns(cfg)  # names may leave the node: the walled resolver for strangers
     portal = addresses.portal_address
     port = cfg.gate.portal_port
     # The agent's API (health, sync, update mirror) is for nodes and technicians, never
@@ -119,14 +121,14 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     if mode != "open":
         nat.append(f'\t\tiifname {ap} tcp dport 80 {unaccepted} counter name '
                    f'"portal_redirected" redirect to :{port}')
-    if uplink:
+    if walled:
         nat.append(f"\t\t{unread} ip daddr {portal} meta l4proto {{ tcp, udp }} th dport 53 "
                    f'counter name "dns_walled" redirect to :{WALLED_DNS_PORT}')
-    if mode != "open" and uplink:
+    if mode != "open" and walled:
         # Before acceptance no name may leave the node: the walled resolver answers.
         nat.append(f"\t\tiifname {ap} ip daddr {portal} meta l4proto {{ tcp, udp }} th dport 53 "
                    f'{unaccepted} counter name "dns_walled" redirect to :{WALLED_DNS_PORT}')
-    dns_ports = _ports((53, WALLED_DNS_PORT) if uplink else (53,))
+    dns_ports = _ports((53, WALLED_DNS_PORT) if walled else (53,))
     hold_back = "" if mode == "open" else (
         f'\t\t{unaccepted} counter name "unaccepted_dropped" drop\n')
     hold_back += f'\t\t{unread} counter name "broadcast_held" drop\n'

@@ -9,8 +9,10 @@ backup. The phone of n3, accepted by n3's gate, fetches from the internet every 
 and once silently (nothing comes back; only the agent's TCP check can tell); each time
 the phone's fetches go through n2 within the bound, n1's ``/metrics`` and health
 document say the uplink is down and withdrawn, and the phone of n1 itself reaches the
-internet through n2. Restored, the fetches go through n1 again. The gate of n3 is never
-touched: an unaccepted phone still meets the portal.
+internet through n2. Restored, the fetches go through n1 again. n3, without an uplink,
+forwards its accepted phone's names to the internet's resolver, before and during the
+cut. The gates are never touched: an unaccepted phone still meets the portal, and its
+names get the portal's address.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ def test_residents_keep_the_internet_through_the_other_uplink(mesh: MeshLab) -> 
         accept_phone(lab, "n1")
         net.wait_for("n3's phone to reach the internet through n1",
                      lambda: cable_of("n1") in (fetch(net, lab, "p3") or ""), timeout=60)
+        # Names too: n3 has no uplink, and forwards an accepted phone's names over the mesh
+        # to the internet's resolver (clients.dns_servers).
+        assert net.dns_a(lab.namespace("p3"), "10.64.3.1", "news.example.org") \
+            == INTERNET_ADDRESS
         net.wait_for("n1 to announce its uplink",
                      lambda: metrics(lab, "n1").get("meshhub_uplink_announced") == 1, 30)
         probe = PhoneProbe(lab, "p3")
@@ -96,6 +102,8 @@ def test_residents_keep_the_internet_through_the_other_uplink(mesh: MeshLab) -> 
             assert seen["meshhub_uplink_withdrawals_total"] == 3
             assert metrics(lab, "n2")["meshhub_uplink_announced"] == 1
             assert cable_of("n2") in (fetch(net, lab, "p1") or "")
+            assert net.dns_a(lab.namespace("p3"), "10.64.3.1", "cut.example.org") \
+                == INTERNET_ADDRESS
             health = lab.agent_health("n1", timeout=5) or {}
             uplink = health["network"]["uplink"]  # type: ignore[index]
             assert uplink["healthy"] is False and "no answer" in uplink["reason"], uplink
@@ -104,8 +112,11 @@ def test_residents_keep_the_internet_through_the_other_uplink(mesh: MeshLab) -> 
             assert probe.first_since(time.monotonic(), cable_of("n1"), 60) is not None
         finally:
             probe.close()
-        # The gate was never part of it: an unaccepted phone still meets the portal.
+        # The gate was never part of it: an unaccepted phone still meets the portal, and
+        # its names never leave n2 (the walled resolver answers them with the portal).
         answer = fetch(net, lab, "p2") or ""
         assert "reached from" not in answer and "/welcome" in answer
+        assert net.dns_a(lab.namespace("p2"), "10.64.2.1", "tunnel.example.org") \
+            == "10.64.2.1"
     finally:
         net.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from node.config import parse_config
+from node.errors import ConfigError
 from node.net import build_plan
 from node.net.render_hostapd import HOSTAPD_KEYS, hostapd_string
 from node.net.render_mesh import ibss_bssid
@@ -53,6 +54,26 @@ def test_gate_with_uplink_forwards_and_masquerades_only_there() -> None:
     text = plan(UPLINK).file("gate.nft").content
     assert 'oifname "eth0" accept' in text
     assert 'oifname "eth0" ip saddr { 10.64.0.0/10, 10.42.0.0/16 } masquerade' in text
+
+
+def test_dns_servers_make_a_node_without_uplink_forward_names_behind_the_wall() -> None:
+    # A node without an uplink forwards accepted residents' names over the mesh's default
+    # route; strangers get the walled resolver, exactly as on a gateway.
+    forwarding = plan(BASE + 'dns_servers = ["192.0.2.53", "192.0.2.54"]\n')
+    conf = forwarding.file("dnsmasq.conf").content
+    assert "no-resolv\nserver=192.0.2.53\nserver=192.0.2.54\nstop-dns-rebind" in conf
+    assert "address=/#/" not in conf and "resolv-file" not in conf
+    assert "dnsmasq-walled.conf" in [f.path.name for f in forwarding.files]
+    gate = forwarding.file("gate.nft").content
+    assert 'counter name "dns_walled" redirect to :5053' in gate
+    assert "masquerade" not in gate  # no uplink of its own
+    gateway = plan(UPLINK).file("dnsmasq.conf").content
+    assert "resolv-file=/etc/resolv.conf" in gateway and "server=" not in gateway
+    offline = plan()
+    assert "address=/#/10.64.7.1" in offline.file("dnsmasq.conf").content
+    assert "dnsmasq-walled.conf" not in [f.path.name for f in offline.files]
+    with pytest.raises(ConfigError, match=r"clients.dns_servers: item 1 \('dns.example'\)"):
+        parse_config('[clients]\ndns_servers = ["dns.example"]\n')
 
 
 def test_portal_on_another_port_still_gets_port_80() -> None:

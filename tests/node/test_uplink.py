@@ -51,7 +51,7 @@ class Table:
 
 def watch(table: Table, answers: list[str | None], link: str = "up") -> UplinkWatch:
     replies = iter(answers)
-    return UplinkWatch("up0", targets=[("203.0.113.80", 80)], interval=0.5, failures=2,
+    return UplinkWatch("up0", targets=[("198.18.0.80", 80)], interval=0.5, failures=2,
                        runner=table, probe=lambda *_args: next(replies),
                        link=lambda _name: link, clock=lambda: 1000.0)
 
@@ -67,7 +67,7 @@ def test_a_working_uplink_is_announced_and_carries_the_node_s_own_traffic() -> N
 
 def test_a_dead_uplink_is_withdrawn_after_the_failures_in_a_row_and_comes_back() -> None:
     table = Table()
-    w = watch(table, [None, "203.0.113.80:80: no answer within 0.5 s", None,
+    w = watch(table, [None, "198.18.0.80:80: no answer within 0.5 s", None,
                       "no answer", "no answer", None, None])
     w.step()
     w.step()  # one failure: not yet (a lost packet is no outage)
@@ -85,6 +85,25 @@ def test_a_dead_uplink_is_withdrawn_after_the_failures_in_a_row_and_comes_back()
     assert w.status.healthy and w.status.announced
     assert table.metrics("201") == [ANNOUNCE_METRIC] and table.metrics("dhcp") == [0]
     assert w.health()["failed_checks"] == 3
+
+
+def test_a_cable_pulled_withdraws_at_once_silence_needs_confirming() -> None:
+    table, state = Table(), ["up"]
+    replies = iter([None, None, None])
+    w = UplinkWatch("up0", targets=[("198.18.0.80", 80)], interval=0.5, failures=2,
+                    runner=table, probe=lambda *_args: next(replies),
+                    link=lambda _name: state[0], clock=lambda: 1000.0)
+    w.step()
+    assert w.status.announced
+    state[0] = "lowerlayerdown"
+    w.step()  # no second check needed: the carrier is gone
+    assert not w.status.announced and w.status.reason == "up0 is lowerlayerdown"
+    assert table.metrics("dhcp") == [DEMOTE_OFFSET]
+    state[0] = "up"
+    w.step()
+    assert not w.status.announced  # coming back is confirmed like any change
+    w.step()
+    assert w.status.announced and table.metrics("dhcp") == [0]
 
 
 def test_a_link_down_or_a_missing_route_fails_without_asking_the_targets() -> None:
