@@ -7,6 +7,8 @@ token taken from the page they just fetched (:func:`form_token`).
 from __future__ import annotations
 
 import io
+import os
+import pwd
 import re
 import struct
 import wave
@@ -23,9 +25,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from node.config import NodeConfig, load_config
+from node.gate.service import GateService
 from node.hub import Hub
 from node.store.models import LibraryItem, Listing, Notice
 from portal import create_app, db
+from tests.node.test_gate import FakeShell
 from tests.portal.auth_actions import AuthActions
 
 ORGANISER = "alice"
@@ -237,3 +241,45 @@ def every_page_type(content: dict[str, Any]) -> dict[str, str]:
     for media_type, item in content["library"].items():
         urls[f"library {media_type}"] = f"/library/{item.id}"
     return urls
+
+
+# --- the captive gate: the node's real GateService, only its ip and nft faked ---------------
+#: A phone on the access point, and the portal's address on it (``CAPTIVE_NETWORK``).
+PHONE = "10.64.7.50"
+PORTAL = "http://10.64.7.1"
+CAPTIVE_NETWORK = '[mesh]\naddress = "10.42.0.7"\n[clients]\nsubnet = "10.64.7.0/24"\n'
+
+
+@pytest.fixture
+def shell() -> FakeShell:
+    """The gate's ip and nft, as the gate's own tests fake them (node/gate runs for real)."""
+    return FakeShell()
+
+
+@pytest.fixture
+def gate(tmp_path: Path, shell: FakeShell) -> Iterator[GateService]:
+    """The node's real gate service on a socket in ``tmp_path``, the portal its client.
+
+    Its watcher never looks by itself (poll once an hour): a test that changes the
+    organisers' switch or sends a broadcast runs the watcher's step by hand
+    (``gate.check_mode()``, ``gate.check_broadcast()``), so nothing happens behind its back.
+    """
+    me = pwd.getpwuid(os.getuid()).pw_name  # the portal's user: this test process
+    config = write_node_toml(tmp_path, CAPTIVE_NETWORK
+                             + f'[gate]\nsocket = "{tmp_path / "gate.sock"}"\n'
+                             f'portal_user = "{me}"\n')
+    service = GateService(config, runner=shell, poll_seconds=3600)
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def phone(captive_app: Flask) -> FlaskClient:
+    """A phone on the access point (its address is in the client subnet) of the module's
+    ``captive_app`` (a portal on ``gate``)."""
+    client = captive_app.test_client()
+    client.environ_base["REMOTE_ADDR"] = PHONE
+    return client

@@ -1,18 +1,15 @@
 """The emergency notice in the portal: the phone's sheet, "I have read this", the organisers' page.
 
 The gate is the node's own :class:`~node.gate.service.GateService` on a Unix socket with
-only ``ip``/``nft`` faked (as in tests/portal/test_captive.py); the broadcast is read from
-the node's real store by the gate, as on a node.
+only ``ip``/``nft`` faked (the ``gate`` fixture of tests/portal/conftest.py); the broadcast
+is read from the node's real store by the gate, as on a node.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -23,30 +20,9 @@ from node.gate.service import GateService
 from portal import db
 from tests.node.test_gate import MAC, FakeShell
 from tests.portal.auth_actions import ACCOUNTS, AuthActions, app_fixture
-from tests.portal.conftest import form_token, make_app, write_node_toml
+from tests.portal.conftest import PHONE, PORTAL, form_token, make_app
 
-PHONE = "10.64.7.50"
-PORTAL = "http://10.64.7.1"
-NETWORK = '[mesh]\naddress = "10.42.0.7"\n[clients]\nsubnet = "10.64.7.0/24"\n'
 PROBE = {"Host": "connectivitycheck.gstatic.com"}
-
-
-@pytest.fixture
-def shell() -> FakeShell:
-    return FakeShell()
-
-
-@pytest.fixture
-def gate(tmp_path: Path, shell: FakeShell) -> Iterator[GateService]:
-    me = pwd.getpwuid(os.getuid()).pw_name  # the portal's user: this test process
-    config = write_node_toml(tmp_path, NETWORK + f'[gate]\nsocket = "{tmp_path / "gate.sock"}"\n'
-                                                 f'portal_user = "{me}"\n')
-    service = GateService(config, runner=shell, poll_seconds=3600)  # the test checks by hand
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture
@@ -57,13 +33,6 @@ def captive_app(gate: GateService) -> Iterator[Flask]:
                                             role="admin")
     yield app
     db.close(app)
-
-
-@pytest.fixture
-def phone(captive_app: Flask) -> FlaskClient:
-    client = captive_app.test_client()
-    client.environ_base["REMOTE_ADDR"] = PHONE
-    return client
 
 
 def broadcast(app: Flask, gate: GateService, title: str = "Boil water") -> str:

@@ -2,14 +2,12 @@
 
 The gate is the node's own (:class:`node.gate.service.GateService` on a Unix socket,
 the portal its :class:`node.gate.GateClient`); only its ``ip`` and ``nft`` are faked,
-as in the gate's own tests.
+as in the gate's own tests (the ``gate`` fixture of tests/portal/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +21,7 @@ from node.gate import mode_file, write_switch
 from node.gate.service import GateService
 from portal import db
 from tests.node.test_gate import MAC, FakeShell
-from tests.portal.conftest import form_token, make_app, write_node_toml
-
-PHONE = "10.64.7.50"
-PORTAL = "http://10.64.7.1"
-NETWORK = '[mesh]\naddress = "10.42.0.7"\n[clients]\nsubnet = "10.64.7.0/24"\n'
+from tests.portal.conftest import PHONE, PORTAL, form_token, make_app, write_node_toml
 
 #: What each OS must get back once accepted: (status, exact body).
 SUCCESS = {
@@ -45,38 +39,10 @@ SUCCESS = {
 
 
 @pytest.fixture
-def shell() -> FakeShell:
-    """The gate's ip and nft, as the gate's own tests fake them (node/gate runs for real)."""
-    return FakeShell()
-
-
-@pytest.fixture
-def gate(tmp_path: Path, shell: FakeShell) -> Iterator[GateService]:
-    """The node's real gate service on a socket in ``tmp_path``, the portal its client."""
-    me = pwd.getpwuid(os.getuid()).pw_name  # the portal's user: this test process
-    config = write_node_toml(tmp_path, NETWORK + f'[gate]\nsocket = "{tmp_path / "gate.sock"}"\n'
-                                                 f'portal_user = "{me}"\n')
-    service = GateService(config, runner=shell, poll_seconds=3600)  # the test checks by hand
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture
 def captive_app(gate: GateService) -> Iterator[Flask]:
     app = make_app(gate.cfg)
     yield app
     db.close(app)
-
-
-@pytest.fixture
-def phone(captive_app: Flask) -> FlaskClient:
-    """A phone on the access point (its address is in the client subnet)."""
-    client = captive_app.test_client()
-    client.environ_base["REMOTE_ADDR"] = PHONE
-    return client
 
 
 def test_every_probe_is_redirected_to_the_welcome_page_before_acceptance(
