@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.netlab import Lab
+from bench.netlab import Lab, lab_tag
+from node.lab import MeshLab, lab_namespaces
 from tests.conftest import require_root, require_tool
 
 
@@ -23,6 +28,45 @@ def lab() -> Iterator[Lab]:
         yield net
     finally:
         net.close()
+
+
+@contextmanager
+def phone_mesh(name: str, nodes: int = 3, topology: str = "line", *, wait: float = 120,
+               **options: Any) -> Iterator[MeshLab]:
+    """``meshhub lab up --phones``: ``nodes`` real nodes (agents, gates, babeld, dnsmasq,
+    portals as ``nobody``), each with a phone namespace, names unique to this process.
+
+    Its files are in a temporary folder of its own (pytest's ``tmp_path`` is private to
+    root; the portals run as nobody), removed at the end with every namespace, even
+    when the test fails. ``options`` go to :meth:`MeshLab.up`.
+    """
+    require_root()
+    require_tool("ip", "babeld", "dnsmasq", "nft", "busybox", "curl", "setpriv")
+    root = Path(tempfile.mkdtemp(prefix=f"meshhub-{name}-"))
+    root.chmod(0o755)
+    lab_id = lab_tag()
+    mesh = None
+    try:
+        mesh = MeshLab.up(nodes, topology, state_dir=root / "lab", lab_id=lab_id, phones=True,
+                          hello_interval=1.0, wait=wait, **options)
+        yield mesh
+    finally:
+        if mesh is not None:
+            mesh.down()
+        shutil.rmtree(root, ignore_errors=True)
+        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
+
+
+@pytest.fixture
+def phone_lab(request: pytest.FixtureRequest) -> Iterator[tuple[MeshLab, Lab]]:
+    """A 3-node line with phones (:func:`phone_mesh`, named after the test's module) and a
+    :class:`Lab` for the test's own namespaces and processes."""
+    with phone_mesh(request.module.__name__.rsplit(".", 1)[-1]) as mesh:
+        net = Lab()
+        try:
+            yield mesh, net
+        finally:
+            net.close()
 
 
 def radios_here() -> bool:

@@ -14,24 +14,17 @@ the others stay held; cancelling on n3 ends it on every node.
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bench import netlab
 from bench.broadcast_run import press, sent_at, start_probers, stop_probers
 from bench.meshlab import meshhub
 from bench.netlab import Lab
-from node.lab import MeshLab, lab_namespaces
-from tests.conftest import require_root, require_tool
+from node.lab import MeshLab
 
 pytestmark = pytest.mark.root
 
-NODES = 3
 #: A bound that a loaded CI machine keeps (the lab's processes compete for 2 cores with
 #: everything else); the figures against issue 15's target of 10 s are printed here and
 #: measured on 10 nodes by bench/broadcast.py.
@@ -40,30 +33,9 @@ OUTSIDE = "203.0.113.7"  # another site (TEST-NET-3): no such host in the lab
 PASSWORD = "correct horse battery staple\n"
 
 
-@pytest.fixture
-def mesh() -> Iterator[tuple[MeshLab, Lab]]:
-    require_root()
-    require_tool("ip", "babeld", "dnsmasq", "nft", "busybox", "curl", "setpriv")
-    root = Path(tempfile.mkdtemp(prefix="meshhub-broadcast-"))
-    root.chmod(0o755)  # the portals run as nobody
-    lab_id = netlab.lab_tag()
-    net = Lab()
-    lab = None
-    try:
-        lab = MeshLab.up(NODES, "line", state_dir=root / "lab", lab_id=lab_id, phones=True,
-                         hello_interval=1.0, wait=120)
-        yield lab, net
-    finally:
-        net.close()
-        if lab is not None:
-            lab.down()
-        shutil.rmtree(root, ignore_errors=True)
-        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
-
-
 def test_a_broadcast_from_n1_reaches_every_phone_and_reading_it_lets_one_through(
-        mesh: tuple[MeshLab, Lab]) -> None:
-    lab, net = mesh
+        phone_lab: tuple[MeshLab, Lab]) -> None:
+    lab, net = phone_lab
     names = sorted(lab.state.nodes, key=lambda n: lab.node(n).number)
     first, last = names[0], names[-1]
     # Every phone accepts the house rules on its own node, as its sign-in sheet does.

@@ -13,17 +13,14 @@ import importlib.util
 import ipaddress
 import re
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bench import netlab
 from bench.netlab import Lab
-from node.lab import MeshLab, lab_namespaces
-from tests.conftest import require_root, require_tool
+from node.lab import MeshLab
+from tests.lab.conftest import phone_mesh
 
 pytestmark = pytest.mark.root
 
@@ -56,24 +53,12 @@ class Phones:
 
 @pytest.fixture(scope="module")
 def phones() -> Iterator[Phones]:
-    require_root()
-    require_tool("ip", "babeld", "dnsmasq", "nft", "busybox", "curl", "setpriv")
-    # pytest's tmp_path is private to root; the portals run as nobody.
-    root = Path(tempfile.mkdtemp(prefix="meshhub-phones-"))
-    root.chmod(0o755)
-    lab_id = netlab.lab_tag()
-    net = Lab()
-    mesh = None
-    try:
-        mesh = MeshLab.up(3, "line", state_dir=root / "lab", lab_id=lab_id, phones=True,
-                          hello_interval=1.0, wait=90)
-        yield Phones(mesh, net, root)
-    finally:
-        net.close()
-        if mesh is not None:
-            mesh.down()
-        shutil.rmtree(root, ignore_errors=True)
-        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
+    with phone_mesh("phones") as mesh:
+        net = Lab()
+        try:
+            yield Phones(mesh, net, Path(mesh.state.state_dir).parent)
+        finally:
+            net.close()
 
 
 def meshhub(mesh: MeshLab, node: str, *args: str, stdin: str | None = None) -> str:
