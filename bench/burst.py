@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -49,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import load, portal_process, write_config
+from bench.harness import load, portal_process, tools_missing, write_config
 from bench.measure import MIN_RUNS, Report, children_of, load_average, median, percentile
 from bench.street import NGINX, add_street, nginx, wait_for_page_files
 
@@ -231,10 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/burst.py: needs root (a cgroup holds the portal and nginx to one Pi core)",
               file=sys.stderr)
         return 2
-    for tool in ("taskset", NGINX):
-        if shutil.which(tool) is None and not Path(tool).exists():
-            print(f"bench/burst.py: needs {tool} (scripts/system-packages.sh)", file=sys.stderr)
-            return 2
+    if tools_missing("bench/burst.py", "taskset", NGINX):
+        return 2
     os.sched_setaffinity(0, {1})  # the phones (and the calibration) on core 1
     report = Report()
     share, here = pi_share()

@@ -14,6 +14,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,16 @@ _WORDS = ["bicycle", "sofa", "lamp", "garden", "ladder", "freezer", "tutoring", 
 
 
 NGINX = "/usr/sbin/nginx"
+
+
+def tools_missing(script: str, *tools: str) -> bool:
+    """Whether one of ``tools`` (a program on PATH, or a path) is missing; if so, say which
+    on stderr, as ``script`` (e.g. ``bench/portal.py``), and where it comes from."""
+    for tool in tools:
+        if shutil.which(tool) is None and not Path(tool).exists():
+            print(f"{script}: needs {tool} (scripts/system-packages.sh)", file=sys.stderr)
+            return True
+    return False
 
 
 def listening_socket() -> socket.socket:

@@ -7,10 +7,19 @@ agent's name as seen over the mesh.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from node.lab import MeshLab
 
-__all__ = ["agent_name", "meshhub", "organiser", "portal_page"]
+__all__ = ["agent_name", "defaults_grid", "meshhub", "organiser", "portal_page"]
+
+
+def defaults_grid(count: int, state_dir: Path) -> MeshLab:
+    """The scale benchmarks' lab: a grid of ``count`` agents without portals, at a real
+    node's timings (``--timings defaults``: sync rounds every 60 s +- 20 %, health every
+    30 s, babeld hello 4 s); up to 10 minutes to come up."""
+    return MeshLab.up(count, "grid", state_dir=state_dir, hello_interval=4.0, portal=False,
+                      wait=600, timings="defaults")
 
 
 def meshhub(mesh: MeshLab, node: str, *args: str, stdin: str | None = None) -> str:

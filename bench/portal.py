@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from bench.harness import (
     nginx_on_core0,
     portal_process,
     stop,
+    tools_missing,
     wait_for_http,
     write_config,
 )
@@ -107,10 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-mb", type=int, default=100, help="size of the download")
     args = parser.parse_args(argv)
     seconds = args.duration or (3 if args.quick else 10)
-    for tool in ("wrk", "taskset", NGINX):
-        if shutil.which(tool) is None and not Path(tool).exists():
-            print(f"bench/portal.py: needs {tool} (scripts/system-packages.sh)", file=sys.stderr)
-            return 2
+    if tools_missing("bench/portal.py", "wrk", "taskset", NGINX):
+        return 2
 
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-") as tmp:
         folder = Path(tmp)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from node.lab import MeshLab
+from bench.meshlab import defaults_grid
 from node.lab.observer import Observer
 
 Report = Callable[[str, "float | str", str, str], None]
@@ -51,8 +51,7 @@ def _rss_mib(pid: int) -> float:
 def run_prometheus(args: argparse.Namespace, root: Path, report: Report) -> None:
     """Every figure of the module docstring, in one lab."""
     count = args.prom_nodes
-    mesh = MeshLab.up(count, "grid", state_dir=root / "prom", hello_interval=4.0,
-                      portal=False, wait=600, timings="defaults")
+    mesh = defaults_grid(count, root / "prom")
     observer: Observer | None = None
     try:
         observer = Observer.attach(mesh, "n1", interval=args.prom_interval, folder=root)

@@ -40,6 +40,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.measure import percentile
+from bench.meshlab import defaults_grid
 from node.lab import MeshLab
 
 #: Targets of issue 19 item 3.
@@ -187,19 +189,12 @@ def middle_cut(mesh: MeshLab) -> tuple[list[tuple[str, str]], list[str], list[st
     return cut, top, bottom
 
 
-def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile (nearest rank) of ``values``."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
-
-
 # --- the part -------------------------------------------------------------------------
 def run_sync(args: argparse.Namespace, root: Path, report: Report) -> None:
     """Every figure of the module docstring, in one lab."""
     count = args.sync_nodes
     started = time.monotonic()
-    mesh = MeshLab.up(count, "grid", state_dir=root / "sync", hello_interval=4.0,
-                      portal=False, wait=600, timings="defaults")
+    mesh = defaults_grid(count, root / "sync")
     report(f"sync_lab_ready_{count}", time.monotonic() - started, "s", "(set-up)")
     stores = Stores(mesh)
     links = len(mesh.state.links)

@@ -60,6 +60,7 @@ from bench.harness import (
     nginx_on_core0,
     portal_process,
     stop,
+    tools_missing,
     wait_for_http,
     write_config,
 )
@@ -422,10 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=5_000, help="library items loaded")
     args = parser.parse_args(argv)
     seconds = args.duration or (3 if args.quick else 10)
-    for tool in ("wrk", "taskset", NGINX):
-        if shutil.which(tool) is None and not Path(tool).exists():
-            print(f"bench/street.py: needs {tool} (scripts/system-packages.sh)", file=sys.stderr)
-            return 2
+    if tools_missing("bench/street.py", "wrk", "taskset", NGINX):
+        return 2
     report = Report()
     rng = random.Random(16)
     with tempfile.TemporaryDirectory(prefix="meshhub-street-") as tmp:
