@@ -16,11 +16,13 @@ import logging
 import pwd
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.broadcast import StoreWatch, current_broadcast
 from node.config import NodeConfig
+from node.gate import garp
 from node.gate.broadcast import BroadcastGate
 from node.gate.manager import GateManager, Runner, run_command
 from node.gate.mode import effective_mode, mode_file, with_mode
@@ -57,8 +59,11 @@ class GateService:
 
     def __init__(self, cfg: NodeConfig, *, runner: Runner = run_command,
                  poll_seconds: float = MODE_POLL_SECONDS, roam: Any = None,
-                 scheduler: Scheduler | None = None) -> None:
+                 scheduler: Scheduler | None = None,
+                 announce: Callable[[str, str], bool] | None = None) -> None:
         self.cfg = cfg
+        #: Sends the portal's gratuitous ARP after a bind (node.gate.garp; tests replace it).
+        self._announce = announce or garp.announce
         #: Accept once, roam everywhere (:class:`node.roam.RoamService`), when roam.enabled.
         self.roam = roam
         self._run = runner
@@ -94,6 +99,7 @@ class GateService:
         if request.op == "lease" and request.mac and request.seconds:
             lease = self.manager.bind(request.ip, request.mac, request.seconds)
             self.roamed_in(request.ip, request.mac)  # at its lease, before its first probe
+            self._announce_portal()
             return lease
         if request.op == "release" and request.mac:
             return self.manager.unbind(request.ip, request.mac)
@@ -119,6 +125,19 @@ class GateService:
         if not status.allowed and status.mac and self.roamed_in(request.ip, status.mac):
             status = self.manager.status(request.ip)
         return status
+
+    def _announce_portal(self) -> None:
+        """Tell a phone still asking for its router where the portal is, now that its
+        address is bound (its first ARP request was dropped: :mod:`node.gate.garp`)."""
+        from node.net.addressing import address_plan
+
+        try:
+            self._announce(self.cfg.wifi.ap_interface,
+                           str(address_plan(self.cfg).portal_address))
+            self._problems.resolved("garp")
+        except (OSError, ValueError) as exc:  # the phone asks again a second later
+            self._problems.warning("garp", "gate: cannot announce the portal's address on "
+                                   "%s: %s", self.cfg.wifi.ap_interface, exc)
 
     def roamed_in(self, ip: str, mac: str) -> bool:
         """Let ``ip`` with ``mac`` through if another node of the mesh accepted that device

@@ -90,6 +90,8 @@ def test_addresses_are_bound_to_leases_only_when_the_gate_hears_of_them() -> Non
             'counter name "arp_spoofed_dropped" drop') in text
     assert text.count('ip saddr . ether saddr != @leased counter name "spoofed_dropped"') == 2
     assert text.index("udp dport 67 accept") < text.index("!= @leased counter name \"spoofed")
+    assert "\nno-ping\n" in gated.file("dnsmasq.conf").content  # its replies would be dropped
+    assert "no-ping" not in plain.file("dnsmasq.conf").content
     hook = gated.file("lease-hook")
     assert hook.mode == 0o755 and "-m node.gate.leases --socket /run/meshhub/gate.sock" \
         in hook.content

@@ -239,3 +239,25 @@ def test_switching_a_node_to_forced_revokes_acceptances_everywhere(tmp_path: Pat
     assert passed_on[-1] == forget  # passed on to the rest of the mesh
     service.apply_mode("forced")  # applying again announces nothing new
     assert first._outbox.empty()
+
+
+def test_a_bind_announces_the_portal_so_a_phone_s_dropped_arp_is_answered(
+        tmp_path: Path) -> None:
+    from node.gate.garp import announce, garp_frame
+
+    frame = garp_frame("02:00:00:00:00:01", "10.64.7.1")
+    # Ethernet broadcast from the node, ARP request: 10.64.7.1 is at 02:..:01, asked of
+    # itself (gratuitous), padded to the shortest frame.
+    assert frame[:14] == bytes.fromhex("ffffffffffff" "020000000001" "0806")
+    assert frame[14:22] == bytes.fromhex("0001" "0800" "06" "04" "0001")
+    assert frame[22:42] == bytes.fromhex("020000000001" "0a400701" "000000000000" "0a400701")
+    assert len(frame) == 60
+    # Never sent from an interface that does not hold the address (not this node).
+    assert announce("lo", "10.64.7.1") is False
+    sent: list[tuple[str, str]] = []
+    _first, second, _sent = pair(Clock(time.time()))
+    cfg = gate(tmp_path, FakeShell(), second).cfg
+    service = GateService(cfg, runner=FakeShell(), roam=second,
+                          announce=lambda *args: sent.append(args) or True)
+    service.handle(Request("lease", PHONE, MAC, 3600))
+    assert sent == [("ap0", "10.64.7.1")]
