@@ -18,41 +18,24 @@ names get the portal's address.
 from __future__ import annotations
 
 import re
-import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bench.netlab import Lab
 from bench.uplink import FAILOVER_TARGET_SECONDS, PhoneProbe, accept_phone, cable_of, failover
-from node.lab import MeshLab, lab_namespaces
+from node.lab import MeshLab
 from node.lab.uplinks import INTERNET_ADDRESS, set_uplink
-from tests.conftest import require_root, require_tool
+from tests.lab.conftest import phone_mesh
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def mesh() -> Iterator[MeshLab]:
-    require_root()
-    require_tool("ip", "babeld", "dnsmasq", "nft", "busybox", "curl", "setpriv")
-    root = Path(tempfile.mkdtemp(prefix="meshhub-uplink-"))
-    root.chmod(0o755)
-    lab_id = secrets.token_hex(3)
-    lab = None
-    try:
-        lab = MeshLab.up(3, "ring", state_dir=root / "lab", lab_id=lab_id, phones=True,
-                         hello_interval=1.0, wait=120, uplinks={"n1": 0, "n2": 1024})
+    with phone_mesh("uplink", 3, "ring", uplinks={"n1": 0, "n2": 1024}) as lab:
         yield lab
-    finally:
-        if lab is not None:
-            lab.down()
-        shutil.rmtree(root, ignore_errors=True)
-        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
 
 
 def metrics(lab: MeshLab, name: str) -> dict[str, float]:
