@@ -12,6 +12,7 @@ non-zero exit; set ``MESHHUB_DEBUG=1`` for the traceback.
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,9 +70,9 @@ def serve(config_path: str | None, port: int | None, allow_root: bool) -> None:
               type=click.Path(file_okay=False), help="Folder for the demo node's files.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port on 127.0.0.1 to serve the demo on (0: any free port).")
-@click.option("--agent-port", type=click.IntRange(1, 65535), default=9180, show_default=True,
+@click.option("--agent-port", type=click.IntRange(0, 65535), default=9180, show_default=True,
               help="Port on 127.0.0.1 for the demo's node agent (/metrics, /api/health); "
-                   "give each demo running at once its own.")
+                   "give each demo running at once its own (0: any free port).")
 def demo(data_dir: str, port: int, agent_port: int) -> None:
     """Run a rehearsal node with a sample neighbourhood on http://127.0.0.1:PORT.
 
@@ -87,11 +88,16 @@ def demo(data_dir: str, port: int, agent_port: int) -> None:
     from portal.server import serve as run_server
 
     folder = Path(data_dir).resolve()
-    config_file = write_demo_config(folder, port, agent_port)
-    config = load_config(config_file)
-    passwords = prepare_demo(config, folder)
-
-    agent = start_demo_agent(config_file, folder)
+    listener = demo_agent_socket(agent_port)
+    try:
+        config_file = write_demo_config(
+            folder, port, listener.getsockname()[1] if listener else agent_port or 9180)
+        config = load_config(config_file)
+        passwords = prepare_demo(config, folder)
+        agent = start_demo_agent(config_file, folder, listener)
+    finally:
+        if listener is not None:
+            listener.close()  # the agent holds its own copy
 
     def ready(url: str) -> None:
         accounts = "\n".join(f"             {name} / {password}  ({role})"
@@ -112,17 +118,44 @@ def demo(data_dir: str, port: int, agent_port: int) -> None:
         stop_demo_agent(agent)
 
 
-def start_demo_agent(config_file: Path, folder: Path) -> subprocess.Popen[bytes] | None:
+def demo_agent_socket(port: int) -> socket.socket | None:
+    """The agent's listening socket on 127.0.0.1:``port`` (0: a free port), bound here and
+    handed to the agent as systemd's socket activation does, so that the port written into
+    the demo's node.toml is the one the agent serves on (no port picked, released and
+    bound again by another process). None, said on stderr, when the port is taken."""
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", port))
+        listener.listen(64)
+    except OSError as exc:
+        listener.close()
+        click.echo(f"{PROG}: the agent cannot listen on 127.0.0.1:{port} ({exc.strerror}); "
+                   "the hub runs without it (give --agent-port another port, or 0)", err=True)
+        return None
+    return listener
+
+
+def start_demo_agent(config_file: Path, folder: Path,
+                     listener: socket.socket | None = None) -> subprocess.Popen[bytes] | None:
     """Start ``meshhub agent`` beside the demo portal, as on a real node.
 
     The agent (health, /metrics, /api/health) is its own process, exactly as
-    its systemd unit runs it; its output goes to ``folder/agent.log``.
+    its systemd unit runs it; its output goes to ``folder/agent.log``. It serves on
+    ``listener`` (:func:`demo_agent_socket`; None: no agent).
     """
+    if listener is None:
+        return None
     command = [sys.executable, "-c", "from node.cli import main; main()",
                "--config", str(config_file), "agent"]
+
+    def in_the_child() -> None:
+        _die_with_parent()
+        _as_socket_activation(listener)
+
     with open(folder / "agent.log", "ab") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                   stdin=subprocess.DEVNULL, close_fds=False,
+                                   preexec_fn=in_the_child)
     try:
         process.wait(timeout=1.5)
     except subprocess.TimeoutExpired:
@@ -130,6 +163,20 @@ def start_demo_agent(config_file: Path, folder: Path) -> subprocess.Popen[bytes]
     click.echo(f"{PROG}: the agent did not start (see {folder / 'agent.log'}); "
                "the hub runs without it", err=True)
     return None
+
+
+def _as_socket_activation(listener: socket.socket) -> None:
+    """In the agent's child process: ``listener`` at descriptor 3 and ``LISTEN_PID`` /
+    ``LISTEN_FDS`` set, as systemd passes a socket (node.agent.systemd_listen_socket).
+
+    Only descriptors marked inheritable reach the agent (Python's are not, PEP 446):
+    standard input and output, and descriptor 3.
+    """
+    import os
+
+    os.dup2(listener.fileno(), 3)
+    os.set_inheritable(3, True)  # (dup2 onto itself would leave it as it was)
+    os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
 
 
 def _die_with_parent() -> None:

@@ -52,11 +52,13 @@ class DemoProcess:
 
     @classmethod
     def start(cls, folder: Path, timeout: float = 60.0) -> DemoProcess:
-        """Start the demo on a free port in ``folder`` and wait until it serves."""
+        """Start the demo in ``folder`` and wait until it serves; it binds its portal's
+        and its agent's ports itself (any free ones) and says which."""
         log = folder.parent / f"{folder.name}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "portal", "demo", "--data", str(folder), "--port", "0"],
+                [sys.executable, "-m", "portal", "demo", "--data", str(folder), "--port", "0",
+                 "--agent-port", "0"],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_ctrl_c_reaches_it)
         demo = cls(process, folder, log)
         deadline = time.monotonic() + timeout

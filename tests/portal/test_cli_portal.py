@@ -114,3 +114,17 @@ def test_the_demo_config_takes_the_agent_port_of_each_start(tmp_path: Path) -> N
     assert load_config(path).agent.port == 9191
     assert load_config(path).node.name == DEMO_NODE_NAME  # the rest of the file is kept
     assert load_config(path).portal.port == 8090
+
+
+def test_the_demo_binds_its_agents_port_itself_and_says_when_it_is_taken(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from portal.cli import demo_agent_socket
+
+    listener = demo_agent_socket(0)  # handed to the agent: no port released and re-bound
+    assert listener is not None
+    try:
+        port = listener.getsockname()[1]
+        assert demo_agent_socket(port) is None
+        assert f"the agent cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    finally:
+        listener.close()
