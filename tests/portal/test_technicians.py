@@ -69,6 +69,16 @@ def mesh_part(neighbours: list[tuple[str, float]]) -> dict[str, Any]:
             "updated": time.time()}
 
 
+#: The agents' checks of their uplinks (node.mesh.uplink), by node: the library's works
+#: and is shared with the mesh, the school's line is silent.
+UPLINKS: dict[str, dict[str, Any]] = {
+    "library": {"healthy": True, "announced": True, "reason": "the uplink answers",
+                "since": 1.7e9, "withdrawals": 0, "checks": 10, "failed_checks": 0},
+    "school": {"healthy": False, "announced": False,
+               "reason": "192.0.2.1:443: no answer within 1 s", "since": 1.7e9,
+               "withdrawals": 1, "checks": 10, "failed_checks": 2}}
+
+
 def make_monitor(path: Path, name: str, mesh_address: str, *, coordinates: tuple[float, float],
                  neighbours: list[tuple[str, float]], volts: float | None,
                  history: bool = True, temperature: float = 48.0) -> HealthMonitor:
@@ -90,9 +100,11 @@ def make_monitor(path: Path, name: str, mesh_address: str, *, coordinates: tuple
         cpu_usage_percent=lambda: 30 + 25 * wave(5400),
         soc_temperature_celsius=lambda: temperature + 6 * wave(9000),
         sensors=sensors, mesh=lambda: mesh_part(neighbours),
-        ipv4_addresses=lambda: {"eth0": ["192.0.2.10"], "wlan0": [mesh_address]})
+        ipv4_addresses=lambda: {"eth0": ["192.0.2.10"], "wlan0": [mesh_address]},
+        default_route_interfaces=lambda: {"eth0"}, uplink=lambda: UPLINKS.get(name))
     collector_settings = settings(node_name=name, coordinates=coordinates,
-                                  location=f"{name} roof")
+                                  location=f"{name} roof",
+                                  uplink_interface="eth0" if name in UPLINKS else "")
     monitor = HealthMonitor(Collector(collector_settings, sources), AlertTracker(Thresholds()),
                             HealthRing(path, capacity=2000, write_interval_seconds=3600))
     while clock["now"] < end:
@@ -295,7 +307,7 @@ def test_the_node_page_has_graphs_alerts_and_neighbours(
         portal: Flask, fake_mesh: dict[str, Any]) -> None:
     client = portal.test_client()
     sign_in(client, TECHNICIAN)
-    library, school, _bakery = fake_mesh["nodes"]
+    library, school, bakery = fake_mesh["nodes"]
     response = client.get(f"/technicians/nodes/{library.target}")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -317,7 +329,14 @@ def test_the_node_page_has_graphs_alerts_and_neighbours(
     week = client.get(f"/technicians/nodes/{library.target}?period=week")
     assert week.status_code == 200 and 'aria-current="page">Last 7 days' in week.get_data(
         as_text=True)
+    # The agent's check of the uplink: working and shared, or down with the reason.
+    assert "Uplink</dt><dd><bdi>eth0</bdi>:" in html and "works, shared with the mesh" in html
     school_page = client.get(f"/technicians/nodes/{school.target}").get_data(as_text=True)
+    assert '<span class="state-down">down</span>' in school_page
+    assert "192.0.2.1:443: no answer within 1 s" in school_page
+    assert "the mesh uses another uplink if it has one" in school_page
+    bakery_page = client.get(f"/technicians/nodes/{bakery.target}").get_data(as_text=True)
+    assert "Uplink</dt>" not in bakery_page  # not a gateway
     voltage = svg_of(school_page, 3)
     assert voltage.find(f".//{SVG}text[@class='no-data']") is not None  # no power monitor
 
