@@ -81,18 +81,28 @@ class BroadcastGate:
         moment = time.time() if now is None else now
         return self.held if self.held is not None and self.held.ends_at > moment else None
 
-    def has_read(self, ip: str, mac: str | None) -> bool:
-        """Whether the device ``ip``/``mac`` has read the broadcast held."""
-        if mac is None or self.held is None:
-            return False
-        return self.manager.has_element(READ_SET, ip, mac)
+    def seen_by(self, ip: str, mac: str | None, now: float | None = None
+                ) -> tuple[Held | None, bool]:
+        """The broadcast held (if its end is ahead) and whether ``ip``/``mac`` has read it.
+
+        Both are read under the lock :meth:`enforce` holds while it changes the sets and
+        :attr:`held`: a probe never pairs the emptied ``notice_read`` of an ending (or
+        new) broadcast with the broadcast before it, which sent a resident who had read
+        it back to the notice.
+        """
+        with self._lock:
+            held = self.active(now)
+            if held is None or mac is None:
+                return held, False
+            return held, self.manager.has_element(READ_SET, ip, mac)
 
     def mark_read(self, ip: str, mac: str, now: float | None = None) -> bool:
         """Record that ``ip``/``mac`` read the notice, until the broadcast ends; False when
         no broadcast is held."""
-        held = self.active(now)
-        if held is None:
-            return False
-        moment = time.time() if now is None else now
-        self.manager.add_element(READ_SET, ip, mac, max(1, int(held.ends_at - moment)))
-        return True
+        with self._lock:  # not into a set that enforce() is emptying meanwhile
+            held = self.active(now)
+            if held is None:
+                return False
+            moment = time.time() if now is None else now
+            self.manager.add_element(READ_SET, ip, mac, max(1, int(held.ends_at - moment)))
+            return True

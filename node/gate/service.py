@@ -89,11 +89,12 @@ class GateService:
     def handle(self, request: Request) -> GateStatus | LeaseStatus:
         """Answer one request of the portal (or of dnsmasq's lease hook)."""
         answer = self._handle(request)
-        held = self.broadcast.active()
-        if held is None or not isinstance(answer, GateStatus):
+        if not isinstance(answer, GateStatus):
             return answer
-        return dataclasses.replace(answer, broadcast=held.notice,
-                                   broadcast_read=self.broadcast.has_read(answer.ip, answer.mac))
+        held, read = self.broadcast.seen_by(answer.ip, answer.mac)
+        if held is None:
+            return answer
+        return dataclasses.replace(answer, broadcast=held.notice, broadcast_read=read)
 
     def _handle(self, request: Request) -> GateStatus | LeaseStatus:
         if request.op == "lease" and request.mac and request.seconds:

@@ -7,8 +7,9 @@ is read from the node's real store by the gate, as on a node.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -98,6 +99,44 @@ def test_a_new_broadcast_is_read_again_and_the_end_frees_everyone(
     gate.check_broadcast()
     assert gate.broadcast.held is None
     assert phone.get("/generate_204", headers=PROBE).status_code == 204  # accepted still
+
+
+def test_a_probe_while_the_broadcast_ends_never_sends_a_reader_back_to_the_notice(
+        captive_app: Flask, gate: GateService, phone: FlaskClient, shell: FakeShell) -> None:
+    """The gate empties its sets (one nft transaction), then forgets the broadcast: a probe
+    in between must not pair the emptied "read" set with the broadcast still held."""
+    from node.broadcast import cancel_broadcast
+
+    phone.post("/welcome", data={"csrf_token": form_token(phone, "/welcome")})
+    broadcast(captive_app, gate)
+    phone.post("/emergency", data={"csrf_token": form_token(phone, "/emergency")})
+    cancel_broadcast(db.services(captive_app).hub, "ada")
+    flushed, release = threading.Event(), threading.Event()
+
+    def nft_then_pause(argv: Sequence[str], stdin: str | None) -> tuple[int, str, str]:
+        answer = shell(argv, stdin)
+        if "flush set" in (stdin or ""):  # the sets are empty now; `held` not yet changed
+            flushed.set()
+            release.wait(30)
+        return answer
+
+    gate.manager._run = nft_then_pause  # type: ignore[assignment]
+    ending = threading.Thread(target=gate.check_broadcast)
+    ending.start()
+    answers: list[int] = []
+    probe = threading.Thread(target=lambda: answers.append(
+        phone.get("/generate_204", headers=PROBE).status_code))
+    try:
+        assert flushed.wait(30)
+        probe.start()
+        probe.join(0.2)
+        assert probe.is_alive(), "the probe waits for the gate to finish the change"
+    finally:
+        release.set()
+        ending.join(30)
+        if probe.is_alive() or probe.ident is not None:
+            probe.join(30)
+    assert gate.broadcast.held is None and answers == [204]
 
 
 app = app_fixture()
