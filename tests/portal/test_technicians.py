@@ -281,16 +281,17 @@ def test_a_hanging_peer_does_not_hold_the_page(tmp_path: Path,
         silent.listen(8)
         own = fake_mesh["nodes"][0]
         gatherer = Gatherer(own.target, [f"127.0.0.1:{silent.getsockname()[1]}"],
-                            timeout=3, wait_seconds=0.5)
+                            timeout=60, wait_seconds=0.5)
         try:
-            started = time.monotonic()
             statuses = gatherer.statuses()
-            assert time.monotonic() - started < 2.5  # below the 3 s timeout
             found = {s.target: s for s in statuses}
             silent_target = f"127.0.0.1:{silent.getsockname()[1]}"
             assert found[own.target].up
-            assert not found[silent_target].asked  # still being asked: not called down yet
+            # The witness that the page did not wait for the silent peer (its 60 s timeout):
+            # it is still being asked, not yet called down.
+            assert not found[silent_target].asked
         finally:
+            silent.close()  # the connection waiting in its queue is reset: the ask ends
             gatherer.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("meshhub-technicians")]
 

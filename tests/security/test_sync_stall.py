@@ -73,11 +73,16 @@ def raw_peer(answer: Callable[[socket.socket, threading.Event, bytes], None]
         listener.close()
 
 
+DRIP_BYTES, DRIP_SECONDS = 200, 0.2
+#: How long the dripping answer would take to arrive whole.
+DRIP_WHOLE_SECONDS = DRIP_BYTES * DRIP_SECONDS
+
+
 def drip(conn: socket.socket, stop: threading.Event, _request: bytes) -> None:
     """A digest answer sent one byte every 0.2 s (never reaching a read timeout)."""
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n"
-                 b"\r\n")
-    while not stop.wait(0.2):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % DRIP_BYTES)
+    while not stop.wait(DRIP_SECONDS):
         conn.sendall(b" ")
 
 
@@ -86,8 +91,10 @@ def test_a_peer_dripping_its_answer_is_cut_off_at_the_pulls_deadline(tmp_path: P
         started = time.monotonic()
         (round_,), _ = made["A"].service.sync_now([slow], files=False)
         took = time.monotonic() - started
+        # Cut off by its deadline (the error says so), long before the answer was whole;
+        # how soon after the deadline the round ended is the machine's load's business.
         assert round_.outcome == "failed" and "deadline" in (round_.error or ""), round_
-        assert took < SLOW.pull_deadline_seconds + 1.0, took
+        assert took < DRIP_WHOLE_SECONDS / 2, took
 
 
 def test_a_slow_peer_does_not_delay_the_others(tmp_path: Path) -> None:
@@ -98,8 +105,10 @@ def test_a_slow_peer_does_not_delay_the_others(tmp_path: Path) -> None:
         link(a, b)
         post = a.store.append("notice.post", notice("Road closed"), actor="ada")
         b.service.start()
-        took = wait_for(lambda: b.store.notice(post["id"]) is not None, 5, "the notice on B")
-        assert took < 5  # well inside the slow peer's 10 s deadline
+        wait_for(lambda: b.store.notice(post["id"]) is not None, 30, "the notice on B")
+        # The witness that the slow peer did not hold A's pull up: it came while the slow
+        # pull was still under way (it fails only at its 10 s deadline).
+        assert b.service.backoff.peer(slow).failures == 0, "A's pull waited for the slow one"
 
 
 def test_a_peer_answering_without_a_length_is_read_to_its_end(tmp_path: Path) -> None:
