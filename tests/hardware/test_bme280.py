@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from hardware.bme280 import (
@@ -26,6 +24,7 @@ from hardware.errors import (
     WrongChip,
 )
 from hardware.simulated import EXAMPLE_TRIMMING, SimulatedBME280, SimulatedI2CBus
+from tests.node.test_store_support import FakeClock
 
 # Temperature and pressure trimming of the datasheet's worked example.
 DATASHEET = EXAMPLE_TRIMMING
@@ -139,12 +138,15 @@ def test_data_changes_only_after_a_forced_conversion() -> None:
 
 def test_status_that_never_clears_times_out_quickly() -> None:
     chip = SimulatedBME280()
-    with BME280(SimulatedI2CBus({0x76: chip}), 0x76, timeout=0.05, poll_interval=0.001) as sensor:
+    clock = FakeClock()  # the driver's own sleeps move it: its time, not the machine's load
+    with BME280(SimulatedI2CBus({0x76: chip}), 0x76, timeout=0.05, poll_interval=0.001,
+                sleep=clock.advance, clock=clock) as sensor:
         chip.stuck_measuring = True
-        started = time.monotonic()
+        started = clock.now
         with pytest.raises(SensorTimeout, match="still measuring") as info:
             sensor.read()
-    assert time.monotonic() - started < 1.0
+    # the conversion's wait (at most the timeout), then polls until the timeout, then one more
+    assert clock.now - started <= 0.05 + 0.05 + 0.001 + 1e-9
     assert isinstance(info.value, TimeoutError)
 
 

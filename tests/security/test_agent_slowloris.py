@@ -83,10 +83,11 @@ def test_the_agent_answers_during_a_200_connection_slow_attack(agent: Agent) -> 
     try:
         wait_for(lambda: len(agent._server.active_channels) >= len(attack.sockets), 10,
                  "the server to hold every slow connection")
-        started = time.monotonic()
         for _ in range(5):  # while all 200 are held, requests are still answered
             assert health(agent) == 200
-        assert time.monotonic() - started < 5
+        # The witness (not a wall-clock bound, which load decides): they were answered while
+        # the server still held every slow connection.
+        assert len(agent._server.active_channels) >= len(attack.sockets)
         # Each slow connection is closed by the server within the request deadline.
         took = wait_for(lambda: len(attack.closed_by_server) == len(attack.sockets),
                         REQUEST_DEADLINE_SECONDS + 10, "the slow connections to be closed")
