@@ -8,16 +8,7 @@ import pytest
 
 from node.errors import StoreError
 from node.health import HealthRing, ring_capacity
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.node.test_store_support import FakeClock
 
 
 def sample(t: float) -> dict[str, object]:
@@ -30,7 +21,7 @@ def test_default_capacity_holds_seven_days() -> None:
 
 def test_ring_is_bounded_in_rows_and_file_size(tmp_path: Path) -> None:
     path = tmp_path / "health.sqlite3"
-    clock = Clock()
+    clock = FakeClock(1000.0)
     with HealthRing(path, capacity=200, write_interval_seconds=0, clock=clock) as ring:
         for i in range(600):
             ring.add(sample(float(i)))
@@ -47,7 +38,7 @@ def test_ring_is_bounded_in_rows_and_file_size(tmp_path: Path) -> None:
 
 def test_samples_survive_a_reboot(tmp_path: Path) -> None:
     path = tmp_path / "health.sqlite3"
-    ring = HealthRing(path, capacity=100, write_interval_seconds=60, clock=Clock())
+    ring = HealthRing(path, capacity=100, write_interval_seconds=60, clock=FakeClock(1000.0))
     for i in range(5):
         ring.add(sample(float(i)))
     ring.record_alert({"kind": "too_hot", "subject": "soc", "started": 3.0, "ended": None,
@@ -61,7 +52,7 @@ def test_samples_survive_a_reboot(tmp_path: Path) -> None:
 
 
 def test_writes_are_batched_to_one_per_interval(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     ring = HealthRing(tmp_path / "h.sqlite3", capacity=1000, write_interval_seconds=60,
                       clock=clock)
     written = []
@@ -78,7 +69,7 @@ def test_writes_are_batched_to_one_per_interval(tmp_path: Path) -> None:
 
 def test_unwritten_samples_are_lost_only_on_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
-    clock = Clock()
+    clock = FakeClock(1000.0)
     ring = HealthRing(path, capacity=100, write_interval_seconds=60, clock=clock)
     clock.now += 61
     ring.add(sample(1.0))  # written

@@ -17,21 +17,14 @@ from node.identity import Identity
 from node.roam import Refused, RoamService, day_key, day_number, device_tag, load_secret
 from node.roam.messages import MAX_AGE_SECONDS, MAX_MESSAGE_BYTES, Entry, build, parse
 from tests.node.test_gate import MAC, PHONE, FakeShell
+from tests.node.test_store_support import FakeClock
 
 SECRET = bytes(range(32))
 NOW = 1_764_000_000.0
 OTHER_MAC = "02:00:00:00:00:99"
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def pair(clock: Clock) -> tuple[RoamService, RoamService, list[tuple[str, bytes]]]:
+def pair(clock: FakeClock) -> tuple[RoamService, RoamService, list[tuple[str, bytes]]]:
     """Two nodes' services that trust each other; what the first sends is recorded."""
     a, b = Identity.generate(), Identity.generate()
     keys = {a.public_key, b.public_key}
@@ -64,7 +57,7 @@ def test_the_secret_file_must_be_64_hex_digits(tmp_path: Path) -> None:
 
 
 def test_an_acceptance_travels_as_a_tag_and_lets_the_device_through_elsewhere() -> None:
-    clock = Clock()
+    clock = FakeClock(NOW)
     first, second, _sent = pair(clock)
     first.accepted(MAC, 3600)
     body = first._outbox.get_nowait()
@@ -83,7 +76,7 @@ def test_an_acceptance_travels_as_a_tag_and_lets_the_device_through_elsewhere() 
 
 
 def test_an_acceptance_made_yesterday_still_counts_today() -> None:
-    clock = Clock(day_number(NOW) * 86_400 + 86_000.0)  # 400 s before midnight UTC
+    clock = FakeClock(day_number(NOW) * 86_400 + 86_000.0)  # 400 s before midnight UTC
     first, second, _sent = pair(clock)
     first.accepted(MAC, 7200)
     clock.now += 60
@@ -93,7 +86,7 @@ def test_an_acceptance_made_yesterday_still_counts_today() -> None:
 
 
 def test_forged_replayed_stale_oversized_and_malformed_announcements_are_refused() -> None:
-    clock = Clock()
+    clock = FakeClock(NOW)
     first, second, _sent = pair(clock)
     entry = Entry(day_number(NOW), "ab" * 16, int(NOW) + 60)
     good = build(first._identity, [entry], NOW, flood=True)
@@ -123,7 +116,7 @@ def test_forged_replayed_stale_oversized_and_malformed_announcements_are_refused
 
 
 def test_the_agent_api_takes_announcements_and_shows_only_counts() -> None:
-    clock = Clock()
+    clock = FakeClock(NOW)
     first, second, _sent = pair(clock)
     first.accepted(MAC, 600)
     body = first._outbox.get_nowait()
@@ -145,7 +138,7 @@ def test_the_agent_api_takes_announcements_and_shows_only_counts() -> None:
 
 
 def test_announcements_reach_every_neighbour_and_stop_cleanly() -> None:
-    clock = Clock()
+    clock = FakeClock(NOW)
     first, _second, sent = pair(clock)
     first.add_peer_source(lambda: ["http://10.42.0.2:9180", "http://10.42.0.3:9180/"])
     arrived = threading.Event()
@@ -170,7 +163,7 @@ def gate(tmp_path: Path, shell: FakeShell, roam: RoamService, mode: str = "porta
 
 
 def test_the_gate_lets_a_roaming_device_through_at_its_lease(tmp_path: Path) -> None:
-    first, second, _sent = pair(Clock(time.time()))
+    first, second, _sent = pair(FakeClock(time.time()))
     first.accepted(MAC, 3600)
     second.receive(first._outbox.get_nowait())
     shell = FakeShell()
@@ -198,7 +191,7 @@ def test_over_http_only_a_registered_nodes_signed_request_is_heard() -> None:
     from node.roam.service import post_announcement
     from node.waitress_thread import WaitressThread
 
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
     first, second, _sent = pair(clock)
     first.accepted(MAC, 600)
     body = first._outbox.get_nowait()
@@ -222,7 +215,7 @@ def test_over_http_only_a_registered_nodes_signed_request_is_heard() -> None:
 
 
 def test_switching_a_node_to_forced_revokes_acceptances_everywhere(tmp_path: Path) -> None:
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
     first, second, _sent = pair(clock)
     first.accepted(MAC, 3600)
     second.receive(first._outbox.get_nowait())
@@ -255,7 +248,7 @@ def test_a_bind_announces_the_portal_so_a_phone_s_dropped_arp_is_answered(
     # Never sent from an interface that does not hold the address (not this node).
     assert announce("lo", "10.64.7.1") is False
     sent: list[tuple[str, str]] = []
-    _first, second, _sent = pair(Clock(time.time()))
+    _first, second, _sent = pair(FakeClock(time.time()))
     cfg = gate(tmp_path, FakeShell(), second).cfg
     service = GateService(cfg, runner=FakeShell(), roam=second,
                           announce=lambda *args: sent.append(args) or True)

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.db import services
+from tests.node.test_store_support import FakeClock
 from tests.portal.auth_actions import (
     ACCOUNTS,
     AuthActions,
@@ -154,24 +155,14 @@ def test_a_password_change_signs_out_other_sessions(app: Flask, auth: AuthAction
     assert other.client.get("/organisers/").status_code == 302, "the other one is signed out"
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
+def clock() -> FakeClock:
     """The clock of :func:`timed_app` (the hub's and the sessions')."""
-    return Clock()
+    return FakeClock(1_800_000_000.0)
 
 
 @pytest.fixture
-def timed_app(tmp_path: Path, clock: Clock) -> Iterator[Flask]:
+def timed_app(tmp_path: Path, clock: FakeClock) -> Iterator[Flask]:
     """A portal whose clock the test moves (idle 12 h, lifetime 72 h, re-auth 15 min)."""
     application = make_app(tmp_path, HUB_CLOCK=clock)
     yield application
@@ -179,7 +170,7 @@ def timed_app(tmp_path: Path, clock: Clock) -> Iterator[Flask]:
 
 
 def test_session_expires_after_session_hours_without_activity(
-        timed_app: Flask, clock: Clock) -> None:
+        timed_app: Flask, clock: FakeClock) -> None:
     auth = AuthActions(timed_app.test_client())
     auth.login("olga")
     clock.now += 12 * 3600 - 5
@@ -193,7 +184,7 @@ def test_session_expires_after_session_hours_without_activity(
 
 
 def test_session_ends_after_its_absolute_lifetime_however_active(
-        timed_app: Flask, clock: Clock) -> None:
+        timed_app: Flask, clock: FakeClock) -> None:
     auth = AuthActions(timed_app.test_client())
     auth.login("olga")
     for _hour in range(71):
@@ -205,7 +196,7 @@ def test_session_ends_after_its_absolute_lifetime_however_active(
 
 
 def test_admin_actions_ask_for_the_password_again_after_reauth_minutes(
-        timed_app: Flask, clock: Clock) -> None:
+        timed_app: Flask, clock: FakeClock) -> None:
     auth = AuthActions(timed_app.test_client())
     auth.login("ada")
     assert auth.client.get("/organisers/accounts/").status_code == 200, "just typed it"

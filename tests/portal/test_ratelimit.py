@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from portal.ratelimit import RateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.node.test_store_support import FakeClock
 
 
 def test_blocks_after_limit_and_recovers_after_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(3, 60, clock=clock)
     assert [limiter.hit("a") for _ in range(4)] == [True, True, True, False]
     assert limiter.retry_after("a") == 60
@@ -24,14 +17,14 @@ def test_blocks_after_limit_and_recovers_after_window() -> None:
 
 
 def test_reset_forgets_a_key() -> None:
-    limiter = RateLimiter(1, 60, clock=FakeClock())
+    limiter = RateLimiter(1, 60, clock=FakeClock(1000.0))
     assert limiter.hit("a") and not limiter.hit("a")
     limiter.reset("a")
     assert limiter.hit("a")
 
 
 def test_memory_is_bounded() -> None:
-    limiter = RateLimiter(1, 60, clock=FakeClock(), max_keys=100)
+    limiter = RateLimiter(1, 60, clock=FakeClock(1000.0), max_keys=100)
     for i in range(1000):
         limiter.hit(f"client-{i}")
     assert len(limiter._events) == 100
