@@ -127,6 +127,8 @@ def node_vm(node_image: NodeImage) -> Iterator[BootedNode]:
                 "journalctl -b --no-pager -o cat -u meshhub-firstboot")
             yield booted
         finally:
+            if booted is not None:
+                booted.keep_journal()
             vm.stop()
             if booted is not None and booted.vm is not vm:
                 booted.vm.stop()  # type: ignore[attr-defined]
@@ -167,6 +169,29 @@ class BootedNode:
                             f"; journal:\n{journal.stdout}")
             vm.wait_console(lambda _line: False, timeout=1.0)
         return cls(vm, image, log, time.monotonic() - started, state)
+
+    def keep_journal(self) -> Path | None:
+        """Write the running node's whole journal of this boot and its daemons' logs beside
+        the console log (``node.journal-N.log``, one per boot; the node's journal is
+        volatile, so it is gone once the machine stops): what a failed run is read from."""
+        from provisioning.vm import VirtualMachine
+
+        assert isinstance(self.vm, VirtualMachine)
+        if not self.vm.running():
+            return None
+        boots = len(list(self.console_log.parent.glob("*.journal-*.log")))
+        path = self.console_log.with_name(f"{self.console_log.stem.split('.')[0]}"
+                                          f".journal-{boots + 1}.log")
+        try:
+            # The daemons the agent runs log to files in its runtime folder.
+            result = self.vm.run("journalctl -b --no-pager -o short-monotonic; for f in "
+                                 "/run/meshhub/*.log; do echo \"== $f\"; tail -n 200 \"$f\"; "
+                                 "done", timeout=120)
+        except (OSError, TimeoutError) as exc:  # VmError is an OSError; best effort
+            path.write_text(f"could not read the journal: {exc}\n", encoding="utf-8")
+        else:
+            path.write_text(result.stdout + result.stderr, encoding="utf-8")
+        return path
 
     def sh(self, command: str, timeout: float = 60.0) -> str:
         """Run ``command`` as root in the node; return its output; fail the test if it fails."""

@@ -203,6 +203,7 @@ def test_second_boot_does_not_run_first_boot_again(node_vm: BootedNode) -> None:
 
     vm = node_vm.vm
     assert isinstance(vm, VirtualMachine)
+    node_vm.keep_journal()
     vm.stop()
     console = open(node_vm.console_log, "a", encoding="utf-8")  # noqa: SIM115 (VM's life)
     again = VirtualMachine(node_vm.image.path, memory_mb=1024, radios=2, console=console)
