@@ -105,9 +105,7 @@ def describe(doc: dict[str, Any], source: str) -> list[str]:
         values = ", ".join(f"{k} {v:g}" for k, v in sensor["values"].items() if v is not None)
         state = values if sensor.get("available") else f"unavailable ({sensor.get('reason')})"
         lines.append(f"sensor    {sensor['name']} ({sensor.get('chip')}): {state}")
-    uplink = net.get("uplink") or {}
-    lines.append(f"uplink    {_or(uplink.get('interface'), missing='none')}: "
-                 f"{ {True: 'present', False: 'DOWN', None: 'unknown'}[uplink.get('present')]}")
+    lines.append(describe_uplink(net.get("uplink") or {}))
     lines.append(f"clients   DHCP leases {_or(clients.get('dhcp_leases'), missing='n/a')}, "
                  f"let through the gate {_or(clients.get('gate_allowed'), missing='no gate')}")
     services = doc.get("services") or {}
@@ -120,6 +118,20 @@ def describe(doc: dict[str, Any], source: str) -> list[str]:
         lines.append(f"  ! {alert['title']} ({alert['subject']}): {alert['detail']}")
         lines.append(f"    check: {alert['check']}")
     return lines
+
+
+def describe_uplink(uplink: dict[str, Any]) -> str:
+    """The ``uplink`` line: present or down and, on a gateway whose agent checks it
+    (node.mesh.uplink), whether the mesh is offered its default route and why not."""
+    state = {True: "present", False: "DOWN", None: "unknown"}[uplink.get("present")]
+    line = f"uplink    {_or(uplink.get('interface'), missing='none')}: {state}"
+    if isinstance(uplink.get("announced"), bool):
+        line += ("; default route offered to the mesh" if uplink["announced"]
+                 else "; not offered to the mesh")
+        if uplink.get("healthy") is False and uplink.get("reason"):
+            line += f" ({uplink['reason']})"
+        line += f"; withdrawn {uplink.get('withdrawals', 0)} time(s)"
+    return line
 
 
 def describe_mesh(mesh: Any) -> list[str]:

@@ -151,3 +151,16 @@ def test_config_keys_and_their_errors() -> None:
     with pytest.raises(ConfigError) as bad:
         check_network(parse_config('[clients]\nuplink_check = ["192.0.2.1:80"]\n'))
     assert "clients.uplink_check: set, but clients.uplink_interface is empty" in str(bad.value)
+
+
+def test_the_health_command_says_whether_the_mesh_is_offered_the_uplink() -> None:
+    from node.cli.health_cmd import describe_uplink
+
+    table = Table()
+    w = watch(table, ["203.0.113.80:80: no answer within 0.5 s"])
+    w.step()
+    part = {"interface": "up0", "configured": True, "present": False, **w.health()}
+    assert describe_uplink(part) == (
+        "uplink    up0: DOWN; not offered to the mesh (203.0.113.80:80: no answer within "
+        "0.5 s); withdrawn 0 time(s)")
+    assert describe_uplink({"interface": "eth0", "present": True}) == "uplink    eth0: present"
