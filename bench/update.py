@@ -5,7 +5,7 @@ The clock starts before the last admin signature, then the release is
 imported on n1 (``meshhub update import``) and travels neighbour to neighbour;
 it stops when every node's ``/update/v1/status`` says it runs the new version
 and its health check passed. Installing is the lab's stand-in (a venv-like
-folder, see tests/lab/test_update_lab.py), not pip: the figure is the
+folder, see bench/update_lab.py), not pip: the figure is the
 mesh's part of an update (verify, mirror, fetch, switch, restart the portal,
 health check), not pip's. Also reports the bytes each node downloaded: the
 target is every file crossing each link at most once, i.e. each node but n1
@@ -33,10 +33,9 @@ def main() -> None:
               "(target: every file crosses each link at most once)")
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.update_lab import ADMINS, prepare, signed_release, wait_for
     from node.lab import MeshLab
     from node.update.manifest import MANIFEST_NAME, parse_manifest
-    from tests.lab.test_update_lab import prepare, wait_for
-    from tests.node.test_update_service import ADMINS, signed_release
 
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-update-") as tmp:
         work = Path(tmp)
@@ -83,9 +82,9 @@ def _done(status: dict[str, object], version: str) -> bool:
 
 def signed_release_last_signature(folder: Path) -> None:
     """The second admin signs: from now on the release is valid (the clock already runs)."""
+    from bench.update_lab import ADMINS
     from node.identity import save_identity
     from provisioning.release import sign_release
-    from tests.node.test_update_service import ADMINS
 
     key = folder.parent / "second-admin.key"
     save_identity(ADMINS[1], key)

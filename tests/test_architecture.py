@@ -82,3 +82,12 @@ def test_every_module_imports_on_its_own() -> None:
                             text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", result.stdout
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.py")),
+                         ids=lambda p: f"bench.{p.stem}")
+def test_benchmarks_import_nothing_from_the_tests(path: Path) -> None:
+    # Issue 16: what a benchmark needs lives in bench/ or the product (the tests may
+    # import bench/, never the other way round), so a benchmark runs without tests/.
+    imported = {n for n in imported_names(path) if n.split(".")[0] == "tests"}
+    assert not imported, f"bench/{path.name} imports {sorted(imported)}"

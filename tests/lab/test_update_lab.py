@@ -1,20 +1,13 @@
 """Updates over the real mesh: 3 lab nodes (babeld, agents, portals) in a line.
 
-What is real: the agents, the mesh routes, release mirroring between neighbours'
-agents, verification, the staged-rollout decision, the updater's switch and
-rollback, and the health probe (agent API, portal, babeld neighbours). What is
-not: installing. Real pip installs of meshhub and its dependencies would take
-minutes per node, so ``update.install_command`` is a script that makes a
-venv-like folder whose ``bin/meshhub-portal`` runs this checkout's portal (or,
-for a release marked broken, exits at once), and ``update.restart_command``
-restarts the node's portal from ``current`` — so a broken release really takes
-the portal down until the node rolls back. The agent is not restarted in the lab.
+The lab is :mod:`bench.update_lab`'s (shared with bench/update.py): real agents, routes,
+mirroring, verification, rollout, switch, rollback and health probe; a stand-in
+installer, so no pip runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -23,151 +16,28 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from bench import netlab
-from node.identity import load_or_create_identity
+from bench.update_lab import (
+    ADMINS,
+    EVIL_PORT,
+    HEALTH_WINDOW,
+    UpdateLab,
+    prepare,
+    running_version,
+    signed_release,
+    wait_for,
+)
 from node.lab import MeshLab, lab_namespaces
 from node.update.manifest import MANIFEST_NAME, parse_manifest
 from tests.conftest import require_root, require_tool
-from tests.node.test_update_service import (
-    ADMINS,
-    registry_files,
-    seed_root,
-    signed_release,
-)
 
 # One release story on one 3-node lab (built once, minutes): each test is a step that starts
 # from the versions the previous one left, so pytest-randomly keeps their file order.
 pytestmark = [pytest.mark.root, pytest.mark.scenario]
-HEALTH_WINDOW = 30
-EVIL_PORT = 9300
-
-INSTALLER = """#!/bin/sh
-# The lab's stand-in for 'python3 -m venv' + 'pip install': a venv-like folder.
-venv="$1"; wheels="$2"; version="$3"
-mkdir -p "$venv/bin"
-if grep -q BROKEN-PORTAL "$wheels/meshhub-$version-py3-none-any.whl"; then
-  printf '#!/bin/sh\\necho "release %s: portal broken on purpose" >&2\\nexit 1\\n' "$version" \\
-    > "$venv/bin/meshhub-portal"
-else
-  printf '#!/bin/sh\\nexec %s "$@"\\n' "{portal}" > "$venv/bin/meshhub-portal"
-fi
-chmod 755 "$venv/bin/meshhub-portal"
-"""
-
-RESTART = """#!/bin/sh
-# Restart this lab node's portal from update.root/current (the agent keeps running).
-pidfile="{dir}/portal.pid"
-if [ -f "$pidfile" ]; then
-  pid=$(cat "$pidfile"); kill "$pid" 2>/dev/null; i=0
-  while [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null \\
-        && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-fi
-setsid "{root}/current/bin/meshhub-portal" serve -c "{config}" --allow-root \\
-  >> "{dir}/portal.log" 2>&1 < /dev/null &
-echo $! > "$pidfile"
-"""
-
-
-@dataclass
-class UpdateLab:
-    """A mesh lab whose nodes run the autoupdater (see the module docstring)."""
-
-    mesh: MeshLab
-    work: Path
-    evil: subprocess.Popen[bytes] | None = None
-    outages: dict[str, list[float]] = field(default_factory=dict)
-
-    def dir(self, name: str) -> Path:
-        return Path(self.mesh.state.state_dir) / name
-
-    def root(self, name: str) -> Path:
-        return self.dir(name) / "opt"
-
-    def cli(self, name: str, *args: str, check: bool = True) -> str:
-        from node.lab.lab import _program
-
-        node = self.mesh.node(name)
-        result = self.mesh.exec(name, [*_program("meshhub"), "-c", node.config, *args],
-                                capture_output=True, timeout=300)
-        if check:
-            assert result.returncode == 0, result.stderr
-        return str(result.stdout)
-
-    def status(self, name: str) -> dict[str, object]:
-        node = self.mesh.node(name)
-        out = self.mesh.exec(name, ["curl", "-s", "-m", "3",
-                                    f"http://{node.mesh_address}:9180/update/v1/status"],
-                             capture_output=True, timeout=10).stdout
-        try:
-            return json.loads(out)  # type: ignore[no-any-return]
-        except ValueError:
-            return {}
-
-    def portal_ok(self, name: str) -> bool:
-        node = self.mesh.node(name)
-        code = self.mesh.exec(name, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                     "-m", "2", f"http://{node.mesh_address}:8080/"],
-                              capture_output=True, timeout=10).stdout
-        return str(code).startswith(("2", "3"))
-
-
-def prepare(mesh: MeshLab, work: Path, rollout_mirror: bool = True) -> UpdateLab:
-    """Registry, update roots, fake installer and restart, ``[update]``; restart each node."""
-    from node.lab.lab import _program
-
-    lab = UpdateLab(mesh, work)
-    names = list(mesh.state.nodes)
-    keys = {n: load_or_create_identity(lab.dir(n) / "data").public_key for n in names}
-    anchors, snapshot = registry_files(keys)
-    portal = _program("meshhub-portal")[0]
-    running = _running_version()
-    installer = work / "fake-install.sh"
-    installer.write_text(INSTALLER.replace("{portal}", portal))
-    for name in names:
-        registry = lab.dir(name) / "data" / "registry"
-        registry.mkdir(parents=True, exist_ok=True)
-        (registry / "anchors.json").write_bytes(anchors)
-        (registry / "snapshot.json").write_bytes(snapshot)
-        root = lab.root(name)
-        subprocess.run(["/bin/sh", str(installer), str(root / "venvs" / running),
-                        str(_wheel_dir(work, running)), running], check=True)
-        seed_root(root, running)
-        restart = lab.dir(name) / "restart-portal.sh"
-        restart.write_text(RESTART.format(dir=lab.dir(name), root=root,
-                                          config=mesh.node(name).config))
-        mirrors = f'["http://10.42.0.1:{EVIL_PORT}"]' if rollout_mirror else "[]"
-        with open(mesh.node(name).config, "a", encoding="utf-8") as toml:
-            toml.write(f'\n[update]\nenabled = true\nroot = "{root}"\n'
-                       f"health_window_seconds = {HEALTH_WINDOW}\njitter_minutes = 0\n"
-                       f'install_command = ["/bin/sh", "{installer}", "{{venv}}", '
-                       f'"{{wheels}}", "{{version}}"]\n'
-                       f'restart_command = ["/bin/sh", "{restart}"]\n'
-                       f"mirrors = {mirrors}\n")
-        mesh.kill(name, gently=True)
-        mesh.revive(name)
-    mesh.wait_ready(90)
-    for name in names:
-        (lab.dir(name) / "portal.pid").write_text(str(mesh.node(name).pids["portal"]))
-    return lab
-
-
-def _running_version() -> str:
-    from importlib import metadata
-
-    return metadata.version("meshhub")
-
-
-def _wheel_dir(work: Path, version: str) -> Path:
-    """A wheelhouse holding a plain (not broken) wheel of ``version`` for the seed venv."""
-    folder = work / f"seed-{version}"
-    folder.mkdir(exist_ok=True)
-    (folder / f"meshhub-{version}-py3-none-any.whl").write_bytes(b"PK seed")
-    return folder
 
 
 def release(lab: UpdateLab, version: str, *, broken: bool = False, **kwargs: object) -> Path:
@@ -177,14 +47,6 @@ def release(lab: UpdateLab, version: str, *, broken: bool = False, **kwargs: obj
     payload = b" BROKEN-PORTAL" if broken else b" " + secrets.token_bytes(200_000)
     signed_release(folder, version, payload=payload, **kwargs)  # type: ignore[arg-type]
     return folder
-
-
-def wait_for(what: str, predicate: object, timeout: float = 60, interval: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 @contextlib.contextmanager
@@ -269,7 +131,7 @@ def test_bad_releases_are_refused_by_every_node(lab: UpdateLab) -> None:
             for name in lab.mesh.state.nodes:
                 lab.cli(name, "update", "check", "--timeout", "120")
                 status = lab.status(name)
-                assert status["running"] == _running_version(), (what, name)
+                assert status["running"] == running_version(), (what, name)
                 assert not (lab.root(name) / "releases" / folder.name).exists(), (what, name)
                 refusals = status["refusals"]
                 if reason is None:

@@ -21,72 +21,18 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from bench.update_lab import ADMINS, registry_files, seed_root, signed_release
 from node.agent import Agent
 from node.config import load_config
 from node.identity import Identity, save_identity
-from node.trust.registry import (
-    Admin,
-    AdminSet,
-    Signature,
-    SignedSnapshot,
-    dump_anchors,
-    signing_message,
-)
 from node.update.manifest import MANIFEST_NAME, Manifest, parse_manifest
-from provisioning.release import make_release, sign_release
 from tests.node.test_agent import listening_socket
 from tests.node.test_health_collector import fake_sources
 
-ADMINS = [Identity.generate() for _ in range(3)]
-ANCHORS = AdminSet(tuple(Admin(f"admin{i}", a.public_key) for i, a in enumerate(ADMINS)), 2)
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-# --- releases and nodes (also used by the lab test and bench/update.py) ----------------------
-
-def signed_release(folder: Path, version: str, *, signers: list[Identity] | None = None,
-                   rollout_days: int = 0, date: str = "2020-01-01", payload: bytes = b"",
-                   keys_dir: Path | None = None) -> Manifest:
-    """Make and sign a release of ``version`` in ``folder`` with provisioning.release."""
-    wheels = folder.parent / f".wheels-{folder.name}"
-    wheels.mkdir(parents=True)
-    (wheels / f"meshhub-{version}-py3-none-any.whl").write_bytes(
-        b"PK fake meshhub wheel " + version.encode() + payload)
-    (wheels / "tomli_w-1.0.0-py3-none-any.whl").write_bytes(b"PK a dependency " + payload)
-    make_release(folder, wheelhouse=wheels, rollout_days=rollout_days, date=date)
-    keys = keys_dir or folder.parent / ".keys"
-    keys.mkdir(exist_ok=True)
-    manifest = None
-    for admin in ADMINS[:2] if signers is None else signers:
-        key = keys / f"{admin.public_key[:12]}.key"
-        if not key.exists():
-            save_identity(admin, key)
-        manifest, _, _ = sign_release(folder, key)
-    return manifest or parse_manifest((folder / MANIFEST_NAME).read_bytes())
-
-
-def registry_files(keys: dict[str, str]) -> tuple[bytes, bytes]:
-    """(anchors.json, snapshot.json) for a community of these ``name -> node key``."""
-    snapshot = {"serial": 1,
-                "community": {"admins": ANCHORS.to_json()["admins"], "threshold": 2},
-                "nodes": [{"name": n, "public_key": k, "status": "active"}
-                          for n, k in sorted(keys.items())]}
-    message = signing_message(snapshot)
-    signed = SignedSnapshot(snapshot, tuple(Signature(a.public_key, a.sign(message))
-                                            for a in ADMINS[:2]))
-    return dump_anchors(ANCHORS), signed.dumps()
-
-
-def seed_root(root: Path, version: str, portal: Path | None = None) -> None:
-    """An update root as first boot leaves it: venvs/<version> (whole) and current."""
-    venv = root / "venvs" / version
-    (venv / "bin").mkdir(parents=True, exist_ok=True)
-    (venv / ".meshhub-complete").write_text(version + "\n")
-    if portal is not None:
-        (venv / "bin" / "meshhub-portal").symlink_to(portal)
-    if not (root / "current").is_symlink():
-        os.symlink(f"venvs/{version}", root / "current")
-
+# --- nodes ---------------------------------------------------------------------------------
 
 def http(url: str, *, headers: dict[str, str] | None = None, data: bytes | None = None,
          method: str | None = None) -> tuple[int, dict[str, str], bytes]:
