@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from node.captive_probes import Probe, classify
 from node.config import NodeConfig
 from node.gate import GateError, GateUnavailable, NoGate
+from portal.captive import welcome_pages
 from portal.captive.state import (
     ClientState,
     client_ip,
@@ -149,8 +153,17 @@ def welcome() -> ResponseReturnValue:
         state = client_state()
         if state.unread:
             return _redirect(first_page(state))
-    page = render_template("captive/welcome.html", state=state, problem=problem,
-                           remaining=_duration(state.seconds_remaining))
+    remaining = _duration(state.seconds_remaining)
+
+    def render(token: Callable[[], str]) -> str:
+        return render_template("captive/welcome.html", state=state, problem=problem,
+                               remaining=remaining, csrf_token=token)
+
+    # Rendered once per language and device state; each phone's token filled in.
+    key = welcome_pages.shared_key(str(get_locale()), state.gate, state.allowed, state.mode,
+                                   problem is not None, remaining)
+    page = (render(generate_csrf) if key is None
+            else welcome_pages.pages().page(key, render, generate_csrf))
     return _private(Response(page, status=503 if problem else 200))
 
 

@@ -8,12 +8,13 @@ as in the gate's own tests (the ``gate`` fixture of tests/portal/conftest.py).
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template
 from flask.testing import FlaskClient
 
 from node.captive_probes import BY_HOST, BY_PATH
@@ -22,6 +23,8 @@ from node.gate.service import GateService
 from portal import db
 from tests.node.test_gate import MAC, FakeShell
 from tests.portal.conftest import PHONE, PORTAL, form_token, make_app, write_node_toml
+
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 #: What each OS must get back once accepted: (status, exact body).
 SUCCESS = {
@@ -137,6 +140,41 @@ def test_welcome_page_shows_the_house_rules_in_the_readers_language(
     english = phone.get("/welcome").get_data(as_text=True)
     assert "Be kind and respectful" in english and "<script" not in english
     assert 'method="post"' in english and "Connect" in english
+
+
+def test_the_welcome_page_is_rendered_once_per_language_each_phone_with_its_own_token(
+        captive_app: Flask, shell: FakeShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portal.captive import views
+    from portal.captive.welcome_pages import EXTENSION
+
+    rendered: list[str] = []
+
+    def counted(name: str, **context: object) -> str:
+        rendered.append(name)
+        return render_template(name, **context)
+
+    monkeypatch.setattr(views, "render_template", counted)
+    phones = [captive_app.test_client() for _ in range(3)]
+    for phone in phones:
+        phone.environ_base["REMOTE_ADDR"] = PHONE
+    pages = [phone.get("/welcome").get_data(as_text=True) for phone in phones]
+    tokens = [TOKEN.search(page).group(1) for page in pages]  # type: ignore[union-attr]
+    assert len(set(tokens)) == 3, "each phone has its own token"
+    for page, token in zip(pages[1:], tokens[1:], strict=True):
+        assert page == pages[0].replace(tokens[0], token), "the same page, only the token differs"
+    cache = captive_app.extensions[EXTENSION]
+    assert rendered == ["captive/welcome.html"] and cache.slot not in pages[0]
+    spanish = phones[0].get("/welcome", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert '<html lang="es"' in spanish and len(rendered) == 2
+    # Each token is its own phone's: another phone's is refused, its own is accepted.
+    assert phones[1].post("/welcome", data={"csrf_token": tokens[2]}).status_code == 400
+    assert not shell.allowed
+    assert phones[1].post("/welcome", data={"csrf_token": tokens[1]}).status_code == 303
+    assert shell.allowed == {(PHONE, MAC): 24 * 3600}
+    # Now let through, with time left shown: that page is this phone's alone.
+    accepted = phones[1].get("/welcome").get_data(as_text=True)
+    assert "You are connected" in accepted and "Time left" in accepted
+    assert len(rendered) == 3
 
 
 def test_without_a_gate_the_demo_is_open_and_says_so(tmp_path: Path) -> None:
