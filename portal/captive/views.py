@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
@@ -23,7 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from node.captive_probes import Probe, classify
 from node.config import NodeConfig
 from node.gate import GateError, GateUnavailable, NoGate
-from portal.captive import welcome_pages
+from portal.captive import token_pages
 from portal.captive.state import (
     ClientState,
     client_ip,
@@ -159,12 +158,18 @@ def welcome() -> ResponseReturnValue:
         return render_template("captive/welcome.html", state=state, problem=problem,
                                remaining=remaining, csrf_token=token)
 
-    # Rendered once per language and device state; each phone's token filled in.
-    key = welcome_pages.shared_key(str(get_locale()), state.gate, state.allowed, state.mode,
-                                   problem is not None, remaining)
-    page = (render(generate_csrf) if key is None
-            else welcome_pages.pages().page(key, render, generate_csrf))
-    return _private(Response(page, status=503 if problem else 200))
+    key = token_pages.shared_key("welcome", state.gate, state.allowed, state.mode,
+                                 personal=problem is not None or remaining is not None)
+    return _private(Response(_with_token(key, render), status=503 if problem else 200))
+
+
+def _with_token(key: tuple[Hashable, ...] | None, render: Callable[[Callable[[], str]], str]
+                ) -> str:
+    """The page ``render(csrf_token)`` makes, with this visitor's token: rendered once per
+    ``key`` and the token filled in (:mod:`portal.captive.token_pages`), or for this
+    visitor alone when ``key`` is None."""
+    return render(generate_csrf) if key is None else token_pages.pages().page(key, render,
+                                                                              generate_csrf)
 
 
 @bp.get("/connected")
@@ -218,9 +223,14 @@ def emergency() -> ResponseReturnValue:
         found = current_broadcast(store.path, store.clock())
         notice_id = found.notice if found else None
     notice = store.notice(notice_id) if notice_id else None
-    page = render_template("captive/emergency.html", notice=notice, state=state,
-                           problem=problem)
-    return _private(Response(page, status=503 if problem else 200))
+
+    def render(token: Callable[[], str]) -> str:
+        return render_template("captive/emergency.html", notice=notice, state=state,
+                               problem=problem, csrf_token=token)
+
+    key = token_pages.shared_key("emergency", notice, bool(state.unread),
+                                 personal=problem is not None)
+    return _private(Response(_with_token(key, render), status=503 if problem else 200))
 
 
 __all__ = ["bp", "first_page", "from_status", "intercept", "probe_answer"]

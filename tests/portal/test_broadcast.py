@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template
 from flask.testing import FlaskClient
 
 from node.broadcast import current_broadcast, send_broadcast
@@ -82,6 +82,35 @@ def test_a_phone_that_never_accepted_reads_the_notice_then_meets_the_house_rules
     assert phone.get("/generate_204", headers=PROBE).headers["Location"] == f"{PORTAL}/welcome"
     phone.post("/welcome", data={"csrf_token": form_token(phone, "/welcome")})
     assert phone.get("/generate_204", headers=PROBE).status_code == 204
+
+
+def test_every_phone_gets_the_notice_rendered_once_with_its_own_token(
+        captive_app: Flask, gate: GateService, shell: FakeShell,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from portal.captive import views
+
+    rendered: list[str] = []
+
+    def counted(name: str, **context: object) -> str:
+        rendered.append(name)
+        return render_template(name, **context)
+
+    monkeypatch.setattr(views, "render_template", counted)
+    broadcast(captive_app, gate)
+    phones = [captive_app.test_client() for _ in range(3)]
+    for phone in phones:
+        phone.environ_base["REMOTE_ADDR"] = PHONE
+    pages = [phone.get("/emergency").get_data(as_text=True) for phone in phones]
+    tokens = [form_token(phone, "/emergency") for phone in phones]
+    assert len(set(tokens)) == 3 and rendered == ["captive/emergency.html"]
+    for page, token in zip(pages[1:], tokens[1:], strict=True):
+        assert page == pages[0].replace(tokens[0], token), "the same page, only the token differs"
+    assert "Boil water" in pages[0] and "<strong>Friday</strong>" in pages[0]
+    assert phones[0].post("/emergency", data={"csrf_token": tokens[1]}).status_code == 400
+    answer = phones[0].post("/emergency", data={"csrf_token": tokens[0]})
+    assert answer.status_code == 303 and (PHONE, MAC) in shell.sets["notice_read"]
+    read = phones[0].get("/emergency").get_data(as_text=True)
+    assert "Boil water" in read and "I have read this" not in read and 'csrf_token' not in read
 
 
 def test_a_new_broadcast_is_read_again_and_the_end_frees_everyone(
