@@ -52,6 +52,14 @@ log = logging.getLogger("meshhub.agent")
 
 #: Where the store's folder is watched: the safety net's period (an event lost in a race).
 STORE_FALLBACK_SECONDS = 60.0
+#: glibc malloc arenas at most for the agent's dozen threads (glibc's default: 8 per core,
+#: each holding freed memory that PSS keeps counting), and its fixed mmap threshold
+#: (:func:`node.malloc.tune_malloc`; the environment's ``MALLOC_*`` wins).
+MALLOC_ARENAS = 2
+MMAP_THRESHOLD_BYTES = 128 * 1024
+#: Seconds between two hand-backs of freed heap to the system (``malloc_trim``): one
+#: wake-up in five minutes, well under a millisecond each.
+TRIM_SECONDS = 300.0
 
 
 class Supervised(Protocol):
@@ -273,8 +281,20 @@ class Agent:
             requested.set()
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        from node import malloc
+
+        malloc.tune_malloc(MALLOC_ARENAS, MMAP_THRESHOLD_BYTES)  # before the threads start
         try:
             self.start()
+            # What start-up freed (config, first sample, TOML, imports' garbage) goes back
+            # to the system now, and what the periodic work frees, now and then.
+            libc = malloc.glibc()
+
+            def trim() -> None:
+                malloc.trim(libc)
+
+            trim()
+            self.scheduler.every(TRIM_SECONDS, trim, "malloc-trim")
             requested.wait()  # a signal's handler sets it; nothing wakes this thread before
         finally:
             self.stop()

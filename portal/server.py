@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from node import malloc
 from node.config import NodeConfig
 from node.errors import PermissionDenied
 
@@ -34,44 +35,19 @@ MALLOC_ARENAS = 2
 #: free (up to 32 MiB), after which a 100 MB download's buffers stay in the heap.
 #: ``MALLOC_MMAP_THRESHOLD_`` in the environment wins.
 MMAP_THRESHOLD_BYTES = 128 * 1024
-_M_ARENA_MAX = -8  # mallopt() parameter numbers, from glibc's malloc.h
-_M_MMAP_THRESHOLD = -3
-
-
 #: Seconds between two ``malloc_trim`` calls while serving (see MemoryTrimmer).
 TRIM_INTERVAL_SECONDS = 30.0
 
 
-def _glibc() -> Any | None:
-    """glibc through ctypes, or None where the C library is something else."""
-    if "CS_GNU_LIBC_VERSION" not in getattr(os, "confstr_names", {}):
-        return None
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return None
-        import ctypes
-
-        return ctypes.CDLL(None)
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def tune_malloc(arenas: int = MALLOC_ARENAS,
                 mmap_threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Cap glibc's malloc arenas and fix its mmap threshold (call before threads start).
+    """Cap glibc's malloc arenas and fix its mmap threshold for the portal
+    (:func:`node.malloc.tune_malloc`; call before threads start).
 
     Measured with ``bench/memory.py`` (8 threads, 10,000 listings, a 100 MB
     download): capping arenas saved 10-15 MB, fixing the threshold ~12 MB more.
-    Returns True if glibc accepted the settings; does nothing (False) where
-    the C library is not glibc or the environment already sets them.
     """
-    if os.environ.get("MALLOC_ARENA_MAX") or os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        return False
-    libc = _glibc()
-    if libc is None:
-        return False
-    return bool(libc.mallopt(_M_ARENA_MAX, int(arenas))) and \
-        bool(libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)))
+    return malloc.tune_malloc(arenas, mmap_threshold)
 
 
 class MemoryTrimmer:
@@ -88,13 +64,13 @@ class MemoryTrimmer:
         import threading
 
         self.interval = interval
-        self._libc = _glibc()
+        self._libc = malloc.glibc()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def trim(self) -> bool:
         """Trim once; True if glibc gave memory back."""
-        return bool(self._libc.malloc_trim(0)) if self._libc is not None else False
+        return malloc.trim(self._libc) if self._libc is not None else False
 
     def start(self) -> None:
         """Trim now, then in a background thread every ``interval`` seconds until :meth:`stop`."""
