@@ -10,10 +10,9 @@ click (:mod:`node.cli.daemon`), so a node's longest-running process does not car
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
-
-from node.cli.daemon import agent_options, run_agent
 
 
 def __getattr__(name: str) -> Any:
@@ -27,9 +26,12 @@ def __getattr__(name: str) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning known errors into one clear line."""
-    options = agent_options(sys.argv[1:] if argv is None else argv)
+    # By name, like the group's subcommands: what the portal imports (node.cli.base, so
+    # this package too) must not lead to the agent and its imports (OpenSSL among them).
+    daemon = importlib.import_module("node.cli.daemon")
+    options = daemon.agent_options(sys.argv[1:] if argv is None else argv)
     if options is not None:
-        run_agent(options)
+        daemon.run_agent(options)
     from node.cli.base import run_cli
     from node.cli.group import cli
 

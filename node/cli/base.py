@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from node.cli.daemon import error_lines
+from node.cli.output import error_lines
 from node.errors import NodeError
 
 

@@ -14,7 +14,6 @@ same lines as :func:`node.cli.base.run_cli`.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -68,21 +67,10 @@ def agent_options(argv: Sequence[str]) -> AgentOptions | None:
     return AgentOptions(config_path, verbose)
 
 
-def configure_logging(verbose: int) -> None:
-    """Log warnings and worse, info with one ``-v``, debug with two (every command)."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-def error_lines(prog: str, exc: BaseException) -> list[str]:
-    """The lines a known error prints: ``PROG: error: first line``, the rest indented."""
-    return [(f"{prog}: error: " if number == 0 else "  ") + line
-            for number, line in enumerate(str(exc).splitlines() or [repr(exc)])]
-
-
 def run_agent(options: AgentOptions, prog: str = "meshhub") -> None:
     """Run the agent until SIGTERM or Ctrl-C and exit: what ``meshhub agent`` does, with
     the same messages and exit statuses as the click group's runner."""
+    from node.cli.output import configure_logging, error_lines
     from node.errors import NodeError
 
     configure_logging(options.verbose)

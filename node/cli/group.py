@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from node.cli.base import LazyGroup
-from node.cli.daemon import configure_logging
+from node.cli.output import configure_logging
 
 #: Subcommands, loaded only when used so that ``meshhub --help`` stays quick
 #: and a daemon's command does not import what it does not need.
