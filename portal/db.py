@@ -92,7 +92,7 @@ def close(app: Flask) -> None:
     close_sessions(app)
     with _LOCK:
         opened: Services | None = app.extensions.pop(_EXTENSION, None)
-    for middleware in ("meshhub.pagecache", "meshhub.zimfast"):
+    for middleware in ("meshhub.pagecache", "meshhub.zimfast", "meshhub.searchcache"):
         found = app.extensions.get(middleware)
         if found is not None:
             found.close()

@@ -44,7 +44,7 @@ from typing import Any
 from node.agent_app import read_answer
 from portal.caching import CACHE_SECONDS_KEY, SHAREABLE_KEY
 
-__all__ = ["MARK", "MAX_BYTES", "PageCache", "init_app"]
+__all__ = ["MARK", "MAX_BYTES", "ChangeWatcher", "PageCache", "init_app"]
 
 #: WSGI environ key :mod:`portal.caching` sets on a page that may be shared.
 MARK = SHAREABLE_KEY
@@ -74,7 +74,7 @@ class _Page:
     last_modified: str | None
 
 
-class _ChangeWatcher:
+class ChangeWatcher:
     """Tells whether the content database changed, and when the next item expires.
 
     One private read-only use SQLite connection (never writing, so that
@@ -133,7 +133,7 @@ class _ChangeWatcher:
 class PageCache:
     """WSGI middleware keeping shared pages of ``app`` (see the module docstring)."""
 
-    def __init__(self, app: WSGIApp, watcher_factory: Callable[[], _ChangeWatcher], *,
+    def __init__(self, app: WSGIApp, watcher_factory: Callable[[], ChangeWatcher], *,
                  ttl: float, session_cookie: str, max_bytes: int = MAX_BYTES) -> None:
         self.app = app
         self.ttl = ttl
@@ -142,7 +142,7 @@ class PageCache:
         self.hits = 0
         self.misses = 0
         self._watcher_factory = watcher_factory
-        self._watcher: _ChangeWatcher | None = None
+        self._watcher: ChangeWatcher | None = None
         self._pages: OrderedDict[tuple[str, ...], _Page] = OrderedDict()
         self._rendering: dict[tuple[str, ...], threading.Event] = {}
         self._bytes = 0
@@ -174,7 +174,7 @@ class PageCache:
         self.hits += 1
         return self._answer(page, environ, start_response)
 
-    def _render(self, key: tuple[str, ...], version: int, watcher: _ChangeWatcher,
+    def _render(self, key: tuple[str, ...], version: int, watcher: ChangeWatcher,
                 environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Run the app; keep its answer if it is a shareable page."""
         self.misses += 1
@@ -229,7 +229,7 @@ class PageCache:
                 environ.get("HTTP_ACCEPT_LANGUAGE", ""))
 
     def _fresh(self, key: tuple[str, ...], version: int,
-               watcher: _ChangeWatcher) -> _Page | None:
+               watcher: ChangeWatcher) -> _Page | None:
         """The stored page for ``key`` if nothing it depends on changed (else dropped)."""
         with self._lock:
             page = self._pages.get(key)
@@ -268,7 +268,7 @@ class PageCache:
         return [page.body]
 
     # --- lifecycle ----------------------------------------------------------------
-    def _get_watcher(self) -> _ChangeWatcher:
+    def _get_watcher(self) -> ChangeWatcher:
         if self._watcher is None:
             with self._lock:
                 if self._watcher is None:
@@ -306,11 +306,11 @@ def init_app(app: Any) -> PageCache | None:
     if not app.config.get(CONFIG_KEY, True) or ttl <= 0:
         return None
 
-    def watcher() -> _ChangeWatcher:
+    def watcher() -> ChangeWatcher:
         from portal.db import services
 
         store = services(app).store
-        return _ChangeWatcher(store.path, store.clock)
+        return ChangeWatcher(store.path, store.clock)
 
     cache = PageCache(app.wsgi_app, watcher, ttl=ttl,
                       session_cookie=app.config.get("SESSION_COOKIE_NAME", "session"))

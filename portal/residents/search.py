@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
 from node.store.models import Page, SearchHit
 from portal.db import get_store
 from portal.paging import page_number, per_page, require_existing
 from portal.residents.labels import KIND_LABELS
 from portal.residents.zim import encyclopaedia_hits
+from portal.searchcache import search_cache
 
 bp = Blueprint("search", __name__)
 
@@ -24,9 +25,14 @@ def results() -> str:
     page: Page[SearchHit] = Page(items=(), page=number, per_page=size, total=0)
     if query:
         store = get_store()
-        total = store.search_count(query)
-        hits = store.search(query, limit=size, offset=(number - 1) * size) if total else []
-        page = Page(items=tuple(hits), page=number, per_page=size, total=total)
+
+        def search() -> tuple[int, tuple[SearchHit, ...]]:
+            total = store.search_count(query)
+            return total, tuple(store.search(query, limit=size, offset=(number - 1) * size)
+                                if total else ())
+
+        total, hits = search_cache(current_app).answer(query, number, size, search)
+        page = Page(items=hits, page=number, per_page=size, total=total)
         require_existing(page)
     elif number != 1:
         require_existing(page)
