@@ -19,7 +19,8 @@ from node.roam.keys import day_number
 from node.roam.messages import MAX_MESSAGE_BYTES, Entry, build
 from tests.conftest import require_tool
 from tests.node.test_health_collector import fake_sources, settings
-from tests.node.test_roam import NOW, Clock, pair
+from tests.node.test_roam import NOW, pair
+from tests.node.test_store_support import FakeClock
 
 
 def announce(service: Any, body: bytes) -> str:
@@ -56,7 +57,7 @@ def refusals(text: str) -> dict[str, float]:
 
 
 def test_every_refusal_reason_is_a_counter_from_zero(tmp_path: Path) -> None:
-    _first, second, _sent = pair(Clock())
+    _first, second, _sent = pair(FakeClock(NOW))
     text = scrape(tmp_path, second)
     assert refusals(text) == dict.fromkeys(REFUSAL_REASONS, 0)
     assert "# HELP meshhub_roam_refused_announcements_total " in text
@@ -68,7 +69,7 @@ def test_every_refusal_reason_is_a_counter_from_zero(tmp_path: Path) -> None:
 
 
 def test_refused_announcements_are_counted_by_reason_and_no_tag_shows(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock(NOW)
     first, second, _sent = pair(clock)
     entry = Entry(day_number(NOW), "ab" * 16, int(NOW) + 600)
     good = build(first._identity, [entry], NOW, flood=False)
