@@ -138,7 +138,10 @@ def conditions(sample: Json, limits: Thresholds) -> Iterator[tuple[str, str, str
                    f"{volts:.2f} V, alert below {limits.low_voltage_volts:g} V")
     uplink = (sample.get("network") or {}).get("uplink") or {}
     if limits.uplink_required and uplink.get("present") is False:
-        yield "uplink_down", uplink.get("interface") or "", "no default route via the uplink"
+        # The agent's check says why (node.mesh.uplink); without it, only the route is known.
+        reason = uplink.get("reason") if uplink.get("healthy") is False else None
+        yield ("uplink_down", uplink.get("interface") or "",
+               str(reason or "no default route via the uplink"))
     for name, state in (sample.get("services") or {}).items():
         if state == "down":
             yield "service_down", name, f"{name} is not running"

@@ -164,3 +164,15 @@ def test_the_health_command_says_whether_the_mesh_is_offered_the_uplink() -> Non
         "uplink    up0: DOWN; not offered to the mesh (203.0.113.80:80: no answer within "
         "0.5 s); withdrawn 0 time(s)")
     assert describe_uplink({"interface": "eth0", "present": True}) == "uplink    eth0: present"
+
+
+def test_the_uplink_alert_gives_the_check_s_reason() -> None:
+    from node.health.alerts import Thresholds, conditions
+
+    limits = Thresholds(uplink_required=True)
+    checked = {"network": {"uplink": {"interface": "up0", "present": False, "healthy": False,
+                                      "reason": "up0 is lowerlayerdown"}}}
+    assert ("uplink_down", "up0", "up0 is lowerlayerdown") in list(conditions(checked, limits))
+    unchecked = {"network": {"uplink": {"interface": "eth0", "present": False}}}
+    assert ("uplink_down", "eth0", "no default route via the uplink") in list(
+        conditions(unchecked, limits))
