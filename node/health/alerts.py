@@ -61,7 +61,8 @@ KINDS: dict[str, AlertKind] = {k.kind: k for k in (
               "'meshhub hw detect'; water in the case often causes this."),
     AlertKind("uplink_down", "The internet uplink is down",
               "Is the uplink cable or router powered and connected? The hub still works "
-              "locally; residents only lose the internet."),
+              "locally; while another node of the mesh has a working uplink, residents "
+              "reach the internet through it, otherwise they lose only the internet."),
     AlertKind("service_down", "A service of the node is not running",
               "Read its log ('journalctl -u SERVICE -n 50') and restart it "
               "('systemctl restart SERVICE'); if it keeps failing, check the disk and the "

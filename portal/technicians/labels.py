@@ -50,7 +50,8 @@ ALERT_TEXTS: dict[str, tuple[LazyString, LazyString]] = {
     "uplink_down": (
         _l('The internet uplink is down'),
         _l('Is the uplink cable or router powered and connected? The hub still works '
-           'locally; residents only lose the internet.')),
+           'locally; while another node of the mesh has a working uplink, residents '
+           'reach the internet through it, otherwise they lose only the internet.')),
     "service_down": (
         _l('A service of the node is not running'),
         _l("Read its log ('journalctl -u SERVICE -n 50') and restart it ('systemctl "
