@@ -80,12 +80,16 @@ def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
 
 
+def page_token(page: str, where: str = "the page") -> str:
+    """The CSRF token in the form of ``page`` (HTML)."""
+    match = _TOKEN.search(page)
+    assert match, f"no CSRF token in the form of {where}"
+    return match.group(1)
+
+
 def form_token(client: FlaskClient, url: str) -> str:
     """The CSRF token of the form on ``url`` (fetched as a browser would)."""
-    response = client.get(url)
-    match = _TOKEN.search(response.get_data(as_text=True))
-    assert match, f"no CSRF token in the form at {url}"
-    return match.group(1)
+    return page_token(client.get(url).get_data(as_text=True), url)
 
 
 # --- sample files whose type the library recognises by content --------------

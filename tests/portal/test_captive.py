@@ -8,7 +8,6 @@ as in the gate's own tests (the ``gate`` fixture of tests/portal/conftest.py).
 from __future__ import annotations
 
 import json
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +21,7 @@ from node.gate import mode_file, write_switch
 from node.gate.service import GateService
 from portal import db
 from tests.node.test_gate import MAC, FakeShell
-from tests.portal.conftest import PHONE, PORTAL, form_token, make_app, write_node_toml
-
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+from tests.portal.conftest import PHONE, PORTAL, form_token, make_app, page_token, write_node_toml
 
 #: What each OS must get back once accepted: (status, exact body).
 SUCCESS = {
@@ -158,7 +155,7 @@ def test_the_welcome_page_is_rendered_once_per_language_each_phone_with_its_own_
     for phone in phones:
         phone.environ_base["REMOTE_ADDR"] = PHONE
     pages = [phone.get("/welcome").get_data(as_text=True) for phone in phones]
-    tokens = [TOKEN.search(page).group(1) for page in pages]  # type: ignore[union-attr]
+    tokens = [page_token(page) for page in pages]
     assert len(set(tokens)) == 3, "each phone has its own token"
     for page, token in zip(pages[1:], tokens[1:], strict=True):
         assert page == pages[0].replace(tokens[0], token), "the same page, only the token differs"
