@@ -50,6 +50,8 @@ class Scheduler:
         #: Per folder: its watch, and each listener's names (None: all), name and task.
         self._watches: dict[Path, tuple[FolderWatch, list[_Listener]]] = {}
         self._sequence = itertools.count()
+        #: One-shot tasks (:meth:`once`) still to run: each name's latest request.
+        self._once: dict[str, int] = {}
         self._lock = threading.Lock()
         #: Opened at the first start or watch (an agent made but never started holds none).
         self._selector: selectors.BaseSelector | None = None
@@ -73,6 +75,17 @@ class Scheduler:
             self.stats.setdefault(name, [0, 0.0])
             due = self._clock() + (seconds if first is None else first)
             heapq.heappush(self._timers, (due, next(self._sequence), name))
+        self._wake()
+
+    def once(self, seconds: float, task: Callable[[], None], name: str) -> None:
+        """Run ``task`` once, ``seconds`` from now. Asked again before it ran, the run
+        moves to ``seconds`` after the new request (one pending run per name): a look
+        once a burst of changes has settled, not one per change."""
+        with self._lock:
+            self._tasks[name] = (0.0, task)
+            self.stats.setdefault(name, [0, 0.0])
+            sequence = self._once[name] = next(self._sequence)
+            heapq.heappush(self._timers, (self._clock() + max(0.0, seconds), sequence, name))
         self._wake()
 
     def watch(self, folder: Path, task: Callable[[set[str]], None], name: str, *,
@@ -185,9 +198,16 @@ class Scheduler:
             with self._lock:
                 if not self._timers or self._timers[0][0] > self._clock():
                     return
-                due, _, name = heapq.heappop(self._timers)
+                due, sequence, name = heapq.heappop(self._timers)
                 seconds, task = self._tasks[name]
+                one_shot = seconds == 0.0  # (:meth:`every` refuses 0)
+                if one_shot and self._once.get(name) != sequence:
+                    continue  # moved by a later request, or already run: not this one
+                if one_shot:
+                    del self._once[name]
             self._call(name, task)
+            if one_shot:
+                continue
             now = self._clock()
             following = due + seconds if due + seconds > now else now + seconds
             with self._lock:

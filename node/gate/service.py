@@ -40,6 +40,9 @@ MODE_POLL_SECONDS = 2.0
 #: Seconds between two cheap looks for a change of the content store (a new emergency
 #: broadcast arriving by replication): ``PRAGMA data_version``, see node.broadcast.StoreWatch.
 BROADCAST_POLL_SECONDS = 0.25
+#: After the store's files change, the gate looks again this much later (one look per
+#: burst): a commit becomes readable only once SQLite has written and synced all of it.
+STORE_SETTLE_SECONDS = 1.0
 
 
 def portal_identity(user: str) -> tuple[set[int], int | None]:
@@ -198,8 +201,7 @@ class GateService:
             # portal, the CLI): its files change, and the gate looks at once.
             database = self._database()
             self.check_broadcast()
-            self._scheduler.watch(database.parent,
-                                  lambda _names: self._check_broadcast_running(),
+            self._scheduler.watch(database.parent, lambda _names: self._store_changed(),
                                   "gate-broadcast",
                                   names={database.name, f"{database.name}-wal"},
                                   poll_seconds=self._poll_seconds)
@@ -243,6 +245,15 @@ class GateService:
     def _check_running(self) -> None:
         if not self._stop.is_set():
             self.check_mode()
+
+    def _store_changed(self) -> None:
+        self._check_broadcast_running()
+        # SQLite writes a commit's pages to the WAL (each write an event here) and makes
+        # it readable only after its last write and fsync: the look above may come too
+        # soon and no event follows. Look once more when the writes have settled.
+        if self._scheduler is not None:
+            self._scheduler.once(STORE_SETTLE_SECONDS, self._check_broadcast_running,
+                                 "gate-broadcast-settled")
 
     def _check_broadcast_running(self) -> None:
         if not self._stop.is_set():

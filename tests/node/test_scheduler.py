@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,71 @@ def test_the_gate_applies_the_organisers_switch_when_the_file_is_written(tmp_pat
         gate.stop()
         scheduler.stop()
     assert gate.poll() == "down"
+
+
+def test_a_one_shot_runs_once_and_a_later_request_moves_it() -> None:
+    scheduler = Scheduler(name="test-scheduler")
+    runs: list[float] = []
+    ran = threading.Event()
+    marker = threading.Event()
+
+    def task() -> None:
+        runs.append(time.monotonic())
+        ran.set()
+
+    scheduler.start()
+    try:
+        scheduler.once(0.05, task, "settled")
+        scheduler.once(0.01, task, "settled")  # sooner: the first request is dropped
+        assert ran.wait(WAIT)
+        ran.clear()
+        scheduler.once(0.05, task, "settled")
+        moved_at = time.monotonic()
+        scheduler.once(0.3, task, "settled")  # later: the run moves with it
+        assert ran.wait(WAIT)
+        # Every request so far was due before this one: once it ran, they have too.
+        scheduler.once(0.4, marker.set, "marker")
+        assert marker.wait(WAIT)
+    finally:
+        scheduler.stop()
+    assert len(runs) == 2, "each burst of requests runs the task once"
+    assert runs[1] - moved_at >= 0.3, "the second burst ran before its last request was due"
+    assert scheduler.stats["settled"][0] == 2
+
+
+def test_the_gate_looks_again_once_the_stores_writes_settle(tmp_path: Path) -> None:
+    """A commit is readable only after SQLite's last write to the WAL and its fsync,
+    so the look at the first file event can come too soon and no event follows."""
+    from node.gate import service
+    from node.gate.service import GateService
+    from tests.node.test_gate import FakeShell
+    from tests.portal.conftest import write_node_toml
+
+    cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
+                          f'subnet = "10.64.7.0/24"\n[gate]\nsocket = "{tmp_path / "g.sock"}"\n')
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    if open_folder_watch(cfg.data_dir) is None:
+        pytest.skip("no inotify here")
+    written: list[float] = []
+    looks: list[float] = []
+    settled = threading.Event()
+
+    class CountingGate(GateService):
+        def check_broadcast(self) -> None:
+            looks.append(time.monotonic())
+            # Nothing else makes it look this late: no poll (an hour), no other write.
+            if written and looks[-1] - written[0] >= service.STORE_SETTLE_SECONDS:
+                settled.set()
+
+    scheduler = Scheduler(name="test-scheduler")
+    scheduler.start()
+    gate = CountingGate(cfg, runner=FakeShell(), poll_seconds=3600, scheduler=scheduler)
+    gate.start()
+    try:
+        written.append(time.monotonic())
+        (cfg.data_dir / "hub.sqlite3-wal").write_bytes(b"frames of a commit")
+        assert settled.wait(WAIT), "no look after the writes settled"
+    finally:
+        gate.stop()
+        scheduler.stop()
+    assert len(looks) >= 3, "at start, at the event, and once settled"
