@@ -61,17 +61,31 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(BOOT + SETUP + RUN + 1200)]
 OPT_IN = os.environ.get("MESHHUB_RADIO_VM_TESTS") == "1"
 
 
-def inner_tests() -> list[str]:
-    """The tests of ``test_radio_lab.py`` (functions, and methods of its ``Test`` classes:
-    one lab per class), read from its source (not imported)."""
+def inner_node_ids() -> dict[str, str]:
+    """name -> pytest node id of each test of ``test_radio_lab.py`` (functions, and methods
+    of its ``Test`` classes: one lab per class), read from its source (not imported)."""
     tree = ast.parse((REPO / INNER).read_text(encoding="utf-8"))
-    found = []
+    found = {}
     for node in tree.body:
-        body = node.body if isinstance(node, ast.ClassDef) and node.name.startswith("Test") \
-            else [node]
-        found += [f.name for f in body
-                  if isinstance(f, ast.FunctionDef) and f.name.startswith("test_")]
+        in_class = isinstance(node, ast.ClassDef) and node.name.startswith("Test")
+        for f in node.body if isinstance(node, ast.ClassDef) and in_class else [node]:
+            if isinstance(f, ast.FunctionDef) and f.name.startswith("test_"):
+                found[f.name] = "::".join([INNER, *([node.name] if in_class else []), f.name])
     return found
+
+
+def inner_tests() -> list[str]:
+    """The names of the tests of ``test_radio_lab.py``."""
+    return list(inner_node_ids())
+
+
+def selected_inner(items: list[pytest.Item]) -> list[str]:
+    """The inner node ids this session selected (``-k``, node ids): the whole module when
+    every one is, so that a partial run (one failing test again) costs only its lab."""
+    ids = inner_node_ids()
+    chosen = [ids[item.callspec.params["name"]] for item in items  # type: ignore[attr-defined]
+              if getattr(item, "originalname", "") == "test_radio_lab_in_a_virtual_machine"]
+    return [INNER] if len(chosen) == len(ids) else chosen
 
 
 @dataclass
@@ -126,10 +140,11 @@ python3 -m venv {GUEST_VENV}
 """
 
 
-def _guest_run() -> str:
-    """The shell line that runs the radio tests inside, their output also on the console."""
+def _guest_run(tests: list[str]) -> str:
+    """The shell line that runs ``tests`` (node ids) inside, their output also on the
+    console."""
     return (f"cd {GUEST_SRC} && set -o pipefail && CI=true MESHHUB_RADIO_TESTS=1 "
-            f"{GUEST_VENV}/bin/python -m pytest {INNER} "
+            f"{GUEST_VENV}/bin/python -m pytest {' '.join(map(shlex.quote, tests))} "
             f"-p no:cacheprovider -v --junitxml={GUEST_OUT}/junit.xml 2>&1 "
             "| tee /dev/ttyS0")
 
@@ -164,7 +179,8 @@ def read_junit(text: str) -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def radio_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InnerRun]:
+def radio_run(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[InnerRun]:
     """Boot, prepare, run the radio tests inside, power off: see the module docstring."""
     if not OPT_IN:
         pytest.skip("the radio tests in a virtual machine are opt-in "
@@ -205,7 +221,8 @@ def radio_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InnerRun]:
             run.timings["guest setup"] = time.monotonic() - mark
             mark = time.monotonic()
             try:
-                result = vm.run(["/bin/bash", "-c", _guest_run()], timeout=RUN)
+                tests = selected_inner(request.session.items)
+                result = vm.run(["/bin/bash", "-c", _guest_run(tests)], timeout=RUN)
                 run.output = result.stdout + result.stderr
             except VmError as exc:  # past RUN: what the console shows is all there is
                 run.output = f"{exc}\n" + "\n".join(vm.console[-60:])
