@@ -14,7 +14,7 @@ from node.net.render_mesh import BEACON_INTERVAL_TU
 
 #: Every key this renderer may write; tests check the output against it.
 HOSTAPD_KEYS: frozenset[str] = frozenset({
-    "interface", "driver", "ctrl_interface", "ctrl_interface_group", "ssid2", "utf8_ssid",
+    "interface", "driver", "ctrl_interface", "ssid2", "utf8_ssid",
     "country_code", "ieee80211d", "hw_mode", "channel", "ieee80211n", "wmm_enabled",
     "auth_algs", "wpa", "ap_isolate", "ignore_broadcast_ssid", "logger_syslog",
     "logger_syslog_level", "beacon_int",
@@ -44,8 +44,11 @@ def render_hostapd(cfg: NodeConfig, ctrl_dir: str = CTRL_DIR) -> str:
         header(cfg, "hostapd: the open access point for residents"),
         f"interface={wifi.ap_interface}",
         "driver=nl80211",
+        # No ctrl_interface_group: hostapd would chown its socket folder to that group, and
+        # on a node it runs as the agent's user (no CAP_CHOWN), where that fails and hostapd
+        # exits ("lchown[ctrl_interface]: Operation not permitted"): the folder keeps the
+        # agent's own group.
         f"ctrl_interface={ctrl_dir}",
-        "ctrl_interface_group=0",
         "logger_syslog=-1",
         "logger_syslog_level=2",
         "",
