@@ -108,10 +108,9 @@ def node_image(base_image: Path, wheelhouse: Path,
 def node_vm(node_image: NodeImage) -> Iterator[BootedNode]:
     """The node image booted (first boot) until the hub answers through nginx.
 
-    What only the first boot shows (first boot's journal) is kept here, so the
-    tests may run in any order (pytest-randomly), including the one that boots
-    the node a second time: it replaces :attr:`BootedNode.vm`, and whichever
-    machine runs at the end is powered off.
+    What only the first boot shows (first boot's journal) is kept here. The
+    module's last step boots the node a second time (it replaces
+    :attr:`BootedNode.vm` and powers that machine off itself).
     """
     from provisioning.vm import VirtualMachine
 
@@ -148,7 +147,8 @@ class BootedNode:
 
     @classmethod
     def wait_up(cls, vm: object, image: NodeImage, started: float, log: Path) -> BootedNode:
-        """Wait for the guest agent, then ``systemctl is-system-running --wait``."""
+        """Wait for the guest agent, ``systemctl is-system-running --wait``, the hub through
+        nginx, then the access point."""
         from provisioning.vm import VirtualMachine
 
         assert isinstance(vm, VirtualMachine)
@@ -168,6 +168,16 @@ class BootedNode:
                 pytest.fail(f"the hub never answered through nginx; is-system-running: {state}"
                             f"; journal:\n{journal.stdout}")
             vm.wait_console(lambda _line: False, timeout=1.0)
+        # The agent opens the access point last (after its API and the gate's ruleset):
+        # wait for hostapd's AP on the radio, the last thing a node brings up.
+        left = max(60.0, BOOT_TIMEOUT - (time.monotonic() - started))
+        ap = vm.run(f"for i in $(seq {int(left)}); do iw dev wlan0 info 2>/dev/null | "
+                    "grep -q 'type AP' && exit 0; sleep 1; done; exit 1", timeout=left + 30)
+        if ap.returncode != 0:
+            logs = vm.run("tail -n 30 /run/meshhub/hostapd.log; journalctl -b --no-pager "
+                          "-o cat -n 30 -u meshhub-agent", timeout=60)
+            pytest.fail(f"the access point never opened; is-system-running: {state}; "
+                        f"hostapd's log and the agent's journal:\n{logs.stdout}")
         return cls(vm, image, log, time.monotonic() - started, state)
 
     def keep_journal(self) -> Path | None:

@@ -16,7 +16,9 @@ import pytest
 
 from tests.vm.conftest import BootedNode
 
-pytestmark = pytest.mark.timeout(2400)
+# One boot shared by every test; the last step boots the same disk a second time and
+# powers it off (a machine left running would be a process leaked by that test).
+pytestmark = [pytest.mark.timeout(2400), pytest.mark.scenario]
 
 #: The daemons the agent runs, and the unit every one of them must run under.
 AGENT_DAEMONS = ("babeld", "dnsmasq", "hostapd")
@@ -196,7 +198,7 @@ def test_a_phone_associates_gets_its_lease_and_passes_the_probes(node_vm: Booted
 def test_second_boot_does_not_run_first_boot_again(node_vm: BootedNode) -> None:
     """Power off, boot the same disk again: first boot is skipped, everything comes back.
 
-    The node stays up afterwards for the tests that run after this one (any order)."""
+    The story's last step (``scenario``): it powers the second machine off itself."""
     import time
 
     from provisioning.vm import VirtualMachine
@@ -208,13 +210,19 @@ def test_second_boot_does_not_run_first_boot_again(node_vm: BootedNode) -> None:
     console = open(node_vm.console_log, "a", encoding="utf-8")  # noqa: SIM115 (VM's life)
     again = VirtualMachine(node_vm.image.path, memory_mb=1024, radios=2, console=console)
     again.start()
-    node_vm.vm = again  # the session fixture powers it off at the end
-    second = BootedNode.wait_up(again, node_vm.image, time.monotonic(), node_vm.console_log)
-    node_vm.state, node_vm.up_seconds = second.state, second.up_seconds
-    assert second.state == "running"
-    show = second.sh("systemctl show meshhub-firstboot -p ActiveState -p ConditionResult")
-    assert "ConditionResult=no" in show, show
-    journal = second.sh("journalctl -b --no-pager -o cat -u meshhub-firstboot")
-    assert "meshhub-firstboot:" not in journal, journal  # the script's lines: it did not run
-    for unit in ("meshhub-agent", "meshhub-portal", "nginx"):
-        assert second.sh(f"systemctl is-active {unit}").strip() == "active"
+    node_vm.vm = again
+    try:
+        second = BootedNode.wait_up(again, node_vm.image, time.monotonic(),
+                                    node_vm.console_log)
+        node_vm.state, node_vm.up_seconds = second.state, second.up_seconds
+        assert second.state == "running"
+        show = second.sh("systemctl show meshhub-firstboot -p ActiveState -p ConditionResult")
+        assert "ConditionResult=no" in show, show
+        journal = second.sh("journalctl -b --no-pager -o cat -u meshhub-firstboot")
+        assert "meshhub-firstboot:" not in journal, journal  # the script's lines: not run
+        for unit in ("meshhub-agent", "meshhub-portal", "nginx"):
+            assert second.sh(f"systemctl is-active {unit}").strip() == "active"
+    finally:
+        node_vm.keep_journal()
+        again.stop()
+        console.close()
