@@ -151,48 +151,51 @@ case "$1" in
 bound|renew)
     ip address replace "$ip/${mask:-24}" dev "$interface"
     [ -n "$router" ] && ip route replace default via "$router"
-    env >/run/phone/lease;;
+    env >/var/tmp/phone/lease;;
 esac
 """
 
 
 def test_a_phone_associates_gets_its_lease_and_passes_the_probes(node_vm: BootedNode) -> None:
-    """A second simulated radio in its own namespace is a resident's phone."""
+    """A second simulated radio in its own namespace is a resident's phone.
+
+    Its files are in /var/tmp: Debian's initramfs mounts /run noexec, where udhcpc
+    could not run its script (the lease was acknowledged, and no file written)."""
     import base64
 
     ssid = node_vm.image.node_toml["wifi"]["ssid"]  # type: ignore[index]
-    files = {"/run/phone/wpa.conf": f'network={{\n ssid="{ssid}"\n key_mgmt=NONE\n}}\n',
-             "/run/phone/udhcpc.sh": UDHCPC_SCRIPT, "/run/phone/phone.py": PHONE_SCRIPT}
-    setup = ["mkdir -p /run/phone"]
+    files = {"/var/tmp/phone/wpa.conf": f'network={{\n ssid="{ssid}"\n key_mgmt=NONE\n}}\n',
+             "/var/tmp/phone/udhcpc.sh": UDHCPC_SCRIPT, "/var/tmp/phone/phone.py": PHONE_SCRIPT}
+    setup = ["mkdir -p /var/tmp/phone"]
     for path, text in files.items():
         data = base64.b64encode(text.encode()).decode()
         setup.append(f"echo {data} | base64 -d >{path}")
-    setup += ["chmod 755 /run/phone/udhcpc.sh", "ip netns add phone",
+    setup += ["chmod 755 /var/tmp/phone/udhcpc.sh", "ip netns add phone",
               "iw phy phy1 set netns name phone", "ip -n phone link set wlan1 up",
-              "ip netns exec phone wpa_supplicant -B -i wlan1 -c /run/phone/wpa.conf "
-              "-P /run/phone/wpa.pid -f /run/phone/wpa.log"]
+              "ip netns exec phone wpa_supplicant -B -i wlan1 -c /var/tmp/phone/wpa.conf "
+              "-P /var/tmp/phone/wpa.pid -f /var/tmp/phone/wpa.log"]
     node_vm.sh(" && ".join(setup))
     try:
         # Associated: wpa_supplicant's own log says so (bounded wait inside the node).
-        node_vm.sh("for i in $(seq 120); do grep -q CTRL-EVENT-CONNECTED /run/phone/wpa.log "
-                   "&& exit 0; sleep 0.5; done; cat /run/phone/wpa.log; exit 1", timeout=120)
+        node_vm.sh("for i in $(seq 120); do grep -q CTRL-EVENT-CONNECTED /var/tmp/phone/wpa.log "
+                   "&& exit 0; sleep 0.5; done; cat /var/tmp/phone/wpa.log; exit 1", timeout=120)
         node_vm.sh("ip netns exec phone busybox udhcpc -i wlan1 -n -q -t 20 -O 114 "
-                   "-s /run/phone/udhcpc.sh", timeout=120)
+                   "-s /var/tmp/phone/udhcpc.sh", timeout=120)
         lease = dict(line.split("=", 1) for line in
-                     node_vm.sh("cat /run/phone/lease").splitlines() if "=" in line)
+                     node_vm.sh("cat /var/tmp/phone/lease").splitlines() if "=" in line)
         portal = lease["router"]
         captive = bytes.fromhex(lease["opt114"]).decode()
         assert captive == f"http://{portal}/api/captive", lease
         out = json.loads(node_vm.sh("ip netns exec phone /opt/meshhub/current/bin/python "
-                                    f"/run/phone/phone.py {portal}", timeout=300))
+                                    f"/var/tmp/phone/phone.py {portal}", timeout=300))
         welcome = f"http://{portal}/welcome"
         assert all(status == 302 and location == welcome
                    for _system, status, location in out["before"]), out["before"]
         assert out["connect"] == [303, "/connected"], out
         assert all(ok for _system, ok, _status in out["after"]), out["after"]
     finally:
-        node_vm.vm.run("kill $(cat /run/phone/wpa.pid) 2>/dev/null; "  # type: ignore[attr-defined]
-                       "ip netns del phone; rm -rf /run/phone")
+        node_vm.vm.run("kill $(cat /var/tmp/phone/wpa.pid) 2>/dev/null; "  # type: ignore[attr-defined]
+                       "ip netns del phone; rm -rf /var/tmp/phone")
 
 
 def test_second_boot_does_not_run_first_boot_again(node_vm: BootedNode) -> None:
