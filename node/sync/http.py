@@ -117,7 +117,8 @@ def create_sync_app(service: SyncService) -> WSGIApp:
 
     def notify(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         their_digest, port = protocol.parse_notify(_body(environ, protocol.MAX_SMALL_BYTES))
-        if their_digest == store.digest() and not service.lacks_bodies():
+        if (their_digest == store.digest() and not service.lacks_bodies()
+                and not service.lacks_files()):
             return _json(start_response, {"pull": False})
         peer = _requester(environ, port)
         sender = environ.get(CALLER_KEY) or environ.get("REMOTE_ADDR") or "?"

@@ -175,6 +175,11 @@ class SyncService:
         self._threads: list[threading.Thread] = []
         self._notified: dict[str, str] = {}  #: the digest each neighbour was last told
         self.last_files = FileReport()
+        #: The last look for library files found some that no neighbour had yet.
+        self._files_missing = False
+        #: Files arrived since the last announcement: tell the neighbours (the digest is
+        #: the same, so they would not ask otherwise).
+        self._files_arrived = False
         self.last_round_at: float | None = None
         self.rounds = 0
         #: Seconds between looks for entries other processes appended; longer once the
@@ -296,10 +301,12 @@ class SyncService:
         if changed:
             self._files_wake.set()
             watch.changed()  # refresh the cached digest after our own ingest
-        if changed or tick or restored:
-            # Restored bodies leave the digest as it was: tell the neighbours anyway, so
-            # that one lacking them asks (a notify is answered "pull" while it lacks any).
-            self.announce(watch.digest, force=restored)
+        arrived, self._files_arrived = self._files_arrived, False
+        if changed or tick or restored or arrived:
+            # Restored bodies and fetched files leave the digest as it was: tell the
+            # neighbours anyway, so that one lacking them asks (a notify is answered
+            # "pull" while it lacks any).
+            self.announce(watch.digest, force=restored or arrived)
         return next_round, next_watch
 
     def _run_files(self) -> None:
@@ -364,6 +371,8 @@ class SyncService:
             if previous is not None and previous != url:
                 self.backoff.carry_over(previous, url)  # a peer is its key, not its port
         self.schedule_pull(url)
+        if self._files_missing:  # the sender may have got a file this node looked for
+            self._files_wake.set()
         return True
 
     def _client(self, url: str, timeout: float, counter: ByteCounter,
@@ -566,7 +575,19 @@ class SyncService:
                                    "%s (%s): %s", record["sha256"][:12], record["title"],
                                    record["reason"])
         self.last_files = report
+        self._files_missing = bool(report.not_found or report.failed)
+        if report.fetched:
+            # A neighbour that looked for these before this node had them asks again
+            # only when told: the next round announces them (:meth:`lacks_files`).
+            self._files_arrived = True
+            self._wake.set()
         return report
+
+    def lacks_files(self) -> bool:
+        """Whether the last look for library files found some no neighbour had: a
+        notification is then worth a pull even when the digests are equal (the sender
+        may have fetched them since: an item's entry crosses a hop before its file)."""
+        return self._files_missing
 
     def _fetch_one(self, want: _files.WantedFile, urls: list[str]) -> bool | str:
         last_error: str | None = None

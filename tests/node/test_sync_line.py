@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import statistics
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node.identity import Identity
 from tests.node.test_store_support import dump_views
 from tests.node.test_sync_support import (
     FAST,
     Node,
+    WSGIApp,
     add_file,
     fake_pdf,
     idle,
     link,
+    make_node,
     nodes,
     notice,
     wait_for,
@@ -97,6 +102,48 @@ def test_a_library_file_uploaded_on_c_arrives_at_a(line: dict[str, Node]) -> Non
     assert hashlib.sha256(a.blobs.path(sha).read_bytes()).hexdigest() == sha
     assert a.store.library_item(item["id"]) is not None
     assert not list(a.blobs.root.glob(".partial-*"))
+
+
+def test_a_file_that_b_gets_after_a_looked_for_it_reaches_a_when_b_has_it(
+        tmp_path: Path) -> None:
+    """An item's entry crosses a hop before its file: A looks for the file while B is
+    still fetching it from C. When B has it, B tells A, and A asks again, rather than at
+    the periodic round (an hour here; on a mesh, the next one)."""
+    a_looked = threading.Event()
+
+    def hold_files_until_a_looked(app: WSGIApp) -> WSGIApp:
+        def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]
+                    ) -> Iterable[bytes]:
+            if "/blobs/" in environ["PATH_INFO"]:
+                a_looked.wait(60)
+            return app(environ, start_response)
+        return wrapped
+
+    patient = dataclasses.replace(FAST, timeout_seconds=90.0)  # B waits for C's answer
+    identities = {name: Identity.generate() for name in "ABC"}
+    made: dict[str, Node] = {}
+    try:
+        for name in "ABC":
+            made[name] = make_node(tmp_path, name, identities[name], identities.values(),
+                                   patient, wrap=hold_files_until_a_looked if name == "C"
+                                   else None)
+        a, b, c = made["A"], made["B"], made["C"]
+        link(a, b)
+        link(b, c)
+        for node in made.values():
+            node.service.start()
+        wait_for(lambda: all(n.service.rounds >= len(n.peer_list) for n in made.values())
+                 and idle(a, b, c), 30, "the first rounds")
+        sha = add_file(c, fake_pdf(200_000, seed=4))["body"]["sha256"]
+        wait_for(lambda: sha in {w["sha256"] for w in a.service.last_files.not_found}, 60,
+                 "A looking for the file before B has it")
+        a_looked.set()
+        wait_for(lambda: a.blobs.has(sha), FAST.interval_seconds / 100, "the file on A")
+        assert b.blobs.has(sha)
+    finally:
+        a_looked.set()
+        for node in made.values():
+            node.close()
 
 
 def test_quota_fetches_newest_and_smallest_first_and_says_what_it_skipped(
