@@ -44,7 +44,7 @@ from typing import Any
 from node.agent_app import read_answer
 from portal.caching import CACHE_SECONDS_KEY, SHAREABLE_KEY
 
-__all__ = ["MARK", "MAX_BYTES", "ChangeWatcher", "PageCache", "init_app"]
+__all__ = ["MARK", "MAX_BYTES", "ChangeWatcher", "LazyWatcher", "PageCache", "init_app"]
 
 #: WSGI environ key :mod:`portal.caching` sets on a page that may be shared.
 MARK = SHAREABLE_KEY
@@ -130,6 +130,30 @@ class ChangeWatcher:
                 self._conn = None
 
 
+class LazyWatcher:
+    """A :class:`ChangeWatcher` made on first use, not when the app is made (an app
+    that never serves a page opens no connection); the page and the search cache each
+    hold one."""
+
+    def __init__(self, factory: Callable[[], ChangeWatcher]) -> None:
+        self._factory = factory
+        self._watcher: ChangeWatcher | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ChangeWatcher:
+        """The watcher, made now if this is the first use."""
+        if self._watcher is None:
+            with self._lock:
+                if self._watcher is None:
+                    self._watcher = self._factory()
+        return self._watcher
+
+    def close(self) -> None:
+        """Close the watcher's connection, if it was ever made."""
+        if self._watcher is not None:
+            self._watcher.close()
+
+
 class PageCache:
     """WSGI middleware keeping shared pages of ``app`` (see the module docstring)."""
 
@@ -141,8 +165,7 @@ class PageCache:
         self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
-        self._watcher_factory = watcher_factory
-        self._watcher: ChangeWatcher | None = None
+        self._watcher = LazyWatcher(watcher_factory)
         self._pages: OrderedDict[tuple[str, ...], _Page] = OrderedDict()
         self._rendering: dict[tuple[str, ...], threading.Event] = {}
         self._bytes = 0
@@ -154,7 +177,7 @@ class PageCache:
         key = self._key(environ)
         if key is None:
             return self.app(environ, start_response)
-        watcher = self._get_watcher()
+        watcher = self._watcher.get()
         version = watcher.version()
         page = self._fresh(key, version, watcher)
         if page is None:
@@ -268,13 +291,6 @@ class PageCache:
         return [page.body]
 
     # --- lifecycle ----------------------------------------------------------------
-    def _get_watcher(self) -> ChangeWatcher:
-        if self._watcher is None:
-            with self._lock:
-                if self._watcher is None:
-                    self._watcher = self._watcher_factory()
-        return self._watcher
-
     def clear(self) -> None:
         """Forget every stored page."""
         with self._lock:
@@ -284,8 +300,7 @@ class PageCache:
     def close(self) -> None:
         """Forget every page and close the watcher's connection."""
         self.clear()
-        if self._watcher is not None:
-            self._watcher.close()
+        self._watcher.close()
 
     @property
     def size_bytes(self) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.store.models import SearchHit
-from portal.pagecache import ChangeWatcher
+from portal.pagecache import ChangeWatcher, LazyWatcher
 
 #: Where the cache lives in ``app.extensions``.
 EXTENSION = "meshhub.searchcache"
@@ -49,8 +49,7 @@ class SearchCache:
     def __init__(self, watcher_factory: Callable[[], ChangeWatcher],
                  max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._watcher_factory = watcher_factory
-        self._watcher: ChangeWatcher | None = None
+        self._watcher = LazyWatcher(watcher_factory)
         self._entries: OrderedDict[tuple[str, int, int], _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -58,7 +57,7 @@ class SearchCache:
                search: Callable[[], Answer]) -> Answer:
         """``search()``'s answer for page ``number`` (of ``size``) of ``query``: kept
         from an earlier call while the content is unchanged, else run and kept."""
-        watcher = self._get_watcher()
+        watcher = self._watcher.get()
         version = watcher.version()
         key = (query, number, size)
         with self._lock:
@@ -76,19 +75,11 @@ class SearchCache:
                 self._entries.popitem(last=False)
         return found
 
-    def _get_watcher(self) -> ChangeWatcher:
-        if self._watcher is None:
-            with self._lock:
-                if self._watcher is None:
-                    self._watcher = self._watcher_factory()
-        return self._watcher
-
     def close(self) -> None:
         """Forget every answer and close the watcher's connection."""
         with self._lock:
             self._entries.clear()
-        if self._watcher is not None:
-            self._watcher.close()
+        self._watcher.close()
 
 
 def search_cache(app: Any) -> SearchCache:
