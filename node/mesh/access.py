@@ -18,6 +18,8 @@ real node the agent is not root and dnsmasq keeps the agent's user and capabilit
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from node.atomic import atomic_write
@@ -31,6 +33,29 @@ def is_radio(interface: str, sys_root: Path = Path("/sys")) -> bool:
     return (base / "phy80211").exists() or (base / "wireless").exists()
 
 
+def lease_hook_dir(cfg: NodeConfig, noexec: Callable[[Path], bool] | None = None) -> Path:
+    """Where the agent writes dnsmasq's lease hook: its runtime folder, unless that is
+    mounted ``noexec`` (Debian's initramfs mounts /run so, and dnsmasq then cannot run
+    the hook: the gate never learns a lease and no phone gets through). Then a folder
+    under ``update.root``, which only the agent writes (not the data folder, where the
+    portal's group could swap the hook for its own program)."""
+    run_dir = Path(cfg.agent.run_dir)
+    if not (noexec or mounted_noexec)(run_dir):
+        return run_dir
+    return Path(cfg.update.root) / "run"
+
+
+def mounted_noexec(folder: Path) -> bool:
+    """Whether programs cannot be run from ``folder``'s file system (or its nearest
+    existing parent's: the runtime folder may not exist yet)."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return bool(os.statvfs(candidate).f_flag & os.ST_NOEXEC)
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq",
                     name: str = "dnsmasq") -> SupervisedProcess:
     """A :class:`SupervisedProcess` running dnsmasq with this node's rendered configuration
@@ -38,7 +63,7 @@ def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq",
     from node.net import build_plan
 
     run_dir = Path(cfg.agent.run_dir)
-    plan = build_plan(cfg, net_dir=run_dir)
+    plan = build_plan(cfg, net_dir=run_dir, hook_dir=lease_hook_dir(cfg))
     text = plan.file(f"{name}.conf").content
     hook = next((f for f in plan.files if f.path.name == "lease-hook"), None) \
         if name == "dnsmasq" else None
@@ -47,6 +72,7 @@ def dnsmasq_process(cfg: NodeConfig, executable: str = "dnsmasq",
     def prepare() -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         if hook is not None:  # dnsmasq's dhcp-script: lease events to the gate
+            hook.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             atomic_write(hook.path, hook.content, mode=hook.mode)
         atomic_write(conf, text, mode=0o644)
         with contextlib.suppress(FileNotFoundError):

@@ -78,13 +78,17 @@ class NetworkPlan:
         return [atomic_write(target / f.path.name, f.content, mode=f.mode) for f in self.files]
 
 
-def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
-    """Check the network settings and render the whole plan (raises ConfigError first)."""
+def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR,
+               hook_dir: Path | None = None) -> NetworkPlan:
+    """Check the network settings and render the whole plan (raises ConfigError first);
+    dnsmasq's lease hook goes in ``hook_dir`` (default ``net_dir``), which must allow
+    running programs."""
     addresses = check_network(cfg)
     ap = cfg.wifi.ap_interface
     lease_file = str(cfg.data_dir / "dnsmasq.leases")
     # With the gate's control socket, dnsmasq reports every lease to it (node/gate/leases.py).
-    hook = [PlannedFile(net_dir / "lease-hook", 0o755, render_lease_hook(cfg),
+    hook_path = (hook_dir or net_dir) / "lease-hook"
+    hook = [PlannedFile(hook_path, 0o755, render_lease_hook(cfg),
                         "dnsmasq's lease events to the gate")] if cfg.gate.enabled else []
     # Where names are forwarded, devices that have not accepted get one that forwards nothing.
     walled = [PlannedFile(net_dir / "dnsmasq-walled.conf", 0o644,
@@ -100,7 +104,7 @@ def build_plan(cfg: NodeConfig, net_dir: Path = NET_DIR) -> NetworkPlan:
                     "babeld routing between nodes"),
         PlannedFile(net_dir / "dnsmasq.conf", 0o644,
                     render_dnsmasq(cfg, addresses, lease_file=lease_file,
-                                   lease_hook=str(net_dir / "lease-hook") if hook else None),
+                                   lease_hook=str(hook_path) if hook else None),
                     "dnsmasq DHCP/DNS for residents"),
         *hook,
         *walled,
