@@ -79,7 +79,9 @@ def render_node_toml(community: dict[str, Any], node: dict[str, Any], *, country
         # signed updates on.
         "portal": {"behind_proxy": True},
         "agent": {"listen": node["mesh_address"]},
-        "gate": {"enabled": True},
+        # The portal runs as its own user (images/overlay/usr/lib/sysusers.d), in the
+        # agent's group, which the gate's socket belongs to.
+        "gate": {"enabled": True, "portal_user": "meshhub-portal", "socket_group": "meshhub"},
         "update": {"enabled": True},
     }
     values["mesh"].update({"routing": True, "discovery": True})
