@@ -51,8 +51,6 @@ def attach_loop_device(backing: Path) -> str:
 #: Tests that may skip even under CI=true, each with the reason it cannot run there.
 #: Everything else the suite needs is installed by scripts/system-packages.sh.
 CI_MAY_SKIP: dict[str, str] = {
-    "tests/vm/": "the node-image boot tests take 20+ minutes under TCG here and have not yet "
-    "passed end to end; opt in with MESHHUB_VM_TESTS=1 (docs/images.md)",
     "tests/lab/test_radio_in_vm.py": "the radio lab's tests run in a Debian VM (this host "
     "has no mac80211_hwsim); opt-in with MESHHUB_RADIO_VM_TESTS=1 until one run has passed "
     "within CI's time budget (docs/lab.md, \"Radios\")",

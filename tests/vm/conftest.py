@@ -17,7 +17,6 @@ The fixtures, in order (each reusable by other VM tests, e.g. a radio lab):
 
 from __future__ import annotations
 
-import os
 import time
 import tomllib
 from collections.abc import Iterator
@@ -35,17 +34,8 @@ BOOT_TIMEOUT = 1500.0
 NODE = "elm-1"
 
 
-#: The boot tests are opt-in until they fit CI's time budget (issue 13): one run took 20+
-#: minutes under TCG on a loaded two-core machine and they have not yet passed end to end.
-OPT_IN = os.environ.get("MESHHUB_VM_TESTS") == "1"
-
-
 def require_vm_tools() -> None:
-    """Skip unless opted in; then skip on a laptop (fail in CI) without root, QEMU, ovmf or
-    mmdebstrap."""
-    if not OPT_IN:
-        pytest.skip("the node-image boot tests are opt-in (MESHHUB_VM_TESTS=1): not yet "
-                    "within CI's time budget (docs/images.md, \"Booted in a virtual machine\")")
+    """Skip on a laptop (fail in CI) without root, QEMU, ovmf or mmdebstrap."""
     require_root()
     require_tool("qemu-system-x86_64", "mmdebstrap", "/usr/share/ovmf/OVMF.fd", "mkfs.ext4",
                  "mkfs.vfat", "mcopy", "sfdisk", "debugfs")
