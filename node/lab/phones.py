@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from node.lab.netns import LabError, ip_batch, run
+from node.mesh.access import mounted_noexec
 
 #: The phone's side of its link, and the node's bridge.
 PHONE_IF = "wlan0"
@@ -87,7 +87,7 @@ def dhcp(phone_ns: str, folder: Path, timeout: float = 30) -> dict[str, str]:
     # The lab's folder is under /run by default, which systemd mounts noexec: udhcpc
     # then runs a copy of its script from a private temporary folder.
     scratch = None
-    if os.statvfs(folder).f_flag & os.ST_NOEXEC:
+    if mounted_noexec(folder):
         scratch = Path(tempfile.mkdtemp(prefix="meshhub-udhcpc-"))
         script = scratch / "udhcpc.sh"
         script.write_text(text, encoding="utf-8")
