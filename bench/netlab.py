@@ -23,20 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.waiting import wait_for
 from node.runtime import portal_environment
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 10,
-             interval: float = 0.2) -> object:
-    """Poll ``predicate`` until it returns something true; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def lab_tag() -> str:

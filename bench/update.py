@@ -33,7 +33,8 @@ def main() -> None:
               "(target: every file crosses each link at most once)")
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.update_lab import ADMINS, prepare, signed_release, wait_for
+    from bench.update_lab import ADMINS, prepare, signed_release
+    from bench.waiting import wait_for
     from node.lab import MeshLab
     from node.update.manifest import MANIFEST_NAME, parse_manifest
 

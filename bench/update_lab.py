@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,13 +220,3 @@ def _wheel_dir(work: Path, version: str) -> Path:
     folder.mkdir(exist_ok=True)
     (folder / f"meshhub-{version}-py3-none-any.whl").write_bytes(b"PK seed")
     return folder
-
-
-def wait_for(what: str, predicate: object, timeout: float = 60, interval: float = 0.5) -> None:
-    """Return once ``predicate()`` is true; AssertionError after ``timeout`` seconds (the
-    lab test's failure)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.waiting import wait_for
 from tests.conformance.wire import Peer, PeerServer, canonical, digest, fingerprint, sha256_hex
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,13 +79,6 @@ def node(tmp_path: Path) -> Iterator[tuple[int, Peer]]:
         proc.stderr.close()
 
 
-def wait_until(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_node_pulls_checks_and_serves_back_a_notice_from_docs_alone(
         node: tuple[int, Peer]) -> None:
     port, peer = node
@@ -100,9 +94,10 @@ def test_a_node_pulls_checks_and_serves_back_a_notice_from_docs_alone(
         status, answer = peer.request(port, "POST", "/sync/v1/notify",
                                       {"digest": digest(peer.vector()), "port": server.port})
         assert (status, answer) == (202, {"pull": True})
-        wait_until(lambda: peer.request(port, "GET", "/sync/v1/digest")[1]["digest"]
-                   == digest(peer.vector()))
-        wait_until(lambda: "/sync/v1/bodies" in server.paths)
+        wait_for("the node's digest to equal the peer's",
+                 lambda: peer.request(port, "GET", "/sync/v1/digest")[1]["digest"]
+                 == digest(peer.vector()))
+        wait_for("the node to ask for the bodies", lambda: "/sync/v1/bodies" in server.paths)
     finally:
         server.close()
     # Every request the node made was signed by the key whose fingerprint it announces.
@@ -115,7 +110,7 @@ def test_a_node_pulls_checks_and_serves_back_a_notice_from_docs_alone(
         assert status == 200 and page["more"] is False
         return list(page["entries"])
 
-    wait_until(lambda: served_back() == [notice])
+    wait_for("the notice served back", lambda: served_back() == [notice])
     assert sha256_hex(canonical(notice["body"])) == notice["header"]["body_hash"]
     status, again = peer.request(port, "POST", "/sync/v1/notify",
                                  {"digest": digest(peer.vector())})

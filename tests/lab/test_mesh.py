@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from bench import netlab
+from bench import netlab, waiting
 from bench.meshlab import agent_name, meshhub, organiser, portal_page
 from node.lab import MeshLab, lab_namespaces
 from tests.conftest import require_root, require_tool
@@ -27,7 +26,7 @@ from tests.conftest import require_root, require_tool
 pytestmark = pytest.mark.root
 
 #: Whole-mesh conditions (routes, replication) get longer than a single namespace's.
-wait_for = functools.partial(netlab.wait_for, timeout=30, interval=0.5)
+wait_for = functools.partial(waiting.wait_for, timeout=30, interval=0.5)
 
 
 def make_lab(tmp: Path, nodes: int, topology: str, **kwargs: object) -> Iterator[MeshLab]:
@@ -123,9 +122,9 @@ def test_a_notice_posted_on_n1_appears_on_n5(line: MeshLab) -> None:
     title = f"Water off on Elm Street {secrets.token_hex(3)}"
     meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title", title,
             "--body", "From 9 to 12.")
-    started = time.monotonic()
-    wait_for("the notice on n5's portal", lambda: title in portal_page(line, "n5"), timeout=30)
-    assert time.monotonic() - started < 30
+    # A liveness bound for a loaded machine, not a speed claim: bench/mesh.py measures how
+    # long a post takes across the line (propagation p50/p95).
+    wait_for("the notice on n5's portal", lambda: title in portal_page(line, "n5"), timeout=90)
 
 
 def test_a_library_file_uploaded_on_n5_arrives_on_n1(line: MeshLab, tmp_path: Path) -> None:
@@ -243,14 +242,13 @@ def test_killing_a_node_in_a_ring_reconverges_around_it(ring: MeshLab) -> None:
         title in portal_page(ring, f"n{i}") for i in range(2, 6)), timeout=45)
     ring.kill("n3")
     others = ["n1", "n2", "n4", "n5"]
-    started = time.monotonic()
     pairs = [(a, b) for a in others for b in others if a != b]
+    # How fast babeld routes around the dead node is bench/mesh.py's "ring" figure; here the
+    # bound only says the test has waited long enough on a loaded machine.
     wait_for("every pair to reach each other around the dead node", lambda: all(
-        agent_name(ring, a, b) == b for a, b in pairs), timeout=40, interval=1)
-    took = time.monotonic() - started
+        agent_name(ring, a, b) == b for a, b in pairs), timeout=120, interval=1)
     route = ring.exec("n2", ["ip", "-4", "route", "get", "10.42.0.4"], capture_output=True,
                       timeout=10).stdout
     assert "m-n1" in route, route  # n2 now reaches n4 the long way round
-    assert took < 40
     for name in others:
         assert title in portal_page(ring, name), name

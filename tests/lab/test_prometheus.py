@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from bench import netlab
+from bench import netlab, waiting
 from node.lab import MeshLab, lab_namespaces
 from node.lab.observer import Observer
 from tests.conftest import require_root, require_tool
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.root
 
 NODES = 20
 EVERY_AGENT = {f"10.42.0.{i}:9180" for i in range(1, NODES + 1)}
-wait_for = functools.partial(netlab.wait_for, interval=1)
+wait_for = functools.partial(waiting.wait_for, interval=1)
 
 
 def instances_at(observer: Observer, expression: str, value: float) -> set[str]:

@@ -29,8 +29,8 @@ from bench.update_lab import (
     prepare,
     running_version,
     signed_release,
-    wait_for,
 )
+from bench.waiting import wait_for
 from node.lab import MeshLab, lab_namespaces
 from node.update.manifest import MANIFEST_NAME, parse_manifest
 from tests.conftest import require_root, require_tool
@@ -156,9 +156,9 @@ def test_a_signed_release_reaches_every_node_over_the_mesh(lab: UpdateLab) -> No
         wait_for("every node running 0.2.0, health check passed", lambda: all(
             lab.status(n).get("running") == "0.2.0"
             and lab.status(n)["state"]["step"] == "done"  # type: ignore[index]
-            for n in lab.mesh.state.nodes), timeout=90)
+            for n in lab.mesh.state.nodes), timeout=90, interval=0.5)
         wait_for("every portal answering", lambda: all(
-            lab.portal_ok(n) for n in lab.mesh.state.nodes), timeout=30)
+            lab.portal_ok(n) for n in lab.mesh.state.nodes), timeout=30, interval=0.5)
     for name in lab.mesh.state.nodes:
         status = lab.status(name)
         assert status["state"]["step"] == "done", (name, status)  # type: ignore[index]
@@ -177,9 +177,9 @@ def test_a_release_failing_its_health_check_is_rolled_back_everywhere(lab: Updat
         lab.cli("n1", "update", "import", str(folder))
         wait_for("every node to roll 0.3.0 back", lambda: all(
             "0.3.0" in lab.status(n).get("state", {}).get("refused", [])  # type: ignore[union-attr]
-            for n in lab.mesh.state.nodes), timeout=HEALTH_WINDOW * 3 + 60)
+            for n in lab.mesh.state.nodes), timeout=HEALTH_WINDOW * 3 + 60, interval=0.5)
         wait_for("every portal answering again", lambda: all(
-            lab.portal_ok(n) for n in lab.mesh.state.nodes), timeout=30)
+            lab.portal_ok(n) for n in lab.mesh.state.nodes), timeout=30, interval=0.5)
     for name in lab.mesh.state.nodes:
         status = lab.status(name)
         assert status["state"]["step"] == "rolled-back", status  # type: ignore[index]

@@ -7,18 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.waiting import wait_for
 from node.config import parse_config
 from node.mesh.babeld import babeld_process
 from node.mesh.supervisor import CappedLog, SupervisedProcess
-
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_daemon_that_dies_is_restarted_with_back_off(tmp_path: Path) -> None:
@@ -29,7 +21,7 @@ def test_a_daemon_that_dies_is_restarted_with_back_off(tmp_path: Path) -> None:
         backoff_initial=0.1, backoff_max=0.4)
     proc.start()
     try:
-        assert wait_until(lambda: len(prepared) >= 4)
+        wait_for("four starts, each prepared", lambda: len(prepared) >= 4)
     finally:
         proc.stop()
     gaps = [b - a for a, b in itertools.pairwise(prepared)]
@@ -43,7 +35,7 @@ def test_stop_ends_a_running_daemon_and_is_idempotent(tmp_path: Path) -> None:
     proc = SupervisedProcess("sleeper", ["sleep", "60"], log_path=tmp_path / "s.log")
     proc.start()
     proc.start()
-    assert wait_until(lambda: proc.poll() == "up")
+    wait_for("the daemon up", lambda: proc.poll() == "up")
     pid = proc.pid
     proc.stop()
     proc.stop()
@@ -56,7 +48,8 @@ def test_a_missing_program_is_reported_not_raised(tmp_path: Path) -> None:
                              backoff_initial=0.05, backoff_max=0.05)
     proc.start()
     try:
-        assert wait_until(lambda: "cannot start" in (tmp_path / "g.log").read_text())
+        wait_for("'cannot start' in its log",
+                 lambda: "cannot start" in (tmp_path / "g.log").read_text())
     finally:
         proc.stop()
 

@@ -107,10 +107,10 @@ def test_stop_closes_its_descriptors(tmp_path: Path) -> None:
 def test_the_gate_applies_the_organisers_switch_when_the_file_is_written(tmp_path: Path
                                                                         ) -> None:
     """In the agent the switch's folder is watched: no poll (an hour here) is needed."""
+    from bench.waiting import wait_for
     from node.gate.mode import mode_file, write_switch
     from node.gate.service import GateService
     from tests.node.test_gate import FakeShell
-    from tests.node.test_sync_support import wait_for
     from tests.portal.conftest import write_node_toml
 
     cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
@@ -125,7 +125,7 @@ def test_the_gate_applies_the_organisers_switch_when_the_file_is_written(tmp_pat
     try:
         assert gate.manager.mode == "portal" and gate.poll() == "up"
         write_switch(mode_file(cfg), "open", set_by="ada")
-        wait_for(lambda: gate.manager.mode == "open", WAIT, "the switch applied")
+        wait_for("the switch applied", lambda: gate.manager.mode == "open", timeout=WAIT)
     finally:
         gate.stop()
         scheduler.stop()

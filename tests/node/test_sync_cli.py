@@ -9,12 +9,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from bench.waiting import wait_for
 from node.agent import Agent
 from node.cli import cli
 from node.config import load_config
 from node.identity import load_or_create_identity
 from tests.node.test_health_collector import fake_sources
-from tests.node.test_sync_support import make_node, notice, wait_for
+from tests.node.test_sync_support import make_node, notice
 
 
 def node_toml(tmp_path: Path, name: str, port: int, peers: list[str], keys: list[str]) -> Path:
@@ -73,7 +74,8 @@ def test_two_agents_replicate_over_their_own_api(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{a.url}/api/health", timeout=5) as response:  # noqa: S310
             assert response.status == 200
         post = a.sync.store.append("notice.post", notice(), actor="ada")
-        wait_for(lambda: b.sync.store.notice(post["id"]) is not None, 30, "the notice on b")
+        wait_for("the notice on b",
+                 lambda: b.sync.store.notice(post["id"]) is not None, timeout=30)
         status = CliRunner().invoke(cli, ["--config", str(tmp_path / "b.toml"), "sync", "status"])
         assert "[from the agent]" in status.output and f"127.0.0.1:{ports['a']}" in status.output
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bench.waiting import wait_for
 from node.identity import Identity
 from tests.node.test_store_support import dump_views
 from tests.node.test_sync_support import (
@@ -26,7 +27,6 @@ from tests.node.test_sync_support import (
     make_node,
     nodes,
     notice,
-    wait_for,
 )
 
 
@@ -39,8 +39,9 @@ def line(tmp_path: Path) -> Iterator[dict[str, Node]]:
         link(made["B"], made["C"])
         for node in made.values():
             node.service.start()
-        wait_for(lambda: all(n.service.rounds >= len(n.peer_list) for n in made.values())
-                 and idle(*made.values()), 30, "the first rounds")
+        wait_for("the first rounds",
+                 lambda: all(n.service.rounds >= len(n.peer_list) for n in made.values())
+                 and idle(*made.values()), timeout=30)
         yield made
 
 
@@ -58,12 +59,13 @@ def test_a_post_on_a_reaches_c_through_b_by_push(line: dict[str, Node]) -> None:
     for i in range(5):
         start = time.monotonic()
         post = a.store.append("notice.post", notice(f"Notice {i}"), actor="ada")
-        wait_for(lambda post=post: c.store.notice(post["id"]) is not None, within,
-                 "the notice on C")
+        wait_for("the notice on C",
+                 lambda post=post: c.store.notice(post["id"]) is not None, timeout=within,
+                 interval=0.005)  # fine-grained: the latency is printed
         took.append(time.monotonic() - start)
     print(f"\n2-hop post latency on loopback: median {statistics.median(took) * 1000:.0f} ms, "
           f"max {max(took) * 1000:.0f} ms")
-    wait_for(lambda: converged(a, b, c), 30, "convergence")
+    wait_for("convergence", lambda: converged(a, b, c), timeout=30)
     assert dump_views(a.store) == dump_views(b.store) == dump_views(c.store)
 
 
@@ -73,8 +75,8 @@ def test_a_burst_of_posts_costs_few_rounds(line: dict[str, Node]) -> None:
     with a.store.batch() as add:
         for i in range(50):
             add("notice.post", notice(f"Burst {i}"), actor="ada")
-    wait_for(lambda: converged(a, b, c), 30, "convergence")
-    wait_for(lambda: idle(a, b, c), 30, "the last rounds the burst caused")
+    wait_for("convergence", lambda: converged(a, b, c), timeout=30)
+    wait_for("the last rounds the burst caused", lambda: idle(a, b, c), timeout=30)
     assert b.service.rounds - rounds_before <= 6
     assert len(c.store.notices()) == 50
 
@@ -83,7 +85,7 @@ def test_nodes_that_agree_exchange_only_the_digest(line: dict[str, Node]) -> Non
     a, b, c = line["A"], line["B"], line["C"]
     a.store.append("notice.post", notice(), actor="ada")
     c.store.append("notice.post", notice("From C"), actor="ada")
-    wait_for(lambda: converged(a, b, c), 30, "convergence")
+    wait_for("convergence", lambda: converged(a, b, c), timeout=30)
     sizes = []
     for _ in range(3):
         result = a.service.pull_from(b.url)
@@ -98,7 +100,7 @@ def test_a_library_file_uploaded_on_c_arrives_at_a(line: dict[str, Node]) -> Non
     data = fake_pdf(300_000, seed=1)
     item = add_file(c, data)
     sha = item["body"]["sha256"]
-    wait_for(lambda: a.blobs.has(sha), 30, "the file on A")
+    wait_for("the file on A", lambda: a.blobs.has(sha), timeout=30)
     assert hashlib.sha256(a.blobs.path(sha).read_bytes()).hexdigest() == sha
     assert a.store.library_item(item["id"]) is not None
     assert not list(a.blobs.root.glob(".partial-*"))
@@ -132,13 +134,14 @@ def test_a_file_that_b_gets_after_a_looked_for_it_reaches_a_when_b_has_it(
         link(b, c)
         for node in made.values():
             node.service.start()
-        wait_for(lambda: all(n.service.rounds >= len(n.peer_list) for n in made.values())
-                 and idle(a, b, c), 30, "the first rounds")
+        wait_for("the first rounds",
+                 lambda: all(n.service.rounds >= len(n.peer_list) for n in made.values())
+                 and idle(a, b, c), timeout=30)
         sha = add_file(c, fake_pdf(200_000, seed=4))["body"]["sha256"]
-        wait_for(lambda: sha in {w["sha256"] for w in a.service.last_files.not_found}, 60,
-                 "A looking for the file before B has it")
+        wait_for("A looking for the file before B has it",
+                 lambda: sha in {w["sha256"] for w in a.service.last_files.not_found}, timeout=60)
         a_looked.set()
-        wait_for(lambda: a.blobs.has(sha), FAST.interval_seconds / 100, "the file on A")
+        wait_for("the file on A", lambda: a.blobs.has(sha), timeout=FAST.interval_seconds / 100)
         assert b.blobs.has(sha)
     finally:
         a_looked.set()

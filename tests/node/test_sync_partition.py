@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.waiting import wait_for
 from tests.node.test_store_support import dump_views, listing_body
-from tests.node.test_sync_support import cut, link, nodes, notice, wait_for
+from tests.node.test_sync_support import cut, link, nodes, notice
 
 
 def test_both_halves_converge_after_healing_deletions_included(tmp_path: Path) -> None:
@@ -18,7 +19,8 @@ def test_both_halves_converge_after_healing_deletions_included(tmp_path: Path) -
         x = a.store.append("listing.post", listing_body("Sofa"), actor="ada")
         y = c.store.append("notice.post", notice("Choir"), actor="ada")
         z = b.store.append("listing.post", listing_body("Ladder"), actor="ada")
-        wait_for(lambda: len({n.store.digest() for n in made.values()}) == 1, 30, "first sync")
+        wait_for("first sync",
+                 lambda: len({n.store.digest() for n in made.values()}) == 1, timeout=30)
 
         cut(b, c)
         # The A-B half deletes X and edits Y; the C half edits X and deletes Y.
@@ -31,15 +33,17 @@ def test_both_halves_converge_after_healing_deletions_included(tmp_path: Path) -
         c.store.append("notice.delete", {}, actor="ada", target=y["id"])
         c.store.append("listing.edit", {"pinned": True}, actor="ada", target=z["id"])
         east = c.store.append("notice.post", notice("East side news"), actor="ada")
-        wait_for(lambda: a.store.digest() == b.store.digest(), 30, "the west half")
+        wait_for("the west half", lambda: a.store.digest() == b.store.digest(), timeout=30)
         assert b.store.digest() != c.store.digest()
         assert c.store.listing(x["id"]) is not None and b.store.listing(x["id"]) is None
 
         link(b, c)  # heal; the periodic round is off, so a round is asked for explicitly
         c.service.schedule_pull(None)
-        wait_for(lambda: len({n.store.digest() for n in made.values()}) == 1, 30, "healing")
-        wait_for(lambda: dump_views(a.store) == dump_views(b.store) == dump_views(c.store), 30,
-                 "identical views")
+        wait_for("healing",
+                 lambda: len({n.store.digest() for n in made.values()}) == 1, timeout=30)
+        wait_for("identical views",
+                 lambda: dump_views(a.store) == dump_views(b.store) == dump_views(c.store),
+                 timeout=30)
         for node in made.values():
             assert node.store.listing(x["id"]) is None, node.name
             assert node.store.notice(y["id"]) is None, node.name

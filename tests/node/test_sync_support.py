@@ -154,16 +154,6 @@ def idle(*members: Node) -> bool:
         return not any(node.service._pending for node in members)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> float:
-    """Poll ``check`` until true; returns the seconds it took; fails after ``timeout``."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
-    return time.monotonic() - start
-
-
 def notice(title: str = "Water off", body: str = "Tuesday 9-12") -> dict[str, Any]:
     """A valid notice.post body."""
     return {"title": title, "body": body}

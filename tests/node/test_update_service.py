@@ -22,6 +22,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from bench.update_lab import ADMINS, registry_files, seed_root, signed_release
+from bench.waiting import wait_for
 from node.agent import Agent
 from node.config import load_config
 from node.identity import Identity, save_identity
@@ -137,14 +138,6 @@ def mesh(tmp_path: Path) -> Iterator[list[Node]]:
         yield nodes
     finally:
         stop_nodes(nodes)
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def held_files(node: Node, version: str) -> list[str]:

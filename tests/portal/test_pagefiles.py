@@ -15,28 +15,22 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.waiting import wait_for
 from portal import pagefiles
 from portal.auth import PRIVATE_COOKIE
 from portal.i18n import negotiate
 from tests.portal.conftest import ORGANISER, ORGANISER_PASSWORD
 from tests.portal.test_nginx import Front, front  # noqa: F401 - the fixture
 
+RENDER_WAIT = 180  # the renderer's work is the witness; generous, as CI is busy
+
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
                     "cache-control", "content-type")
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 180) -> None:
-    """Wait for ``check`` to hold (the renderer's work is the witness; generous: CI is busy)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def complete(root: Path) -> bool:
@@ -54,7 +48,7 @@ def served(front: Front) -> Iterator[tuple[Front, pagefiles.Renderer]]:  # noqa:
     renderer = pagefiles.Renderer(front.app, config)
     renderer.start()
     try:
-        wait_until(lambda: complete(renderer.root), "the first build")
+        wait_for("the first build", lambda: complete(renderer.root), timeout=RENDER_WAIT)
         yield front, renderer
     finally:
         renderer.stop()
@@ -118,8 +112,8 @@ def test_a_new_listing_replaces_exactly_its_pages(
     def shows_it() -> bool:
         _, headers, body = site.request("/listings/wanted")
         return headers["x-cache-status"] == "FILE" and b"Red kettle" in body
-    wait_until(shows_it, "the category page file with the new listing")
-    wait_until(lambda: complete(renderer.root), "the re-render")
+    wait_for("the category page file with the new listing", shows_it, timeout=RENDER_WAIT)
+    wait_for("the re-render", lambda: complete(renderer.root), timeout=RENDER_WAIT)
     for path in ("/", "/listings/", f"/listing/{listing.id}"):
         status, headers, body = site.request(path)
         assert (status, headers["x-cache-status"]) == (200, "FILE") and b"Red kettle" in body, path
@@ -133,15 +127,17 @@ def test_an_expired_listing_leaves_every_file(
     with site.app.app_context():
         listing = site.seeder.listing(title="Garden chairs until soon", expires_at=expires)
     own = renderer.root / pagefiles.file_name("en", f"/listing/{listing.id}")
-    wait_until(own.exists, "the listing's own file")
+    wait_for("the listing's own file", own.exists, timeout=RENDER_WAIT)
     status, headers, _ = site.request(f"/listing/{listing.id}")
     assert (status, headers["x-cache-status"]) == (200, "FILE")
-    wait_until(lambda: not own.exists(), "the file's removal before the expiry")
+    wait_for("the file's removal before the expiry", lambda: not own.exists(),
+             timeout=RENDER_WAIT)
     assert time.time() < expires
-    wait_until(lambda: time.time() >= expires, "the expiry")
+    wait_for("the expiry", lambda: time.time() >= expires, timeout=RENDER_WAIT)
     status, _, _ = site.request(f"/listing/{listing.id}")
     assert status == 410
-    wait_until(lambda: complete(renderer.root), "the re-render after the expiry")
+    wait_for("the re-render after the expiry", lambda: complete(renderer.root),
+             timeout=RENDER_WAIT)
     status, headers, body = site.request("/listings/for-sale")
     assert headers["x-cache-status"] == "FILE" and b"Garden chairs" not in body
 

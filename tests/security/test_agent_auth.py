@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from bench.waiting import wait_for
 from node.agent_auth import (
     HEADER,
     NODE_HEADER,
@@ -35,7 +36,7 @@ from node.agent_auth import (
 from node.agent_client import NodeKeys
 from node.identity import Identity
 from node.sync.client import PeerClient
-from tests.node.test_sync_support import Node, Server, link, nodes, notice, wait_for
+from tests.node.test_sync_support import Node, Server, link, nodes, notice
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
 ENTRIES = b'{"since":{},"limit":500}'
@@ -298,8 +299,8 @@ def test_registered_nodes_still_sync(mesh: dict[str, Node]) -> None:
     for node in (a, b):
         node.service.start()
     post = b.store.append("notice.post", notice("Bins on Thursday"), actor="ada")
-    wait_for(lambda: a.store.notice(post["id"]) is not None, 10, "the notice on A")
-    wait_for(lambda: b.store.account("ada") is not None, 10, "the account on B")
+    wait_for("the notice on A", lambda: a.store.notice(post["id"]) is not None, timeout=10)
+    wait_for("the account on B", lambda: b.store.account("ada") is not None, timeout=10)
     # Each knows the other by its key, learned from the other and checked on every answer.
     assert b.service.keys.known() == {a.url: a.identity.public_key}
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.waiting import wait_for
 from node.sync import protocol
-from tests.node.test_sync_support import Server, link, nodes, notice, wait_for
+from tests.node.test_sync_support import Server, link, nodes, notice
 from tests.security.rogue import compromised, erased, rogue_app
 
 
@@ -55,8 +56,9 @@ def test_a_rogue_serving_a_notice_erased_first_cannot_hide_it(tmp_path: Path) ->
         for node in (a, b, c):
             node.service.start()
         b.service.schedule_pull(None)
-        wait_for(lambda: all(n.store.notice(post["id"]) is not None for n in (a, b, c)),
-                 10, "the notice on every node")
+        wait_for("the notice on every node",
+                 lambda: all(n.store.notice(post["id"]) is not None for n in (a, b, c)),
+                 timeout=10)
         for node in (a, b, c):
             assert node.store.notice(post["id"]).title == "Boil water before drinking"
             assert node.store.entry(post["id"]) == post

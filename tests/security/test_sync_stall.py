@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from bench.waiting import wait_for
 from node.agent_auth import sign_reply
 from node.logs import OnceLogger
 from node.sync import protocol
 from node.sync.backoff import MAX_PEER_RECORDS
 from tests.node.test_agent import refused_address
 from tests.node.test_store_support import FakeClock
-from tests.node.test_sync_support import FAST, Node, link, nodes, notice, wait_for
+from tests.node.test_sync_support import FAST, Node, link, nodes, notice
 
 SLOW = dataclasses.replace(FAST, pull_deadline_seconds=1.5, timeout_seconds=5.0)
 
@@ -105,7 +106,7 @@ def test_a_slow_peer_does_not_delay_the_others(tmp_path: Path) -> None:
         link(a, b)
         post = a.store.append("notice.post", notice("Road closed"), actor="ada")
         b.service.start()
-        wait_for(lambda: b.store.notice(post["id"]) is not None, 30, "the notice on B")
+        wait_for("the notice on B", lambda: b.store.notice(post["id"]) is not None, timeout=30)
         # The witness that the slow peer did not hold A's pull up: it came while the slow
         # pull was still under way (it fails only at its 10 s deadline).
         assert b.service.backoff.peer(slow).failures == 0, "A's pull waited for the slow one"
@@ -152,7 +153,7 @@ def test_notifications_are_rate_limited_and_the_status_stays_bounded(tmp_path: P
         assert statuses.count(202) == FAST.notify_burst
         assert set(statuses[FAST.notify_burst:]) == {429}
         b.service.start()
-        wait_for(lambda: b.service.rounds >= FAST.notify_burst, 30, "the allowed pulls")
+        wait_for("the allowed pulls", lambda: b.service.rounds >= FAST.notify_burst, timeout=30)
         status = b.service.status()
         assert len(status["peers"]) <= MAX_PEER_RECORDS
         assert len(status["problems"]) <= FAST.notify_burst + 2
