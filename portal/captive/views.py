@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from node.captive_probes import Probe, classify
 from node.config import NodeConfig
 from node.gate import GateError, GateUnavailable, NoGate
-from portal.captive import token_pages
+from portal import token_pages
 from portal.captive.state import (
     ClientState,
     client_ip,
@@ -160,16 +159,7 @@ def welcome() -> ResponseReturnValue:
 
     key = token_pages.shared_key("welcome", state.gate, state.allowed, state.mode,
                                  personal=problem is not None or remaining is not None)
-    return _private(Response(_with_token(key, render), status=503 if problem else 200))
-
-
-def _with_token(key: tuple[Hashable, ...] | None, render: Callable[[Callable[[], str]], str]
-                ) -> str:
-    """The page ``render(csrf_token)`` makes, with this visitor's token: rendered once per
-    ``key`` and the token filled in (:mod:`portal.captive.token_pages`), or for this
-    visitor alone when ``key`` is None."""
-    return render(generate_csrf) if key is None else token_pages.pages().page(key, render,
-                                                                              generate_csrf)
+    return _private(Response(token_pages.filled(key, render), status=503 if problem else 200))
 
 
 @bp.get("/connected")
@@ -230,7 +220,7 @@ def emergency() -> ResponseReturnValue:
 
     key = token_pages.shared_key("emergency", notice, bool(state.unread),
                                  personal=problem is not None)
-    return _private(Response(_with_token(key, render), status=503 if problem else 200))
+    return _private(Response(token_pages.filled(key, render), status=503 if problem else 200))
 
 
 __all__ = ["bp", "first_page", "from_status", "intercept", "probe_answer"]

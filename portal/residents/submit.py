@@ -2,11 +2,17 @@
 
 Against spam: a honeypot field that people leave empty (a filled one gets the
 same thank-you page but nothing is stored) and a per-client rate limit.
+
+The empty form is the same for everyone but its CSRF token: it is rendered once
+per language (and path and query) and each visitor's token filled in
+(:mod:`portal.token_pages`); a form sent back with its errors is rendered for its
+sender.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
@@ -23,6 +29,7 @@ from portal.db import get_hub
 from portal.i18n import translate_message
 from portal.ratelimit import app_limiter
 from portal.residents.labels import CATEGORY_LABELS
+from portal.token_pages import filled, shared_key
 
 bp = Blueprint("submit", __name__)
 PRICE_MAX = 60
@@ -64,10 +71,12 @@ class SubmitListingForm(FlaskForm):
 @bp.route("/submit", methods=["GET", "POST"])
 def form() -> ResponseReturnValue:
     """Show the form; on a valid POST, queue the listing and go to the thank-you page."""
+    if request.method != "POST":
+        return _empty_form()
     form = SubmitListingForm()
     if not form.validate_on_submit():
-        status = 400 if request.method == "POST" else 200
-        return render_template("residents/submit.html", form=form), status
+        return render_template("residents/submit.html", form=form,
+                               csrf_token=lambda: form.csrf_token.current_token), 400
     limiter = app_limiter(current_app, "SUBMIT")
     client = request.remote_addr or "unknown"
     if not limiter.hit(client):
@@ -88,8 +97,18 @@ def form() -> ResponseReturnValue:
             field = form._fields.get(name)
             if field is not None:
                 field.errors = [*field.errors, translate_message(message)]
-        return render_template("residents/submit.html", form=form), 400
+        return render_template("residents/submit.html", form=form,
+                               csrf_token=lambda: form.csrf_token.current_token), 400
     return redirect(url_for("submit.thanks"), code=303)
+
+
+def _empty_form() -> str:
+    """The form as a resident first sees it, with their own CSRF token."""
+    def render(token: Callable[[], str]) -> str:
+        blank = SubmitListingForm(meta={"csrf": False})  # the token is filled in apart
+        return render_template("residents/submit.html", form=blank, csrf_token=token)
+
+    return filled(shared_key("submit"), render)
 
 
 @bp.get("/submit/thanks")

@@ -142,7 +142,7 @@ def test_welcome_page_shows_the_house_rules_in_the_readers_language(
 def test_the_welcome_page_is_rendered_once_per_language_each_phone_with_its_own_token(
         captive_app: Flask, shell: FakeShell, monkeypatch: pytest.MonkeyPatch) -> None:
     from portal.captive import views
-    from portal.captive.token_pages import EXTENSION
+    from portal.token_pages import EXTENSION
 
     rendered: list[str] = []
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-from flask import Flask
+import pytest
+from flask import Flask, render_template
 from flask.testing import FlaskClient
 
 from portal import db
-from tests.portal.conftest import form_token
+from tests.portal.auth_actions import AuthActions, close_app
+from tests.portal.auth_actions import make_app as make_app_with_accounts
+from tests.portal.conftest import form_token, page_token
 
 GOOD = {"category": "free", "title": "Garden chairs", "body": "Four wooden chairs.",
         "price": "", "contact": "07700 900123", "website": ""}
@@ -96,3 +100,64 @@ def test_oversized_post_gets_a_friendly_413(app: Flask, client: FlaskClient) -> 
     response = client.post("/submit", data={**GOOD, "body": "x" * 20_000})
     assert response.status_code == 413
     assert "larger than this node accepts" in response.get_data(as_text=True)
+
+
+def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The templates the submit view renders from now on, by name."""
+    from portal.residents import submit
+
+    rendered: list[str] = []
+
+    def counted(name: str, **context: object) -> str:
+        rendered.append(name)
+        return render_template(name, **context)
+
+    monkeypatch.setattr(submit, "render_template", counted)
+    return rendered
+
+
+def test_the_empty_form_is_rendered_once_per_language_each_visitor_with_its_own_token(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = count_renders(monkeypatch)
+    visitors = [app.test_client() for _ in range(3)]
+    pages = [visitor.get("/submit").get_data(as_text=True) for visitor in visitors]
+    tokens = [page_token(page) for page in pages]
+    assert len(set(tokens)) == 3, "each visitor has their own token"
+    for page, token in zip(pages[1:], tokens[1:], strict=True):
+        assert page == pages[0].replace(tokens[0], token), "the same page, only the token differs"
+    assert rendered == ["residents/submit.html"]
+    spanish = visitors[0].get("/submit", headers={"Accept-Language": "es"})
+    assert '<html lang="es"' in spanish.get_data(as_text=True) and len(rendered) == 2
+    # Each token is its own visitor's: another's is refused, their own is accepted.
+    other = visitors[1].post("/submit", data={**GOOD, "csrf_token": tokens[2]})
+    assert other.status_code == 400 and pending(app) == []
+    own = visitors[1].post("/submit", data={**GOOD, "csrf_token": tokens[1]})
+    assert own.status_code == 303 and len(pending(app)) == 1
+
+
+def test_a_form_sent_back_with_errors_is_its_senders_and_its_token_still_works(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = count_renders(monkeypatch)
+    refused = post(client, title="")
+    assert refused.status_code == 400 and len(rendered) == 2  # the empty form, then this
+    page = refused.get_data(as_text=True)
+    assert "Give your listing a title." in page and 'value="07700 900123"' in page
+    again = client.post("/submit", data={**GOOD, "csrf_token": page_token(page)})
+    assert again.status_code == 303 and len(pending(app)) == 1
+
+
+def test_a_signed_in_organiser_gets_the_form_rendered_for_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app_with_accounts(tmp_path)
+    try:
+        rendered = count_renders(monkeypatch)
+        resident = app.test_client().get("/submit").get_data(as_text=True)
+        organiser = app.test_client()
+        assert AuthActions(organiser).login("olga").status_code == 302
+        pages = [organiser.get("/submit").get_data(as_text=True) for _ in range(2)]
+        assert len(rendered) == 3, "the shared form once, the organiser's each time"
+        assert "Organisers’ dashboard" in pages[0] and "Organisers: sign in" in resident
+        assert "Organisers’ dashboard" not in app.test_client().get("/submit").get_data(
+            as_text=True)
+    finally:
+        close_app(app)

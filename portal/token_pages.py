@@ -1,5 +1,6 @@
-"""The captive pages every phone opens (``/welcome``, ``/emergency``) rendered once per
-language and device state, with each phone's own CSRF token filled in.
+"""Pages with a form rendered once per language and state, each visitor's CSRF token
+filled in: the captive pages every phone opens (``/welcome``, ``/emergency``) and the
+residents' submit form (``/submit``).
 
 Every phone that joins the Wi-Fi opens ``/welcome`` (or, while a broadcast is in
 force, ``/emergency``); its form carries a CSRF token of the phone's own session, so
@@ -9,12 +10,14 @@ for the device, the notice shown, the path with its query (the language links'
 ``next=``), and the site's fixed facts (community, node name). So the page is
 rendered once per such key with a placeholder where the token goes, and each
 request fills in its own token: a string replacement instead of a template render
-(milliseconds of Python, for each of hundreds of phones arriving at once).
+(milliseconds of Python, for each of hundreds of phones arriving at once). The
+empty submit form is the same: the same for everyone but its token.
 
 Rendered normally, never kept: a signed-in visitor (the footer names their
 account), a message waiting to be shown (a flash), a problem to report, a device
-with time left (the page shows it) or a long query string. The token is
-HTML-escaped when filled in, as the template would have escaped it.
+with time left (the page shows it), a form sent back with its errors, or a long
+query string. The token is HTML-escaped when filled in, as the template would have
+escaped it.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from collections.abc import Callable, Hashable
 
 from flask import current_app, g, request, session
 from flask_babel import get_locale
+from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 
 #: Where the cache lives in ``app.extensions``.
-EXTENSION = "meshhub.captive.token_pages"
+EXTENSION = "meshhub.token_pages"
 #: Pages kept at most (pages x languages x device states x paths); the oldest goes first.
 MAX_PAGES = 64
 #: A query string longer than this is rendered, not kept (nobody's link has one).
@@ -81,3 +85,9 @@ def shared_key(*inputs: Hashable, personal: bool = False) -> tuple[Hashable, ...
     if session.get("_flashes") or len(request.query_string) > MAX_QUERY:
         return None
     return (*inputs, str(get_locale()), request.path, request.query_string)
+
+
+def filled(key: tuple[Hashable, ...] | None, render: Callable[[Callable[[], str]], str]) -> str:
+    """The page ``render(csrf_token)`` makes, with this visitor's token: rendered once per
+    ``key`` and the token filled in, or for this visitor alone when ``key`` is None."""
+    return render(generate_csrf) if key is None else pages().page(key, render, generate_csrf)
