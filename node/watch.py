@@ -22,7 +22,6 @@ log = logging.getLogger("meshhub.watch")
 
 # From <sys/inotify.h>.
 IN_MODIFY = 0x00000002
-IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_FROM = 0x00000040
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -30,8 +29,12 @@ IN_DELETE = 0x00000200
 IN_Q_OVERFLOW = 0x00004000
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
-#: What counts as a change of a file in the folder.
-CHANGES = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+#: What counts as a change of a file in the folder: written (a commit's pages reach
+#: SQLite's WAL as writes), created, moved in or out (our atomic writes), removed. Not
+#: IN_CLOSE_WRITE: SQLite opens the WAL read-write for every connection, a read-only
+#: reader's too, so closing a reader fired it; the gate's look at the store (a reader)
+#: then woke its own watch, for ever: an idle lab agent used 28 % of a core.
+CHANGES = IN_MODIFY | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then ``len`` bytes of name
 #: A name that stands for "anything may have changed" (the kernel's queue overflowed).
 OVERFLOW = "*"

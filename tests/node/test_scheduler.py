@@ -198,3 +198,51 @@ def test_the_gate_looks_again_once_the_stores_writes_settle(tmp_path: Path) -> N
         gate.stop()
         scheduler.stop()
     assert len(looks) >= 3, "at start, at the event, and once settled"
+
+
+def test_the_gates_own_look_at_the_store_does_not_wake_it_again(tmp_path: Path) -> None:
+    """The gate reads the store (a fresh read-only connection) when its files change. SQLite
+    opens the WAL read-write for any reader, so that read once counted as a change: the
+    gate woke itself for ever and an idle lab agent used 28 % of a core."""
+    from node.gate import service
+    from node.gate.service import GateService
+    from node.identity import Identity
+    from node.sync.setup import DATABASE
+    from tests.node.test_gate import FakeShell
+    from tests.node.test_store_support import listing_body, open_store
+    from tests.portal.conftest import write_node_toml
+
+    cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
+                          f'subnet = "10.64.7.0/24"\n[gate]\nsocket = "{tmp_path / "g.sock"}"\n')
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    if open_folder_watch(cfg.data_dir) is None:
+        pytest.skip("no inotify here")
+    store = open_store(cfg.data_dir / DATABASE, Identity.generate())  # held open, as the agent's
+    committed: list[float] = []
+    looks: list[float] = []
+    settled = threading.Event()
+
+    class CountingGate(GateService):
+        def check_broadcast(self) -> None:
+            looks.append(time.monotonic())
+            super().check_broadcast()  # the real look: a read-only connection, opened and closed
+            if committed and looks[-1] - committed[0] >= service.STORE_SETTLE_SECONDS:
+                settled.set()
+
+    scheduler = Scheduler(name="test-scheduler")
+    scheduler.start()
+    gate = CountingGate(cfg, runner=FakeShell(), poll_seconds=3600, scheduler=scheduler)
+    gate.start()
+    try:
+        committed.append(time.monotonic())
+        store.append("listing.post", listing_body(), actor="ada")
+        assert settled.wait(WAIT), "no look after the commit settled"
+        seen = len(looks)
+        # The observation window (not a wait for an event): no look may follow.
+        threading.Event().wait(2 * service.STORE_SETTLE_SECONDS)
+        after = len(looks)
+    finally:
+        gate.stop()
+        scheduler.stop()
+        store.close()
+    assert after == seen, f"the gate looked {after - seen} more times at an unchanged store"
