@@ -1,10 +1,13 @@
-"""How the portal's Python interpreter is run, in one place for every launcher.
+"""How the portal's and the agent's Python interpreters are run, in one place for every launcher.
 
 The portal runs at Python's optimisation level 2 (``PYTHONOPTIMIZE=2``, what
 ``python -OO`` does): docstrings and ``assert`` statements are dropped from
 the bytecode, which measured about 2 MB less resident memory for the served
-portal (bench/memory.py; docs/serving.md, "Memory"). Only the portal: the
-agent and the ``meshhub`` command keep their help texts and assertions.
+portal (bench/memory.py; docs/serving.md, "Memory"). The agent runs at the
+same level (:func:`agent_environment`: about 1 MB less, docs/scale.md), and
+keeps it to itself (:func:`agent_process`): its children (pip in the updater,
+dnsmasq's lease hook) run at Python's default. The ``meshhub`` command a person
+types keeps its help texts and assertions.
 
 Everything that starts a production-like portal takes its environment from
 :func:`portal_environment` (the lab, the benchmarks; the systemd unit spells
@@ -30,11 +33,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 #: The optimisation level of the portal's interpreter (``PYTHONOPTIMIZE``).
 PORTAL_OPTIMIZE_LEVEL = 2
+#: The agent's: the same, so that the same ``*.opt-2.pyc`` files serve both.
+AGENT_OPTIMIZE_LEVEL = PORTAL_OPTIMIZE_LEVEL
 #: The environment variable that sets it (Python's own, equivalent to ``-O``/``-OO``).
 OPTIMIZE_VARIABLE = "PYTHONOPTIMIZE"
 #: What byte-compiling a virtual environment or site-packages skips: the installer's own
@@ -59,6 +64,22 @@ def portal_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     environment = dict(os.environ if base is None else base)
     environment[OPTIMIZE_VARIABLE] = str(PORTAL_OPTIMIZE_LEVEL)
     return environment
+
+
+def agent_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment to start ``meshhub agent`` with: ``base`` (default: this process's
+    environment) with ``PYTHONOPTIMIZE`` set to :data:`AGENT_OPTIMIZE_LEVEL`."""
+    environment = dict(os.environ if base is None else base)
+    environment[OPTIMIZE_VARIABLE] = str(AGENT_OPTIMIZE_LEVEL)
+    return environment
+
+
+def agent_process(environ: MutableMapping[str, str] | None = None) -> None:
+    """Set up the agent's own process first thing: take ``PYTHONOPTIMIZE`` out of the
+    environment its children inherit (``environ``, default ``os.environ``). The level is
+    the agent's own, set by its launcher; pip (the updater) and dnsmasq's lease hook run
+    at Python's default, the portal as :func:`portal_environment` says."""
+    (os.environ if environ is None else environ).pop(OPTIMIZE_VARIABLE, None)
 
 
 def byte_compile_argv(python: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]],

@@ -69,7 +69,13 @@ def agent_options(argv: Sequence[str]) -> AgentOptions | None:
 
 def run_agent(options: AgentOptions, prog: str = "meshhub") -> None:
     """Run the agent until SIGTERM or Ctrl-C and exit: what ``meshhub agent`` does, with
-    the same messages and exit statuses as the click group's runner."""
+    the same messages and exit statuses as the click group's runner.
+
+    The process is set up first (:func:`node.runtime.agent_process`): its optimisation
+    level is kept from its children."""
+    from node.runtime import agent_process
+
+    agent_process()
     from node.cli.output import configure_logging, error_lines
     from node.errors import NodeError
 

@@ -60,7 +60,12 @@ from node.lab.probe import http_get
 from node.lab.topology import links as topology_links
 from node.net.mesh_sae import KEY_FILE_NAME as MESH_KEY_FILE
 from node.roam.keys import SECRET_FILE_NAME as ROAM_SECRET_FILE
-from node.runtime import byte_compile_for_portal, portal_code_folders, portal_environment
+from node.runtime import (
+    agent_environment,
+    byte_compile_for_portal,
+    portal_code_folders,
+    portal_environment,
+)
 
 _log = logging.getLogger("meshhub.lab")
 
@@ -225,12 +230,14 @@ def _as_portal_user(user: str) -> list[str]:
 
 
 def _compile_for_portal(user: str) -> None:
-    """Byte-compile, as root, the code the lab's portals import at their optimisation level.
+    """Byte-compile, as root, the code the lab's portals and agents import at their
+    optimisation level (the same: node/runtime.py).
 
-    They run as ``nobody`` where they can, who may not write ``*.opt-2.pyc`` files into
-    the checkout, the venv or the standard library; without them every portal would
-    compile all its modules from source at every start. Once per ``lab up``, and
-    compileall skips what is up to date (about 0.5 s then).
+    The portals run as ``nobody`` where they can, who may not write ``*.opt-2.pyc`` files
+    into the checkout, the venv or the standard library; without them every portal and
+    agent would compile all its modules from source at every start (a second of
+    processor time each, which 200 agents starting together feel). Once per ``lab up``,
+    and compileall skips what is up to date (about 0.5 s then).
     """
     try:
         packages, stdlib = portal_code_folders(_as_portal_user(user))
@@ -320,8 +327,7 @@ class MeshLab:
         user = choose_portal_user(folder, portal_user) if portal else "root"
         _check_tools(phones, user)
         pairs = topology_links(nodes, topology, seed)
-        if portal:
-            _compile_for_portal(user)
+        _compile_for_portal(user)  # the agents' code too, with or without portals
         lab_nodes = {f"n{i}": LabNode(f"n{i}", i, f"{NS_PREFIX}{lab_id}-n{i}",
                                       f"10.42.{i // 256}.{i % 256}",
                                       str(folder / f"n{i}" / "node.toml"))
@@ -520,7 +526,9 @@ class MeshLab:
         """Start the node's agent (and through it the gate, babeld and dnsmasq) and, unless
         ``portal`` is false or the lab has none, its portal."""
         node = self.node(name)
-        self._start(node, "agent", [*_program("meshhub"), "-c", node.config, "agent"])
+        # As a node's unit runs it: at the agent's optimisation level (node/runtime.py).
+        self._start(node, "agent", [*_program("meshhub"), "-c", node.config, "agent"],
+                    env=agent_environment())
         if portal and self.state.portal:
             self._start_portal(node)
         self.state.save()

@@ -24,6 +24,7 @@ from node.agent import Agent
 from node.cli import cli
 from node.config import load_config
 from node.health import HealthRing
+from node.runtime import agent_environment
 from tests.node.test_health_collector import fake_sources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,6 +159,7 @@ def test_meshhub_agent_stops_on_sigterm(tmp_path: Path) -> None:
     def as_systemd_does() -> None:  # in the child: the socket at fd 3, LISTEN_* for it
         os.dup2(listener.fileno(), 3)  # dup2 leaves fd 3 open across exec; the rest close
         os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+        os.environ.update(agent_environment({}))  # the unit's optimisation level
 
     proc = subprocess.Popen([meshhub, "--config", str(path), "agent"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -174,6 +176,9 @@ def test_meshhub_agent_stops_on_sigterm(tmp_path: Path) -> None:
                     pytest.fail(f"agent did not come up: {proc.communicate()[1].decode()}")
                 time.sleep(0.1)
         assert status == 200
+        # At the unit's optimisation level (no docstrings or asserts) /metrics works too.
+        status, body = fetch(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and b"meshhub_" in body
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

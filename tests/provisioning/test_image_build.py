@@ -16,7 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from bench.images import make_base_image
-from node.runtime import OPTIMIZE_VARIABLE, PORTAL_OPTIMIZE_LEVEL, SKIP_IN_PACKAGES, SKIP_IN_STDLIB
+from node.runtime import (
+    AGENT_OPTIMIZE_LEVEL,
+    OPTIMIZE_VARIABLE,
+    PORTAL_OPTIMIZE_LEVEL,
+    SKIP_IN_PACKAGES,
+    SKIP_IN_STDLIB,
+)
 from provisioning.cli import cli
 from provisioning.customise.fat import FatVolume
 from provisioning.image import ImageBuildError, build_image, load_recipe, verify_image
@@ -180,11 +186,12 @@ def test_portal_unit_is_unprivileged_and_sandboxed() -> None:
     assert int(s["MemoryMax"][0].rstrip("M")) <= 256
 
 
-def test_portal_unit_runs_python_at_the_portals_optimisation_level() -> None:
-    # The same level as node/runtime.py's, which the lab and the benchmarks use.
+def test_portal_and_agent_units_run_python_at_their_optimisation_level() -> None:
+    # The same levels as node/runtime.py's, which the lab and the benchmarks use.
     assert unit_settings("meshhub-portal.service")["Environment"] == [
         f"{OPTIMIZE_VARIABLE}={PORTAL_OPTIMIZE_LEVEL}"]
-    assert "Environment" not in unit_settings("meshhub-agent.service"), "the portal only"
+    assert unit_settings("meshhub-agent.service")["Environment"] == [
+        f"{OPTIMIZE_VARIABLE}={AGENT_OPTIMIZE_LEVEL}"]
 
 
 def test_agent_unit_has_network_capabilities_not_root() -> None:
