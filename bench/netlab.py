@@ -26,6 +26,10 @@ from typing import Any
 from bench.waiting import wait_for
 from node.runtime import portal_environment
 
+#: Seconds a client run in a namespace may take beyond its own deadline (starting Python or
+#: curl under ``ip netns exec`` on a loaded machine) before it counts as no answer.
+CLIENT_START_MARGIN = 30
+
 
 def lab_tag() -> str:
     """A name suffix unique to this process (its pid) and, within it, random.
@@ -71,6 +75,20 @@ class Lab:
         return subprocess.run(["ip", "netns", "exec", ns, *argv], check=check, text=True,
                               capture_output=True, timeout=timeout)
 
+    def _answer(self, ns: str, argv: list[str], timeout: float
+                ) -> subprocess.CompletedProcess[str] | None:
+        """Run a client whose own deadline is ``timeout``; None if it did not end in time.
+
+        The client gives up by itself; the margin above that covers starting it in the
+        namespace, which takes seconds on a loaded machine (``ip netns exec`` + curl hit a
+        7 s margin in CI under load): a client that outlives the margin counts as no answer,
+        as its own timeout would have, rather than a traceback.
+        """
+        try:
+            return self.run(ns, *argv, check=False, timeout=timeout + CLIENT_START_MARGIN)
+        except subprocess.TimeoutExpired:
+            return None
+
     def start(self, ns: str, *argv: str, log: Path | None = None,
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start a long-running process inside ``ns`` (``env``: its environment, default
@@ -93,9 +111,8 @@ class Lab:
 
     def curl(self, ns: str, url: str, timeout: float = 2) -> str | None:
         """The body fetched from ``url`` inside ``ns``, or None when nothing answered."""
-        result = self.run(ns, "curl", "-s", "-m", str(timeout), "-g", url, check=False,
-                          timeout=timeout + 5)
-        return result.stdout if result.returncode == 0 else None
+        result = self._answer(ns, ["curl", "-s", "-m", str(timeout), "-g", url], timeout)
+        return result.stdout if result and result.returncode == 0 else None
 
     def http(self, ns: str, host: str, path: str, *, port: int = 80,
              headers: dict[str, str] | None = None, body: str | None = None,
@@ -109,15 +126,15 @@ class Lab:
                 "r = c.getresponse()\n"
                 "print(json.dumps({'status': r.status, 'body': r.read().decode('latin-1'), "
                 "'headers': {k.lower(): v for k, v in r.getheaders()}}))\n")
-        result = self.run(ns, sys.executable, "-c", code, check=False, timeout=timeout + 5)
-        return json.loads(result.stdout) if result.returncode == 0 else None
+        result = self._answer(ns, [sys.executable, "-c", code], timeout)
+        return json.loads(result.stdout) if result and result.returncode == 0 else None
 
     def tcp_open(self, ns: str, host: str, port: int, timeout: float = 2) -> bool:
         """Whether a TCP connection from ``ns`` to ``host:port`` is accepted."""
         code = ("import socket,sys\n"
                 f"s=socket.create_connection(({host!r},{port}),timeout={timeout})\n")
-        return self.run(ns, sys.executable, "-c", code, check=False,
-                        timeout=timeout + 5).returncode == 0
+        result = self._answer(ns, [sys.executable, "-c", code], timeout)
+        return result is not None and result.returncode == 0
 
     def dns_a(self, ns: str, server: str, name: str, timeout: float = 2,
               tcp: bool = False) -> str | None:
@@ -126,9 +143,9 @@ class Lab:
         code = f"from bench.netlab import _dns_query; print(_dns_query({server!r}, "\
                f"{name!r}, {timeout}, {tcp!r}) or '')"
         root = str(Path(__file__).resolve().parents[2])
-        result = self.run(ns, sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r})"
-                          f"\n{code}", check=False, timeout=timeout + 5)
-        return result.stdout.strip() or None
+        result = self._answer(ns, [sys.executable, "-c", f"import sys; sys.path.insert(0, "
+                                   f"{root!r})\n{code}"], timeout)
+        return (result.stdout.strip() or None) if result else None
 
     def ping(self, ns: str, host: str, timeout: float = 1.5) -> bool:
         """Whether ``host`` answers one ICMP echo from ``ns`` (no ping binary needed)."""
@@ -136,8 +153,8 @@ class Lab:
         code = (f"import sys; sys.path.insert(0, {root!r})\n"
                 f"from bench.netlab import _ping; sys.exit(0 if _ping({host!r}, {timeout}) "
                 "else 1)")
-        return self.run(ns, sys.executable, "-c", code, check=False,
-                        timeout=timeout + 5).returncode == 0
+        result = self._answer(ns, [sys.executable, "-c", code], timeout)
+        return result is not None and result.returncode == 0
 
     def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = 10,
                  interval: float = 0.2) -> object:

@@ -34,6 +34,21 @@ def serve(app: Flask, name: str = "test-waitress") -> Iterator[str]:
         served.stop()
 
 
+#: How long a page may take to load or an element to appear before a browser test fails:
+#: a liveness bound for a loaded CI machine (Playwright's own default, 30 s, was hit under
+#: load), not a speed claim; bench/ measures how fast pages are.
+BROWSER_TIMEOUT_MS = 120_000
+
+
+def new_page(browser: Any, **options: Any) -> Any:
+    """A new page of ``browser`` (``options`` as Playwright's ``new_page``) that waits up to
+    :data:`BROWSER_TIMEOUT_MS` for navigations and elements."""
+    page = browser.new_page(**options)
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    page.set_default_navigation_timeout(BROWSER_TIMEOUT_MS)
+    return page
+
+
 def follow(page: Any, target: Any) -> None:
     """Click a link or button that loads another page; return once that page has loaded.
 

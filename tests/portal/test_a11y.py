@@ -15,7 +15,7 @@ import pytest
 
 from portal import db
 from tests.conftest import require_tool
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, describe, follow, serve
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, describe, follow, new_page, serve
 from tests.portal.conftest import Seeder, every_page_type, make_app, write_node_toml
 
 
@@ -45,7 +45,7 @@ def test_every_page_type_has_no_axe_violations(running_hub: tuple[str, dict[str,
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = new_page(browser)
 
             def check(name: str) -> None:
                 result = axe.run(page)

@@ -13,7 +13,7 @@ from node.gate.service import GateService
 from portal import db
 from tests.conftest import require_tool
 from tests.node.test_gate import PHONE, FakeShell
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, serve
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, new_page, serve
 from tests.portal.conftest import make_app, write_node_toml
 
 #: As on a node, nginx is in front and names the phone in X-Forwarded-For (the browser
@@ -46,7 +46,7 @@ def test_welcome_and_connected_pages_have_no_axe_violations(gate: GateService) -
         with serve(app, "a11y-captive-waitress") as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(extra_http_headers={"X-Forwarded-For": PHONE})
+                page = new_page(browser, extra_http_headers={"X-Forwarded-For": PHONE})
                 audit = AxeAudit(page)
                 page.goto(base + "/welcome")
                 audit.check("welcome")

@@ -12,7 +12,7 @@ import pytest
 from node.store.models import LibraryItem
 from portal import db
 from tests.conftest import require_tool
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, serve
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, new_page, serve
 from tests.portal.conftest import Seeder, make_app, write_node_toml
 from tests.portal.test_zim_browse import make_zim
 
@@ -59,7 +59,7 @@ def test_library_pages_have_no_axe_violations(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = new_page(browser)
             audit = AxeAudit(page)
             for name, url in pages.items():
                 response = page.goto(base + url)

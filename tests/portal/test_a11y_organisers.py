@@ -24,6 +24,7 @@ from tests.portal.browser import (
     AxeAudit,
     every_organiser_page_type,
     follow,
+    new_page,
     seed_for_organisers,
     serve,
 )
@@ -62,7 +63,7 @@ def test_every_organisers_page_type_has_no_axe_violations(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = new_page(browser)
             audit = AxeAudit(page)
 
             page.goto(base + "/organisers/sign-in")

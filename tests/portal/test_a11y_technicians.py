@@ -20,7 +20,7 @@ from flask import Flask
 
 from portal import db, technicians
 from tests.conftest import require_tool
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, serve
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, new_page, serve
 from tests.portal.test_technicians import TECHNICIAN, fake_mesh, portal_for  # noqa: F401
 
 SUBMIT = "main form.stacked button[type=submit]"
@@ -98,7 +98,7 @@ def test_technicians_pages_are_accessible_and_their_drawings_legible(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page = new_page(browser, viewport={"width": 1100, "height": 900})
             audit = AxeAudit(page)
             page.goto(base + "/organisers/sign-in")
             page.fill("#name", TECHNICIAN[0])

@@ -18,7 +18,7 @@ import pytest
 from portal import db
 from portal.db import services
 from tests.conftest import require_tool
-from tests.portal.browser import ADMIN, CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, serve
+from tests.portal.browser import ADMIN, CHROMIUM, CHROMIUM_ARGS, AxeAudit, follow, new_page, serve
 from tests.portal.conftest import ORGANISER_PASSWORD, Seeder, make_app, write_node_toml
 
 PHONE = {"width": 360, "height": 740}
@@ -98,7 +98,7 @@ def test_what_a_phone_shows_first(running_hub: tuple[str, dict[str, Any]]) -> No
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport=PHONE)
+            page = new_page(browser, viewport=PHONE)
             audit = AxeAudit(page)
             for language in ("en", "ar", "es"):
                 page.goto(f"{base}/language/{language}?next=/welcome")
