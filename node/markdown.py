@@ -20,7 +20,6 @@ is redone the next time the store is opened (:meth:`node.store.Store.open`).
 from __future__ import annotations
 
 import functools
-import html
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -59,6 +58,8 @@ def is_image_url(url: str) -> bool:
 
 def _render_image(renderer: RendererHTML, tokens: Sequence[Token], idx: int,
                   options: Any, env: Any) -> str:
+    import html  # here: html.entities is 0.4 MB, and an idle agent renders nothing
+
     token = tokens[idx]
     src = str(token.attrGet("src") or "")
     alt = renderer.renderInlineAsText(token.children or [], options, env)
@@ -114,6 +115,8 @@ def excerpt(text: str | None, length: int = EXCERPT_LENGTH) -> str:
     if not text:
         return ""
     parser, _cleaner, strip_all = _tools()
+    import html  # as above
+
     plain = html.unescape(strip_all.clean(parser.render(text[: length * 4])))
     plain = " ".join(plain.split())
     if len(plain) <= length:

@@ -23,7 +23,7 @@ _.do_GET, _.log_message  # http.server handler hooks (node/lab/uplinks.py: the l
 _.row_factory  # sqlite3.Connection setting
 _.handle_accept, _.will_close  # waitress/asyncore server and channel hooks (agent_server)
 _._io_refs  # socket.socket's makefile() reference count (node/sync/client.py)
-_.__getattr__  # portal/__init__.py: PEP 562 lazy module attributes
+_.__getattr__, _.__dir__  # portal/__init__.py, hardware/__init__.py: PEP 562 lazy attributes
 _.when_pressed, _.when_held, _.when_released, _.source_delay  # gpiozero device callbacks
 _.permanent  # flask.session.permanent
 _.session_interface  # Flask.session_interface, read by Flask (portal/security.py)

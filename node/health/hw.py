@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hardware import board
-from hardware.sensors import SensorReader
 from node.health.collector import SensorReading
+
+if TYPE_CHECKING:  # the drivers load only on a node with sensors (node.health.monitor)
+    from hardware.sensors import SensorReader
 
 #: driver key -> (document key, factor)
 UNIT_KEYS: dict[str, tuple[str, float]] = {
