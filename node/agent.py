@@ -286,6 +286,8 @@ class Agent:
         malloc.tune_malloc(MALLOC_ARENAS, MMAP_THRESHOLD_BYTES)  # before the threads start
         try:
             self.start()
+            if self.sync is not None:  # this thread opened the store and now only waits
+                self.sync.store.release()
             # What start-up freed (config, first sample, TOML, imports' garbage) goes back
             # to the system now, and what the periodic work frees, now and then.
             libc = malloc.glibc()

@@ -116,6 +116,19 @@ class Store(StoreReads, StoreReports):
                 self._conns.append(conn)
         return conn
 
+    def release(self) -> None:
+        """Close the calling thread's connection, if it has one (it gets a new one if it
+        reads again): for a thread that opened the store and will not read it again,
+        such as the agent's main thread, which then only waits for a signal; otherwise
+        that connection's memory stays for good."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._conns_lock:
+            self._conns = [c for c in self._conns if c is not conn]
+        conn.close()
+
     def close(self) -> None:
         """Close every thread's connection; calling it again does nothing."""
         self._closed = True

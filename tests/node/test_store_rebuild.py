@@ -182,3 +182,16 @@ def test_verify_reports_authors_no_longer_trusted(tmp_path: Path) -> None:
 
 def test_store_type_is_exported() -> None:
     assert Store.open.__doc__
+
+
+def test_a_thread_releases_its_connection_and_may_read_again(tmp_path: Path) -> None:
+    """The agent's main thread opens the store, then only waits: it hands its connection
+    back (``release``), and a thread that reads again gets a new one."""
+    with open_store(tmp_path / "n.db", Identity.generate()) as store:
+        store.append("listing.post", listing_body("Bike"), actor="ada")
+        opened = len(store._conns)
+        store.release()
+        assert len(store._conns) == opened - 1
+        store.release()  # none now: nothing to do
+        assert [row[0] for row in store._conn().execute("SELECT title FROM listings")] == ["Bike"]
+        assert len(store._conns) == opened
