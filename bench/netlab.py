@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.waiting import wait_for
-from node.runtime import portal_environment
+from node.runtime import agent_environment, portal_environment
 
 #: Seconds a client run in a namespace may take beyond its own deadline (starting Python or
 #: curl under ``ip netns exec`` on a loaded machine) before it counts as no answer.
@@ -384,5 +384,5 @@ def start_serving_node(lab: Lab, ns: str, root: Path, toml: str, address: str) -
     lab.wait_for("the portal (as nobody)",
                  lambda: lab.http(ns, address, "/about", port=8080), timeout=30)
     lab.start(ns, str(_BIN / "meshhub"), "-c", str(root / "node.toml"), "agent",
-              log=root / "agent.log")
+              log=root / "agent.log", env=agent_environment())  # as its unit starts it
     lab.wait_for("the agent's gate socket", (root / "run" / "gate.sock").exists, timeout=20)
