@@ -14,6 +14,7 @@ where the organiser acts; other nodes trust the signing node's decision.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
@@ -47,8 +48,10 @@ _DEFAULTS: dict[str, dict[str, object]] = {
 def default_password_hasher() -> PasswordHasher:
     """Argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane).
 
-    Memory is per sign-in: eight portal threads signing in at once stay far
-    below a Pi Zero 2 W's 512 MB, while an offline guess still costs 19 MiB.
+    Memory is per check, for the moment of the check; a :class:`Hub` checks one
+    password at a time, so a crowd signing in at once (or someone hammering the
+    sign-in form from every portal thread) costs 19 MiB, not 19 per thread, on a
+    Pi Zero 2 W's 512 MB, while an offline guess still costs 19 MiB.
     """
     from argon2 import PasswordHasher, Type
 
@@ -74,6 +77,8 @@ class Hub:
         #: An urgent notice given no expiry ends this long after it is posted or made urgent.
         self.urgent_notice_seconds = urgent_notice_hours * 3600
         self._dummy_hash: str | None = None
+        #: One password hashed or checked at a time (see :func:`default_password_hasher`).
+        self._hashing = threading.Lock()
 
     @property
     def hasher(self) -> PasswordHasher:
@@ -85,6 +90,16 @@ class Hub:
     @hasher.setter
     def hasher(self, value: PasswordHasher) -> None:
         self._hasher = value
+
+    def _hash(self, password: str) -> str:
+        """``password`` hashed, one hashing at a time (its memory is the hasher's)."""
+        with self._hashing:
+            return self.hasher.hash(password)
+
+    def _verify(self, password_hash: str, password: str) -> None:
+        """Raise argon2's VerificationError unless ``password`` matches; one at a time."""
+        with self._hashing:
+            self.hasher.verify(password_hash, password)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -419,7 +434,7 @@ class Hub:
         self._raise(problems)
         self.store.append("account.create", {
             "name": name, "display_name": display_name or name, "role": role,
-            "password_hash": self.hasher.hash(password), "disabled": False}, actor=actor)
+            "password_hash": self._hash(password), "disabled": False}, actor=actor)
         return self._account(name)
 
     def set_password(self, actor: str | None, name: str, new_password: str) -> Account:
@@ -431,7 +446,7 @@ class Hub:
         v.password(problems, new_password)
         self._raise(problems)
         self.store.append("account.update", {
-            "name": name, "password_hash": self.hasher.hash(new_password)}, actor=actor)
+            "name": name, "password_hash": self._hash(new_password)}, actor=actor)
         return self._account(name)
 
     def _keeps_an_admin(self, name: str) -> bool:
@@ -476,12 +491,12 @@ class Hub:
         account = self.store.account(name) if isinstance(name, str) else None
         if account is None or account.disabled:
             if self._dummy_hash is None:
-                self._dummy_hash = self.hasher.hash("not-a-real-password")
+                self._dummy_hash = self._hash("not-a-real-password")
             with contextlib.suppress(VerificationError):
-                self.hasher.verify(self._dummy_hash, str(password))
+                self._verify(self._dummy_hash, str(password))
             return None
         try:
-            self.hasher.verify(account.password_hash, str(password))
+            self._verify(account.password_hash, str(password))
         except (VerificationError, InvalidHashError):
             return None
         return account

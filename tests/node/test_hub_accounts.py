@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +44,41 @@ def test_authenticate(hub: Hub) -> None:
     assert hub.authenticate("nobody", "correct horse") is None
     hub.set_disabled("ada", "olu", True)
     assert hub.authenticate("olu", "correct horse") is None
+
+
+def test_one_password_is_checked_at_a_time(hub: Hub) -> None:
+    """Each check takes the hasher's memory (19 MiB): sign-ins from every portal thread
+    at once must not multiply it."""
+    inside = threading.Semaphore(0)
+    go = threading.Event()
+    real = hub.hasher
+
+    class Watched:
+        """The real hasher, holding each check until ``go`` (and saying it got there)."""
+
+        def hash(self, password: str) -> str:
+            return real.hash(password)
+
+        def verify(self, password_hash: str, password: str) -> Any:
+            inside.release()
+            assert go.wait(30), "the test never let the check finish"
+            return real.verify(password_hash, password)
+
+    hub.hasher = Watched()  # type: ignore[assignment]
+    found: list[object] = []
+    threads = [threading.Thread(target=lambda: found.append(hub.authenticate("ada",
+                                                                             "correct horse")))
+               for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        assert inside.acquire(timeout=30), "no check started"
+        assert not inside.acquire(timeout=0.5), "a second password check ran beside the first"
+    finally:
+        go.set()
+        for thread in threads:
+            thread.join(30)
+    assert [a.name for a in found] == ["ada"] * 4  # type: ignore[attr-defined]
 
 
 def test_short_password_has_a_clear_message(hub: Hub) -> None:
