@@ -21,6 +21,9 @@ reset came back over the line). The check decides, babeld does the routing:
   gateway exists;
 * **back** after as many good checks in a row: the routes are restored and announced.
 
+At every check, while the uplink's interface exists, it also keeps CAKE on it at the
+configured speeds (:mod:`node.mesh.shaping`): a fair share for every resident.
+
 The watch runs on its own thread (a check may wait up to a second for a TCP answer),
 and re-applies its state at every check, so a DHCP client that re-adds a route or a
 restarted babeld is corrected within one interval. On stop everything is restored and
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from node.health.probes import Runner, run_command
+from node.mesh.shaping import UplinkShaping, uplink_shaping
 from node.net.render_babeld import UPLINK_ANNOUNCE_PROTO
 
 log = logging.getLogger("meshhub.uplink")
@@ -82,12 +86,14 @@ class UplinkStatus:
     withdrawals: int = 0  #: times the default route was withdrawn from the mesh
     checks: int = 0
     failed_checks: int = 0
+    #: CAKE on the uplink (node.mesh.shaping): what is applied, or why not.
+    fairness: str = "not checked yet"
 
     def as_json(self) -> dict[str, Any]:
         """The ``network.uplink`` details of the health document."""
         return {"healthy": self.healthy, "announced": self.announced, "reason": self.reason,
                 "since": self.since, "withdrawals": self.withdrawals, "checks": self.checks,
-                "failed_checks": self.failed_checks}
+                "failed_checks": self.failed_checks, "fairness": self.fairness}
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -157,6 +163,8 @@ class UplinkWatch:
     probe: Callable[[str, str, int, float], str | None] = tcp_answers
     link: Callable[[str], str] = link_state
     clock: Callable[[], float] = time.time
+    #: Keeps CAKE on the uplink while its interface is there (None: not this watch's job).
+    shaping: UplinkShaping | None = None
     status: UplinkStatus = field(init=False)
     _streak: int = field(init=False, default=0)  #: checks in a row against the state
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
@@ -220,6 +228,10 @@ class UplinkWatch:
                 s.reason = reason or "the uplink answers"
             healthy = bool(s.healthy)
         self._apply(healthy)
+        if self.shaping is not None and self.link(self.interface) != "missing":
+            fairness = self.shaping.ensure()
+            with self._lock:
+                self.status.fairness = fairness
 
     def _change(self, ok: bool, reason: str | None) -> None:
         s = self.status
@@ -318,4 +330,5 @@ def uplink_watch(cfg: Any) -> UplinkWatch | None:
     return UplinkWatch(clients.uplink_interface,
                        targets=[parse_target(t) for t in clients.uplink_check],
                        interval=float(clients.uplink_check_seconds),
-                       failures=int(clients.uplink_check_failures))
+                       failures=int(clients.uplink_check_failures),
+                       shaping=uplink_shaping(cfg))

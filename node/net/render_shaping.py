@@ -27,9 +27,16 @@ IFB = "ifb-mh0"
 def shaping_commands(cfg: NodeConfig) -> list[Command]:
     """The ``tc``/``ip`` commands that put CAKE on the uplink (empty when off)."""
     uplink = cfg.clients.uplink_interface
-    up, down = int(cfg.clients.uplink_upload_kbit), int(cfg.clients.uplink_download_kbit)
     if not uplink:
         return []
+    return cake_commands(uplink, int(cfg.clients.uplink_upload_kbit),
+                         int(cfg.clients.uplink_download_kbit))
+
+
+def cake_commands(uplink: str, up: int, down: int) -> list[Command]:
+    """CAKE at ``up`` kbit/s on ``uplink``'s egress and ``down`` kbit/s on its ingress
+    (through :data:`IFB`); a direction at 0 gets nothing. Shared by the rendered script
+    and the agent, which keeps them applied (:mod:`node.mesh.shaping`)."""
     commands: list[Command] = []
     if up:
         commands.append(("tc", "qdisc", "replace", "dev", uplink, "root", "cake", "bandwidth",
