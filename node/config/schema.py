@@ -250,6 +250,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mesh", "update_interval", float, 16.0,
             "Seconds between babeld's full routing updates on the mesh radio.",
             minimum=1, maximum=600),
+    Setting("mesh", "smoothing_half_life", int, 1,
+            "Half-life in seconds of babeld's metric smoothing: a route that comes back "
+            "(a gateway's uplink restored) is taken once its smoothed cost falls below the "
+            "route in use, after up to about 6 half-lives (babeld's own 4 s kept residents "
+            "on a backup gateway for 20-24 s); 0 switches at once, with no damping.",
+            minimum=0, maximum=60),
     Setting("mesh", "rxcost", int, 256,
             "babeld link cost of the mesh radio (higher makes routes over it less preferred).",
             minimum=1, maximum=65534),

@@ -91,6 +91,7 @@ class MeshSection(Protocol):
     wired_interfaces: list[str]
     hello_interval: float
     update_interval: float
+    smoothing_half_life: int
     rxcost: int
     wired_hello_interval: float
     wired_rxcost: int

@@ -33,6 +33,9 @@ def render_babeld(cfg: NodeConfig, addresses: AddressPlan,
         header(cfg, "babeld: routing between the mesh's nodes"),
         f"local-path {monitor_path}",
         "random-id true",
+        # babeld's default (4 s) took 20-24 s to prefer a gateway whose uplink came back
+        # after it had retracted its route (docs/uplink.md, "Failing back").
+        f"smoothing-half-life {mesh.smoothing_half_life}",
         "",
         "# The mesh radio and wired links to other nodes.",
         f"interface {mesh.interface} type wireless hello-interval {mesh.hello_interval:g} "

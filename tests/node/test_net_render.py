@@ -247,6 +247,8 @@ def test_babeld_text_announces_only_its_own_prefixes() -> None:
     assert "interface mesh0 type wireless hello-interval 4 update-interval 16 rxcost 256" in text
     assert "redistribute local ip 10.42.0.7/32 allow" in text
     assert "redistribute ip 10.64.7.0/24 eq 24 allow" in text
+    # A restored gateway's route is taken within seconds, not babeld's 20-24 s.
+    assert "smoothing-half-life 1" in text.splitlines()
     assert text.rstrip().endswith("redistribute local deny\nredistribute deny")
     assert "0.0.0.0/0" not in text
     # A gateway announces the default route only through the agent's announcement route.
