@@ -17,7 +17,8 @@ It also supervises the node's daemons, each a :class:`Supervised` in
 babeld (``mesh.routing``), hostapd on a radio and
 dnsmasq (``clients.dhcp``; :mod:`node.mesh.access`).  They start after the API
 and after the gate's ruleset is loaded (``gate.enabled``: if it cannot be
-loaded, hostapd and dnsmasq are not started, so the access point stays closed),
+loaded, hostapd and dnsmasq are not started, so the access point stays closed until
+a later try loads it),
 and stop in reverse order before the API closes.
 """
 
@@ -44,12 +45,17 @@ from node.waitress_thread import WaitressThread
 
 if TYPE_CHECKING:
     from node.agent_app import WSGIApp
+    from node.gate.manager import Runner
     from node.gate.service import GateService
     from node.sync.service import SyncService
     from node.update.service import UpdateService
 
 log = logging.getLogger("meshhub.agent")
 
+#: Seconds before the agent tries again to load a gate that failed, doubling each time up
+#: to the maximum (a slow ``nft`` at boot must not keep the access point closed for good).
+GATE_RETRY_SECONDS = 5.0
+GATE_RETRY_MAX_SECONDS = 300.0
 #: Where the store's folder is watched: the safety net's period (an event lost in a race).
 STORE_FALLBACK_SECONDS = 60.0
 #: glibc malloc arenas at most for the agent's dozen threads (glibc's default: 8 per core,
@@ -135,8 +141,11 @@ class Agent:
 
     def __init__(self, cfg: NodeConfig, *, sources: Sources | None = None,
                  interval_seconds: float | None = None, port: int | None = None,
-                 listen_socket: socket.socket | None = None) -> None:
+                 listen_socket: socket.socket | None = None,
+                 gate_runner: Runner | None = None) -> None:
         self.cfg = cfg
+        #: What runs the gate's ``nft``/``ip`` commands (the machine's; tests pass a shell).
+        self._gate_runner = gate_runner
         from node.mesh import MeshService
 
         self.mesh = MeshService(cfg)  # babeld + its monitor + zeroconf, as mesh.* asks
@@ -170,6 +179,8 @@ class Agent:
         self._problems = OnceLogger(log)
         self._started = False
         self.gate: GateService | None = None  # the captive gate's socket, when gate.enabled
+        #: Held while the gate is loaded by a retry, and by stop(): none starts after stop.
+        self._gate_lock = threading.Lock()
         self.sync: SyncService | None = None  # replication, served at /sync/v1
         self.roam: Any = self._open_roam()  # accept once, roam everywhere (node.roam)
         from node.mesh.link import mesh_link_daemons
@@ -256,8 +267,9 @@ class Agent:
         self._stop.set()
         if self.update is not None:
             self.update.stop()
-        if self.gate is not None:
-            self.gate.stop()
+        with self._gate_lock:  # a retry under way ends first (stop() stops what it started)
+            if self.gate is not None:
+                self.gate.stop()
         if self.roam is not None:
             self.roam.stop()
         self._stop_supervised()
@@ -307,17 +319,43 @@ class Agent:
     def _start_gate(self) -> None:
         """Load the gate's ruleset (``nft -f``, the mode in force) and start its socket when
         ``gate.enabled`` (root or CAP_NET_ADMIN needed)."""
-        if not self.cfg.gate.enabled:
-            return
+        if self.cfg.gate.enabled:
+            self._load_gate(attempt=1)
+
+    def _load_gate(self, attempt: int) -> bool:
+        """Try to load the gate; on failure, try again later, waiting longer each time.
+
+        A node whose ``nft`` was slow or failed once at boot (seen in a loaded virtual
+        machine: ``nft: no answer within 30s``) would otherwise keep its access point closed
+        until someone restarts it; a real fault (no nftables, a bad rule) keeps failing and
+        keeps saying why, at most every :data:`GATE_RETRY_MAX_SECONDS`.
+        """
+        from node.gate.manager import run_command
         from node.gate.service import GateService
 
         try:
-            self.gate = GateService(self.cfg, roam=self.roam, scheduler=self.scheduler)
-            self.gate.apply_mode(self.gate.manager.mode)  # closed before the AP opens
-            self.gate.start()
+            gate = GateService(self.cfg, roam=self.roam, scheduler=self.scheduler,
+                               runner=self._gate_runner or run_command)
+            gate.apply_mode(gate.manager.mode)  # closed before the AP opens
+            gate.start()
         except Exception as exc:  # the health API stays up; the portal will say why
-            self.gate = None
-            log.error("gate: not started: %s: %s", type(exc).__name__, exc)
+            delay = min(GATE_RETRY_SECONDS * 2 ** (attempt - 1), GATE_RETRY_MAX_SECONDS)
+            log.error("gate: not started: %s: %s (trying again in %g s)",
+                      type(exc).__name__, exc, delay)
+            self.scheduler.once(delay, lambda: self._retry_gate(attempt + 1), "gate-retry")
+            return False
+        self.gate = gate
+        return True
+
+    def _retry_gate(self, attempt: int) -> None:
+        """Another try at the gate (the scheduler's thread); once it is loaded, open the
+        access point that waited for it."""
+        with self._gate_lock:
+            if self._stop.is_set() or self.gate is not None or not self._load_gate(attempt):
+                return
+            log.warning("gate: loaded at try %d; opening the access point", attempt)
+            for daemon in self.access:
+                daemon.start()
 
     # --- who may call: signed requests from registered nodes (node.agent_auth) ---
     def _guarded(self, app: Any, body_limit: int) -> Any:
@@ -438,7 +476,7 @@ class Agent:
         for daemon in self.supervised:
             if daemon in self.access and self.cfg.gate.enabled and self.gate is None:
                 log.error("%s: not started: the gate is not loaded, so the access point "
-                          "stays closed (see the gate's error above)", daemon.name)
+                          "stays closed until it is (see the gate's error above)", daemon.name)
                 continue
             daemon.start()
         self.mesh.start()
