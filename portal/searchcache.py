@@ -75,6 +75,11 @@ class SearchCache:
                 self._entries.popitem(last=False)
         return found
 
+    def content_version(self) -> int:
+        """The content database's version now (``PRAGMA data_version``): it moves on every
+        commit by any process, so a value kept with it is current while it is unchanged."""
+        return self._watcher.get().version()
+
     def close(self) -> None:
         """Forget every answer and close the watcher's connection."""
         with self._lock:

@@ -91,6 +91,28 @@ def test_global_search_shows_encyclopaedia_hits(app: Flask, client: FlaskClient,
     assert "In the library’s encyclopaedias" not in nothing
 
 
+def test_global_search_reads_the_library_once_per_change(
+        app: Flask, client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which encyclopaedias there are is read again only when the content changed."""
+    from node.store import Store
+
+    calls: list[str | None] = []
+    original = Store.library_items
+
+    def counted(self: Store, *args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("media_type"))  # type: ignore[arg-type]
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "library_items", counted)
+    assert "In the library’s encyclopaedias" not in text(client.get("/search?q=pump"))
+    assert "In the library’s encyclopaedias" not in text(client.get("/search?q=hand"))
+    assert calls == ["zim"], "two searches, one look at the library"
+    item = add_zim(app, make_zim(tmp_path / "new.zim"), title="Pocket encyclopaedia")
+    html = text(client.get("/search?q=water"))
+    assert f'href="/library/{item.id}/zim-search?q=water"' in html, "the new archive is asked"
+    assert calls == ["zim", "zim"]
+
+
 def test_global_search_skips_damaged_archives(app: Flask, client: FlaskClient,
                                               indexed: LibraryItem) -> None:
     with app.app_context():
