@@ -338,6 +338,13 @@ class MeshLab:
                          uplinks=uplinks)
         lab = cls(state)
         state.save()
+        mark = time.monotonic()
+
+        def took(what: str) -> None:  # where a slow machine's time goes (lab up -v)
+            nonlocal mark
+            _log.info("lab %s: %s in %.1f s", lab_id, what, time.monotonic() - mark)
+            mark = time.monotonic()
+
         try:
             if radio:
                 lab._build_radio(phones, set(untrusted))
@@ -347,18 +354,23 @@ class MeshLab:
                     from node.lab.uplinks import build_isp
 
                     build_isp(lab)
+            took("built")
             if wait:
                 started = time.monotonic()
                 lab.start_agents(wait)  # agents first: their babelds start sooner
+                took("agents up")
                 remaining = max(1.0, wait - (time.monotonic() - started))
                 if radio:
                     from node.lab.radio_nodes import wait_access_points
 
                     wait_access_points(lab, remaining)
+                    took("access points on")
                     remaining = max(1.0, wait - (time.monotonic() - started))
                 lab.wait_ready(remaining, start_portals=True)
+                took("agents answering, routes to every node and portals answering")
                 if phones:
                     lab.connect_phones()
+                    took("phones associated and leased")
             else:
                 lab.start_all()
         except LabError as exc:
@@ -457,6 +469,7 @@ class MeshLab:
             atomic_write(Path(node.config).parent / "data" / MESH_KEY_FILE,
                          mesh_key + "\n", mode=0o600)
             radio_nodes.apply_network(self, node)
+            _log.info("lab %s: %s's network applied", st.id, node.name)
         for name in st.nodes:  # every mesh point exists now: shape who hears whom
             radio_nodes.shape(self, name)
         if phones:
@@ -843,6 +856,8 @@ class MeshLab:
                     raise self._not_ready(pending, "agent", f"did not answer within {timeout:g} s")
                 if pending:
                     time.sleep(CHECK_PAUSE_SECONDS)
+            _log.info("lab %s: every agent answers after %.1f s", self.state.id,
+                      time.monotonic() - started)
             unrouted = set(self.state.nodes)
             while unrouted:
                 unrouted = {n for n in unrouted if not self._routes_to_all(n)}
@@ -851,6 +866,8 @@ class MeshLab:
                                           f"within {timeout:g} s")
                 if unrouted:
                     time.sleep(CHECK_PAUSE_SECONDS)
+            _log.info("lab %s: routes to every node after %.1f s", self.state.id,
+                      time.monotonic() - started)
             while waiting_portal:
                 names = sorted(waiting_portal)
                 waiting_portal -= set(_passing(pool, lambda n: self.portal_answers(n, 2),
