@@ -20,8 +20,11 @@ One :class:`VirtualMachine` is one QEMU process booting a node image by UEFI
 - QMP for a clean power-off and to read back the forwarded port when 0 was
   asked for (QEMU binds it itself: no port handed over);
 - optionally, host folders shared read-only (``shares``: 9p, ``-virtfs``), which the
-  guest mounts with ``mount -t 9p -o trans=virtio,ro TAG DIR`` (the radio tests share
-  this checkout and a wheelhouse this way).
+  guest mounts with ``mount -t 9p -o trans=virtio,ro TAG DIR``;
+- optionally, more raw disk images (``disks``: virtio, after the image's own disk, each
+  with a throwaway overlay so the host's file never changes): the radio tests bring
+  their prepared checkout and venv as an ext4 image this way, which the guest mounts
+  by label (block reads; 9p under TCG is far slower).
 
 Everything lives in one temporary folder removed by :meth:`VirtualMachine.stop`.
 """
@@ -41,7 +44,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -129,9 +132,11 @@ class VirtualMachine:
     def __init__(self, image: str | os.PathLike[str], *, memory_mb: int = 1024, cpus: int = 2,
                  radios: int = 2, port: int = 0, snapshot: bool = False,
                  console: IO[str] | None = None, accel: str = "auto",
-                 shares: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
+                 shares: Mapping[str, str | os.PathLike[str]] | None = None,
+                 disks: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.image = Path(image)
         self.shares = {tag: Path(folder) for tag, folder in (shares or {}).items()}
+        self.disks = [Path(disk) for disk in disks]
         self.memory_mb, self.cpus, self.radios = memory_mb, cpus, radios
         self.requested_port, self.snapshot, self.accel = port, snapshot, accel
         self.console_echo = console
@@ -173,6 +178,9 @@ class VirtualMachine:
             path = str(folder).replace(",", ",,")  # QEMU's option syntax escapes commas
             argv += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,"
                                 "readonly=on"]
+        for disk in self.disks:
+            path = str(disk).replace(",", ",,")
+            argv += ["-drive", f"file={path},format=raw,if=virtio,cache=unsafe,snapshot=on"]
         if accel == "kvm":
             argv += ["-cpu", "host"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -65,7 +66,8 @@ def compiler_python() -> str | None:
 
 
 def build_node_venv(wheels: Path, version: str, out: Path, *, platforms: tuple[str, ...],
-                    node_path: PurePosixPath | None = None) -> NodeVenv:
+                    node_path: PurePosixPath | None = None, also: Sequence[str] = (),
+                    invalidation: str = "unchecked-hash") -> NodeVenv:
     """Make the venv for meshhub ``version`` from ``wheels`` in ``out``; see the module
     docstring. ``out`` must not exist. Returns what was made; raises
     :class:`~provisioning.image.wheelhouse.WheelhouseError` when pip cannot install it.
@@ -73,6 +75,11 @@ def build_node_venv(wheels: Path, version: str, out: Path, *, platforms: tuple[s
     Without a Python 3.11 on the builder the venv is made but not byte-compiled
     and carries no complete mark: first boot then installs from the wheelhouse
     as before (None of it would be wrong, only slower).
+
+    ``also``: more requirements to install beside meshhub (the radio tests' virtual
+    machine adds its test runner). ``invalidation``: compileall's mode; ``timestamp``
+    for a venv whose file times are kept (an ext4 image made with ``mkfs.ext4 -d``),
+    where ``lab up``'s own compileall check then finds everything up to date.
     """
     node_path = node_path or VENVS / version
     site = out / "lib" / f"python{NODE_PYTHON}" / "site-packages"
@@ -80,13 +87,13 @@ def build_node_venv(wheels: Path, version: str, out: Path, *, platforms: tuple[s
     _pip(["install", "--quiet", "--no-index", "--find-links", str(wheels),
           "--only-binary=:all:", "--python-version", NODE_PYTHON, "--implementation", "cp",
           *platform_args, "--target", str(site), "--no-compile", "--no-warn-script-location",
-          f"meshhub=={version}"],
+          f"meshhub=={version}", *also],
          f"installing meshhub {version} for the node ({platforms[0]}) from {wheels}")
     _move_scripts(site / "bin", out / "bin", node_path)
     _venv_files(out, node_path)
     python = compiler_python()
     if python is not None:
-        _byte_compile(python, out, node_path)
+        _byte_compile(python, out, node_path, invalidation)
         (out / COMPLETE_MARK).write_text(version + "\n", encoding="ascii")
     return NodeVenv(out, node_path, version, python is not None)
 
@@ -117,7 +124,7 @@ def _venv_files(out: Path, node_path: PurePosixPath) -> None:
         f"home = {PurePosixPath(NODE_INTERPRETER).parent}\n"
         "include-system-site-packages = false\n"
         f"version = {NODE_PYTHON}\n"
-        f"executable = {NODE_INTERPRETER}{NODE_PYTHON}\n"
+        f"executable = {PurePosixPath(NODE_INTERPRETER).parent}/python{NODE_PYTHON}\n"
         f"command = {NODE_INTERPRETER} -m venv {node_path}\n", encoding="ascii")
     links = {"bin/python": "python3", "bin/python3": NODE_INTERPRETER,
              f"bin/python{NODE_PYTHON}": "python3", "lib64": "lib"}
@@ -128,10 +135,11 @@ def _venv_files(out: Path, node_path: PurePosixPath) -> None:
         path.symlink_to(target)
 
 
-def _byte_compile(python: str, out: Path, node_path: PurePosixPath) -> None:
+def _byte_compile(python: str, out: Path, node_path: PurePosixPath,
+                  invalidation: str = "unchecked-hash") -> None:
     """Levels 0 and 2, unchecked-hash, source paths as on the node (compileall -s/-p)."""
     argv = [python, "-m", "compileall", "-q", "-j", "0", "-o", "0", "-o",
-            str(PORTAL_OPTIMIZE_LEVEL), "--invalidation-mode", "unchecked-hash",
+            str(PORTAL_OPTIMIZE_LEVEL), "--invalidation-mode", invalidation,
             "-x", SKIP_IN_PACKAGES, "-s", str(out), "-p", str(node_path), str(out / "lib")]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
