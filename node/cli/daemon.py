@@ -14,6 +14,7 @@ same lines as :func:`node.cli.base.run_cli`.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,11 @@ from dataclasses import dataclass
 
 #: The only subcommand started this way.
 AGENT = "agent"
+#: The agent's loggers whose INFO lines reach the journal without ``-v``: the agent's own
+#: start and stop, the gate's ruleset loaded before the access point opens, the updater's
+#: steps. A few lines per start or update, none about residents (the gate's per-phone
+#: lines are ``meshhub.gate``'s, which stays at WARNING).
+JOURNAL_LOGGERS = ("meshhub.agent", "meshhub.update")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,10 @@ def run_agent(options: AgentOptions, prog: str = "meshhub") -> None:
     from node.errors import NodeError
 
     configure_logging(options.verbose)
+    for name in JOURNAL_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
     try:
         from node.agent import Agent, systemd_listen_socket
         from node.config import find_config, load_config

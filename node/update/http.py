@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from node import transfer
+from node.agent_auth import CALLER_KEY
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -75,7 +76,17 @@ def _small_body(environ: dict[str, Any]) -> bytes:
     return bytes(environ["wsgi.input"].read(int(raw))) if int(raw) else b""
 
 
-def _is_loopback(environ: dict[str, Any]) -> bool:
+def _from_this_machine(environ: dict[str, Any]) -> bool:
+    """True for a request of this machine's own processes: one that the agent's guard
+    (:func:`node.agent_auth.guard`) let through unsigned because it came from one of
+    this machine's addresses, or, without the guard, one from loopback.
+
+    A node's agent listens on its mesh address (customise), so ``meshhub update
+    check`` on the node comes from that address, not from loopback (found on a
+    booted node: every check was refused with 403).
+    """
+    if CALLER_KEY in environ:
+        return environ[CALLER_KEY] is None
     try:
         return ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:
@@ -128,7 +139,7 @@ def _post(source: MirrorSource, sub: str, environ: dict[str, Any],
           start_response: StartResponse) -> Iterable[bytes]:
     body = _small_body(environ)
     if sub == "/check":
-        if not _is_loopback(environ):
+        if not _from_this_machine(environ):
             raise _HTTPError("403 Forbidden", "checks are started from the node itself "
                                               "(meshhub update check)")
         source.request_check("asked by meshhub update check")

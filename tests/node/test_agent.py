@@ -242,3 +242,22 @@ def test_stop_still_ends_everything_when_the_loop_cannot_be_woken(
         assert not thread.is_alive(), thread
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_the_daemons_the_agent_runs_are_reported_from_their_processes(tmp_path: Path) -> None:
+    """On a node Debian's dnsmasq, hostapd and babeld units are masked (the agent runs
+    them): their health comes from the agent's own processes, other units from systemd."""
+    cfg = load_config(config(tmp_path, 9180))
+    running = Agent(cfg, sources=fake_sources(clock=time.time, service_states=lambda: {
+        "nginx": "up", "dnsmasq": "down", "hostapd": "down"}), port=0)
+
+    class Daemon:
+        def __init__(self, name: str, state: str) -> None:
+            self.name, self.state = name, state
+
+        def poll(self) -> str:
+            return self.state
+
+    running.supervised[:] = [Daemon("dnsmasq", "up"), Daemon("babeld", "up")]  # type: ignore[list-item]
+    states = running.monitor.collector.sources.service_states()
+    assert states == {"nginx": "up", "dnsmasq": "up", "hostapd": "down"}

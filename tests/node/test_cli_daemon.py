@@ -66,3 +66,21 @@ def test_a_bad_config_reads_the_same_through_the_daemons_path_and_click(
     assert daemon.returncode == checked.returncode == 1
     assert daemon.stderr == checked.stderr
     assert daemon.stderr.startswith(f"meshhub: error: {bad}:2: agent.port: expected integer")
+
+
+@pytest.mark.parametrize(("verbose", "expected"), [
+    # Without -v: the agent's own milestones and the updater's steps reach the journal
+    # (the gate loaded before the access point opens, an update installed or rolled back),
+    # the gate's and the mesh's lines, which name residents' phones and neighbours, do not.
+    ([], ["INFO", "INFO", "WARNING", "WARNING"]),
+    (["-vv"], ["DEBUG", "DEBUG", "DEBUG", "DEBUG"]),
+])
+def test_the_agent_logs_its_milestones_and_nothing_about_residents(
+        tmp_path: Path, verbose: list[str], expected: list[str]) -> None:
+    missing = tmp_path / "node.toml"
+    code = ("import logging\nfrom node.cli import main\n"
+            f"try:\n    main([*{verbose!r}, '-c', {str(missing)!r}, 'agent'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(*(logging.getLevelName(logging.getLogger(name).getEffectiveLevel()) for name"
+            " in ('meshhub.agent', 'meshhub.update', 'meshhub.gate', 'meshhub.mesh')))")
+    assert run(code).stdout.split() == expected

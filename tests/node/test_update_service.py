@@ -396,3 +396,32 @@ def test_a_resume_from_a_node_whose_clock_is_behind_still_wins(tmp_path: Path) -
         a.ingest(b.entries_since(a.vector()))
         assert pause_state(a.path).paused is False
         assert pause_state(b.path).paused is False
+
+
+@pytest.mark.parametrize(("remote", "caller", "status"), [
+    ("10.42.0.1", None, "202 Accepted"),  # this node's mesh address: the guard found it local
+    ("127.0.0.1", None, "202 Accepted"),
+    ("10.42.0.9", "a-neighbours-key", "403 Forbidden"),  # a neighbour, signed
+    ("127.0.0.1", "a-neighbours-key", "403 Forbidden"),
+])
+def test_checks_are_asked_for_from_the_node_itself_on_any_of_its_addresses(
+        remote: str, caller: str | None, status: str) -> None:
+    """A node's agent listens on its mesh address, where `meshhub update check` asks."""
+    import io
+
+    from node.agent_auth import CALLER_KEY
+    from node.update.http import create_update_app
+
+    asked: list[str] = []
+
+    class Source:
+        def request_check(self, reason: str) -> None:
+            asked.append(reason)
+
+    answered: list[str] = []
+    environ = {"PATH_INFO": "/update/v1/check", "REQUEST_METHOD": "POST",
+               "REMOTE_ADDR": remote, "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b""),
+               CALLER_KEY: caller}
+    create_update_app(Source())(environ, lambda s, _h: answered.append(s))  # type: ignore[arg-type]
+    assert answered == [status]
+    assert bool(asked) == (status == "202 Accepted")
