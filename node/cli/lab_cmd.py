@@ -170,7 +170,8 @@ def lab_move(phone: str, node: str, lab_id: str | None, state_dir: str | None) -
 @click.option("--loss", type=click.IntRange(0, 100), default=0, show_default=True,
               metavar="PERCENT", help="Share of frames lost in each direction.")
 @click.option("--delay", type=click.FloatRange(0, 10000), default=0, show_default=True,
-              metavar="MS", help="Added delay in each direction (cables only: netem).")
+              metavar="MS",
+              help="Added delay in each direction (netem; over the air, to that neighbour alone).")
 @_LAB
 @_STATE
 def lab_degrade(a: str, b: str, loss: int, delay: float, lab_id: str | None,

@@ -7,7 +7,8 @@ on arrival, before babeld or anything else sees them; a degraded link drops a sh
 of its frames at random (``numgen random``), in both directions. 802.11s peer links
 may still form with every radio in range (management frames are below this hook),
 but they carry nothing. On veth links (the lab without radios) the same table drops
-a share of what arrives on a degraded link's interface.
+a share of what arrives on a degraded link's interface. A delay on the air
+(:func:`render_delays`) holds the frames a node sends to one neighbour in a ``netem``.
 
 Rendering is pure (:func:`render_air`); :func:`apply_air` replaces the whole table in
 one ``nft -f`` transaction inside the node's namespace.
@@ -82,6 +83,54 @@ def _chain(device: str, rules: list[str]) -> list[str]:
 def apply_air(namespace: str, text: str) -> None:
     """Load ``text`` (from :func:`render_air`) inside ``namespace``, replacing the table."""
     run("ip", "netns", "exec", namespace, "nft", "-f", "-", stdin=text)
+
+
+#: ``prio``'s own three bands (the default priomap) before the lab's delayed ones.
+_PRIO_BANDS = 3
+#: ``prio`` takes at most 16 bands: 13 delayed neighbours per node.
+MAX_DELAYED = 16 - _PRIO_BANDS
+#: ``prio``'s default priority-to-band map: every frame not delayed goes where it would.
+_PRIOMAP = ("1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1")
+
+
+def render_delays(device: str, delays: Mapping[str, float]) -> list[list[str]]:
+    """The ``tc`` commands (arguments after ``tc``) that delay the frames ``device`` sends
+    to each MAC of ``delays`` by its milliseconds: a ``prio`` root qdisc with one band
+    more per MAC, a ``netem`` in that band, and a ``flower`` filter on the destination
+    MAC sending the neighbour's frames there. On a shared medium this slows one
+    neighbour alone, which a ``netem`` on the whole interface could not. The commands
+    start by removing any root qdisc; no delays: only that."""
+    chosen = {_check_mac(mac): ms for mac, ms in sorted(delays.items()) if ms}
+    if len(chosen) > MAX_DELAYED:
+        raise LabError(f"--delay: at most {MAX_DELAYED} delayed neighbours per node")
+    for ms in chosen.values():
+        if not 0 < ms <= 10_000:
+            raise LabError(f"--delay: {ms:g} ms is not between 0 and 10000")
+    commands = [["qdisc", "del", "dev", device, "root"]]
+    if not chosen:
+        return commands
+    bands = _PRIO_BANDS + len(chosen)
+    commands.append(["qdisc", "add", "dev", device, "root", "handle", "1:", "prio", "bands",
+                     str(bands), "priomap", *_PRIOMAP])
+    for band, (mac, ms) in enumerate(chosen.items(), start=_PRIO_BANDS + 1):
+        commands.append(["qdisc", "add", "dev", device, "parent", f"1:{band:x}", "handle",
+                         f"{band:x}0:", "netem", "delay", f"{ms:g}ms"])
+        commands.append(["filter", "add", "dev", device, "parent", "1:", "protocol", "all",
+                         "prio", "1", "flower", "dst_mac", mac, "classid", f"1:{band:x}"])
+    return commands
+
+
+def apply_delays(namespace: str, device: str, delays: Mapping[str, float]) -> None:
+    """Run :func:`render_delays`'s commands inside ``namespace``."""
+    first, *rest = render_delays(device, delays)
+    run("ip", "netns", "exec", namespace, "tc", *first, check=False)  # none there: fine
+    for argv in rest:
+        result = run("ip", "netns", "exec", namespace, "tc", *argv, check=False)
+        if result.returncode != 0:
+            run("ip", "netns", "exec", namespace, "tc", *first, check=False)
+            raise LabError(f"--delay needs the kernel's prio, netem and flower (sch_prio, "
+                           f"sch_netem, cls_flower): tc {' '.join(argv)}: "
+                           f"{result.stderr.strip()}; use --loss only")
 
 
 def netem(namespace: str, device: str, delay_ms: float) -> None:

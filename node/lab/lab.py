@@ -591,7 +591,7 @@ class MeshLab:
             from node.lab import radio_nodes
 
             radio_nodes.apply_network(self, self.node(name))
-            radio_nodes.shape(self, name)
+            radio_nodes.shape(self, name, delays=True)  # a new mesh point: no qdisc yet
         self.start_node(name)
 
     def _check_link(self, a: str, b: str) -> None:
@@ -620,7 +620,8 @@ class MeshLab:
 
     def degrade(self, a: str, b: str, loss: int, delay_ms: float = 0) -> None:
         """Make the link between ``a`` and ``b`` lose ``loss`` percent of its frames in each
-        direction (nftables random drops) and, on cables, add ``delay_ms`` (netem);
+        direction (nftables random drops) and add ``delay_ms`` in each direction (netem: on
+        a cable, all it carries; over the air, what each end sends to the other alone);
         ``loss=0, delay_ms=0`` makes it whole again."""
         from node.lab import air
         from node.lab.radio_nodes import shape
@@ -628,9 +629,6 @@ class MeshLab:
         self._check_link(a, b)
         if not 0 <= loss <= 100:
             raise LabError(f"--loss: {loss} is not a percentage (0-100)")
-        if delay_ms and self.state.radio:
-            raise LabError("--delay works on the cables of the lab without radios; on the "
-                           "shared air of a radio lab use --loss")
         for here, there in ((a, b), (b, a)):
             if not self.state.radio:
                 air.netem(self.node(here).ns, f"m-{there}", delay_ms)
@@ -638,8 +636,13 @@ class MeshLab:
         if loss or delay_ms:
             self.state.degraded.append([a, b, loss, delay_ms])
         self.state.save()
-        shape(self, a)
-        shape(self, b)
+        try:
+            for name in (a, b):
+                shape(self, name, delays=self.state.radio)
+        except LabError:
+            if delay_ms:  # this kernel cannot delay: keep the loss alone
+                self.degrade(a, b, loss, 0)
+            raise
 
     def exec(self, name: str, argv: list[str],
              **kwargs: object) -> subprocess.CompletedProcess[str]:

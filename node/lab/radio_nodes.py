@@ -101,9 +101,21 @@ def node_air(lab: MeshLab, name: str) -> str:
     return air.render_air(device_loss=device_loss)
 
 
-def shape(lab: MeshLab, name: str) -> None:
-    """Load node ``name``'s air table (after any change of cut, heal or degrade)."""
+def shape(lab: MeshLab, name: str, delays: bool = False) -> None:
+    """Load node ``name``'s air table (after any change of cut, heal or degrade) and, with
+    ``delays`` (a degrade, or its mesh point made again), the delays of its links."""
     air.apply_air(lab.node(name).ns, node_air(lab, name))
+    if delays:
+        air.apply_delays(lab.node(name).ns, MESH_IF, node_delays(lab, name))
+
+
+def node_delays(lab: MeshLab, name: str) -> dict[str, float]:
+    """MAC of each neighbour of ``name`` that ``lab degrade --delay`` slows -> milliseconds."""
+    found: dict[str, float] = {}
+    for a, b, _percent, delay in lab.state.degraded:
+        if name in (a, b) and delay:
+            found[lab.state.nodes[str(b if a == name else a)].mesh_mac] = float(delay)  # type: ignore[arg-type]
+    return found
 
 
 def wait_access_points(lab: MeshLab, timeout: float) -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from node.cli import cli
 from node.lab import radio
-from node.lab.air import render_air
+from node.lab.air import MAX_DELAYED, render_air, render_delays
 from node.lab.lab import LabNode, LabState, MeshLab
 from node.lab.netns import LabError
 from node.lab.phones import wpa_supplicant_conf
@@ -88,8 +88,26 @@ def test_degrade_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         lab.degrade("n1", "n3", 20)
     with pytest.raises(LabError, match="not a percentage"):
         lab.degrade("n1", "n2", 120)
-    with pytest.raises(LabError, match="on the shared air of a radio lab use --loss"):
-        lab.degrade("n1", "n2", 20, delay_ms=30)
+
+
+def test_a_delay_on_the_air_slows_one_neighbour_alone() -> None:
+    """lab degrade --delay in a radio lab: a netem band per delayed neighbour, chosen by its
+    MAC (the commands run for real in the virtual machine: test_radio_lab.py)."""
+    commands = render_delays("mesh0", {"02:00:00:00:03:00": 40, "02:00:00:00:02:00": 0})
+    assert commands == [
+        ["qdisc", "del", "dev", "mesh0", "root"],
+        ["qdisc", "add", "dev", "mesh0", "root", "handle", "1:", "prio", "bands", "4",
+         "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1",
+         "1"],
+        ["qdisc", "add", "dev", "mesh0", "parent", "1:4", "handle", "40:", "netem", "delay",
+         "40ms"],
+        ["filter", "add", "dev", "mesh0", "parent", "1:", "protocol", "all", "prio", "1",
+         "flower", "dst_mac", "02:00:00:00:03:00", "classid", "1:4"]]
+    assert render_delays("mesh0", {}) == [["qdisc", "del", "dev", "mesh0", "root"]]
+    with pytest.raises(LabError, match="not a MAC"):
+        render_delays("mesh0", {"02:00": 40})
+    with pytest.raises(LabError, match="at most 13"):
+        render_delays("mesh0", {f"02:00:00:00:{i:02x}:00": 5 for i in range(MAX_DELAYED + 1)})
 
 
 def test_hostapd_error_line() -> None:
