@@ -13,12 +13,15 @@ besides a plain answer:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from flask import Flask, current_app, request
 
 from node.config import NodeConfig
 from node.gate import Gate, GateClient, GateError, GateStatus, GateUnavailable, NoGate
+
+log = logging.getLogger(__name__)
 
 #: ``app.config`` key: a ready gate client (made on first use; a test may put its own).
 GATE_CLIENT_KEY = "CAPTIVE_GATE_CLIENT"
@@ -80,11 +83,14 @@ def client_state() -> ClientState:
         return from_status(gate_client().status(client_ip()))
     except NoGate:
         return ClientState(True, None, "open", "absent")
-    except GateUnavailable:
+    except GateUnavailable as exc:
+        log.warning("captive: %s; the device is kept at the welcome page", exc)
         return ClientState(False, None, "portal", "unavailable")
     except GateError as exc:
         if exc.code in ("not-a-client", "bad-request"):
             return ClientState(True, None, "portal", "ungated")
+        log.warning("captive: the gate answered %s; the device is kept at the welcome page",
+                    exc)
         return ClientState(False, None, "portal", "present")
 
 

@@ -28,6 +28,7 @@ from portal.captive.state import (
     client_state,
     from_status,
     gate_client,
+    log,
     portal_url,
 )
 
@@ -138,7 +139,8 @@ def welcome() -> ResponseReturnValue:
                 return _private(redirect(url_for("captive.connected"), code=303))
         except NoGate:
             return _private(redirect(url_for("captive.connected"), code=303))
-        except GateUnavailable:
+        except GateUnavailable as exc:
+            log.warning("captive: Connect: %s", exc)
             problem = _("The network’s gate did not answer. Please try again in a moment.")
         except GateError as exc:
             if exc.code in ("not-a-client", "bad-request"):

@@ -46,6 +46,25 @@ def test_client_and_server_speak_the_protocol(served: GateServer) -> None:
     assert stat.S_IMODE(served.path.stat().st_mode) == 0o660
 
 
+def test_a_slow_answer_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A gate that takes over a second (a busy slow node) still answers, and the portal's
+    log says how long it took, before the timeout makes phones look held back."""
+    import time
+
+    def slow(request: Request) -> GateStatus:
+        time.sleep(1.2)  # the slow answer itself
+        return handler(request)
+
+    server = GateServer(tmp_path / "gate.sock", slow)
+    server.start()
+    try:
+        with caplog.at_level("WARNING", logger="node.gate.client"):
+            assert GateClient(server.path).status("10.64.7.50").ip == "10.64.7.50"
+        assert "the gate took 1." in caplog.text and "'status'" in caplog.text
+    finally:
+        server.stop()
+
+
 def test_bad_lines_get_an_error_and_the_server_keeps_serving(served: GateServer) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(2)
