@@ -5,16 +5,18 @@ once per session, this module:
 
 1. takes the Debian base image (``image base --arch amd64``, cached:
    :mod:`tests.vmsupport`), which has hostapd, wpa_supplicant, babeld, dnsmasq,
-   nftables, iw, busybox, curl, Python 3.11 and the QEMU guest agent;
-2. builds a wheelhouse on this machine: this checkout's wheel, its dependencies for
-   Debian 12's Python (``pip download --platform``; the host's own virtual
-   environment is never shared: another Python, maybe another machine), and the
-   test runner (pytest, pytest-timeout);
+   nftables, iw, busybox, curl, Python 3.11 (its standard library byte-compiled for
+   the portal too) and the QEMU guest agent;
+2. prepares, on this machine, an ext4 disk image holding a copy of this checkout and a
+   virtual environment for the guest: this checkout's wheel, its dependencies for
+   Debian 12's Python (``pip install --target --platform``, as ``image build`` makes a
+   node's venv: :mod:`provisioning.image.venv`) and the test runner, all byte-compiled
+   here at the agent's and the portal's levels with their file times kept. Under TCG an
+   install and a byte-compile inside took minutes; the host's own virtual environment
+   is never shared (another Python, maybe another machine);
 3. boots the base image under QEMU (:class:`provisioning.vm.VirtualMachine`, its
-   disk a throwaway snapshot) with this checkout and the wheelhouse shared
-   read-only (9p);
-4. inside, copies the checkout, installs the wheelhouse offline into a virtual
-   environment and runs ``pytest tests/lab/test_radio_lab.py`` as root with
+   disk a throwaway snapshot) with that disk attached (a throwaway overlay too);
+4. inside, mounts it and runs ``pytest tests/lab/test_radio_lab.py`` as root with
    ``CI=true MESHHUB_RADIO_TESTS=1`` (a missing radio or a skip is a failure there);
 5. powers the machine off (kills it if it does not stop), then reports each inner
    test here, under its own name, with the inner outcome and text.
@@ -45,8 +47,15 @@ from tests.conftest import require_root, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 INNER = "tests/lab/test_radio_lab.py"
-#: Where things are inside the guest.
-GUEST_SRC, GUEST_VENV, GUEST_OUT = "/opt/meshhub-src", "/opt/meshhub-venv", "/var/tmp/radio"
+#: Where things are inside the guest: the prepared disk (by its label) and what it holds.
+DISK_LABEL, GUEST_DISK = "meshhub-radio", "/mnt/meshhub-radio"
+GUEST_SRC, GUEST_VENV, GUEST_OUT = f"{GUEST_DISK}/src", f"{GUEST_DISK}/venv", "/var/tmp/radio"
+#: Kernel modules the guest loads before the tests (see :func:`_guest_setup`).
+PRELOADED_MODULES = ("nf_tables", "nf_conntrack", "nf_nat", "nft_chain_nat", "nft_ct",
+                     "nft_redir", "nft_masq", "nft_limit", "nft_numgen", "nft_reject_inet",
+                     "nf_reject_ipv4", "nf_reject_ipv6", "nft_fib_inet", "sch_netem")
+#: Room on the disk beyond what it holds (bytecode pytest writes, logs of nothing else).
+DISK_SPARE = 256 << 20
 #: Folders of the checkout never copied into the guest (the host's venv, caches, git).
 NOT_COPIED = (".venv", ".git", "var", "build", ".mypy_cache", ".ruff_cache", ".pytest_cache",
               "*.egg-info", "__pycache__")
@@ -126,17 +135,46 @@ def build_guest_wheelhouse(out: Path) -> None:
         pytest.fail(f"pip download for the virtual machine failed:\n{result.stderr[-2000:]}")
 
 
+def build_guest_disk(out: Path) -> Path:
+    """The ext4 image (label :data:`DISK_LABEL`) of step 2 of the module docstring:
+    ``src/`` (this checkout) and ``venv/``, in ``out``."""
+    from pathlib import PurePosixPath
+
+    from provisioning.image.venv import build_node_venv, compiler_python
+    from provisioning.image.wheelhouse import PLATFORMS, meshhub_version
+
+    wheels, tree = out / "wheelhouse", out / "tree"
+    build_guest_wheelhouse(wheels)
+    build_node_venv(wheels, meshhub_version(wheels), tree / "venv", platforms=PLATFORMS["amd64"],
+                    node_path=PurePosixPath(GUEST_VENV), also=_test_requirements(),
+                    invalidation="timestamp")
+    shutil.copytree(REPO, tree / "src", ignore=shutil.ignore_patterns(*NOT_COPIED))
+    python = compiler_python()
+    if python is not None:  # else the guest compiles what it imports, only slower
+        subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "-o", "0", "-o", "2",
+                        "-s", str(tree / "src"), "-p", GUEST_SRC, str(tree / "src")],
+                       check=True, capture_output=True, timeout=900)
+    used = sum(p.lstat().st_size for p in tree.rglob("*"))
+    image = out / "radio.img"
+    result = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", DISK_LABEL, "-d", str(tree),
+                             str(image), f"{(used * 3 // 2 + DISK_SPARE) >> 20}M"],
+                            capture_output=True, text=True, check=False, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"mkfs.ext4 -d for the virtual machine failed: {result.stderr.strip()}")
+    shutil.rmtree(tree)
+    shutil.rmtree(wheels)
+    return image
+
+
 def _guest_setup() -> str:
-    """The shell script that prepares the guest: mounts, the copy, the offline install."""
-    excludes = " ".join(f"--exclude={shlex.quote(p)}" for p in NOT_COPIED)
+    """The shell script that prepares the guest: the prepared disk, mounted."""
     return f"""set -eu
-mkdir -p /mnt/src /mnt/wheels {GUEST_SRC} {GUEST_OUT}
-mount -t 9p -o trans=virtio,version=9p2000.L,ro meshhub-src /mnt/src
-mount -t 9p -o trans=virtio,version=9p2000.L,ro meshhub-wheels /mnt/wheels
-tar -C /mnt/src {excludes} -cf - . | tar -C {GUEST_SRC} -xf -
-python3 -m venv {GUEST_VENV}
-{GUEST_VENV}/bin/pip install -q --disable-pip-version-check --no-index --no-compile \\
-    --find-links /mnt/wheels meshhub {' '.join(shlex.quote(r) for r in _test_requirements())}
+mkdir -p {GUEST_DISK} {GUEST_OUT}
+mount LABEL={DISK_LABEL} {GUEST_DISK}
+# What the labs' first nft commands would make the kernel load (nftables' expressions,
+# conntrack and NAT): loaded here, where nothing waits on them with a deadline (under
+# TCG on a busy host the first 'nft -c' of a boot took over 30 s).
+modprobe -q -a {' '.join(PRELOADED_MODULES)} || true
 """
 
 
@@ -145,7 +183,9 @@ def _guest_run(tests: list[str]) -> str:
     console."""
     return (f"cd {GUEST_SRC} && set -o pipefail && CI=true MESHHUB_RADIO_TESTS=1 "
             f"{GUEST_VENV}/bin/python -m pytest {' '.join(map(shlex.quote, tests))} "
-            f"-p no:cacheprovider -v --junitxml={GUEST_OUT}/junit.xml 2>&1 "
+            f"-p no:cacheprovider -v --junitxml={GUEST_OUT}/junit.xml --durations=0 "
+            "-o log_cli=true --log-cli-level=INFO '--log-cli-format=%(asctime)s %(message)s' "
+            "2>&1 "
             "| tee /dev/ttyS0")
 
 
@@ -153,12 +193,15 @@ def read_verdicts(lines: list[str]) -> dict[str, tuple[str, str]]:
     """name -> (outcome, text) from ``pytest -v`` lines (``...::name PASSED [ 12%]``), for a
     run that never wrote its JUnit file (the guest run was stopped at its deadline)."""
     outcomes: dict[str, tuple[str, str]] = {}
+    current = None  # with live logs, the verdict comes on a line of its own after them
     for line in lines:
-        found = re.search(r"::(test_\w+) (PASSED|FAILED|ERROR|SKIPPED)\b", line)
-        if found:
-            outcomes[found.group(1)] = (found.group(2).lower(),
-                                        "(from the console: the run stopped before its "
-                                        "report; the reason is in the failures above)")
+        named = re.search(r"::(test_\w+)\b", line)
+        current = named.group(1) if named else current
+        found = re.search(r"(?:^|\s)(PASSED|FAILED|ERROR|SKIPPED)\b", line)
+        if found and current:
+            outcomes[current] = (found.group(1).lower(),
+                                 "(from the console: the run stopped before its "
+                                 "report; the reason is in the failures above)")
     return outcomes
 
 
@@ -200,15 +243,13 @@ def radio_run(request: pytest.FixtureRequest,
     except OSError as exc:
         pytest.fail(f"image base failed: {exc}\n" + "\n".join(lines[-20:]))
     run.timings["base image"] = time.monotonic() - started
-    wheels = tmp_path_factory.mktemp("wheelhouse")
     mark = time.monotonic()
-    build_guest_wheelhouse(wheels)
-    run.timings["wheelhouse"] = time.monotonic() - mark
+    disk = build_guest_disk(tmp_path_factory.mktemp("guest-disk"))
+    run.timings["guest disk"] = time.monotonic() - mark
     console_log = tmp_path_factory.mktemp("console") / "console.log"
     with open(console_log, "w", encoding="utf-8") as console:
         vm = VirtualMachine(base, snapshot=True, radios=0, memory_mb=2048, cpus=2,
-                            console=console,
-                            shares={"meshhub-src": REPO, "meshhub-wheels": wheels})
+                            console=console, disks=[disk])
         mark = time.monotonic()
         try:
             vm.start()
