@@ -15,11 +15,11 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, predicate: Callable[[], T], timeout: float = 30.0,
-             interval: float = 0.05) -> T:
+             interval: float = 0.05, detail: Callable[[], str] | None = None) -> T:
     """Poll ``predicate`` until it returns something true and return that value.
 
-    Fails with an ``AssertionError`` naming ``what`` after ``timeout`` seconds, so a test
-    that waits in vain says what it was waiting for.
+    Fails with an ``AssertionError`` naming ``what`` (and what ``detail()`` says, e.g. how
+    far a post got) after ``timeout`` seconds, so a test that waits in vain says why.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -27,5 +27,6 @@ def wait_for(what: str, predicate: Callable[[], T], timeout: float = 30.0,
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            said = f"; {detail()}" if detail else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{said}")
         time.sleep(interval)

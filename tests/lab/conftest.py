@@ -42,13 +42,23 @@ def phone_mesh(name: str, nodes: int = 3, topology: str = "line", *, wait: float
     """
     require_root()
     require_tool("ip", "babeld", "dnsmasq", "nft", "busybox", "curl", "setpriv")
+    with temporary_lab(name, nodes, topology, phones=True, hello_interval=1.0, wait=wait,
+                       **options) as mesh:
+        yield mesh
+
+
+@contextmanager
+def temporary_lab(name: str, nodes: int, topology: str, **options: Any) -> Iterator[MeshLab]:
+    """:meth:`MeshLab.up` in a temporary folder of its own (``meshhub-NAME-*``, readable
+    by the portals' user), names unique to this process; the lab, its folder and every
+    namespace are removed at the end, even when the test fails (and the test fails if a
+    namespace is left)."""
     root = Path(tempfile.mkdtemp(prefix=f"meshhub-{name}-"))
     root.chmod(0o755)
     lab_id = lab_tag()
     mesh = None
     try:
-        mesh = MeshLab.up(nodes, topology, state_dir=root / "lab", lab_id=lab_id, phones=True,
-                          hello_interval=1.0, wait=wait, **options)
+        mesh = MeshLab.up(nodes, topology, state_dir=root / "lab", lab_id=lab_id, **options)
         yield mesh
     finally:
         if mesh is not None:

@@ -20,23 +20,23 @@ lab at a time in the virtual machine). A 3x3 grid did not converge in the TCG gu
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
-import shutil
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench import waiting
 from bench.netlab import Lab
-from node.lab import MeshLab, lab_namespaces
+from node.lab import MeshLab
 from node.lab.radio import hwsim_available
 from node.lab.radio_nodes import wait_associated
 from tests.conftest import require_root, require_tool
+from tests.lab.conftest import temporary_lab
 
 #: TCG is slow: a whole lab's start takes minutes there (pyproject's 300 s is for a test).
 pytestmark = [pytest.mark.root, pytest.mark.timeout(1200)]
@@ -61,20 +61,9 @@ def require_radios() -> None:
 
 def _lab(nodes: int, topology: str, *, phones: bool, portal: bool) -> Iterator[MeshLab]:
     require_radios()
-    root = Path(tempfile.mkdtemp(prefix="meshhub-radio-"))
-    root.chmod(0o755)
-    lab_id = secrets.token_hex(3)
-    mesh = None
-    try:
-        mesh = MeshLab.up(nodes, topology, state_dir=root / "lab", lab_id=lab_id,
-                          phones=phones, portal=portal, hello_interval=1.0, wait=UP_WAIT,
-                          radio=True)
+    with temporary_lab("radio", nodes, topology, phones=phones, portal=portal,
+                       hello_interval=1.0, wait=UP_WAIT, radio=True) as mesh:
         yield mesh
-    finally:
-        if mesh is not None:
-            mesh.down()
-        shutil.rmtree(root, ignore_errors=True)
-        assert not [ns for ns in lab_namespaces() if ns.startswith(f"mhl-{lab_id}-")]
 
 
 @pytest.fixture(scope="class")
@@ -127,14 +116,8 @@ def next_hop(mesh: MeshLab, node: str, to: str) -> str | None:
     return found.group(1)
 
 
-def wait_until(what: str, check: Callable[[], object], timeout: float = 120,
-               detail: Callable[[], str] | None = None) -> None:
-    """Poll ``check`` until it holds; fail saying ``what`` (and ``detail()``) on timeout."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:g} s" + (f"; {detail()}" if detail else ""))
-        time.sleep(0.5)
+#: Radio labs run in a slow guest: conditions get two minutes, checked twice a second.
+wait_until = functools.partial(waiting.wait_for, timeout=120, interval=0.5)
 
 
 def holders(mesh: MeshLab, title: str) -> list[str]:
