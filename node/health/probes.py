@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from node.logs import OnceLogger
 
@@ -39,6 +40,19 @@ def run_command(argv: Sequence[str]) -> tuple[int, str, str]:
     except subprocess.TimeoutExpired:
         return 124, "", f"{argv[0]}: timed out after {COMMAND_TIMEOUT_SECONDS:g} s"
     return done.returncode, done.stdout[:MAX_INPUT_BYTES], done.stderr[:4096]
+
+
+def json_rows(runner: Runner, argv: Sequence[str]) -> list[dict[str, Any]] | None:
+    """The objects of the JSON list a ``-j`` command (``ip -j``, ``tc -j``) prints; None
+    when it fails or prints anything else, so a caller can tell "none" from "unknown"."""
+    status, out, _err = runner(argv)
+    if status != 0:
+        return None
+    try:
+        rows = json.loads(out or "[]")
+    except ValueError:
+        return None
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else None
 
 
 def _read_capped(path: Path) -> str:

@@ -23,13 +23,12 @@ check.
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.health.probes import Runner, run_command
+from node.health.probes import Runner, json_rows, run_command
 from node.net.render_shaping import IFB, cake_commands
 
 log = logging.getLogger("meshhub.uplink")
@@ -86,14 +85,7 @@ class UplinkShaping:
         return state
 
     def _qdiscs(self) -> list[dict[str, Any]] | None:
-        status, out, _err = self.runner(["tc", "-j", "qdisc", "show"])
-        if status != 0:
-            return None
-        try:
-            rows = json.loads(out or "[]")
-        except ValueError:
-            return None
-        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else None
+        return json_rows(self.runner, ["tc", "-j", "qdisc", "show"])
 
     @staticmethod
     def _has(qdiscs: list[dict[str, Any]], dev: str, kind: str) -> bool:

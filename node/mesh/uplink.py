@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.health.probes import Runner, run_command
+from node.health.probes import Runner, json_rows, run_command
 from node.mesh.shaping import UplinkShaping, uplink_shaping
 from node.net.render_babeld import UPLINK_ANNOUNCE_PROTO
 
@@ -124,19 +124,13 @@ def tcp_answers(interface: str, host: str, port: int, timeout: float) -> str | N
 def default_routes(runner: Runner) -> list[tuple[str, Route]] | None:
     """The main table's IPv4 default routes as (interface, route), babeld's left out; None
     when ``ip`` fails."""
-    import json
-
-    status, out, _err = runner(["ip", "-j", "-4", "route", "show", "default", "table", "main"])
-    if status != 0:
-        return None
-    try:
-        rows = json.loads(out or "[]")
-    except ValueError:
+    rows = json_rows(runner, ["ip", "-j", "-4", "route", "show", "default", "table", "main"])
+    if rows is None:
         return None
     routes = []
-    for row in rows if isinstance(rows, list) else []:
+    for row in rows:
         protocol = str(row.get("protocol", "boot"))
-        if isinstance(row, dict) and protocol not in ("babel", "42") and row.get("dev"):
+        if protocol not in ("babel", "42") and row.get("dev"):
             routes.append((str(row["dev"]),
                            Route(row.get("gateway"), int(row.get("metric", 0)), protocol)))
     return routes

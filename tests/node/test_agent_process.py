@@ -9,52 +9,23 @@ import sys
 from pathlib import Path
 
 from node.runtime import AGENT_OPTIMIZE_LEVEL, OPTIMIZE_VARIABLE, agent_environment, agent_process
+from tests.import_walk import import_walk_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Run in a fresh interpreter at the agent's level: set the process up as ``meshhub
 #: agent`` does, import the agent and then, until nothing new appears, everything any
 #: loaded node module imports anywhere (inside functions too: what a request, a sync
-#: round, a scrape or an update may import later). Prints what failed, as JSON.
-IMPORT_EVERYTHING = r"""
-import ast, importlib, json, os, sys
-from node.runtime import agent_process
-agent_process()
-import node.agent, node.cli.daemon
-# Never in the agent's process: the lab and the diagnostics run from the command line,
-# and the click group is the command line.
-ELSEWHERE = ("node.lab", "node.diag", "node.cli.group", "node.cli.diag_cmd", "node.cli.lab_cmd")
-def elsewhere(name):
-    return any(name == e or name.startswith(e + ".") for e in ELSEWHERE)
-failed, done = {}, set()
-def attempt(name, where):
-    if elsewhere(name) or name in failed:
-        return
-    try:
-        importlib.import_module(name)
-    except Exception as error:
-        failed[name] = f"{where}: {type(error).__name__}: {error}"
-while True:
-    ours = [n for n, m in list(sys.modules.items()) if m is not None and n not in done
-            and n.split(".")[0] in ("node", "hardware") and getattr(m, "__file__", None)]
-    if not ours:
-        break
-    for name in ours:
-        done.add(name)
-        module = sys.modules[name]
-        tree = ast.parse(open(module.__file__, encoding="utf-8").read())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                targets = [node.module]
-            else:
-                continue
-            for target in targets:
-                attempt(target, f"{module.__file__}:{node.lineno}")
-print(json.dumps({"failed": failed, "optimize": sys.flags.optimize,
-                  "inherited": os.environ.get("PYTHONOPTIMIZE"), "modules": len(done)}))
-"""
+#: round, a scrape or an update may import later). Never in the agent's process: the lab
+#: and the diagnostics run from the command line, and the click group is the command line.
+IMPORT_EVERYTHING = import_walk_script(
+    setup="from node.runtime import agent_process\nagent_process()",
+    packages=("node", "hardware"),
+    skipped=("node.lab", "node.diag", "node.cli.group", "node.cli.diag_cmd",
+             "node.cli.lab_cmd"),
+    first="attempt('node.agent', 'the agent')\nattempt('node.cli.daemon', 'the agent')",
+    report='{"failed": failed, "optimize": sys.flags.optimize, '
+           '"inherited": os.environ.get("PYTHONOPTIMIZE"), "modules": len(done)}')
 
 
 def test_the_agent_environment_sets_its_level_and_keeps_the_rest() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from node.atomic import atomic_write
+from node.config import NodeConfig
+from node.gate.service import GateService
 from node.scheduler import Scheduler
 from node.watch import open_folder_watch
 
@@ -20,6 +24,35 @@ def thread_switches(native_id: int) -> int:
     """Context switches of one thread so far (each wake-up of a sleeping thread is one)."""
     fields = Path(f"/proc/self/task/{native_id}/status").read_text().splitlines()
     return sum(int(line.split()[1]) for line in fields if "ctxt_switches" in line)
+
+
+def watched_gate_config(tmp_path: Path) -> NodeConfig:
+    """A gated node's config whose data folder exists and can be watched (else: skip)."""
+    from tests.portal.conftest import write_node_toml
+
+    cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
+                          f'subnet = "10.64.7.0/24"\n[gate]\nsocket = "{tmp_path / "g.sock"}"\n')
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    if open_folder_watch(cfg.data_dir) is None:
+        pytest.skip("no inotify here")
+    return cfg
+
+
+@contextlib.contextmanager
+def running_gate(gate_class: type[GateService], cfg: NodeConfig) -> Iterator[GateService]:
+    """``gate_class`` over the project's fake shell, started on a scheduler of its own (the
+    switch and the store watched, the poll an hour away); both stopped at the end."""
+    from tests.node.test_gate import FakeShell
+
+    scheduler = Scheduler(name="test-scheduler")
+    scheduler.start()
+    gate = gate_class(cfg, runner=FakeShell(), poll_seconds=3600, scheduler=scheduler)
+    gate.start()
+    try:
+        yield gate
+    finally:
+        gate.stop()
+        scheduler.stop()
 
 
 def test_a_timer_runs_repeatedly_and_a_failing_task_keeps_its_schedule() -> None:
@@ -109,26 +142,12 @@ def test_the_gate_applies_the_organisers_switch_when_the_file_is_written(tmp_pat
     """In the agent the switch's folder is watched: no poll (an hour here) is needed."""
     from bench.waiting import wait_for
     from node.gate.mode import mode_file, write_switch
-    from node.gate.service import GateService
-    from tests.node.test_gate import FakeShell
-    from tests.portal.conftest import write_node_toml
 
-    cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
-                          f'subnet = "10.64.7.0/24"\n[gate]\nsocket = "{tmp_path / "g.sock"}"\n')
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    if open_folder_watch(cfg.data_dir) is None:
-        pytest.skip("no inotify here")
-    scheduler = Scheduler(name="test-scheduler")
-    scheduler.start()
-    gate = GateService(cfg, runner=FakeShell(), poll_seconds=3600, scheduler=scheduler)
-    gate.start()
-    try:
+    cfg = watched_gate_config(tmp_path)
+    with running_gate(GateService, cfg) as gate:
         assert gate.manager.mode == "portal" and gate.poll() == "up"
         write_switch(mode_file(cfg), "open", set_by="ada")
         wait_for("the switch applied", lambda: gate.manager.mode == "open", timeout=WAIT)
-    finally:
-        gate.stop()
-        scheduler.stop()
     assert gate.poll() == "down"
 
 
@@ -166,15 +185,8 @@ def test_the_gate_looks_again_once_the_stores_writes_settle(tmp_path: Path) -> N
     """A commit is readable only after SQLite's last write to the WAL and its fsync,
     so the look at the first file event can come too soon and no event follows."""
     from node.gate import service
-    from node.gate.service import GateService
-    from tests.node.test_gate import FakeShell
-    from tests.portal.conftest import write_node_toml
 
-    cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
-                          f'subnet = "10.64.7.0/24"\n[gate]\nsocket = "{tmp_path / "g.sock"}"\n')
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    if open_folder_watch(cfg.data_dir) is None:
-        pytest.skip("no inotify here")
+    cfg = watched_gate_config(tmp_path)
     written: list[float] = []
     looks: list[float] = []
     settled = threading.Event()
@@ -186,17 +198,10 @@ def test_the_gate_looks_again_once_the_stores_writes_settle(tmp_path: Path) -> N
             if written and looks[-1] - written[0] >= service.STORE_SETTLE_SECONDS:
                 settled.set()
 
-    scheduler = Scheduler(name="test-scheduler")
-    scheduler.start()
-    gate = CountingGate(cfg, runner=FakeShell(), poll_seconds=3600, scheduler=scheduler)
-    gate.start()
-    try:
+    with running_gate(CountingGate, cfg):
         written.append(time.monotonic())
         (cfg.data_dir / "hub.sqlite3-wal").write_bytes(b"frames of a commit")
         assert settled.wait(WAIT), "no look after the writes settled"
-    finally:
-        gate.stop()
-        scheduler.stop()
     assert len(looks) >= 3, "at start, at the event, and once settled"
 
 
@@ -205,18 +210,11 @@ def test_the_gates_own_look_at_the_store_does_not_wake_it_again(tmp_path: Path) 
     opens the WAL read-write for any reader, so that read once counted as a change: the
     gate woke itself for ever and an idle lab agent used 28 % of a core."""
     from node.gate import service
-    from node.gate.service import GateService
     from node.identity import Identity
     from node.sync.setup import DATABASE
-    from tests.node.test_gate import FakeShell
     from tests.node.test_store_support import listing_body, open_store
-    from tests.portal.conftest import write_node_toml
 
-    cfg = write_node_toml(tmp_path, '[mesh]\naddress = "10.42.0.7"\n[clients]\n'
-                          f'subnet = "10.64.7.0/24"\n[gate]\nsocket = "{tmp_path / "g.sock"}"\n')
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    if open_folder_watch(cfg.data_dir) is None:
-        pytest.skip("no inotify here")
+    cfg = watched_gate_config(tmp_path)
     store = open_store(cfg.data_dir / DATABASE, Identity.generate())  # held open, as the agent's
     committed: list[float] = []
     looks: list[float] = []
@@ -229,20 +227,15 @@ def test_the_gates_own_look_at_the_store_does_not_wake_it_again(tmp_path: Path) 
             if committed and looks[-1] - committed[0] >= service.STORE_SETTLE_SECONDS:
                 settled.set()
 
-    scheduler = Scheduler(name="test-scheduler")
-    scheduler.start()
-    gate = CountingGate(cfg, runner=FakeShell(), poll_seconds=3600, scheduler=scheduler)
-    gate.start()
     try:
-        committed.append(time.monotonic())
-        store.append("listing.post", listing_body(), actor="ada")
-        assert settled.wait(WAIT), "no look after the commit settled"
-        seen = len(looks)
-        # The observation window (not a wait for an event): no look may follow.
-        threading.Event().wait(2 * service.STORE_SETTLE_SECONDS)
-        after = len(looks)
+        with running_gate(CountingGate, cfg):
+            committed.append(time.monotonic())
+            store.append("listing.post", listing_body(), actor="ada")
+            assert settled.wait(WAIT), "no look after the commit settled"
+            seen = len(looks)
+            # The observation window (not a wait for an event): no look may follow.
+            threading.Event().wait(2 * service.STORE_SETTLE_SECONDS)
+            after = len(looks)
     finally:
-        gate.stop()
-        scheduler.stop()
         store.close()
     assert after == seen, f"the gate looked {after - seen} more times at an unchanged store"

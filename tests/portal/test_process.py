@@ -15,54 +15,24 @@ import urllib.request
 from pathlib import Path
 
 from portal.process import portal_environment
+from tests.import_walk import import_walk_script
 from tests.portal.conftest import write_node_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Run in a fresh interpreter: keep OpenSSL out, import every portal module and then,
 #: until nothing new appears, everything any loaded portal or node module imports
-#: anywhere (inside functions too: the imports a request may trigger later).
-#: Prints the imports that failed, as JSON.
-IMPORT_EVERYTHING = r"""
-import ast, importlib, json, pkgutil, sys
-from portal.process import keep_tls_out
-keep_tls_out()
-import portal
-DEMO_ONLY = ("portal.sample", "fpdf", "ebooklib", "tomli_w")  # the demo lets TLS back in
-def demo_only(name):
-    return any(name == d or name.startswith(d + ".") for d in DEMO_ONLY)
-failed, done = {}, set()
-def attempt(name, where):
-    if demo_only(name) or name in failed:
-        return
-    try:
-        importlib.import_module(name)
-    except ImportError as error:
-        failed[name] = f"{where}: {error}"
-for info in pkgutil.walk_packages(portal.__path__, "portal."):
-    if not info.name.endswith("__main__"):  # that one runs the program
-        attempt(info.name, "portal package")
-while True:
-    ours = [n for n, m in list(sys.modules.items()) if m is not None and n not in done
-            and n.split(".")[0] in ("portal", "node") and getattr(m, "__file__", None)]
-    if not ours:
-        break
-    for name in ours:
-        done.add(name)
-        module = sys.modules[name]
-        tree = ast.parse(open(module.__file__, encoding="utf-8").read())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                targets = [node.module]
-            else:
-                continue
-            for target in targets:
-                attempt(target, f"{module.__file__}:{node.lineno}")
-print(json.dumps({"failed": failed, "ssl": sys.modules.get("ssl") is None,
-                  "hashlib_openssl": sys.modules.get("_hashlib") is not None}))
-"""
+#: anywhere (inside functions too: the imports a request may trigger later). The demo's
+#: own modules are left out: the demo lets TLS back in.
+IMPORT_EVERYTHING = import_walk_script(
+    setup="from portal.process import keep_tls_out\nkeep_tls_out()\nimport portal",
+    packages=("portal", "node"),
+    skipped=("portal.sample", "fpdf", "ebooklib", "tomli_w"),
+    first="for info in pkgutil.walk_packages(portal.__path__, 'portal.'):\n"
+          "    if not info.name.endswith('__main__'):  # that one runs the program\n"
+          "        attempt(info.name, 'portal package')",
+    report='{"failed": failed, "ssl": sys.modules.get("ssl") is None, '
+           '"hashlib_openssl": sys.modules.get("_hashlib") is not None}')
 
 
 def test_everything_the_portal_can_import_works_without_openssl() -> None:
