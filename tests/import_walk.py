@@ -8,6 +8,15 @@ program both checks run.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
 #: After the set-up and the first imports: until nothing new appears, import everything
 #: any loaded module of ``PACKAGES`` imports anywhere in its source (``attempt`` records
 #: what fails, and where it is imported).
@@ -52,3 +61,16 @@ def import_walk_script(setup: str, packages: tuple[str, ...], skipped: tuple[str
             "    except Exception as error:\n"
             "        failed[name] = f'{where}: {type(error).__name__}: {error}'\n"
             f"{first}\n{_WALK}\nprint(json.dumps({report}))\n")
+
+
+def run_import_walk(script: str, env: Mapping[str, str], failing: str) -> dict[str, Any]:
+    """Run ``script`` (:func:`import_walk_script`) in ``env``; its report, once the test has
+    failed if anything could not be imported (``failing`` says what that means, e.g.
+    "these imports need OpenSSL")."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=dict(env),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    assert report["failed"] == {}, f"{failing}:\n" + "\n".join(
+        f"  {name}  ({where})" for name, where in report["failed"].items())
+    return report

@@ -3,13 +3,10 @@ from its children. No module the agent can import may need docstrings or asserts
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from node.runtime import AGENT_OPTIMIZE_LEVEL, OPTIMIZE_VARIABLE, agent_environment, agent_process
-from tests.import_walk import import_walk_script
+from tests.import_walk import import_walk_script, run_import_walk
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,12 +39,7 @@ def test_the_agent_keeps_its_level_from_its_children() -> None:
 
 
 def test_everything_the_agent_can_import_works_at_its_level() -> None:
-    done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], cwd=ROOT,
-                          env=agent_environment(), capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report["failed"] == {}, "these imports fail in the agent's process:\n" + "\n".join(
-        f"  {name}  ({where})" for name, where in report["failed"].items())
+    report = run_import_walk(IMPORT_EVERYTHING, agent_environment(),
+                             "these imports fail in the agent's process")
     assert report["optimize"] == AGENT_OPTIMIZE_LEVEL and report["inherited"] is None
     assert report["modules"] > 100, "the walk did not reach the agent's modules"

@@ -6,7 +6,6 @@ Both checks run the interpreter as a node runs the portal's, at optimisation lev
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from portal.process import portal_environment
-from tests.import_walk import import_walk_script
+from tests.import_walk import import_walk_script, run_import_walk
 from tests.portal.conftest import write_node_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +35,8 @@ IMPORT_EVERYTHING = import_walk_script(
 
 
 def test_everything_the_portal_can_import_works_without_openssl() -> None:
-    done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], cwd=ROOT,
-                          env=portal_environment(), capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report["failed"] == {}, "these imports need OpenSSL:\n" + "\n".join(
-        f"  {name}  ({where})" for name, where in report["failed"].items())
+    report = run_import_walk(IMPORT_EVERYTHING, portal_environment(),
+                             "these imports need OpenSSL")
     assert report["ssl"] and not report["hashlib_openssl"], "OpenSSL was loaded after all"
 
 
