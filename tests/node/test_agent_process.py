@@ -3,12 +3,8 @@ from its children. No module the agent can import may need docstrings or asserts
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from node.runtime import AGENT_OPTIMIZE_LEVEL, OPTIMIZE_VARIABLE, agent_environment, agent_process
 from tests.import_walk import import_walk_script, run_import_walk
-
-ROOT = Path(__file__).resolve().parents[2]
 
 #: Run in a fresh interpreter at the agent's level: set the process up as ``meshhub
 #: agent`` does, import the agent and then, until nothing new appears, everything any
