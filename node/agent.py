@@ -154,8 +154,9 @@ class Agent:
             sources = dataclasses.replace(sources, mesh=self.mesh.health)
         from node.mesh.uplink import uplink_watch
 
-        #: A gateway's check of its uplink: it offers the mesh a default route only while
-        #: the uplink works (node.mesh.uplink); None without uplink or mesh routing.
+        #: A gateway's check of its uplink: it keeps CAKE on it and, with mesh routing,
+        #: offers the mesh a default route only while the uplink works
+        #: (node.mesh.uplink); None without an uplink.
         self.uplink = uplink_watch(cfg)
         if self.uplink is not None:
             sources = dataclasses.replace(sources, uplink=self.uplink.health)

@@ -164,7 +164,7 @@ class Sources:
     #: The ``update`` part (node.update: running version, update state) or None when off.
     update: Callable[[], Json | None] = _none
     #: The agent's check of the uplink (node.mesh.uplink: healthy, announced, reason) or
-    #: None when it does not check (no uplink, no mesh routing).
+    #: None when it does not check (no uplink).
     uplink: Callable[[], Json | None] = _none
     runner: probes.Runner = probes.run_command
     sys_root: Path = Path("/sys")

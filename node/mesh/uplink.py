@@ -24,6 +24,10 @@ reset came back over the line). The check decides, babeld does the routing:
 At every check, while the uplink's interface exists, it also keeps CAKE on it at the
 configured speeds (:mod:`node.mesh.shaping`): a fair share for every resident.
 
+A gateway without mesh routing (``mesh.routing = false``: a stand-alone node, no babeld)
+has nothing to announce and no other gateway to fail over to: its watch only checks
+(for the health document) and keeps CAKE, and leaves the uplink's routes as they are.
+
 The watch runs on its own thread (a check may wait up to a second for a TCP answer),
 and re-applies its state at every check, so a DHCP client that re-adds a route or a
 restarted babeld is corrected within one interval. On stop everything is restored and
@@ -159,6 +163,9 @@ class UplinkWatch:
     clock: Callable[[], float] = time.time
     #: Keeps CAKE on the uplink while its interface is there (None: not this watch's job).
     shaping: UplinkShaping | None = None
+    #: Offer the mesh a default route and demote the uplink's own when it fails (mesh
+    #: routing on); False: a stand-alone gateway, whose routes are left alone.
+    announce: bool = True
     status: UplinkStatus = field(init=False)
     _streak: int = field(init=False, default=0)  #: checks in a row against the state
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
@@ -233,6 +240,9 @@ class UplinkWatch:
             s.withdrawals += 1
         s.healthy, s.since, self._streak = ok, self.clock(), 0
         s.reason = reason or "the uplink answers"
+        if not self.announce:
+            log.warning("uplink %s: %s", self.interface, "works" if ok else f"down ({s.reason})")
+            return
         log.warning("uplink %s: %s", self.interface,
                     "works: default route announced to the mesh" if ok
                     else f"down ({s.reason}): default route withdrawn from the mesh")
@@ -253,7 +263,13 @@ class UplinkWatch:
         routes = self._routes() or []
         announcements = [r for r in routes if r.protocol == str(ANNOUNCE_PROTO)]
         real = [r for r in routes if r.protocol != str(ANNOUNCE_PROTO)]
-        if healthy:
+        if not self.announce:  # what an earlier run with mesh routing left is undone
+            self._withdraw(announcements)
+            for route in real:
+                if route.metric >= DEMOTE_OFFSET:
+                    self._move(route, route.metric - DEMOTE_OFFSET)
+            announced = False
+        elif healthy:
             for route in real:  # restore first: the node's own traffic leaves here again
                 if route.metric >= DEMOTE_OFFSET:
                     self._move(route, route.metric - DEMOTE_OFFSET)
@@ -316,13 +332,13 @@ class UplinkWatch:
 
 
 def uplink_watch(cfg: Any) -> UplinkWatch | None:
-    """The node's watch, or None when it has no uplink or no mesh routing (nothing to
-    announce to)."""
+    """The node's watch, or None when it has no uplink. Without mesh routing it only
+    checks and keeps CAKE (a stand-alone gateway shares its line fairly too)."""
     clients = cfg.clients
-    if not clients.uplink_interface or not cfg.mesh.routing:
+    if not clients.uplink_interface:
         return None
     return UplinkWatch(clients.uplink_interface,
                        targets=[parse_target(t) for t in clients.uplink_check],
                        interval=float(clients.uplink_check_seconds),
                        failures=int(clients.uplink_check_failures),
-                       shaping=uplink_shaping(cfg))
+                       shaping=uplink_shaping(cfg), announce=bool(cfg.mesh.routing))

@@ -133,12 +133,36 @@ def test_stop_restores_the_routes_and_removes_the_announcement() -> None:
     assert table.metrics("dhcp") == [0] and table.metrics("201") == []
 
 
+def test_a_gateway_without_mesh_routing_keeps_cake_and_leaves_its_routes_alone() -> None:
+    """A stand-alone gateway (no babeld) shares its line fairly too: its watch applies
+    CAKE, announces nothing and demotes nothing, even while its line is down; and what a
+    run with mesh routing left (an announcement, a demoted route) is undone."""
+    from tests.node.test_uplink_shaping import Qdiscs
+
+    cfg = parse_config('[clients]\nuplink_interface = "up0"\nuplink_download_kbit = 9000\n')
+    w = uplink_watch(cfg)
+    assert w is not None and not w.announce and w.shaping is not None
+    table, kernel = Table(), Qdiscs()
+    table.routes |= {("up0", "198.51.100.1", ANNOUNCE_METRIC, "201")}
+    table.routes = {("up0", "198.51.100.1", DEMOTE_OFFSET, "dhcp")} | (table.routes - {
+        ("up0", "198.51.100.1", 0, "dhcp")})
+    w.runner, w.shaping.runner, w.link = table, kernel, lambda _name: "up"
+    w.targets, w.probe = [("198.18.0.80", 80)], lambda *_args: "no answer within 1 s"
+    for _ in range(3):
+        w.step()
+    assert w.health()["fairness"] == "CAKE, fair per device: download 9000 kbit/s"
+    assert kernel.root["ifb-mh0"] == "cake" and "up0" in kernel.ingress
+    assert w.status.healthy is False and not w.status.announced
+    assert table.metrics("201") == [] and table.metrics("dhcp") == [0]
+
+
 def test_config_keys_and_their_errors() -> None:
     cfg = parse_config('[mesh]\nrouting = true\n[clients]\nuplink_interface = "eth0"\n'
                        'uplink_check = ["192.0.2.1:80"]\nuplink_check_seconds = 0.5\n')
     w = uplink_watch(cfg)
     assert w is not None and w.targets == [("192.0.2.1", 80)] and w.interval == 0.5
-    assert uplink_watch(parse_config('[clients]\nuplink_interface = "eth0"\n')) is None
+    assert w.announce
+    assert uplink_watch(parse_config("[mesh]\nrouting = true\n")) is None  # no uplink
     with pytest.raises(ConfigError) as bad:
         parse_config('[clients]\nuplink_interface = "eth0"\nuplink_check = ["example.org"]\n',
                      file=TOML_PATH)
