@@ -36,8 +36,9 @@ def lab() -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random topology (the same seed gives the same links).")
 @click.option("--phones", is_flag=True, help="Add a phone namespace on each node's access point.")
-@click.option("--hello", type=click.FloatRange(0.5, 60), default=1.0, show_default=True,
-              help="babeld hello interval on the lab's links, in seconds.")
+@click.option("--hello", type=click.FloatRange(0.5, 60), default=None,
+              help="babeld hello interval on the lab's links, in seconds [default: 1; 4 "
+                   "with --radio, babeld's own for a wireless interface].")
 @click.option("--no-portal", is_flag=True, help="Start only the agents (faster, less memory).")
 @click.option("--wait", type=float, default=90, show_default=True,
               help="Seconds to wait until every agent answers and routes connect all nodes "
@@ -57,7 +58,7 @@ def lab() -> None:
                    "after '=' if not 0: --uplinks n1,n2=2048 (docs/uplink.md).")
 @_LAB
 @_STATE
-def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float, no_portal: bool,
+def lab_up(nodes: int, topology: str, seed: int, phones: bool, hello: float | None, no_portal: bool,
            wait: float, radio: bool, radios: int, timings: str, uplinks: str,
            lab_id: str | None, state_dir: str | None) -> None:
     """Build the lab: namespaces n1..nN, links, and each node's agent, babeld and portal."""

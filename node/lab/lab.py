@@ -87,6 +87,14 @@ CHECK_WORKERS = 8
 STARTING_PER_CPU = 3
 #: Seconds between two looks while waiting (files and quick HTTP checks).
 CHECK_PAUSE_SECONDS = 0.25
+#: babeld's hello interval in a radio lab unless told otherwise: babeld's own default for
+#: a wireless interface (and node.toml's ``mesh.hello_interval``). At the cabled lab's 1 s,
+#: a 5-node radio line in a TCG virtual machine never converged (841 s): each hello wakes
+#: babeld and the agent's monitor in every node, the guest fell behind, and babeld counted
+#: hellos as missed before they arrived ("Late hello: bufferbloated neighbor").
+RADIO_HELLO_INTERVAL = 4.0
+#: Portals a radio lab starts at once per processor, after its routes (see :meth:`MeshLab.up`).
+PORTALS_STARTING_PER_CPU = 1
 #: Each role's log, in the node's folder.
 LOGS = {"agent": "agent.log", "portal": "portal.log", "babeld": "run/babeld.log"}
 
@@ -270,7 +278,7 @@ class MeshLab:
     @classmethod
     def up(cls, nodes: int, topology: str = "line", *, seed: int = 0,
            lab_id: str | None = None, state_dir: Path | None = None, phones: bool = False,
-           hello_interval: float = 1.0, portal: bool = True, wait: float = 60.0,
+           hello_interval: float | None = None, portal: bool = True, wait: float = 60.0,
            untrusted: tuple[str, ...] = (), portal_user: str | None = None,
            radio: bool = False, radios: int = 1, timings: str = "lab",
            uplinks: dict[str, int] | None = None,
@@ -284,6 +292,9 @@ class MeshLab:
         ready (``wait`` must then be non-zero).
         ``radio``: every node and phone gets simulated radios instead of cables
         (:mod:`node.lab.radio_nodes`; ``radios`` per node, 1 or 2).
+        ``hello_interval``: babeld's, on the lab's links; default 1 s on cables and
+        :data:`RADIO_HELLO_INTERVAL` over the air. A radio lab starts its portals only once
+        babeld routes to every node, a few at a time, and checks the routes again after.
         ``timings``: ``lab`` (health samples every 5 s, sync rounds every 10 s) or
         ``defaults`` (a real node's ``node.toml`` defaults).
         ``uplinks`` names nodes cabled to the lab's "internet", an isp namespace with a
@@ -295,6 +306,8 @@ class MeshLab:
         agents start a few at a time (:meth:`start_agents`); a node that never becomes
         ready is named with its last log line, and the lab is removed.
         """
+        if hello_interval is None:
+            hello_interval = RADIO_HELLO_INTERVAL if radio else 1.0
         if timings not in TIMINGS:
             raise ConfigError([f"--timings: {timings!r} must be one of {', '.join(TIMINGS)}"])
         if radio:
@@ -366,7 +379,7 @@ class MeshLab:
                     wait_access_points(lab, remaining)
                     took("access points on")
                     remaining = max(1.0, wait - (time.monotonic() - started))
-                lab.wait_ready(remaining, start_portals=True)
+                lab.wait_ready(remaining, start_portals=True, portals_after_routes=radio)
                 took("agents answering, routes to every node and portals answering")
                 if phones:
                     lab.connect_phones()
@@ -830,29 +843,34 @@ class MeshLab:
         return LabError(f"{first}: its {role} {what}; its last log line: "
                         f"{self.last_log_line(first, role)!r}{others}; read {log}")
 
-    def wait_ready(self, timeout: float, start_portals: bool = False) -> float:
+    def wait_ready(self, timeout: float, start_portals: bool = False,
+                   portals_after_routes: bool = False) -> float:
         """Wait until every agent answers, babeld routes connect all nodes and (in a lab
         with portals) every portal answers; seconds taken.
 
         ``start_portals``: start each node's portal as soon as its agent is up (its babeld
         has opened its socket), so that the agents, which the routes wait for, do not
-        share the processors with the portals while they start. A check that gets no
-        answer in time is tried again (a busy machine answers late); only the deadline
-        fails, naming the nodes still waiting.
+        share the processors with the portals while they start. With
+        ``portals_after_routes`` (radio labs) the portals start only once every node has
+        a route to every other, :data:`PORTALS_STARTING_PER_CPU` per processor at a time,
+        and the routes are checked again once they answer: a slow machine starting five
+        portals made babeld miss hellos over the air, and the routes never settled. A
+        check that gets no answer in time is tried again (a busy machine answers late);
+        only the deadline fails, naming the nodes still waiting.
         """
         started = time.monotonic()
         deadline = started + timeout
         pending = set(self.state.nodes)
-        waiting_portal = set(self.state.nodes) if self.state.portal else set()
+        early = start_portals and self.state.portal and not portals_after_routes
         with ThreadPoolExecutor(CHECK_WORKERS) as pool:
             while pending:
                 up = sorted(n for n in pending if self.agent_up(n))
                 answered = _passing(pool, lambda n: self.agent_health(n, 2) is not None, up)
                 for name in answered:
                     pending.discard(name)
-                    if start_portals and self.state.portal:
+                    if early:
                         self._start_portal(self.node(name))
-                if answered and start_portals:
+                if answered and early:
                     self.state.save()
                 self._check_agents_alive(pending)
                 if pending and time.monotonic() > deadline:
@@ -861,26 +879,62 @@ class MeshLab:
                     time.sleep(CHECK_PAUSE_SECONDS)
             _log.info("lab %s: every agent answers after %.1f s", self.state.id,
                       time.monotonic() - started)
-            unrouted = set(self.state.nodes)
-            while unrouted:
-                unrouted = {n for n in unrouted if not self._routes_to_all(n)}
-                if unrouted and time.monotonic() > deadline:
-                    raise self._not_ready(unrouted, "babeld", "has no route to every node "
-                                          f"within {timeout:g} s")
-                if unrouted:
-                    time.sleep(CHECK_PAUSE_SECONDS)
+            self._wait_routes(deadline, timeout)
             _log.info("lab %s: routes to every node after %.1f s", self.state.id,
                       time.monotonic() - started)
-            while waiting_portal:
-                names = sorted(waiting_portal)
-                waiting_portal -= set(_passing(pool, lambda n: self.portal_answers(n, 2),
-                                               names))
-                if waiting_portal and time.monotonic() > deadline:
-                    raise self._not_ready(waiting_portal, "portal",
-                                          f"did not answer within {timeout:g} s")
-                if waiting_portal:
-                    time.sleep(CHECK_PAUSE_SECONDS)
+            if not self.state.portal:
+                return time.monotonic() - started
+            if early or not start_portals:
+                self._wait_portals(pool, sorted(self.state.nodes), deadline, timeout)
+            else:
+                self._start_portals_gradually(pool, deadline, timeout)
+                _log.info("lab %s: portals answering after %.1f s", self.state.id,
+                          time.monotonic() - started)
+                self._wait_routes(deadline, timeout)
+                _log.info("lab %s: routes to every node again after %.1f s", self.state.id,
+                          time.monotonic() - started)
         return time.monotonic() - started
+
+    def _wait_routes(self, deadline: float, timeout: float) -> None:
+        """Until every node has had a route to every other (a node counts once it has)."""
+        unrouted = set(self.state.nodes)
+        while unrouted:
+            unrouted = {n for n in unrouted if not self._routes_to_all(n)}
+            if unrouted and time.monotonic() > deadline:
+                raise self._not_ready(unrouted, "babeld", "has no route to every node "
+                                      f"within {timeout:g} s")
+            if unrouted:
+                time.sleep(CHECK_PAUSE_SECONDS)
+
+    def _wait_portals(self, pool: ThreadPoolExecutor, names: list[str], deadline: float,
+                      timeout: float) -> None:
+        """Until the portals of ``names`` answer."""
+        waiting = set(names)
+        while waiting:
+            waiting -= set(_passing(pool, lambda n: self.portal_answers(n, 2), sorted(waiting)))
+            if waiting and time.monotonic() > deadline:
+                raise self._not_ready(waiting, "portal", f"did not answer within {timeout:g} s")
+            if waiting:
+                time.sleep(CHECK_PAUSE_SECONDS)
+
+    def _start_portals_gradually(self, pool: ThreadPoolExecutor, deadline: float,
+                                 timeout: float) -> None:
+        """Start every portal, :data:`PORTALS_STARTING_PER_CPU` per processor at a time: the
+        next starts when one of those starting answers."""
+        limit = max(1, PORTALS_STARTING_PER_CPU * (os.cpu_count() or 1))
+        waiting, starting = list(self.state.nodes), set[str]()
+        while waiting or starting:
+            while waiting and len(starting) < limit:
+                name = waiting.pop(0)
+                self._start_portal(self.node(name))
+                self.state.save()
+                starting.add(name)
+            starting -= set(_passing(pool, lambda n: self.portal_answers(n, 2),
+                                     sorted(starting)))
+            if starting and time.monotonic() > deadline:
+                raise self._not_ready(starting, "portal", f"did not answer within {timeout:g} s")
+            if starting:
+                time.sleep(CHECK_PAUSE_SECONDS)
 
     def _routes_to_all(self, name: str) -> bool:
         """Whether node ``name``'s babeld has a route to every other node."""

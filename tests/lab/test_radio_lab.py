@@ -59,10 +59,12 @@ def require_radios() -> None:
                  "busybox", "curl")
 
 
-def _lab(nodes: int, topology: str, *, phones: bool, portal: bool) -> Iterator[MeshLab]:
+def _lab(nodes: int, topology: str, *, phones: bool, portal: bool,
+         hello_interval: float | None = None) -> Iterator[MeshLab]:
+    """A radio lab; babeld's hello interval the radio lab's default (4 s) unless given."""
     require_radios()
     with temporary_lab("radio", nodes, topology, phones=phones, portal=portal,
-                       hello_interval=1.0, wait=UP_WAIT, radio=True) as mesh:
+                       hello_interval=hello_interval, wait=UP_WAIT, radio=True) as mesh:
         yield mesh
 
 
@@ -81,8 +83,10 @@ def line() -> Iterator[MeshLab]:
 
 @pytest.fixture(scope="class")
 def square() -> Iterator[MeshLab]:
-    """A 2x2 grid (n1-n2, n1-n3, n2-n4, n3-n4): two equal ways from n1 to n4."""
-    yield from _lab(4, "grid", phones=False, portal=False)
+    """A 2x2 grid (n1-n2, n1-n3, n2-n4, n3-n4): two equal ways from n1 to n4. Hellos every
+    second: its tests watch babeld react to a cut and to loss (two minutes each), and four
+    nodes without portals keep up with them in the virtual machine."""
+    yield from _lab(4, "grid", phones=False, portal=False, hello_interval=1.0)
 
 
 @pytest.fixture(scope="module")
