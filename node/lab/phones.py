@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def cable(node_ns: str, phone_ns: str, number: int, mac: str | None = None) -> N
         f"net.ipv6.conf.{PHONE_IF}.accept_ra=0")
 
 
-def dhcp(phone_ns: str, folder: Path, timeout: float = 30) -> dict[str, str]:
+def dhcp(phone_ns: str, folder: Path, timeout: float = 60) -> dict[str, str]:
     """Ask the node for an address with ``udhcpc`` inside ``phone_ns``; the lease's fields.
 
     ``ip``, ``mask``, ``router``, ``dns``, ``serverid``, ``lease`` as udhcpc reports them
@@ -96,6 +97,9 @@ def dhcp(phone_ns: str, folder: Path, timeout: float = 30) -> dict[str, str]:
         result = run("ip", "netns", "exec", phone_ns, "busybox", "udhcpc", "-i", PHONE_IF,
                      "-n", "-q", "-t", "10", "-T", "1", "-A", "1", "-O", "114", "-s",
                      str(script), check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:  # ten 1-s tries, stretched by a starved machine
+        raise LabError(f"the phone in {phone_ns} got no DHCP lease from its node within "
+                       f"{timeout:g} s; read the node's run/dnsmasq.log") from None
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -135,9 +139,14 @@ def wpa_supplicant_conf(ssid: str, bssids: list[str], freq: int, ctrl_dir: str) 
 
 
 def associated_bssid(phone_ns: str) -> str | None:
-    """The access point the phone's radio is associated with now (``iw dev wlan0 link``)."""
-    out = run("ip", "netns", "exec", phone_ns, "iw", "dev", PHONE_IF, "link",
-              check=False).stdout
+    """The access point the phone's radio is associated with now (``iw dev wlan0 link``);
+    None also when ``iw`` gets no answer within 20 s (seen in a starved TCG guest): the
+    callers ask again until their own deadline."""
+    try:
+        out = run("ip", "netns", "exec", phone_ns, "iw", "dev", PHONE_IF, "link",
+                  check=False).stdout
+    except subprocess.TimeoutExpired:
+        return None
     words = out.split()
     if len(words) >= 3 and words[:2] == ["Connected", "to"]:
         return words[2].lower()
@@ -148,7 +157,7 @@ def enable_roaming(phone_ns: str, ctrl_dir: str) -> None:
     """Let the phone use the other access points of its configuration when it loses its
     own (``wpa_cli enable_network all``)."""
     result = run("ip", "netns", "exec", phone_ns, "wpa_cli", "-p", ctrl_dir, "-i", PHONE_IF,
-                 "enable_network", "all", check=False)
+                 "enable_network", "all", check=False, timeout=60)
     if result.returncode != 0 or "OK" not in result.stdout:
         raise LabError(f"wpa_cli in {phone_ns} could not enable roaming: "
                        f"{(result.stderr or result.stdout).strip()}")

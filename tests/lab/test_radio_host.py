@@ -17,7 +17,7 @@ from node.lab.air import MAX_DELAYED, render_air, render_delays
 from node.lab.lab import LabNode, LabState, MeshLab
 from node.lab.netns import LabError
 from node.lab.phones import wpa_supplicant_conf
-from node.lab.radio_nodes import radios_needed
+from node.lab.radio_nodes import radios_needed, wait_access_points
 from node.net import build_plan
 from tests.conftest import require_root, require_tool
 from tests.node.test_net_render import plan as rendered_plan
@@ -199,3 +199,28 @@ def test_air_table_loads_and_drops(tmp_path: Path) -> None:
     finally:
         for ns in (a, b):
             subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_lab_up_names_hostapds_own_line_when_hostapd_refuses(tmp_path: Path) -> None:
+    """The real hostapd with a node's rendered configuration, in a namespace of its own
+    with no radio: it refuses, and the lab's wait for the access points stops at once with
+    one line naming the node, the file and hostapd's own reason."""
+    require_root()
+    require_tool("hostapd", "unshare")
+    conf = tmp_path / "hostapd.conf"
+    conf.write_text(rendered_plan().file("hostapd.conf").content.replace(
+        "ctrl_interface=/run/hostapd", f"ctrl_interface={tmp_path / 'ctrl'}"), encoding="utf-8")
+    refused = subprocess.run(["unshare", "-n", "hostapd", str(conf)], capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert refused.returncode != 0
+    lab = _lab(tmp_path, radio_lab=True, ap_mac="02:00:00:00:02:00")
+    lab.node("n2").pids = {"agent": 1}  # "running": its agent started hostapd
+    log = tmp_path / "n2" / "run" / "hostapd.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(refused.stdout + refused.stderr, encoding="utf-8")
+    with pytest.raises(LabError) as caught:
+        wait_access_points(lab, timeout=60)
+    message = str(caught.value)
+    reason = message.rsplit("hostapd.conf: ", 1)[-1]
+    assert message.startswith(f"n2: hostapd refused {tmp_path / 'n2'}/run/hostapd.conf: ")
+    assert "\n" not in message and reason in (refused.stdout + refused.stderr).splitlines()

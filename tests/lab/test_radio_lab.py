@@ -282,7 +282,9 @@ class TestSquare:
     """A 2x2 grid: cuts, loss, and a rogue radio without the mesh key."""
 
     def test_a_cut_is_routed_around(self, square: MeshLab) -> None:
-        assert next_hop(square, "n1", "n2") == "n2"
+        # Converged means a route to every node, not yet the best one: right after the lab
+        # came up in a starved guest, n1 once still reached n2 through n3.
+        wait_until("n1 reaching n2 directly", lambda: next_hop(square, "n1", "n2") == "n2")
         square.set_link("n1", "n2", up=False)
         try:
             wait_until("n1 reaching n2 through n3", lambda: next_hop(square, "n1", "n2") == "n3")
