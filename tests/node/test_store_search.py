@@ -88,3 +88,28 @@ def test_offset_and_limit(store: Store) -> None:
         store.append("listing.post", listing_body(f"Chair {i}"), actor="ada")
     assert len(store.search("chair", limit=2)) == 2
     assert len(store.search("chair", limit=10, offset=3)) == 2
+
+
+def test_items_named_by_the_words_come_first_then_mentions_newest_first(store: Store) -> None:
+    """The ranking a resident relies on (node/store/search.py, two tiers): whatever names
+    the words (title, author, collection) comes before items that merely mention them,
+    however many or new those are; named ones by bm25 (a title outweighs a collection);
+    mentions newest first; every match on some page, once."""
+    named = store.append("listing.post", {**listing_body("Red sofa, two seats"),
+                                          "body": "Collect from Elm St."}, actor="ada")
+    half = store.append("listing.post", {**listing_body("Sofa"), "body": "Red, a bit worn."},
+                        actor="ada")
+    shelved = store.append("library.add", {
+        "title": "Upholstery at home", "author": "Ana", "collection": "Red sofa repairs",
+        "description": "Re-covering.", "media_type": "pdf", "mime": "application/pdf",
+        "sha256": "cd" * 32, "size": 1, "filename": "u.pdf"}, actor="ada")
+    mentions = [store.append("listing.post", {**listing_body(f"Cushion {i}"),
+                                              "body": "Matches the red sofa " * 3},
+                             actor="ada")["id"] for i in range(25)]
+    hits = store.search("red sofa", limit=30)
+    ids = [h.id for h in hits]
+    assert ids[:2] == [named["id"], shelved["id"]]  # title outweighs collection
+    assert ids[2:] == [*reversed(mentions), half["id"]][:28]  # then mentions, newest first
+    assert store.search_count("red sofa") == 28
+    paged = [h.id for n in range(0, 28, 5) for h in store.search("red sofa", limit=5, offset=n)]
+    assert paged == ids[:28] and len(set(paged)) == 28
