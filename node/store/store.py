@@ -68,7 +68,8 @@ class Store(StoreReads, StoreReports):
         self.trust = trust
         self.clock = clock
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        #: Every open connection, with the thread it belongs to.
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._closed = False
@@ -113,7 +114,14 @@ class Store(StoreReads, StoreReports):
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB_PER_CONNECTION}")
             self._local.conn = conn
             with self._conns_lock:
-                self._conns.append(conn)
+                # A thread that has ended (a sync round's pull worker: each round has new
+                # ones) left its connection here. Close those now, or every round would
+                # keep one more open for good: two file descriptors and its memory each.
+                ended = [c for t, c in self._conns if not t.is_alive()]
+                self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
+                self._conns.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
         return conn
 
     def release(self) -> None:
@@ -126,7 +134,7 @@ class Store(StoreReads, StoreReports):
             return
         self._local.conn = None
         with self._conns_lock:
-            self._conns = [c for c in self._conns if c is not conn]
+            self._conns = [(t, c) for t, c in self._conns if c is not conn]
         conn.close()
 
     def close(self) -> None:
@@ -134,7 +142,7 @@ class Store(StoreReads, StoreReports):
         self._closed = True
         with self._conns_lock:
             conns, self._conns = self._conns, []
-        for conn in conns:
+        for _thread, conn in conns:
             conn.close()
 
     def __enter__(self) -> Store:
