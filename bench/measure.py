@@ -250,13 +250,20 @@ class PeakMemory:
 
 
 def children_of(pid: int) -> list[int]:
-    """``pid`` and its child processes (e.g. nginx's master and workers)."""
+    """``pid`` and its child processes (e.g. nginx's master and workers; a child the
+    portal started from one of its threads: each thread lists its own children)."""
     found = [pid]
     try:
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            found.extend(children_of(int(child)))
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        pass
+        return found
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(children_of(int(child)))
     return found
 
 

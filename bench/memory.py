@@ -20,6 +20,7 @@ RSS and PSS of the portal are sampled every 50 ms throughout
 
     portal_peak_rss: N MB (target: <= 40 MB + library.zim_cluster_cache_mb)
     portal_peak_pss: N MB (for information)
+    portal_children_peak_rss: N MB (for information: the Markdown renderer child)
     portal_peak_rss_signing_in: N MB (target: the above + one Argon2 check)
     portal_rss_after: N MB (for information: once the load has stopped)
 
@@ -46,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import load, portal_process, write_config
-from bench.measure import PeakMemory, Report, load_average
+from bench.measure import PeakMemory, Report, children_of, load_average
 from bench.wrk import run_paths
 from bench.zim import make_archive, register
 from node.hub import default_password_hasher, open_hub
@@ -142,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20, help="length of the loaded run")
     parser.add_argument("--big-mb", type=int, default=20, help="size of the big download")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="portal.threads (default: the configuration's default)")
     args = parser.parse_args(argv)
     report = Report()
     with tempfile.TemporaryDirectory(prefix="meshhub-bench-") as tmp:
         folder = Path(tmp)
-        config = write_config(folder, behind_proxy=False)
+        config = write_config(folder, behind_proxy=False, threads=args.threads)
         ids = load(config, big_mb=args.big_mb)
         (zim_id,) = register(config, [make_archive(folder / "pocket.zim", 2000, seed=7)])
         store, hub = open_hub(config)
@@ -170,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                 person.sign_in()
             stop = threading.Event()
             load_at_start = load_average()
-            with PeakMemory(lambda: [process.pid]) as memory:
+            with (PeakMemory(lambda: [process.pid]) as memory,
+                  PeakMemory(lambda: children_of(process.pid)[1:]) as children):
                 threads = [t for person in organisers
                            for t in in_threads(lambda p=person: p.work(stop, counts), 1, errors)]
                 result = run_paths(base, paths, seconds=args.seconds, connections=20, core=1)
@@ -196,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     report.at_most("portal_peak_rss", memory.peak_rss_mb, "MB", budget, note,
                    limit_text=f"{BUDGET_MB} MB + zim_cluster_cache_mb {cache_mb}")
     report.info("portal_peak_pss", memory.peak_pss_mb, "MB", f"{memory.samples} samples")
+    report.info("portal_children_peak_rss", children.peak_rss_mb, "MB",
+                "the Markdown renderer the portal starts for organisers' posts, summed with "
+                "any other child, at its peak (while posts come, and 10 s after)")
     argon2_mb = default_password_hasher().memory_cost / 1024
     report.at_most("portal_peak_rss_signing_in", signing.peak_rss_mb, "MB", budget + argon2_mb,
                    f"{signing_in} organisers signing in at once under the residents' load",

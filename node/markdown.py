@@ -10,9 +10,14 @@ image; any other image source is shown as a link instead.
 
 The store calls :func:`render_html` and :func:`excerpt` when it derives a
 view row (``node/store/views.py``) and keeps the results beside the Markdown
-(what forums call the "cooked" text), so a page view never parses Markdown
-and the portal's process does not carry the two libraries (3 MB of its
-resident memory, bench/memory.py). Both are imported on first use.
+(what forums call the "cooked" text), so a page view never parses Markdown.
+Both libraries are imported on first use. The portal, a long-lived process
+that stores a text only when an organiser posts, calls :func:`render_in_child`
+at start: its texts are then rendered by a child process (``python -m
+node.markdown``), started for a post and gone once idle for
+:data:`CHILD_IDLE_SECONDS`, so the portal never carries the two libraries
+(2.8 MB of its resident memory for good after the first post,
+bench/memory.py).
 :data:`RENDERER` names the rules; when they change, every stored rendering
 is redone the next time the store is opened (:meth:`node.store.Store.open`).
 """
@@ -20,9 +25,15 @@ is redone the next time the store is opened (:meth:`node.store.Store.open`).
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import nh3
@@ -45,6 +56,12 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 _LIBRARY_VIEW = re.compile(r"/library/[A-Za-z0-9_-]{1,64}/view")
 #: Characters of plain text in an excerpt (lists of listings, notices, OPDS summaries).
 EXCERPT_LENGTH = 160
+#: A rendering child with nothing to do for this long exits (see :func:`render_in_child`).
+CHILD_IDLE_SECONDS = 10.0
+#: Seconds a child may take to answer one text (its start included) before it is given up.
+CHILD_TIMEOUT_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def is_image_url(url: str) -> bool:
@@ -106,6 +123,12 @@ def render_html(text: str | None, heading_offset: int = 1) -> str:
     """
     if not text:
         return ""
+    if _CHILD.enabled:
+        return _CHILD.render(text, heading_offset)[0]
+    return _render_here(text, heading_offset)
+
+
+def _render_here(text: str, heading_offset: int) -> str:
     parser, cleaner, _strip = _tools()
     return cleaner.clean(parser.render(text, {"heading_offset": heading_offset}))
 
@@ -114,6 +137,12 @@ def excerpt(text: str | None, length: int = EXCERPT_LENGTH) -> str:
     """The first words of a Markdown text as plain text (to be escaped where shown)."""
     if not text:
         return ""
+    if _CHILD.enabled and length == EXCERPT_LENGTH:
+        return _CHILD.render(text, 1)[1]
+    return _excerpt_here(text, length)
+
+
+def _excerpt_here(text: str, length: int) -> str:
     parser, _cleaner, strip_all = _tools()
     import html  # as above
 
@@ -123,3 +152,109 @@ def excerpt(text: str | None, length: int = EXCERPT_LENGTH) -> str:
         return plain
     cut = plain[:length].rsplit(" ", 1)[0] or plain[:length]
     return cut + "…"
+
+
+class _Child:
+    """A ``python -m node.markdown`` child answering one JSON line per text, kept while used.
+
+    One text's HTML and excerpt come back together, and the last answer is kept,
+    so a view row (which asks for both) costs one round trip. The child ends when
+    its pipe closes: after :data:`CHILD_IDLE_SECONDS` without a text, or when the
+    process exits. Should it fail, the text is rendered here instead (and the
+    libraries then stay loaded: correct output first).
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+        self._last: tuple[str, int, tuple[str, str]] | None = None
+        self._used = 0.0
+
+    def render(self, text: str, heading_offset: int) -> tuple[str, str]:
+        """(HTML, excerpt) of ``text``, from the child."""
+        with self._lock:
+            if self._last is not None and self._last[:2] == (text, heading_offset):
+                return self._last[2]
+            try:
+                answer = self._ask(text, heading_offset)
+            except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as error:
+                log.warning("Markdown renderer child failed (%s): rendering in the portal", error)
+                self._close()
+                answer = (_render_here(text, heading_offset), _excerpt_here(text, EXCERPT_LENGTH))
+            self._last = (text, heading_offset, answer)
+            self._used = time.monotonic()
+            return answer
+
+    def _ask(self, text: str, heading_offset: int) -> tuple[str, str]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "node.markdown"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, encoding="utf-8")
+            threading.Thread(target=self._close_when_idle, args=(self._process,),
+                             name="meshhub-markdown-idle", daemon=True).start()
+        stdin, stdout = _pipes(self._process)
+        stdin.write(json.dumps({"text": text, "heading_offset": heading_offset}) + "\n")
+        stdin.flush()
+        ready = threading.Timer(CHILD_TIMEOUT_SECONDS, self._process.kill)
+        ready.start()
+        try:
+            line = stdout.readline()
+        finally:
+            ready.cancel()
+        if not line:
+            raise ValueError("the child closed its output")
+        answer = json.loads(line)
+        return str(answer["html"]), str(answer["excerpt"])
+
+    def _close_when_idle(self, process: subprocess.Popen[str]) -> None:
+        while process.poll() is None:
+            time.sleep(CHILD_IDLE_SECONDS / 4)
+            with self._lock:
+                if process is not self._process:
+                    return
+                if time.monotonic() - self._used >= CHILD_IDLE_SECONDS:
+                    self._close()
+                    return
+
+    def _close(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            _pipes(process)[0].close()
+            process.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+
+
+def _pipes(process: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
+    if process.stdin is None or process.stdout is None:
+        raise ValueError("the child has no pipes")
+    return process.stdin, process.stdout
+
+
+_CHILD = _Child()
+
+
+def render_in_child(enabled: bool = True) -> None:
+    """From now on, render this process's texts in a child process (the portal calls
+    this at start: see the module's docstring); ``False`` renders here again."""
+    _CHILD.enabled = enabled
+
+
+def _serve_child() -> None:
+    """The child's side: one JSON line in (``text``, ``heading_offset``), one out
+    (``html``, ``excerpt``), until the parent closes the pipe."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        text = str(request["text"])
+        offset = int(request["heading_offset"])
+        sys.stdout.write(json.dumps({"html": render_html(text, offset),
+                                     "excerpt": excerpt(text)}) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _serve_child()

@@ -180,7 +180,10 @@ def serve(config: NodeConfig, *, allow_root: bool = False, host: str | None = No
     """Build the portal from ``config`` and serve it until interrupted."""
     refuse_root(allow_root=allow_root)
     tune_malloc()
+    from node.markdown import render_in_child
     from portal import create_app
+
+    render_in_child()  # an organiser's post: markdown-it and nh3 in a child, not here for good
 
     app = create_app(config=config)
     server = create_server(app, config, host=host, port=port)
