@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         print(f"# an organiser failed: {errors[0]!r}", flush=True)
     note = (f"sampled every 50 ms for {args.seconds:.0f} s: {result.rps:.0f} residents' "
-            f"requests/s over {len(paths)} paths, 2 signed-in organisers' pages and "
+            f"requests/s (p95 {result.p95_ms:.0f} ms) over {len(paths)} paths, "
+            f"{config.portal.threads} portal threads, 2 signed-in organisers' pages and "
             f"{counts['posts']} posts; load {load_at_start:.1f}")
     budget = BUDGET_MB + cache_mb
     report.at_most("portal_peak_rss", memory.peak_rss_mb, "MB", budget, note,
@@ -205,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 "any other child, at its peak (while posts come, and 10 s after)")
     argon2_mb = default_password_hasher().memory_cost / 1024
     report.at_most("portal_peak_rss_signing_in", signing.peak_rss_mb, "MB", budget + argon2_mb,
-                   f"{signing_in} organisers signing in at once under the residents' load",
+                   f"{signing_in} organisers signing in at once under the residents' load "
+                   f"({busy.rps:.0f} requests/s, p95 {busy.p95_ms:.0f} ms)",
                    limit_text=f"the above + one Argon2 check, {argon2_mb:.0f} MiB")
     report.info("portal_rss_after", after.peak_rss_mb, "MB", "once the load had stopped")
     report.at_most("portal_memory_run_errors", float(result.errors + result.bad_status
