@@ -51,7 +51,8 @@ def open_update_service(cfg: NodeConfig, *, node_key: str, agent_url: Callable[[
     probe = HealthProbe(root, agent_url, portal, neighbours)
     install_cmd = list(cfg.update.install_command)
     restart_cmd = list(cfg.update.restart_command)
-    installer = command_installer(install_cmd) if install_cmd else pip_installer()
+    installer = (command_installer(install_cmd) if install_cmd
+                 else pip_installer(running=root / "current"))
     holder: dict[str, UpdateService] = {}
     if restart_cmd:
         restart = command_restart(restart_cmd)

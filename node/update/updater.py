@@ -14,8 +14,9 @@ start) finishes or undoes whatever a power cut interrupted, so that
 ``current`` always ends on a version that is whole and, once checked,
 healthy. The previous version is kept until the next update succeeds.
 
-Everything that touches the machine is injected: the installer (``python -m
-venv`` + ``pip install --no-index`` in production), ``restart`` (systemctl)
+Everything that touches the machine is injected: the installer (a copy of the
+running venv, ``python -m venv`` over it and ``pip install --no-index`` of what
+the release changed, in production), ``restart`` (systemctl)
 and ``probe`` (agent up, portal answers, babeld neighbours if it had them).
 """
 
@@ -34,12 +35,19 @@ from pathlib import Path
 from typing import Any
 
 from node.atomic import atomic_write, fsync_dir
-from node.runtime import byte_compile_for_portal
+from node.runtime import SKIP_IN_PACKAGES, byte_compile_argv
+from node.update.venv_copy import (
+    COMPLETE_MARK,
+    copy_venv,
+    distributions,
+    installed_sources,
+    point_scripts_at,
+    running_venv,
+)
 
 log = logging.getLogger("meshhub.update")
 
 STATE_FILE = "update-state.json"
-COMPLETE_MARK = ".meshhub-complete"
 #: The steps the state file records, in the order an update takes them.
 STEPS = ("idle", "installing", "installed", "switched", "checking", "done", "rolling-back",
          "rolled-back")
@@ -73,24 +81,65 @@ class UpdateState:
                 "refused": self.refused, "message": self.message, "updated_at": self.updated_at}
 
 
-def pip_installer(python: str = "python3") -> Installer:
+#: The umask of what the installer runs: every file of a venv readable by every user.
+VENV_UMASK = 0o022
+#: Where Debian keeps the pip wheel ``python3 -m venv`` installs from (python3-pip-whl).
+PIP_WHEELS = Path("/usr/share/python-wheels")
+
+
+def pip_installer(python: str = "python3", running: Path | None = None,
+                  pip_wheels: Path = PIP_WHEELS) -> Installer:
     """The production installer: a venv at ``venv`` with meshhub ``version`` from ``wheels``,
     byte-compiled for the portal's optimisation level (:mod:`node.runtime`).
 
-    The portal's user cannot write into the venv, so its ``*.opt-2.pyc`` files are
-    made here, in the venv's ``lib`` folder only (the standard library's were made
-    at first boot); a module that does not compile fails the install as pip would.
+    ``running``: the ``current`` link. When it points at a whole venv, the new venv
+    starts as a copy of it and pip installs only what the release changed
+    (:mod:`node.update.venv_copy`); otherwise it starts empty. pip runs from
+    Debian's own pip wheel in ``pip_wheels`` with the new venv's Python, so no pip
+    is installed into the venv (``--without-pip``; ``ensurepip`` costs a minute
+    under TCG); without that wheel, ``python3 -m venv`` installs pip as usual.
+    The portal's user cannot write into the venv, so its ``*.opt-2.pyc`` files
+    are made here, for the distributions pip installed only (the copied ones
+    have theirs); a module that does not compile fails the install as pip would.
     """
 
+    def run(argv: list[str]) -> None:
+        # Readable by every user (a venv holds no secret): the agent's UMask=0007 made
+        # pip's files 0660, and meshhub-net (root without CAP_DAC_OVERRIDE) could not
+        # import them at the next boot (tests/vm: the node lost its links).
+        subprocess.run(argv, check=True, capture_output=True, text=True, umask=VENV_UMASK)
+
     def install(venv: Path, wheels: Path, version: str) -> None:
-        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                        "--no-index", "--no-cache-dir", "--disable-pip-version-check",
-                        "--find-links", str(wheels), f"meshhub=={version}"],
-                       check=True, capture_output=True)
-        byte_compile_for_portal(venv / "bin" / "python", [venv / "lib"])
+        base = running_venv(running) if running is not None else None
+        if base is not None:
+            copy_venv(base, venv)  # the copies keep the running venv's modes
+        pip_wheel = debian_pip_wheel(pip_wheels)
+        run([python, "-m", "venv", *(["--without-pip"] if pip_wheel else []), str(venv)])
+        if base is not None:
+            point_scripts_at(venv / "bin", base, venv)
+        site = next(venv.glob("lib/python3*/site-packages"))
+        before = distributions(site)
+        pip = [str(pip_wheel / "pip")] if pip_wheel else ["-m", "pip"]
+        run([str(venv / "bin" / "python"), *pip, "install", "--quiet",
+             "--no-index", "--no-cache-dir", "--disable-pip-version-check",
+             "--upgrade", "--upgrade-strategy", "eager",
+             "--find-links", str(wheels), f"meshhub=={version}"])
+        changed = installed_sources(site, distributions(site) - before)
+        if changed:  # (compileall given no file would compile all of sys.path)
+            run(byte_compile_argv(venv / "bin" / "python", changed, exclude=SKIP_IN_PACKAGES))
 
     return install
+
+
+def debian_pip_wheel(folder: Path = PIP_WHEELS) -> Path | None:
+    """The newest ``pip-*.whl`` in ``folder`` (pip runs from its wheel), or None."""
+    import re
+
+    def key(path: Path) -> tuple[int, ...]:
+        return tuple(int(n) for n in re.findall(r"\d+", path.name.split("-")[1]))
+
+    found = sorted(folder.glob("pip-*-py3-none-any.whl"), key=key)
+    return found[-1] if found else None
 
 
 class Updater:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from node.runtime import PORTAL_OPTIMIZE_LEVEL
-from node.update.updater import STEPS, Updater, pip_installer
+from node.update.updater import STEPS, Updater, debian_pip_wheel, pip_installer
 from tests.provisioning.test_image_support import make_fake_wheel
 
 DRIVER = r'''
@@ -192,3 +192,125 @@ def test_power_cut_at_each_step_leaves_a_working_version(tmp_path: Path, step: s
         assert current == "venvs/1.0.0"
     if not good and reached and step not in ("installing", "installed"):
         assert state["step"] == "rolled-back" and "1.1.0" in state["refused"]
+
+
+def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = (),
+               scripts: dict[str, str] | None = None) -> Path:
+    """A pure-Python wheel ``name`` ``version`` with one module saying its version."""
+    import base64
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    module = name.replace("-", "_")
+    dist = f"{module}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    files = {f"{module}_mod.py": f"VERSION = {version!r}\n\ndef main():\n    print(VERSION)\n",
+             f"{dist}/METADATA": metadata,
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: meshhub-tests\n"
+                              "Root-Is-Purelib: true\nTag: py3-none-any\n"}
+    if scripts:
+        files[f"{dist}/entry_points.txt"] = "[console_scripts]\n" + "".join(
+            f"{k} = {v}\n" for k, v in scripts.items())
+    def digest(data: str) -> str:
+        raw = hashlib.sha256(data.encode()).digest()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    record = [f"{n},sha256={digest(d)},{len(d.encode())}" for n, d in files.items()]
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    wheel = folder / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for n, d in files.items():
+            archive.writestr(n, d)
+    return wheel
+
+
+def release(folder: Path, version: str, changed_version: str) -> Path:
+    """meshhub ``version`` needing ``unchanged`` 1.0 and ``changed`` ``changed_version``."""
+    make_wheel(folder, "meshhub", version, ("unchanged", f"changed>={changed_version}"),
+               {"meshhub": "meshhub_mod:main"})
+    make_wheel(folder, "unchanged", "1.0")
+    make_wheel(folder, "changed", changed_version)
+    return folder
+
+
+def installed_by(venv: Path, name: str, version: str) -> str:
+    """What the ``INSTALLER`` file of ``name`` ``version`` in ``venv`` says."""
+    info = next(venv.glob(f"lib/python3*/site-packages/{name}-{version}.dist-info"))
+    return (info / "INSTALLER").read_text().strip()
+
+
+def running_root(tmp_path: Path) -> tuple[Path, Path]:
+    """A root whose ``current`` is a whole venv of meshhub 1.0.0 (changed 1.0), installed by
+    the production installer; each distribution's INSTALLER then says "image"."""
+    root = tmp_path / "opt-meshhub"
+    venv = root / "venvs" / "1.0.0"
+    pip_installer(sys.executable)(venv, release(tmp_path / "r1", "1.0.0", "1.0"), "1.0.0")
+    for installer in venv.glob("lib/python3*/site-packages/*.dist-info/INSTALLER"):
+        installer.write_text("image\n")  # as the image's venv (made on the builder)
+    (venv / ".meshhub-complete").write_text("1.0.0\n")
+    os.symlink("venvs/1.0.0", root / "current")
+    return root, venv
+
+
+def tree(folder: Path) -> dict[str, tuple[int, float]]:
+    """Each file under ``folder``: size and modification time."""
+    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_an_update_installs_only_the_dependencies_the_release_changed(tmp_path: Path) -> None:
+    root, old = running_root(tmp_path)
+    before = tree(old)
+    updater = Updater(root, installer=pip_installer(sys.executable, running=root / "current"),
+                      restart=lambda: None, probe=lambda: (True, ""), health_window=0)
+    agents_umask = os.umask(0o007)  # the agent's unit (UMask=0007)
+    try:
+        state = updater.apply("1.1.0", release(tmp_path / "r2", "1.1.0", "2.0"))
+    finally:
+        os.umask(agents_umask)
+    assert state.step == "done", state
+    new = root / "venvs" / "1.1.0"
+    # Every user can read it: meshhub-net runs as root without CAP_DAC_OVERRIDE.
+    unreadable = [str(p.relative_to(new)) for p in new.rglob("*") if not p.is_symlink()
+                  and p.stat().st_mode & (0o005 if p.is_dir() else 0o004) == 0]
+    assert unreadable == [], unreadable[:5]
+    assert installed_by(new, "meshhub", "1.1.0") == "pip"
+    assert installed_by(new, "changed", "2.0") == "pip", "the changed dependency is installed"
+    assert not list(new.glob("lib/python3*/site-packages/changed-1.0.dist-info"))
+    assert installed_by(new, "unchanged", "1.0") == "image", "the unchanged one was copied"
+    # The new venv's scripts run its own Python; the running venv is as it was.
+    out = subprocess.run([str(new / "bin" / "meshhub")], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "1.1.0"
+    assert (new / "bin" / "meshhub").read_text().startswith(f"#!{new}/bin/python")
+    assert tree(old) == before
+    compiled = level_2_bytecode(new)
+    assert {"meshhub_mod.py", "changed_mod.py", "unchanged_mod.py"} <= compiled
+    if debian_pip_wheel() is not None:  # pip ran from Debian's wheel: none in the venv
+        assert not list(new.glob("lib/python3*/site-packages/pip-*.dist-info"))
+
+
+def test_a_failed_install_leaves_the_running_venv_untouched(tmp_path: Path) -> None:
+    root, old = running_root(tmp_path)
+    before = tree(old)
+    broken = release(tmp_path / "r2", "1.1.0", "2.0")
+    (broken / "changed-2.0-py3-none-any.whl").unlink()  # a release missing a wheel it needs
+    updater = Updater(root, installer=pip_installer(sys.executable, running=root / "current"),
+                      restart=lambda: None, probe=lambda: (True, ""), health_window=0)
+    state = updater.apply("1.1.0", broken)
+    assert state.step == "idle" and "installing 1.1.0 failed" in state.message, state
+    assert os.readlink(root / "current") == "venvs/1.0.0"
+    assert not (root / "venvs/1.1.0").exists(), "the half-made copy is removed"
+    assert tree(old) == before
+
+
+def test_a_running_venv_that_is_not_whole_is_not_copied(tmp_path: Path) -> None:
+    root, old = running_root(tmp_path)
+    (old / ".meshhub-complete").unlink()
+    new = root / "venvs" / "1.1.0"
+    # Without Debian's pip wheel, the venv gets its own pip (ensurepip) and runs that.
+    pip_installer(sys.executable, running=root / "current", pip_wheels=tmp_path / "none")(
+        new, release(tmp_path / "r2", "1.1.0", "2.0"), "1.1.0")
+    assert installed_by(new, "unchanged", "1.0") == "pip", "installed afresh"
+    assert list(new.glob("lib/python3*/site-packages/pip-*.dist-info"))

@@ -181,6 +181,23 @@ def test_try_names_the_qemu_packages_when_missing(monkeypatch: pytest.MonkeyPatc
         vm_mod.VirtualMachine(tmp_path / "x.img")
 
 
+def test_image_try_without_qemu_names_the_package(tmp_path: Path) -> None:
+    image = tmp_path / "node.img"
+    with image.open("wb") as disk:  # an MBR's signature: an image as far as try looks first
+        disk.truncate(4 * 2**20)
+        disk.seek(510)
+        disk.write(b"\x55\xaa")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, "-c", "from provisioning.cli import main; main()",
+                             "image", "try", str(image), "--port", "0"],
+                            capture_output=True, text=True, check=False, timeout=120,
+                            env={**os.environ, "PATH": str(empty)})
+    assert result.returncode == 1
+    assert "sudo apt-get install qemu-system-x86" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_first_boot_failure_and_hub_are_recognised() -> None:
     assert firstboot_failed("[  149.6] firstboot[259]: meshhub-firstboot: FAILED: pip could not")
     assert firstboot_failed("[FAILED] Failed to start meshhub-firstboot.service - meshhub first")
