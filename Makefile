@@ -30,9 +30,12 @@ system-packages:
 # (pytest-xdist), a file's tests on one worker; PYTEST_WORKERS=0 runs them in this process.
 # The tests that boot a whole node in QEMU (VM_TESTS) run after the others, on their own:
 # without KVM the guest needs every core, which the workers would otherwise take from it.
-# Both parts always run; make fails if either failed.
+# Then the radio lab's tests, in a Debian VM of their own (RADIO_VM_TESTS: this kind of
+# host has no mac80211_hwsim; docs/lab.md, "Radios"), also one guest at a time.
+# Every part always runs; make fails if any failed.
 PYTEST_WORKERS ?= auto
 VM_TESTS := tests/vm
+RADIO_VM_TESTS := tests/lab/test_radio_in_vm.py
 RUN_ARGS := $(if $(filter true 1 yes,$(CI)),,$(PYTEST_ARGS))
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
@@ -41,8 +44,9 @@ test: $(STAMP) system-packages
 ifeq ($(strip $(RUN_ARGS)),)
 	status=0; \
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
-		$(addprefix --ignore=,$(VM_TESTS)) || status=$$?; \
+		$(addprefix --ignore=,$(VM_TESTS) $(RADIO_VM_TESTS)) || status=$$?; \
 	$(BIN)/python -m pytest -n 0 $(VM_TESTS) || status=$$?; \
+	$(BIN)/python -m pytest -n 0 $(RADIO_VM_TESTS) || status=$$?; \
 	exit $$status
 else
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(RUN_ARGS)

@@ -51,9 +51,6 @@ def attach_loop_device(backing: Path) -> str:
 #: Tests that may skip even under CI=true, each with the reason it cannot run there.
 #: Everything else the suite needs is installed by scripts/system-packages.sh.
 CI_MAY_SKIP: dict[str, str] = {
-    "tests/lab/test_radio_in_vm.py": "the radio lab's tests run in a Debian VM (this host "
-    "has no mac80211_hwsim); opt-in with MESHHUB_RADIO_VM_TESTS=1 until one run has passed "
-    "within CI's time budget (docs/lab.md, \"Radios\")",
     "tests/lab/test_radio_host.py::test_lab_up_radio_on_this_host_says_so_in_one_line":
     "checks the refusal on a kernel without mac80211_hwsim; skips where the radio lab runs",
 }
