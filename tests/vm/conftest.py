@@ -9,10 +9,16 @@ The fixtures, in order (each reusable by other VM tests, e.g. a radio lab):
 - ``wheelhouse``: this checkout's wheel and its dependencies for amd64, from
   the package index (a real wheelhouse, as a release ships).
 - ``node_image``: ``image build`` from both, then ``customise`` with a node
-  registered in a signed registry (``provisioning.registry``).
+  registered in a signed registry (``provisioning.registry``). The card's
+  node.toml gets one setting of the tests' own: a health window of
+  :data:`HEALTH_WINDOW` seconds for updates (300 by default), so that a broken
+  release is rolled back within a minute.
 - ``node_vm``: the image booted in QEMU (:class:`provisioning.vm.VirtualMachine`),
   up to ``systemctl is-system-running --wait``; commands reach inside through
-  the QEMU guest agent. Stopped (powered off) at the end of the session.
+  the QEMU guest agent; a host folder (:attr:`BootedNode.exchange`) is shared
+  read-only with the node for files the tests hand it (releases). Tests may boot
+  the same disk again (:meth:`BootedNode.boot_again`); whichever machine runs
+  at the end of the session is stopped (powered off) then.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,9 +36,19 @@ from tests.conftest import IN_CI, require_root, require_tool
 from tests.vmsupport import base_cache_key, base_folder, vm_cache_dir
 from tests.vmsupport import base_image as cached_base_image
 
+if TYPE_CHECKING:
+    from provisioning.customise.fat import FatVolume
+
 #: Generous: TCG on a busy two-core machine; the tests measure, the bench reports.
 BOOT_TIMEOUT = 1500.0
 NODE = "elm-1"
+#: ``update.health_window_seconds`` on the tests' card: long enough for a healthy
+#: release's portal and agent to answer after their restart under TCG, short enough
+#: that rolling back a broken one costs a minute.
+HEALTH_WINDOW = 60
+#: The 9p tag of the shared folder, and where the node mounts it.
+EXCHANGE_TAG = "exchange"
+EXCHANGE_MOUNT = "/mnt/exchange"
 
 
 def require_vm_tools() -> None:
@@ -71,6 +88,8 @@ class NodeImage:
     public_key: str
     version: str
     node_toml: dict[str, object]
+    #: The registry's admin key: it signs the tests' releases (tests/vm/releases.py).
+    admin_key: Path
 
 
 @pytest.fixture(scope="session")
@@ -88,25 +107,47 @@ def node_image(base_image: Path, wheelhouse: Path,
     registry = make_registry(work / "registry", (NODE,))
     done = customise(built.path, NODE, registry=registry, secrets=work / "registry" / "secrets")
     node = ops.load_registry(registry).nodes[NODE].data
-    toml = FatVolume(built.path, done.boot.partition.start).read("meshhub/node.toml")
-    assert toml is not None
+    card = FatVolume(built.path, done.boot.partition.start)
+    toml = set_health_window(card)
     return NodeImage(built.path, NODE, node["public_key"], built.version,
-                     tomllib.loads(toml.decode()))
+                     tomllib.loads(toml.decode()), work / "registry" / "keys" / "ana.key")
+
+
+def set_health_window(card: FatVolume) -> bytes:
+    """Add ``update.health_window_seconds`` to the card's node.toml (and its line in the
+    card's SHA256SUMS, which first boot checks); return the new node.toml."""
+    import hashlib
+
+    toml, sums = card.read("meshhub/node.toml"), card.read("meshhub/SHA256SUMS")
+    assert toml is not None and sums is not None
+    assert b"\n[update]\n" in toml, toml
+    toml = toml.replace(b"\n[update]\n", b"\n[update]\nhealth_window_seconds = "
+                        + str(HEALTH_WINDOW).encode() + b"\n", 1)
+    lines = [f"{hashlib.sha256(toml).hexdigest()}  node.toml".encode()
+             if line.endswith(b" node.toml") else line for line in sums.splitlines()]
+    assert lines != sums.splitlines(), sums
+    card.write("meshhub/node.toml", toml)
+    card.write("meshhub/SHA256SUMS", b"\n".join(lines) + b"\n")
+    return toml
 
 
 @pytest.fixture(scope="session")
-def node_vm(node_image: NodeImage) -> Iterator[BootedNode]:
+def node_vm(node_image: NodeImage,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[BootedNode]:
     """The node image booted (first boot) until the hub answers through nginx.
 
-    What only the first boot shows (first boot's journal) is kept here. The
-    module's last step boots the node a second time (it replaces
-    :attr:`BootedNode.vm` and powers that machine off itself).
+    What only the first boot shows (first boot's journal) is kept here. Tests
+    that boot the node again (:meth:`BootedNode.boot_again`) replace
+    :attr:`BootedNode.vm`; the machine running at the end is powered off here.
     """
     from provisioning.vm import VirtualMachine
 
+    exchange = tmp_path_factory.mktemp("exchange")
+    exchange.chmod(0o755)  # the node's users read what is handed over (9p keeps modes)
     log = node_image.path.with_suffix(".console.log")
     with open(log, "w", encoding="utf-8") as console:
-        vm = VirtualMachine(node_image.path, memory_mb=1024, radios=2, console=console)
+        vm = VirtualMachine(node_image.path, memory_mb=1024, radios=2, console=console,
+                            shares={EXCHANGE_TAG: exchange})
         started = time.monotonic()
         vm.start()
         booted: BootedNode | None = None
@@ -123,6 +164,22 @@ def node_vm(node_image: NodeImage) -> Iterator[BootedNode]:
                 booted.vm.stop()  # type: ignore[attr-defined]
 
 
+def wait_hub(vm: object, deadline: float, context: str = "") -> None:
+    """Wait until nginx hands out the hub on the forwarded port (pacing on the console, at
+    most a second per try); fail the test with the units' journal at ``deadline``."""
+    from provisioning.image.trial import hub_answers
+    from provisioning.vm import VirtualMachine
+
+    assert isinstance(vm, VirtualMachine)
+    while not hub_answers(vm.port or 0, timeout=10):
+        if time.monotonic() > deadline or not vm.running():
+            journal = vm.run("journalctl -b --no-pager -o cat -n 40 -u meshhub-portal "
+                             "-u nginx -u meshhub-agent -u meshhub-net", timeout=60)
+            pytest.fail(f"the hub never answered through nginx; {context}; journal:\n"
+                        f"{journal.stdout}")
+        vm.wait_console(lambda _line: False, timeout=1.0)
+
+
 @dataclass
 class BootedNode:
     """A booted node: the VM, its image, and how long the boot took."""
@@ -134,6 +191,49 @@ class BootedNode:
     state: str
     #: ``journalctl -u meshhub-firstboot`` of the first boot (kept across the second boot).
     firstboot_journal: str = ""
+
+    @property
+    def exchange(self) -> Path:
+        """The host folder shared read-only with the node (mounted by :meth:`mount_exchange`)."""
+        return self.vm.shares[EXCHANGE_TAG]  # type: ignore[attr-defined, no-any-return]
+
+    def mount_exchange(self) -> str:
+        """Mount the shared folder in the node (once per boot); return where."""
+        self.sh(f"mountpoint -q {EXCHANGE_MOUNT} || {{ mkdir -p {EXCHANGE_MOUNT} && "
+                f"mount -t 9p -o trans=virtio,ro {EXCHANGE_TAG} {EXCHANGE_MOUNT}; }}")
+        return EXCHANGE_MOUNT
+
+    def boot_again(self, *, power_cut: bool = False) -> BootedNode:
+        """End this machine and boot the same disk again, with the same radios, shares
+        and console log, until it is up (:meth:`wait_up`); this node then follows the
+        new machine, which the ``node_vm`` fixture powers off at the end.
+
+        ``power_cut``: pull the plug (SIGKILL QEMU) instead of an ACPI power-off; the
+        node's journal of the boot that ends is lost then, as on a real node (it is kept
+        in RAM), otherwise it is kept first (:meth:`keep_journal`)."""
+        from provisioning.vm import VirtualMachine
+
+        vm = self.vm
+        assert isinstance(vm, VirtualMachine)
+        if power_cut:
+            vm.kill()
+        else:
+            self.keep_journal()
+        vm.stop()
+        again = VirtualMachine(vm.image, memory_mb=vm.memory_mb, radios=vm.radios,
+                               console=vm.console_echo, shares=vm.shares, disks=vm.disks)
+        started = time.monotonic()
+        again.start()
+        self.vm = again
+        # The node_vm fixture powers it off at the end: not a process this test leaked.
+        from tests.conftest import HANDED_OVER_PIDS, HANDED_OVER_THREADS
+
+        assert again.proc is not None and again._reader is not None
+        HANDED_OVER_PIDS.add(again.proc.pid)
+        HANDED_OVER_THREADS.add(again._reader)
+        booted = BootedNode.wait_up(again, self.image, started, self.console_log)
+        self.state, self.up_seconds = booted.state, booted.up_seconds
+        return self
 
     @classmethod
     def wait_up(cls, vm: object, image: NodeImage, started: float, log: Path) -> BootedNode:
@@ -147,17 +247,8 @@ class BootedNode:
                         + "\n".join(vm.console[-40:]))
         left = max(60.0, BOOT_TIMEOUT - (time.monotonic() - started))
         state = vm.run("systemctl is-system-running --wait", timeout=left).stdout.strip()
-        # The portal is Type=simple: "running" comes before it listens. Wait for nginx
-        # to hand out the hub (pacing on the console, at most a second per try).
-        from provisioning.image.trial import hub_answers
-
-        while not hub_answers(vm.port or 0, timeout=10):
-            if time.monotonic() - started > BOOT_TIMEOUT or not vm.running():
-                journal = vm.run("journalctl -b --no-pager -o cat -n 40 -u meshhub-portal "
-                                 "-u nginx -u meshhub-agent -u meshhub-net", timeout=60)
-                pytest.fail(f"the hub never answered through nginx; is-system-running: {state}"
-                            f"; journal:\n{journal.stdout}")
-            vm.wait_console(lambda _line: False, timeout=1.0)
+        # The portal is Type=simple: "running" comes before it listens.
+        wait_hub(vm, started + BOOT_TIMEOUT, f"is-system-running: {state}")
         # The agent opens the access point last (after its API and the gate's ruleset):
         # wait for hostapd's AP on the radio, the last thing a node brings up.
         left = max(60.0, BOOT_TIMEOUT - (time.monotonic() - started))
@@ -204,4 +295,5 @@ class BootedNode:
         return result.stdout
 
 
-__all__ = ["IN_CI", "BootedNode", "NodeImage", "base_cache_key", "vm_cache_dir"]
+__all__ = ["EXCHANGE_MOUNT", "IN_CI", "BootedNode", "NodeImage", "base_cache_key",
+           "vm_cache_dir"]
