@@ -93,7 +93,12 @@ def test_residents_keep_the_internet_through_the_other_uplink(mesh: MeshLab) -> 
                          seen.get("meshhub_uplink_withdrawals_total") == 3, 30)
             assert seen["meshhub_uplink_up"] == 0 and seen["meshhub_uplink_announced"] == 0
             assert metrics(lab, "n2")["meshhub_uplink_announced"] == 1
-            assert cable_of("n2") in (fetch(net, lab, "p1") or "")
+            # n1's own resident goes out through n2 too. One fetch with curl's 2 s limit
+            # got no answer in a fresh-clone CI run (s7r3, two workers beside a QEMU
+            # guest): n1 takes babeld's route via n2 once its own is demoted; how fast is
+            # bench/uplink.py's figure, so this waits like the steps above.
+            net.wait_for("n1's own phone to reach the internet through n2",
+                         lambda: cable_of("n2") in (fetch(net, lab, "p1") or ""), timeout=30)
             assert net.dns_a(lab.namespace("p3"), "10.64.3.1", "cut.example.org") \
                 == INTERNET_ADDRESS
             health = lab.agent_health("n1", timeout=5) or {}
