@@ -885,9 +885,9 @@ class MeshLab:
             if not self.state.portal:
                 return time.monotonic() - started
             if early or not start_portals:
-                self._wait_portals(pool, sorted(self.state.nodes), deadline, timeout)
+                self._wait_portals(pool, deadline, timeout, started=sorted(self.state.nodes))
             else:
-                self._start_portals_gradually(pool, deadline, timeout)
+                self._wait_portals(pool, deadline, timeout, to_start=list(self.state.nodes))
                 _log.info("lab %s: portals answering after %.1f s", self.state.id,
                           time.monotonic() - started)
                 self._wait_routes(deadline, timeout)
@@ -906,23 +906,14 @@ class MeshLab:
             if unrouted:
                 time.sleep(CHECK_PAUSE_SECONDS)
 
-    def _wait_portals(self, pool: ThreadPoolExecutor, names: list[str], deadline: float,
-                      timeout: float) -> None:
-        """Until the portals of ``names`` answer."""
-        waiting = set(names)
-        while waiting:
-            waiting -= set(_passing(pool, lambda n: self.portal_answers(n, 2), sorted(waiting)))
-            if waiting and time.monotonic() > deadline:
-                raise self._not_ready(waiting, "portal", f"did not answer within {timeout:g} s")
-            if waiting:
-                time.sleep(CHECK_PAUSE_SECONDS)
-
-    def _start_portals_gradually(self, pool: ThreadPoolExecutor, deadline: float,
-                                 timeout: float) -> None:
-        """Start every portal, :data:`PORTALS_STARTING_PER_CPU` per processor at a time: the
+    def _wait_portals(self, pool: ThreadPoolExecutor, deadline: float, timeout: float, *,
+                      started: list[str] | None = None,
+                      to_start: list[str] | None = None) -> None:
+        """Until the portals of ``started`` and of ``to_start`` answer. Those of ``to_start``
+        are started here, :data:`PORTALS_STARTING_PER_CPU` per processor at a time: the
         next starts when one of those starting answers."""
         limit = max(1, PORTALS_STARTING_PER_CPU * (os.cpu_count() or 1))
-        waiting, starting = list(self.state.nodes), set[str]()
+        waiting, starting = list(to_start or ()), set(started or ())
         while waiting or starting:
             while waiting and len(starting) < limit:
                 name = waiting.pop(0)

@@ -263,28 +263,29 @@ class UplinkWatch:
         routes = self._routes() or []
         announcements = [r for r in routes if r.protocol == str(ANNOUNCE_PROTO)]
         real = [r for r in routes if r.protocol != str(ANNOUNCE_PROTO)]
-        if not self.announce:  # what an earlier run with mesh routing left is undone
-            self._withdraw(announcements)
-            for route in real:
-                if route.metric >= DEMOTE_OFFSET:
-                    self._move(route, route.metric - DEMOTE_OFFSET)
-            announced = False
-        elif healthy:
-            for route in real:  # restore first: the node's own traffic leaves here again
-                if route.metric >= DEMOTE_OFFSET:
-                    self._move(route, route.metric - DEMOTE_OFFSET)
+        if self.announce and healthy:
+            self._restore(real)  # first: the node's own traffic leaves here again
             if real and not announcements:
                 best = min(real, key=lambda r: r.metric % DEMOTE_OFFSET)
                 self._ip("replace", *best.argv(self.interface, ANNOUNCE_METRIC, ANNOUNCE_PROTO))
             announced = bool(real)
         else:
             self._withdraw(announcements)
-            for route in real:
-                if route.metric < DEMOTE_OFFSET:
-                    self._move(route, route.metric + DEMOTE_OFFSET)
+            if self.announce:  # down: the node's own traffic goes through another gateway
+                for route in real:
+                    if route.metric < DEMOTE_OFFSET:
+                        self._move(route, route.metric + DEMOTE_OFFSET)
+            else:  # no mesh routing: what an earlier run with mesh routing left is undone
+                self._restore(real)
             announced = False
         with self._lock:
             self.status.announced = announced
+
+    def _restore(self, real: list[Route]) -> None:
+        """Put demoted routes back at their own metrics."""
+        for route in real:
+            if route.metric >= DEMOTE_OFFSET:
+                self._move(route, route.metric - DEMOTE_OFFSET)
 
     def _withdraw(self, announcements: list[Route]) -> None:
         for route in announcements:
