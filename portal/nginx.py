@@ -96,15 +96,40 @@ def language_maps(offered: list[str], default: str, lang_cookie: str = "lang") -
         f'    "~*^(?:{other})*\\s*{code}(?:[-_][^,;]*)?\\s*(?:;\\s*q=1(?:\\.0{{0,3}})?\\s*)?'
         f'(?:,|$)" {code};' for code in offered)
     nothing = rf'"~*^(?!.*(?:^|,)\s*(?:{names}|\*){end})" {default};'
+    only = "\n".join(f"    {_only_offered(code, offered)} {code};" for code in offered)
     return (f"map $cookie_{lang_cookie} $meshhub_lang_cookie {{\n    default \"!\";\n"
             f"    \"\" \"\";\n{cookie}\n}}\n"
             f"map $http_accept_language $meshhub_lang_header {{\n    default \"\";\n"
-            f"    \"\" {default};\n{header}\n"
+            f"    \"\" {default};\n{header}\n{only}\n"
             f"    {nothing}\n}}\n"
             "map \"$meshhub_lang_cookie:$meshhub_lang_header\" $meshhub_lang {\n"
             "    default \"\";\n"
             "    \"~^(?<mhcookie>[a-z]+):\" $mhcookie;\n"
             "    \"~^:(?<mhheader>[a-z]+)$\" $mhheader;\n}")
+
+
+#: One item of an ``Accept-Language`` header as :func:`portal.i18n.negotiate` reads it:
+#: a tag, and at most a well-formed quality (anything else sends the header to the portal).
+_TAG = r"[a-z]{1,8}(?:[-_][a-z0-9]{1,8})*"
+_ITEM = rf"\s*{_TAG}\s*(?:;\s*q\s*=\s*(?:0(?:\.\d{{0,3}})?|1(?:\.0{{0,3}})?)\s*)?"
+#: A quality above 0 (an item with q=0 is not a wish).
+_POSITIVE = r"(?:1(?:\.0{0,3})?|0\.(?:[1-9]\d{0,2}|0[1-9]\d?|00[1-9]))"
+
+
+def _only_offered(code: str, offered: list[str]) -> str:
+    """A map key for headers where ``code`` is the only offered language named.
+
+    Whatever the order and qualities of the other items, :func:`negotiate`
+    then picks ``code`` (named at least once with a quality above 0): browsers
+    set to a language the node does not offer, then one it does
+    (``fr-FR,fr;q=0.9,en;q=0.8``). Only headers made wholly of plain items
+    qualify (no ``*``, no parameter other than ``q``).
+    """
+    others = "|".join(other for other in offered if other != code)
+    absent = rf"(?!(?:[^,]*,)*\s*(?:{others})(?:[-_;,\s]|$))" if others else ""
+    named = (rf"(?=(?:[^,]*,)*\s*{code}(?:[-_][a-z0-9]{{1,8}})*\s*"
+             rf"(?:;\s*q\s*=\s*{_POSITIVE}\s*)?(?:,|$))")
+    return f'"~*^{absent}{named}{_ITEM}(?:,{_ITEM})*$"'
 
 
 def own_hosts(config: NodeConfig) -> str:

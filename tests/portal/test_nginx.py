@@ -23,6 +23,7 @@ import pytest
 from flask import Flask
 
 from portal import db
+from portal.auth import PRIVATE_COOKIE
 from portal.nginx import render_site, standalone_conf
 from portal.sample.files import make_wav
 from portal.server import ServerThread
@@ -249,13 +250,39 @@ def test_signed_in_organisers_bypass_the_cache(front: Front) -> None:
     cookie = headers["set-cookie"].split(";")[0]
     form = (f"csrf_token={token.decode()}&name={ORGANISER}&"
             f"password={ORGANISER_PASSWORD.replace(' ', '+')}")
-    status, headers, _ = front.request(
-        "/organisers/sign-in", method="POST", body=form,
-        headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 302, "sign-in through nginx failed"
-    session = headers["set-cookie"].split(";")[0]
-    assert session.startswith("meshhub_session=")
-    status, headers, _ = front.request("/", headers={"Cookie": session})
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
+    conn.request("POST", "/organisers/sign-in", body=form,
+                 headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    assert response.status == 302, "sign-in through nginx failed"
+    kept = "; ".join(c.split(";")[0] for c in response.headers.get_all("Set-Cookie") or [])
+    assert "meshhub_session=" in kept and f"{PRIVATE_COOKIE}=1" in kept  # as a browser keeps
+    status, headers, _ = front.request("/", headers={"Cookie": kept})
     assert status == 200
     assert headers["x-cache-status"] == "BYPASS"
     assert headers["cache-control"] == "private, no-store"
+
+
+def test_a_residents_form_session_shares_the_cache_but_never_fills_it(front: Front) -> None:
+    """A resident's CSRF session gets everyone's cached page; their own answers are not kept."""
+    _, headers, _ = front.request("/welcome")
+    session = headers["set-cookie"].split(";")[0]
+    assert session.startswith("meshhub_session=")
+    _, headers, _ = front.request("/search?q=bicycle", headers={"Cookie": session})
+    assert headers["x-cache-status"] == "MISS"
+    assert headers["cache-control"] == "private, no-store"
+    _, headers, anonymous = front.request("/search?q=bicycle")
+    assert headers["x-cache-status"] == "MISS", "a session holder's answer was kept"
+    _, headers, shared = front.request("/search?q=bicycle", headers={"Cookie": session})
+    assert headers["x-cache-status"] == "HIT" and shared == anonymous
+
+
+def test_browsers_headers_naming_the_same_language_share_one_cached_page(front: Front) -> None:
+    front.request("/search?q=bicycle", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    for header in ("en-US,en;q=0.9", "fr-FR,fr;q=0.9,en;q=0.8", "pl"):
+        _, headers, _ = front.request("/search?q=bicycle", headers={"Accept-Language": header})
+        assert headers["x-cache-status"] == "HIT", header
+    _, headers, _ = front.request("/search?q=bicycle", headers={"Accept-Language": "es"})
+    assert headers["x-cache-status"] == "MISS"

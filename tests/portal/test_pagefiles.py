@@ -10,12 +10,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import re
 import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from bench.waiting import wait_for
 from portal import pagefiles
 from portal.auth import PRIVATE_COOKIE
 from portal.i18n import negotiate
+from portal.nginx import language_maps
 from tests.portal.conftest import ORGANISER, ORGANISER_PASSWORD
 from tests.portal.test_nginx import Front, front  # noqa: F401 - the fixture
 
@@ -218,3 +220,49 @@ def test_a_residents_csrf_session_gets_files_and_a_signed_in_organiser_does_not(
     stale = {"Cookie": f"meshhub_session={session}; {PRIVATE_COOKIE}=1"}
     status, headers, _ = _raw(site, "GET", "/", stale)
     assert status == 200 and _cookies(headers).get(PRIVATE_COOKIE) == ""
+
+
+def _header_map(offered: list[str], default: str) -> Callable[[str], str]:
+    """``$meshhub_lang_header`` as nginx evaluates the rendered map (PCRE, ASCII headers)."""
+    text = language_maps(offered, default)
+    block = text[text.index("map $http_accept_language"):]
+    block = block[:block.index("\n}")]
+    exact: dict[str, str] = {}
+    patterns: list[tuple[re.Pattern[str], str]] = []
+    for key, value in re.findall(r'^\s+("[^"]*"|\S+) (\S+);$', block, re.MULTILINE):
+        key = key.strip('"')
+        if key.startswith("~*"):
+            patterns.append((re.compile(key[2:], re.IGNORECASE | re.ASCII), value.strip('"')))
+        elif key != "default":
+            exact[key] = value.strip('"')
+
+    def choose(header: str) -> str:
+        if header in exact:
+            return exact[header]
+        return next((value for pattern, value in patterns if pattern.search(header)), "")
+    return choose
+
+
+def test_the_language_maps_never_choose_otherwise_than_the_portal() -> None:
+    """Random headers: whenever nginx's map decides, it decides as negotiate() does."""
+    offered = ["en", "ar", "es"]
+    choose = _header_map(offered, "en")
+    tags = ["en", "EN-gb", "es", "es-419", "es_ES", "ar", "ar-EG", "fr", "fr-FR", "de", "pl",
+            "x-ar", "english", "*", "zz", "q", "ara", "en-", ""]
+    qualities = ["", ";q=1", ";q=0", ";q=0.5", ";q=0.001", ";q=0.000", ";q=1.000", ";q=abc",
+                 ";Q=0.9", " ; q = 0.7", ";level=1", ";q=2", ";q=-1", ";q=0.0001", ";q=1.5"]
+    rng = random.Random(16)
+    decided = 0
+    for _ in range(20_000):
+        header = rng.choice([",", ", ", " ,", ",\t"]).join(
+            rng.choice(tags) + rng.choice(qualities) for _ in range(rng.randint(1, 4)))
+        chosen = choose(header)
+        if chosen:
+            decided += 1
+            assert chosen == negotiate(header, offered, "en"), header
+    assert decided > 5_000  # the maps decide most of them, not only the trivial ones
+    for header, expected in (("fr-FR,fr;q=0.9,en;q=0.8", "en"), ("de-DE,de;q=0.9,es;q=0.8", "es"),
+                             ("pl-PL,pl;q=0.9", "en"), ("de;q=1, ar;q=0.1", "ar"),
+                             ("fr, es;q=0, en;q=0.5", ""), ("fr, es;q=0", ""),
+                             ("fr;level=1, es;q=0.5", ""), ("fr, *;q=0.5, es;q=0.1", "")):
+        assert choose(header) == expected, header
