@@ -65,6 +65,9 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
     from portal.security import CONTENT_SECURITY_POLICY
 
     values["CSP"] = CONTENT_SECURITY_POLICY
+    from portal.pagefiles import LAZY_ARGS
+
+    values["LAZY_ARGS"] = LAZY_ARGS
     languages = list(config.portal.languages) if enabled(config) else []
     values["LANGUAGE_MAPS"] = language_maps(languages, str(config.portal.default_language),
                                             lang_cookie)

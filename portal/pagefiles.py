@@ -11,8 +11,10 @@ beside each for nginx's ``gzip_static``). nginx sends such a file when the
 request is one the file answers exactly (``images/nginx/meshhub.conf``): a GET
 or HEAD from nobody signed in, to this node's own name, with no query or only
 ``page=N``, in a language nginx can tell the same way the portal does
-(:func:`portal.i18n.negotiate`). Everything else (search, forms, organisers,
-captive probes, odd headers) goes to the portal as before.
+(:func:`portal.i18n.negotiate`). A search or another plain query of these
+pages is kept as a file after its first answer (:class:`LazyFiles`, until the
+next change). Everything else (forms, organisers, captive probes, odd headers)
+goes to the portal as before.
 
 A file exists only while it is true:
 
@@ -53,6 +55,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +85,20 @@ _SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: Offered language codes nginx can choose by (see portal.nginx.language_maps).
 SIMPLE_LANGUAGE = re.compile(r"[a-z]{2,3}")
 _FIXED = ("/rules", "/privacy", "/contact", "/about")
+#: A query string whose answer may be kept lazily as a file (nginx's ``$meshhub_page_variant``
+#: looks for ``@a-<query>.html``): searches, a library collection, any other plain query.
+LAZY_ARGS = r"[A-Za-z0-9=&+%._-]{1,100}"
+#: ``page=N``: the renderer's own ``@page-N`` files, never kept lazily.
+PAGE_ARGS = r"page=(?:[2-9]|[1-9][0-9]{1,4})"
+#: Lazily kept answers at most (a page and its .gz, ~25 KB each); the oldest go first.
+LAZY_MAX = 1000
+_LAZY = re.compile(LAZY_ARGS)
+_PAGE = re.compile(PAGE_ARGS)
+#: The pages whose files a change deletes (:func:`pages_of`): only their answers are kept lazily.
+_LAZY_PATH = re.compile(r"/(?:search|rules|privacy|contact|about|(?:listings|notices|library)/"
+                        r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?|listing/[A-Za-z0-9][A-Za-z0-9._-]"
+                        r"{0,127})?")
+_HTML_LANG = re.compile(rb'<html[^>]*\slang="([a-z]{2,3})"')
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,11 @@ class Item:
 def file_name(lang: str, path: str, page: int = 1) -> str:
     """The file (relative to the pages folder) holding ``path?page=N`` in ``lang``."""
     return f"{lang}{path}@{'index' if page == 1 else f'page-{page}'}.html"
+
+
+def lazy_name(lang: str, path: str, args: str) -> str:
+    """The file (relative to the pages folder) keeping ``path?args`` in ``lang``."""
+    return f"{lang}{path}@a-{args}.html"
 
 
 def pages_dir(config: Any) -> Path:
@@ -157,15 +179,16 @@ def pages_of(key: str, item: Item | None, old: Item | None) -> set[str]:
     kind, _, ident = key.partition(":")
     if kind == "l":
         groups = {i.group for i in (item, old) if i is not None}
-        return {"/", "/listings/", f"/listing/{ident}", *(f"/listings/{g}" for g in groups)}
+        return {"/", "/search", "/listings/", f"/listing/{ident}",
+                *(f"/listings/{g}" for g in groups)}
     if kind == "n":
-        return {"/", "/notices/", f"/notices/{ident}"}
-    return {"/", "/library/", f"/library/{ident}"}
+        return {"/", "/search", "/notices/", f"/notices/{ident}"}
+    return {"/", "/search", "/library/", f"/library/{ident}"}
 
 
 def all_pages(items: dict[str, Item]) -> list[str]:
     """Every page path worth rendering, the most asked-for first."""
-    first = ["/", "/listings/", "/notices/", "/library/", *_FIXED]
+    first = ["/", "/listings/", "/notices/", "/library/", "/search", *_FIXED]
     lists = sorted({f"/listings/{i.group}" for k, i in items.items()
                     if k.startswith("l:") and i.live})
     singles = [("/listing/" if k[0] == "l" else "/notices/" if k[0] == "n" else "/library/")
@@ -202,6 +225,12 @@ class Renderer:
         self._day = ""
         self._state_mark: tuple[int, int] | None = None
         self._saved = 0.0
+        # Lazily kept answers (keep()): a deletion moves the generation, under the lock,
+        # so that an answer rendered before a change is never written after it.
+        self._lock = threading.RLock()
+        self.generation = 0
+        self.lazy: OrderedDict[str, None] = OrderedDict()
+        self.ready = False
 
     # --- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -255,6 +284,39 @@ class Renderer:
             self.queue = dict.fromkeys(all_pages(self.items), 0.0)
             self._save()
         self.step(render=False)
+        with self._lock:  # answers kept by an earlier run: nobody tracks them any more
+            self.generation += 1
+            for folder, _, names in os.walk(self.root):
+                for name in names:
+                    if "@a-" in name:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(folder, name))
+            self.lazy.clear()
+            self.ready = True
+
+    def keep(self, generation: int, lang: str, path: str, args: str, body: bytes) -> bool:
+        """Write the answer to ``path?args`` in ``lang`` for nginx, if nothing changed since.
+
+        ``generation`` is :attr:`generation` read before the answer was rendered:
+        if any file was deleted since (a change), the answer may be stale and
+        is dropped. At most :data:`LAZY_MAX` such files; the oldest go first.
+        """
+        if (lang not in self.languages or not _LAZY.fullmatch(args) or _PAGE.fullmatch(args)
+                or not _LAZY_PATH.fullmatch(path)):
+            return False
+        with self._lock:
+            if not self.ready or self._stop.is_set() or generation != self.generation:
+                return False
+            name = lazy_name(lang, path, args)
+            self._write(name, body)
+            self.lazy[name] = None
+            self.lazy.move_to_end(name)
+            while len(self.lazy) > LAZY_MAX:
+                old, _ = self.lazy.popitem(last=False)
+                for suffix in ("", ".gz"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.root / (old + suffix)).unlink()
+        return True
 
     def step(self, *, render: bool = True, budget: float = 0.5) -> None:
         """Look for changes; then render due pages for up to ``budget`` seconds."""
@@ -390,6 +452,11 @@ class Renderer:
 
     def _delete(self, path: str) -> None:
         """Remove every file of ``path`` (all its pages, every language), the page first."""
+        with self._lock:
+            self.generation += 1
+            self._delete_files(path)
+
+    def _delete_files(self, path: str) -> None:
         head, _, tail = path.rpartition("/")
         for lang in self.languages:
             folder = self.root / (lang + head)
@@ -404,6 +471,11 @@ class Renderer:
 
     def _clear(self) -> None:
         """Delete every page file (the manifest goes first: nothing claims them)."""
+        with self._lock:
+            self.generation += 1
+            self._clear_files()
+
+    def _clear_files(self) -> None:
         for name in (MANIFEST_NAME, STATE_NAME):
             with contextlib.suppress(FileNotFoundError):
                 (self.root / name).unlink()
@@ -497,10 +569,95 @@ def _zone(name: str) -> Any:
         return ZoneInfo("UTC")
 
 
+class LazyFiles:
+    """WSGI middleware: keeps answers to plain queries (a search, a collection) as files.
+
+    The renderer cannot know which searches residents will make, but each
+    answer stays true until the next change, exactly like a page file: so the
+    first answer to ``/search?q=bicycle`` in a language is written (by
+    :meth:`Renderer.keep`) where nginx looks for it, and the next reader gets
+    the file. Every change deletes them with the pages of ``/search`` (and of
+    the list they belong to), as :func:`pages_of` says.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], renderer: Renderer) -> None:
+        """Wrap the WSGI ``app``; kept answers go to ``renderer``'s folder."""
+        self.app = app
+        self.renderer = renderer
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Pass the request on; keep its answer if it is everyone's and a plain query's."""
+        args = str(environ.get("QUERY_STRING", ""))
+        path = str(environ.get("PATH_INFO", ""))
+        if (environ.get("REQUEST_METHOD") != "GET" or not self.renderer.ready
+                or not _LAZY.fullmatch(args) or _PAGE.fullmatch(args)
+                or not _LAZY_PATH.fullmatch(path)):
+            return self.app(environ, start_response)
+        generation = self.renderer.generation
+        shared: list[bool] = []
+
+        def capture(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            shared[:] = [line.startswith("200") and everyones(headers)]
+            return start_response(line, headers, exc_info)
+
+        body = read_answer(self.app(environ, capture))
+        lang = _HTML_LANG.search(body[:1024])
+        if not (shared and shared[0] and lang):
+            return [body]
+
+        def keep() -> None:
+            try:
+                self.renderer.keep(generation, lang.group(1).decode(), path, args, body)
+            except OSError as error:  # a full disk: the portal answers, nginx asks again
+                log.warning("page files: could not keep %s?%s: %s", path, args, error)
+        return _ThenKeep(body, keep)
+
+
+def everyones(headers: list[tuple[str, str]]) -> bool:
+    """Whether an answer's headers make it a page for every reader (portal/caching.py's rules).
+
+    ``public`` with ``s-maxage``, no cookie set, and no ``Vary`` beyond ``Cookie``
+    and ``Accept-Language`` (the answers the page cache and nginx may share), as
+    read from the headers so that the in-process page cache's hits count too.
+    """
+    control, vary, cookie = "", set(), False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "cache-control":
+            control += value.lower() + ","
+        elif lowered == "vary":
+            vary |= {v.strip().lower() for v in value.split(",") if v.strip()}
+        elif lowered == "set-cookie":
+            cookie = True
+    parts = {p.strip().split("=")[0] for p in control.split(",")}
+    return ("public" in parts and "s-maxage" in parts and "private" not in parts
+            and "no-store" not in parts and not cookie and vary <= {"cookie", "accept-language"})
+
+
+class _ThenKeep(list[bytes]):
+    """A WSGI answer that, once sent (the server calls ``close``), keeps itself as a file."""
+
+    def __init__(self, body: bytes, then: Callable[[], None]) -> None:
+        super().__init__([body])
+        self._then: Callable[[], None] | None = then
+
+    def close(self) -> None:
+        """Called by the server after the answer went out: write the file now."""
+        then, self._then = self._then, None
+        if then is not None:
+            then()
+
+
 def start(app: Any, config: Any) -> Renderer | None:
-    """Start keeping ``app``'s page files if this node serves them (see :func:`enabled`)."""
+    """Start keeping ``app``'s page files if this node serves them (see :func:`enabled`).
+
+    Also wraps the app in :class:`LazyFiles` (outermost: it writes a kept answer
+    after the server sent it).
+    """
     if not enabled(config):
         return None
     renderer = Renderer(app, config)
+    app.wsgi_app = LazyFiles(app.wsgi_app, renderer)
     renderer.start()
     return renderer

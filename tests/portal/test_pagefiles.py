@@ -47,8 +47,8 @@ def complete(root: Path) -> bool:
 def served(front: Front) -> Iterator[tuple[Front, pagefiles.Renderer]]:  # noqa: F811
     """The front with the renderer running and its first build done."""
     config = front.app.config["NODE_CONFIG"]
-    renderer = pagefiles.Renderer(front.app, config)
-    renderer.start()
+    renderer = pagefiles.start(front.app, config)  # with LazyFiles, as `portal serve` does
+    assert renderer is not None
     try:
         wait_for("the first build", lambda: complete(renderer.root), timeout=RENDER_WAIT)
         yield front, renderer
@@ -266,3 +266,63 @@ def test_the_language_maps_never_choose_otherwise_than_the_portal() -> None:
                              ("fr, es;q=0, en;q=0.5", ""), ("fr, es;q=0", ""),
                              ("fr;level=1, es;q=0.5", ""), ("fr, *;q=0.5, es;q=0.1", "")):
         assert choose(header) == expected, header
+
+
+def test_a_search_is_kept_as_a_file_until_the_next_change(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, renderer = served
+    client = site.app.test_client()
+    path = "/search?q=bicycle"
+    status, headers, first = site.request(path)
+    assert (status, headers.get("x-cache-status")) == (200, "MISS")  # the portal's answer
+    kept = renderer.root / pagefiles.lazy_name("en", "/search", "q=bicycle")
+    wait_for("the answer kept (after it was sent)", kept.exists, timeout=RENDER_WAIT)
+    assert kept.with_name(kept.name + ".gz").exists()
+    status, headers, body = site.request(path, {"Accept-Language": "en-GB,en;q=0.9",
+                                               "Cookie": "meshhub_session=abc"})
+    assert (status, headers["x-cache-status"], body) == (200, "FILE", first)
+    direct = client.get(path)
+    for name in SECURITY_HEADERS:
+        assert headers[name] == direct.headers[name], name
+    _, headers, _ = site.request(path, {"Accept-Language": "es"})
+    assert headers["x-cache-status"] != "FILE"  # another language: its own answer
+    _, headers, _ = site.request(path, {"Cookie": f"meshhub_session=abc; {PRIVATE_COOKIE}=1"})
+    assert headers["x-cache-status"] != "FILE"
+    with site.app.app_context():
+        site.seeder.listing(title="Red bicycle, new tyres")
+
+    def shows_it() -> bool:
+        return b"Red bicycle" in site.request(path)[2]
+    wait_for("the search answer with the new listing", shows_it, timeout=RENDER_WAIT)
+    wait_for("the answer kept again", kept.exists, timeout=RENDER_WAIT)
+    status, headers, body = site.request(path)
+    assert (status, headers["x-cache-status"]) == (200, "FILE") and b"Red bicycle" in body
+
+
+def test_answers_are_kept_only_while_true_and_only_so_many(
+        served: tuple[Front, pagefiles.Renderer], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, renderer = served
+    before = renderer.generation
+    renderer._delete("/search")  # a change between the render and the write
+    assert not renderer.keep(before, "en", "/search", "q=old", b"<html>old</html>")
+    assert not (renderer.root / pagefiles.lazy_name("en", "/search", "q=old")).exists()
+    for path, args in (("/search", "page=2"), ("/search", "q=a/b"), ("/zim/x", "q=a"),
+                       ("/search", "q=" + "a" * 200)):
+        assert not renderer.keep(renderer.generation, "en", path, args, b"x"), (path, args)
+    monkeypatch.setattr(pagefiles, "LAZY_MAX", 3)
+    for n in range(5):
+        assert renderer.keep(renderer.generation, "en", "/search", f"q=w{n}", b"<html></html>")
+    names = {p.name for p in (renderer.root / "en").glob("search@a-*.html")}
+    assert names == {"search@a-q=w2.html", "search@a-q=w3.html", "search@a-q=w4.html"}
+
+
+def test_a_private_or_cookie_setting_answer_is_never_kept(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, renderer = served
+    site.request("/search?q=water", {"Cookie": "meshhub_session=abc"})
+    site.request("/welcome?x=1")
+    site.request("/listing/no-such-listing?x=1")  # a 404
+    site.request("/search?q=tuesday")  # everyone's: the witness that the others were weighed
+    witness = renderer.root / pagefiles.lazy_name("en", "/search", "q=tuesday")
+    wait_for("the witness kept", witness.exists, timeout=RENDER_WAIT)
+    assert {p.name for p in renderer.root.rglob("*@a-*")} == {witness.name, witness.name + ".gz"}
