@@ -88,24 +88,27 @@ SAMPLES = 40_000  # requests drawn for the wrk script (it picks among them at ra
 #: Counting answers by status class in every wrk thread, and the result line.
 COUNTING_LUA = r"""
 local threads = {}
-c2, c3, c4, c5 = 0, 0, 0, 0
+c2, c3, c4, c5, cp = 0, 0, 0, 0, 0
 function setup(thread) table.insert(threads, thread) end
 function response(status, headers, body)
   if status >= 500 then c5 = c5 + 1 elseif status >= 400 then c4 = c4 + 1
   elseif status >= 300 then c3 = c3 + 1 else c2 = c2 + 1 end
+  local cache = headers["X-Cache-Status"]
+  if cache == "MISS" or cache == "BYPASS" or cache == "EXPIRED" then cp = cp + 1 end
 end
 function done(summary, latency, requests)
-  local t = {0, 0, 0, 0}
+  local t = {0, 0, 0, 0, 0}
   for _, thread in ipairs(threads) do
     t[1] = t[1] + thread:get("c2"); t[2] = t[2] + thread:get("c3")
     t[3] = t[3] + thread:get("c4"); t[4] = t[4] + thread:get("c5")
+    t[5] = t[5] + thread:get("cp")
   end
   local seconds = summary.duration / 1e6
   io.write(string.format(
-    "RESULT rps=%f p50=%d p95=%d p99=%d sockerr=%d s2=%d s3=%d s4=%d s5=%d\n",
+    "RESULT rps=%f p50=%d p95=%d p99=%d sockerr=%d s2=%d s3=%d s4=%d s5=%d portal=%d\n",
     summary.requests / seconds, latency:percentile(50), latency:percentile(95),
     latency:percentile(99), summary.errors.connect + summary.errors.read
-      + summary.errors.write + summary.errors.timeout, t[1], t[2], t[3], t[4]))
+      + summary.errors.write + summary.errors.timeout, t[1], t[2], t[3], t[4], t[5]))
 end
 """
 #: The street: raw requests from a file (args[1]), one drawn at random each time.
@@ -118,7 +121,7 @@ end
 function request() return reqs[math.random(#reqs)] end
 """ + COUNTING_LUA
 _RESULT = re.compile(r"RESULT rps=([\d.]+) p50=(\d+) p95=(\d+) p99=(\d+) sockerr=(\d+) "
-                     r"s2=(\d+) s3=(\d+) s4=(\d+) s5=(\d+)")
+                     r"s2=(\d+) s3=(\d+) s4=(\d+) s5=(\d+) portal=(\d+)")
 
 
 @dataclass(frozen=True)
@@ -266,10 +269,11 @@ def wrk(port: int, requests: Path | None, seconds: int, connections: int,
     match = _RESULT.search(result.stdout)
     if match is None:
         raise RuntimeError(f"wrk printed no result:\n{result.stdout}{result.stderr}")
-    rps, p50, p95, p99, sockerr, s2, s3, s4, s5 = (float(g) for g in match.groups())
+    rps, p50, p95, p99, sockerr, s2, s3, s4, s5, portal = (float(g) for g in match.groups())
+    answered = max(1.0, s2 + s3 + s4 + s5)
     return {"rps": rps, "p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000,
             "sockerr": sockerr, "2xx": s2, "3xx": s3, "4xx": s4, "5xx": s5,
-            "load": load_average()}
+            "portal": 100 * portal / answered, "load": load_average()}
 
 
 def sign_in(port: int) -> str:
@@ -409,6 +413,8 @@ def summary(report: Report, name: str, runs: list[dict[str, float]]) -> dict[str
     med = {key: median(r[key] for r in runs) for key in runs[0]}
     note = (f"median of {len(runs)}; p50 {med['p50']:.1f} ms; 5xx {sum(r['5xx'] for r in runs):.0f}"
             f"; 4xx {med['4xx']:.0f}; socket errors {med['sockerr']:.0f}")
+    if name.startswith("front"):  # nginx says whether the portal answered (MISS, BYPASS, EXPIRED)
+        note += f"; answered by the portal {med['portal']:.2f} %"
     report.info(f"{name}_rps", med["rps"], "requests/s", note)
     return med
 

@@ -286,6 +286,12 @@ def test_a_search_is_kept_as_a_file_until_the_next_change(
         assert headers[name] == direct.headers[name], name
     _, headers, _ = site.request(path, {"Accept-Language": "es"})
     assert headers["x-cache-status"] != "FILE"  # another language: its own answer
+    encoded = "/search?q=Blue+bicycle%21%C3%A9"  # the file is named by the query as sent
+    _, _, answer = site.request(encoded)
+    wait_for("the encoded query kept", (renderer.root / pagefiles.lazy_name(
+        "en", "/search", encoded.partition("?")[2])).exists, timeout=RENDER_WAIT)
+    status, headers, body = site.request(encoded)
+    assert (status, headers["x-cache-status"], body) == (200, "FILE", answer)
     _, headers, _ = site.request(path, {"Cookie": f"meshhub_session=abc; {PRIVATE_COOKIE}=1"})
     assert headers["x-cache-status"] != "FILE"
     with site.app.app_context():
