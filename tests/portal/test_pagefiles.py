@@ -332,3 +332,17 @@ def test_a_private_or_cookie_setting_answer_is_never_kept(
     witness = renderer.root / pagefiles.lazy_name("en", "/search", "q=tuesday")
     wait_for("the witness kept", witness.exists, timeout=RENDER_WAIT)
     assert {p.name for p in renderer.root.rglob("*@a-*")} == {witness.name, witness.name + ".gz"}
+
+
+def test_warming_up_compiles_each_kind_of_page_and_writes_nothing(front: Front) -> None:  # noqa: F811
+    """After a start the portal has its templates ready for what files cannot answer."""
+    renderer = pagefiles.Renderer(front.app, front.app.config["NODE_CONFIG"])
+    renderer.resume()
+    before = sorted(renderer.root.rglob("*"))
+    renderer.warm()
+    cache = front.app.jinja_env.cache
+    assert cache is not None
+    loaded = {str(key[1]) for key in cache}  # (loader id, template name)
+    assert {"residents/search.html", "residents/listing.html", "residents/listings.html"} <= loaded
+    assert sorted(renderer.root.rglob("*")) == before
+    renderer.stop()
