@@ -231,6 +231,7 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
             "--essential-hook=mkdir -p \"$1/etc/default\" \"$1/boot/firmware\" && echo "
             f"'ROOTPART=PARTUUID={disk_id}-02' >\"$1/etc/default/raspi-firmware\"",
             "--aptopt=Acquire::Retries \"3\"",
+            *_initramfs_once(arch),
             # The standard library byte-compiled for the portal's python -OO here, natively,
             # so the node's first boot finds it done (it takes minutes on a Pi or under TCG).
             "--customize-hook=chroot \"$1\" python3 -m compileall -q -o "
@@ -257,6 +258,35 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
                                  f"{next(t for t in reversed(tail) if t.strip())}); check the "
                                  "network or pass --mirror")
         raise BaseImageError(f"mmdebstrap failed (exit {proc.returncode}):\n{text}")
+
+
+#: Where initramfs-tools' command is kept aside while the packages install (dpkg-divert).
+INITRAMFS_ASIDE = "/usr/sbin/update-initramfs.meshhub-deferred"
+
+
+def _initramfs_once(arch: str) -> list[str]:
+    """mmdebstrap hooks that build the initramfs once, at the end, for a foreign ``arch``.
+
+    Under qemu-user one initramfs takes ~20 minutes, and installing the
+    packages built it twice: the kernel's postinst, then initramfs-tools'
+    trigger for the hooks that later packages add (session 6). So while the
+    packages install, ``update-initramfs`` is diverted (``dpkg-divert``) and a
+    stand-in that does nothing takes its place; at the end the real one is put
+    back and run once for every installed kernel (``-c -k all``), which also runs
+    ``/etc/initramfs/post-update.d`` (raspi-firmware copies the initrd to the
+    boot partition there). A native build (amd64 here) keeps Debian's order.
+    """
+    if arch == host_arch():
+        return []
+    command = "/usr/sbin/update-initramfs"
+    return [
+        f"--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename --divert "
+        f"{INITRAMFS_ASIDE} --add {command} && printf '#!/bin/sh\\nexit 0\\n' "
+        f">\"$1{command}\" && chmod 755 \"$1{command}\"",
+        f"--customize-hook=rm -f \"$1{command}\" && chroot \"$1\" dpkg-divert --quiet "
+        f"--local --rename --divert {INITRAMFS_ASIDE} --remove {command} && "
+        f"chroot \"$1\" {command} -c -k all",
+    ]
 
 
 #: How long systemd waits for the boot partition's device before it gives up and goes to
