@@ -231,7 +231,10 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
             "--essential-hook=mkdir -p \"$1/etc/default\" \"$1/boot/firmware\" && echo "
             f"'ROOTPART=PARTUUID={disk_id}-02' >\"$1/etc/default/raspi-firmware\"",
             "--aptopt=Acquire::Retries \"3\"",
-            *_initramfs_once(arch),
+            # /etc/default/raspi-firmware (written above) is also a conffile of raspi-firmware:
+            # keep ours, or dpkg asks on a terminal there is none of and fails.
+            "--dpkgopt=force-confold",
+            *_initramfs_once(arch, root.parent),
             # The standard library byte-compiled for the portal's python -OO here, natively,
             # so the node's first boot finds it done (it takes minutes on a Pi or under TCG).
             "--customize-hook=chroot \"$1\" python3 -m compileall -q -o "
@@ -264,27 +267,40 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
 INITRAMFS_ASIDE = "/usr/sbin/update-initramfs.meshhub-deferred"
 
 
-def _initramfs_once(arch: str) -> list[str]:
+def _initramfs_once(arch: str, workdir: Path) -> list[str]:
     """mmdebstrap hooks that build the initramfs once, at the end, for a foreign ``arch``.
 
     Under qemu-user one initramfs takes ~20 minutes, and installing the
     packages built it twice: the kernel's postinst, then initramfs-tools'
     trigger for the hooks that later packages add (session 6). So while the
     packages install, ``update-initramfs`` is diverted (``dpkg-divert``) and a
-    stand-in that does nothing takes its place; at the end the real one is put
-    back and run once for every installed kernel (``-c -k all``), which also runs
-    ``/etc/initramfs/post-update.d`` (raspi-firmware copies the initrd to the
-    boot partition there). A native build (amd64 here) keeps Debian's order.
+    stand-in takes its place that only leaves an empty ``initrd.img-VERSION``
+    for each kernel (raspi-firmware's kernel hook copies that file to the boot
+    partition and fails without it); at the end the empty files go, the real
+    command is put back and run once for every installed kernel (``-c -k all``),
+    which also runs ``/etc/initramfs/post-update.d`` (raspi-firmware copies the
+    real initrd to the boot partition there). A native build (amd64 here) keeps
+    Debian's order. ``workdir``: a folder on this machine for the stand-in.
     """
     if arch == host_arch():
         return []
     command = "/usr/sbin/update-initramfs"
+    stand_in = workdir / "update-initramfs-deferred"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        "# meshhub's image build: the real update-initramfs runs once, at the end.\n"
+        "for kernel in /boot/vmlinuz-*; do\n"
+        "  [ -e \"$kernel\" ] || continue\n"
+        "  initrd=\"/boot/initrd.img-${kernel#/boot/vmlinuz-}\"\n"
+        "  [ -e \"$initrd\" ] || : >\"$initrd\"\n"
+        "done\n"
+        "exit 0\n")
     return [
         f"--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename --divert "
-        f"{INITRAMFS_ASIDE} --add {command} && printf '#!/bin/sh\\nexit 0\\n' "
-        f">\"$1{command}\" && chmod 755 \"$1{command}\"",
+        f"{INITRAMFS_ASIDE} --add {command} && install -m 755 {stand_in} \"$1{command}\"",
         f"--customize-hook=rm -f \"$1{command}\" && chroot \"$1\" dpkg-divert --quiet "
         f"--local --rename --divert {INITRAMFS_ASIDE} --remove {command} && "
+        "find \"$1/boot\" -maxdepth 1 -name 'initrd.img-*' -size 0 -delete && "
         f"chroot \"$1\" {command} -c -k all",
     ]
 
