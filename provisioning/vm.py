@@ -1,9 +1,11 @@
 """Boot a node image in QEMU and reach inside it: ``image try``, the VM tests, the benches.
 
-One :class:`VirtualMachine` is one QEMU process booting a node image by UEFI
-(Debian's ``ovmf``), with:
+One :class:`VirtualMachine` is one QEMU process booting a node image: an
+amd64 image by UEFI (Debian's ``ovmf``), an arm64 (Raspberry Pi) image on
+QEMU's ``virt`` board with the kernel, initramfs and command line from its
+boot partition (:mod:`provisioning.vm_arch`), with:
 
-- TCG, or KVM when a probe of a few seconds shows that KVM really runs a
+- TCG, or (amd64) KVM when a probe of a few seconds shows that KVM really runs a
   guest (on some hosts ``/dev/kvm`` opens but guests stop with an internal
   error or hang);
 - the serial console copied to a log file (and, for ``image try``, to the
@@ -50,8 +52,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from provisioning.errors import ProvisionError
+from provisioning.vm_arch import ARCHES, QEMU, image_arch, machine_args, pi_boot_files
 
-QEMU = "qemu-system-x86_64"
 OVMF_CANDIDATES = ("/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd")
 QGA_PORT = "org.qemu.guest_agent.0"
 #: Seconds to wait for one answer of the guest agent while a command runs.
@@ -80,16 +82,20 @@ class Result:
         return self
 
 
-def require_qemu() -> tuple[str, str]:
-    """Paths of QEMU and the UEFI firmware; raise naming the Debian packages if missing."""
-    qemu = shutil.which(QEMU)
-    firmware = next((f for f in OVMF_CANDIDATES if Path(f).exists()), None)
-    missing = [pkg for pkg, found in (("qemu-system-x86", qemu), ("ovmf", firmware)) if not found]
+def require_qemu(arch: str = "amd64") -> tuple[str, str | None]:
+    """Paths of QEMU for ``arch`` and (amd64) the UEFI firmware; raise naming the Debian
+    packages if missing. arm64 needs no firmware file: QEMU loads the image's kernel."""
+    program, package = QEMU[arch]
+    qemu = shutil.which(program)
+    firmware = (next((f for f in OVMF_CANDIDATES if Path(f).exists()), None)
+                if arch == "amd64" else "")
+    missing = [pkg for pkg, found in ((package, qemu), ("ovmf", firmware)) if found is None]
     if missing:
-        raise VmError(f"image try needs {' and '.join(missing)} (QEMU and its UEFI firmware): "
+        what = "QEMU and its UEFI firmware" if arch == "amd64" else "QEMU for arm64"
+        raise VmError(f"image try needs {' and '.join(missing)} ({what}): "
                       f"sudo apt-get install {' '.join(missing)}")
-    assert qemu and firmware
-    return qemu, firmware
+    assert qemu
+    return qemu, firmware or None
 
 
 def check_image(path: Path) -> None:
@@ -133,14 +139,20 @@ class VirtualMachine:
                  radios: int = 2, port: int = 0, snapshot: bool = False,
                  console: IO[str] | None = None, accel: str = "auto",
                  shares: Mapping[str, str | os.PathLike[str]] | None = None,
-                 disks: Sequence[str | os.PathLike[str]] = ()) -> None:
+                 disks: Sequence[str | os.PathLike[str]] = (), arch: str | None = None) -> None:
         self.image = Path(image)
+        if arch is not None and arch not in ARCHES:
+            raise VmError(f"--arch {arch!r}: use one of {', '.join(ARCHES)}")
+        #: amd64 or arm64: given, or read from the image's boot partition (amd64 if unsure).
+        self.arch = arch or image_arch(self.image) or "amd64"
+        if self.arch != "amd64" and accel == "kvm":
+            raise VmError(f"KVM runs amd64 guests only here; an {self.arch} image runs under TCG")
         self.shares = {tag: Path(folder) for tag, folder in (shares or {}).items()}
         self.disks = [Path(disk) for disk in disks]
         self.memory_mb, self.cpus, self.radios = memory_mb, cpus, radios
         self.requested_port, self.snapshot, self.accel = port, snapshot, accel
         self.console_echo = console
-        self.qemu, self.firmware = require_qemu()
+        self.qemu, self.firmware = require_qemu(self.arch)
         check_image(self.image)
         self.workdir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -156,13 +168,21 @@ class VirtualMachine:
         self.workdir = Path(tempfile.mkdtemp(prefix="meshhub-vm-"))
         accel = self.accel
         if accel == "auto":
-            accel = "kvm" if kvm_works(self.qemu, self.firmware) else "tcg"
+            accel = ("kvm" if self.firmware and kvm_works(self.qemu, self.firmware)
+                     else "tcg")
+        try:
+            boot = pi_boot_files(self.image, self.workdir) if self.arch == "arm64" else None
+        except OSError:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+            raise
         self.used_accel = accel
         drive = f"file={self.image},format=raw,if=virtio,cache=unsafe"
         if self.snapshot:
             drive += ",snapshot=on"
         argv = [self.qemu, "-accel", accel, "-m", str(self.memory_mb), "-smp", str(self.cpus),
-                "-nodefaults", "-bios", self.firmware, "-display", "none", "-monitor", "none",
+                "-nodefaults", *machine_args(self.arch, self.firmware, boot),
+                "-display", "none", "-monitor", "none",
                 "-no-reboot", "-drive", drive,
                 "-serial", "stdio",
                 "-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off",

@@ -28,6 +28,7 @@ from provisioning.customise.base_os import (
     check_timezone,
     detect,
     edit_cmdline,
+    is_meshhub_base,
     render,
 )
 from provisioning.customise.fat import FatError, FatVolume, require_mtools
@@ -97,7 +98,10 @@ def customise(target: str | os.PathLike[str], node_name: str, *, registry: str |
 
     writes: list[tuple[str, bytes]] = [(f"{BOOT_DIR}/{n}", d) for n, d in bundle.files.items()]
     writes += sorted(render(fmt, settings).items())
-    if cmdline is not None and fmt != "none":
+    # The Wi-Fi country goes on the kernel command line whenever there is one to edit (a
+    # Debian arm64 base has a Pi's cmdline.txt and no other customisation format).
+    debian_base = is_meshhub_base(names)
+    if cmdline is not None and (fmt != "none" or debian_base):
         writes.append(("cmdline.txt", edit_cmdline(cmdline, settings, fmt).encode("utf-8")))
     needed = sum(len(data) + _SLACK_PER_FILE for _, data in writes)
     if volume.free_bytes() < needed:
@@ -114,7 +118,11 @@ def customise(target: str | os.PathLike[str], node_name: str, *, registry: str |
             raise ProvisionError(f"{disk}: {path} reads back different from what was written: "
                                  "the card may be faulty; do not use it")
     notes = list(bundle.notes)
-    if fmt == "none":
+    if fmt == "none" and debian_base:
+        notes.append("a Debian base made by 'image base': only the meshhub files and the Wi-Fi "
+                     "country (on cmdline.txt, if there is one) were written; hostname, SSH key "
+                     "and time zone are not set")
+    elif fmt == "none":
         notes.append("no Raspberry Pi OS customisation format found (no cmdline.txt): only the "
                      "meshhub files were written; hostname, SSH key and time zone are not set")
     if not settings.ssh_keys:

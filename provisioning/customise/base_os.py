@@ -29,6 +29,9 @@ from provisioning.errors import ProvisionError
 FORMATS = ("cloud-init", "custom.toml", "firstrun", "none")
 CLOUD_INIT_FILES = ("user-data", "meta-data", "network-config")
 FIRSTBOOT_INIT = "init=/usr/lib/raspberrypi-sys-mods/firstboot"
+#: On the boot partition of a Debian base made by ``meshhub-provision image base``
+#: (provisioning.image.base.BASE_INFO): no Raspberry Pi OS first-boot tooling there.
+MESHHUB_BASE = "meshhub-base.txt"
 #: First Raspberry Pi OS release whose firstboot reads custom.toml.
 CUSTOM_TOML_SINCE = "2024-11-19"
 _SYSTEMD_RUN = ("systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot "
@@ -85,6 +88,10 @@ def detect(names: list[str], cmdline: str | None, issue: str | None) -> str:
     (``None`` when absent).
     """
     lower = {n.lower() for n in names}
+    if is_meshhub_base(names):
+        # Debian's arm64 base has a Pi's cmdline.txt but neither raspberrypi-sys-mods nor
+        # /boot/firstrun.sh: systemd.run= there would stop the boot short of multi-user.
+        return "none"
     if any(n in lower for n in CLOUD_INIT_FILES):
         return "cloud-init"
     if cmdline is None:
@@ -94,6 +101,11 @@ def detect(names: list[str], cmdline: str | None, issue: str | None) -> str:
                                   and released.group(0) >= CUSTOM_TOML_SINCE):
         return "custom.toml"
     return "firstrun"
+
+
+def is_meshhub_base(names: list[str]) -> bool:
+    """True for the boot partition of a Debian base made by ``image base`` (its marker file)."""
+    return MESHHUB_BASE in {n.lower() for n in names}
 
 
 def edit_cmdline(cmdline: str, settings: OsSettings, fmt: str) -> str:

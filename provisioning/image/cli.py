@@ -72,10 +72,17 @@ def base(arch: str, out: str, mirror: str | None, recipe: str | None) -> None:
               help="Host port the hub is forwarded to (127.0.0.1 only; 0 picks a free one).")
 @click.option("--keep-changes", is_flag=True,
               help="Write the boot's changes into IMG (default: thrown away at the end).")
-def try_(image_file: str, radios: int, memory_mb: int, port: int, keep_changes: bool) -> None:
+@click.option("--arch", type=click.Choice(("auto", "amd64", "arm64")), default="auto",
+              show_default=True,
+              help="The image's processor; auto reads it from the boot partition. arm64 (a "
+                   "Raspberry Pi image) boots its own kernel on QEMU's virt board, emulated: "
+                   "minutes, not seconds.")
+def try_(image_file: str, radios: int, memory_mb: int, port: int, keep_changes: bool,
+         arch: str) -> None:
     """Boot IMG in QEMU: console here, hub at http://127.0.0.1:PORT; Ctrl-C stops it."""
     from provisioning.image.trial import try_image
 
     status = try_image(image_file, radios=radios, memory_mb=memory_mb, port=port,
-                       keep=keep_changes, say=lambda line: click.echo(line, err=True))
+                       keep=keep_changes, say=lambda line: click.echo(line, err=True),
+                       arch=None if arch == "auto" else arch)
     raise SystemExit(status)

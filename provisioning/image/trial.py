@@ -51,10 +51,16 @@ def journal_errors(vm: VirtualMachine, lines: int = 30) -> str:
 
 
 def try_image(image: str, *, radios: int, memory_mb: int, port: int, keep: bool,
-              say: Callable[[str], None], boot_timeout: float = 600.0) -> int:
-    """Boot ``image`` until Ctrl-C; return the exit status for the command line."""
+              say: Callable[[str], None], boot_timeout: float = 600.0,
+              arch: str | None = None) -> int:
+    """Boot ``image`` until Ctrl-C; return the exit status for the command line.
+
+    ``arch``: amd64 or arm64; None reads it from the image's boot partition
+    (:func:`provisioning.vm_arch.image_arch`). An arm64 image's first boot under
+    TCG takes several minutes: pass a longer ``boot_timeout``.
+    """
     vm = VirtualMachine(Path(image), memory_mb=memory_mb, radios=radios, port=port,
-                        snapshot=not keep, console=sys.stdout)
+                        snapshot=not keep, console=sys.stdout, arch=arch)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -63,7 +69,8 @@ def try_image(image: str, *, radios: int, memory_mb: int, port: int, keep: bool,
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         vm.start()
-        say(f"image try: {image} booting in QEMU ({vm.used_accel.upper() if vm.used_accel else ''}"
+        say(f"image try: {image} booting in QEMU ({vm.arch}, "
+            f"{vm.used_accel.upper() if vm.used_accel else ''}"
             f", {memory_mb} MB, {radios} simulated radios); the hub will answer at "
             f"http://127.0.0.1:{vm.port}/ ; Ctrl-C powers it off"
             + ("" if keep else " (changes are thrown away: --keep-changes keeps them)"))

@@ -177,6 +177,32 @@ def test_base_os_format_is_detected_and_written(reg: Path, tmp_path: Path,
 
 
 @pytest.mark.tools
+def test_debian_arm64_base_gets_no_firstrun_but_its_wifi_country(reg: Path,
+                                                                 tmp_path: Path) -> None:
+    """``image base --arch arm64`` has a Pi's cmdline.txt (Debian's raspi-firmware) but no
+    Raspberry Pi OS first-boot tooling: a systemd.run= there stopped short of multi-user."""
+    from provisioning.customise.base_os import MESHHUB_BASE
+    from provisioning.image.base import BASE_INFO
+
+    assert MESHHUB_BASE == BASE_INFO
+    image = make_image(tmp_path / "node.img", files={
+        "cmdline.txt": b"console=tty0 root=PARTUUID=9840d7d5-02 rw net.ifnames=0 rootwait\n",
+        "config.txt": b"arm_64bit=1\nkernel=vmlinuz-6.1.0-57-arm64\n",
+        BASE_INFO: b"meshhub base image: Debian 12 arm64\n"})
+    result = customise(image, "elm-1", reg)
+    assert result.returncode == 0, result.stderr
+    assert "base system format: none" in result.stdout
+    assert "a Debian base made by 'image base'" in result.stdout
+    cmdline = fat_read(image, 8 * MIB, "cmdline.txt").decode()
+    assert cmdline == ("console=tty0 root=PARTUUID=9840d7d5-02 rw net.ifnames=0 rootwait "
+                       "cfg80211.ieee80211_regdom=DE\n")
+    names = subprocess.run(["mdir", "-b", "-i", f"{image}@@{8 * MIB}", "::"],
+                           capture_output=True, text=True, check=True,
+                           env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout.lower()
+    assert "firstrun.sh" not in names and "custom.toml" not in names
+
+
+@pytest.mark.tools
 def test_sparse_4gib_image_is_not_copied(reg: Path, tmp_path: Path) -> None:
     image = make_image(tmp_path / "big.img", total_mib=4096)
     used_before = image.stat().st_blocks * 512

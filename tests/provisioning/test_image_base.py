@@ -236,6 +236,7 @@ class FakeMachine:
         self._held.bind(("127.0.0.1", 0))
         self.port = self._held.getsockname()[1]
         self.used_accel = "tcg"
+        self.arch = options.get("arch") or "amd64"
         self.proc = None
         FakeMachine.instances.append(self)
 
