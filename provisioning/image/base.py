@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -171,7 +172,8 @@ def build_base(arch: str, out: str | os.PathLike[str], *, recipe: Recipe | None 
 
     Needs root (mmdebstrap installs the packages in a chroot) and the
     internet (about 700 MB from Debian's mirror). A failed build leaves no
-    ``out``.
+    ``out``; when mmdebstrap fails, its whole output stays beside it in
+    ``OUT.mmdebstrap.log`` (:func:`mmdebstrap_log`), which the error names.
     """
     started = time.monotonic()
     if arch not in ARCHES:
@@ -199,7 +201,7 @@ def build_base(arch: str, out: str | os.PathLike[str], *, recipe: Recipe | None 
         root = work / "root"
         with verified_output(out_path) as partial:
             _debootstrap(arch, root, packages, debian.suite, mirror, debian.security_mirror,
-                         debian.components[arch], disk_id, progress)
+                         debian.components[arch], disk_id, progress, mmdebstrap_log(out_path))
             progress("writing the system files (fstab, host name, networking)")
             bootfs = work / "bootfs"
             _system_files(root, disk_id)
@@ -218,9 +220,19 @@ def build_base(arch: str, out: str | os.PathLike[str], *, recipe: Recipe | None 
                      allocated_bytes(out_path), time.monotonic() - started)
 
 
+def mmdebstrap_log(out: Path) -> Path:
+    """Where mmdebstrap's whole output is written while it runs (kept only if it fails)."""
+    return out.with_name(out.name + ".mmdebstrap.log")
+
+
+#: Lines of mmdebstrap's output that say why a package failed (dpkg's own error can be
+#: hundreds of lines above the last ones: "end of file on stdin at conffile prompt").
+_CAUSES = ("dpkg: error", "dpkg: dependency problems", "E: ")
+
+
 def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, mirror: str,
                  security: str, components: tuple[str, ...], disk_id: str,
-                 progress: Progress) -> None:
+                 progress: Progress, log: Path) -> None:
     comps = " ".join(components)
     sources = [f"deb {mirror} {suite} {comps}", f"deb {mirror} {suite}-updates {comps}",
                f"deb {security} {suite}-security {comps}"]
@@ -243,24 +255,37 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
     progress(f"mmdebstrap: Debian {suite} {arch}, {len(packages)} packages and their "
              "dependencies (about 700 MB to download; a few minutes)")
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            errors="replace")
     tail: list[str] = []
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        line = line.rstrip()
-        tail = [*tail, line][-15:]
-        if line.startswith(("I: ", "E: ", "W: ")):
-            progress(f"  [{time.monotonic() - started:5.0f} s] {line}")
-    if proc.wait() != 0:
-        text = "\n".join(tail)
-        if any(s in text for s in ("Temporary failure resolving", "Could not resolve",
-                                   "Failed to fetch", "Unable to connect")):
-            raise BaseImageError(f"cannot reach Debian's packages at {mirror} while downloading "
-                                 "(mmdebstrap says: "
-                                 f"{next(t for t in reversed(tail) if t.strip())}); check the "
-                                 "network or pass --mirror")
-        raise BaseImageError(f"mmdebstrap failed (exit {proc.returncode}):\n{text}")
+    causes: list[str] = []
+    with open(log, "w", encoding="utf-8") as whole:
+        whole.write(f"# {shlex.join(argv)}\n")
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, errors="replace")
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            whole.write(line)
+            line = line.rstrip()
+            tail = [*tail, line][-15:]
+            if line.lstrip().startswith(_CAUSES) or (
+                    causes and causes[-1].startswith("dpkg: error") and line.startswith(" ")):
+                causes = [*causes, line.strip()][-8:]  # dpkg says why on the next line
+            if line.startswith(("I: ", "E: ", "W: ")):
+                progress(f"  [{time.monotonic() - started:5.0f} s] {line}")
+        returncode = proc.wait()
+    if returncode == 0:
+        log.unlink()
+        return
+    text = "\n".join(tail)
+    if any(s in text for s in ("Temporary failure resolving", "Could not resolve",
+                               "Failed to fetch", "Unable to connect")):
+        raise BaseImageError(f"cannot reach Debian's packages at {mirror} while downloading "
+                             "(mmdebstrap says: "
+                             f"{next(t for t in reversed(tail) if t.strip())}); check the "
+                             f"network or pass --mirror (mmdebstrap's whole output: {log})")
+    first = [c for c in causes if c not in tail]
+    raise BaseImageError(f"mmdebstrap failed (exit {returncode}); its whole output is in {log}"
+                         + ("; the errors in it:\n" + "\n".join(first) if first else "")
+                         + f"\n... its last lines:\n{text}")
 
 
 #: Where initramfs-tools' command is kept aside while the packages install (dpkg-divert).
@@ -457,4 +482,4 @@ def _assemble(image: Path, boot_fs: Path, root_fs: Path, disk_id: str) -> None:
 
 
 __all__ = ["ARCHES", "BaseImageError", "BuiltBase", "base_packages", "build_base",
-           "check_reachable", "check_tools", "host_arch"]
+           "check_reachable", "check_tools", "host_arch", "mmdebstrap_log"]

@@ -76,6 +76,64 @@ def test_missing_tools_or_root_are_named(monkeypatch: pytest.MonkeyPatch, tmp_pa
         base_mod.build_base("i386", tmp_path / "x.img")
 
 
+#: mmdebstrap's output when a package fails to configure (as the arm64 base's first build
+#: did): dpkg's reason comes long before the last lines.
+FAILING_MMDEBSTRAP = """#!/bin/sh
+echo 'I: installing remaining packages inside the chroot...' >&2
+echo 'Setting up raspi-firmware (1.20220830+ds-1) ...' >&2
+echo 'dpkg: error processing package raspi-firmware (--configure):' >&2
+echo ' end of file on stdin at conffile prompt' >&2
+i=0
+while [ $i -lt 40 ]; do i=$((i + 1)); echo "Processing triggers for package-$i ..." >&2; done
+echo 'Errors were encountered while processing:' >&2
+echo ' raspi-firmware' >&2
+echo 'E: mmdebstrap failed to run' >&2
+exit 25
+"""
+
+
+@needs_tools
+def test_failed_mmdebstrap_keeps_its_whole_output_beside_the_image(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The error names the log file, which holds every line; dpkg's reason is in the error."""
+    import functools
+    import http.server
+    import threading
+
+    mirror = tmp_path / "mirror"
+    (mirror / "debian/dists/bookworm").mkdir(parents=True)
+    (mirror / "debian/dists/bookworm/Release").write_text("Suite: bookworm\n")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "mmdebstrap").write_text(FAILING_MMDEBSTRAP)
+    (tools / "mmdebstrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    monkeypatch.setattr(base_mod.os, "geteuid", lambda: 0)  # mmdebstrap is a stand-in here
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with pytest.raises(BaseImageError) as failed:
+                base_mod.build_base("amd64", out_dir / "base.img", progress=lambda _l: None,
+                                    mirror=f"http://127.0.0.1:{server.server_address[1]}/debian")
+        finally:
+            server.shutdown()
+            thread.join()
+    log = out_dir / "base.img.mmdebstrap.log"
+    message = str(failed.value)
+    assert f"mmdebstrap failed (exit 25); its whole output is in {log}" in message
+    assert ("dpkg: error processing package raspi-firmware (--configure):\n"
+            "end of file on stdin at conffile prompt") in message
+    assert "E: mmdebstrap failed to run" in message
+    whole = log.read_text().splitlines()
+    assert whole[0].startswith("# mmdebstrap --mode=root") and len(whole) == 1 + 47
+    assert " end of file on stdin at conffile prompt" in whole
+    assert sorted(p.name for p in out_dir.iterdir()) == ["base.img.mmdebstrap.log"]
+
+
 @needs_tools
 def test_layout_is_raspberry_pi_os_like_and_boots_by_uefi(tmp_path: Path) -> None:
     """The disk that ``image base`` assembles, from a small tree instead of mmdebstrap's."""

@@ -5,9 +5,17 @@ The fixtures, in order (each reusable by other VM tests, e.g. a radio lab):
 - ``base_image``: ``image base --arch amd64`` (mmdebstrap from Debian's
   packages). Cached in ``$MESHHUB_VM_CACHE`` or ``/var/cache/meshhub-vm`` when
   that folder exists, keyed by the package list and the base builder's code;
-  otherwise built into the session's temporary folder.
+  otherwise built into the session's temporary folder. ``$MESHHUB_VM_BASE``
+  names a base built before instead.
 - ``wheelhouse``: this checkout's wheel and its dependencies for amd64, from
   the package index (a real wheelhouse, as a release ships).
+
+**arm64, opt-in**: with ``MESHHUB_VM_ARCH=arm64`` the same tests build and boot
+the Raspberry Pi image (an arm64 base, aarch64 wheels, QEMU's ``virt`` board:
+docs/images.md). Its base takes about 20 minutes under qemu-user, so pass one
+built before in ``$MESHHUB_VM_BASE`` (or let the cache keep it). CI does not
+set it: emulating arm64 on this machine would lengthen CI's run by much more
+than the whole VM set takes now.
 - ``node_image``: ``image build`` from both, then ``customise`` with a node
   registered in a signed registry (``provisioning.registry``). The card's
   node.toml gets one setting of the tests' own: a health window of
@@ -23,6 +31,7 @@ The fixtures, in order (each reusable by other VM tests, e.g. a radio lab):
 
 from __future__ import annotations
 
+import os
 import time
 import tomllib
 from collections.abc import Iterator
@@ -39,6 +48,8 @@ from tests.vmsupport import base_image as cached_base_image
 if TYPE_CHECKING:
     from provisioning.customise.fat import FatVolume
 
+#: The node's processor: amd64 (CI), or arm64 when asked for (see the module docstring).
+ARCH = os.environ.get("MESHHUB_VM_ARCH", "amd64")
 #: Generous: TCG on a busy two-core machine; the tests measure, the bench reports.
 BOOT_TIMEOUT = 1500.0
 NODE = "elm-1"
@@ -54,28 +65,41 @@ EXCHANGE_MOUNT = "/mnt/exchange"
 def require_vm_tools() -> None:
     """Skip on a laptop (fail in CI) without root, QEMU, ovmf or mmdebstrap."""
     require_root()
+    if ARCH == "arm64":
+        require_tool("qemu-system-aarch64", "mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk",
+                     "debugfs", *(() if os.environ.get("MESHHUB_VM_BASE") else ("mmdebstrap",)))
+        return
     require_tool("qemu-system-x86_64", "mmdebstrap", "/usr/share/ovmf/OVMF.fd", "mkfs.ext4",
                  "mkfs.vfat", "mcopy", "sfdisk", "debugfs")
 
 
 @pytest.fixture(scope="session")
 def base_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An amd64 Debian base image made by ``image base`` (cached when a cache folder exists)."""
+    """A Debian base image for :data:`ARCH` made by ``image base`` (cached when a cache folder
+    exists), or the one ``$MESHHUB_VM_BASE`` names."""
+    if ARCH not in ("amd64", "arm64"):
+        pytest.fail(f"MESHHUB_VM_ARCH={ARCH!r}: use amd64 or arm64")
     require_vm_tools()
+    given = os.environ.get("MESHHUB_VM_BASE")
+    if given:
+        if not Path(given).is_file():
+            pytest.fail(f"MESHHUB_VM_BASE={given}: no such file; build one with "
+                        f"'meshhub-provision image base --arch {ARCH} --out FILE'")
+        return Path(given)
     lines: list[str] = []
     try:
-        return cached_base_image(base_folder(tmp_path_factory), "amd64", lines)
+        return cached_base_image(base_folder(tmp_path_factory), ARCH, lines)
     except OSError as exc:
         pytest.fail(f"image base failed: {exc}\n" + "\n".join(lines[-20:]))
 
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout's wheel plus its dependencies for an amd64 node."""
+    """This checkout's wheel plus its dependencies for a node of :data:`ARCH`."""
     from provisioning.image.wheelhouse import PLATFORMS, build_wheelhouse
 
     out = tmp_path_factory.mktemp("wheelhouse")
-    build_wheelhouse(Path(__file__).resolve().parents[2], out, platforms=PLATFORMS["amd64"])
+    build_wheelhouse(Path(__file__).resolve().parents[2], out, platforms=PLATFORMS[ARCH])
     return out
 
 
@@ -103,7 +127,7 @@ def node_image(base_image: Path, wheelhouse: Path,
     from provisioning.registry import ops
 
     work = tmp_path_factory.mktemp("node")
-    built = build_image(base_image, work / "node.img", wheelhouse=wheelhouse, arch="amd64")
+    built = build_image(base_image, work / "node.img", wheelhouse=wheelhouse, arch=ARCH)
     registry = make_registry(work / "registry", (NODE,))
     done = customise(built.path, NODE, registry=registry, secrets=work / "registry" / "secrets")
     node = ops.load_registry(registry).nodes[NODE].data
@@ -147,7 +171,7 @@ def node_vm(node_image: NodeImage,
     log = node_image.path.with_suffix(".console.log")
     with open(log, "w", encoding="utf-8") as console:
         vm = VirtualMachine(node_image.path, memory_mb=1024, radios=2, console=console,
-                            shares={EXCHANGE_TAG: exchange})
+                            shares={EXCHANGE_TAG: exchange}, arch=ARCH)
         started = time.monotonic()
         vm.start()
         booted: BootedNode | None = None
@@ -221,7 +245,8 @@ class BootedNode:
             self.keep_journal()
         vm.stop()
         again = VirtualMachine(vm.image, memory_mb=vm.memory_mb, radios=vm.radios,
-                               console=vm.console_echo, shares=vm.shares, disks=vm.disks)
+                               console=vm.console_echo, shares=vm.shares, disks=vm.disks,
+                               arch=vm.arch)
         started = time.monotonic()
         again.start()
         self.vm = again
