@@ -30,11 +30,13 @@ is several seconds on a Pi Zero 2 W.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 #: The optimisation level of the portal's interpreter (``PYTHONOPTIMIZE``).
 PORTAL_OPTIMIZE_LEVEL = 2
@@ -42,6 +44,9 @@ PORTAL_OPTIMIZE_LEVEL = 2
 AGENT_OPTIMIZE_LEVEL = PORTAL_OPTIMIZE_LEVEL
 #: The environment variable that sets it (Python's own, equivalent to ``-O``/``-OO``).
 OPTIMIZE_VARIABLE = "PYTHONOPTIMIZE"
+#: The modules that would load OpenSSL: the TLS layer and hashlib's OpenSSL backend
+#: (:func:`keep_tls_out`).
+OPENSSL_MODULES = ("ssl", "_ssl", "_hashlib")
 #: What byte-compiling a virtual environment or site-packages skips: the installer's own
 #: tooling (pip, setuptools: about half of a node venv's modules) and test folders, which
 #: the portal never imports (``_distutils_hack`` it does: a ``.pth`` file loads it at
@@ -76,10 +81,74 @@ def agent_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def agent_process(environ: MutableMapping[str, str] | None = None) -> None:
     """Set up the agent's own process first thing: take ``PYTHONOPTIMIZE`` out of the
-    environment its children inherit (``environ``, default ``os.environ``). The level is
-    the agent's own, set by its launcher; pip (the updater) and dnsmasq's lease hook run
-    at Python's default, the portal as :func:`portal_environment` says."""
+    environment its children inherit (``environ``, default ``os.environ``), and keep
+    OpenSSL out (:func:`keep_tls_out`: the agent speaks plain HTTP to its neighbours,
+    signed, and OpenSSL cost an idle agent 1.2 MiB of its own memory, docs/scale.md).
+    The level is the agent's own, set by its launcher; pip (the updater) and dnsmasq's
+    lease hook run at Python's default, the portal as :func:`portal_environment` says."""
     (os.environ if environ is None else environ).pop(OPTIMIZE_VARIABLE, None)
+    keep_tls_out()
+
+
+def keep_tls_out() -> list[str]:
+    """Keep OpenSSL out of this process; returns the modules it kept out.
+
+    Neither the portal nor the agent speaks TLS: nginx (or nothing, on the mesh's
+    plain HTTP) faces the clients, and nodes talk to each other in plain HTTP
+    whose requests and answers are signed (docs/security.md). Yet ``http.client``
+    (the agent's client, werkzeug's server) imports ``ssl``, and ``hashlib``
+    prefers OpenSSL: together they map libcrypto and libssl, 4.7 MB of resident
+    memory in the portal (bench/memory.py), 1.2 MiB of an idle agent's own, for
+    nothing. Marking the modules absent (``sys.modules[name] = None``, which
+    Python documents as "import raises ImportError") makes those libraries take
+    their documented fallbacks: no TLS support in ``http.client``/werkzeug and
+    CPython's built-in SHA-2, SHA-1, MD5 and BLAKE2 in ``hashlib``.
+
+    Call it first thing in the process; a module that is already imported is
+    left alone (so it is harmless in a test run).
+    """
+    kept_out = []
+    for name in OPENSSL_MODULES:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+            kept_out.append(name)
+    return kept_out
+
+
+def let_tls_back() -> None:
+    """Undo :func:`keep_tls_out`, for a library that imports TLS classes (the portal demo's
+    PDF generator, prometheus_client at the agent's first ``/metrics`` scrape)."""
+    for name in OPENSSL_MODULES:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
+
+
+def import_with_tls(name: str) -> ModuleType:
+    """Import ``name``, a library that imports TLS classes it may never use, in a process
+    that kept TLS out (:func:`keep_tls_out`); OpenSSL is loaded from then on.
+
+    prometheus_client is one (the agent imports it at the first ``/metrics``
+    scrape): it imports ``ssl`` and ``urllib.request.HTTPSHandler``, for pushing to
+    a gateway over HTTPS, which the agent never does. ``urllib.request`` defines
+    that handler only if ``http.client`` has its HTTPS class, which it lacks when it
+    was imported while TLS was kept out (the agent's own client imports it at
+    start). So ``urllib.request``, when it is imported here for the first time, is
+    imported beside a second ``http.client``, imported with TLS, which is dropped
+    afterwards: the process keeps the one it has (whose classes its ``except``
+    clauses name), and the handler stays unusable, as it was never used.
+    """
+    let_tls_back()
+    client = sys.modules.get("http.client")
+    if (client is not None and not hasattr(client, "HTTPSConnection")
+            and "urllib.request" not in sys.modules):
+        package = sys.modules["http"]
+        del sys.modules["http.client"]
+        try:
+            importlib.import_module("urllib.request")
+        finally:
+            sys.modules["http.client"] = client
+            package.client = client  # type: ignore[attr-defined]
+    return importlib.import_module(name)
 
 
 def byte_compile_argv(python: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]],

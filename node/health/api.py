@@ -11,7 +11,8 @@ Responses are capped at :data:`MAX_RESPONSE_BYTES`: a history that would be
 larger is thinned out (every other sample) until it fits, and says so.
 No framework: the agent stays small on a 512 MB board. ``prometheus_client`` (about
 8 MB of modules) is imported at the first ``/metrics`` request, not at start: an agent
-nobody scrapes does not carry it.
+nobody scrapes does not carry it. It imports TLS classes, which the agent keeps out
+until then (:func:`node.runtime.import_with_tls`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from node.health.monitor import HealthMonitor
+from node.runtime import import_with_tls
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
@@ -75,6 +77,7 @@ def create_app(monitor: HealthMonitor,
     lock = threading.Lock()
 
     def metrics() -> tuple[bytes, str]:
+        import_with_tls("prometheus_client")
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         from node.health.metrics import make_registry

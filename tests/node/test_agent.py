@@ -176,7 +176,10 @@ def test_meshhub_agent_stops_on_sigterm(tmp_path: Path) -> None:
                     pytest.fail(f"agent did not come up: {proc.communicate()[1].decode()}")
                 time.sleep(0.1)
         assert status == 200
-        # At the unit's optimisation level (no docstrings or asserts) /metrics works too.
+        maps = Path(f"/proc/{proc.pid}/maps")
+        assert "libssl" not in maps.read_text(), "the agent loaded OpenSSL's TLS before a scrape"
+        # At the unit's optimisation level (no docstrings or asserts) /metrics works too, and
+        # brings TLS in (prometheus_client imports it).
         status, body = fetch(f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and b"meshhub_" in body
         proc.send_signal(signal.SIGTERM)

@@ -3,21 +3,28 @@ from its children. No module the agent can import may need docstrings or asserts
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from node.runtime import AGENT_OPTIMIZE_LEVEL, OPTIMIZE_VARIABLE, agent_environment, agent_process
 from tests.import_walk import import_walk_script, run_import_walk
 
 #: Run in a fresh interpreter at the agent's level: set the process up as ``meshhub
-#: agent`` does, import the agent and then, until nothing new appears, everything any
-#: loaded node module imports anywhere (inside functions too: what a request, a sync
-#: round, a scrape or an update may import later). Never in the agent's process: the lab
-#: and the diagnostics run from the command line, and the click group is the command line.
+#: agent`` does (OpenSSL kept out), import the agent, let the first ``/metrics`` scrape
+#: bring prometheus_client in as it does (with TLS), and then, until nothing new appears,
+#: everything any loaded node module imports anywhere (inside functions too: what a
+#: request, a sync round, a scrape or an update may import later). Never in the agent's
+#: process: the lab and the diagnostics run from the command line, and the click group is
+#: the command line.
 IMPORT_EVERYTHING = import_walk_script(
-    setup="from node.runtime import agent_process\nagent_process()",
+    setup="from node.runtime import agent_process, import_with_tls\nagent_process()",
     packages=("node", "hardware"),
     skipped=("node.lab", "node.diag", "node.cli.group", "node.cli.diag_cmd",
              "node.cli.lab_cmd"),
-    first="attempt('node.agent', 'the agent')\nattempt('node.cli.daemon', 'the agent')",
-    report='{"failed": failed, "optimize": sys.flags.optimize, '
+    first="attempt('node.agent', 'the agent')\nattempt('node.cli.daemon', 'the agent')\n"
+          "TLS_AT_START = sys.modules.get('ssl') is not None\n"
+          "import_with_tls('prometheus_client')",
+    report='{"failed": failed, "optimize": sys.flags.optimize, "tls_at_start": TLS_AT_START, '
            '"inherited": os.environ.get("PYTHONOPTIMIZE"), "modules": len(done)}')
 
 
@@ -34,8 +41,38 @@ def test_the_agent_keeps_its_level_from_its_children() -> None:
     assert environ == {"PATH": "/usr/bin"}
 
 
+#: A fresh agent process's prometheus_client, imported after the agent's own HTTP client
+#: while TLS was kept out (what a scrape does), renders metrics; the agent's client keeps
+#: its classes.
+SCRAPE_AFTER_CLIENT = """
+import sys
+from node.runtime import agent_process, import_with_tls
+agent_process()
+import http.client
+import node.agent_client
+client = sys.modules["http.client"]
+checks = {"TLS out at first": sys.modules.get("ssl") is None
+                              and not hasattr(client, "HTTPSConnection")}
+import_with_tls("prometheus_client")
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+registry = CollectorRegistry()
+Gauge("meshhub_probe", "a gauge", registry=registry).set(1)
+checks["rendered"] = b"meshhub_probe 1.0" in generate_latest(registry)
+checks["the client's module kept"] = sys.modules["http.client"] is client and http.client is client
+checks["its classes kept"] = node.agent_client.http.client.HTTPException is client.HTTPException
+print(sorted(name for name, ok in checks.items() if not ok))
+"""
+
+
+def test_a_scrape_brings_prometheus_client_in_after_tls_was_kept_out() -> None:
+    done = subprocess.run([sys.executable, "-c", SCRAPE_AFTER_CLIENT], env=agent_environment(),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "[]", done.stderr  # asserts are off at the agent's level
+
+
 def test_everything_the_agent_can_import_works_at_its_level() -> None:
     report = run_import_walk(IMPORT_EVERYTHING, agent_environment(),
                              "these imports fail in the agent's process")
     assert report["optimize"] == AGENT_OPTIMIZE_LEVEL and report["inherited"] is None
+    assert not report["tls_at_start"], "importing the agent loaded OpenSSL's TLS"
     assert report["modules"] > 100, "the walk did not reach the agent's modules"
