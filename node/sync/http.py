@@ -145,6 +145,16 @@ def create_sync_app(service: SyncService) -> WSGIApp:
     }
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return answer(environ, start_response)
+        finally:
+            # The answer is made (a file is streamed from its own descriptor): close this
+            # thread's store connection. The server's four worker threads would otherwise
+            # each keep one for good, ~145 KiB each of an idle agent's memory; opening one
+            # again costs ~3 ms on this machine, once per request.
+            service.store.release()
+
+    def answer(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if not path.startswith(protocol.PREFIX):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,20 @@ def test_a_success_clears_the_peers_last_error() -> None:
     backoff.succeeded("http://10.42.0.2:9180")
     record = backoff.peer("http://10.42.0.2:9180").to_json(backoff.now())
     assert record["last_error"] is None and record["failures"] == 0
+
+
+def test_a_request_leaves_its_thread_without_a_store_connection(node: Node) -> None:
+    """The agent's server answers in four worker threads; each kept the store connection
+    its first request opened for good (~145 KiB each of an idle agent's memory)."""
+    node.store.append("notice.post", notice(), actor="ada")
+    after: list[tuple[int, bool]] = []
+
+    def serve() -> None:
+        response = post(client(node), "vector", {"vector": {}})
+        after.append((response.status_code, getattr(node.store._local, "conn", None) is None))
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    worker.join()
+    assert after == [(200, True)]
+    assert all(thread is not worker for thread, _conn in node.store._conns)
