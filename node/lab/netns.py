@@ -31,10 +31,13 @@ def run(*argv: str, check: bool = True, timeout: float = 20,
     return result
 
 
-def ip_batch(namespace: str, commands: Sequence[str]) -> None:
-    """Run many ``ip`` commands inside ``namespace`` in one process (``ip -batch``)."""
+def ip_batch(namespace: str | None, commands: Sequence[str]) -> None:
+    """Run many ``ip`` commands inside ``namespace`` (None: this machine's own) in one
+    process (``ip -batch``)."""
     if commands:
-        run("ip", "-n", namespace, "-batch", "-", stdin="\n".join(commands) + "\n")
+        where = ["-n", namespace] if namespace is not None else []
+        run("ip", *where, "-batch", "-", stdin="\n".join(commands) + "\n",
+            timeout=20 + len(commands) / 10)
 
 
 def sysctls(namespace: str, settings: Sequence[str]) -> None:
