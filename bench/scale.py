@@ -30,6 +30,7 @@ Parts (each registers itself in :data:`PARTS` with :func:`part`; add new ones th
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
@@ -88,6 +89,17 @@ def pss_mib(pid: int) -> float:
     raise RuntimeError(f"/proc/{pid}/smaps_rollup has no Pss line")
 
 
+def uss_mib(pid: int) -> float:
+    """Unique set size of ``pid``: the pages only it maps (its own memory; what it would
+    give back if it ended), in MiB. Unlike PSS it does not move with how many other
+    processes of the same interpreter run beside it."""
+    private = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            private += int(line.split()[1])
+    return private / 1024
+
+
 def thread_times(pid: int) -> dict[int, tuple[float, int]]:
     """Per thread of ``pid``: (CPU seconds, context switches) so far. A sleeping thread
     that wakes is switched in once, so switches per second count its wake-ups."""
@@ -144,7 +156,10 @@ def agents_cpu_percent(mesh: MeshLab, window: float, profiled: str
 def idle(args: argparse.Namespace, root: Path) -> None:
     """Idle agents' CPU at the defaults and at the lab's timings, and their PSS."""
     runs = (("defaults", 4.0, IDLE_CPU_DEFAULTS_TARGET), ("lab", 1.0, IDLE_CPU_LAB_TARGET))
+    chosen = args.idle_timings.split(",")
     for timings, hello, target in runs:
+        if timings not in chosen:
+            continue
         mesh = MeshLab.up(9, "grid", state_dir=root / f"idle-{timings}", hello_interval=hello,
                           portal=False, wait=180, timings=timings)
         try:
@@ -162,6 +177,9 @@ def idle(args: argparse.Namespace, root: Path) -> None:
             pss = [pss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
             report(f"agent_pss_{timings}", statistics.median(pss), "MiB",
                    f"<= {PSS_TARGET_MIB:g} MiB")
+            uss = [uss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
+            report(f"agent_uss_{timings}", statistics.median(uss), "MiB",
+                   "(its own memory, median of 9; PSS adds its share of the shared pages)")
         finally:
             mesh.down()
 
@@ -204,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="idle: seconds each agent's CPU is measured over")
     parser.add_argument("--settle", type=float, default=30.0,
                         help="idle: seconds the lab runs before measuring")
+    parser.add_argument("--idle-timings", default="defaults,lab",
+                        help="idle: which of the two labs to run (defaults, lab)")
     parser.add_argument("--nodes", type=int, default=200, help="lab200: the lab's size")
     scale_sync.add_arguments(parser)
     scale_prometheus.add_arguments(parser)
@@ -212,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(PARTS))
     if unknown:
         parser.error(f"unknown parts: {', '.join(unknown)}")
+    # The lab's own steps and their seconds (built, agents up, answering, routes): where a
+    # slow start's time goes.
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("meshhub.lab").setLevel(logging.INFO)
     root = Path(tempfile.mkdtemp(prefix="meshhub-bench-scale-"))
     root.chmod(0o755)
     try:

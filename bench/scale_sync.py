@@ -18,13 +18,17 @@ hello 4 s), and in it, in order:
    what went each way; a neighbour's request also carries the ~280-byte signed header).
 4. **A post across the diameter**: ``--sync-posts`` times, a notice appended on n1; the
    seconds until the node farthest from n1 (in hops) holds it, p50 and p95, and the
-   arrival at every node against its hop distance (the per-hop cost of the model).
+   arrival at every node against its hop distance (the per-hop cost of the model). Nodes
+   the post has not reached after 120 s are named, with which of their neighbours hold
+   it, and watched ``--sync-late`` seconds more: slow or stuck.
 5. **A partition heals**: every link across the middle row of the grid is cut, each
    half gets ``--sync-partition-posts`` notices from different nodes, and once each half
    holds its own, the links are healed: seconds until every node holds every notice.
 
-Arrival is read from each node's SQLite store directly (read-only, from the host), so
-watching costs the nodes nothing and sees an entry the moment it is committed.
+``--sync-skip`` leaves figures out (to fit a run into a time slot), ``--sync-logs`` keeps
+every node's agent log. Arrival is read from each node's SQLite store directly
+(read-only, from the host), so watching costs the nodes nothing and sees an entry the
+moment it is committed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ COUNTED = {"agent": "tcp sport 9180", "agent_requests": "tcp dport 9180",
 TABLE = "meshhub_bench"
 
 Report = Callable[[str, "float | str", str, str], None]
+#: The figures, in the order they are taken (``--sync-skip`` names them).
+FIGURES = ("idle", "storm", "vector", "across", "partition")
+#: Seconds a post across the diameter is waited for before its laggards are named.
+ACROSS_LIMIT = 120.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sync: posts sent across the diameter")
     parser.add_argument("--sync-partition-posts", type=int, default=5,
                         help="sync: notices posted in each half while partitioned")
+    parser.add_argument("--sync-skip", default="",
+                        help=f"sync: comma-separated figures to leave out, of: "
+                             f"{', '.join(FIGURES)} (to fit a run in a time slot)")
+    parser.add_argument("--sync-late", type=float, default=180.0,
+                        help="sync: seconds a post that missed the 120 s limit is watched "
+                             "for longer, to tell slow nodes from stuck ones")
+    parser.add_argument("--sync-logs", type=Path, default=None,
+                        help="sync: a folder to keep every node's agent log in (copied "
+                             "before the lab goes)")
 
 
 # --- the lab's stores, read from the host ---------------------------------------------
@@ -84,9 +101,11 @@ class Stores:
                                          (entry_id,)).fetchone()}
 
     def arrivals(self, ids: list[str], timeout: float, names: list[str] | None = None,
-                 interval: float = 0.05) -> dict[str, float]:
+                 interval: float = 0.05, *, partial: bool = False) -> dict[str, float]:
         """Watch until every node (of ``names``) holds every entry of ``ids``: for each
-        node, the monotonic time it was first seen holding all of them."""
+        node, the monotonic time it was first seen holding all of them. After ``timeout``
+        seconds: an error naming the nodes still waiting, or (``partial``) the arrivals
+        so far."""
         pending = set(names or self.conns)
         seen: dict[str, float] = {}
         deadline = time.monotonic() + timeout
@@ -100,6 +119,8 @@ class Stores:
                 if count == len(ids):
                     seen[name] = now
             pending -= seen.keys()
+            if pending and now > deadline and partial:
+                break
             if pending and now > deadline:
                 raise RuntimeError(f"{len(pending)} node(s) still lack the entries after "
                                    f"{timeout:g} s, e.g. {sorted(pending)[:5]}")
@@ -196,18 +217,51 @@ def run_sync(args: argparse.Namespace, root: Path, report: Report) -> None:
     started = time.monotonic()
     mesh = defaults_grid(count, root / "sync")
     report(f"sync_lab_ready_{count}", time.monotonic() - started, "s", "(set-up)")
+    started_cpu = [agent_cpu_seconds(node.pids["agent"]) for node in mesh.state.nodes.values()]
+    report("sync_agent_cpu_at_ready", statistics.median(started_cpu), "s",
+           f"(median of {count} agents; all together {sum(started_cpu):.0f} s of processor "
+           "time: start-up and the mesh forming)")
     stores = Stores(mesh)
     links = len(mesh.state.links)
+    skip = {f.strip() for f in args.sync_skip.split(",") if f.strip()}
+    if skip - set(FIGURES):
+        raise SystemExit(f"--sync-skip: unknown figure(s) {sorted(skip - set(FIGURES))}; "
+                         f"known: {', '.join(FIGURES)}")
     try:
         count_bytes(mesh)
-        idle = measure_idle(mesh, args, report, links)
-        authors_at_once(mesh, stores, report, links)
-        vector_exchange(mesh, report)
-        across_diameter(mesh, stores, args, report, idle)
-        partition_heals(mesh, stores, args, report)
+        idle = measure_idle(mesh, args, report, links) if "idle" not in skip else 0.0
+        if "storm" not in skip:
+            authors_at_once(mesh, stores, report, links)
+        if "vector" not in skip:
+            vector_exchange(mesh, report)
+        if "across" not in skip:
+            across_diameter(mesh, stores, args, report, idle)
+        if "partition" not in skip:
+            partition_heals(mesh, stores, args, report)
     finally:
         stores.close()
+        if args.sync_logs is not None:
+            keep_logs(mesh, args.sync_logs)
         mesh.down()
+
+
+def agent_cpu_seconds(pid: int) -> float:
+    """Processor time (user + system, every thread) agent ``pid`` has used so far."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def keep_logs(mesh: MeshLab, folder: Path) -> None:
+    """Copy every node's agent log into ``folder`` (``n1.log``...), before the lab goes."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in mesh.state.nodes.items():
+        log = Path(node.config).parent / "agent.log"
+        if log.exists():
+            shutil.copyfile(log, folder / f"{name}.log")
 
 
 def measure_idle(mesh: MeshLab, args: argparse.Namespace, report: Report, links: int
@@ -281,7 +335,12 @@ def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
     for trial in range(args.sync_posts):
         entry = post(mesh, "n1", f"across {trial} {secrets.token_hex(2)}")
         posted = time.monotonic()
-        seen = stores.arrivals([entry], timeout=120)
+        seen = stores.arrivals([entry], timeout=ACROSS_LIMIT, partial=True)
+        if len(seen) < len(stores.conns):
+            seen.update(late_arrivals(mesh, stores, entry, posted, seen, args, report,
+                                      distance))
+        if far not in seen:
+            raise RuntimeError(f"the post across the diameter never reached {far}")
         times.append(seen[far] - posted)
         for name, when in seen.items():
             per_hop.setdefault(distance[name], []).append(when - posted)
@@ -299,6 +358,26 @@ def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
         [v for values in per_hop.values() for v in values])
     report("sync_seconds_per_hop", slope.slope, "s",
            f"(least squares over every node's arrival; at 0 hops {slope.intercept:.2f} s)")
+
+
+def late_arrivals(mesh: MeshLab, stores: Stores, entry: str, posted: float,
+                  seen: dict[str, float], args: argparse.Namespace, report: Report,
+                  distance: dict[str, int]) -> dict[str, float]:
+    """The nodes a post had not reached after :data:`ACROSS_LIMIT` s: named, with what
+    their neighbours held, then watched ``--sync-late`` s more (a node still lacking it
+    then is stuck, not slow). Their arrivals."""
+    late = sorted(set(stores.conns) - seen.keys(), key=lambda n: int(n[1:]))
+    holding = {n: sorted(m for m in mesh.neighbours(n) if m in seen) for n in late}
+    report("sync_post_late_nodes", " ".join(
+        f"{n}({distance[n]} hops; neighbours holding it: {','.join(holding[n]) or 'none'})"
+        for n in late), "", f"(not reached within {ACROSS_LIMIT:g} s; load "
+        f"{Path('/proc/loadavg').read_text().split()[0]})")
+    more = stores.arrivals([entry], timeout=args.sync_late, names=late, partial=True)
+    for name in late:
+        report(f"sync_post_late_{name}", (f"{more[name] - posted:.1f}" if name in more
+                                          else "never"), "s after the post",
+               f"(watched {args.sync_late:g} s more)")
+    return more
 
 
 def partition_heals(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
