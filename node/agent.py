@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from node.agent_app import WSGIApp
     from node.gate.manager import Runner
     from node.gate.service import GateService
+    from node.mesh.uplink import UplinkWatch
     from node.sync.service import SyncService
     from node.update.service import UpdateService
 
@@ -152,12 +153,14 @@ class Agent:
         sources = sources or node_sources(cfg)
         if cfg.mesh.routing:
             sources = dataclasses.replace(sources, mesh=self.mesh.health)
-        from node.mesh.uplink import uplink_watch
-
         #: A gateway's check of its uplink: it keeps CAKE on it and, with mesh routing,
         #: offers the mesh a default route only while the uplink works
-        #: (node.mesh.uplink); None without an uplink.
-        self.uplink = uplink_watch(cfg)
+        #: (node.mesh.uplink, imported only there); None without an uplink.
+        self.uplink: UplinkWatch | None = None
+        if cfg.clients.uplink_interface:
+            from node.mesh.uplink import uplink_watch
+
+            self.uplink = uplink_watch(cfg)
         if self.uplink is not None:
             sources = dataclasses.replace(sources, uplink=self.uplink.health)
         self.update: UpdateService | None = self._open_update()  # node.update, served at /update/v1
