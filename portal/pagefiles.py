@@ -285,14 +285,19 @@ class Renderer:
             self.queue = dict.fromkeys(all_pages(self.items), 0.0)
             self._save()
         self.step(render=False)
-        with self._lock:  # answers kept by an earlier run: nobody tracks them any more
-            self.generation += 1
+        with self._lock:  # answers kept by an earlier run, still true (the look above
+            self.lazy.clear()  # deleted what changed meanwhile): tracked again, oldest first
+            kept = []
             for folder, _, names in os.walk(self.root):
                 for name in names:
-                    if "@a-" in name:
+                    if "@a-" in name and name.endswith(".html"):
+                        full = os.path.join(folder, name)
                         with contextlib.suppress(FileNotFoundError):
-                            os.unlink(os.path.join(folder, name))
-            self.lazy.clear()
+                            kept.append((os.stat(full).st_mtime_ns,
+                                         os.path.relpath(full, self.root)))
+            for _, name in sorted(kept):
+                self.lazy[name] = None
+            self._evict()
             self.ready = True
 
     def warm(self) -> None:
@@ -337,12 +342,16 @@ class Renderer:
             self._write(name, body)
             self.lazy[name] = None
             self.lazy.move_to_end(name)
-            while len(self.lazy) > LAZY_MAX:
-                old, _ = self.lazy.popitem(last=False)
-                for suffix in ("", ".gz"):
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.root / (old + suffix)).unlink()
+            self._evict()
         return True
+
+    def _evict(self) -> None:
+        """Delete the oldest kept answers beyond :data:`LAZY_MAX` (lock held)."""
+        while len(self.lazy) > LAZY_MAX:
+            old, _ = self.lazy.popitem(last=False)
+            for suffix in ("", ".gz"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / (old + suffix)).unlink()
 
     def step(self, *, render: bool = True, budget: float = 0.5) -> None:
         """Look for changes; then render due pages for up to ``budget`` seconds."""

@@ -346,3 +346,24 @@ def test_warming_up_compiles_each_kind_of_page_and_writes_nothing(front: Front) 
     assert {"residents/search.html", "residents/listing.html", "residents/listings.html"} <= loaded
     assert sorted(renderer.root.rglob("*")) == before
     renderer.stop()
+
+
+def test_a_restart_keeps_the_answers_still_true(served: tuple[Front, pagefiles.Renderer]) -> None:
+    site, renderer = served
+    for args in ("q=bicycle", "q=water"):
+        assert renderer.keep(renderer.generation, "en", "/search", args, b"<html>x</html>")
+    renderer.keep(renderer.generation, "en", "/about", "x=1", b"<html>about</html>")
+    renderer.stop()
+    again = pagefiles.Renderer(site.app, site.app.config["NODE_CONFIG"])
+    again.resume()
+    assert set(again.lazy) == {pagefiles.lazy_name("en", "/search", "q=bicycle"),
+                               pagefiles.lazy_name("en", "/search", "q=water"),
+                               pagefiles.lazy_name("en", "/about", "x=1")}
+    again.stop()
+    with site.app.app_context():
+        site.seeder.listing(title="Posted while the portal was down")
+    third = pagefiles.Renderer(site.app, site.app.config["NODE_CONFIG"])
+    third.resume()  # the new listing touches every search, not the fixed pages
+    assert set(third.lazy) == {pagefiles.lazy_name("en", "/about", "x=1")}
+    assert not (third.root / pagefiles.lazy_name("en", "/search", "q=water")).exists()
+    third.stop()
