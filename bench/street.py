@@ -11,7 +11,10 @@ pinned to core 0, wrk (one thread) to core 1. Configurations, run interleaved
 * ``static``: the ceiling: the same bytes, saved as files, sent by a plain nginx
   server (same headers sent by the client, same proportions);
 
-each with 50 and 200 connections. Then, on a **cold start** (portal and nginx
+each with 50 and 200 connections. For the front, the share of answers the
+portal gave (nginx's ``X-Cache-Status`` MISS, BYPASS or EXPIRED) is printed
+too: in wrk's closed loop the front's rate is about the portal's capacity
+divided by that share. Then, on a **cold start** (portal and nginx
 restarted, nginx's cache emptied, the page files kept as a node keeps them):
 the first request of 300 distinct residents' pages, one at a time, and one
 mixed run. And search over distinct queries nobody asked before.
