@@ -56,6 +56,17 @@ def _hostname_label(value: Any) -> str | None:
     return None
 
 
+def _device_cap(value: Any) -> str | None:
+    if value and int(value) < DEVICE_CAP_MIN_KBIT:
+        return (f"must be 0 (no cap) or at least {DEVICE_CAP_MIN_KBIT} kbit/s: less leaves a "
+                "phone unable to load a page")
+    return None
+
+
+#: The smallest per-device cap (kbit/s) a node accepts.
+DEVICE_CAP_MIN_KBIT = 64
+
+
 def _language_tag(value: Any) -> str | None:
     if not re.fullmatch(r"[a-z]{2,3}(?:_[A-Z]{2})?", str(value)):
         return "must be a language code such as 'en', 'ar' or 'pt_BR'"
@@ -324,6 +335,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Download speed of the uplink in kbit/s, shared fairly among residents with CAKE "
             "on an ifb device; 0 turns fairness off in that direction.",
             minimum=0, maximum=10_000_000),
+    Setting("clients", "device_download_kbit", int, 0,
+            "Most one resident's device (one address) may download from outside the mesh, "
+            "in kbit/s, even when the line is free; 0: no cap. The gate of every node "
+            "enforces it for its own residents (docs/uplink.md, 'A cap per device').",
+            minimum=0, maximum=10_000_000, check=_device_cap),
+    Setting("clients", "device_upload_kbit", int, 0,
+            "Most one resident's device may upload to outside the mesh, in kbit/s; 0: no cap.",
+            minimum=0, maximum=10_000_000, check=_device_cap),
     Setting("clients", "domain", str, "mesh",
             "Local DNS domain: the hub answers as hub_name.domain and node.name.domain.",
             check=_hostname_label),

@@ -117,6 +117,8 @@ class ClientsSection(Protocol):
     dns_servers: list[str]
     uplink_upload_kbit: int
     uplink_download_kbit: int
+    device_download_kbit: int
+    device_upload_kbit: int
     domain: str
     hub_name: str
     dhcp: bool

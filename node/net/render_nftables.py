@@ -83,6 +83,30 @@ COUNTERS = (
 
 
 
+#: The per-device cap's counter (rendered only with a cap set).
+DEVICE_CAP_COUNTER = ("device_cap_dropped",
+                      "packets over a device's cap (clients.device_download/upload_kbit)")
+
+
+def device_cap(kbit: int, direction: str, mesh_range: str) -> str:
+    """The rule that drops what one address receives (``direction`` ``down``) or sends
+    (``up``) from or to outside ``mesh_range`` beyond ``kbit`` kbit/s; nothing when 0.
+
+    A policer per address (a dynamic set of ``limit`` meters, forgotten a minute after
+    the device's last packet): TCP slows to the cap as it does at any loss. Its burst is
+    a quarter of a second of the cap (at least 16 KiB), so that a download's window
+    fits and the cap is reached. Traffic within the mesh (the hub, other nodes) is never
+    capped."""
+    if not kbit:
+        return ""
+    rate = kbit * 1000 // 8
+    burst = max(rate // 4, 16384)
+    outside, device = ("ip saddr", "ip daddr") if direction == "down" else ("ip daddr", "ip saddr")
+    return (f"\t\t{outside} != {mesh_range} update @device_{direction} {{ {device} limit rate "
+            f"over {rate} bytes/second burst {burst} bytes }} counter name "
+            f"\"{DEVICE_CAP_COUNTER[0]}\" drop\n")
+
+
 def _ports(ports: list[int] | tuple[int, ...]) -> str:
     unique = sorted(set(ports))
     return str(unique[0]) if len(unique) == 1 else "{ " + ", ".join(map(str, unique)) + " }"
@@ -111,7 +135,17 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     unaccepted = f"ip saddr . ether saddr != @{SET}"
     # An emergency broadcast in force (set "broadcast" holds the AP's name until its end).
     unread = f"iifname @{BROADCAST_SET} ip saddr . ether saddr != @{READ_SET}"
-    counters = "\n".join(f"\tcounter {name} {{ comment \"{text}\"; }}" for name, text in COUNTERS)
+    down, up = cfg.clients.device_download_kbit, cfg.clients.device_upload_kbit
+    capped = ((DEVICE_CAP_COUNTER,) if down or up else ())
+    counters = "\n".join(f"\tcounter {name} {{ comment \"{text}\"; }}"
+                         for name, text in (*COUNTERS, *capped))
+    cap_sets = "".join(
+        f"\t# What each device received / sent beyond its cap (one meter per address).\n"
+        f"\tset device_{direction} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n"
+        "\t\ttimeout 1m\n\t\tsize 65535\n\t}\n\n"
+        for direction, kbit in (("down", down), ("up", up)) if kbit)
+    cap_down = device_cap(down, "down", str(addresses.mesh_range))
+    cap_up = device_cap(up, "up", str(addresses.mesh_range))
 
     nat = []
     if port != 80:
@@ -150,6 +184,7 @@ def render_nftables(cfg: NodeConfig, addresses: AddressPlan) -> str:
     # mesh link to a gateway (node.mesh.uplink); nothing of the mesh itself is reached so.
     links = ", ".join(f'"{name}"' for name in (cfg.mesh.interface, *cfg.mesh.wired_interfaces))
     forward_out.append(f"\t\tip daddr != {addresses.mesh_range} oifname {{ {links} }} accept")
+    forward_rules = "".join(f"{rule}\n" for rule in forward_out)
     postrouting = ""
     if uplink:
         # Residents of every node (and the nodes themselves) leave with the uplink's address.
@@ -231,7 +266,7 @@ table inet {TABLE} {{
 \t\tflags timeout
 \t}}
 
-\t# DHCP packets per MAC (at most {rate} a minute each).
+{cap_sets}\t# DHCP packets per MAC (at most {rate} a minute each).
 \tset dhcp_rate {{
 \t\ttype ether_addr
 \t\tflags dynamic,timeout
@@ -277,11 +312,11 @@ table inet {TABLE} {{
 {hold_back}{mesh_mgmt}
 \t\tip daddr {addresses.mesh_range} tcp dport {hub_ports} accept
 \t\tip daddr {addresses.mesh_range} icmp type echo-request accept
-{chr(10).join(forward_out) + chr(10) if forward_out else ""}\t\tcounter name "forward_dropped" drop
+{cap_up}{forward_rules}\t\tcounter name "forward_dropped" drop
 \t}}
 
 \tchain to_clients {{
-\t\tct state established,related accept
+{cap_down}\t\tct state established,related accept
 \t\tcounter name "inbound_dropped" drop
 \t}}
 {postrouting}}}

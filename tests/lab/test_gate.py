@@ -49,8 +49,9 @@ class GateLab:
         return int(re.search(r"\bpackets (\d+)", out).group(1))  # type: ignore[union-attr]
 
 
-def build(lab: Lab, tmp_path: Path) -> GateLab:
-    """The topology with the rendered gate applied and the stand-in servers running."""
+def build(lab: Lab, tmp_path: Path, toml: str = LAB_TOML) -> GateLab:
+    """The topology with the gate rendered from ``toml`` applied and the stand-in servers
+    running."""
     require_tool("nft", "curl")
     node, phone, uplink = lab.netns("node"), lab.netns("phone"), lab.netns("uplink")
     lab.veth(node, "ap0", phone, "wlan0", mac_b=PHONE_MAC)
@@ -62,7 +63,7 @@ def build(lab: Lab, tmp_path: Path) -> GateLab:
     lab.run(phone, "ip", "address", "add", f"{PHONE_IP}/24", "dev", "wlan0")
     lab.run(phone, "ip", "route", "add", "default", "via", PORTAL)
 
-    apply_gate(lab, node, parse_config(LAB_TOML), tmp_path / "etc")
+    apply_gate(lab, node, parse_config(toml), tmp_path / "etc")
 
     # The portal stand-in listens on IPv4 and IPv6 ("::" is dual-stack); a fake ssh port.
     lab.http_server(node, tmp_path / "portal", "::", 80, "portal")
@@ -175,3 +176,94 @@ def test_reapplying_the_gate_keeps_accepted_phones(lab: Lab, tmp_path: Path) -> 
                                "allowed").stdout
     lab.wait_for("the allowed phone to reach the uplink after the reload",
                  lambda: lab.curl(gl.phone, f"http://{UPLINK_HOST}/") == "uplink")
+
+
+#: The per-device caps of :func:`test_a_device_cap_holds_a_phone_to_its_speed`, kbit/s.
+CAP_DOWN_KBIT, CAP_UP_KBIT = 2000, 1000
+#: Bytes each way: about 4 s at the cap.
+DOWNLOAD_BYTES, UPLOAD_BYTES = 1_000_000, 500_000
+#: What the uplink's sink answers once the upload is in: its size (so the time counts
+#: delivery, not the phone's socket buffer).
+SINK = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((sys.argv[1], 9000))
+server.listen()
+while True:
+    conn, _ = server.accept()
+    try:
+        size = int(conn.recv(16).decode())
+    except ValueError:  # a probe that only connects
+        conn.close()
+        continue
+    got = 0
+    while got < size:
+        data = conn.recv(65536)
+        if not data:
+            break
+        got += len(data)
+    conn.sendall(str(got).encode())
+    conn.close()
+"""
+#: Two uploads in a row; the second one's speed (the first empties the cap's bucket).
+UPLOAD = """
+import socket, sys, time
+size = int(sys.argv[2])
+for _ in range(2):
+    began = time.monotonic()
+    conn = socket.create_connection((sys.argv[1], 9000), timeout=30)
+    conn.sendall(str(size).encode().ljust(16))
+    conn.sendall(b"u" * size)
+    assert int(conn.recv(32).decode()) == size
+    conn.close()
+print(size * 8 / 1000 / (time.monotonic() - began))
+"""
+
+
+def test_a_device_cap_holds_a_phone_to_its_speed(lab: Lab, tmp_path: Path) -> None:
+    """With ``clients.device_download_kbit`` / ``device_upload_kbit`` set, an accepted
+    phone downloads and uploads at most at its cap once its first second or so is used
+    up (nftables' byte limit holds a second of the rate plus the burst), and gets most
+    of the cap (TCP fits a policer with a quarter second's burst); the same transfers
+    without the caps are many times faster (this lab's cables have no speed of their
+    own)."""
+    import sys
+
+    capped = LAB_TOML.replace("[gate]\n", f"device_download_kbit = {CAP_DOWN_KBIT}\n"
+                                           f"device_upload_kbit = {CAP_UP_KBIT}\n[gate]\n")
+    gl = build(lab, tmp_path, capped)
+    gl.allow(PHONE_IP, PHONE_MAC)
+    (tmp_path / "web" / "big").write_bytes(b"b" * DOWNLOAD_BYTES)
+    lab.start(gl.uplink, sys.executable, "-c", SINK, UPLINK_HOST)
+    lab.wait_for("the uplink's sink", lambda: lab.tcp_open(gl.uplink, UPLINK_HOST, 9000))
+
+    def download_kbit() -> float:
+        """The second of two downloads in a row (the first empties the cap's bucket)."""
+        url = f"http://{UPLINK_HOST}/big"
+        out = lab.run(gl.phone, "curl", "-sf", "-m", "30", "-w",
+                      "%{size_download} %{speed_download}\n", "-o", "/dev/null", url,
+                      "-o", "/dev/null", url, timeout=90).stdout
+        size, speed = out.splitlines()[-1].split()
+        assert int(size) == DOWNLOAD_BYTES, out
+        return float(speed) * 8 / 1000
+
+    def upload_kbit() -> float:
+        return float(lab.run(gl.phone, sys.executable, "-c", UPLOAD, UPLINK_HOST,
+                             str(UPLOAD_BYTES), timeout=60).stdout)
+
+    down, up = download_kbit(), upload_kbit()
+    dropped = gl.counter("device_cap_dropped")
+    # Without the caps (the gate applied again: accepted phones stay accepted).
+    apply_gate(lab, gl.node, parse_config(LAB_TOML), tmp_path / "etc-uncapped")
+    free_down, free_up = download_kbit(), upload_kbit()
+    figures = (f"download {down:.0f} kbit/s (cap {CAP_DOWN_KBIT}), upload {up:.0f} "
+               f"(cap {CAP_UP_KBIT}), {dropped} packets dropped; without the caps: "
+               f"{free_down:.0f} / {free_up:.0f}")
+    print(figures)
+    # At most the cap, plus what the bucket refilled between the two transfers (0.1 s is
+    # 5 %, and a loaded machine starts the second one later), and most of it.
+    assert 0.6 * CAP_DOWN_KBIT <= down <= 1.15 * CAP_DOWN_KBIT, figures
+    assert 0.6 * CAP_UP_KBIT <= up <= 1.15 * CAP_UP_KBIT, figures
+    assert dropped > 0, figures
+    assert free_down > 4 * CAP_DOWN_KBIT and free_up > 4 * CAP_UP_KBIT, figures

@@ -300,3 +300,32 @@ def test_config_check_warns_about_an_uplink_without_a_speed(tmp_path: Path) -> N
     path.write_text(UPLINK + "uplink_upload_kbit = 8000\nuplink_download_kbit = 40000\n")
     result = CliRunner().invoke(cli, ["config", "check", str(path)])
     assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_a_device_cap_is_a_policer_per_address_for_traffic_outside_the_mesh() -> None:
+    """Off by default (the gate's text is as before); set, one ``limit`` meter per address
+    in each direction, never for traffic within the mesh (the hub, other nodes)."""
+    assert "device_" not in plan().file("gate.nft").content
+    text = plan(BASE + "device_download_kbit = 2000\ndevice_upload_kbit = 1000\n") \
+        .file("gate.nft").content
+    mesh = parse_config(BASE).mesh.mesh_range
+    down = (f"ip saddr != {mesh} update @device_down {{ ip daddr limit rate over 250000 "
+            'bytes/second burst 62500 bytes } counter name "device_cap_dropped" drop')
+    up = (f"ip daddr != {mesh} update @device_up {{ ip saddr limit rate over 125000 "
+          'bytes/second burst 31250 bytes } counter name "device_cap_dropped" drop')
+    to_clients = text[text.index("chain to_clients {"):].splitlines()
+    assert to_clients[1].strip() == down  # before established connections are let through
+    from_clients = text[text.index("chain from_clients {"):text.index("chain to_clients {")]
+    # before the ways out (the uplink, the mesh's default route) accept the packet
+    assert up in from_clients and from_clients.index(up) < from_clients.index("oifname {")
+    assert "set device_down {" in text and "set device_up {" in text
+    assert "counter device_cap_dropped" in text
+    only_down = plan(BASE + "device_download_kbit = 2000\n").file("gate.nft").content
+    assert "@device_down" in only_down and "device_up" not in only_down
+
+
+def test_a_device_cap_below_a_usable_speed_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(BASE + "device_download_kbit = 10\n")
+    assert "clients.device_download_kbit" in str(refused.value)
+    assert "must be 0 (no cap) or at least 64 kbit/s" in str(refused.value)
