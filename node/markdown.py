@@ -12,12 +12,12 @@ The store calls :func:`render_html` and :func:`excerpt` when it derives a
 view row (``node/store/views.py``) and keeps the results beside the Markdown
 (what forums call the "cooked" text), so a page view never parses Markdown.
 Both libraries are imported on first use. The portal, a long-lived process
-that stores a text only when an organiser posts, calls :func:`render_in_child`
-at start: its texts are then rendered by a child process (``python -m
-node.markdown``), started for a post and gone once idle for
-:data:`CHILD_IDLE_SECONDS`, so the portal never carries the two libraries
-(2.8 MB of its resident memory for good after the first post,
-bench/memory.py).
+that stores a text only when an organiser posts, and the agent, which stores
+one when a post arrives by replication, call :func:`render_in_child` at start:
+their texts are then rendered by a child process (``python -m node.markdown``),
+started for a post and gone once idle for :data:`CHILD_IDLE_SECONDS`, so neither
+carries the two libraries (2.8 MB of the portal's resident memory for good after
+the first post, bench/memory.py).
 :data:`RENDERER` names the rules; when they change, every stored rendering
 is redone the next time the store is opened (:meth:`node.store.Store.open`).
 """
@@ -179,7 +179,7 @@ class _Child:
             try:
                 answer = self._ask(text, heading_offset)
             except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as error:
-                log.warning("Markdown renderer child failed (%s): rendering in the portal", error)
+                log.warning("Markdown renderer child failed (%s): rendering here", error)
                 self._close()
                 answer = (_render_here(text, heading_offset), _excerpt_here(text, EXCERPT_LENGTH))
             self._last = (text, heading_offset, answer)

@@ -81,13 +81,19 @@ def agent_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def agent_process(environ: MutableMapping[str, str] | None = None) -> None:
     """Set up the agent's own process first thing: take ``PYTHONOPTIMIZE`` out of the
-    environment its children inherit (``environ``, default ``os.environ``), and keep
+    environment its children inherit (``environ``, default ``os.environ``), keep
     OpenSSL out (:func:`keep_tls_out`: the agent speaks plain HTTP to its neighbours,
-    signed, and OpenSSL cost an idle agent 1.2 MiB of its own memory, docs/scale.md).
+    signed, and OpenSSL cost an idle agent 1.2 MiB of its own memory, docs/scale.md),
+    and render Markdown in a child (:func:`node.markdown.render_in_child`).
     The level is the agent's own, set by its launcher; pip (the updater) and dnsmasq's
     lease hook run at Python's default, the portal as :func:`portal_environment` says."""
     (os.environ if environ is None else environ).pop(OPTIMIZE_VARIABLE, None)
     keep_tls_out()
+    from node.markdown import render_in_child
+
+    # A post arriving by replication is rendered by a short-lived child, as the portal's
+    # are: markdown-it and nh3 cost an agent 2.8 MiB for good after its first post.
+    render_in_child()
 
 
 def keep_tls_out() -> list[str]:

@@ -3,9 +3,13 @@ from its children. No module the agent can import may need docstrings or asserts
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import pytest
+
+from node import markdown
 from node.runtime import AGENT_OPTIMIZE_LEVEL, OPTIMIZE_VARIABLE, agent_environment, agent_process
 from tests.import_walk import import_walk_script, run_import_walk
 
@@ -35,10 +39,34 @@ def test_the_agent_environment_sets_its_level_and_keeps_the_rest() -> None:
     assert AGENT_OPTIMIZE_LEVEL == 2
 
 
-def test_the_agent_keeps_its_level_from_its_children() -> None:
+def test_the_agent_keeps_its_level_from_its_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(markdown._CHILD, "enabled", markdown._CHILD.enabled)  # restored after
     environ = {"PATH": "/usr/bin", OPTIMIZE_VARIABLE: "2"}
     agent_process(environ)
     assert environ == {"PATH": "/usr/bin"}
+
+
+#: A fresh agent process renders a post's Markdown (as replication stores it) in a child:
+#: markdown-it and nh3 (2.8 MiB for good) are never loaded in the agent itself.
+RENDER_IN_A_CHILD = """
+import json, sys
+from node.runtime import agent_process
+agent_process()
+from node.markdown import excerpt, render_html
+print(json.dumps({"html": render_html("**bold** <script>x</script>"),
+                  "excerpt": excerpt("# Title\\n\\nsome *words*"),
+                  "loaded": sorted(m for m in ("markdown_it", "nh3") if m in sys.modules)}))
+"""
+
+
+def test_the_agent_renders_markdown_in_a_short_lived_child() -> None:
+    done = subprocess.run([sys.executable, "-c", RENDER_IN_A_CHILD], env=agent_environment(),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert "<strong>bold</strong>" in answer["html"] and "<script>" not in answer["html"]
+    assert "words" in answer["excerpt"]
+    assert answer["loaded"] == [], "the agent loaded the Markdown libraries itself"
 
 
 #: A fresh agent process's prometheus_client, imported after the agent's own HTTP client
