@@ -47,7 +47,7 @@ def test_packages_are_the_recipes_plus_kernel_and_boot_loader() -> None:
     assert {"linux-image-amd64", "systemd-boot-efi", "systemd-sysv", "qemu-guest-agent"} <= \
         set(amd64)
     arm64 = base_packages("arm64", recipe)
-    assert {"linux-image-arm64", "raspi-firmware"} <= set(arm64)
+    assert {"linux-image-arm64", "raspi-firmware", "firmware-brcm80211"} <= set(arm64)
     assert "linux-image-amd64" not in arm64
     assert recipe.debian is not None and "non-free-firmware" in recipe.debian.components["arm64"]
 
