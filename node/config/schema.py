@@ -247,6 +247,12 @@ SETTINGS: tuple[Setting, ...] = (
             "key: only nodes holding the key peer, and their frames are encrypted; the "
             "agent runs wpa_supplicant on the mesh point) or 'open' (anyone's radio can "
             "peer; the labs without radios and IBSS).", choices=("open", "sae")),
+    Setting("mesh", "auto_peer", bool, True,
+            "Open an 802.11s peer link with every node in range (with 'sae': every node "
+            "holding the mesh key). false: open none, only answer the nodes that open one "
+            "(wpa_supplicant's no_auto_peer; the kernel's mesh_auto_open_plinks=0 for "
+            "'open'); links are then opened by hand ('wpa_cli mesh_peer_add MAC'): how the "
+            "radio lab draws its topology on one shared medium."),
     Setting("mesh", "key_file", str, "",
             "File holding the community's mesh key (64 hex digits, the same on every node, "
             "never replicated) for mesh.security = 'sae'; empty: node.data_dir/mesh.key."),

@@ -86,6 +86,7 @@ class MeshSection(Protocol):
     mode: str
     mesh_id: str
     security: str
+    auto_peer: bool
     key_file: str
     channel: int
     wired_interfaces: list[str]

@@ -1,14 +1,13 @@
-"""Who hears whom in the lab: an nftables ``netdev`` table per node, at the very first hook.
+"""Lossy and slow links in the lab: an nftables ``netdev`` table per node, at the very
+first hook, and ``netem``.
 
-On simulated radios every radio hears every other (one shared medium, no distance).
-The lab shapes the air at each node's mesh interface: frames from the mesh interface
-of a node that is not a neighbour in the topology (or whose link was cut) are dropped
-on arrival, before babeld or anything else sees them; a degraded link drops a share
-of its frames at random (``numgen random``), in both directions. 802.11s peer links
-may still form with every radio in range (management frames are below this hook),
-but they carry nothing. On veth links (the lab without radios) the same table drops
-a share of what arrives on a degraded link's interface. A delay on the air
-(:func:`render_delays`) holds the frames a node sends to one neighbour in a ``netem``.
+On simulated radios every radio hears every other (one shared medium, no distance);
+who peers with whom, and so who hears whom, is :mod:`node.lab.peering`'s. Here a
+degraded link drops a share of the frames arriving from its other end at random
+(``numgen random``), in both directions, before babeld or anything else sees them. On
+veth links (the lab without radios) the same table drops a share of what arrives on a
+degraded link's interface. A delay on the air (:func:`render_delays`) holds the frames
+a node sends to one neighbour in a ``netem``.
 
 Rendering is pure (:func:`render_air`); :func:`apply_air` replaces the whole table in
 one ``nft -f`` transaction inside the node's namespace.
@@ -17,7 +16,7 @@ one ``nft -f`` transaction inside the node's namespace.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from node.lab.netns import LabError, run
 
@@ -37,29 +36,23 @@ def _check_mac(mac: str) -> str:
     return mac
 
 
-def render_air(*, radio_device: str | None = None, blocked: Sequence[str] = (),
+def render_air(*, radio_device: str | None = None,
                radio_loss: Mapping[str, int] | None = None,
                device_loss: Mapping[str, int] | None = None) -> str:
     """The ``nft -f`` text of one node's air table.
 
-    ``radio_device`` (``mesh0``): drop frames from the MACs in ``blocked``, and from each
-    MAC of ``radio_loss`` that share (percent) of its frames. ``device_loss``: for each
-    wired (veth) interface, the percentage of arriving frames to drop.
+    ``radio_device`` (``mesh0``): drop that share (percent) of the frames from each MAC
+    of ``radio_loss``. ``device_loss``: for each wired (veth) interface, the percentage
+    of arriving frames to drop.
     """
     for percent in [*(radio_loss or {}).values(), *(device_loss or {}).values()]:
         if not 0 <= percent <= 100:
             raise LabError(f"--loss: {percent} is not a percentage (0-100)")
     lines = [f"table netdev {TABLE}", f"delete table netdev {TABLE}", f"table netdev {TABLE} {{"]
-    if radio_device:
-        macs = sorted(_check_mac(m) for m in blocked)
-        lines.append("    set blocked {")
-        lines.append("        type ether_addr")
-        if macs:
-            lines.append(f"        elements = {{ {', '.join(macs)} }}")
-        lines.append("    }")
-        lines += _chain(radio_device, ["ether saddr @blocked counter drop"] + [
-            f"ether saddr {_check_mac(mac)} {_share(percent)}counter drop"
-            for mac, percent in sorted((radio_loss or {}).items()) if percent])
+    lossy = {_check_mac(mac): percent for mac, percent in (radio_loss or {}).items() if percent}
+    if radio_device and lossy:
+        lines += _chain(radio_device, [f"ether saddr {mac} {_share(percent)}counter drop"
+                                       for mac, percent in sorted(lossy.items())])
     for device, percent in sorted((device_loss or {}).items()):
         if percent:
             lines += _chain(device, [f"{_share(percent)}counter drop"])

@@ -317,6 +317,9 @@ class MeshLab:
             if radios not in (1, 2):
                 raise ConfigError([f"--radios: {radios} must be 1 (access point and mesh on "
                                    "one radio) or 2 (one each)"])
+            if not wait:
+                raise ConfigError(["--wait: a radio lab opens its nodes' peer links once "
+                                   "they run, so it waits for them; give --wait more than 0"])
             check_radio_host(radios_needed(nodes, radios, phones))
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces); run it with sudo")
@@ -378,6 +381,11 @@ class MeshLab:
 
                     wait_access_points(lab, remaining)
                     took("access points on")
+                    remaining = max(1.0, wait - (time.monotonic() - started))
+                    from node.lab.peering import wait_peers
+
+                    wait_peers(lab, remaining)
+                    took("peer links between neighbours")
                     remaining = max(1.0, wait - (time.monotonic() - started))
                 lab.wait_ready(remaining, start_portals=True, portals_after_routes=radio)
                 took("agents answering, routes to every node and portals answering")
@@ -484,8 +492,6 @@ class MeshLab:
                          mesh_key + "\n", mode=0o600)
             radio_nodes.apply_network(self, node)
             _log.info("lab %s: %s's network applied", st.id, node.name)
-        for name in st.nodes:  # every mesh point exists now: shape who hears whom
-            radio_nodes.shape(self, name)
         if phones:
             for node in st.nodes.values():
                 self._add_radio_phone(node)
@@ -607,6 +613,10 @@ class MeshLab:
             radio_nodes.apply_network(self, self.node(name))
             radio_nodes.shape(self, name, delays=True)  # a new mesh point: no qdisc yet
         self.start_node(name)
+        if self.state.radio:  # ... and its neighbours peer with it again
+            from node.lab.peering import CHANGE_WAIT, wait_peers
+
+            wait_peers(self, CHANGE_WAIT)
 
     def _check_link(self, a: str, b: str) -> None:
         self.node(a), self.node(b)
@@ -616,17 +626,17 @@ class MeshLab:
 
     def set_link(self, a: str, b: str, up: bool) -> None:
         """Bring the link between ``a`` and ``b`` down (cut) or up (heal), both ends; over
-        the air, each stops (or starts again) hearing the other's mesh point."""
+        the air, their 802.11s peer link is closed (or opened again) from both ends
+        (:mod:`node.lab.peering`), and this returns once it is."""
         self._check_link(a, b)
         if self.state.radio:
-            from node.lab.radio_nodes import shape
+            from node.lab.peering import CHANGE_WAIT, wait_peers
 
             self.state.cut = [p for p in self.state.cut if set(p) != {a, b}]
             if not up:
                 self.state.cut.append((a, b))
             self.state.save()
-            shape(self, a)
-            shape(self, b)
+            wait_peers(self, CHANGE_WAIT)
             return
         for here, there in ((a, b), (b, a)):
             run("ip", "-n", self.node(here).ns, "link", "set", f"m-{there}",

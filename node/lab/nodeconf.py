@@ -132,10 +132,12 @@ enabled = true
 def _radio_mesh(node: LabNode, lab: LabState) -> str:
     """The radio part of ``[mesh]`` (radio labs): the node's mesh radio, the lab's mesh ID
     (two labs in one machine share the air, not the mesh), SAE with the lab's mesh key
-    (``data/mesh.key``) as on a community's nodes, babeld's radio intervals."""
+    (``data/mesh.key``) as on a community's nodes, no peer link opened by the node itself
+    (the lab opens its neighbours': :mod:`node.lab.peering`), babeld's radio intervals."""
     if not node.mesh_phy:
         return ""
     return (f'phy = "{node.mesh_phy}"\nmesh_id = "mhl-{lab.id}"\nsecurity = "sae"\n'
+            "auto_peer = false\n"
             f"hello_interval = {lab.hello_interval}\n"
             f"update_interval = {max(1.0, 4 * lab.hello_interval)}\n")
 

@@ -4,11 +4,13 @@ Each node gets one simulated radio (:mod:`node.lab.radio`), or two with ``--radi
 Its interface becomes the access point ``ap0``; then the node's own code path sets the
 rest up, as on a real node: ``meshhub net apply --no-daemons`` renders the plan, loads
 the gate, creates the 802.11s mesh point ``mesh0`` on the mesh radio (the same radio
-and channel as the access point with one radio), joins the lab's mesh and puts the
-portal address on ``ap0``; the agent then runs hostapd, dnsmasq and babeld (``mesh0``
-as a wireless interface) with their rendered files. :mod:`node.lab.air` keeps the
-topology on the shared medium. A phone is a namespace with its own radio running
-``wpa_supplicant`` (and later a DHCP client), associated with its node's access point.
+and channel as the access point with one radio) and puts the portal address on ``ap0``;
+the agent then runs hostapd, wpa_supplicant joining the lab's mesh with SAE, dnsmasq
+and babeld (``mesh0`` as a wireless interface) with their rendered files.
+:mod:`node.lab.peering` opens peer links between topology neighbours only, and
+:mod:`node.lab.air` makes links lossy or slow. A phone is a namespace with its own radio
+running ``wpa_supplicant`` (and later a DHCP client), associated with its node's access
+point.
 """
 
 from __future__ import annotations
@@ -81,12 +83,9 @@ def apply_network(lab: MeshLab, node: LabNode) -> None:
 
 
 def node_air(lab: MeshLab, name: str) -> str:
-    """The node's air table: whom it may not hear, and its lossy links."""
+    """The node's air table: its lossy links (whom it hears at all is decided by its
+    peer links: :mod:`node.lab.peering`)."""
     st = lab.state
-    neighbours = set(lab.neighbours(name))
-    cut = {b if a == name else a for a, b in st.cut if name in (a, b)}
-    blocked = [n.mesh_mac for n in st.nodes.values()
-               if n.name != name and n.mesh_mac and (n.name not in neighbours or n.name in cut)]
     loss: dict[str, int] = {}
     device_loss: dict[str, int] = {}
     for a, b, percent, _delay in st.degraded:
@@ -97,12 +96,12 @@ def node_air(lab: MeshLab, name: str) -> str:
             else:
                 device_loss[f"m-{other.name}"] = int(percent)  # type: ignore[call-overload]
     if st.radio:
-        return air.render_air(radio_device=MESH_IF, blocked=blocked, radio_loss=loss)
+        return air.render_air(radio_device=MESH_IF, radio_loss=loss)
     return air.render_air(device_loss=device_loss)
 
 
 def shape(lab: MeshLab, name: str, delays: bool = False) -> None:
-    """Load node ``name``'s air table (after any change of cut, heal or degrade) and, with
+    """Load node ``name``'s air table (after a degrade, or at power-on) and, with
     ``delays`` (a degrade, or its mesh point made again), the delays of its links."""
     air.apply_air(lab.node(name).ns, node_air(lab, name))
     if delays:

@@ -58,7 +58,9 @@ def render_mesh_supplicant(cfg: NodeConfig, key: str, ctrl_dir: str, channel: in
     """``wpa_supplicant`` configuration joining the mesh on ``channel`` with SAE and ``key``.
 
     The mesh ID is written in hex (any bytes, nothing to escape); HT20 like the access
-    point on the same radio; 802.11s forwarding off, babeld routes.
+    point on the same radio; 802.11s forwarding off, babeld routes. With
+    ``mesh.auto_peer = false``, ``no_auto_peer=1``: wpa_supplicant opens no peer link
+    itself but answers a node that opens one, and ``wpa_cli mesh_peer_add MAC`` opens one.
     """
     lines = [
         header(cfg, "The encrypted 802.11s mesh link (wpa_supplicant, SAE). SECRET: it holds "
@@ -77,6 +79,8 @@ def render_mesh_supplicant(cfg: NodeConfig, key: str, ctrl_dir: str, channel: in
         f"\tbeacon_int={BEACON_INTERVAL_TU}",
         "\tmesh_fwding=0",
         "\tdisable_ht40=1",
+        # Open no peer link, answer those opened: links added by hand (mesh.auto_peer).
+        *([] if cfg.mesh.auto_peer else ["\tno_auto_peer=1"]),
         "}",
     ]
     return "\n".join(lines) + "\n"

@@ -8,7 +8,10 @@ with ``iw``, which exists on every image and works with every mac80211 driver
 agent's ``wpa_supplicant`` with SAE and the community's mesh key
 (:mod:`node.net.mesh_sae`). 802.11s path
 selection (HWMP) is switched off (``mesh_fwding=0``): babeld does the routing, on
-IP, across radio and wired links alike. IBSS uses a fixed BSSID derived from the
+IP, across radio and wired links alike. With ``mesh.auto_peer = false`` the node opens
+no peer link itself (the kernel's ``mesh_auto_open_plinks=0``; with SAE,
+wpa_supplicant's ``no_auto_peer``): it answers the nodes that open one, and opens those
+added by hand. IBSS uses a fixed BSSID derived from the
 mesh ID so that cells never split.
 """
 
@@ -55,7 +58,8 @@ def mesh_commands(cfg: NodeConfig, addresses: AddressPlan) -> list[Command]:
         if mesh.security != "sae":  # with SAE, the agent's wpa_supplicant joins (mesh_sae)
             commands.append(("iw", "dev", mesh.interface, "mesh", "join", mesh.mesh_id,
                              "freq", freq, "HT20", "beacon-interval", str(BEACON_INTERVAL_TU),
-                             "mesh_fwding=0"))
+                             "mesh_fwding=0",
+                             *(() if mesh.auto_peer else ("mesh_auto_open_plinks=0",))))
     else:
         commands.append(("iw", "dev", mesh.interface, "ibss", "join", mesh.mesh_id, freq,
                          "HT20", "fixed-freq", ibss_bssid(mesh.mesh_id)))

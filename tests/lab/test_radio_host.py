@@ -159,14 +159,15 @@ def test_phone_configuration_prefers_its_node_then_neighbours() -> None:
 
 
 def test_air_table_text() -> None:
-    text = render_air(radio_device="mesh0", blocked=["42:00:00:00:03:00"],
-                      radio_loss={"42:00:00:00:02:00": 20})
+    text = render_air(radio_device="mesh0", radio_loss={"42:00:00:00:02:00": 20,
+                                                         "42:00:00:00:03:00": 0})
     assert 'hook ingress device "mesh0" priority -500' in text
-    assert "elements = { 42:00:00:00:03:00 }" in text
     assert "ether saddr 42:00:00:00:02:00 numgen random mod 100 < 20 counter drop" in text
+    assert "42:00:00:00:03:00" not in text  # 0%: nothing to drop
     assert text.startswith("table netdev mhlab\ndelete table netdev mhlab\n")
+    assert "chain" not in render_air(radio_device="mesh0", radio_loss={})
     with pytest.raises(LabError, match="not a MAC address"):
-        render_air(radio_device="mesh0", blocked=["42:00"])
+        render_air(radio_device="mesh0", radio_loss={"42:00": 20})
 
 
 @pytest.mark.root

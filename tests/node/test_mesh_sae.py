@@ -19,10 +19,12 @@ from node.net.render_mesh import mesh_commands
 from node.net.validate import network_problems
 
 
-def config(tmp_path: Path, security: str = "sae", mode: str = "802.11s"):  # type: ignore[no-untyped-def]
+def config(tmp_path: Path, security: str = "sae", mode: str = "802.11s",  # type: ignore[no-untyped-def]
+           auto_peer: bool = True):
     return parse_config(f'[node]\nname = "elm"\ndata_dir = "{tmp_path}"\n'
                         f'[mesh]\naddress = "10.42.0.7"\nmesh_id = "Elm \\"mesh\\""\n'
                         f'mode = "{mode}"\nsecurity = "{security}"\n'
+                        f'auto_peer = {str(auto_peer).lower()}\n'
                         f'[agent]\nrun_dir = "{tmp_path / "run"}"\n')
 
 
@@ -49,6 +51,20 @@ def test_the_supplicant_joins_with_sae_on_the_mesh_channel(tmp_path: Path) -> No
             "ctrl_interface=/run/x"} <= lines
     # The mesh ID in hex: a quote in it cannot end the string and add a line.
     assert "ssid=" + b'Elm "mesh"'.hex() in lines
+
+
+def test_without_auto_peer_the_node_opens_no_peer_link_itself(tmp_path: Path) -> None:
+    """mesh.auto_peer = false (the radio lab's nodes): wpa_supplicant's no_auto_peer with
+    SAE, the kernel's mesh_auto_open_plinks=0 for an open mesh; neither by default."""
+    key = secrets.token_hex(32)
+    assert "no_auto_peer" not in render_mesh_supplicant(config(tmp_path), key, "/run/x", 1)
+    text = render_mesh_supplicant(config(tmp_path, auto_peer=False), key, "/run/x", 1)
+    network = text.split("network={", 1)[1]
+    assert "\tno_auto_peer=1\n" in network and network.rstrip().endswith("}")
+    for auto_peer in (True, False):
+        cfg = config(tmp_path, "open", auto_peer=auto_peer)
+        join = next(c for c in mesh_commands(cfg, address_plan(cfg)) if c[3:5] == ("mesh", "join"))
+        assert ("mesh_auto_open_plinks=0" in join) is not auto_peer, join
 
 
 def test_with_sae_iw_creates_the_mesh_point_but_does_not_join(tmp_path: Path) -> None:
