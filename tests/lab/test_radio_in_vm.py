@@ -63,8 +63,10 @@ NOT_COPIED = (".venv", ".git", "var", "build", ".mypy_cache", ".ruff_cache", ".p
 BOOT, SETUP, RUN = 600.0, 300.0, 1800.0
 
 #: ``MESHHUB_RADIO_VM_BENCH=1``: after the tests the guest also runs ``python -m bench.mesh
-#: --radio`` (bench/mesh_radio.py), whose figures are printed here (for the issue's notes).
-BENCH = os.environ.get("MESHHUB_RADIO_VM_BENCH") == "1"
+#: --radio`` (bench/mesh_radio.py), whose figures are printed here (for the issue's notes);
+#: ``=only``: the benchmark instead of the tests (each selected test is then skipped).
+BENCH = os.environ.get("MESHHUB_RADIO_VM_BENCH") in ("1", "only")
+BENCH_ONLY = os.environ.get("MESHHUB_RADIO_VM_BENCH") == "only"
 #: Seconds the benchmark may take in the guest (it stops there, its figures so far kept).
 BENCH_TIME = 660.0
 
@@ -270,16 +272,17 @@ def radio_run(request: pytest.FixtureRequest,
             vm.run(_guest_setup(), timeout=SETUP).check()
             run.timings["guest setup"] = time.monotonic() - mark
             mark = time.monotonic()
-            try:
-                tests = selected_inner(request.session.items)
-                result = vm.run(["/bin/bash", "-c", _guest_run(tests)], timeout=RUN)
-                run.output = result.stdout + result.stderr
-            except VmError as exc:  # past RUN: what the console shows is all there is
-                run.output = f"{exc}\n" + "\n".join(vm.console[-60:])
-            run.timings["radio tests"] = time.monotonic() - mark
-            junit = vm.run(f"cat {GUEST_OUT}/junit.xml", timeout=60)
-            run.outcomes = (read_junit(junit.stdout) if junit.returncode == 0
-                            else read_verdicts(vm.console))
+            if not BENCH_ONLY:
+                try:
+                    tests = selected_inner(request.session.items)
+                    result = vm.run(["/bin/bash", "-c", _guest_run(tests)], timeout=RUN)
+                    run.output = result.stdout + result.stderr
+                except VmError as exc:  # past RUN: what the console shows is all there is
+                    run.output = f"{exc}\n" + "\n".join(vm.console[-60:])
+                run.timings["radio tests"] = time.monotonic() - mark
+                junit = vm.run(f"cat {GUEST_OUT}/junit.xml", timeout=60)
+                run.outcomes = (read_junit(junit.stdout) if junit.returncode == 0
+                                else read_verdicts(vm.console))
             if BENCH:
                 mark = time.monotonic()
                 try:
@@ -306,6 +309,8 @@ def radio_run(request: pytest.FixtureRequest,
 
 @pytest.mark.parametrize("name", inner_tests())
 def test_radio_lab_in_a_virtual_machine(radio_run: InnerRun, name: str) -> None:
+    if BENCH_ONLY:
+        pytest.skip("MESHHUB_RADIO_VM_BENCH=only: the benchmark ran instead of the tests")
     outcome = radio_run.outcomes.get(name)
     if outcome is None:
         tail = "\n".join(radio_run.output.splitlines()[-40:])
