@@ -327,10 +327,18 @@ class TestGrid:
         links = peer_links(grid, "n1")
         assert {s for s, state in links.items() if state == "ESTAB"} == {"n2", "n4"}, links
         assert set(links) > {"n2", "n4"}, links  # the others' beacons reach it: one medium
-        health = grid.agent_health("n1", timeout=20) or {}
-        neighbours = health["mesh"]["neighbours"]  # type: ignore[index]
-        assert {n["node"] for n in neighbours} == {grid.node("n2").mesh_address,
-                                                   grid.node("n4").mesh_address}, neighbours
+        # babeld meets a new peer after a few hellos (every 4 s), and the agent's health
+        # sample (every 5 s) says so: the last link opened may be seconds old here.
+        expected = {grid.node("n2").mesh_address, grid.node("n4").mesh_address}
+        seen: list[object] = []
+
+        def babeld_neighbours() -> set[str]:
+            health = grid.agent_health("n1", timeout=20) or {}
+            seen.append(health.get("mesh", {}).get("neighbours"))  # type: ignore[attr-defined]
+            return {n["node"] for n in seen[-1] or []}  # type: ignore[attr-defined]
+
+        wait_until("babeld on n1 having n2 and n4 as its neighbours, no other",
+                   lambda: babeld_neighbours() == expected, detail=lambda: f"{seen[-1:]}")
         assert {s for s, state in peer_links(grid, "n5").items() if state == "ESTAB"} == \
             {"n2", "n4", "n6", "n8"}
 
