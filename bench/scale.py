@@ -17,7 +17,10 @@ Parts (each registers itself in :data:`PARTS` with :func:`part`; add new ones th
   ``/proc/PID/stat``, its threads included, babeld and dnsmasq not), as a share of one
   core: the median agent and the busiest; for the middle node's agent, each thread's
   CPU and wake-ups a second (names from ``py-spy dump`` when py-spy is installed: the
-  profile of each periodic task). Then each agent's PSS (``smaps_rollup``).
+  profile of each periodic task). Then each agent's PSS (``smaps_rollup``) and USS.
+  ``--python /usr/bin/python3.11`` runs the same labs' agents also under that interpreter
+  (:mod:`bench.scale_python`), taking turns with this one, ``--idle-rounds`` times each:
+  a node runs Debian's, whose libpython is linked into the executable.
 * ``lab200``: ``MeshLab.up(200, grid|random, portal=False)``: seconds until every agent
   answers and babeld connects every node (what ``meshhub lab up`` prints as "ready in").
 * ``prometheus``: Debian's ``prometheus`` beside the lab (:mod:`bench.scale_prometheus`),
@@ -42,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import scale_prometheus, scale_sync
+from bench import scale_prometheus, scale_python, scale_sync
 from node.lab import MeshLab
 
 #: Every part, by name, in the order they run: ``fn(args, root)``.
@@ -154,34 +157,55 @@ def agents_cpu_percent(mesh: MeshLab, window: float, profiled: str
 
 @part("idle")
 def idle(args: argparse.Namespace, root: Path) -> None:
-    """Idle agents' CPU at the defaults and at the lab's timings, and their PSS."""
+    """Idle agents' CPU at the defaults and at the lab's timings, and their PSS; with
+    ``--python``, also under that interpreter, the two labs taking turns."""
     runs = (("defaults", 4.0, IDLE_CPU_DEFAULTS_TARGET), ("lab", 1.0, IDLE_CPU_LAB_TARGET))
     chosen = args.idle_timings.split(",")
+    other = scale_python.project_venv(args.python) if args.python else None
+    label = args.idle_label
+    if other is not None:
+        label = scale_python.describe(sys.executable)
+        other_label = scale_python.describe(args.python)
+        print(f"idle: agents under {sys.executable} ({label}) and {args.python} "
+              f"({other_label}), taking turns", flush=True)
     for timings, hello, target in runs:
         if timings not in chosen:
             continue
-        mesh = MeshLab.up(9, "grid", state_dir=root / f"idle-{timings}", hello_interval=hello,
-                          portal=False, wait=180, timings=timings)
-        try:
-            time.sleep(args.settle)  # start-up's first rounds are not idle
-            cpu, threads = agents_cpu_percent(mesh, args.window, "n5")
-            report(f"idle_agent_cpu_{timings}", statistics.median(cpu.values()), "% of a core",
-                   f"<= {target} %")
-            report(f"idle_agent_cpu_{timings}_max", max(cpu.values()), "% of a core",
-                   f"<= {target} %")
-            for thread, (percent, wakeups) in sorted(threads.items(), key=lambda t: -t[1][1]):
-                if wakeups >= 0.05 or percent > 0:
-                    report(f"idle_thread_{timings}[{thread}]", percent,
-                           f"% of a core, {wakeups:.2f} wake-ups/s",
-                           "a share of n5's agent line above: the profile of its tasks")
-            pss = [pss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
-            report(f"agent_pss_{timings}", statistics.median(pss), "MiB",
-                   f"<= {PSS_TARGET_MIB:g} MiB")
-            uss = [uss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
-            report(f"agent_uss_{timings}", statistics.median(uss), "MiB",
-                   "(its own memory, median of 9; PSS adds its share of the shared pages)")
-        finally:
-            mesh.down()
+        for _ in range(args.idle_rounds):
+            idle_lab(args, root / f"idle-{timings}", timings, hello, target, label)
+            if other is not None:
+                scale_python.run_idle_under(other, timings, other_label,
+                                            ["--window", str(args.window),
+                                             "--settle", str(args.settle)])
+
+
+def idle_lab(args: argparse.Namespace, state_dir: Path, timings: str, hello: float,
+             target: float, label: str) -> None:
+    """One idle 3x3 grid at ``timings``: its agents' CPU, threads, PSS and USS; every
+    line's name ends in ``[label]`` when a label is given (which interpreter)."""
+    tag = f"[{label}]" if label else ""
+    mesh = MeshLab.up(9, "grid", state_dir=state_dir, hello_interval=hello,
+                      portal=False, wait=180, timings=timings)
+    try:
+        time.sleep(args.settle)  # start-up's first rounds are not idle
+        cpu, threads = agents_cpu_percent(mesh, args.window, "n5")
+        report(f"idle_agent_cpu_{timings}{tag}", statistics.median(cpu.values()),
+               "% of a core", f"<= {target} %")
+        report(f"idle_agent_cpu_{timings}_max{tag}", max(cpu.values()), "% of a core",
+               f"<= {target} %")
+        for thread, (percent, wakeups) in sorted(threads.items(), key=lambda t: -t[1][1]):
+            if wakeups >= 0.05 or percent > 0:
+                report(f"idle_thread_{timings}{tag}[{thread}]", percent,
+                       f"% of a core, {wakeups:.2f} wake-ups/s",
+                       "a share of n5's agent line above: the profile of its tasks")
+        pss = [pss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
+        report(f"agent_pss_{timings}{tag}", statistics.median(pss), "MiB",
+               f"<= {PSS_TARGET_MIB:g} MiB")
+        uss = [uss_mib(node.pids["agent"]) for node in mesh.state.nodes.values()]
+        report(f"agent_uss_{timings}{tag}", statistics.median(uss), "MiB",
+               "(its own memory, median of 9; PSS adds its share of the shared pages)")
+    finally:
+        mesh.down()
 
 
 @part("lab200")
@@ -224,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="idle: seconds the lab runs before measuring")
     parser.add_argument("--idle-timings", default="defaults,lab",
                         help="idle: which of the two labs to run (defaults, lab)")
+    parser.add_argument("--python", metavar="PATH",
+                        help="idle: also run the agents under this interpreter (a node's is "
+                             "Debian's /usr/bin/python3.11), from a venv of this project "
+                             "made for it with the same dependency versions")
+    parser.add_argument("--idle-rounds", type=int, default=1,
+                        help="idle: labs per timings (and per interpreter, taking turns)")
+    parser.add_argument("--idle-label", default="", help=argparse.SUPPRESS)
     parser.add_argument("--nodes", type=int, default=200, help="lab200: the lab's size")
     scale_sync.add_arguments(parser)
     scale_prometheus.add_arguments(parser)
