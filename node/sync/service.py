@@ -2,9 +2,10 @@
 
 Two threads, both stopped by :meth:`SyncService.stop`:
 
-- ``meshhub-sync`` pulls entries. It wakes when a neighbour notifies it
-  (after :data:`~node.timing.SYNC_COALESCE_SECONDS`, so a burst of
-  notifications costs one pull), every ``sync.interval_seconds`` (± jitter)
+- ``meshhub-sync`` pulls entries. It wakes when a neighbour notifies it (at
+  once: notifications that come during a round are pulled together in the
+  next, see :data:`~node.timing.SYNC_COALESCE_SECONDS`), every
+  ``sync.interval_seconds`` (± jitter)
   for a round with every neighbour, and every
   :data:`~node.timing.SYNC_WATCH_SECONDS` to notice entries appended by
   other processes (the portal). Whenever the log changed it notifies every
@@ -265,7 +266,8 @@ class SyncService:
             while not self._stop.is_set():
                 timeout = max(0.0, min(next_round, next_watch) - time.monotonic())
                 if self._wake.wait(timeout):
-                    self._stop.wait(self.settings.coalesce_seconds)
+                    if self.settings.coalesce_seconds > 0:
+                        self._stop.wait(self.settings.coalesce_seconds)
                     self._wake.clear()
                 if self._stop.is_set():
                     break

@@ -22,7 +22,7 @@ from node.trust import StaticTrust
 from node.waitress_thread import WaitressThread
 
 #: Short timings so that the tests take seconds, not minutes.
-FAST = SyncSettings(interval_seconds=3600, jitter_ratio=0.0, coalesce_seconds=0.01,
+FAST = SyncSettings(interval_seconds=3600, jitter_ratio=0.0, coalesce_seconds=0.0,
                     watch_seconds=0.02, timeout_seconds=3.0, backoff_base_seconds=0.05,
                     backoff_max_seconds=0.3)
 WSGIApp = Callable[..., Iterable[bytes]]
