@@ -92,6 +92,12 @@ LAZY_ARGS = r"[A-Za-z0-9=&+%._-]{1,100}"
 PAGE_ARGS = r"page=(?:[2-9]|[1-9][0-9]{1,4})"
 #: Lazily kept answers at most (a page and its .gz, ~25 KB each); the oldest go first.
 LAZY_MAX = 1000
+#: A kept search answer is deleted this long after it was written, and a restart forgets
+#: them all: what residents searched for stays on the node no longer than nginx's own cache
+#: keeps an entry (``inactive=10m``), and a neighbour cannot learn by timing days later
+#: whether someone here searched for a word. Other kept answers (collections) stay until
+#: the next change.
+SEARCH_KEEP_SECONDS = 600.0
 _LAZY = re.compile(LAZY_ARGS)
 _PAGE = re.compile(PAGE_ARGS)
 #: The pages whose files a change deletes (:func:`pages_of`): only their answers are kept lazily.
@@ -118,6 +124,11 @@ def file_name(lang: str, path: str, page: int = 1) -> str:
 def lazy_name(lang: str, path: str, args: str) -> str:
     """The file (relative to the pages folder) keeping ``path?args`` in ``lang``."""
     return f"{lang}{path}@a-{args}.html"
+
+
+def _is_search(name: str) -> bool:
+    """Whether the kept answer ``name`` (:func:`lazy_name`) is a search's."""
+    return name.partition("/")[2].startswith("search@a-")
 
 
 def pages_dir(config: Any) -> Path:
@@ -229,7 +240,8 @@ class Renderer:
         # so that an answer rendered before a change is never written after it.
         self._lock = threading.RLock()
         self.generation = 0
-        self.lazy: OrderedDict[str, None] = OrderedDict()
+        self.lazy: OrderedDict[str, float] = OrderedDict()  # name -> when kept (monotonic)
+        self._next_forget = 0.0
         self.ready = False
 
     # --- lifecycle --------------------------------------------------------------
@@ -296,7 +308,10 @@ class Renderer:
                             kept.append((os.stat(full).st_mtime_ns,
                                          os.path.relpath(full, self.root)))
             for _, name in sorted(kept):
-                self.lazy[name] = None
+                if _is_search(name):  # searches are not kept across a restart
+                    self._unlink(name)
+                else:
+                    self.lazy[name] = 0.0
             self._evict()
             self.ready = True
 
@@ -340,7 +355,7 @@ class Renderer:
                 return False
             name = lazy_name(lang, path, args)
             self._write(name, body)
-            self.lazy[name] = None
+            self.lazy[name] = time.monotonic()
             self.lazy.move_to_end(name)
             self._evict()
         return True
@@ -349,13 +364,30 @@ class Renderer:
         """Delete the oldest kept answers beyond :data:`LAZY_MAX` (lock held)."""
         while len(self.lazy) > LAZY_MAX:
             old, _ = self.lazy.popitem(last=False)
-            for suffix in ("", ".gz"):
-                with contextlib.suppress(FileNotFoundError):
-                    (self.root / (old + suffix)).unlink()
+            self._unlink(old)
+
+    def forget_searches(self, now: float) -> int:
+        """Delete the search answers kept more than :data:`SEARCH_KEEP_SECONDS` before
+        ``now`` (monotonic); returns how many."""
+        with self._lock:
+            old = [name for name, kept in self.lazy.items()
+                   if kept <= now - SEARCH_KEEP_SECONDS and _is_search(name)]
+            for name in old:
+                del self.lazy[name]
+                self._unlink(name)
+        return len(old)
+
+    def _unlink(self, name: str) -> None:
+        for suffix in ("", ".gz"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / (name + suffix)).unlink()
 
     def step(self, *, render: bool = True, budget: float = 0.5) -> None:
         """Look for changes; then render due pages for up to ``budget`` seconds."""
         self._look()
+        if time.monotonic() >= self._next_forget:
+            self.forget_searches(time.monotonic())
+            self._next_forget = time.monotonic() + 10.0
         if not render:
             return
         deadline = time.monotonic() + budget

@@ -322,6 +322,24 @@ def test_answers_are_kept_only_while_true_and_only_so_many(
     assert names == {"search@a-q=w2.html", "search@a-q=w3.html", "search@a-q=w4.html"}
 
 
+def test_kept_searches_are_forgotten_after_ten_minutes(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    """What residents searched for does not stay on the node; a collection's answer may
+    (a restart forgets searches too: test_a_restart_keeps_the_answers_still_true)."""
+    _, renderer = served
+    search = renderer.root / pagefiles.lazy_name("en", "/search", "q=midwife")
+    collection = renderer.root / pagefiles.lazy_name("en", "/library/", "collection=maps")
+    assert renderer.keep(renderer.generation, "en", "/search", "q=midwife", b"<html>s</html>")
+    assert renderer.keep(renderer.generation, "en", "/library/", "collection=maps",
+                         b"<html>c</html>")
+    assert renderer.forget_searches(time.monotonic()) == 0  # a fresh answer stays
+    assert search.exists() and collection.exists()
+    later = time.monotonic() + pagefiles.SEARCH_KEEP_SECONDS + 1
+    assert renderer.forget_searches(later) == 1
+    assert not search.exists() and not search.with_name(search.name + ".gz").exists()
+    assert collection.exists()
+
+
 def test_a_private_or_cookie_setting_answer_is_never_kept(
         served: tuple[Front, pagefiles.Renderer]) -> None:
     site, renderer = served
@@ -349,21 +367,22 @@ def test_warming_up_compiles_each_kind_of_page_and_writes_nothing(front: Front) 
 
 
 def test_a_restart_keeps_the_answers_still_true(served: tuple[Front, pagefiles.Renderer]) -> None:
+    """Answers other than searches survive a restart while true; searches never do."""
     site, renderer = served
-    for args in ("q=bicycle", "q=water"):
-        assert renderer.keep(renderer.generation, "en", "/search", args, b"<html>x</html>")
-    renderer.keep(renderer.generation, "en", "/about", "x=1", b"<html>about</html>")
+    assert renderer.keep(renderer.generation, "en", "/search", "q=midwife", b"<html>x</html>")
+    for path, args in (("/about", "x=1"), ("/listings/", "x=2")):
+        assert renderer.keep(renderer.generation, "en", path, args, b"<html>x</html>")
     renderer.stop()
     again = pagefiles.Renderer(site.app, site.app.config["NODE_CONFIG"])
     again.resume()
-    assert set(again.lazy) == {pagefiles.lazy_name("en", "/search", "q=bicycle"),
-                               pagefiles.lazy_name("en", "/search", "q=water"),
-                               pagefiles.lazy_name("en", "/about", "x=1")}
+    assert set(again.lazy) == {pagefiles.lazy_name("en", "/about", "x=1"),
+                               pagefiles.lazy_name("en", "/listings/", "x=2")}
+    assert not (again.root / pagefiles.lazy_name("en", "/search", "q=midwife")).exists()
     again.stop()
     with site.app.app_context():
         site.seeder.listing(title="Posted while the portal was down")
     third = pagefiles.Renderer(site.app, site.app.config["NODE_CONFIG"])
-    third.resume()  # the new listing touches every search, not the fixed pages
+    third.resume()  # the new listing touches the listings, not the fixed pages
     assert set(third.lazy) == {pagefiles.lazy_name("en", "/about", "x=1")}
-    assert not (third.root / pagefiles.lazy_name("en", "/search", "q=water")).exists()
+    assert not (third.root / pagefiles.lazy_name("en", "/listings/", "x=2")).exists()
     third.stop()
