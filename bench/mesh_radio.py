@@ -89,7 +89,7 @@ def main() -> None:
                            f"none set; {hello}; a line's {len(mesh.state.links)} links")
                     new_phone(mesh, "n3")
                 else:
-                    propagation(mesh, far="n6", posts=10)
+                    propagation(mesh, far="n6", posts=8)
             finally:
                 mesh.down()
     finally:
