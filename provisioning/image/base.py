@@ -87,10 +87,14 @@ ExecStart=/usr/lib/meshhub/vm-radios
 [Install]
 WantedBy=sysinit.target
 """
-_WIRED_NETWORK = """# Wired ports take an address by DHCP (an uplink, or QEMU's user network in
-# image try). Radios are left to the meshhub agent.
+_WIRED_NETWORK = """# Wired ports take an address by DHCP: a gateway's cable to the home router or a
+# USB Ethernet adapter (eth0, usb0), or QEMU's user network in image try. Only
+# physical ports: a virtual one has a kind (veth, ifb, vxlan, bridge, ...) and is left
+# alone, as the meshhub agent's ifb-mh0 (CAKE's download side) and a lab's cables must
+# be. Radios are left to the meshhub agent.
 [Match]
 Type=ether
+Kind=!*
 
 [Network]
 DHCP=ipv4
@@ -98,6 +102,13 @@ LinkLocalAddressing=ipv6
 
 [DHCPv4]
 UseDomains=no
+"""
+
+#: networkd leaves alone the routes it did not make: babeld's, and the agent's
+#: announcement and demoted default routes on a gateway's uplink (node.mesh.uplink).
+#: By default it removes them whenever it configures a port (at its start or restart).
+_NETWORKD_CONF = """[Network]
+ManageForeignRoutes=no
 """
 
 
@@ -353,6 +364,7 @@ def _system_files(root: Path, disk_id: str) -> None:
         "usr/lib/meshhub/vm-radios": (0o755, _RADIOS_SCRIPT),
         "usr/lib/systemd/system/meshhub-vm-radios.service": (0o644, _RADIOS_UNIT),
         "etc/systemd/network/80-meshhub-wired.network": (0o644, _WIRED_NETWORK),
+        "etc/systemd/networkd.conf.d/meshhub.conf": (0o644, _NETWORKD_CONF),
     }
     for rel, (mode, text) in files.items():
         path = root / rel

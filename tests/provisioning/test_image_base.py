@@ -134,6 +134,59 @@ def test_failed_mmdebstrap_keeps_its_whole_output_beside_the_image(
     assert sorted(p.name for p in out_dir.iterdir()) == ["base.img.mmdebstrap.log"]
 
 
+def networkd_matches(match: dict[str, str], iftype: str, kind: str | None) -> bool:
+    """Whether a port of ``iftype`` and ``kind`` (None: a physical port) is taken by a
+    ``[Match]`` section of ``Type=`` and ``Kind=``, as systemd-networkd 252 decides:
+    each key a list of globs, a leading ``!`` inverting one, a key not set matching all
+    (``net_condition_test_strv`` in src/shared/net-condition.c)."""
+    from fnmatch import fnmatchcase
+
+    def test(patterns: list[str], value: str | None) -> bool:
+        if not patterns:
+            return True
+        positive = any(not p.startswith("!") for p in patterns)
+        hit = False
+        for pattern in patterns:
+            if value is not None and fnmatchcase(value, pattern.lstrip("!")):
+                if pattern.startswith("!"):
+                    return False
+                hit = True
+        return hit if positive else True
+
+    def words(key: str) -> list[str]:
+        line = match.get(key, "")
+        invert = line.startswith("!")
+        return [("!" if invert else "") + w for w in line.lstrip("!").split()]
+
+    assert set(match) <= {"Type", "Kind"}, match
+    return test(words("Type"), iftype) and test(words("Kind"), kind)
+
+
+def test_networkd_takes_the_physical_wired_ports_only(tmp_path: Path) -> None:
+    """DHCP on a gateway's cable to the router and on a USB Ethernet adapter; never on a
+    virtual port (the agent's ifb device for CAKE, a lab's veth cables) or a radio; and
+    networkd keeps its hands off the routes babeld and the agent make."""
+    import configparser
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    base_mod._system_files(root, "1a2b3c4d")
+    network = configparser.ConfigParser()
+    network.optionxform = str  # type: ignore[assignment,method-assign]
+    network.read(root / "etc/systemd/network/80-meshhub-wired.network")
+    match = dict(network["Match"])
+    ports = {"eth0": ("ether", None), "usb0": ("ether", None), "up0": ("ether", "veth"),
+             "ifb-mh0": ("ether", "ifb"), "vx0": ("ether", "vxlan"), "br0": ("bridge", "bridge"),
+             "wlan0": ("wlan", None)}
+    managed = {name for name, (iftype, kind) in ports.items()
+               if networkd_matches(match, iftype, kind)}
+    assert managed == {"eth0", "usb0"}, match
+    assert network["Network"]["DHCP"] == "ipv4"
+    conf = configparser.ConfigParser()
+    conf.read(root / "etc/systemd/networkd.conf.d/meshhub.conf")
+    assert conf["Network"]["ManageForeignRoutes"] == "no"
+
+
 @needs_tools
 def test_layout_is_raspberry_pi_os_like_and_boots_by_uefi(tmp_path: Path) -> None:
     """The disk that ``image base`` assembles, from a small tree instead of mmdebstrap's."""
