@@ -351,7 +351,9 @@ class TestGrid:
             assert peer_links(grid, "n2").get("n3") != "ESTAB"
             assert peer_links(grid, "n3").get("n2") != "ESTAB"
             wait_until("n2 reaching n3 through n5", lambda: next_hop(grid, "n2", "n3") == "n5")
-            assert pings(grid, "n2", "n3")
+            # n2's own route moves first; n5's, n6's and n3's way back follow within a
+            # hello or two (4 s on radio): failed once in CI as a single look (s8r2).
+            wait_until("n2 answered by n3 through n5", lambda: pings(grid, "n2", "n3"))
         finally:
             grid.set_link("n2", "n3", up=True)
         assert peer_links(grid, "n2").get("n3") == "ESTAB"
