@@ -126,6 +126,13 @@ def lazy_name(lang: str, path: str, args: str) -> str:
     return f"{lang}{path}@a-{args}.html"
 
 
+def keepable(path: str, args: str) -> bool:
+    """Whether the answer to ``path?args`` may be kept as a file: a plain query (not
+    ``page=N``, the renderer's own) of a page whose files a change deletes."""
+    return bool(_LAZY.fullmatch(args) and not _PAGE.fullmatch(args)
+                and _LAZY_PATH.fullmatch(path))
+
+
 def _is_search(name: str) -> bool:
     """Whether the kept answer ``name`` (:func:`lazy_name`) is a search's."""
     return name.partition("/")[2].startswith("search@a-")
@@ -347,8 +354,7 @@ class Renderer:
         if any file was deleted since (a change), the answer may be stale and
         is dropped. At most :data:`LAZY_MAX` such files; the oldest go first.
         """
-        if (lang not in self.languages or not _LAZY.fullmatch(args) or _PAGE.fullmatch(args)
-                or not _LAZY_PATH.fullmatch(path)):
+        if lang not in self.languages or not keepable(path, args):
             return False
         with self._lock:
             if not self.ready or self._stop.is_set() or generation != self.generation:
@@ -662,8 +668,7 @@ class LazyFiles:
         args = str(environ.get("QUERY_STRING", ""))
         path = str(environ.get("PATH_INFO", ""))
         if (environ.get("REQUEST_METHOD") != "GET" or not self.renderer.ready
-                or not _LAZY.fullmatch(args) or _PAGE.fullmatch(args)
-                or not _LAZY_PATH.fullmatch(path)):
+                or not keepable(path, args)):
             return self.app(environ, start_response)
         generation = self.renderer.generation
         shared: list[bool] = []
