@@ -72,6 +72,9 @@ def create_app(test_config: dict[str, Any] | None = None, *,
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
 
     csrf.init_app(app)
+    # Connect takes a token nginx made (double submit) or the session's: the view checks
+    # (portal.welcome_file.double_submitted, else csrf.protect()).
+    csrf.exempt("portal.captive.views.welcome")
     caching.init_app(app)  # registered first: its after_request runs last
     security.init_app(app)
     i18n.init_app(app)

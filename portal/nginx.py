@@ -72,6 +72,10 @@ def render_site(config: NodeConfig, *, library_dir: str | Path, listen: str = "8
     values["LANGUAGE_MAPS"] = language_maps(languages, str(config.portal.default_language),
                                             lang_cookie)
     values["OWN_HOSTS"] = own_hosts(config)
+    from portal import welcome_file
+    values.update(WELCOME_FILE=welcome_file.FILE_NAME, WELCOME_SLOT=welcome_file.SLOT,
+                  TOKEN_COOKIE=welcome_file.TOKEN_COOKIE,
+                  JOINED_COOKIE=welcome_file.JOINED_COOKIE)
     text = TEMPLATE.read_text(encoding="utf-8") if template is None else template
     text = re.sub(r"@@([A-Z_]+)@@", lambda m: values.get(m.group(1), m.group(0)), text)
     left = sorted(set(re.findall(r"@@[A-Z_]+@@", text)))

@@ -250,6 +250,10 @@ class Renderer:
         self.lazy: OrderedDict[str, float] = OrderedDict()  # name -> when kept (monotonic)
         self._next_forget = 0.0
         self.ready = False
+        from portal.welcome_file import WelcomeFiles
+
+        #: The welcome page for every new phone, its CSRF token made by nginx.
+        self.welcome = WelcomeFiles(self)
 
     # --- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -391,6 +395,8 @@ class Renderer:
     def step(self, *, render: bool = True, budget: float = 0.5) -> None:
         """Look for changes; then render due pages for up to ``budget`` seconds."""
         self._look()
+        if render:
+            self.welcome.check(self._db(), self.clock())
         if time.monotonic() >= self._next_forget:
             self.forget_searches(time.monotonic())
             self._next_forget = time.monotonic() + 10.0
@@ -526,6 +532,10 @@ class Renderer:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
             os.replace(temp, final)
+
+    def write_plain(self, name: str, body: bytes) -> None:
+        """``name`` alone (no ``.gz``: nginx fills it in before compressing), atomically."""
+        atomic_write(self.root / name, body)
 
     def _delete(self, path: str) -> None:
         """Remove every file of ``path`` (all its pages, every language), the page first."""

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from node.captive_probes import Probe, classify
 from node.config import NodeConfig
 from node.gate import GateError, GateUnavailable, NoGate
-from portal import token_pages
+from portal import token_pages, welcome_file
 from portal.captive.state import (
     ClientState,
     client_ip,
@@ -45,6 +45,15 @@ def _private(response: BaseResponse) -> BaseResponse:
 
 def _redirect(location: str) -> BaseResponse:
     return _private(redirect(location, code=302))
+
+
+def _joined(response: BaseResponse, seconds: int | None) -> BaseResponse:
+    """Connect's answer; while the phone is let through, its welcome page is its own
+    (it shows the time left), so nginx must not send it the page file for new phones."""
+    if seconds:
+        response.set_cookie(welcome_file.JOINED_COOKIE, "1", max_age=seconds, path="/welcome",
+                            httponly=True, samesite="Lax")
+    return _private(response)
 
 
 def first_page(state: ClientState) -> str:
@@ -133,10 +142,15 @@ def welcome() -> ResponseReturnValue:
     """The house rules and one Connect button (a plain form: no JavaScript needed)."""
     problem = None
     if request.method == "POST":
+        if not welcome_file.double_submitted(request):
+            from portal.app import csrf
+
+            csrf.protect()  # a page the portal rendered: its session's token (else a 400)
         try:
             status = gate_client().allow(client_ip())
             if status.allowed:
-                return _private(redirect(url_for("captive.connected"), code=303))
+                return _joined(redirect(url_for("captive.connected"), code=303),
+                               status.seconds_remaining)
         except NoGate:
             return _private(redirect(url_for("captive.connected"), code=303))
         except GateUnavailable as exc:
@@ -149,6 +163,11 @@ def welcome() -> ResponseReturnValue:
                          "Wi-Fi and try again.") if exc.code == "unknown-device" else
                        _("The network’s gate did not answer. Please try again in a moment."))
         state = ClientState(False)
+    elif (shared := request.environ.get(welcome_file.ENVIRON_KEY)) is not None:
+        # The page file for every new phone (portal.welcome_file): nginx fills in the token.
+        page = render_template("captive/welcome.html", state=shared, problem=None,
+                               remaining=None, csrf_token=lambda: welcome_file.SLOT)
+        return _private(Response(page))
     else:
         state = client_state()
         if state.unread:
