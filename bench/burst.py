@@ -254,14 +254,18 @@ def main(argv: list[str] | None = None) -> int:
               nginx(folder, config, ids["library_dir"], portal_port, static) as (front, _)):
             wait_for_page_files(config)
             master = next(p for p in children_of(os.getpid()) if _is_nginx(p))
+            workers = children_of(master)
             with cpu_budget(share) as (group, how):
-                for pid in [portal.pid, *children_of(master)]:
+                for pid in [portal.pid, *workers]:
                     (group / "cgroup.procs").write_text(str(pid))
-                runs = []
+                runs, used = [], []
                 for run in range(args.runs):
+                    before = cpu_seconds([portal.pid]), cpu_seconds(workers), throttled(group)
                     latencies, problems, span = asyncio.run(
                         burst(front, args.phones, args.seconds, notice, seed=run))
                     runs.append((latencies, problems, span, load_average()))
+                    used.append((cpu_seconds([portal.pid]) - before[0],
+                                 cpu_seconds(workers) - before[1], throttled(group) - before[2]))
     p95 = median(percentile(r[0], 0.95) for r in runs)
     errors = median(sum(r[1].values()) for r in runs)
     fivexx = sum(r[1]["5xx"] for r in runs)
@@ -269,10 +273,33 @@ def main(argv: list[str] | None = None) -> int:
             f"p50 {median(percentile(r[0], 0.5) for r in runs):.0f} ms; last phone done after "
             f"{median(r[2] for r in runs):.1f} s; loads {', '.join(f'{r[3]:.0f}' for r in runs)}")
     report.at_most("burst_p95", p95, "ms", 1000, note)
+    portal_ms, nginx_ms = (median(u[i] for u in used) * 1000 / args.phones for i in (0, 1))
+    report.info("burst_cpu_per_phone", portal_ms + nginx_ms, "ms of CPU here",
+                f"portal {portal_ms:.3f}, nginx {nginx_ms:.3f} ms per phone (welcome + notice); "
+                f"budget periods throttled {median(u[2] for u in used):.0f}; median of {len(used)}")
     report.at_most("burst_errors", errors, "phones", 0,
                    "; ".join(f"{k} {median(r[1][k] for r in runs):.0f}" for k in runs[0][1]))
     report.at_most("burst_5xx", fivexx, "responses", 0, "all runs, malformed 1 % included")
     return report.exit_code()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def throttled(group: Path) -> int:
+    """How many of the cgroup's periods ran out of budget so far (``cpu.stat``)."""
+    for line in (group / "cpu.stat").read_text().splitlines():
+        name, _, value = line.partition(" ")
+        if name == "nr_throttled":
+            return int(value)
+    return 0
 
 
 def _is_nginx(pid: int) -> bool:
