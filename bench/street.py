@@ -49,7 +49,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,22 +263,52 @@ def lua_table(requests: list[str]) -> str:
     return "return {\n" + ",\n".join(quote(r) for r in requests) + "\n}\n"
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (gone ones count 0)."""
+    total = 0.0
+    for pid in pids:
+        with suppress(psutil.NoSuchProcess):
+            total += sum(psutil.Process(pid).cpu_times()[:2])
+    return total
+
+
+def nginx_workers(master: int) -> list[int]:
+    """The worker processes of the nginx master ``master`` (not its cache loader or manager)."""
+    return [child.pid for child in psutil.Process(master).children()
+            if "worker" in " ".join(child.cmdline())]
+
+
 def wrk(port: int, requests: Path | None, seconds: int, connections: int,
-        script: Path) -> dict[str, float]:
-    """One wrk run on core 1 against 127.0.0.1:``port`` with the given requests."""
+        script: Path, *, keep: Path | None = None,
+        cpu: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """One wrk run on core 1 against 127.0.0.1:``port`` with the given requests.
+
+    ``keep``: a file for wrk's whole output (its latency distribution included).
+    ``cpu``: processes by name (``nginx``, ``portal``) whose CPU time over the run
+    is reported per request answered (``<name>_us``): unlike a rate, a cost
+    that barely depends on what else the shared machine runs.
+    """
+    before = {name: cpu_seconds(pids) for name, pids in (cpu or {}).items()}
     result = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
          "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/",
          *([str(requests)] if requests is not None else [])],
         capture_output=True, text=True, check=True, timeout=seconds + 120)
+    used = {name: cpu_seconds(pids) - before[name] for name, pids in (cpu or {}).items()}
+    figures = {"load": load_average()}
+    if keep is not None:
+        keep.write_text(f"# wrk -t1 -c{connections} -d{seconds}s against port {port}, "
+                        f"load {figures['load']:.2f}\n{result.stdout}{result.stderr}")
     match = _RESULT.search(result.stdout)
     if match is None:
         raise RuntimeError(f"wrk printed no result:\n{result.stdout}{result.stderr}")
     rps, p50, p95, p99, sockerr, s2, s3, s4, s5, portal = (float(g) for g in match.groups())
     answered = max(1.0, s2 + s3 + s4 + s5)
+    figures.update({f"{name}_us": 1e6 * seconds_used / answered
+                    for name, seconds_used in used.items()})
     return {"rps": rps, "p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000,
             "sockerr": sockerr, "2xx": s2, "3xx": s3, "4xx": s4, "5xx": s5,
-            "portal": 100 * portal / answered, "load": load_average()}
+            "portal": 100 * portal / answered, **figures}
 
 
 def sign_in(port: int) -> str:
@@ -379,8 +409,11 @@ def add_street(config: NodeConfig) -> None:
 
 @contextmanager
 def nginx(folder: Path, config: NodeConfig, library_dir: str, portal_port: int,
-          static: Path) -> Iterator[tuple[int, int]]:
-    """nginx on core 0 (fresh cache): the node's site and the ceiling; (site, files) ports."""
+          static: Path) -> Iterator[tuple[int, int, int]]:
+    """nginx on core 0 (fresh cache): the node's site and the ceiling.
+
+    Yields the (site, files) ports and the nginx master's process id.
+    """
     front, files = listening_socket(), listening_socket()
     ports = front.getsockname()[1], files.getsockname()[1]
     prefix = folder / "nginx"
@@ -394,7 +427,7 @@ def nginx(folder: Path, config: NodeConfig, library_dir: str, portal_port: int,
     process = nginx_on_core0(prefix, site, (front, files))
     try:
         wait_for_http(f"http://127.0.0.1:{ports[0]}/", process)
-        yield ports
+        yield ports[0], ports[1], process.pid
     finally:
         stop(process)
 
@@ -439,6 +472,8 @@ def summary(report: Report, name: str, runs: list[dict[str, float]]) -> dict[str
             f"; 4xx {med['4xx']:.0f}; socket errors {med['sockerr']:.0f}")
     if name.startswith("front"):  # nginx says whether the portal answered (MISS, BYPASS, EXPIRED)
         note += f"; answered by the portal {med['portal']:.2f} %"
+    note += "".join(f"; {who} CPU {med[f'{who}_us']:.1f} us a request"
+                    for who in ("nginx", "portal") if f"{who}_us" in med)
     report.info(f"{name}_rps", med["rps"], "requests/s", note)
     return med
 
@@ -451,7 +486,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=MIN_RUNS, help="runs per configuration")
     parser.add_argument("--listings", type=int, default=10_000, help="listings loaded")
     parser.add_argument("--items", type=int, default=5_000, help="library items loaded")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a folder to keep every wrk run's whole output in")
     args = parser.parse_args(argv)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    kept = [0]
+
+    def keep(name: str) -> Path | None:
+        """Where the next run of ``name`` keeps wrk's output (numbered in running order)."""
+        if args.keep is None:
+            return None
+        kept[0] += 1
+        return args.keep / f"{kept[0]:03d}-{name}.txt"
+
     seconds = args.duration or (3 if args.quick else 10)
     if tools_missing("bench/street.py", "wrk", "taskset", NGINX):
         return 2
@@ -479,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"portal started {time.monotonic() - started - build:.1f} s before")
             session = sign_in(portal_port)
             asks = request_mix(pages, session, welcome_cookie(portal_port), rng)
-            with nginx(folder, config, ids["library_dir"], portal_port, static) as (front, ceil):
+            with nginx(folder, config, ids["library_dir"], portal_port,
+                       static) as (front, ceil, master):
+                cpu = {"nginx": nginx_workers(master), "portal": [portal.pid]}
                 ceiling_asks = static_copy(front, asks, static)
                 files = {"front": folder / "front.lua", "static": folder / "static.lua"}
                 files["front"].write_text(lua_table([a.http() for a in asks]))
@@ -489,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                     requests = files["static" if where == "static" else "front"]
                     def measured() -> dict[str, float]:
                         settle(portal.pid)  # the previous run's leftovers first
-                        return wrk(ports[where], requests, seconds, conns, script)
+                        return wrk(ports[where], requests, seconds, conns, script,
+                                   keep=keep(f"{where}_{conns}"), cpu=cpu)
                     return measured
                 configurations = {f"{where}_{conns}": run(where, conns) for conns in (50, 200)
                                   for where in ("front", "direct", "static")}
@@ -509,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # --- a cold start: both restarted, nginx's cache gone, page files kept ---------------
         with (portal_process(folder / "node.toml") as (_, portal_port),
-              nginx(folder, config, ids["library_dir"], portal_port, static) as (front, _)):
+              nginx(folder, config, ids["library_dir"], portal_port, static) as (front, _, _)):
                 resident = [*pages["listing"], *pages["item"], *pages["category"],
                             *pages["notice"], *pages["all_listings"]]
                 first = []
@@ -522,11 +573,11 @@ def main(argv: list[str] | None = None) -> int:
                 report.at_most("first_render_p95_cold", percentile(first, 0.95), "ms", 1.0,
                                f"300 distinct pages, one at a time, just after a restart; "
                                f"p50 {percentile(first, 0.5):.2f} ms")
-                cold = wrk(front, files["front"], seconds, 50, script)
+                cold = wrk(front, files["front"], seconds, 50, script, keep=keep("front_50_cold"))
                 report.info("street_front_50_cold_rps", cold["rps"], "requests/s",
                             f"first run after the restart; p95 {cold['p95']:.1f} ms; "
                             f"5xx {cold['5xx']:.0f}")
-                search(report, folder, front, portal_port, seconds)
+                search(report, folder, front, portal_port, seconds, keep)
     return report.exit_code()
 
 
@@ -544,13 +595,16 @@ end
 """
 
 
-def search(report: Report, folder: Path, front: int, direct: int, seconds: int) -> None:
+def search(report: Report, folder: Path, front: int, direct: int, seconds: int,
+           keep: Callable[[str], Path | None]) -> None:
     """Search p95 over queries nobody asked before (every URL distinct: no cache helps)."""
     words = ", ".join(f'"{w}"' for w in _WORDS if w.isascii())
     script = folder / "search.lua"
     script.write_text(SEARCH_LUA.replace("{WORDS}", words) + COUNTING_LUA)
-    runs = interleaved({"front": lambda: wrk(front, None, seconds, 1, script),
-                        "direct": lambda: wrk(direct, None, seconds, 1, script)}, MIN_RUNS)
+    runs = interleaved({"front": lambda: wrk(front, None, seconds, 1, script,
+                                             keep=keep("search_front")),
+                        "direct": lambda: wrk(direct, None, seconds, 1, script,
+                                              keep=keep("search_direct"))}, MIN_RUNS)
     for name, found in runs.items():
         p95 = median(r["p95"] for r in found)
         note = (f"one reader, distinct queries of 1-2 words (many match thousands of rows); "
