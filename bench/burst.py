@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import load, portal_process, tools_missing, write_config
 from bench.measure import MIN_RUNS, Report, children_of, load_average, median, percentile
-from bench.street import NGINX, add_street, nginx, wait_for_page_files
+from bench.street import NGINX, add_street, cpu_seconds, nginx, wait_for_page_files
 
 #: n-body, 5 million steps, Python, one Pi 4 core at 1.5 GHz (seconds; see above).
 PI4_NBODY_SECONDS = 158.3
@@ -263,10 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         static = folder / "static"
         static.mkdir()
         with (portal_process(folder / "node.toml") as (portal, portal_port),
-              nginx(folder, config, ids["library_dir"], portal_port, static) as (front, _)):
+              nginx(folder, config, ids["library_dir"], portal_port, static) as (front, _, master)):
             wait_for_page_files(config)
-            master = next(p for p in children_of(os.getpid()) if _is_nginx(p))
-            workers = children_of(master)
+            workers = children_of(master)  # its workers, cache manager and loader
             with cpu_budget(share) as (group, how):
                 for pid in [portal.pid, *workers]:
                     (group / "cgroup.procs").write_text(str(pid))
@@ -295,16 +294,6 @@ def main(argv: list[str] | None = None) -> int:
     return report.exit_code()
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU seconds the processes ``pids`` have used so far."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def throttled(group: Path) -> int:
     """How many of the cgroup's periods ran out of budget so far (``cpu.stat``)."""
     for line in (group / "cpu.stat").read_text().splitlines():
@@ -312,13 +301,6 @@ def throttled(group: Path) -> int:
         if name == "nr_throttled":
             return int(value)
     return 0
-
-
-def _is_nginx(pid: int) -> bool:
-    try:
-        return "nginx" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":
