@@ -128,6 +128,31 @@ def render_html(text: str | None, heading_offset: int = 1) -> str:
     return _render_here(text, heading_offset)
 
 
+def stand_in(text: str | None, length: int = EXCERPT_LENGTH) -> tuple[str, str]:
+    """A plain rendering of ``text`` without either library: (HTML, excerpt).
+
+    Replication stores a post with this and renders its Markdown after the
+    neighbours were told (``node/store/views.py``, :func:`~node.store.views.rendering_later`):
+    the text escaped, its paragraphs kept, nothing interpreted, so it is safe to show
+    for the moment until the rendering replaces it.
+    """
+    if not text:
+        return "", ""
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    html = "".join(f"<p>{_escape(p)}</p>" for p in paragraphs)
+    plain = " ".join(text.split())
+    if len(plain) > length:
+        plain = (plain[:length].rsplit(" ", 1)[0] or plain[:length]) + "…"
+    return html, plain
+
+
+def _escape(text: str) -> str:
+    """``text`` safe inside an element or an attribute (``html.escape``'s rules, without
+    importing ``html``: its entity table is 0.4 MB, see :func:`_render_image`)."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#x27;"))
+
+
 def _render_here(text: str, heading_offset: int) -> str:
     parser, cleaner, _strip = _tools()
     return cleaner.clean(parser.render(text, {"heading_offset": heading_offset}))

@@ -26,6 +26,12 @@ SYNC_COALESCE_SECONDS = 0.0
 #: How often the sync service looks for entries appended by other processes
 #: (the portal, ``meshhub post``): one cheap ``PRAGMA data_version`` per check.
 SYNC_WATCH_SECONDS = 0.5
+#: Told by the kernel that the store was written, but no commit visible yet: look again
+#: after these delays before falling back to :data:`SYNC_WATCH_SECONDS`. SQLite's last
+#: write to the WAL comes just before the commit is published in its index (shared
+#: memory, which inotify does not see), so the first look often comes a moment early;
+#: waiting the whole half second delayed every post made through the portal.
+SYNC_WATCH_AGAIN_SECONDS = (0.01, 0.05, 0.2)
 #: Network timeout of one sync request (connect, and each read), in seconds.
 SYNC_HTTP_TIMEOUT_SECONDS = 10.0
 #: Total time one pull from one peer may take, all its requests together: a peer

@@ -55,6 +55,8 @@ class IngestReport:
 #: Mode of a new content database: read-write for the node's service group.
 DB_FILE_MODE = 0o660
 
+#: ``store_meta`` keys of subjects stored with a stand-in for their Markdown (+ subject).
+UNRENDERED = "unrendered:"
 #: Target-less kinds whose latest entry is the current state (e.g. the update pause).
 _SINGLETON_KINDS = frozenset({"update.pause", "broadcast.set"})
 
@@ -242,7 +244,26 @@ class Store(StoreReads, StoreReports):
 
     def digest(self) -> str:
         """16 hex digits summarising :meth:`vector`; equal digests mean equal logs."""
-        return hashlib.sha256(canonical(self.vector())).hexdigest()[:16]
+        return self.digest_of(self.vector())
+
+    @staticmethod
+    def digest_of(vector: dict[str, int]) -> str:
+        """The digest of ``vector`` (:meth:`digest` of a store holding it)."""
+        return hashlib.sha256(canonical(vector)).hexdigest()[:16]
+
+    def entries_between(self, since: dict[str, int], upto: dict[str, int]
+                        ) -> list[dict[str, Any]]:
+        """Wire forms of each author's entries in ``upto`` after ``since`` and up to
+        ``upto`` (what a node got since it last told its neighbours), in (author, seq)
+        order."""
+        conn = self._conn()
+        out: list[dict[str, Any]] = []
+        for author in sorted(upto):
+            rows = conn.execute(
+                "SELECT id, header, sig, body FROM entries WHERE author = ? AND seq > ? "
+                "AND seq <= ? ORDER BY seq", (author, since.get(author, 0), upto[author]))
+            out.extend(_entries.from_row(*r).wire() for r in rows)
+        return out
 
     def entries_since(self, vector: dict[str, int],
                       limit: int = SYNC_BATCH) -> list[dict[str, Any]]:
@@ -285,12 +306,15 @@ class Store(StoreReads, StoreReports):
                                    (entry_id,)).fetchone()
         return None if row is None else _entries.from_row(*row).wire()
 
-    def ingest(self, wires: Iterable[Any]) -> IngestReport:
+    def ingest(self, wires: Iterable[Any], *, render_later: bool = False) -> IngestReport:
         """Check and store entries from elsewhere; each is accepted, a duplicate, or rejected.
 
         Entries are taken in (author, seq) order whatever order they came in.
         An accepted entry is stored together with its view updates; a rejected
         one changes nothing. See docs/entry-format.md, "Ingest rules".
+        ``render_later``: the views hold a plain stand-in for each Markdown text, and
+        the subjects are listed for :meth:`render_pending` (replication tells the
+        neighbours first: rendering may have to start a child process).
         """
         report = IngestReport()
         checked: list[Entry] = []
@@ -302,7 +326,9 @@ class Store(StoreReads, StoreReports):
         checked.sort(key=lambda e: (e.author, e.seq))
         if not checked:
             return report
-        with self._write() as conn:
+        later: contextlib.AbstractContextManager[set[str]] = (
+            views.rendering_later() if render_later else contextlib.nullcontext(set()))
+        with self._write() as conn, later as unrendered:
             for entry in checked:
                 conn.execute("SAVEPOINT entry")
                 try:
@@ -315,7 +341,35 @@ class Store(StoreReads, StoreReports):
                 conn.execute("RELEASE entry")
                 {"accepted": report.accepted, "duplicate": report.duplicates,
                  "restored": report.restored}[outcome].append(entry.id)
+            conn.executemany("INSERT OR IGNORE INTO store_meta (key, value) VALUES (?, '')",
+                             [(UNRENDERED + subject,) for subject in sorted(unrendered)])
         return report
+
+    def render_pending(self, limit: int = 32) -> int:
+        """Derive again, with their Markdown rendered, up to ``limit`` subjects that
+        :meth:`ingest` stored with a stand-in; how many it did (0: none left).
+
+        The texts are rendered once before the write transaction (starting the
+        renderer child if need be, node/markdown.py), so that writers do not wait
+        for that start; deriving the rows inside it then finds them rendered.
+        The list is in ``store_meta`` (local, never replicated): what a stopped
+        agent left is rendered at its next start.
+        """
+        conn = self._conn()
+        subjects = [str(r[0])[len(UNRENDERED):] for r in conn.execute(
+            "SELECT key FROM store_meta WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
+            (UNRENDERED, UNRENDERED + "\U0010ffff", limit))]
+        if not subjects:
+            return 0
+        for (body,) in conn.execute(
+                "SELECT body FROM entries WHERE body IS NOT NULL AND subject IN "
+                "(SELECT value FROM json_each(?))", (json.dumps(subjects),)):
+            views.render_ahead(json.loads(body))
+        with self._write() as conn:
+            for subject in subjects:
+                views.recompute(conn, subject)
+                conn.execute("DELETE FROM store_meta WHERE key = ?", (UNRENDERED + subject,))
+        return len(subjects)
 
     def _ingest_one(self, conn: sqlite3.Connection, entry: Entry) -> str:
         """Store one verified entry if it fits the author's log: ``accepted``; if already

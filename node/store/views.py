@@ -9,12 +9,15 @@ docs/entry-format.md ("Deriving the views").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from node.markdown import excerpt, render_html
+from node.markdown import excerpt, render_html, stand_in
 from node.store.kinds import CREATING, KINDS
 
 ITEM_TABLES = ("listings", "notices", "library_items", "submissions")
@@ -25,6 +28,46 @@ _NOTICE_DEFAULTS: dict[str, Any] = {"urgent": False, "pinned": False, "expires_a
 _LIBRARY_DEFAULTS: dict[str, Any] = {"author": "", "language": "", "description": "",
                                      "collection": ""}
 _ACCOUNT_DEFAULTS: dict[str, Any] = {"display_name": "", "disabled": False}
+#: Per thread: the subjects derived with a stand-in for their Markdown (None: render now).
+_later = threading.local()
+
+
+@contextlib.contextmanager
+def rendering_later() -> Iterator[set[str]]:
+    """Within the block, rows this thread derives hold a plain stand-in for each text
+    (:func:`node.markdown.stand_in`) instead of its rendered Markdown; yields the set of
+    the subjects so derived, to be derived again (:func:`recompute`) once the caller
+    has done what must not wait for rendering (replication: tell the neighbours).
+    Rendering may start a child process (node/markdown.py): a quarter of a second here,
+    more on a small board, at every hop of a post across the mesh."""
+    previous = getattr(_later, "subjects", None)
+    subjects: set[str] = set()
+    _later.subjects = subjects
+    try:
+        yield subjects
+    finally:
+        _later.subjects = previous
+
+
+def render_ahead(body: Any) -> None:
+    """Render the texts of an entry's ``body`` now, outside any transaction: the
+    renderer child is started (if it must be) and keeps the last answer, so deriving
+    the row soon after does not wait (:meth:`node.store.Store.render_pending`)."""
+    if isinstance(body, dict):
+        for name in ("body", "description"):
+            text = body.get(name)
+            if isinstance(text, str) and text:
+                render_html(text)
+                excerpt(text)
+
+
+def _render(subject: str, text: str | None) -> tuple[str, str]:
+    """(HTML, excerpt) of ``text``: rendered, or a stand-in within :func:`rendering_later`."""
+    later: set[str] | None = getattr(_later, "subjects", None)
+    if later is None or not text:
+        return render_html(text), excerpt(text)
+    later.add(subject)
+    return stand_in(text)
 
 
 @dataclass(frozen=True)
@@ -102,7 +145,7 @@ def _listing(conn: sqlite3.Connection, creator: _Row, f: dict[str, Any], updated
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (creator.id, f["category"], f["title"], f["body"], f["price"], f["contact"],
          creator.ts // 1000, updated // 1000, f["expires_at"], int(f["pinned"]), creator.actor,
-         f["from_submission"], render_html(f["body"]), excerpt(f["body"])))
+         f["from_submission"], *_render(creator.id, f["body"])))
     index(conn, "listing", creator.id, f["expires_at"], f["title"], f["body"], "", "")
 
 
@@ -112,7 +155,7 @@ def _notice(conn: sqlite3.Connection, creator: _Row, f: dict[str, Any], updated:
         "expires_at, actor, body_html, excerpt) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (creator.id, f["title"], f["body"], int(f["urgent"]), int(f["pinned"]),
          creator.ts // 1000, updated // 1000, f["expires_at"], creator.actor,
-         render_html(f["body"]), excerpt(f["body"])))
+         *_render(creator.id, f["body"])))
     index(conn, "notice", creator.id, f["expires_at"], f["title"], f["body"], "", "")
 
 
@@ -124,7 +167,7 @@ def _library(conn: sqlite3.Connection, creator: _Row, f: dict[str, Any], updated
         (creator.id, f["title"], f["author"], f["language"], f["description"], f["collection"],
          f["media_type"], f["mime"], f["sha256"], f["size"], f["filename"],
          creator.ts // 1000, updated // 1000, creator.actor,
-         render_html(f["description"]), excerpt(f["description"])))
+         *_render(creator.id, f["description"])))
     index(conn, "library", creator.id, None, f["title"], f["description"], f["author"],
           f["collection"])
 
@@ -145,7 +188,7 @@ def _submission(conn: sqlite3.Connection, creator: _Row, rows: list[_Row]) -> No
          body.get("price", ""), body.get("contact", ""), creator.ts // 1000, status,
          chosen.actor if chosen else None, chosen.ts // 1000 if chosen else None,
          decision.get("reason", ""), decision.get("listing_id"), int(creator.body is None),
-         render_html(body.get("body", ""))))
+         _render(creator.id, body.get("body", ""))[0]))
 
 
 def _account(conn: sqlite3.Connection, name: str, rows: list[_Row]) -> None:

@@ -80,6 +80,25 @@ class PeerClient(AgentClient):
             if response.status not in (200, 202):
                 raise self.error(f"POST /notify: HTTP {response.status}")
 
+    def push(self, digest: str, port: int | None, registry: int | None,
+             entries: list[dict[str, Any]]) -> bool | None:
+        """Push: tell the peer this node's digest and hand it the new ``entries``.
+
+        True when the peer will still pull (it lacks more, or could not take them all),
+        False when it needs nothing more, None when it does not know ``/push`` (a node
+        of an earlier release answers 404: tell it with :meth:`notify` instead).
+        """
+        body = protocol.dumps({"digest": digest, "port": port, "registry": registry,
+                               "entries": entries})
+        with self.exchange("POST", "/push", body, _JSON) as response:
+            data = self.read(response, "POST /push", protocol.MAX_SMALL_BYTES)
+            if response.status == 404:
+                return None
+            if response.status not in (200, 202):
+                raise self.error(f"POST /push: HTTP {response.status} "
+                                 f"{data[:160].decode('utf-8', 'replace')}")
+        return response.status == 202
+
     def registry(self) -> bytes | None:
         """The peer's signed registry snapshot file, or None if it has none."""
         with self.exchange("GET", "/registry") as response:

@@ -123,10 +123,20 @@ def create_sync_app(service: SyncService) -> WSGIApp:
         peer = _requester(environ, port)
         sender = environ.get(CALLER_KEY) or environ.get("REMOTE_ADDR") or "?"
         # peer None: an unknown notifier, pull from every neighbour
-        if not service.notified(sender, peer):
+        if not service.notified(sender, peer, their_digest):
             raise _HTTPError("429 Too Many Requests", "too many notifications; the periodic "
                              "round will pull from you")
         return _json(start_response, {"pull": True}, "202 Accepted")
+
+    def push(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        pushed = protocol.parse_push(_body(environ, protocol.MAX_PUSH_BYTES))
+        sender = environ.get(CALLER_KEY) or environ.get("REMOTE_ADDR") or "?"
+        # A refused entry raises PushRefused, a ProtocolError: 400 naming the entry.
+        pull = service.received_push(sender, _requester(environ, pushed.port), pushed)
+        if pull is None:
+            raise _HTTPError("429 Too Many Requests", "too many notifications; the periodic "
+                             "round will pull from you")
+        return _json(start_response, {"pull": pull}, "202 Accepted" if pull else "200 OK")
 
     def registry(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         snap = service.registry.snapshot if service.registry is not None else None
@@ -140,7 +150,7 @@ def create_sync_app(service: SyncService) -> WSGIApp:
     routes: dict[tuple[str, str], Callable[..., Iterable[bytes]]] = {
         ("GET", "/digest"): digest, ("POST", "/vector"): vector,
         ("POST", "/entries"): entries, ("POST", "/bodies"): bodies,
-        ("POST", "/notify"): notify,
+        ("POST", "/notify"): notify, ("POST", "/push"): push,
         ("GET", "/registry"): registry, ("GET", "/status"): status,
     }
 

@@ -27,6 +27,10 @@ MAX_AUTHORS = 10_000
 MAX_SEQ = 2**53 - 1
 #: Most entry ids one ``POST /sync/v1/bodies`` may ask for.
 MAX_BODY_IDS = 100
+#: Most entries one ``POST /sync/v1/push`` may carry, and its largest body: what a node
+#: pushes is what just changed (a post, an edit), not a backlog (that is pulled).
+MAX_PUSH_ENTRIES = 16
+MAX_PUSH_BYTES = 64 * 1024
 JSON_TYPE = "application/json"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -36,6 +40,10 @@ _FINGERPRINT = re.compile(r"[A-Z2-7]{4}(?:-[A-Z2-7]{4}){0,15}")
 
 class ProtocolError(NodeError, ValueError):
     """A sync message is malformed: not JSON, a wrong member, a value out of range."""
+
+
+class PushRefused(ProtocolError):
+    """A pushed entry was refused by the store (``POST /sync/v1/push`` answers 400)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,16 @@ class Digest:
         """The ``GET /sync/v1/digest`` response body."""
         return {"digest": self.digest, "node": self.node, "count": self.count,
                 "registry": self.registry}
+
+
+@dataclass(frozen=True)
+class Push:
+    """A ``POST /sync/v1/push``: a notification that carries the new entries themselves."""
+
+    digest: str
+    port: int | None
+    registry: int | None
+    entries: list[dict[str, Any]]
 
 
 def dumps(value: Any) -> bytes:
@@ -203,3 +221,22 @@ def parse_notify(value: Any) -> tuple[str, int | None]:
     if not isinstance(obj["digest"], str) or not _DIGEST.fullmatch(obj["digest"]):
         raise ProtocolError("notify request: digest must be 16 lower-case hex digits")
     return obj["digest"], parse_port(obj.get("port"))
+
+
+def parse_push(value: Any) -> Push:
+    """``POST /sync/v1/push`` body: ``{"digest": "<16 hex>", "port": int|null,
+    "registry": int|null, "entries": [<wire entry>, ...]}``, 1 to :data:`MAX_PUSH_ENTRIES`
+    entries (each an object: the store checks everything else about it)."""
+    obj = _object(value, "push request", {"digest", "registry", "entries"}, {"port"})
+    if not isinstance(obj["digest"], str) or not _DIGEST.fullmatch(obj["digest"]):
+        raise ProtocolError("push request: digest must be 16 lower-case hex digits")
+    registry = obj["registry"]
+    entries = obj["entries"]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_PUSH_ENTRIES:
+        raise ProtocolError(f"push request: entries must be a list of 1 to {MAX_PUSH_ENTRIES}")
+    if not all(isinstance(e, dict) for e in entries):
+        raise ProtocolError("push request: every entry must be an object")
+    return Push(obj["digest"], parse_port(obj.get("port")),
+                None if registry is None else _int(registry, "push request: registry", 1,
+                                                   MAX_SEQ),
+                entries)

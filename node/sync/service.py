@@ -8,9 +8,15 @@ Two threads, both stopped by :meth:`SyncService.stop`:
   ``sync.interval_seconds`` (± jitter)
   for a round with every neighbour, and every
   :data:`~node.timing.SYNC_WATCH_SECONDS` to notice entries appended by
-  other processes (the portal). Whenever the log changed it notifies every
-  neighbour at once (push-on-change).
+  other processes (the portal). Whenever the log changed it tells every
+  neighbour at once (push-on-change), handing over the new entries themselves
+  when they are few and small (``POST /sync/v1/push``): a neighbour that
+  takes them needs no pull.
 - ``meshhub-sync-files`` fetches the library files this node lacks.
+
+Entries stored by replication hold a plain stand-in for their Markdown until
+``meshhub-sync-render`` (started when needed, gone when done) renders it: the
+neighbours are told first (rendering may start a child process, node/markdown.py).
 
 Neighbours come from callables (:meth:`SyncService.add_peer_source`): the
 static ``sync.peers`` always, the mesh's discovered neighbours when the
@@ -59,6 +65,8 @@ log = logging.getLogger("meshhub.sync")
 MAX_SENDERS = 256
 #: Neighbours told of a change at once (a radio mesh node has a handful; more wait).
 MAX_CONCURRENT_NOTIFY = 8
+#: Largest list of entries pushed with a notification (encoded); more is pulled.
+PUSH_BYTES = 32 * 1024
 MIB = 1024 * 1024
 
 
@@ -76,6 +84,7 @@ class SyncSettings:
     backoff_base_seconds: float = timing.SYNC_BACKOFF_BASE_SECONDS
     coalesce_seconds: float = timing.SYNC_COALESCE_SECONDS
     watch_seconds: float = timing.SYNC_WATCH_SECONDS
+    watch_again_seconds: tuple[float, ...] = timing.SYNC_WATCH_AGAIN_SECONDS
     timeout_seconds: float = timing.SYNC_HTTP_TIMEOUT_SECONDS
     pull_deadline_seconds: float = timing.SYNC_PULL_DEADLINE_SECONDS
     concurrent_pulls: int = timing.SYNC_CONCURRENT_PULLS
@@ -178,6 +187,8 @@ class SyncService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._notified: dict[str, str] = {}  #: the digest each neighbour was last told
+        #: The digest each neighbour last told this node (it needs not be told it back).
+        self._heard: dict[str, str] = {}
         self.last_files = FileReport()
         #: The last look for library files found some that no neighbour had yet.
         self._files_missing = False
@@ -190,6 +201,15 @@ class SyncService:
         #: store's folder is watched (:meth:`watched`), which calls :meth:`local_change`.
         self._watch_seconds = self.settings.watch_seconds
         self._watch_due = False
+        #: Which of ``watch_again_seconds`` comes next after a reported write (None: none).
+        self._look_again: int | None = None
+        #: Entries came by push (in a server thread): the pull thread tells the neighbours.
+        self._announce_due = False
+        #: Neighbours that answered ``/push`` with 404 (an earlier release): told by notify.
+        self._no_push: set[str] = set()
+        #: Rows stored with a stand-in for their Markdown wait (:meth:`_render_soon`).
+        self._render_due = False
+        self._renderer: threading.Thread | None = None
 
     # --- neighbours ------------------------------------------------------------------
     def _registered_at(self, host: str) -> str | None:
@@ -221,6 +241,7 @@ class SyncService:
                          threading.Thread(target=self._run_files, name="meshhub-sync-files")]
         for thread in self._threads:
             thread.start()
+        self._render_soon()  # what a stopped agent left with a stand-in
 
     def stop(self) -> None:
         """Stop both threads and wait for them (an unfinished file transfer is kept)."""
@@ -230,6 +251,10 @@ class SyncService:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads = []
+        with self._lock:
+            renderer = self._renderer
+        if renderer is not None:
+            renderer.join(timeout=30)
 
     def close(self) -> None:
         """Stop the threads and close the store (for a service from ``open_sync_service``)."""
@@ -287,6 +312,8 @@ class SyncService:
         """One wake-up of the pull thread: pull what is due, announce a change; the next times."""
         with self._lock:
             pending, self._pending = self._pending, set()
+            pushed, self._announce_due = self._announce_due, False
+        before = watch.vector
         now = time.monotonic()
         if now >= next_round:
             pending.add(None)
@@ -294,7 +321,7 @@ class SyncService:
         asked = {p for p in pending if p is not None}  # notifiers, even when not neighbours
         targets = sorted(asked | set(self.peers())) if None in pending else sorted(asked)
         results = self._pull_all(targets)
-        changed = any(r.accepted for r in results)
+        changed = pushed or any(r.accepted for r in results)
         restored = any(r.restored for r in results)
         self.backoff.prune(set(self.peers()))
         if None in pending:
@@ -303,10 +330,7 @@ class SyncService:
         tick = now >= next_watch or told
         if tick:
             changed |= watch.changed()
-            # Told of a write: look once more soon, as the event may come before the
-            # commit is visible; then only at the safety net's period.
-            later = self.settings.watch_seconds if told else self._watch_seconds
-            next_watch = time.monotonic() + later
+            next_watch = time.monotonic() + self._next_look(told)
         if changed:
             self._files_wake.set()
             watch.changed()  # refresh the cached digest after our own ingest
@@ -315,8 +339,66 @@ class SyncService:
             # Restored bodies and fetched files leave the digest as it was: tell the
             # neighbours anyway, so that one lacking them asks (a notify is answered
             # "pull" while it lacks any).
-            self.announce(watch.digest, force=restored or arrived)
+            fresh = self._fresh(before, watch.vector) if changed else []
+            self.announce(watch.digest, force=restored or arrived, fresh=fresh)
+        if changed or restored:
+            self._render_soon()  # after the neighbours were told
         return next_round, next_watch
+
+    def _next_look(self, told: bool) -> float:
+        """Seconds until the next look for other processes' commits. Told of a write,
+        look again soon, a few times: the kernel reports SQLite's last write to the WAL
+        a moment before the commit is visible (``watch_again_seconds``, then
+        ``watch_seconds``); else only at the safety net's period."""
+        if told:
+            self._look_again = 0
+        again = (*self.settings.watch_again_seconds, self.settings.watch_seconds)
+        if self._look_again is None or self._look_again >= len(again):
+            self._look_again = None
+            return self._watch_seconds
+        self._look_again += 1
+        return again[self._look_again - 1]
+
+    def _fresh(self, before: dict[str, int], after: dict[str, int]) -> list[dict[str, Any]]:
+        """The entries this node got since ``before`` (its vector when it last told its
+        neighbours), to push with the notification; empty when they are more than
+        :data:`~node.sync.protocol.MAX_PUSH_ENTRIES` or :data:`PUSH_BYTES` (then the
+        neighbours pull them)."""
+        grown = {a: seq for a, seq in after.items() if seq > before.get(a, 0)}
+        if not grown or sum(seq - before.get(a, 0) for a, seq in grown.items()) \
+                > protocol.MAX_PUSH_ENTRIES:
+            return []
+        entries = self.store.entries_between(before, grown)
+        return entries if len(protocol.dumps(entries)) <= PUSH_BYTES else []
+
+    def _render_soon(self) -> None:
+        """Render the Markdown of the rows replication stored with a stand-in, in a thread
+        of its own (started when needed, gone when nothing is left), so that rendering,
+        which may start a child process, never delays a pull or a notification."""
+        with self._lock:
+            self._render_due = True
+            if self._renderer is not None or self._stop.is_set():
+                return
+            self._renderer = thread = threading.Thread(target=self._render_pending,
+                                                       name="meshhub-sync-render")
+        thread.start()
+
+    def _render_pending(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if not self._render_due or self._stop.is_set():
+                        self._renderer = None
+                        return
+                    self._render_due = False
+                try:
+                    while self.store.render_pending() and not self._stop.is_set():
+                        pass
+                except Exception as exc:  # keep the service alive; report it
+                    self._problems.warning("render", "sync: rendering stored posts failed: "
+                                           "%s", _root_cause(exc))
+        finally:
+            self.store.release()
 
     def _run_files(self) -> None:
         while not self._stop.is_set():
@@ -343,6 +425,8 @@ class SyncService:
         report = self.fetch_files(urls) if files else None
         if any(r.accepted or r.restored for r in rounds):
             self.announce(force=any(r.restored for r in rounds))
+        while self.store.render_pending():
+            pass
         return rounds, report
 
     def _pull_all(self, urls: list[str]) -> list[PeerRound]:
@@ -377,13 +461,88 @@ class SyncService:
                 self._pull_locks = {u: k for u, k in self._pull_locks.items() if k.locked()}
         return result
 
-    def notified(self, sender: str, url: str | None) -> bool:
+    def notified(self, sender: str, url: str | None, digest: str | None = None) -> bool:
         """A notification from ``sender`` (its key, or its address): pull from ``url`` soon,
-        unless the sender exceeded its rate (then False, and nothing is scheduled)."""
+        unless the sender exceeded its rate (then False, and nothing is scheduled).
+        ``digest``: the sender's, which it then needs not be told."""
+        if not self._admit(sender, url, digest):
+            return False
+        self.schedule_pull(url)
+        if self._files_missing:  # the sender may have got a file this node looked for
+            self._files_wake.set()
+        return True
+
+    def received_push(self, sender: str, url: str | None, push: protocol.Push) -> bool | None:
+        """Entries pushed by ``sender`` (its key, or its address), from its agent at ``url``:
+        store those that follow what this node holds, after the checks of every entry
+        (:meth:`Store.ingest`: signature, registered author, shape, order), and tell the
+        neighbours. True when this node will still pull from ``url`` (it lacks more,
+        or an entry has to wait: its author is not trusted here yet, or earlier entries
+        are missing), False when nothing more is needed, None when the sender is over
+        its rate (nothing was done). Raises :class:`~node.sync.protocol.PushRefused`
+        when an entry is refused (the pull scheduled then backs the sender off if it
+        sends it again)."""
+        if not self._admit(sender, url, push.digest):
+            return None
+        mine = self.registry.serial if self.registry is not None else None
+        newer_registry = push.registry is not None and self.registry is not None \
+            and (mine is None or push.registry > mine)
+        # A newer registry first: the pull installs it (GET /digest), then takes entries.
+        take = [] if newer_registry else self._takeable(push.entries)
+        if take:
+            report = self.store.ingest(take, render_later=True)
+            if report.accepted:
+                with self._lock:
+                    self._announce_due = True
+                self._wake.set()
+            if report.rejected:
+                entry, reason = report.rejected[0]
+                self.schedule_pull(url)
+                self._problems.warning(f"push:{sender[:64]}", "sync: %s pushed an entry that "
+                                       "was refused (%s: %s); pulling instead", sender[:64],
+                                       (entry or "?")[:12], reason)
+                raise protocol.PushRefused(f"entry {(entry or '?')[:12]} refused: {reason}")
+        if push.digest == self.store.digest() and not self.lacks_bodies() \
+                and not self.lacks_files():
+            return False
+        self.schedule_pull(url)
+        if self._files_missing:
+            self._files_wake.set()
+        return True
+
+    def _takeable(self, wires: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The pushed entries that extend this node's log: of trusted authors, each the
+        next of its author. The others wait for a pull (registry first, entries in
+        order); one already held is not checked again. A malformed one is kept, for
+        :meth:`Store.ingest` to refuse with the reason."""
+        mine = self.store.vector()
+        trust = self.store.trust
+        expected: dict[str, int] = {}
+        take: list[dict[str, Any]] = []
+        for wire in sorted(wires, key=_order):
+            header = wire.get("header")
+            author = header.get("author") if isinstance(header, dict) else None
+            seq = header.get("seq") if isinstance(header, dict) else None
+            if not isinstance(author, str) or not isinstance(seq, int) or isinstance(seq, bool):
+                take.append(wire)
+                continue
+            if not trust.is_trusted(author):
+                continue
+            if seq != expected.get(author, mine.get(author, 0) + 1):
+                continue  # held already, or earlier ones are missing: the pull decides
+            expected[author] = seq + 1
+            take.append(wire)
+        return take
+
+    def _admit(self, sender: str, url: str | None, digest: str | None) -> bool:
+        """Count a notification from ``sender`` against its rate (False: over it) and
+        remember where it is pulled from, and which digest its neighbour ``url`` holds."""
         if not self._notifiers.allow(sender):
             self._problems.warning(f"notify-rate:{sender[:64]}", "sync: %s notifies too often; "
                                    "ignoring its notifications for a while", sender[:64])
             return False
+        if url is not None and digest is not None and url in self.peers():
+            self._heard[url] = digest  # it holds this: telling it would be in vain
         if url is not None:
             with self._lock:
                 previous = self._sender_urls.pop(sender, None)
@@ -392,9 +551,6 @@ class SyncService:
                     self._sender_urls.popitem(last=False)
             if previous is not None and previous != url:
                 self.backoff.carry_over(previous, url)  # a peer is its key, not its port
-        self.schedule_pull(url)
-        if self._files_missing:  # the sender may have got a file this node looked for
-            self._files_wake.set()
         return True
 
     def _client(self, url: str, timeout: float, counter: ByteCounter,
@@ -494,7 +650,7 @@ class SyncService:
                 raise AgentError(client.url, f"{unasked} entr{'y' if unasked == 1 else 'ies'} "
                                 "not asked for (at or before the sequence numbers sent: a "
                                 "replay, or an author this node does not want)", bad_data=True)
-            report = self.store.ingest(entries)
+            report = self.store.ingest(entries, render_later=True)
             result.accepted += len(report.accepted)
             result.duplicates += len(report.duplicates)
             if report.rejected:
@@ -529,7 +685,7 @@ class SyncService:
                 if wire.get("body") is None or _wire_id(wire) not in wanted:
                     raise AgentError(client.url, "POST /bodies: an entry not asked for, or "
                                     "without its body", bad_data=True)
-            report = self.store.ingest(wires)
+            report = self.store.ingest(wires, render_later=True)
             result.restored += len(report.restored)
             if report.rejected:
                 entry_id, reason = report.rejected[0]
@@ -540,13 +696,17 @@ class SyncService:
                          "y" if len(report.restored) == 1 else "ies", client.url)
 
     # --- push ----------------------------------------------------------------------------
-    def announce(self, digest: str | None = None, *, force: bool = False) -> None:
+    def announce(self, digest: str | None = None, *, force: bool = False,
+                 fresh: list[dict[str, Any]] | None = None) -> None:
         """Tell every neighbour this node's digest if it has not heard it yet (push-on-change).
 
         A neighbour that was backed off or unreachable is told when it is ready
         again (this runs at every watch tick), so a change is never left to the
         periodic round alone. ``force`` tells even neighbours that heard this
         digest (after restoring bodies, which leaves the digest unchanged).
+        ``fresh``: the entries that made the change, handed over with the notification
+        (``POST /push``) to neighbours that know it; a neighbour that told this node
+        its digest is not told the same digest back.
         Neighbours are told at once, in parallel (up to :data:`MAX_CONCURRENT_NOTIFY`):
         one after another, each slow neighbour (up to 2 s) delayed every later one,
         and with it the post's way across the mesh (docs/scale.md).
@@ -555,22 +715,33 @@ class SyncService:
             return
         digest = digest or self.store.digest()
         due = [url for url in self.peers()
-               if (force or self._notified.get(url) != digest) and self.backoff.ready(url)]
+               if (force or digest not in (self._notified.get(url), self._heard.get(url)))
+               and self.backoff.ready(url)]
+        tell = partial(self._notify, digest=digest, fresh=fresh or [])
         if len(due) <= 1:  # the usual watch tick: nothing (or one) to tell, no thread
             for url in due:
-                self._notify(url, digest)
+                tell(url)
             return
         with ThreadPoolExecutor(min(len(due), MAX_CONCURRENT_NOTIFY),
                                 thread_name_prefix="meshhub-sync-notify") as pool:
-            list(pool.map(lambda url: self._in_worker(partial(self._notify, digest=digest), url),
-                          due))
+            list(pool.map(lambda url: self._in_worker(tell, url), due))
 
-    def _notify(self, url: str, digest: str) -> None:
-        """``POST /notify`` to one neighbour; a failure backs it off (logged once)."""
+    def _notify(self, url: str, digest: str, fresh: list[dict[str, Any]]) -> None:
+        """``POST /push`` (with ``fresh``) or ``/notify`` to one neighbour; a failure backs
+        it off (logged once)."""
         state = self.backoff.peer(url)
         client = self._client(url, min(2.0, self.settings.timeout_seconds), state.counter)
         try:
-            client.notify(digest, self.own_port())
+            pushed = None
+            if fresh and url not in self._no_push:
+                serial = self.registry.serial if self.registry is not None else None
+                pushed = client.push(digest, self.own_port(), serial, fresh)
+                if pushed is None:  # an earlier release: it is told, and pulls
+                    if len(self._no_push) >= MAX_SENDERS:
+                        self._no_push.clear()
+                    self._no_push.add(url)
+            if pushed is None:
+                client.notify(digest, self.own_port())
             self._notified[url] = digest
         except AgentError as exc:
             delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
@@ -689,7 +860,8 @@ class _Watcher:
         self._store = store
         self._conn: sqlite3.Connection | None = None
         self._version: int | None = None
-        self.digest = store.digest()  #: the log's digest as of the last check
+        self.vector = store.vector()  #: the log's vector as of the last check
+        self.digest = store.digest_of(self.vector)  #: and its digest
 
     def changed(self) -> bool:
         """True when the log's digest differs from the last check."""
@@ -702,7 +874,8 @@ class _Watcher:
         if version is not None and version == self._version:
             return False
         self._version = version
-        digest = self._store.digest()
+        self.vector = self._store.vector()
+        digest = self._store.digest_of(self.vector)
         changed, self.digest = digest != self.digest, digest
         return changed
 
@@ -719,6 +892,15 @@ def _asked(wire: dict[str, Any], since: dict[str, int]) -> bool:
         return True  # malformed: the store refuses it with the reason
     author, seq = header.get("author"), header.get("seq")
     return not (isinstance(author, str) and isinstance(seq, int) and seq <= since.get(author, 0))
+
+
+def _order(wire: dict[str, Any]) -> tuple[str, int]:
+    """(author, seq) of an entry, for sorting; ("", 0) where they are malformed."""
+    header = wire.get("header")
+    author = header.get("author") if isinstance(header, dict) else None
+    seq = header.get("seq") if isinstance(header, dict) else None
+    return (author if isinstance(author, str) else "",
+            seq if isinstance(seq, int) and not isinstance(seq, bool) else 0)
 
 
 def _wire_id(wire: dict[str, Any]) -> str | None:

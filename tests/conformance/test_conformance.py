@@ -128,3 +128,23 @@ def test_a_node_refuses_malformed_requests_as_documented(node: tuple[int, Peer])
     assert status == 405
     status, answer = peer.request(port, "GET", "/sync/v1/nothing")
     assert status == 404 and "error" in answer
+
+
+def test_a_node_takes_a_pushed_notice_without_pulling(node: tuple[int, Peer]) -> None:
+    port, peer = node
+    notice = peer.entry("notice.post", {"title": "Bins", "body": "Thursday"}, actor="ada",
+                        ts=int(time.time() * 1000))
+    status, answer = peer.request(port, "POST", "/sync/v1/push",
+                                  {"digest": digest(peer.vector()), "port": None,
+                                   "registry": None, "entries": [notice]})
+    # Taken in the request itself: the digests agree, nothing is left to pull.
+    assert (status, answer) == (200, {"pull": False})
+    status, page = peer.request(port, "POST", "/sync/v1/entries", {"since": {}, "limit": 10})
+    assert status == 200 and page["entries"] == [notice]
+    forged = peer.entry("notice.post", {"title": "Forged", "body": "x"}, actor="ada",
+                        ts=int(time.time() * 1000))
+    forged["sig"] = "0" * 128
+    status, answer = peer.request(port, "POST", "/sync/v1/push",
+                                  {"digest": digest(peer.vector()), "registry": None,
+                                   "entries": [forged]})
+    assert status == 400 and "bad signature" in answer["error"]

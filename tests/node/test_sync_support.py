@@ -151,7 +151,8 @@ def idle(*members: Node) -> bool:
     with ExitStack() as held:
         for node in members:
             held.enter_context(node.service._round_lock)
-        return not any(node.service._pending for node in members)
+        return not any(node.service._pending or node.service._announce_due
+                       for node in members)
 
 
 def notice(title: str = "Water off", body: str = "Tuesday 9-12") -> dict[str, Any]:
