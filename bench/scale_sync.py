@@ -135,13 +135,16 @@ class Stores:
 
 def post(mesh: MeshLab, name: str, title: str) -> str:
     """Append a notice to node ``name``'s store as its portal would (another process
-    than the agent, which notices the commit); the entry's id."""
+    than the agent, which notices the commit); the entry's id. Each notice's text is its
+    own, as people's are (the renderer keeps its last answer: the same text every time
+    would be rendered once per node, not once per post)."""
     from node.config import load_config
     from node.hub import open_hub
 
     store, _hub = open_hub(load_config(Path(mesh.node(name).config)))
     try:
-        wire = store.append("notice.post", {"title": title, "body": "bench", "urgent": False,
+        wire = store.append("notice.post", {"title": title, "body": f"**{title}**: bench",
+                                            "urgent": False,
                                             "pinned": False, "expires_at": None},
                             actor="bench")
     finally:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -191,6 +192,7 @@ class _Child:
 
     def __init__(self) -> None:
         self.enabled = False
+        self.nice = 0  #: the child's niceness above this process's (0: the same)
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
         self._last: tuple[str, int, tuple[str, str]] | None = None
@@ -216,6 +218,12 @@ class _Child:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "node.markdown"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, encoding="utf-8")
+            if self.nice:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, self._process.pid,
+                                   min(19, os.getpriority(os.PRIO_PROCESS, 0) + self.nice))
+                except OSError as error:  # it renders all the same, at our priority
+                    log.info("Markdown renderer child: cannot lower its priority: %s", error)
             threading.Thread(target=self._close_when_idle, args=(self._process,),
                              name="meshhub-markdown-idle", daemon=True).start()
         stdin, stdout = _pipes(self._process)
@@ -263,10 +271,14 @@ def _pipes(process: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
 _CHILD = _Child()
 
 
-def render_in_child(enabled: bool = True) -> None:
+def render_in_child(enabled: bool = True, *, nice: int = 0) -> None:
     """From now on, render this process's texts in a child process (the portal calls
-    this at start: see the module's docstring); ``False`` renders here again."""
+    this at start: see the module's docstring); ``False`` renders here again.
+    ``nice``: how much lower the child's priority is than this process's (the agent
+    renders after replicating: its child yields the processor to what serves people
+    and moves posts, on a node and on a lab sharing one machine)."""
     _CHILD.enabled = enabled
+    _CHILD.nice = nice
 
 
 def _serve_child() -> None:

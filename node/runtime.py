@@ -44,6 +44,8 @@ PORTAL_OPTIMIZE_LEVEL = 2
 AGENT_OPTIMIZE_LEVEL = PORTAL_OPTIMIZE_LEVEL
 #: The environment variable that sets it (Python's own, equivalent to ``-O``/``-OO``).
 OPTIMIZE_VARIABLE = "PYTHONOPTIMIZE"
+#: How much lower the agent's Markdown renderer child runs than the agent (``nice``).
+RENDER_CHILD_NICE = 10
 #: The modules that would load OpenSSL: the TLS layer and hashlib's OpenSSL backend
 #: (:func:`keep_tls_out`).
 OPENSSL_MODULES = ("ssl", "_ssl", "_hashlib")
@@ -92,8 +94,10 @@ def agent_process(environ: MutableMapping[str, str] | None = None) -> None:
     from node.markdown import render_in_child
 
     # A post arriving by replication is rendered by a short-lived child, as the portal's
-    # are: markdown-it and nh3 cost an agent 2.8 MiB for good after its first post.
-    render_in_child()
+    # are: markdown-it and nh3 cost an agent 2.8 MiB for good after its first post. It
+    # renders after the neighbours were told (node/sync), at a lower priority: starting
+    # it costs ~60 ms of processor time, which must not slow the post's way onwards.
+    render_in_child(nice=RENDER_CHILD_NICE)
 
 
 def keep_tls_out() -> list[str]:
