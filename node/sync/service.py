@@ -478,12 +478,13 @@ class SyncService:
         (:meth:`Store.ingest`: signature, registered author, shape, order), and tell the
         neighbours. True when this node will still pull from ``url`` (it lacks more,
         or an entry has to wait: its author is not trusted here yet, or earlier entries
-        are missing), False when nothing more is needed, None when the sender is over
-        its rate (nothing was done). Raises :class:`~node.sync.protocol.PushRefused`
+        are missing), False when nothing more is needed, None when that pull would put
+        the sender over its rate (:data:`~node.timing.SYNC_NOTIFY_BURST`: only pushes
+        that make this node pull count, so a burst of posts, each pushed on its own,
+        is not refused). Raises :class:`~node.sync.protocol.PushRefused`
         when an entry is refused (the pull scheduled then backs the sender off if it
         sends it again)."""
-        if not self._admit(sender, url, push.digest):
-            return None
+        self._remember(sender, url, push.digest)
         mine = self.registry.serial if self.registry is not None else None
         newer_registry = push.registry is not None and self.registry is not None \
             and (mine is None or push.registry > mine)
@@ -497,7 +498,8 @@ class SyncService:
                 self._wake.set()
             if report.rejected:
                 entry, reason = report.rejected[0]
-                self.schedule_pull(url)
+                if self._allowed(sender):
+                    self.schedule_pull(url)
                 self._problems.warning(f"push:{sender[:64]}", "sync: %s pushed an entry that "
                                        "was refused (%s: %s); pulling instead", sender[:64],
                                        (entry or "?")[:12], reason)
@@ -505,6 +507,8 @@ class SyncService:
         if push.digest == self.store.digest() and not self.lacks_bodies() \
                 and not self.lacks_files():
             return False
+        if not self._allowed(sender):
+            return None
         self.schedule_pull(url)
         if self._files_missing:
             self._files_wake.set()
@@ -537,10 +541,23 @@ class SyncService:
     def _admit(self, sender: str, url: str | None, digest: str | None) -> bool:
         """Count a notification from ``sender`` against its rate (False: over it) and
         remember where it is pulled from, and which digest its neighbour ``url`` holds."""
-        if not self._notifiers.allow(sender):
-            self._problems.warning(f"notify-rate:{sender[:64]}", "sync: %s notifies too often; "
-                                   "ignoring its notifications for a while", sender[:64])
+        if not self._allowed(sender):
             return False
+        self._remember(sender, url, digest)
+        return True
+
+    def _allowed(self, sender: str) -> bool:
+        """Count one pull asked by ``sender`` against its rate; False (logged once) when
+        it is over it."""
+        if self._notifiers.allow(sender):
+            return True
+        self._problems.warning(f"notify-rate:{sender[:64]}", "sync: %s notifies too often; "
+                               "ignoring its notifications for a while", sender[:64])
+        return False
+
+    def _remember(self, sender: str, url: str | None, digest: str | None) -> None:
+        """Where ``sender`` is pulled from (its back-off follows it from port to port),
+        and which digest its neighbour ``url`` holds (not to be told back)."""
         if url is not None and digest is not None and url in self.peers():
             self._heard[url] = digest  # it holds this: telling it would be in vain
         if url is not None:
@@ -551,7 +568,6 @@ class SyncService:
                     self._sender_urls.popitem(last=False)
             if previous is not None and previous != url:
                 self.backoff.carry_over(previous, url)  # a peer is its key, not its port
-        return True
 
     def _client(self, url: str, timeout: float, counter: ByteCounter,
                 deadline: float | None = None) -> PeerClient:

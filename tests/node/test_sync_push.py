@@ -177,6 +177,21 @@ def test_a_pushed_entry_with_a_bad_signature_is_refused_and_counted(
     assert b.service.status()["problems"] == {f"push:{ida.public_key}": 2}  # counted
 
 
+def test_a_burst_of_pushes_that_leave_nothing_to_pull_is_not_rate_limited(
+        tmp_path: Path, pair: tuple[Node, Identity, Identity]) -> None:
+    """Every node posting at once makes each neighbour push many times within seconds:
+    only a push that makes the receiver pull counts against the sender's rate."""
+    b, ida, _ = pair
+    src = make_node(tmp_path, "src", ida, [], serve=False)
+    try:
+        for i in range(FAST.notify_burst + 5):
+            entry = src.store.append("notice.post", notice(f"Burst {i}"), actor="ada")
+            assert push(b, ida, [entry], digest=src.store.digest()) is False
+        assert b.store.vector() == src.store.vector()
+    finally:
+        src.close()
+
+
 def test_entries_that_must_wait_are_not_stored_but_pulled(
         tmp_path: Path, pair: tuple[Node, Identity, Identity]) -> None:
     b, ida, idu = pair
