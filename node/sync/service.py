@@ -47,6 +47,7 @@ from node.identity import fingerprint
 from node.logs import OnceLogger
 from node.peer_sources import PeerSource, gather_urls
 from node.store.entries import entry_id
+from node.store.store import IngestReport
 from node.sync import files as _files
 from node.sync import protocol
 from node.sync.backoff import MAX_PEER_RECORDS, Backoff
@@ -491,7 +492,12 @@ class SyncService:
         # A newer registry first: the pull installs it (GET /digest), then takes entries.
         take = [] if newer_registry else self._takeable(push.entries)
         if take:
-            report = self.store.ingest(take, render_later=True)
+            try:
+                report = self.store.ingest(take, render_later=True)
+            except (sqlite3.Error, StoreError) as exc:  # this node's storage, not the sender
+                self._problems.warning("store", "sync: cannot store pushed entries: %s; "
+                                       "nothing was changed, will pull", _root_cause(exc))
+                report = IngestReport()
             if report.accepted:
                 with self._lock:
                     self._announce_due = True

@@ -313,3 +313,24 @@ def test_a_commit_seen_a_moment_after_the_kernel_said_is_not_left_for_the_poll(
         wait_for("the notice on B", lambda: b.store.notice(post["id"]) is not None,
                  timeout=10)
         assert time.monotonic() - started < 5
+
+
+def test_a_full_disk_while_taking_a_push_changes_nothing_and_pulls_later(
+        tmp_path: Path, pair: tuple[Node, Identity, Identity],
+        caplog: pytest.LogCaptureFixture) -> None:
+    b, ida, _ = pair
+    conn = b.store._conn()  # this thread's connection: the push below ingests through it
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's "database or disk is full"
+    big = make_node(tmp_path, "big", ida, [], serve=False)
+    try:
+        wire = big.store.append("notice.post", notice("Big", "x" * 4_900), actor="ada")
+    finally:
+        big.close()
+    with caplog.at_level(logging.WARNING, logger="meshhub.sync"):
+        answer = b.service.received_push(ida.public_key, None, protocol.Push(
+            "0" * 16, None, None, [wire]))
+    assert answer is True  # not the sender's fault: this node pulls later
+    assert "database or disk is full" in caplog.text
+    assert b.store.vector() == {}
+    conn.execute("PRAGMA max_page_count = 1073741823")
