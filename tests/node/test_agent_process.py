@@ -3,14 +3,23 @@ from its children. No module the agent can import may need docstrings or asserts
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import py_compile
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from node import markdown
-from node.runtime import AGENT_OPTIMIZE_LEVEL, OPTIMIZE_VARIABLE, agent_environment, agent_process
+from node.runtime import (
+    AGENT_OPTIMIZE_LEVEL,
+    NO_DEBUG_RANGES_VARIABLE,
+    OPTIMIZE_VARIABLE,
+    agent_environment,
+    agent_process,
+)
 from tests.import_walk import import_walk_script, run_import_walk
 
 #: Run in a fresh interpreter at the agent's level: set the process up as ``meshhub
@@ -34,16 +43,55 @@ IMPORT_EVERYTHING = import_walk_script(
 
 def test_the_agent_environment_sets_its_level_and_keeps_the_rest() -> None:
     base = {"PATH": "/usr/bin", OPTIMIZE_VARIABLE: "1"}
-    assert agent_environment(base) == {"PATH": "/usr/bin", "PYTHONOPTIMIZE": "2"}
+    assert agent_environment(base) == {"PATH": "/usr/bin", "PYTHONOPTIMIZE": "2",
+                                       "PYTHONNODEBUGRANGES": "1"}
     assert base[OPTIMIZE_VARIABLE] == "1", "the caller's mapping is left alone"
     assert AGENT_OPTIMIZE_LEVEL == 2
 
 
 def test_the_agent_keeps_its_level_from_its_children(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(markdown._CHILD, "enabled", markdown._CHILD.enabled)  # restored after
-    environ = {"PATH": "/usr/bin", OPTIMIZE_VARIABLE: "2"}
+    environ = {"PATH": "/usr/bin", OPTIMIZE_VARIABLE: "2", NO_DEBUG_RANGES_VARIABLE: "1"}
     agent_process(environ)
     assert environ == {"PATH": "/usr/bin"}
+
+
+#: In a fresh agent process, code loaded from a bytecode file compiled with every column
+#: (as pip compiles a node's venv) keeps its line numbers and drops its column tables; so
+#: does the agent's own code, however it was compiled.
+CODE_LOCATIONS = """
+import json, sys, traceback
+sys.path.insert(0, sys.argv[1])
+import probe_module
+from node.agent import Agent
+try:
+    probe_module.fails()
+except ZeroDivisionError as exc:
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+codes = (probe_module.fails.__code__, Agent.start.__code__)
+print(json.dumps({"columns": sorted({c for code in codes for _, _, c, _ in code.co_positions()
+                                     if c is not None}),
+                  "agent_lines": len({n for _, n, _, _ in Agent.start.__code__.co_positions()
+                                      if n}),
+                  "traceback": [where.lineno, where.colno]}))
+"""
+
+
+def test_the_agent_keeps_line_numbers_and_drops_column_tables(tmp_path: Path) -> None:
+    module = tmp_path / "probe_module.py"
+    module.write_text("def fails():\n    return 1 + (2 // 0)\n")
+    py_compile.compile(str(module), optimize=AGENT_OPTIMIZE_LEVEL, doraise=True)
+    compiled = Path(importlib.util.cache_from_source(str(module),
+                                                     optimization=AGENT_OPTIMIZE_LEVEL))
+    assert compiled.exists()
+    done = subprocess.run([sys.executable, "-c", CODE_LOCATIONS, str(tmp_path)],
+                          env=agent_environment(), capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["columns"] == [], "the agent's code objects carry column tables"
+    assert answer["agent_lines"] > 10
+    assert answer["traceback"] == [2, None], "a traceback names the line, not the columns"
 
 
 #: A fresh agent process renders a post's Markdown (as replication stores it) in a child:

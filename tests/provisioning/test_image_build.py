@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from bench.images import make_base_image
 from node.runtime import (
     AGENT_OPTIMIZE_LEVEL,
+    AGENT_VARIABLES,
     OPTIMIZE_VARIABLE,
     PORTAL_OPTIMIZE_LEVEL,
     SKIP_IN_PACKAGES,
@@ -191,7 +192,8 @@ def test_portal_and_agent_units_run_python_at_their_optimisation_level() -> None
     assert unit_settings("meshhub-portal.service")["Environment"] == [
         f"{OPTIMIZE_VARIABLE}={PORTAL_OPTIMIZE_LEVEL}"]
     assert unit_settings("meshhub-agent.service")["Environment"] == [
-        f"{OPTIMIZE_VARIABLE}={AGENT_OPTIMIZE_LEVEL}"]
+        f"{name}={value}" for name, value in AGENT_VARIABLES.items()]
+    assert AGENT_VARIABLES[OPTIMIZE_VARIABLE] == str(AGENT_OPTIMIZE_LEVEL)
 
 
 def test_agent_unit_has_network_capabilities_not_root() -> None:
