@@ -119,7 +119,10 @@ def systemd_listen_socket(environ: MutableMapping[str, str] | None = None) -> so
 
 def _bound_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host``:``port`` (IPv4 or IPv6 as the address says), listening."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+    from node.runtime import plain_host
+
+    family, kind, proto, _, address = socket.getaddrinfo(plain_host(host), port,
+                                                         type=socket.SOCK_STREAM,
                                                          flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind, proto)
     try:

@@ -45,6 +45,7 @@ from node.agent_auth import (
 )
 from node.errors import NodeError
 from node.identity import Identity, fingerprint
+from node.runtime import plain_host
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -219,12 +220,21 @@ class _CountingSocket:
         return getattr(self._sock, name)
 
 
+def _create_connection(address: tuple[str, int], timeout: float | None,
+                       source_address: tuple[str, int] | None) -> socket.socket:
+    """:func:`socket.create_connection` without the IDNA codec (node.runtime.plain_host)."""
+    host, port = address  # getaddrinfo takes the host as bytes too, which typeshed omits
+    return socket.create_connection((plain_host(host), port),  # type: ignore[arg-type]
+                                    timeout, source_address)
+
+
 class _Connection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int | None, deadline: _Deadline,
                  counter: ByteCounter) -> None:
         super().__init__(host, port, timeout=deadline.timeout)
         self._counter = counter
         self._deadline = deadline
+        self._create_connection = _create_connection  # http.client's own hook for it
 
     def connect(self) -> None:
         if self._deadline.at is not None:

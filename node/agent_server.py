@@ -93,6 +93,17 @@ def _waiting_since(channel: Any) -> float:
     return max(channel.creation_time, getattr(channel, "last_served", 0.0))
 
 
+class _SocketAdjustments(Adjustments):
+    """waitress's settings for a server given its socket: without a ``listen`` of its own.
+
+    waitress resolves its default ``listen`` (``0.0.0.0:8080``) even when it is handed
+    sockets and never binds it, and that resolution loads the IDNA codec for good
+    (node.runtime.plain_host).
+    """
+
+    listen = ()  # nothing to resolve: the sockets are given
+
+
 def create_bounded_server(app: Any, *, threads: int, **adjustments: Any) -> BoundedServer:
     """A started (listening) :class:`BoundedServer` for ``app``.
 
@@ -101,8 +112,9 @@ def create_bounded_server(app: Any, *, threads: int, **adjustments: Any) -> Boun
     ``adjustments`` are waitress's (``ident``, ``max_request_body_size`` ...);
     the connection limit, poll loop and cleanup interval are set here.
     """
-    adj = Adjustments(threads=threads, connection_limit=CONNECTION_LIMIT,
-                      asyncore_use_poll=True, cleanup_interval=CLEANUP_SECONDS, **adjustments)
+    settings = _SocketAdjustments if "sockets" in adjustments else Adjustments
+    adj = settings(threads=threads, connection_limit=CONNECTION_LIMIT,
+                   asyncore_use_poll=True, cleanup_interval=CLEANUP_SECONDS, **adjustments)
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
     if adj.sockets:

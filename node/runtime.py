@@ -174,6 +174,18 @@ def import_with_tls(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def plain_host(host: str) -> str | bytes:
+    """``host`` as :func:`socket.getaddrinfo` may take it without the IDNA codec: ASCII
+    bytes when it is ASCII (an address, or a name already in ASCII form), else unchanged.
+
+    CPython encodes a host given as ``str`` with the ``idna`` codec, whose first use
+    imports ``encodings.idna`` and ``stringprep`` for good (0.06 MiB, in an agent that
+    only ever resolves addresses; docs/scale.md). For an ASCII host that codec gives these
+    same bytes, so the answer is the same.
+    """
+    return host.encode("ascii") if host.isascii() else host
+
+
 def byte_compile_argv(python: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]],
                       *, exclude: str | None = None) -> list[str]:
     """The command that writes the portal's ``*.opt-2.pyc`` files for the modules under

@@ -19,6 +19,7 @@ from node.runtime import (
     OPTIMIZE_VARIABLE,
     agent_environment,
     agent_process,
+    plain_host,
 )
 from tests.import_walk import import_walk_script, run_import_walk
 
@@ -92,6 +93,50 @@ def test_the_agent_keeps_line_numbers_and_drops_column_tables(tmp_path: Path) ->
     assert answer["columns"] == [], "the agent's code objects carry column tables"
     assert answer["agent_lines"] > 10
     assert answer["traceback"] == [2, None], "a traceback names the line, not the columns"
+
+
+#: A fresh agent process binds its socket, serves on it with waitress and asks an agent
+#: with its client, as a sync round does, without the IDNA codec (encodings.idna and
+#: stringprep, for good): every host it resolves is an address.
+NO_IDNA = """
+import json, sys
+from node.runtime import agent_process
+agent_process()
+from node.agent import _bound_socket
+from node.agent_auth import NODE_HEADER
+from node.agent_client import AgentClient
+from node.agent_server import create_bounded_server
+from node.waitress_thread import WaitressThread
+
+def app(environ, start_response):
+    start_response("200 OK", [(NODE_HEADER, "ab" * 32), ("Content-Length", "0")])
+    return [b""]
+
+server = create_bounded_server(app, sockets=[_bound_socket("127.0.0.1", 0)], threads=1)
+thread = WaitressThread(server, "probe")
+thread.start()
+try:
+    key = AgentClient(f"http://127.0.0.1:{thread.port}", timeout=10).target_key()
+finally:
+    thread.stop()
+print(json.dumps({"key": key, "loaded": sorted(m for m in ("encodings.idna", "stringprep")
+                                               if m in sys.modules)}))
+"""
+
+
+def test_the_agent_resolves_addresses_without_the_idna_codec() -> None:
+    done = subprocess.run([sys.executable, "-c", NO_IDNA], env=agent_environment(),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["key"] == "ab" * 32, "the client did not reach the server"
+    assert answer["loaded"] == [], "the agent loaded the IDNA codec"
+
+
+def test_a_host_is_passed_on_as_ascii_bytes_where_it_can_be() -> None:
+    assert plain_host("10.42.0.1") == b"10.42.0.1"
+    assert plain_host("fe80::1%mesh0") == b"fe80::1%mesh0"
+    assert plain_host("bücher.example") == "bücher.example"  # the codec's job, as before
 
 
 #: A fresh agent process renders a post's Markdown (as replication stores it) in a child:
