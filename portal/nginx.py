@@ -18,6 +18,9 @@ from portal.auth import PRIVATE_COOKIE
 
 #: The site template shipped with the node image.
 TEMPLATE = Path(images.__file__).parent / "nginx" / "meshhub.conf"
+#: nginx's main-context settings on a node (Debian's nginx.conf includes this folder there).
+MAIN_SETTINGS = (Path(images.__file__).parent / "overlay" / "etc" / "nginx" / "modules-enabled"
+                 / "90-meshhub.conf")
 #: Where Debian's nginx keeps the micro-cache by default.
 DEFAULT_CACHE_DIR = "/var/cache/nginx/meshhub"
 #: The portal's own static files (served by nginx directly).
@@ -182,7 +185,9 @@ def standalone_conf(site: str, prefix: str | Path, *, run_as_root: bool = False)
     """A complete ``nginx.conf`` around ``site`` that keeps all its files in ``prefix``.
 
     For tests and benchmarks that start their own nginx (``nginx -p PREFIX -c
-    CONF -g 'daemon off;'``) next to, never instead of, the system's.
+    CONF -g 'daemon off;'``) next to, never instead of, the system's. It holds
+    the node's main-context settings (:data:`MAIN_SETTINGS`), so that what runs
+    here is what a node runs.
     ``run_as_root`` keeps the workers as root (they cannot read a root-only
     temporary folder as ``nobody``).
     """
@@ -191,7 +196,8 @@ def standalone_conf(site: str, prefix: str | Path, *, run_as_root: bool = False)
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     user = "user root root;\n" if run_as_root else ""
     indented = "\n".join(("    " + line) if line else "" for line in site.splitlines())
-    return (f"{user}worker_processes 1;\npid {root}/nginx.pid;\n"
+    main = MAIN_SETTINGS.read_text(encoding="utf-8")
+    return (f"{user}{main}worker_processes 1;\npid {root}/nginx.pid;\n"
             f"error_log {root}/error.log warn;\n"
             "events { worker_connections 1024; }\n"
             "http {\n    include /etc/nginx/mime.types;\n"

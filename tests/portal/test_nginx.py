@@ -24,7 +24,7 @@ from flask import Flask
 
 from portal import db
 from portal.auth import PRIVATE_COOKIE
-from portal.nginx import render_site, standalone_conf
+from portal.nginx import MAIN_SETTINGS, render_site, standalone_conf
 from portal.sample.files import make_wav
 from portal.server import ServerThread
 from tests.conftest import require_tool
@@ -149,6 +149,35 @@ def test_the_rendered_site_passes_nginx_t(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "access_log off;" in site
     assert "client_max_body_size 201m;" in site  # portal.upload_max_mb (200) + the form
+
+
+def test_the_main_settings_pass_nginx_t_inside_debians_nginx_conf(tmp_path: Path) -> None:
+    """The node's main-context file (pcre_jit, the workers' file limit), where Debian's own
+    nginx.conf includes it (``modules-enabled/*.conf``), with the site in sites-enabled."""
+    require_tool(NGINX)
+    debian = Path("/etc/nginx/nginx.conf")
+    if not debian.exists():
+        pytest.skip("no Debian nginx.conf here")
+    text = debian.read_text(encoding="utf-8")
+    assert "include /etc/nginx/modules-enabled/*.conf;" in text  # at the top: main context
+    for folder in ("modules-enabled", "sites-enabled", "conf.d"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "modules-enabled" / MAIN_SETTINGS.name).write_text(MAIN_SETTINGS.read_text())
+    config = write_node_toml(tmp_path)
+    (tmp_path / "sites-enabled" / "meshhub").write_text(render_site(
+        config, library_dir=tmp_path / "library", listen="127.0.0.1:1",
+        cache_dir=tmp_path / "cache"))
+    text = text.replace("/etc/nginx/modules-enabled/", f"{tmp_path}/modules-enabled/")
+    text = text.replace("/etc/nginx/sites-enabled/", f"{tmp_path}/sites-enabled/")
+    text = text.replace("/etc/nginx/conf.d/", f"{tmp_path}/conf.d/")
+    text = re.sub(r"^\s*(pid|error_log|access_log)\s[^;]*;", "", text, flags=re.M)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n{text}")
+    result = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf),
+                             "-e", str(tmp_path / "error.log")],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "pcre_jit on;" in MAIN_SETTINGS.read_text()
 
 
 def test_pages_come_through_and_anonymous_ones_are_micro_cached(front: Front) -> None:

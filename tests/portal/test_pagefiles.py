@@ -7,6 +7,7 @@ a file appearing or disappearing), never for a fixed time.
 
 from __future__ import annotations
 
+import gzip as gz
 import http.client
 import json
 import os
@@ -386,3 +387,30 @@ def test_a_restart_keeps_the_answers_still_true(served: tuple[Front, pagefiles.R
     assert set(third.lazy) == {pagefiles.lazy_name("en", "/about", "x=1")}
     assert not (third.root / pagefiles.lazy_name("en", "/listings/", "x=2")).exists()
     third.stop()
+
+
+def test_a_replaced_page_file_is_seen_within_a_second_and_a_deleted_one_never_404s(
+        served: tuple[Front, pagefiles.Renderer]) -> None:
+    """nginx keeps page files open for a second (open_file_cache): a file the renderer
+    replaced by rename is sent within about that, and a deleted one is answered by the
+    portal, never with a 404, even while nginx holds the old one's .gz open."""
+    site, renderer = served
+    gzip = {"Accept-Encoding": "gzip"}
+    name = pagefiles.file_name("en", "/about")
+    status, headers, _ = site.request("/about", gzip)  # now in nginx's file cache
+    assert (status, headers["x-cache-status"]) == (200, "FILE")
+    renderer._write(name, b"<!doctype html><p>about, rendered again</p>")
+    replaced = time.monotonic()
+    wait_for("the re-rendered page through the front",
+             lambda: site.request("/about")[2].endswith(b"rendered again</p>"), timeout=10)
+    assert time.monotonic() - replaced < 3  # open_file_cache_valid 1s, counted in whole seconds
+    for n in range(5):  # the cached lookup and the deletion fall in the same second nearly always
+        version = f"<p>about, version {n}</p>".encode()
+        renderer._write(name, b"<!doctype html>" + version)
+        # Through gzip only: nginx has then looked at the page's name (try_files) without
+        # opening it, and opened its .gz.
+        wait_for("the new version through the front", lambda v=version: gz.decompress(
+            site.request("/about", gzip)[2]).endswith(v), timeout=10)
+        renderer._unlink(name)
+        status, headers, _ = site.request("/about")  # no gzip: nginx opens the page itself
+        assert status == 200, (status, headers)  # the portal answers
