@@ -40,7 +40,6 @@ import argparse
 import gzip
 import http.client
 import json
-import math
 import random
 import re
 import shutil
@@ -71,6 +70,7 @@ from bench.harness import (
     write_config,
 )
 from bench.measure import MIN_RUNS, Report, interleaved, load_average, median, percentile
+from bench.wrk import HISTOGRAM_LUA, histogram_percentile, measured_latencies
 from node.config import NodeConfig
 from node.hub import open_hub
 from node.store.models import CATEGORIES
@@ -115,15 +115,8 @@ function done(summary, latency, requests)
     summary.requests / seconds, latency:percentile(50), latency:percentile(95),
     latency:percentile(99), summary.errors.connect + summary.errors.read
       + summary.errors.write + summary.errors.timeout, t[1], t[2], t[3], t[4], t[5]))
-  local pairs = {}
-  for i = 1, #latency do
-    local value, count = latency(i)
-    pairs[#pairs + 1] = string.format("%d:%d", value, count)
-  end
-  io.write(string.format("HISTOGRAM duration=%d requests=%d timeouts=%d %s\n",
-    summary.duration, summary.requests, summary.errors.timeout, table.concat(pairs, " ")))
 end
-"""
+""" + HISTOGRAM_LUA
 #: The street: raw requests from a file (args[1]), one drawn at random each time.
 WRK_LUA = r"""
 local reqs = nil
@@ -135,55 +128,6 @@ function request() return reqs[math.random(#reqs)] end
 """ + COUNTING_LUA
 _RESULT = re.compile(r"RESULT rps=([\d.]+) p50=(\d+) p95=(\d+) p99=(\d+) sockerr=(\d+) "
                      r"s2=(\d+) s3=(\d+) s4=(\d+) s5=(\d+) portal=(\d+)")
-_HISTOGRAM = re.compile(r"HISTOGRAM duration=(\d+) requests=(\d+) timeouts=(\d+) ?([\d: ]*)")
-
-
-def measured_latencies(output: str, connections: int) -> dict[int, int]:
-    """The latencies wrk measured (microseconds: count), without its own correction.
-
-    Before printing, wrk 4 "corrects" its histogram for coordinated omission
-    (``stats_correct``): every latency L longer than twice the mean interval between
-    a connection's requests, e = duration / (requests / connections), also counts
-    at L - e, L - 2e, ... down to e, for requests a client sending at a fixed rate
-    would have sent meanwhile. In this closed loop the few requests that reach the
-    portal (hundreds of ms on a saturated core) then add more made-up samples than
-    the thousands of files sent around them: the street's p95 through the front
-    came out at 1.8 s where nginx's own log of the same load had 95 % of requests
-    answered within 8 ms, and wrk's mean latency 15-25 times above connections /
-    rate, which no closed loop allows. The correction adds the counts of L + e,
-    L + 2e, ... to L (for L > e), so the measured count at L is the printed count
-    at L less the printed count at L + e. Checked: the measured counts add up to
-    the requests answered (less those over the timeout, never counted).
-    """
-    found = _HISTOGRAM.search(output)
-    if found is None:
-        raise RuntimeError(f"wrk printed no latency histogram:\n{output[-2000:]}")
-    duration, requests, timeouts = (int(g) for g in found.groups()[:3])
-    printed = {int(v): int(c) for v, c in (pair.split(":") for pair in found.group(4).split())}
-    per_connection = requests // connections
-    step = duration // per_connection if per_connection else 0
-    if step <= 0:
-        return printed
-    measured = {value: count - (printed.get(value + step, 0) if value > step else 0)
-                for value, count in printed.items()}
-    measured = {value: count for value, count in measured.items() if count}
-    if any(count < 0 for count in measured.values()) or \
-            sum(measured.values()) != requests - timeouts:
-        raise RuntimeError(f"wrk's latency histogram does not undo to {requests} requests "
-                           f"(got {sum(measured.values())}): not wrk 4's correction?")
-    return measured
-
-
-def histogram_percentile(counts: dict[int, int], fraction: float) -> float:
-    """The ``fraction`` quantile (nearest rank) of a histogram ``value: count``."""
-    total = sum(counts.values())
-    rank = max(1, math.ceil(fraction * total))
-    seen = 0
-    for value in sorted(counts):
-        seen += counts[value]
-        if seen >= rank:
-            return float(value)
-    return math.nan
 
 
 @dataclass(frozen=True)

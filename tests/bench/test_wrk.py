@@ -1,4 +1,4 @@
-"""bench/street.py: the latencies wrk measured, without wrk's coordinated-omission correction."""
+"""bench/wrk.py: the latencies wrk measured, without wrk's coordinated-omission correction."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bench.street import histogram_percentile, measured_latencies
+from bench.wrk import histogram_percentile, measured_latencies
 
 
 def corrected(counts: dict[int, int], expected: int) -> dict[int, int]:
