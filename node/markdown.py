@@ -186,8 +186,8 @@ class _Child:
     One text's HTML and excerpt come back together, and the last answer is kept,
     so a view row (which asks for both) costs one round trip. The child ends when
     its pipe closes: after :data:`CHILD_IDLE_SECONDS` without a text, or when the
-    process exits. Should it fail, the text is rendered here instead (and the
-    libraries then stay loaded: correct output first).
+    process exits. Should it fail, the text is rendered here instead, and so are
+    all later ones (the libraries then stay loaded: correct output first).
     """
 
     def __init__(self) -> None:
@@ -206,8 +206,13 @@ class _Child:
             try:
                 answer = self._ask(text, heading_offset)
             except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as error:
-                log.warning("Markdown renderer child failed (%s): rendering here", error)
+                log.warning("Markdown renderer child failed (%s): rendering in this process "
+                            "from now on", error)
                 self._close()
+                # The libraries are loaded here now: a child would only add a start-up
+                # per text (under heavy load each was killed at the timeout and its work
+                # done twice, a 200-agent lab on two processors, docs/scale.md).
+                self.enabled = False
                 answer = (_render_here(text, heading_offset), _excerpt_here(text, EXCERPT_LENGTH))
             self._last = (text, heading_offset, answer)
             self._used = time.monotonic()

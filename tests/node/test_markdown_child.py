@@ -51,6 +51,10 @@ def test_a_failing_child_falls_back_to_rendering_here(in_child: None,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(markdown.sys, "executable", "/nonexistent/python")
     assert markdown.render_html("**still**") == "<p><strong>still</strong></p>\n"
+    monkeypatch.undo()
+    # The libraries are loaded here now: no child is started again for the next text.
+    assert markdown.render_html("*next*") == "<p><em>next</em></p>\n"
+    assert markdown._CHILD._process is None
 
 
 def test_a_process_rendering_in_a_child_never_loads_the_libraries() -> None:
