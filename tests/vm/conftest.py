@@ -60,6 +60,8 @@ HEALTH_WINDOW = 60
 #: The 9p tag of the shared folder, and where the node mounts it.
 EXCHANGE_TAG = "exchange"
 EXCHANGE_MOUNT = "/mnt/exchange"
+#: The node's own radio (phy0) and ten phones (the fair share of the uplink uses all).
+RADIOS = 11
 
 
 def require_vm_tools() -> None:
@@ -170,7 +172,7 @@ def node_vm(node_image: NodeImage,
     exchange.chmod(0o755)  # the node's users read what is handed over (9p keeps modes)
     log = node_image.path.with_suffix(".console.log")
     with open(log, "w", encoding="utf-8") as console:
-        vm = VirtualMachine(node_image.path, memory_mb=1024, radios=2, console=console,
+        vm = VirtualMachine(node_image.path, memory_mb=1024, radios=RADIOS, console=console,
                             shares={EXCHANGE_TAG: exchange}, arch=ARCH)
         started = time.monotonic()
         vm.start()

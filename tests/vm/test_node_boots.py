@@ -201,6 +201,45 @@ def test_a_phone_associates_gets_its_lease_and_passes_the_probes(node_vm: Booted
                        "ip netns del phone; rm -rf /var/tmp/phone")
 
 
+def test_the_uplink_is_shared_fairly_among_phones(node_vm: BootedNode) -> None:
+    """CAKE, applied by the node's own agent, keeps nine phones' small pages quick while a
+    tenth downloads, and shares the line evenly among ten downloading phones, two of them
+    over four connections, and among the same ten uploading; the same runs with no speed
+    set (CAKE off, the modem's queues) are the reference (tests/vm/uplink_fair.py;
+    figures in docs/uplink.md)."""
+    from tests.vm.uplink_fair import LOADED, RATE_TOLERANCE, SHAPED_KBIT, measure
+
+    figures = measure(node_vm)
+    print("\n" + "\n".join(figures.lines()) + "\n" + figures.cake_qdisc)
+    assert figures.fairness == (f"CAKE, fair per device: upload {SHAPED_KBIT} kbit/s, "
+                                f"download {SHAPED_KBIT} kbit/s")
+    assert "dual-dsthost nat" in figures.cake_qdisc and "dual-srchost nat" in figures.cake_qdisc, \
+        figures.cake_qdisc
+    # The image's networkd leaves the uplink cable and CAKE's ifb device to the agent.
+    assert figures.networkd.get("up0") == figures.networkd.get("ifb-mh0") == "unmanaged", \
+        figures.networkd
+    cake, without = figures.with_cake, figures.without
+    # With ten phones downloading, CAKE's shaper runs at its rate: what it sent plus what
+    # it dropped (in ingress mode a drop counts against the rate, docs/uplink.md).
+    ten = cake["ten greedy"]
+    assert abs(ten.cake_shaped_kbit / SHAPED_KBIT - 1) <= RATE_TOLERANCE, figures.lines()
+    # One greedy phone, nine light ones: the line loaded, their pages within twice their
+    # idle time (the nine alone, measured just before).
+    light = cake["one greedy"]
+    assert light.cake_shaped_kbit >= LOADED * SHAPED_KBIT, figures.lines()
+    assert None not in light.latencies_ms and light.p95_ms() <= 2 * cake["idle"].p95_ms(), \
+        figures.lines()
+    # Ten greedy phones: an even share, whatever each one's number of connections.
+    assert ten.jain >= 0.9, figures.lines()
+    # The reference: without CAKE the modem's queue decides; both targets are missed.
+    assert without["one greedy"].p95_ms() > 2 * without["idle"].p95_ms(), figures.lines()
+    assert without["ten greedy"].jain < ten.jain, figures.lines()
+    # Uploads: the same ten phones, CAKE on the uplink's own queue (dual-srchost).
+    uploads = cake["ten uploading"]
+    assert uploads.jain >= 0.9 and without["ten uploading"].jain < uploads.jain, \
+        figures.lines()
+
+
 def test_second_boot_does_not_run_first_boot_again(node_vm: BootedNode) -> None:
     """Power off, boot the same disk again: first boot is skipped, everything comes back.
 
