@@ -114,6 +114,13 @@ def _object(value: Any, what: str, required: set[str],
     return value
 
 
+def _digest(value: object, what: str) -> str:
+    """``value`` as a log digest (16 lower-case hex digits), else a :class:`ProtocolError`."""
+    if not isinstance(value, str) or not _DIGEST.fullmatch(value):
+        raise ProtocolError(f"{what}: digest must be 16 lower-case hex digits")
+    return value
+
+
 def _int(value: object, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ProtocolError(f"{what}: expected an integer from {low} to {high}, "
@@ -144,12 +151,11 @@ def parse_port(value: Any, what: str = "port") -> int | None:
 def parse_digest(value: Any) -> Digest:
     """The ``GET /sync/v1/digest`` response."""
     obj = _object(value, "digest response", {"digest", "node", "count", "registry"})
-    if not isinstance(obj["digest"], str) or not _DIGEST.fullmatch(obj["digest"]):
-        raise ProtocolError("digest response: digest must be 16 lower-case hex digits")
+    digest = _digest(obj["digest"], "digest response")
     if not isinstance(obj["node"], str) or not _FINGERPRINT.fullmatch(obj["node"]):
         raise ProtocolError("digest response: node must be a key fingerprint")
     registry = obj["registry"]
-    return Digest(obj["digest"], obj["node"], _int(obj["count"], "count", 0, MAX_SEQ),
+    return Digest(digest, obj["node"], _int(obj["count"], "count", 0, MAX_SEQ),
                   None if registry is None else _int(registry, "registry", 1, MAX_SEQ))
 
 
@@ -218,9 +224,8 @@ def parse_bodies_response(value: Any, asked: int) -> list[dict[str, Any]]:
 def parse_notify(value: Any) -> tuple[str, int | None]:
     """``POST /sync/v1/notify`` body: ``{"digest": "<16 hex>", "port": int|null}``."""
     obj = _object(value, "notify request", {"digest"}, {"port"})
-    if not isinstance(obj["digest"], str) or not _DIGEST.fullmatch(obj["digest"]):
-        raise ProtocolError("notify request: digest must be 16 lower-case hex digits")
-    return obj["digest"], parse_port(obj.get("port"))
+    digest = _digest(obj["digest"], "notify request")
+    return digest, parse_port(obj.get("port"))
 
 
 def parse_push(value: Any) -> Push:
@@ -228,15 +233,14 @@ def parse_push(value: Any) -> Push:
     "registry": int|null, "entries": [<wire entry>, ...]}``, 1 to :data:`MAX_PUSH_ENTRIES`
     entries (each an object: the store checks everything else about it)."""
     obj = _object(value, "push request", {"digest", "registry", "entries"}, {"port"})
-    if not isinstance(obj["digest"], str) or not _DIGEST.fullmatch(obj["digest"]):
-        raise ProtocolError("push request: digest must be 16 lower-case hex digits")
+    digest = _digest(obj["digest"], "push request")
     registry = obj["registry"]
     entries = obj["entries"]
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_PUSH_ENTRIES:
         raise ProtocolError(f"push request: entries must be a list of 1 to {MAX_PUSH_ENTRIES}")
     if not all(isinstance(e, dict) for e in entries):
         raise ProtocolError("push request: every entry must be an object")
-    return Push(obj["digest"], parse_port(obj.get("port")),
+    return Push(digest, parse_port(obj.get("port")),
                 None if registry is None else _int(registry, "push request: registry", 1,
                                                    MAX_SEQ),
                 entries)
