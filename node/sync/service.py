@@ -534,12 +534,11 @@ class SyncService:
         expected: dict[str, int] = {}
         take: list[dict[str, Any]] = []
         for wire in sorted(wires, key=_order):
-            header = wire.get("header")
-            author = header.get("author") if isinstance(header, dict) else None
-            seq = header.get("seq") if isinstance(header, dict) else None
-            if not isinstance(author, str) or not isinstance(seq, int) or isinstance(seq, bool):
+            place = _author_seq(wire)
+            if place is None:
                 take.append(wire)
                 continue
+            author, seq = place
             if not trust.is_trusted(author):
                 continue
             if seq != expected.get(author, mine.get(author, 0) + 1):
@@ -920,13 +919,19 @@ def _asked(wire: dict[str, Any], since: dict[str, int]) -> bool:
     return not (isinstance(author, str) and isinstance(seq, int) and seq <= since.get(author, 0))
 
 
-def _order(wire: dict[str, Any]) -> tuple[str, int]:
-    """(author, seq) of an entry, for sorting; ("", 0) where they are malformed."""
+def _author_seq(wire: dict[str, Any]) -> tuple[str, int] | None:
+    """(author, seq) of a wire entry's header, or None when either is malformed."""
     header = wire.get("header")
     author = header.get("author") if isinstance(header, dict) else None
     seq = header.get("seq") if isinstance(header, dict) else None
-    return (author if isinstance(author, str) else "",
-            seq if isinstance(seq, int) and not isinstance(seq, bool) else 0)
+    if not isinstance(author, str) or not isinstance(seq, int) or isinstance(seq, bool):
+        return None
+    return author, seq
+
+
+def _order(wire: dict[str, Any]) -> tuple[str, int]:
+    """(author, seq) of an entry, for sorting; ("", 0) where they are malformed."""
+    return _author_seq(wire) or ("", 0)
 
 
 def _wire_id(wire: dict[str, Any]) -> str | None:
