@@ -28,6 +28,7 @@ from portal.captive.state import (
     client_state,
     from_status,
     gate_client,
+    gate_memory,
     log,
     portal_url,
 )
@@ -148,6 +149,7 @@ def welcome() -> ResponseReturnValue:
             csrf.protect()  # a page the portal rendered: its session's token (else a 400)
         try:
             status = gate_client().allow(client_ip())
+            gate_memory().keep(client_ip(), status)
             if status.allowed:
                 return _joined(redirect(url_for("captive.connected"), code=303),
                                status.seconds_remaining)
@@ -219,7 +221,9 @@ def emergency() -> ResponseReturnValue:
     state = client_state()
     if request.method == "POST" and state.unread:
         try:
-            state = from_status(gate_client().read(client_ip()))
+            status = gate_client().read(client_ip())
+            gate_memory().keep(client_ip(), status)
+            state = from_status(status)
         except GateUnavailable:
             problem = _("The network’s gate did not answer. Please try again in a moment.")
         except GateError:

@@ -98,7 +98,7 @@ def test_a_phone_would_see_the_sheet_then_be_online(offline_node: Node) -> None:
     assert allowed.returncode == 0, allowed.stderr
     after = json.loads(n.diag_portal("--json").stdout)
     assert after["lease"]["offer"]["offered"] == lease["offered"]  # the same lease again
-    assert [p["result"] for p in after["probes"]] == ["online"] * len(PROBES), after
+    assert [p["result"] for p in after["probes"]] == ["online"] * len(PROBES), (after, n.logs())
     assert after["api"]["captive"] is False
     assert after["summary"].startswith("a resident's phone would consider itself online")
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from flask import Flask, render_template
 from flask.testing import FlaskClient
 
 from node.captive_probes import BY_HOST, BY_PATH
-from node.gate import mode_file, write_switch
+from node.gate import GateStatus, mode_file, write_switch
 from node.gate.service import GateService
 from portal import db
+from portal.captive.state import GateMemory
 from tests.node.test_gate import MAC, FakeShell
 from tests.portal.conftest import PHONE, PORTAL, form_token, make_app, page_token, write_node_toml
 
@@ -194,3 +197,43 @@ def test_requests_from_outside_the_client_subnet_are_not_held_back(
     mesh.environ_base["REMOTE_ADDR"] = "10.42.0.9"
     assert mesh.get("/generate_204").status_code == 204
     assert mesh.get("/").status_code == 200
+
+
+def test_a_gate_slow_once_does_not_bring_the_sheet_back(phone: FlaskClient,
+                                                         gate: GateService) -> None:
+    """An accepted phone keeps the gate's answer of a moment ago when the gate does not
+    answer in time; a phone the gate never let through stays at the welcome page."""
+    token = form_token(phone, "/welcome")
+    assert phone.post("/welcome", data={"csrf_token": token}).status_code == 303
+    assert phone.get("/generate_204").status_code == 204
+    gate.stop()  # busy or restarting: the socket file is there, nobody answers on it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(gate.cfg.gate.socket))
+        for _ in range(3):  # the next probes, as a phone repeats them
+            assert phone.get("/generate_204").status_code == 204
+        api = json.loads(phone.get("/api/captive").data)
+        assert api["captive"] is False and 0 < api["seconds-remaining"] <= 24 * 3600
+        other = phone.get("/generate_204", environ_base={"REMOTE_ADDR": "10.64.7.99"})
+        assert other.status_code == 302, "a device never let through is still held back"
+
+
+def test_the_remembered_answer_runs_out() -> None:
+    """Kept at most REMEMBER_SECONDS and never past the time the gate gave."""
+    memory = GateMemory(seconds=60.0)
+    memory.keep("10.64.7.20", GateStatus("10.64.7.20", MAC, True, 30))
+    memory.keep("10.64.7.21", GateStatus("10.64.7.21", MAC, True, 3600))
+    memory.keep("10.64.7.22", GateStatus("10.64.7.22", MAC, True, 3600))
+    memory.keep("10.64.7.22", GateStatus("10.64.7.22", MAC, False, None))  # removed since
+    assert memory.recall("10.64.7.20") is not None
+    assert memory.recall("10.64.7.22") is None
+    later = time.monotonic() + 31
+    with mock.patch("portal.captive.state.time.monotonic", return_value=later):
+        assert memory.recall("10.64.7.20") is None, "past the gate's own time"
+        kept = memory.recall("10.64.7.21")
+        assert kept is not None and 3600 - 32 <= (kept.seconds_remaining or 0) <= 3600 - 31
+    with mock.patch("portal.captive.state.time.monotonic", return_value=later + 30):
+        assert memory.recall("10.64.7.21") is None, "past REMEMBER_SECONDS"
+    small = GateMemory(devices=2)
+    for last in range(3):
+        small.keep(f"10.64.7.{last}", GateStatus(f"10.64.7.{last}", MAC, True, None))
+    assert small.recall("10.64.7.0") is None and small.recall("10.64.7.2") is not None
