@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -35,7 +36,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,7 +208,8 @@ def build_base(arch: str, out: str | os.PathLike[str], *, recipe: Recipe | None 
     disk_id = f"{secrets.randbits(32) | 1:08x}"
     from provisioning.image.build import verified_output
 
-    with tempfile.TemporaryDirectory(prefix="meshhub-base-", dir=out_path.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix="meshhub-base-", dir=out_path.parent) as tmp, \
+            _mounts_released(Path(tmp)):
         work = Path(tmp)
         root = work / "root"
         with verified_output(out_path) as partial:
@@ -229,6 +231,56 @@ def build_base(arch: str, out: str | os.PathLike[str], *, recipe: Recipe | None 
             progress("checking both file systems (e2fsck -fn, fsck.fat -n)")
     return BuiltBase(out_path, arch, packages, disk_id, out_path.stat().st_size,
                      allocated_bytes(out_path), time.monotonic() - started)
+
+
+def mounts_under(folder: Path) -> list[Path]:
+    """The mount points at or under ``folder`` (from /proc/self/mountinfo), deepest first."""
+    base = os.path.realpath(folder)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        # The kernel writes a space, tab, newline and backslash in a path as octal escapes.
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if point == base or point.startswith(base + "/"):
+            found.append(Path(point))
+    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+
+
+def release_mounts(folder: Path) -> list[Path]:
+    """Unmount whatever is still mounted under ``folder``; the mount points released.
+
+    mmdebstrap mounts /proc, /sys and /dev into the chroot while it installs and
+    unmounts them when it ends; a build stopped hard (the process killed) can leave
+    them. Removing the folder then would descend into the host's /dev, so every
+    build releases them before its folder goes (lazily: a process still inside
+    does not block it).
+    """
+    released = []
+    for point in mounts_under(folder):
+        if subprocess.run(["umount", "--lazy", str(point)], capture_output=True,
+                          check=False).returncode == 0:
+            released.append(point)
+    left = mounts_under(folder)
+    if left:
+        raise BaseImageError(f"{', '.join(map(str, left))} still mounted after the build "
+                             "and could not be unmounted: unmount it (sudo umount --lazy "
+                             "PATH) before removing the folder")
+    return released
+
+
+@contextlib.contextmanager
+def _mounts_released(folder: Path) -> Iterator[None]:
+    """Release any mount under ``folder`` when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        release_mounts(folder)
 
 
 def mmdebstrap_log(out: Path) -> Path:
@@ -273,16 +325,20 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, errors="replace")
         assert proc.stderr is not None
-        for line in proc.stderr:
-            whole.write(line)
-            line = line.rstrip()
-            tail = [*tail, line][-15:]
-            if line.lstrip().startswith(_CAUSES) or (
-                    causes and causes[-1].startswith("dpkg: error") and line.startswith(" ")):
-                causes = [*causes, line.strip()][-8:]  # dpkg says why on the next line
-            if line.startswith(("I: ", "E: ", "W: ")):
-                progress(f"  [{time.monotonic() - started:5.0f} s] {line}")
-        returncode = proc.wait()
+        try:
+            for line in proc.stderr:
+                whole.write(line)
+                line = line.rstrip()
+                tail = [*tail, line][-15:]
+                if line.lstrip().startswith(_CAUSES) or (
+                        causes and causes[-1].startswith("dpkg: error") and line.startswith(" ")):
+                    causes = [*causes, line.strip()][-8:]  # dpkg says why on the next line
+                if line.startswith(("I: ", "E: ", "W: ")):
+                    progress(f"  [{time.monotonic() - started:5.0f} s] {line}")
+            returncode = proc.wait()
+        except BaseException:
+            _stop(proc)  # interrupted: mmdebstrap unmounts its chroot's /proc, /sys, /dev
+            raise
     if returncode == 0:
         log.unlink()
         return
@@ -297,6 +353,18 @@ def _debootstrap(arch: str, root: Path, packages: tuple[str, ...], suite: str, m
     raise BaseImageError(f"mmdebstrap failed (exit {returncode}); its whole output is in {log}"
                          + ("; the errors in it:\n" + "\n".join(first) if first else "")
                          + f"\n... its last lines:\n{text}")
+
+
+def _stop(proc: subprocess.Popen[str], grace: float = 30.0) -> None:
+    """End ``proc`` with SIGTERM (its own clean-up runs), SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 #: Where initramfs-tools' command is kept aside while the packages install (dpkg-divert).

@@ -1,7 +1,7 @@
 """``image base`` and ``image try`` without a virtual machine: layout, packages, bad input.
 
-The real build (mmdebstrap from Debian's packages) and a real boot: bench/vm.py (the VM boot
-tests are not in CI yet: docs/images.md, "Booted in a virtual machine").
+The real build (mmdebstrap from Debian's packages) and a real boot: tests/vm (in CI, after
+the other tests) and bench/vm.py.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from provisioning.image.base import BaseImageError, base_packages, check_reachab
 from provisioning.image.build import ImageBuildError, build_image, root_partition
 from provisioning.image.recipe import load_recipe
 from provisioning.image.trial import firstboot_failed, hub_answers
+from tests.conftest import require_root
 from tests.node.test_agent import refused_address
 from tests.provisioning.test_image_support import make_fake_wheel
 
@@ -421,3 +422,52 @@ def test_try_stops_cleanly_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
     assert status == 0 and FakeMachine.instances[-1].stopped
     assert said[-2:] == ["image try: powering off...", "image try: stopped; nothing left behind"]
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def _mount_tmpfs(point: Path) -> None:
+    point.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "meshhub-test", str(point)],
+                   check=True)
+
+
+def test_a_build_stopped_midway_leaves_nothing_mounted(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """mmdebstrap mounts /proc, /sys and /dev into the chroot; a build that stops before it
+    unmounts them (here: fails right after) must not leave them mounted, nor its folder."""
+    require_root()
+    stopped_at: list[Path] = []
+
+    def mounted_then_failed(arch: str, root: Path, *args: object) -> None:
+        for inner in ("proc", "dev", "dev/pts", "dev/my disk"):  # nested, and a space
+            _mount_tmpfs(root / inner)
+        stopped_at.append(root)
+        raise KeyboardInterrupt  # as when the volunteer presses Ctrl-C
+
+    monkeypatch.setattr(base_mod, "check_tools", lambda _arch: None)
+    monkeypatch.setattr(base_mod, "check_reachable", lambda *_a, **_k: None)
+    monkeypatch.setattr(base_mod, "_debootstrap", mounted_then_failed)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            base_mod.build_base("amd64", tmp_path / "base.img")
+        assert stopped_at, "the build reached the chroot"
+        assert base_mod.mounts_under(tmp_path) == []
+        assert list(tmp_path.iterdir()) == [], "no folder, no partial image"
+    finally:
+        base_mod.release_mounts(tmp_path)  # whatever the outcome, nothing stays mounted
+
+
+def test_release_mounts_unmounts_deepest_first(tmp_path: Path) -> None:
+    require_root()
+    for inner in ("a", "a/b", "a/b/c d"):
+        _mount_tmpfs(tmp_path / inner)
+    (tmp_path / "a" / "b" / "c d" / "kept.txt").write_text("x")
+    try:
+        assert base_mod.mounts_under(tmp_path) == [tmp_path / "a/b/c d", tmp_path / "a/b",
+                                                  tmp_path / "a"]
+        assert base_mod.mounts_under(tmp_path / "a/b/c") == [], "a prefix is not a parent"
+        released = base_mod.release_mounts(tmp_path)
+        assert released == [tmp_path / "a/b/c d", tmp_path / "a/b", tmp_path / "a"]
+        assert base_mod.mounts_under(tmp_path) == []
+        assert not (tmp_path / "a" / "b").exists(), "the tmpfs contents went with it"
+    finally:
+        base_mod.release_mounts(tmp_path)
