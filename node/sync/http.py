@@ -115,6 +115,10 @@ def create_sync_app(service: SyncService) -> WSGIApp:
             size += len(encoded) + 1
         return _send(start_response, "200 OK", b'{"entries":[' + b",".join(page) + b"]}")
 
+    def _too_many() -> _HTTPError:
+        return _HTTPError("429 Too Many Requests",
+                          "too many notifications; the periodic round will pull from you")
+
     def notify(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         their_digest, port = protocol.parse_notify(_body(environ, protocol.MAX_SMALL_BYTES))
         if (their_digest == store.digest() and not service.lacks_bodies()
@@ -124,8 +128,7 @@ def create_sync_app(service: SyncService) -> WSGIApp:
         sender = environ.get(CALLER_KEY) or environ.get("REMOTE_ADDR") or "?"
         # peer None: an unknown notifier, pull from every neighbour
         if not service.notified(sender, peer, their_digest):
-            raise _HTTPError("429 Too Many Requests", "too many notifications; the periodic "
-                             "round will pull from you")
+            raise _too_many()
         return _json(start_response, {"pull": True}, "202 Accepted")
 
     def push(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -134,8 +137,7 @@ def create_sync_app(service: SyncService) -> WSGIApp:
         # A refused entry raises PushRefused, a ProtocolError: 400 naming the entry.
         pull = service.received_push(sender, _requester(environ, pushed.port), pushed)
         if pull is None:
-            raise _HTTPError("429 Too Many Requests", "too many notifications; the periodic "
-                             "round will pull from you")
+            raise _too_many()
         return _json(start_response, {"pull": pull}, "202 Accepted" if pull else "200 OK")
 
     def registry(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -222,3 +222,21 @@ def test_a_request_leaves_its_thread_without_a_store_connection(node: Node) -> N
     worker.join()
     assert after == [(200, True)]
     assert all(thread is not worker for thread, _conn in node.store._conns)
+
+
+def test_a_sender_over_its_rate_is_told_to_wait_for_the_round(node: Node) -> None:
+    """Each notification that asks for a pull counts against its sender's rate; past the
+    burst the sender gets 429 (it waits for the periodic round), another sender does not."""
+    c = client(node)
+    burst = node.service.settings.notify_burst
+    statuses = [post(c, "notify", {"digest": f"{i:016x}", "port": 9180},
+                     environ_base={"REMOTE_ADDR": "10.42.0.7"}).status_code
+                for i in range(1, burst + 3)]
+    assert statuses[:burst] == [202] * burst
+    refused = post(c, "notify", {"digest": "f" * 16, "port": 9180},
+                   environ_base={"REMOTE_ADDR": "10.42.0.7"})
+    assert refused.status_code == 429
+    assert "the periodic round will pull from you" in refused.get_data(as_text=True)
+    other = post(c, "notify", {"digest": "e" * 16, "port": 9180},
+                 environ_base={"REMOTE_ADDR": "10.42.0.8"})
+    assert other.status_code == 202
