@@ -55,6 +55,10 @@ NO_DEBUG_RANGES_VARIABLE = "PYTHONNODEBUGRANGES"
 #: What :func:`agent_environment` sets, and its unit spells out
 #: (images/overlay/usr/lib/systemd/system/meshhub-agent.service).
 AGENT_VARIABLES = {OPTIMIZE_VARIABLE: str(AGENT_OPTIMIZE_LEVEL), NO_DEBUG_RANGES_VARIABLE: "1"}
+#: What :func:`portal_environment` sets, and the portal's unit spells out
+#: (images/overlay/usr/lib/systemd/system/meshhub-portal.service): the same two. Without
+#: column tables the served portal holds 0.26 MiB less of its own (docs/serving.md).
+PORTAL_VARIABLES = {OPTIMIZE_VARIABLE: str(PORTAL_OPTIMIZE_LEVEL), NO_DEBUG_RANGES_VARIABLE: "1"}
 #: The modules that would load OpenSSL: the TLS layer and hashlib's OpenSSL backend
 #: (:func:`keep_tls_out`).
 OPENSSL_MODULES = ("ssl", "_ssl", "_hashlib")
@@ -71,14 +75,17 @@ SKIP_IN_STDLIB = (r"/python3\.\d+/(site-packages|dist-packages|idlelib|tkinter|t
 
 def portal_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment to start ``meshhub-portal serve`` with: ``base`` (default: this
-    process's environment) with ``PYTHONOPTIMIZE`` set to :data:`PORTAL_OPTIMIZE_LEVEL`.
+    process's environment) with :data:`PORTAL_VARIABLES` set: ``PYTHONOPTIMIZE`` at
+    :data:`PORTAL_OPTIMIZE_LEVEL` and no column tables in its code objects.
 
     At that level the interpreter drops docstrings and asserts, which the served
-    portal never needs. The one visible effect: click's ``--help`` texts of that
-    process are blank, and nothing starts the served portal to ask it for help.
+    portal never needs. The visible effects: click's ``--help`` texts of that
+    process are blank (nothing starts the served portal to ask it for help), and a
+    traceback in its log names each line without drawing ``^^^^`` under the failing
+    part of it. Its Markdown renderer child inherits both.
     """
     environment = dict(os.environ if base is None else base)
-    environment[OPTIMIZE_VARIABLE] = str(PORTAL_OPTIMIZE_LEVEL)
+    environment.update(PORTAL_VARIABLES)
     return environment
 
 

@@ -95,8 +95,12 @@ def test_every_lab_node_runs_the_whole_node(phones: Phones) -> None:
         portal = mesh.exec(name, ["ps", "-o", "user=", "-p", str(pid)],
                            capture_output=True, timeout=10)
         assert portal.stdout.strip() == "nobody", name
-        # Python -OO as on a node, from bytecode 'lab up' made (nobody could not write it).
-        assert b"PYTHONOPTIMIZE=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        # Python -OO as on a node, from bytecode 'lab up' made (nobody could not write it),
+        # without column tables; the agent as its unit runs it too.
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONOPTIMIZE=2" in environ and b"PYTHONNODEBUGRANGES=1" in environ
+        agent = Path(f"/proc/{mesh.node(name).pids['agent']}/environ").read_bytes()
+        assert {b"PYTHONOPTIMIZE=2", b"PYTHONNODEBUGRANGES=1"} <= set(agent.split(b"\0"))
     app = Path(__file__).resolve().parents[2] / "portal" / "app.py"
     assert Path(importlib.util.cache_from_source(str(app), optimization=2)).exists()
     # No radio in a namespace: the agent started no hostapd.

@@ -32,7 +32,8 @@ def opt_pyc(source: Path) -> Path:
 def test_the_portal_environment_sets_level_2_and_keeps_the_rest() -> None:
     base = {"PATH": "/usr/bin", "LANG": "C.UTF-8", OPTIMIZE_VARIABLE: "1"}
     env = portal_environment(base)
-    assert env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "PYTHONOPTIMIZE": "2"}
+    assert env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "PYTHONOPTIMIZE": "2",
+                   "PYTHONNODEBUGRANGES": "1"}
     assert base[OPTIMIZE_VARIABLE] == "1", "the caller's mapping is left alone"
     assert portal_environment()["PATH"] == os.environ["PATH"]
     # The portal's own module offers the same (node may not import portal).
@@ -40,13 +41,17 @@ def test_the_portal_environment_sets_level_2_and_keeps_the_rest() -> None:
     assert process.portal_environment is portal_environment
 
 
-def test_a_process_started_with_it_drops_docstrings_and_asserts() -> None:
+def test_a_process_started_with_it_drops_docstrings_asserts_and_columns() -> None:
+    # Columns: of the portal's own code (however its bytecode was compiled); its lines stay.
     code = ("import sys, portal.process\n"
             "try:\n    assert False\nexcept AssertionError:\n    print('asserts kept')\n"
-            "print(sys.flags.optimize, portal.process.keep_tls_out.__doc__)\n")
+            "print(sys.flags.optimize, portal.process.keep_tls_out.__doc__)\n"
+            "where = list(portal.process.keep_tls_out.__code__.co_positions())\n"
+            "print(sorted({c for _, _, c, _ in where if c is not None}),"
+            " len({n for n, _, _, _ in where if n}) > 3)\n")
     done = subprocess.run([sys.executable, "-c", code], env=portal_environment(), cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.split() == ["2", "None"]
+    assert done.stdout.split() == ["2", "None", "[]", "True"]
 
 
 def make_tree(root: Path) -> tuple[Path, Path]:

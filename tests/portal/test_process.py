@@ -61,7 +61,7 @@ def test_the_served_portal_maps_no_openssl_and_serves(tmp_path: Path) -> None:
                                     timeout=30) as response:
             assert b'name="csrf_token"' in response.read()
         environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
-        assert b"PYTHONOPTIMIZE=2" in environ
+        assert b"PYTHONOPTIMIZE=2" in environ and b"PYTHONNODEBUGRANGES=1" in environ
         mapped = Path(f"/proc/{process.pid}/maps").read_text(encoding="utf-8")
         assert "libcrypto" not in mapped and "libssl" not in mapped
     finally:

@@ -21,6 +21,7 @@ from node.runtime import (
     AGENT_VARIABLES,
     OPTIMIZE_VARIABLE,
     PORTAL_OPTIMIZE_LEVEL,
+    PORTAL_VARIABLES,
     SKIP_IN_PACKAGES,
     SKIP_IN_STDLIB,
 )
@@ -190,7 +191,8 @@ def test_portal_unit_is_unprivileged_and_sandboxed() -> None:
 def test_portal_and_agent_units_run_python_at_their_optimisation_level() -> None:
     # The same levels as node/runtime.py's, which the lab and the benchmarks use.
     assert unit_settings("meshhub-portal.service")["Environment"] == [
-        f"{OPTIMIZE_VARIABLE}={PORTAL_OPTIMIZE_LEVEL}"]
+        f"{name}={value}" for name, value in PORTAL_VARIABLES.items()]
+    assert PORTAL_VARIABLES[OPTIMIZE_VARIABLE] == str(PORTAL_OPTIMIZE_LEVEL)
     assert unit_settings("meshhub-agent.service")["Environment"] == [
         f"{name}={value}" for name, value in AGENT_VARIABLES.items()]
     assert AGENT_VARIABLES[OPTIMIZE_VARIABLE] == str(AGENT_OPTIMIZE_LEVEL)
