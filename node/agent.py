@@ -61,8 +61,10 @@ GATE_RETRY_MAX_SECONDS = 300.0
 STORE_FALLBACK_SECONDS = 60.0
 #: glibc malloc arenas at most for the agent's dozen threads (glibc's default: 8 per core,
 #: each holding freed memory that PSS keeps counting), and its fixed mmap threshold
-#: (:func:`node.malloc.tune_malloc`; the environment's ``MALLOC_*`` wins).
-MALLOC_ARENAS = 2
+#: (:func:`node.malloc.tune_malloc`; the environment's ``MALLOC_*`` wins). One: an idle
+#: agent's threads mostly wait, and what little they allocate outside the GIL (SQLite,
+#: zlib) seldom meets; a second arena held 0.13-0.15 MiB more (docs/scale.md).
+MALLOC_ARENAS = 1
 MMAP_THRESHOLD_BYTES = 128 * 1024
 #: Seconds between two hand-backs of freed heap to the system (``malloc_trim``): one
 #: wake-up in five minutes, well under a millisecond each.
