@@ -60,11 +60,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from node.agent_app import read_answer
 from node.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from portal.rendering import PendingRenders
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +220,10 @@ def all_pages(items: dict[str, Item]) -> list[str]:
 class Renderer:
     """Keeps the page files of one portal app true; runs in a thread of the served portal."""
 
-    def __init__(self, app: Any, config: Any, *, root: Path | None = None) -> None:
-        """Render ``app``'s pages for the node ``config`` into ``root`` (its pages folder)."""
+    def __init__(self, app: Any, config: Any, *, root: Path | None = None,
+                 pending: PendingRenders | None = None) -> None:
+        """Render ``app``'s pages for the node ``config`` into ``root`` (its pages folder);
+        ``pending``: renders replicated posts' Markdown first at each look (see there)."""
         from portal.db import services
 
         self.app = app
@@ -250,6 +255,7 @@ class Renderer:
         self.lazy: OrderedDict[str, float] = OrderedDict()  # name -> when kept (monotonic)
         self._next_forget = 0.0
         self.ready = False
+        self.pending = pending
         from portal.welcome_file import WelcomeFiles
 
         #: The welcome page for every new phone, its CSRF token made by nginx.
@@ -282,6 +288,8 @@ class Renderer:
             log.exception("page files stopped; the portal answers every page itself")
             with contextlib.suppress(OSError):
                 self._clear()
+            if self.pending is not None and not self._stop.is_set():
+                self.pending.start()  # replicated posts are still rendered, on its own
 
     # --- the work ---------------------------------------------------------------
     def resume(self) -> None:
@@ -417,8 +425,15 @@ class Renderer:
         self._write_state()
 
     def _look(self) -> None:
-        """Delete the files of whatever changed since the last look and queue them."""
+        """Delete the files of whatever changed since the last look and queue them.
+
+        Replicated posts are rendered first (:class:`~portal.rendering.PendingRenders`):
+        the rendering's commit moves ``data_version``, so the pages are rendered once,
+        with the rendered Markdown, not first with the agent's stand-in.
+        """
         conn = self._db()
+        if self.pending is not None:
+            self.pending.check(conn)
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         now = self.clock()
         day = self._day_of(now)
@@ -735,15 +750,16 @@ class _ThenKeep(list[bytes]):
             then()
 
 
-def start(app: Any, config: Any) -> Renderer | None:
-    """Start keeping ``app``'s page files if this node serves them (see :func:`enabled`).
+def start(app: Any, config: Any, pending: PendingRenders | None = None) -> Renderer | None:
+    """Start keeping ``app``'s page files if this node serves them (see :func:`enabled`);
+    ``pending`` (:func:`portal.rendering.start`) then looks in its thread.
 
     Also wraps the app in :class:`LazyFiles` (outermost: it writes a kept answer
     after the server sent it).
     """
     if not enabled(config):
         return None
-    renderer = Renderer(app, config)
+    renderer = Renderer(app, config, pending=pending)
     app.wsgi_app = LazyFiles(app.wsgi_app, renderer)
     renderer.start()
     return renderer

@@ -194,9 +194,10 @@ def serve(config: NodeConfig, *, allow_root: bool = False, host: str | None = No
     _stop_on_sigterm()
     trimmer = MemoryTrimmer()
     trimmer.start()
-    from portal import pagefiles
+    from portal import pagefiles, rendering
 
-    renderer = pagefiles.start(app, config)  # residents' pages as files, for nginx
+    pending = rendering.start(app, config)  # replicated posts' Markdown (not the agent's job)
+    renderer = pagefiles.start(app, config, pending)  # residents' pages as files, for nginx
     try:
         server.run()
     except KeyboardInterrupt:
@@ -204,6 +205,7 @@ def serve(config: NodeConfig, *, allow_root: bool = False, host: str | None = No
     finally:
         if renderer is not None:
             renderer.stop()
+        pending.stop()
         trimmer.stop()
         server.close()
         from portal import db

@@ -57,6 +57,8 @@ DB_FILE_MODE = 0o660
 
 #: ``store_meta`` keys of subjects stored with a stand-in for their Markdown (+ subject).
 UNRENDERED = "unrendered:"
+#: The last key that can start with :data:`UNRENDERED` (a range's exclusive end).
+_UNRENDERED_END = UNRENDERED + "\U0010ffff"
 #: Target-less kinds whose latest entry is the current state (e.g. the update pause).
 _SINGLETON_KINDS = frozenset({"update.pause", "broadcast.set"})
 
@@ -78,10 +80,12 @@ class Store(StoreReads, StoreReports):
 
     @classmethod
     def open(cls, path: str | Path, identity: Identity, trust: TrustedSet, *,
-             clock: Callable[[], float] | None = None) -> Store:
+             clock: Callable[[], float] | None = None, render: bool = True) -> Store:
         """Open (creating and migrating as needed) the database at ``path``.
 
         ``clock`` returns Unix seconds (default ``time.time``); tests pass a fake one.
+        ``render``: False for a process that renders no Markdown (the agent, see
+        :meth:`render_again_if_stale`).
         """
         db = Path(path)
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +99,7 @@ class Store(StoreReads, StoreReports):
         store = cls(db, identity, trust, clock or time.time)
         try:
             schema.migrate(store._conn(), db)
-            store.render_again_if_stale()
+            store.render_again_if_stale(render=render)
         except sqlite3.DatabaseError as exc:
             store.close()
             raise StoreError(f"{db}: cannot prepare the content database ({exc})") from None
@@ -313,8 +317,8 @@ class Store(StoreReads, StoreReports):
         An accepted entry is stored together with its view updates; a rejected
         one changes nothing. See docs/entry-format.md, "Ingest rules".
         ``render_later``: the views hold a plain stand-in for each Markdown text, and
-        the subjects are listed for :meth:`render_pending` (replication tells the
-        neighbours first: rendering may have to start a child process).
+        the subjects are listed for :meth:`render_pending` (replication: the agent
+        renders nothing, the portal renders them, portal/rendering.py).
         """
         report = IngestReport()
         checked: list[Entry] = []
@@ -341,24 +345,24 @@ class Store(StoreReads, StoreReports):
                 conn.execute("RELEASE entry")
                 {"accepted": report.accepted, "duplicate": report.duplicates,
                  "restored": report.restored}[outcome].append(entry.id)
-            conn.executemany("INSERT OR IGNORE INTO store_meta (key, value) VALUES (?, '')",
-                             [(UNRENDERED + subject,) for subject in sorted(unrendered)])
+            _list_unrendered(conn, unrendered)
         return report
 
     def render_pending(self, limit: int = 32) -> int:
         """Derive again, with their Markdown rendered, up to ``limit`` subjects that
         :meth:`ingest` stored with a stand-in; how many it did (0: none left).
 
-        The texts are rendered once before the write transaction (starting the
-        renderer child if need be, node/markdown.py), so that writers do not wait
-        for that start; deriving the rows inside it then finds them rendered.
-        The list is in ``store_meta`` (local, never replicated): what a stopped
-        agent left is rendered at its next start.
+        The portal calls it (portal/rendering.py). The texts are rendered once before
+        the write transaction (starting the renderer child if need be,
+        node/markdown.py), so that writers do not wait for that start; deriving the
+        rows inside it then finds them rendered. The list is in ``store_meta`` (local,
+        never replicated): what arrived while the portal was down is rendered when it
+        starts.
         """
         conn = self._conn()
         subjects = [str(r[0])[len(UNRENDERED):] for r in conn.execute(
             "SELECT key FROM store_meta WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
-            (UNRENDERED, UNRENDERED + "\U0010ffff", limit))]
+            (UNRENDERED, _UNRENDERED_END, limit))]
         if not subjects:
             return 0
         for (body,) in conn.execute(
@@ -388,7 +392,7 @@ class Store(StoreReads, StoreReports):
         return "accepted"
 
     # --- maintenance ---------------------------------------------------------------
-    def render_again_if_stale(self) -> int:
+    def render_again_if_stale(self, *, render: bool = True) -> int:
         """Derive the views again if the Markdown rules changed; how many subjects it did.
 
         The views keep each text's HTML and excerpt made by :mod:`node.markdown`
@@ -396,6 +400,8 @@ class Store(StoreReads, StoreReports):
         of deriving a row, so opening the store after an upgrade that changed the
         rules does :meth:`rebuild`'s work, in one transaction (checked again inside
         it: the portal and the agent may open the store at the same moment).
+        ``render`` False (the agent, which renders nothing): the rows get a stand-in
+        and their subjects are listed for :meth:`render_pending`, as replication's are.
         """
         conn = self._conn()
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'store_meta'").fetchone() \
@@ -403,10 +409,14 @@ class Store(StoreReads, StoreReports):
             return 0  # a schema older than version 4 (only tests stop migrations early)
         if self._renderer(conn) == RENDERER:
             return 0
-        with self._write() as conn:
+        later: contextlib.AbstractContextManager[set[str]] = (
+            contextlib.nullcontext(set()) if render else views.rendering_later())
+        with self._write() as conn, later as unrendered:
             if self._renderer(conn) == RENDERER:
                 return 0
-            return self._derive_views(conn)
+            derived = self._derive_views(conn)
+            _list_unrendered(conn, unrendered)
+            return derived
 
     @staticmethod
     def _renderer(conn: sqlite3.Connection) -> str | None:
@@ -471,3 +481,16 @@ class Store(StoreReads, StoreReports):
             for subject in subjects:
                 views.recompute(conn, subject)
         return len(subjects)
+
+
+def _list_unrendered(conn: sqlite3.Connection, subjects: Iterable[str]) -> None:
+    """List ``subjects`` (derived with a stand-in) for :meth:`Store.render_pending`."""
+    conn.executemany("INSERT OR IGNORE INTO store_meta (key, value) VALUES (?, '')",
+                     [(UNRENDERED + subject,) for subject in sorted(subjects)])
+
+
+def unrendered_left(conn: sqlite3.Connection) -> bool:
+    """Whether any subject waits for :meth:`Store.render_pending`, read on ``conn`` (any
+    connection to the database, a read-only one too: the portal looks after each commit)."""
+    return conn.execute("SELECT 1 FROM store_meta WHERE key > ? AND key < ? LIMIT 1",
+                        (UNRENDERED, _UNRENDERED_END)).fetchone() is not None

@@ -13,6 +13,8 @@ from node.identity import Identity
 from node.markdown import excerpt, render_html
 from node.store import Store, schema
 from node.store import store as store_module
+from node.store.store import unrendered_left
+from node.trust import StaticTrust
 from tests.node.test_store_support import (
     V3_INDEXES,
     FakeClock,
@@ -159,3 +161,26 @@ def test_upgrade_to_version_4_renders_every_stored_text(tmp_path: Path,
         assert store._conn().execute("SELECT value FROM store_meta").fetchone()[0] == \
             "rules of a later release"
         assert store.render_again_if_stale() == 0
+
+
+def test_new_rules_met_by_the_agent_leave_the_texts_to_the_portal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent renders nothing (node/markdown.py): opening the store after an upgrade that
+    changed the rules, it stores stand-ins and lists them; the portal renders them."""
+    ident, db = Identity.generate(), tmp_path / "n.db"
+    text = "**Bottled** water at the [library](/library/)."
+    with open_store(db, ident) as store:
+        notice = store.append("notice.post", {"title": "Water", "body": text}, actor="ada")
+        before = dump_views(store)
+    monkeypatch.setattr(store_module, "RENDERER", "rules of a later release")
+    trust = StaticTrust([ident.public_key])
+    store = Store.open(db, ident, trust, render=False)  # as open_sync_service does
+    try:
+        got = store.notice(notice["id"])
+        assert got is not None and got.body_html == f"<p>{text}</p>"  # the stand-in
+        assert unrendered_left(store._conn())
+        assert store.render_pending() == 1  # what portal/rendering.py does
+        assert dump_views(store) == before
+        assert not unrendered_left(store._conn())
+    finally:
+        store.close()
