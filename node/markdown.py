@@ -11,15 +11,25 @@ image; any other image source is shown as a link instead.
 The store calls :func:`render_html` and :func:`excerpt` when it derives a
 view row (``node/store/views.py``) and keeps the results beside the Markdown
 (what forums call the "cooked" text), so a page view never parses Markdown.
-Both libraries are imported on first use. The portal, a long-lived process
-that stores a text only when an organiser posts, and the agent, which stores
-one when a post arrives by replication, call :func:`render_in_child` at start:
-their texts are then rendered by a child process (``python -m node.markdown``),
-started for a post and gone once idle for :data:`CHILD_IDLE_SECONDS`, so neither
-carries the two libraries (2.8 MB of the portal's resident memory for good after
-the first post, bench/memory.py).
+Both libraries are imported on first use.
+
+Who renders: the process that stores a text, except the agent. An organiser's
+post is rendered by the portal as it is stored; a post that arrives by
+replication is stored by the agent with a plain stand-in (:func:`stand_in`) and
+rendered by the portal (``portal/rendering.py``, at its start and after every
+commit). The agent never shows a post, and rendering there cost every agent a
+Python start-up per post (the child below): 200 start-ups per post on a 200-node
+lab on two processors, whose posts then took a minute to cross it (docs/scale.md).
+The portal, a long-lived process, calls :func:`render_in_child` at start: its
+texts are then rendered by a child process (``python -m node.markdown``), started
+for a post and gone once idle for :data:`CHILD_IDLE_SECONDS`, so it does not carry
+the two libraries (2.8 MB of its resident memory for good after the first post,
+bench/memory.py). Short-lived commands (``meshhub post``, ``store rebuild``)
+render in their own process.
+
 :data:`RENDERER` names the rules; when they change, every stored rendering
-is redone the next time the store is opened (:meth:`node.store.Store.open`).
+is redone the next time the store is opened (:meth:`node.store.Store.open`; by the
+portal, as the agent opens it with stand-ins).
 """
 
 from __future__ import annotations
@@ -27,7 +37,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -132,10 +141,10 @@ def render_html(text: str | None, heading_offset: int = 1) -> str:
 def stand_in(text: str | None, length: int = EXCERPT_LENGTH) -> tuple[str, str]:
     """A plain rendering of ``text`` without either library: (HTML, excerpt).
 
-    Replication stores a post with this and renders its Markdown after the
-    neighbours were told (``node/store/views.py``, :func:`~node.store.views.rendering_later`):
-    the text escaped, its paragraphs kept, nothing interpreted, so it is safe to show
-    for the moment until the rendering replaces it.
+    The agent stores a replicated post with this (``node/store/views.py``,
+    :func:`~node.store.views.rendering_later`) and the portal renders its Markdown
+    (``portal/rendering.py``): the text escaped, its paragraphs kept, nothing
+    interpreted, so it is safe to show until the rendering replaces it.
     """
     if not text:
         return "", ""
@@ -192,7 +201,6 @@ class _Child:
 
     def __init__(self) -> None:
         self.enabled = False
-        self.nice = 0  #: the child's niceness above this process's (0: the same)
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
         self._last: tuple[str, int, tuple[str, str]] | None = None
@@ -210,8 +218,8 @@ class _Child:
                             "from now on", error)
                 self._close()
                 # The libraries are loaded here now: a child would only add a start-up
-                # per text (under heavy load each was killed at the timeout and its work
-                # done twice, a 200-agent lab on two processors, docs/scale.md).
+                # per text (and under heavy load it may again be killed at the timeout
+                # and its work done twice).
                 self.enabled = False
                 answer = (_render_here(text, heading_offset), _excerpt_here(text, EXCERPT_LENGTH))
             self._last = (text, heading_offset, answer)
@@ -223,12 +231,6 @@ class _Child:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "node.markdown"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, encoding="utf-8")
-            if self.nice:
-                try:
-                    os.setpriority(os.PRIO_PROCESS, self._process.pid,
-                                   min(19, os.getpriority(os.PRIO_PROCESS, 0) + self.nice))
-                except OSError as error:  # it renders all the same, at our priority
-                    log.info("Markdown renderer child: cannot lower its priority: %s", error)
             threading.Thread(target=self._close_when_idle, args=(self._process,),
                              name="meshhub-markdown-idle", daemon=True).start()
         stdin, stdout = _pipes(self._process)
@@ -276,14 +278,10 @@ def _pipes(process: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
 _CHILD = _Child()
 
 
-def render_in_child(enabled: bool = True, *, nice: int = 0) -> None:
+def render_in_child(enabled: bool = True) -> None:
     """From now on, render this process's texts in a child process (the portal calls
-    this at start: see the module's docstring); ``False`` renders here again.
-    ``nice``: how much lower the child's priority is than this process's (the agent
-    renders after replicating: its child yields the processor to what serves people
-    and moves posts, on a node and on a lab sharing one machine)."""
+    this at start: see the module's docstring); ``False`` renders here again."""
     _CHILD.enabled = enabled
-    _CHILD.nice = nice
 
 
 def _serve_child() -> None:

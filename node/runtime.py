@@ -44,8 +44,6 @@ PORTAL_OPTIMIZE_LEVEL = 2
 AGENT_OPTIMIZE_LEVEL = PORTAL_OPTIMIZE_LEVEL
 #: The environment variable that sets it (Python's own, equivalent to ``-O``/``-OO``).
 OPTIMIZE_VARIABLE = "PYTHONOPTIMIZE"
-#: How much lower the agent's Markdown renderer child runs than the agent (``nice``).
-RENDER_CHILD_NICE = 10
 #: Python's own variable (``-X no_debug_ranges``) that keeps only line numbers in code
 #: objects, not each instruction's columns: an agent's code loaded from bytecode files is
 #: stripped of them as it is loaded (0.26 MiB of location tables less in what the agent
@@ -103,21 +101,14 @@ def agent_process(environ: MutableMapping[str, str] | None = None) -> None:
     (``PYTHONOPTIMIZE``, ``PYTHONNODEBUGRANGES``) out of the environment its children
     inherit (``environ``, default ``os.environ``), keep
     OpenSSL out (:func:`keep_tls_out`: the agent speaks plain HTTP to its neighbours,
-    signed, and OpenSSL cost an idle agent 1.2 MiB of its own memory, docs/scale.md),
-    and render Markdown in a child (:func:`node.markdown.render_in_child`).
+    signed, and OpenSSL cost an idle agent 1.2 MiB of its own memory, docs/scale.md).
+    It renders no Markdown: the portal does (portal/rendering.py).
     The level is the agent's own, set by its launcher; pip (the updater) and dnsmasq's
     lease hook run at Python's default, the portal as :func:`portal_environment` says."""
     environ = os.environ if environ is None else environ
     for name in AGENT_VARIABLES:
         environ.pop(name, None)
     keep_tls_out()
-    from node.markdown import render_in_child
-
-    # A post arriving by replication is rendered by a short-lived child, as the portal's
-    # are: markdown-it and nh3 cost an agent 2.8 MiB for good after its first post. It
-    # renders after the neighbours were told (node/sync), at a lower priority: starting
-    # it costs ~60 ms of processor time, which must not slow the post's way onwards.
-    render_in_child(nice=RENDER_CHILD_NICE)
 
 
 def keep_tls_out() -> list[str]:

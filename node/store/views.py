@@ -36,10 +36,9 @@ _later = threading.local()
 def rendering_later() -> Iterator[set[str]]:
     """Within the block, rows this thread derives hold a plain stand-in for each text
     (:func:`node.markdown.stand_in`) instead of its rendered Markdown; yields the set of
-    the subjects so derived, to be derived again (:func:`recompute`) once the caller
-    has done what must not wait for rendering (replication: tell the neighbours).
-    Rendering may start a child process (node/markdown.py): a quarter of a second here,
-    more on a small board, at every hop of a post across the mesh."""
+    the subjects so derived, to be derived again (:func:`recompute`) by a process that
+    renders (the agent stores replicated posts so, and the portal renders them:
+    node/markdown.py says why)."""
     previous = getattr(_later, "subjects", None)
     subjects: set[str] = set()
     _later.subjects = subjects
@@ -51,8 +50,8 @@ def rendering_later() -> Iterator[set[str]]:
 
 def render_ahead(body: Any) -> None:
     """Render the texts of an entry's ``body`` now, outside any transaction: the
-    renderer child is started (if it must be) and keeps the last answer, so deriving
-    the row soon after does not wait (:meth:`node.store.Store.render_pending`)."""
+    portal's renderer child is started (if it must be) and keeps the last answer, so
+    deriving the row soon after does not wait (:meth:`node.store.Store.render_pending`)."""
     if isinstance(body, dict):
         for name in ("body", "description"):
             text = body.get(name)

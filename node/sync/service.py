@@ -14,9 +14,11 @@ Two threads, both stopped by :meth:`SyncService.stop`:
   takes them needs no pull.
 - ``meshhub-sync-files`` fetches the library files this node lacks.
 
-Entries stored by replication hold a plain stand-in for their Markdown until
-``meshhub-sync-render`` (started when needed, gone when done) renders it: the
-neighbours are told first (rendering may start a child process, node/markdown.py).
+Entries stored by replication hold a plain stand-in for their Markdown, and their
+subjects are listed as unrendered (:meth:`node.store.Store.render_pending`): the agent
+renders nothing, the portal does (portal/rendering.py), since only the portal shows a
+post. Rendering at every hop cost each agent a Python start-up per post (a child
+process), 200 of them per post on a 200-node lab (docs/scale.md).
 
 Neighbours come from callables (:meth:`SyncService.add_peer_source`): the
 static ``sync.peers`` always, the mesh's discovered neighbours when the
@@ -208,9 +210,6 @@ class SyncService:
         self._announce_due = False
         #: Neighbours that answered ``/push`` with 404 (an earlier release): told by notify.
         self._no_push: set[str] = set()
-        #: Rows stored with a stand-in for their Markdown wait (:meth:`_render_soon`).
-        self._render_due = False
-        self._renderer: threading.Thread | None = None
 
     # --- neighbours ------------------------------------------------------------------
     def _registered_at(self, host: str) -> str | None:
@@ -242,7 +241,6 @@ class SyncService:
                          threading.Thread(target=self._run_files, name="meshhub-sync-files")]
         for thread in self._threads:
             thread.start()
-        self._render_soon()  # what a stopped agent left with a stand-in
 
     def stop(self) -> None:
         """Stop both threads and wait for them (an unfinished file transfer is kept)."""
@@ -252,10 +250,6 @@ class SyncService:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads = []
-        with self._lock:
-            renderer = self._renderer
-        if renderer is not None:
-            renderer.join(timeout=30)
 
     def close(self) -> None:
         """Stop the threads and close the store (for a service from ``open_sync_service``)."""
@@ -343,8 +337,6 @@ class SyncService:
             # "pull" while it lacks any).
             fresh = self._fresh(before, watch.vector) if changed else []
             self.announce(watch.digest, force=restored or arrived, fresh=fresh)
-        if changed or restored:
-            self._render_soon()  # after the neighbours were told
         return next_round, next_watch
 
     def _next_look(self, told: bool, seen: bool) -> float:
@@ -376,35 +368,6 @@ class SyncService:
         entries = self.store.entries_between(before, grown)
         return entries if len(protocol.dumps(entries)) <= PUSH_BYTES else []
 
-    def _render_soon(self) -> None:
-        """Render the Markdown of the rows replication stored with a stand-in, in a thread
-        of its own (started when needed, gone when nothing is left), so that rendering,
-        which may start a child process, never delays a pull or a notification."""
-        with self._lock:
-            self._render_due = True
-            if self._renderer is not None or self._stop.is_set():
-                return
-            self._renderer = thread = threading.Thread(target=self._render_pending,
-                                                       name="meshhub-sync-render")
-        thread.start()
-
-    def _render_pending(self) -> None:
-        try:
-            while True:
-                with self._lock:
-                    if not self._render_due or self._stop.is_set():
-                        self._renderer = None
-                        return
-                    self._render_due = False
-                try:
-                    while self.store.render_pending() and not self._stop.is_set():
-                        pass
-                except Exception as exc:  # keep the service alive; report it
-                    self._problems.warning("render", "sync: rendering stored posts failed: "
-                                           "%s", _root_cause(exc))
-        finally:
-            self.store.release()
-
     def _run_files(self) -> None:
         while not self._stop.is_set():
             self._files_wake.wait(self.settings.interval_seconds)
@@ -424,14 +387,17 @@ class SyncService:
     # --- one round ---------------------------------------------------------------------
     def sync_now(self, peers: Iterable[str] | None = None, *, files: bool = True
                  ) -> tuple[list[PeerRound], FileReport | None]:
-        """One pull from each peer (default: every neighbour), then the missing files."""
+        """One pull from each peer (default: every neighbour), then the missing files.
+
+        What it stores keeps its stand-in, as the agent's rounds do: the portal renders it
+        (at once when it runs, else when it starts), so a person's ``meshhub sync now``
+        neither waits for the Markdown libraries nor renders what the portal renders anyway.
+        """
         urls = [normalise_url(p) for p in peers] if peers is not None else self.peers()
         rounds = [self._guarded_pull(url, force=True) for url in urls]
         report = self.fetch_files(urls) if files else None
         if any(r.accepted or r.restored for r in rounds):
             self.announce(force=any(r.restored for r in rounds))
-        while self.store.render_pending():
-            pass
         return rounds, report
 
     def _pull_all(self, urls: list[str]) -> list[PeerRound]:

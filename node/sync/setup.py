@@ -24,12 +24,14 @@ def open_sync_service(cfg: NodeConfig, *, own_port: Callable[[], int | None] = l
 
     Trust comes from :func:`~node.trust.choice.trust_for_node`. The
     service owns the store: :meth:`SyncService.close` stops it and closes it.
+    The store renders no Markdown (the portal does, portal/rendering.py): opened after
+    an upgrade that changed the rules, it stores stand-ins for the portal to render.
     ``overrides`` replace :class:`SyncSettings` fields (tests shrink timings).
     """
     data_dir = cfg.data_dir
     identity = load_or_create_identity(data_dir)
     trust, registry = trust_for_node(cfg, identity)
-    store = Store.open(data_dir / DATABASE, identity, trust)
+    store = Store.open(data_dir / DATABASE, identity, trust, render=False)
     try:
         return SyncService(store, BlobStore(data_dir / LIBRARY_DIR),
                            SyncSettings.from_config(cfg, **overrides), registry=registry,

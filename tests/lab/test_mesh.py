@@ -121,10 +121,25 @@ def test_zeroconf_finds_the_neighbours_agents(line: MeshLab) -> None:
 def test_a_notice_posted_on_n1_appears_on_n5(line: MeshLab) -> None:
     title = f"Water off on Elm Street {secrets.token_hex(3)}"
     meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title", title,
-            "--body", "From 9 to 12.")
+            "--body", "From **9 to 12**, see [the map](/about).")
     # A liveness bound for a loaded machine, not a speed claim: bench/mesh.py measures how
     # long a post takes across the line (propagation p50/p95).
     wait_for("the notice on n5's portal", lambda: title in portal_page(line, "n5"), timeout=90)
+    # n5's portal renders the Markdown its agent stored with a stand-in (portal/rendering.py).
+    def rendered() -> str:
+        page = portal_page(line, "n5")
+        return page if "<strong>9 to 12</strong>" in page else ""
+
+    page = wait_for("the notice rendered on n5's portal", rendered)
+    assert '<a href="/about" rel="nofollow noopener">the map</a>' in page
+    # The agents that relayed it rendered nothing: no renderer child (one would live on for
+    # node.markdown.CHILD_IDLE_SECONDS after its text), no Markdown library mapped (nh3).
+    for name in ("n2", "n3", "n4", "n5"):
+        agent = psutil.Process(line.node(name).pids["agent"])
+        started = [" ".join(c.cmdline()) for c in agent.children(recursive=True)]
+        assert not [c for c in started if "node.markdown" in c], (name, started)
+        mapped = Path(f"/proc/{agent.pid}/maps").read_text(encoding="utf-8")
+        assert "nh3" not in mapped, name
 
 
 def test_a_library_file_uploaded_on_n5_arrives_on_n1(line: MeshLab, tmp_path: Path) -> None:

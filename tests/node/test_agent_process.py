@@ -10,9 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from node import markdown
+from node.identity import Identity
 from node.runtime import (
     AGENT_OPTIMIZE_LEVEL,
     NO_DEBUG_RANGES_VARIABLE,
@@ -21,7 +19,11 @@ from node.runtime import (
     agent_process,
     plain_host,
 )
+from node.store import Store
+from node.trust import StaticTrust
 from tests.import_walk import import_walk_script, run_import_walk
+
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Run in a fresh interpreter at the agent's level: set the process up as ``meshhub
 #: agent`` does (OpenSSL kept out), import the agent, let the first ``/metrics`` scrape
@@ -50,8 +52,7 @@ def test_the_agent_environment_sets_its_level_and_keeps_the_rest() -> None:
     assert AGENT_OPTIMIZE_LEVEL == 2
 
 
-def test_the_agent_keeps_its_level_from_its_children(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(markdown._CHILD, "enabled", markdown._CHILD.enabled)  # restored after
+def test_the_agent_keeps_its_level_from_its_children() -> None:
     environ = {"PATH": "/usr/bin", OPTIMIZE_VARIABLE: "2", NO_DEBUG_RANGES_VARIABLE: "1"}
     agent_process(environ)
     assert environ == {"PATH": "/usr/bin"}
@@ -139,27 +140,59 @@ def test_a_host_is_passed_on_as_ascii_bytes_where_it_can_be() -> None:
     assert plain_host("bücher.example") == "bücher.example"  # the codec's job, as before
 
 
-#: A fresh agent process renders a post's Markdown (as replication stores it) in a child:
-#: markdown-it and nh3 (2.8 MiB for good) are never loaded in the agent itself.
-RENDER_IN_A_CHILD = """
-import json, sys
+#: A fresh process set up as the agent's, with a sync service served as the agent serves
+#: it, takes a post with Markdown pushed to it (on stdin: the wire, its author's key), and
+#: reports for 3 s after it is stored: the children it started, the Markdown libraries it
+#: loaded, the post's HTML. The agent renders nothing: the portal does (portal/rendering.py).
+RECEIVES_A_POST = """
+import json, sys, time
 from node.runtime import agent_process
 agent_process()
-from node.markdown import excerpt, render_html
-print(json.dumps({"html": render_html("**bold** <script>x</script>"),
-                  "excerpt": excerpt("# Title\\n\\nsome *words*"),
-                  "loaded": sorted(m for m in ("markdown_it", "nh3") if m in sys.modules)}))
+from pathlib import Path
+import psutil
+from node.identity import Identity
+from node.sync.client import PeerClient
+from tests.node.test_sync_support import idle, make_node
+given = json.loads(sys.stdin.readline())
+author = type("Author", (), {"public_key": given["key"]})()
+b = make_node(Path(given["folder"]), "B", Identity.generate(), [author])
+b.service.start()
+try:
+    PeerClient(b.url, timeout=10).push("0" * 16, None, None, [given["wire"]])
+    children = set()
+    deadline = time.monotonic() + 30
+    while b.store.notice(given["wire"]["id"]) is None:
+        assert time.monotonic() < deadline, "the post was not stored"
+        time.sleep(0.01)
+    seen_at = time.monotonic()
+    while time.monotonic() < seen_at + 3 or not idle(b):
+        children |= {" ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)}
+        time.sleep(0.02)
+    shown = b.store.notice(given["wire"]["id"])
+    print(json.dumps({"children": sorted(children), "html": shown.body_html,
+                      "loaded": sorted(m for m in ("markdown_it", "nh3") if m in sys.modules)}))
+finally:
+    b.close()
 """
 
 
-def test_the_agent_renders_markdown_in_a_short_lived_child() -> None:
-    done = subprocess.run([sys.executable, "-c", RENDER_IN_A_CHILD], env=agent_environment(),
-                          capture_output=True, text=True, timeout=60, check=False)
+def test_the_agent_stores_a_replicated_post_and_renders_nothing(tmp_path: Path) -> None:
+    author = Identity.generate()
+    store = Store.open(tmp_path / "a.sqlite3", author, StaticTrust([author.public_key]))
+    try:
+        wire = store.append("notice.post", {"title": "Water", "body": "**Off** on Tuesday"},
+                            actor="ada")
+    finally:
+        store.close()
+    given = {"wire": wire, "key": author.public_key, "folder": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", RECEIVES_A_POST], env=agent_environment(),
+                          input=json.dumps(given) + "\n", capture_output=True, text=True,
+                          timeout=120, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert "<strong>bold</strong>" in answer["html"] and "<script>" not in answer["html"]
-    assert "words" in answer["excerpt"]
-    assert answer["loaded"] == [], "the agent loaded the Markdown libraries itself"
+    assert answer["children"] == [], "the agent started a process (a Markdown renderer?)"
+    assert answer["loaded"] == [], "the agent loaded the Markdown libraries"
+    assert answer["html"] == "<p>**Off** on Tuesday</p>"  # the stand-in, for the portal
 
 
 #: A fresh agent process's prometheus_client, imported after the agent's own HTTP client

@@ -1,8 +1,8 @@
-"""The portal renders Markdown in a child process (node.markdown.render_in_child)."""
+"""The portal renders Markdown in a child process (node.markdown.render_in_child); the agent
+renders none (tests/node/test_agent_process.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -65,17 +65,3 @@ def test_a_process_rendering_in_a_child_never_loads_the_libraries() -> None:
                          check=True, timeout=60).stdout
     assert out.splitlines() == ["<p><strong>a</strong></p>", " b c", "[]"], out
 
-
-def test_a_child_asked_to_be_nicer_runs_at_a_lower_priority() -> None:
-    """The agent renders after replicating, and its child yields the processor
-    (``node.runtime.RENDER_CHILD_NICE``): starting it costs ~60 ms of processor time."""
-    markdown.render_in_child(nice=5)
-    try:
-        markdown.render_html("a *nice* post")
-        process = markdown._CHILD._process
-        assert process is not None
-        assert os.getpriority(os.PRIO_PROCESS, process.pid) == \
-            min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
-    finally:
-        markdown.render_in_child(False)
-        markdown._CHILD._close()

@@ -27,6 +27,7 @@ from tests.node.test_sync_support import (
     make_node,
     nodes,
     notice,
+    portals_render,
 )
 
 
@@ -66,10 +67,10 @@ def test_a_post_on_a_reaches_c_through_b_by_push(line: dict[str, Node]) -> None:
     print(f"\n2-hop post latency on loopback: median {statistics.median(took) * 1000:.0f} ms, "
           f"max {max(took) * 1000:.0f} ms")
     wait_for("convergence", lambda: converged(a, b, c), timeout=30)
-    # B and C render the Markdown after telling their neighbours (a thread of its own):
-    # the views are the same once that is done.
-    wait_for("the same views", lambda: dump_views(a.store) == dump_views(b.store)
-             == dump_views(c.store), timeout=30)
+    # B and C's agents store the Markdown with a stand-in: the views are the same once
+    # their portals rendered it.
+    wait_for("the same views", lambda: portals_render(b, c) and dump_views(a.store)
+             == dump_views(b.store) == dump_views(c.store), timeout=30)
 
 
 def test_a_burst_of_posts_costs_few_rounds(line: dict[str, Node]) -> None:

@@ -155,6 +155,16 @@ def idle(*members: Node) -> bool:
                        for node in members)
 
 
+def portals_render(*members: Node) -> bool:
+    """Render what replication stored with a stand-in on each of ``members``, as each
+    node's portal does (portal/rendering.py; the agent renders nothing); True, so that
+    it can stand in a condition of ``wait_for``."""
+    for node in members:
+        while node.store.render_pending():
+            pass
+    return True
+
+
 def notice(title: str = "Water off", body: str = "Tuesday 9-12") -> dict[str, Any]:
     """A valid notice.post body."""
     return {"title": title, "body": body}
