@@ -24,8 +24,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from node.logs import OnceLogger
 from node.store import Store
 from node.store.store import unrendered_left
 
@@ -36,10 +38,16 @@ POLL_SECONDS = 0.2
 
 
 class PendingRenders:
-    """Renders what replication left unrendered in ``store``, after each commit."""
+    """Renders what replication left unrendered in the store, after each commit.
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    ``store`` gives the portal's store (:func:`portal.db.services`), asked for when first
+    needed: a store that cannot be opened yet leaves the portal starting as before
+    (its pages say so), and is tried again at every look.
+    """
+
+    def __init__(self, store: Callable[[], Store]) -> None:
+        self._store = store
+        self._problems = OnceLogger(log)
         self._version: int | None = None  # data_version at the last look
         self._conn: sqlite3.Connection | None = None
         self._stop = threading.Event()
@@ -49,7 +57,7 @@ class PendingRenders:
         """If the database changed since the last look, render every subject left
         unrendered; how many it rendered. ``conn``: the calling thread's connection,
         always the same one (read-only will do; ``data_version`` is per connection).
-        A failure is logged, and the look after the next commit tries again."""
+        A failure is logged (once), and the look after the next commit tries again."""
         try:
             version = int(conn.execute("PRAGMA data_version").fetchone()[0])
             if version == self._version:
@@ -57,24 +65,27 @@ class PendingRenders:
             self._version = version
             if not unrendered_left(conn):
                 return 0
-            return self.render_all()
+            done = self.render_all()
+            self._problems.resolved("render")
+            return done
         except Exception as error:  # keep the portal's thread alive; report it
-            log.warning("rendering replicated posts failed (%s: %s); trying again after "
-                        "the next change", type(error).__name__, error)
+            self._problems.warning("render", "rendering replicated posts failed (%s: %s); "
+                                   "trying again after the next change",
+                                   type(error).__name__, error)
             return 0
 
     def render_all(self) -> int:
         """Render every subject left unrendered, then close this thread's writing
         connection (the next may be minutes away); how many were rendered."""
-        done = 0
+        store, done = self._store(), 0
         try:
             while not self._stop.is_set():
-                count = self.store.render_pending()
+                count = store.render_pending()
                 if not count:
                     break
                 done += count
         finally:
-            self.store.release()
+            store.release()
         if done:
             log.info("rendered %d replicated posts", done)
         return done
@@ -97,12 +108,18 @@ class PendingRenders:
             self._conn = None
 
     def _run(self) -> None:
-        self._conn = sqlite3.connect(f"{self.store.path.resolve().as_uri()}?mode=ro",
-                                     uri=True, check_same_thread=False,
-                                     isolation_level=None)
-        self._conn.execute("PRAGMA cache_size = -64")  # it reads one short index range
         while True:
-            self.check(self._conn)
+            try:
+                if self._conn is None:
+                    self._conn = sqlite3.connect(
+                        f"{self._store().path.resolve().as_uri()}?mode=ro", uri=True,
+                        check_same_thread=False, isolation_level=None)
+                    self._conn.execute("PRAGMA cache_size = -64")  # one short index range
+                    self._problems.resolved("open")
+                self.check(self._conn)
+            except Exception as error:  # the store cannot be opened (yet): the next look
+                self._problems.warning("open", "rendering replicated posts: cannot open the "
+                                       "store (%s: %s)", type(error).__name__, error)
             if self._stop.wait(POLL_SECONDS):
                 return
 
@@ -113,7 +130,7 @@ def start(app: Any, config: Any) -> PendingRenders:
     from portal import pagefiles
     from portal.db import services
 
-    pending = PendingRenders(services(app).store)
+    pending = PendingRenders(lambda: services(app).store)
     if not pagefiles.enabled(config):
         pending.start()
     return pending

@@ -84,7 +84,7 @@ def test_a_replicated_post_is_shown_rendered_after_the_portal_looked(
     client = app.test_client()
     page = client.get(f"/notices/{wire['id']}").get_data(as_text=True)
     assert STAND_IN in page and RENDERED not in page  # escaped, shown as it was written
-    pending, conn = PendingRenders(store), read_only(store)
+    pending, conn = PendingRenders(lambda: store), read_only(store)
     try:
         assert pending.check(conn) == 1
         page = client.get(f"/notices/{wire['id']}").get_data(as_text=True)
@@ -101,7 +101,7 @@ def test_page_files_are_written_with_the_rendered_markdown(
     store = db.services(app).store
     config = app.config["NODE_CONFIG"]
     renderer = pagefiles.Renderer(app, config, root=tmp_path / "pages",
-                                  pending=PendingRenders(store))
+                                  pending=PendingRenders(lambda: store))
     try:
         renderer.resume()
         while renderer.queue:
