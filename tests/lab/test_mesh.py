@@ -7,6 +7,7 @@ second. Every lab is removed at the end, and a final check looks for leftovers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -136,7 +137,10 @@ def test_a_notice_posted_on_n1_appears_on_n5(line: MeshLab) -> None:
     # node.markdown.CHILD_IDLE_SECONDS after its text), no Markdown library mapped (nh3).
     for name in ("n2", "n3", "n4", "n5"):
         agent = psutil.Process(line.node(name).pids["agent"])
-        started = [" ".join(c.cmdline()) for c in agent.children(recursive=True)]
+        started = []
+        for child in agent.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):  # a short-lived one (nft, ip)
+                started.append(" ".join(child.cmdline()))
         assert not [c for c in started if "node.markdown" in c], (name, started)
         mapped = Path(f"/proc/{agent.pid}/maps").read_text(encoding="utf-8")
         assert "nh3" not in mapped, name
