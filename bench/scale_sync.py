@@ -136,8 +136,9 @@ class Stores:
 def post(mesh: MeshLab, name: str, title: str) -> str:
     """Append a notice to node ``name``'s store as its portal would (another process
     than the agent, which notices the commit); the entry's id. Each notice's text is its
-    own, as people's are (the renderer keeps its last answer: the same text every time
-    would be rendered once per node, not once per post)."""
+    own, as people's are (a renderer keeps its last answer: the same text every time
+    would be rendered once, not once per post; since session 10 only portals render, and
+    this lab has none)."""
     from node.config import load_config
     from node.hub import open_hub
 
