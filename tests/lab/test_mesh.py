@@ -121,14 +121,14 @@ def test_zeroconf_finds_the_neighbours_agents(line: MeshLab) -> None:
 
 def test_a_notice_posted_on_n1_appears_on_n5(line: MeshLab) -> None:
     title = f"Water off on Elm Street {secrets.token_hex(3)}"
-    meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title", title,
-            "--body", "From **9 to 12**, see [the map](/about).")
+    notice = meshhub(line, "n1", "post", "notice", "--as", organiser(line, "n1"), "--title",
+                     title, "--body", "From **9 to 12**, see [the map](/about).")
     # A liveness bound for a loaded machine, not a speed claim: bench/mesh.py measures how
     # long a post takes across the line (propagation p50/p95).
     wait_for("the notice on n5's portal", lambda: title in portal_page(line, "n5"), timeout=90)
     # n5's portal renders the Markdown its agent stored with a stand-in (portal/rendering.py).
     def rendered() -> str:
-        page = portal_page(line, "n5")
+        page = portal_page(line, "n5", f"/notices/{notice}")  # its own page: the whole text
         return page if "<strong>9 to 12</strong>" in page else ""
 
     page = wait_for("the notice rendered on n5's portal", rendered)
