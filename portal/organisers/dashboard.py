@@ -21,7 +21,7 @@ RECENT_ACTIONS = 10
 def index() -> ResponseReturnValue:
     """Counts, pending submissions (for moderators) and the latest actions."""
     reads = store()
-    counts = reads.counts()
+    counts = reads.dashboard_counts()
     pending = reads.submissions("pending") if role_at_least(g.account, "moderator") else []
     recent = audit_rows(reads.audit(page=1, per_page=RECENT_ACTIONS).items)
     return render_template("organisers/dashboard.html", counts=counts, pending=pending,

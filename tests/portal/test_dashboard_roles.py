@@ -36,3 +36,25 @@ def test_a_moderator_sees_the_count_and_can_open_the_queue(app: Flask, client: F
     link = re.search(r'<dt>Submissions waiting</dt><dd><a href="([^"]+)">1</a>', page)
     assert link
     assert client.get(link.group(1)).status_code == 200
+
+
+def test_the_dashboards_figures_are_the_stores(app: Flask, client: FlaskClient,
+                                               auth: AuthActions) -> None:
+    """The dashboard reads its four figures apart from ``counts()`` (which also scans every
+    entry): they must still be the same numbers."""
+    _submit(app)
+    with app.app_context():
+        hub = services(app).hub
+        for n in range(3):
+            hub.post_listing("ada", category="free", title=f"Chair {n}", body="Sturdy.",
+                             price="", contact="Flat 1")
+        hub.post_notice("ada", title="Bins", body="Thursday this week.")
+        counts = hub.store.counts()
+    auth.login("mo")
+    page = client.get("/organisers/").get_data(as_text=True)
+    shown = dict(re.findall(r"<dt>([^<]+)</dt><dd><a [^>]+>(\d+)</a>", page))
+    assert shown == {"Listings showing": str(counts["listings_live"]),
+                     "Notices": str(counts["notices"]),
+                     "Library items": str(counts["library_items"]),
+                     "Submissions waiting": str(counts["submissions_pending"])}
+    assert (counts["listings_live"], counts["notices"], counts["submissions_pending"]) == (3, 1, 1)
