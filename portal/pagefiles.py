@@ -129,6 +129,25 @@ def lazy_name(lang: str, path: str, args: str) -> str:
     return f"{lang}{path}@a-{args}.html"
 
 
+#: A path whose file name is the path itself: safe segments, no empty one.
+_FILE_PATH = re.compile(r"/(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}/)*(?:[A-Za-z0-9][A-Za-z0-9._-]"
+                        r"{0,127})?")
+
+
+def file_for(lang: str, path: str, args: str, languages: list[str]) -> str | None:
+    """The file (relative to the pages folder) that would answer ``path?args`` in ``lang``,
+    as nginx's maps name it (images/nginx/meshhub.conf): no query, ``page=N`` or a plain
+    query kept lazily; None when no file could (another query, an odd path or language)."""
+    if lang not in languages or not SIMPLE_LANGUAGE.fullmatch(lang) \
+            or not _FILE_PATH.fullmatch(path):
+        return None
+    if not args:
+        return file_name(lang, path)
+    if _PAGE.fullmatch(args):
+        return file_name(lang, path, int(args.partition("=")[2]))
+    return lazy_name(lang, path, args) if keepable(path, args) else None
+
+
 def keepable(path: str, args: str) -> bool:
     """Whether the answer to ``path?args`` may be kept as a file: a plain query (not
     ``page=N``, the renderer's own) of a page whose files a change deletes."""
@@ -256,6 +275,11 @@ class Renderer:
         self._next_forget = 0.0
         self.ready = False
         self.pending = pending
+        #: When (time.monotonic()) the last finished look began: the files then held
+        #: every commit made before that moment (portal.signed_files relies on it).
+        self.looked = float("-inf")
+        #: An expiring item's pages are deleted this long before the moment.
+        self.margin = MARGIN_SECONDS
         from portal.welcome_file import WelcomeFiles
 
         #: The welcome page for every new phone, its CSRF token made by nginx.
@@ -272,6 +296,11 @@ class Renderer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        from portal.signed_files import EXTENSION
+
+        signed = self.app.extensions.get(EXTENSION)
+        if signed is not None:
+            signed.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -431,6 +460,11 @@ class Renderer:
         the rendering's commit moves ``data_version``, so the pages are rendered once,
         with the rendered Markdown, not first with the agent's stand-in.
         """
+        began = time.monotonic()
+        self._look_for_changes()
+        self.looked = began
+
+    def _look_for_changes(self) -> None:
         conn = self._db()
         if self.pending is not None:
             self.pending.check(conn)
@@ -755,11 +789,15 @@ def start(app: Any, config: Any, pending: PendingRenders | None = None) -> Rende
     ``pending`` (:func:`portal.rendering.start`) then looks in its thread.
 
     Also wraps the app in :class:`LazyFiles` (outermost: it writes a kept answer
-    after the server sent it).
+    after the server sent it), and answers signed-in accounts' residents' pages from
+    the files (:mod:`portal.signed_files`).
     """
     if not enabled(config):
         return None
+    from portal import signed_files
+
     renderer = Renderer(app, config, pending=pending)
     app.wsgi_app = LazyFiles(app.wsgi_app, renderer)
+    signed_files.init_app(app, renderer)  # signed-in accounts' pages from the files too
     renderer.start()
     return renderer
