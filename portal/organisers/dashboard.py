@@ -23,6 +23,6 @@ def index() -> ResponseReturnValue:
     reads = store()
     counts = reads.dashboard_counts()
     pending = reads.submissions("pending") if role_at_least(g.account, "moderator") else []
-    recent = audit_rows(reads.audit(page=1, per_page=RECENT_ACTIONS).items)
+    recent = audit_rows(reads.recent_audit(RECENT_ACTIONS))
     return render_template("organisers/dashboard.html", counts=counts, pending=pending,
                            recent=recent, action_form=ActionForm())

@@ -50,6 +50,7 @@ def test_the_dashboards_figures_are_the_stores(app: Flask, client: FlaskClient,
                              price="", contact="Flat 1")
         hub.post_notice("ada", title="Bins", body="Thursday this week.")
         counts = hub.store.counts()
+        assert hub.store.recent_audit(3) == hub.store.audit(per_page=3).items
     auth.login("mo")
     page = client.get("/organisers/").get_data(as_text=True)
     shown = dict(re.findall(r"<dt>([^<]+)</dt><dd><a [^>]+>(\d+)</a>", page))
@@ -58,3 +59,5 @@ def test_the_dashboards_figures_are_the_stores(app: Flask, client: FlaskClient,
                      "Library items": str(counts["library_items"]),
                      "Submissions waiting": str(counts["submissions_pending"])}
     assert (counts["listings_live"], counts["notices"], counts["submissions_pending"]) == (3, 1, 1)
+    recent = page.split("Recent actions", 1)[1]
+    assert recent.index("Bins") < recent.index("Chair 2") < recent.index("Chair 1")
