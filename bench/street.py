@@ -332,13 +332,39 @@ def sign_in(port: int) -> str:
                           "Content-Type": "application/x-www-form-urlencoded"})
     response = conn.getresponse()
     response.read()
-    conn.close()
-    cookies = [value.split(";")[0] for name, value in response.getheaders()
-               if name.lower() == "set-cookie"]
-    if response.status not in (302, 303) or not any(
-            c.startswith("meshhub_session=") for c in cookies):
+    cookies = _set_cookies(response, {})
+    if response.status not in (302, 303) or "meshhub_session" not in cookies:
         raise RuntimeError(f"sign-in failed: {response.status}")
-    return "; ".join(cookies)  # the session and the private-pages marker, as a browser keeps
+    # Follow the redirect as a browser does: the page it leads to shows "Signed in as ..."
+    # and the session cookie it sets no longer holds that message. Replaying the sign-in's
+    # own cookie instead would show the message on every page (each one rendered for it).
+    for path in (urllib.parse.urlsplit(response.getheader("Location", "/")).path, "/"):
+        conn.request("GET", path, headers={"Host": "hub.mesh", "Cookie": _cookie(cookies)})
+        response = conn.getresponse()
+        page = response.read().decode()
+        cookies = _set_cookies(response, cookies)
+    conn.close()
+    if response.status != 200 or 'class="flash' in page:
+        raise RuntimeError(f"signed in, but home is {response.status} or still shows a message")
+    return _cookie(cookies)  # the session and the private-pages marker, as a browser keeps
+
+
+def _set_cookies(response: http.client.HTTPResponse, cookies: dict[str, str]) -> dict[str, str]:
+    """``cookies`` (name: value) updated by the answer's ``Set-Cookie`` lines."""
+    kept = dict(cookies)
+    for name, value in response.getheaders():
+        if name.lower() == "set-cookie":
+            key, _, rest = value.split(";")[0].partition("=")
+            if "max-age=0" in value.lower() or "expires=thu, 01 jan 1970" in value.lower():
+                kept.pop(key, None)
+            else:
+                kept[key] = rest
+    return kept
+
+
+def _cookie(cookies: dict[str, str]) -> str:
+    """A ``Cookie:`` header's value."""
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
 def welcome_cookie(port: int) -> str:
