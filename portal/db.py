@@ -92,7 +92,8 @@ def close(app: Flask) -> None:
     close_sessions(app)
     with _LOCK:
         opened: Services | None = app.extensions.pop(_EXTENSION, None)
-    for middleware in ("meshhub.pagecache", "meshhub.zimfast", "meshhub.searchcache"):
+    for middleware in ("meshhub.pagecache", "meshhub.zimfast", "meshhub.searchcache",
+                       "meshhub.dashboards", "meshhub.signed_files"):
         found = app.extensions.get(middleware)
         if found is not None:
             found.close()

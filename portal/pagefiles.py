@@ -296,11 +296,6 @@ class Renderer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        from portal.signed_files import EXTENSION
-
-        signed = self.app.extensions.get(EXTENSION)
-        if signed is not None:
-            signed.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -132,20 +132,20 @@ def test_a_post_is_on_the_organisers_next_page_at_once(
     client = _signed_in(app, "olga")
     renderer.step()
     with rendered(app) as names:
-        before = client.get("/").get_data(as_text=True)
-    assert "residents/home.html" not in names and "Organisers’ dashboard" in before
-    with app.app_context():
-        services(app).hub.post_listing("olga", category="free", title="A brand new sofa",
-                                       body="Collect today.", price="", contact="Flat 9")
+        before = client.get("/notices/").get_data(as_text=True)
+    assert "residents/notices.html" not in names and "Organisers’ dashboard" in before
+    with app.app_context():  # the notices page lists every notice: the new one is on it
+        services(app).hub.post_notice("olga", title="Street party on Saturday",
+                                      body="Bring a chair.")
     # No look of the renderer since the commit: the old file is still on disk.
-    assert "A brand new sofa" not in (renderer.root / "en" / "@index.html").read_text()
+    assert "Street party" not in (renderer.root / "en" / "notices" / "@index.html").read_text()
     with rendered(app) as names:
-        after = client.get("/").get_data(as_text=True)
-    assert "residents/home.html" in names and "A brand new sofa" in after
-    renderer.step()  # the renderer looks: deletes home, renders it again
+        after = client.get("/notices/").get_data(as_text=True)
+    assert "residents/notices.html" in names and "Street party on Saturday" in after
+    renderer.step()  # the renderer looks: deletes the page, renders it again
     with rendered(app) as names:
-        again = client.get("/").get_data(as_text=True)
-    assert "residents/home.html" not in names and "A brand new sofa" in again
+        again = client.get("/notices/").get_data(as_text=True)
+    assert "residents/notices.html" not in names and "Street party on Saturday" in again
 
 
 def test_a_renderer_that_has_not_looked_lately_means_a_render(
