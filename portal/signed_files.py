@@ -1,4 +1,5 @@
-"""Residents' pages for a signed-in account, made from the page files (:mod:`portal.pagefiles`).
+"""Residents' pages made from the page files (:mod:`portal.pagefiles`) when they reach the
+portal: for a signed-in account, and for residents whose language nginx could not tell.
 
 nginx sends residents' page files only to browsers without the private-pages
 cookie, so every page a signed-in organiser opens reaches the portal and was
@@ -10,14 +11,23 @@ sign in" becomes the dashboard, or "Node health" for a technician;
 the anonymous page's file and puts the account's footer link in place of the
 anonymous one: a file read and a string replacement.
 
-Everything the portal does for a signed-in request still happens: the session is
+The same holds, without the replacement, for a resident's request that nginx
+passed on only because it could not tell the language the portal would choose
+(an odd ``Accept-Language`` or ``lang`` cookie: nginx's maps defer to the portal
+rather than guess): the portal negotiates the language, and the file of that
+language is its page. Such headers are as varied as the pages they ask for, so
+nginx's micro-cache, keyed by them, rarely helps; each was a full render.
+
+The answer goes through the portal's usual ``after_request`` rules (a resident's
+page is ``public`` with its ``ETag``, exactly as rendered). Everything the portal
+does for a signed-in request still happens: the session is
 checked (``portal.auth.load_account``: an account disabled, a password changed or
 a session ended is signed out first and gets the anonymous page), the session
 cookie is refreshed, the answer is ``private, no-store``. A page is rendered as
 before when:
 
-* the account is not signed in (nginx sends residents the files themselves);
-* a message waits to be shown (a flash: the page shows it);
+* a message waits to be shown (a flash: the page shows it), or a resident's request
+  carries ``Authorization``;
 * the request is not a ``GET`` or ``HEAD``, names another host than this node
   (the captive portal's business), or a path and query no page file answers (the
   same mapping as nginx's: none, ``page=N`` or a plain query kept after its first
@@ -37,8 +47,8 @@ before when:
 The footer links are rendered from their template, once per language and account
 (at most :data:`MAX_FOOTERS` kept). Tests: ``tests/portal/test_signed_files.py``
 (the same bytes and headers as the portal's own render for each role and kind of
-page; a new post seen at once; a disabled account; a flash; nothing written to
-the files).
+page, and for residents with odd language headers; a new post seen at once; a
+disabled account; a flash; nothing written to the files).
 """
 
 from __future__ import annotations
@@ -120,9 +130,11 @@ class SignedFiles:
         return found
 
     def answer(self) -> Response | None:
-        """This signed-in request's page made from its file, or None (the view renders it)."""
-        if (g.get("account") is None or request.method not in ("GET", "HEAD")
-                or session.get("_flashes") or not self.renderer.ready
+        """This request's page made from its file, or None (the view renders it)."""
+        account = g.get("account")
+        if (request.method not in ("GET", "HEAD") or session.get("_flashes")
+                or (account is None and "Authorization" in request.headers)
+                or not self.renderer.ready
                 or not our_host(request.host or "", current_app.config["NODE_CONFIG"])):
             return None
         from portal.pagefiles import file_for
@@ -135,6 +147,8 @@ class SignedFiles:
             body = (self.renderer.root / name).read_bytes()
         except OSError:  # not rendered (yet), or deleted by a change: the view renders it
             return None
+        if account is None:  # a header nginx could not read the language from: the same page
+            return Response(body, 200, content_type="text/html; charset=utf-8")
         anonymous, mine = self.footers()
         if not anonymous.strip() or body.count(anonymous) != 1:
             return None

@@ -84,13 +84,15 @@ def _signed_in(app: Flask, name: str, password: str | None = None) -> FlaskClien
     return client
 
 
-def _without_files(app: Flask, client: FlaskClient, path: str, lang: str) -> tuple[bytes, dict]:
+def _without_files(app: Flask, client: FlaskClient, path: str, lang: str,
+                   cookie: str = "") -> tuple[bytes, dict]:
     """The portal's own render of ``path`` for ``client`` (signed files switched off)."""
     signed = app.extensions[signed_files.EXTENSION]
     funcs = app.before_request_funcs[None]
     funcs.remove(signed.answer)
     try:
-        answer = client.get(path, headers={"Accept-Language": lang})
+        answer = client.get(path, headers={"Accept-Language": lang,
+                                           **({"Cookie": cookie} if cookie else {})})
     finally:
         funcs.append(signed.answer)
     assert answer.status_code == 200, path
@@ -125,6 +127,36 @@ def test_a_signed_in_page_is_the_portals_own_render_made_from_the_file(
     else:
         assert "Organisers’ dashboard" in page and "Node health" not in page
     assert "Organisers: sign in" not in page
+
+
+#: What nginx's language maps leave to the portal: (Accept-Language, Cookie) -> the language.
+ODD = [("xx-YY;q=banana", "", "en"), ("es;q=0.5,ar;q=0.5", "", "es"), ("*;q=-1", "", "en"),
+       ("en-GB,en;q=0.9", "lang=klingon", "en"), ("ar;level=1", "lang=%00", "ar")]
+
+
+@pytest.mark.parametrize(("language", "cookie", "expected"), ODD)
+def test_a_residents_page_nginx_left_to_the_portal_is_its_file(
+        app: Flask, renderer: pagefiles.Renderer, language: str, cookie: str,
+        expected: str) -> None:
+    phone, resident = app.test_client(), app.test_client()
+    resident.get("/welcome")  # the welcome page's CSRF session, as a third of phones hold
+    for path in _paths(app):
+        headers = {"Accept-Language": language, **({"Cookie": cookie} if cookie else {})}
+        for client in (phone, resident):
+            renderer.step()
+            with rendered(app) as names:
+                answer = client.get(path, headers=headers)
+            assert answer.status_code == 200 and not names, (path, names)
+            assert f'<html lang="{expected}"'.encode() in answer.data[:200]
+            body, own = _without_files(app, client, path, language, cookie)
+            assert answer.data == body, path
+            for header in (*HEADERS, "ETag"):
+                assert answer.headers.get(header) == own.get(header), (path, header)
+            assert ("Set-Cookie" in answer.headers) == ("Set-Cookie" in own), path
+        assert "public" in phone.get(path, headers=headers).headers["Cache-Control"]
+    with rendered(app) as names:  # Authorization: the portal's own answer, as before
+        assert resident.get("/", headers={"Authorization": "Basic eDp5"}).status_code == 200
+    assert "residents/home.html" in names
 
 
 def test_a_post_is_on_the_organisers_next_page_at_once(
