@@ -7,7 +7,9 @@ pinned to core 0, wrk (one thread) to core 1. Configurations, run interleaved
 (bench/measure.py), each at least 5 times, medians reported:
 
 * ``front``: through the node's nginx site (page files, micro-cache, portal);
-* ``direct``: straight to waitress (``make run`` without nginx);
+* ``direct``: straight to waitress (no nginx; since 2026-12-07 the portal answers
+  anonymous residents' pages from its page files itself, so this no longer
+  measures rendering: portal/signed_files.py);
 * ``static``: the ceiling: the same bytes, saved as files, sent by a plain nginx
   server (same headers sent by the client, same proportions);
 
