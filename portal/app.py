@@ -98,7 +98,11 @@ def _node_context() -> dict[str, Any]:
     from portal.residents.labels import CATEGORY_LABELS, MEDIA_LABELS
 
     config: NodeConfig = current_app.config["NODE_CONFIG"]
+    clients = config.clients
     return {"current_app": current_app, "community": config.node.community,
             "node_name": config.node.name, "node_location": config.node.location,
+            # The name every node of the mesh answers for the hub (dnsmasq): what a printed
+            # page gives, whichever node or address it was printed from.
+            "hub_url": f"http://{clients.hub_name}.{clients.domain}/",
             "now": int(time.time()),
             "category_labels": CATEGORY_LABELS, "media_labels": MEDIA_LABELS}

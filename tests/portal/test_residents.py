@@ -107,6 +107,10 @@ def test_notices_urgent_first_expired_hidden_and_printable(client: FlaskClient,
     assert "Expired fair" not in page
     notice = text(client.get(f"/notices/{urgent.id}"))
     assert "<h1 dir=\"auto\">Road closed: Elm Street</h1>" in notice and "Urgent" in notice
+    # Printed for a lamp post: the hub's name on the mesh, not the address it was read at
+    # (a page file is rendered for no browser's Host).
+    assert '<p class="print-only">' in notice and "http://hub.mesh/</p>" in notice
+    assert "localhost" not in notice
     css = text(client.get("/static/hub.css"))
     assert "@media print" in css
 
