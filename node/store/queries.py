@@ -262,9 +262,13 @@ class StoreReads:
         return self._audit_events(0, limit, 0)
 
     def _audit_events(self, since_ms: int, limit: int, offset: int) -> tuple[AuditEvent, ...]:
+        # Actions of the same moment (a clock's resolution, or a script posting several)
+        # newest first too: one node's entries by their sequence, the same order on
+        # every node (the entry id, a hash, would put them in any order).
         rows = self._conn().execute(
             "SELECT id, ts, actor, kind, target, author, body FROM entries "
-            "WHERE actor IS NOT NULL AND ts >= ? ORDER BY ts DESC, id LIMIT ? OFFSET ?",
+            "WHERE actor IS NOT NULL AND ts >= ? ORDER BY ts DESC, author, seq DESC "
+            "LIMIT ? OFFSET ?",
             (since_ms, limit, offset)).fetchall()
         return tuple(AuditEvent(
             entry_id=r["id"], at=r["ts"] // 1000, actor=r["actor"], kind=r["kind"],

@@ -169,6 +169,19 @@ def test_audit_lists_organiser_actions_newest_first(store: Store, clock: FakeClo
     assert store.audit(since=T0 + 2).total == 1
 
 
+def test_actions_of_the_same_moment_are_listed_newest_first(store: Store) -> None:
+    """The clock did not move between them (its resolution, or a script posting several):
+    still newest first, on the dashboard and every page of the audit alike."""
+    titles = [f"Chair {n}" for n in range(8)]
+    for title in titles:
+        store.append("listing.post", listing_body(title), actor="ada")
+    newest_first = [e.summary for e in store.audit(per_page=8).items]
+    assert newest_first == titles[::-1]
+    assert [e.summary for e in store.recent_audit(3)] == titles[:-4:-1]
+    pages = [e.summary for page in (1, 2) for e in store.audit(page=page, per_page=4).items]
+    assert pages == newest_first
+
+
 # --- order independence -------------------------------------------------------
 
 def varied_history(tmp_path: Path) -> tuple[list[dict[str, Any]], list[Identity]]:
