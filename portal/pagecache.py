@@ -315,19 +315,25 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-def init_app(app: Any) -> PageCache | None:
-    """Wrap ``app.wsgi_app`` in a :class:`PageCache` (unless turned off); returns it."""
-    ttl = float(app.config.get(CACHE_SECONDS_KEY, 0))
-    if not app.config.get(CONFIG_KEY, True) or ttl <= 0:
-        return None
-
+def store_watcher(app: Any) -> Callable[[], ChangeWatcher]:
+    """A factory of :class:`ChangeWatcher` on ``app``'s content database (for
+    :class:`LazyWatcher`: the store is opened only when the first check needs it)."""
     def watcher() -> ChangeWatcher:
         from portal.db import services
 
         store = services(app).store
         return ChangeWatcher(store.path, store.clock)
 
-    cache = PageCache(app.wsgi_app, watcher, ttl=ttl,
+    return watcher
+
+
+def init_app(app: Any) -> PageCache | None:
+    """Wrap ``app.wsgi_app`` in a :class:`PageCache` (unless turned off); returns it."""
+    ttl = float(app.config.get(CACHE_SECONDS_KEY, 0))
+    if not app.config.get(CONFIG_KEY, True) or ttl <= 0:
+        return None
+
+    cache = PageCache(app.wsgi_app, store_watcher(app), ttl=ttl,
                       session_cookie=app.config.get("SESSION_COOKIE_NAME", "session"))
     app.wsgi_app = cache
     app.extensions[EXTENSION] = cache

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.store.models import SearchHit
-from portal.pagecache import ChangeWatcher, LazyWatcher
+from portal.pagecache import ChangeWatcher, LazyWatcher, store_watcher
 
 #: Where the cache lives in ``app.extensions``.
 EXTENSION = "meshhub.searchcache"
@@ -91,11 +91,5 @@ def search_cache(app: Any) -> SearchCache:
     """The app's search cache (made on first use)."""
     found: SearchCache | None = app.extensions.get(EXTENSION)
     if found is None:
-        def watcher() -> ChangeWatcher:
-            from portal.db import services
-
-            store = services(app).store
-            return ChangeWatcher(store.path, store.clock)
-
-        found = app.extensions.setdefault(EXTENSION, SearchCache(watcher))
+        found = app.extensions.setdefault(EXTENSION, SearchCache(store_watcher(app)))
     return found

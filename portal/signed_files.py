@@ -53,7 +53,6 @@ disabled account; a flash; nothing written to the files).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -63,6 +62,7 @@ from flask import Flask, Response, current_app, g, render_template, request, ses
 from flask_babel import get_locale
 
 from portal.captive.views import our_host
+from portal.pagecache import ChangeWatcher
 
 if TYPE_CHECKING:
     from portal.pagefiles import Renderer
@@ -81,27 +81,18 @@ class SignedFiles:
     def __init__(self, renderer: Renderer, db_path: Path) -> None:
         """Read ``renderer``'s files; ``db_path`` is the content database watched for commits."""
         self.renderer = renderer
-        self._db_path = db_path
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._watcher = ChangeWatcher(db_path, time.time)  # its data_version only
         self._footers: dict[tuple[str, object], tuple[bytes, bytes]] = {}
         # Commits before now are in the files once a look begun after now has finished.
         self._changed_at = time.monotonic()
-        self._version = self._data_version()
-
-    def _data_version(self) -> int:
-        """``PRAGMA data_version`` of the watching connection (opened on first use)."""
-        if self._conn is None:
-            self._conn = sqlite3.connect(f"{self._db_path.resolve().as_uri()}?mode=ro",
-                                         uri=True, check_same_thread=False,
-                                         isolation_level=None)
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        self._version = self._watcher.version()
 
     def current(self) -> bool:
         """Whether the files hold every commit made so far (see the module's text)."""
         now = time.monotonic()
         with self._lock:
-            version = self._data_version()
+            version = self._watcher.version()
             if version != self._version:
                 self._version = version
                 self._changed_at = now
@@ -157,10 +148,7 @@ class SignedFiles:
 
     def close(self) -> None:
         """Close the watching connection."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._watcher.close()
 
 
 def init_app(app: Flask, renderer: Renderer) -> SignedFiles:

@@ -27,7 +27,7 @@ from portal.caching import CACHE_SECONDS_KEY
 from portal.organisers.audit import audit_rows
 from portal.organisers.forms import ActionForm
 from portal.organisers.services import store
-from portal.pagecache import ChangeWatcher, LazyWatcher
+from portal.pagecache import ChangeWatcher, LazyWatcher, store_watcher
 
 bp = Blueprint("dashboard", __name__)
 
@@ -116,14 +116,8 @@ def dashboards(app: Any) -> Dashboards:
     """The app's kept dashboards (made on first use)."""
     found: Dashboards | None = app.extensions.get(EXTENSION)
     if found is None:
-        def watcher() -> ChangeWatcher:
-            from portal.db import services
-
-            reads = services(app).store
-            return ChangeWatcher(reads.path, reads.clock)
-
         found = app.extensions.setdefault(EXTENSION, Dashboards(
-            watcher, float(app.config.get(CACHE_SECONDS_KEY, 0))))
+            store_watcher(app), float(app.config.get(CACHE_SECONDS_KEY, 0))))
     return found
 
 
