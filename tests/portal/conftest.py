@@ -15,13 +15,14 @@ import wave
 import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from flask import Flask
+from flask import Flask, template_rendered
 from flask.testing import FlaskClient
 
 from node.config import NodeConfig, load_config
@@ -287,3 +288,18 @@ def phone(captive_app: Flask) -> FlaskClient:
     client = captive_app.test_client()
     client.environ_base["REMOTE_ADDR"] = PHONE
     return client
+
+
+@contextmanager
+def templates_rendered(app: Flask) -> Iterator[list[str]]:
+    """The names of the templates rendered meanwhile."""
+    names: list[str] = []
+
+    def record(sender: Flask, template: object, context: object, **extra: object) -> None:
+        names.append(str(getattr(template, "name", "")))
+
+    template_rendered.connect(record, app)
+    try:
+        yield names
+    finally:
+        template_rendered.disconnect(record, app)

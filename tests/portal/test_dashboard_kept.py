@@ -5,36 +5,20 @@ after a change, and counts the renders (Flask's ``template_rendered``)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from flask import Flask, template_rendered
+from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.db import services
 from tests.node.test_store_support import FakeClock
 from tests.portal.auth_actions import AuthActions, app_fixture, close_app, make_app
+from tests.portal.conftest import templates_rendered
 
 app = app_fixture()
 DASHBOARD = "organisers/dashboard.html"
 SIGNED_IN = "Signed in as <bdi>%s</bdi>"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@contextmanager
-def renders(app: Flask) -> Iterator[list[str]]:
-    """The names of the templates rendered meanwhile."""
-    names: list[str] = []
-
-    def record(sender: Flask, template: object, context: object, **extra: object) -> None:
-        names.append(str(getattr(template, "name", "")))
-
-    template_rendered.connect(record, app)
-    try:
-        yield names
-    finally:
-        template_rendered.disconnect(record, app)
 
 
 def signed_in(app: Flask, name: str) -> FlaskClient:
@@ -53,7 +37,7 @@ def figure(page: str, label: str) -> str:
 
 def test_a_dashboard_is_rendered_once_until_a_commit(app: Flask) -> None:
     olga = signed_in(app, "olga")
-    with renders(app) as names:
+    with templates_rendered(app) as names:
         first = olga.get("/organisers/").get_data(as_text=True)
         second = olga.get("/organisers/").get_data(as_text=True)
     assert names.count(DASHBOARD) == 1 and first == second
@@ -61,7 +45,7 @@ def test_a_dashboard_is_rendered_once_until_a_commit(app: Flask) -> None:
     with app.app_context():
         services(app).hub.post_listing("ada", category="free", title="Step ladder",
                                        body="To lend.", price="", contact="Flat 2")
-    with renders(app) as names:
+    with templates_rendered(app) as names:
         after = olga.get("/organisers/").get_data(as_text=True)
     assert names.count(DASHBOARD) == 1
     assert figure(after, "Listings showing") == "1" and "Step ladder" in after
@@ -99,7 +83,7 @@ def test_a_new_role_and_a_message_are_on_the_next_page(app: Flask) -> None:
     assert "Submissions waiting" in page and "(Moderator)" in page
     with olga.session_transaction() as browser:
         browser["_flashes"] = [("success", "Saved the listing.")]
-    with renders(app) as names:
+    with templates_rendered(app) as names:
         shown = olga.get("/organisers/").get_data(as_text=True)
         again = olga.get("/organisers/").get_data(as_text=True)
     assert "Saved the listing." in shown and "Saved the listing." not in again

@@ -10,16 +10,15 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from flask import Flask, template_rendered
+from flask import Flask
 from flask.testing import FlaskClient
 
 from portal import pagefiles, signed_files
 from portal.db import services
 from tests.portal.auth_actions import AuthActions, app_fixture
-from tests.portal.conftest import sample_pdf
+from tests.portal.conftest import sample_pdf, templates_rendered
 
 app = app_fixture("[portal]\nbehind_proxy = true\npage_size = 5\n")
 LANGUAGES = {"en": "en-GB,en;q=0.9", "es": "es-ES,es;q=0.9", "ar": "ar"}
@@ -49,21 +48,6 @@ def renderer(app: Flask) -> Iterator[pagefiles.Renderer]:
         yield made
     finally:
         made.stop()
-
-
-@contextmanager
-def rendered(app: Flask) -> Iterator[list[str]]:
-    """The names of the templates rendered meanwhile."""
-    names: list[str] = []
-
-    def record(sender: Flask, template: object, context: object, **extra: object) -> None:
-        names.append(str(getattr(template, "name", "")))
-
-    template_rendered.connect(record, app)
-    try:
-        yield names
-    finally:
-        template_rendered.disconnect(record, app)
 
 
 def _paths(app: Flask) -> list[str]:
@@ -111,7 +95,7 @@ def test_a_signed_in_page_is_the_portals_own_render_made_from_the_file(
     for path in _paths(app):
         for code, lang in LANGUAGES.items():
             renderer.step()
-            with rendered(app) as names:
+            with templates_rendered(app) as names:
                 answer = client.get(path, headers={"Accept-Language": lang})
             assert answer.status_code == 200, path
             assert not [n for n in names if n != signed_files.FOOTER_TEMPLATE], (path, names)
@@ -144,7 +128,7 @@ def test_a_residents_page_nginx_left_to_the_portal_is_its_file(
         headers = {"Accept-Language": language, **({"Cookie": cookie} if cookie else {})}
         for client in (phone, resident):
             renderer.step()
-            with rendered(app) as names:
+            with templates_rendered(app) as names:
                 answer = client.get(path, headers=headers)
             assert answer.status_code == 200 and not names, (path, names)
             assert f'<html lang="{expected}"'.encode() in answer.data[:200]
@@ -154,7 +138,7 @@ def test_a_residents_page_nginx_left_to_the_portal_is_its_file(
                 assert answer.headers.get(header) == own.get(header), (path, header)
             assert ("Set-Cookie" in answer.headers) == ("Set-Cookie" in own), path
         assert "public" in phone.get(path, headers=headers).headers["Cache-Control"]
-    with rendered(app) as names:  # Authorization: the portal's own answer, as before
+    with templates_rendered(app) as names:  # Authorization: the portal's own answer, as before
         assert resident.get("/", headers={"Authorization": "Basic eDp5"}).status_code == 200
     assert "residents/home.html" in names
 
@@ -163,7 +147,7 @@ def test_a_post_is_on_the_organisers_next_page_at_once(
         app: Flask, renderer: pagefiles.Renderer) -> None:
     client = _signed_in(app, "olga")
     renderer.step()
-    with rendered(app) as names:
+    with templates_rendered(app) as names:
         before = client.get("/notices/").get_data(as_text=True)
     assert "residents/notices.html" not in names and "Organisers’ dashboard" in before
     with app.app_context():  # the notices page lists every notice: the new one is on it
@@ -171,11 +155,11 @@ def test_a_post_is_on_the_organisers_next_page_at_once(
                                       body="Bring a chair.")
     # No look of the renderer since the commit: the old file is still on disk.
     assert "Street party" not in (renderer.root / "en" / "notices" / "@index.html").read_text()
-    with rendered(app) as names:
+    with templates_rendered(app) as names:
         after = client.get("/notices/").get_data(as_text=True)
     assert "residents/notices.html" in names and "Street party on Saturday" in after
     renderer.step()  # the renderer looks: deletes the page, renders it again
-    with rendered(app) as names:
+    with templates_rendered(app) as names:
         again = client.get("/notices/").get_data(as_text=True)
     assert "residents/notices.html" not in names and "Street party on Saturday" in again
 
@@ -185,7 +169,7 @@ def test_a_renderer_that_has_not_looked_lately_means_a_render(
     client = _signed_in(app, "olga")
     renderer.step()
     renderer.looked = time.monotonic() - renderer.margin - 0.5
-    with rendered(app) as names:
+    with templates_rendered(app) as names:
         assert client.get("/").status_code == 200
     assert "residents/home.html" in names
 
@@ -196,7 +180,7 @@ def test_a_flash_a_disabled_account_and_a_resident_get_their_own_pages(
     auth = AuthActions(client)
     auth.login("olga")
     renderer.step()
-    with rendered(app) as names:  # the sign-in's flash waits: shown on the next page
+    with templates_rendered(app) as names:  # the sign-in's flash waits: shown on the next page
         first = client.get("/notices/").get_data(as_text=True)
     assert "residents/notices.html" in names and 'class="flash' in first
     technician = _signed_in(app, *TECHNICIAN)
