@@ -1,6 +1,7 @@
 """The one HTTP client for other nodes' agents: replication, updates and roaming alike.
 
-Every request opens its own connection (requests are few and small), is
+Every request opens its own connection (requests are few and small; h11 makes
+and parses the HTTP/1.1, so ``http.client`` and ``email`` stay out of the agent), is
 signed with the node key for the node it is meant for (``Meshhub-Auth``
 v2, :mod:`node.agent_auth`) when the client has one — and then the answer
 must be signed by that node (``Meshhub-Reply``), else :class:`AgentError`
@@ -20,8 +21,6 @@ their protocol's steps.
 
 from __future__ import annotations
 
-import http.client
-import io
 import json
 import re
 import secrets
@@ -33,6 +32,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
+
+import h11
 
 from node.agent_auth import HEADER as AUTH_HEADER
 from node.agent_auth import (
@@ -175,74 +176,132 @@ class _Deadline:
         sock.settimeout(min(self.timeout, left))
 
 
-class _CountingRaw(io.RawIOBase):
-    def __init__(self, sock: socket.socket, counter: ByteCounter, deadline: _Deadline) -> None:
-        self._sock = sock
-        self._counter = counter
+#: Bytes asked of the socket at a time while reading an answer.
+_RECV_BYTES = 64 * 1024
+
+
+class _Connection:
+    """One request and its answer over a socket of its own: h11 (sans-I/O HTTP/1.1) makes
+    and parses the bytes; every socket operation waits at most the deadline's time and
+    is counted.
+
+    The standard library's ``http.client`` did this before, and with it ``email`` (its
+    header parser) stayed in every agent for good, about twice h11's weight in Python
+    objects (docs/scale.md, session 11).
+    """
+
+    def __init__(self, host: str, port: int | None, deadline: _Deadline,
+                 counter: ByteCounter) -> None:
+        self._host = host
+        self._port = port or 80
         self._deadline = deadline
-        sock._io_refs += 1  # type: ignore[attr-defined]  # as socket.makefile: keeps it open
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        self._deadline.apply(self._sock)
-        count = self._sock.recv_into(buffer)
-        self._counter.add(received=count)
-        return count
-
-    def close(self) -> None:
-        if not self.closed:
-            # The reader is done: the socket closes now if the connection already let go
-            # of it (a response without a length is read until the peer closes).
-            self._sock._decref_socketios()  # type: ignore[attr-defined]
-        super().close()
-
-
-class _CountingSocket:
-    """Wraps a connected socket: counts ``sendall`` and what the response reader receives."""
-
-    def __init__(self, sock: socket.socket, counter: ByteCounter, deadline: _Deadline) -> None:
-        self._sock = sock
         self._counter = counter
-        self._deadline = deadline
+        self._http = h11.Connection(h11.CLIENT)
+        self._sock: socket.socket | None = None
+        self._closed_by_peer = False
 
-    def sendall(self, data: bytes) -> None:
+    def request(self, method: str, target: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> None:
+        """Connect and send the request (``Host`` and, with a body, ``Content-Length``
+        added as ``http.client`` adds them)."""
+        authority = f"[{self._host}]" if ":" in self._host else self._host
+        if self._port != 80:
+            authority = f"{authority}:{self._port}"
+        fields = [("Host", authority), *(headers or {}).items()]
+        if body is not None or method in ("POST", "PUT"):
+            fields.append(("Content-Length", str(len(body or b""))))
+        data = self._http.send(h11.Request(method=method, target=target, headers=fields))
+        if body:
+            data += self._http.send(h11.Data(data=body)) or b""
+        data += self._http.send(h11.EndOfMessage()) or b""
+        timeout = self._deadline.timeout
+        if self._deadline.at is not None:
+            timeout = max(0.001, min(timeout, self._deadline.at - time.monotonic()))
+        # getaddrinfo takes the host as bytes too, which typeshed omits
+        self._sock = socket.create_connection(
+            (plain_host(self._host), self._port), timeout)  # type: ignore[arg-type]
         self._deadline.apply(self._sock)
         self._sock.sendall(data)
         self._counter.add(sent=len(data))
 
-    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        assert "r" in mode
-        return io.BufferedReader(_CountingRaw(self._sock, self._counter, self._deadline))
+    def getresponse(self) -> AgentResponse:
+        """The answer's status line and headers (its body is read from the response);
+        ConnectionResetError if the agent closed the connection before answering."""
+        while True:
+            event = self.next_event()
+            if isinstance(event, h11.Response):
+                return AgentResponse(self, event)
+            if not isinstance(event, h11.InformationalResponse):  # None: closed before it
+                raise ConnectionResetError("closed the connection without an answer")
+            # an informational answer (100 Continue): the real one follows
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+    def next_event(self) -> Any:
+        """The next piece of the answer h11 parsed, reading the socket as needed; None
+        when the agent closed the connection before the piece was complete."""
+        assert self._sock is not None
+        while True:
+            if self._closed_by_peer:
+                try:
+                    event = self._http.next_event()
+                except h11.RemoteProtocolError:
+                    return None  # closed before the answer (or its announced body) was all there
+            else:
+                event = self._http.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self._deadline.apply(self._sock)
+            data = self._sock.recv(_RECV_BYTES)
+            self._counter.add(received=len(data))
+            self._http.receive_data(data)
+            self._closed_by_peer = not data
+
+    def close(self) -> None:
+        """Close the socket (the connection is never used again)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
-def _create_connection(address: tuple[str, int], timeout: float | None,
-                       source_address: tuple[str, int] | None) -> socket.socket:
-    """:func:`socket.create_connection` without the IDNA codec (node.runtime.plain_host)."""
-    host, port = address  # getaddrinfo takes the host as bytes too, which typeshed omits
-    return socket.create_connection((plain_host(host), port),  # type: ignore[arg-type]
-                                    timeout, source_address)
+class AgentResponse:
+    """An agent's answer, as :meth:`AgentClient.exchange` yields it: its status, its
+    headers and its body, read from the socket as it is asked for."""
 
+    def __init__(self, connection: _Connection, head: h11.Response) -> None:
+        self._connection = connection
+        self.status: int = head.status_code
+        self.reason = head.reason.decode("latin-1")
+        self._headers = [(name.decode("latin-1"), value.decode("latin-1"))
+                         for name, value in head.headers]  # h11 gives names in lower case
+        self._pending = bytearray()
+        self._done = False
+        #: The agent closed the connection before the body's announced end (or last chunk).
+        self.cut_short = False
+        #: The signed request's (node key, nonce) its answer is checked against (None: none).
+        self.meshhub_check: tuple[str, str] | None = None
 
-class _Connection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int | None, deadline: _Deadline,
-                 counter: ByteCounter) -> None:
-        super().__init__(host, port, timeout=deadline.timeout)
-        self._counter = counter
-        self._deadline = deadline
-        self._create_connection = _create_connection  # http.client's own hook for it
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        """The header ``name`` (any case), several joined by ", "; ``default`` if absent."""
+        wanted = name.lower()
+        values = [value for field, value in self._headers if field == wanted]
+        return ", ".join(values) if values else default
 
-    def connect(self) -> None:
-        if self._deadline.at is not None:
-            self.timeout = max(0.001, min(self._deadline.timeout,
-                                          self._deadline.at - time.monotonic()))
-        super().connect()
-        self.sock = _CountingSocket(self.sock, self._counter,
-                                    self._deadline)
+    def read(self, amt: int | None = None, /) -> bytes:
+        """Up to ``amt`` bytes of the body (all of it when None); b"" at its end.
+
+        A body the agent cut short by closing the connection simply ends early, as
+        ``http.client``'s did: callers compare what they got with what was announced.
+        """
+        while not self._done and (amt is None or len(self._pending) < amt):
+            event = self._connection.next_event()
+            if isinstance(event, h11.Data):
+                self._pending += event.data
+            else:  # the end of the body, or the connection closed before it (None)
+                self._done = True
+                self.cut_short = event is None
+        size = len(self._pending) if amt is None else min(amt, len(self._pending))
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        return data
 
 
 def normalise_url(url: str) -> str:
@@ -304,13 +363,8 @@ class AgentClient:
             response = conn.getresponse()
             response.read(4096)
             named = (response.getheader(NODE_HEADER) or "").strip()
-        except (OSError, http.client.HTTPException) as exc:
-            if isinstance(exc, TimeoutError) and self.deadline is not None \
-                    and time.monotonic() >= self.deadline - 0.05:
-                raise self.error("asking which node answers: not answered within the pull's "
-                                 "deadline") from None
-            raise self.error(f"asking which node answers: {type(exc).__name__}: "
-                             f"{str(exc)[:160] or 'connection failed'}") from None
+        except (OSError, h11.ProtocolError) as exc:
+            raise self._failed("asking which node answers", exc) from None
         finally:
             conn.close()
         if not _KEY.fullmatch(named):
@@ -327,7 +381,7 @@ class AgentClient:
 
     @contextmanager
     def exchange(self, method: str, path: str, body: bytes | None = None,
-                 headers: dict[str, str] | None = None) -> Iterator[http.client.HTTPResponse]:
+                 headers: dict[str, str] | None = None) -> Iterator[AgentResponse]:
         """Send ``method prefix+path`` (signed) and yield the response; AgentError on failure.
 
         A signed request's answer must carry the asked node's signature: a file
@@ -349,30 +403,36 @@ class AgentClient:
         try:
             conn.request(method, target, body=body, headers=all_headers)
             response = conn.getresponse()
-            response.meshhub_check = check  # type: ignore[attr-defined]
+            response.meshhub_check = check
             kind = (response.getheader("Content-Type") or "").split(";")[0].strip()
             if check is not None and kind == UNHASHED_TYPE:
                 self._verify(response, None, f"{method} {path}")
             yield response
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, h11.ProtocolError) as exc:
             if isinstance(exc, AgentError):
                 raise
-            if isinstance(exc, TimeoutError) and self.deadline is not None \
-                    and time.monotonic() >= self.deadline - 0.05:
-                raise self.error(f"{method} {path}: not answered within the pull's "
-                                 "deadline") from None
-            raise self.error(f"{method} {path}: {type(exc).__name__}: "
-                             f"{str(exc)[:160] or 'connection failed'}") from None
+            raise self._failed(f"{method} {path}", exc) from None
         finally:
             conn.close()
 
-    def _verify(self, response: http.client.HTTPResponse, body: bytes | None,
+    def _failed(self, what: str, exc: OSError | h11.ProtocolError) -> AgentError:
+        """The :class:`AgentError` for an exchange that failed with ``exc``: past the
+        round's deadline, or the agent unreachable (not bad data), or its bytes not HTTP
+        (bad data: h11 could not parse them)."""
+        if isinstance(exc, TimeoutError) and self.deadline is not None \
+                and time.monotonic() >= self.deadline - 0.05:
+            return self.error(f"{what}: not answered within the pull's deadline")
+        return self.error(f"{what}: {type(exc).__name__}: "
+                          f"{str(exc)[:160] or 'connection failed'}",
+                          bad_data=isinstance(exc, h11.RemoteProtocolError))
+
+    def _verify(self, response: AgentResponse, body: bytes | None,
                 what: str) -> None:
         """Check the answer's ``Meshhub-Reply`` against the request it answers."""
-        check = getattr(response, "meshhub_check", None)
+        check = response.meshhub_check
         if check is None or self.identity is None:
             return
-        response.meshhub_check = None  # type: ignore[attr-defined]
+        response.meshhub_check = None
         value = response.getheader(REPLY_HEADER)
         if value is None and response.status in (401, 413) and body is not None:
             # The agent refused the request before answering it (not signed): say why.
@@ -386,18 +446,17 @@ class AgentClient:
             raise self.error(f"{what}: {exc}", bad_data=True) from None
         self.keys.confirm(self.url)
 
-    def read(self, response: http.client.HTTPResponse, what: str, max_bytes: int) -> bytes:
+    def read(self, response: AgentResponse, what: str, max_bytes: int) -> bytes:
         """The whole body of ``response``, at most ``max_bytes``; AgentError (bad data) if
         the agent announces or sends more, or less than it announced."""
         length = response.getheader("Content-Length")
         if length is not None and (not length.isdigit() or int(length) > max_bytes):
             raise self.error(f"{what}: response of {length[:20]} bytes, more than the "
                              f"{max_bytes} allowed", bad_data=True)
-        try:
-            data = response.read(max_bytes + 1)
-        except http.client.IncompleteRead as exc:
-            raise self.error(f"{what}: truncated response ({len(exc.partial)} of "
-                             f"{length} bytes)", bad_data=True) from None
+        data = response.read(max_bytes + 1)
+        if response.cut_short and len(data) <= max_bytes:
+            raise self.error(f"{what}: truncated response ({len(data)} of "
+                             f"{length} bytes)", bad_data=True)
         if length is not None and len(data) < int(length):
             raise self.error(f"{what}: truncated response ({len(data)} of {length} "
                              "bytes)", bad_data=True)

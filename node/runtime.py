@@ -117,7 +117,7 @@ def keep_tls_out() -> list[str]:
     Neither the portal nor the agent speaks TLS: nginx (or nothing, on the mesh's
     plain HTTP) faces the clients, and nodes talk to each other in plain HTTP
     whose requests and answers are signed (docs/security.md). Yet ``http.client``
-    (the agent's client, werkzeug's server) imports ``ssl``, and ``hashlib``
+    (werkzeug's server, urllib) imports ``ssl``, and ``hashlib``
     prefers OpenSSL: together they map libcrypto and libssl, 4.7 MB of resident
     memory in the portal (bench/memory.py), 1.2 MiB of an idle agent's own, for
     nothing. Marking the modules absent (``sys.modules[name] = None``, which
@@ -152,8 +152,9 @@ def import_with_tls(name: str) -> ModuleType:
     scrape): it imports ``ssl`` and ``urllib.request.HTTPSHandler``, for pushing to
     a gateway over HTTPS, which the agent never does. ``urllib.request`` defines
     that handler only if ``http.client`` has its HTTPS class, which it lacks when it
-    was imported while TLS was kept out (the agent's own client imports it at
-    start). So ``urllib.request``, when it is imported here for the first time, is
+    was imported while TLS was kept out (the agent's own client uses h11 and never
+    imports it, but an update hook's ``urlopen`` may have before the first scrape).
+    So ``urllib.request``, when it is imported here for the first time, is
     imported beside a second ``http.client``, imported with TLS, which is dropped
     afterwards: the process keeps the one it has (whose classes its ``except``
     clauses name), and the handler stays unusable, as it was never used.

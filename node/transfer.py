@@ -46,7 +46,7 @@ class Fail(Protocol):
 
 
 class Response(Protocol):
-    """What :func:`receive` needs of an HTTP response (``http.client.HTTPResponse``)."""
+    """What :func:`receive` needs of an HTTP response (:class:`node.agent_client.AgentResponse`)."""
 
     status: int
 

@@ -8,12 +8,11 @@ and checks what a peer answers: anything other than the protocol says raises
 
 from __future__ import annotations
 
-import http.client
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from node.agent_client import AgentClient
+from node.agent_client import AgentClient, AgentResponse
 from node.sync import protocol
 from node.sync.protocol import ProtocolError
 
@@ -114,7 +113,7 @@ class PeerClient(AgentClient):
         return self._json("GET", "/status", None, protocol.MAX_PAGE_BYTES)
 
     @contextmanager
-    def blob(self, sha256: str, offset: int) -> Iterator[http.client.HTTPResponse]:
+    def blob(self, sha256: str, offset: int) -> Iterator[AgentResponse]:
         """Open ``GET /sync/v1/blobs/<sha256>`` from byte ``offset`` (a Range request)."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         with self.exchange("GET", f"/blobs/{sha256}", None, headers) as response:

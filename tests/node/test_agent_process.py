@@ -195,16 +195,16 @@ def test_the_agent_stores_a_replicated_post_and_renders_nothing(tmp_path: Path) 
     assert answer["html"] == "<p>**Off** on Tuesday</p>"  # the stand-in, for the portal
 
 
-#: A fresh agent process's prometheus_client, imported after the agent's own HTTP client
-#: while TLS was kept out (what a scrape does), renders metrics; the agent's client keeps
-#: its classes.
+#: A fresh agent process's prometheus_client, imported after ``http.client`` was imported
+#: while TLS was kept out (by an update hook's ``urlopen``, say), renders metrics (what a
+#: scrape does); the module imported first keeps its classes.
 SCRAPE_AFTER_CLIENT = """
 import sys
 from node.runtime import agent_process, import_with_tls
 agent_process()
 import http.client
-import node.agent_client
 client = sys.modules["http.client"]
+kept_class = http.client.HTTPException
 checks = {"TLS out at first": sys.modules.get("ssl") is None
                               and not hasattr(client, "HTTPSConnection")}
 import_with_tls("prometheus_client")
@@ -213,7 +213,7 @@ registry = CollectorRegistry()
 Gauge("meshhub_probe", "a gauge", registry=registry).set(1)
 checks["rendered"] = b"meshhub_probe 1.0" in generate_latest(registry)
 checks["the client's module kept"] = sys.modules["http.client"] is client and http.client is client
-checks["its classes kept"] = node.agent_client.http.client.HTTPException is client.HTTPException
+checks["its classes kept"] = sys.modules["http.client"].HTTPException is kept_class
 print(sorted(name for name, ok in checks.items() if not ok))
 """
 
