@@ -10,12 +10,10 @@ import base64
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
-
+from node import ed25519
 from node.atomic import atomic_write
 from node.errors import IdentityError
 
@@ -25,14 +23,22 @@ _HEADER = b"meshhub-ed25519-seed-v1\n"
 
 @dataclass(frozen=True)
 class Identity:
-    """A node's signing key and the public key others know it by."""
+    """A node's signing key and the public key others know it by (Ed25519, libsodium's:
+    :mod:`node.ed25519`), from its 32-byte secret seed."""
 
-    signing_key: SigningKey
+    seed: bytes = field(repr=False)  #: the secret; never shown
+    _public: bytes = field(init=False, repr=False, compare=False)
+    _secret: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        public, secret = ed25519.key_pair(self.seed)  # ValueError for a wrong length
+        object.__setattr__(self, "_public", public)
+        object.__setattr__(self, "_secret", secret)
 
     @property
     def public_key(self) -> str:
         """The public key as 64 lower-case hex digits (the form used everywhere)."""
-        return self.signing_key.verify_key.encode().hex()
+        return self._public.hex()
 
     @property
     def fingerprint(self) -> str:
@@ -41,16 +47,16 @@ class Identity:
 
     def sign(self, message: bytes) -> str:
         """The Ed25519 signature of ``message`` as 128 hex digits."""
-        return self.signing_key.sign(message).signature.hex()
+        return ed25519.sign(self._secret, message).hex()
 
     @classmethod
     def generate(cls) -> Identity:
         """A fresh random identity (used at first start and by provisioning)."""
-        return cls(SigningKey.generate())
+        return cls(os.urandom(ed25519.SEED_BYTES))
 
     def seed_bytes(self) -> bytes:
         """The 32-byte secret seed; handle with care."""
-        return self.signing_key.encode()
+        return self.seed
 
 
 def fingerprint(public_key_hex: str) -> str:
@@ -67,10 +73,10 @@ def fingerprint(public_key_hex: str) -> str:
 def verify_signature(public_key_hex: str, message: bytes, signature_hex: str) -> bool:
     """True when ``signature_hex`` is ``public_key_hex``'s signature of ``message``."""
     try:
-        VerifyKey(bytes.fromhex(public_key_hex)).verify(message, bytes.fromhex(signature_hex))
-    except (BadSignatureError, ValueError, TypeError):
+        return ed25519.verify(bytes.fromhex(public_key_hex), message,
+                              bytes.fromhex(signature_hex))
+    except (ValueError, TypeError):  # not hex
         return False
-    return True
 
 
 def load_or_create_identity(data_dir: str | os.PathLike[str]) -> Identity:
@@ -100,7 +106,7 @@ def load_identity(path: str | os.PathLike[str]) -> Identity:
         raise IdentityError(f"{file}: not a meshhub identity key file")
     try:
         seed = bytes.fromhex(raw[len(_HEADER):].decode("ascii").strip())
-        return Identity(SigningKey(seed))
+        return Identity(seed)
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
         raise IdentityError(f"{file}: identity key is damaged ({exc}); restore it from "
                             "backup or re-register the node") from None
