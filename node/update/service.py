@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +170,12 @@ class UpdateService:
         current = self.updater.current_version()
         if current:
             return current
-        try:
-            return metadata.version("meshhub")
-        except metadata.PackageNotFoundError:
-            return "0"
+        # Read as the health document reads it, without importlib.metadata, whose email,
+        # zipfile and csv parsers would stay in the agent for good (docs/scale.md).
+        from node.health.collector import software_version
+
+        installed = software_version()
+        return "0" if installed == "unknown" else installed
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> None:

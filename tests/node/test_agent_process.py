@@ -230,3 +230,45 @@ def test_everything_the_agent_can_import_works_at_its_level() -> None:
     assert report["optimize"] == AGENT_OPTIMIZE_LEVEL and report["inherited"] is None
     assert not report["tls_at_start"], "importing the agent loaded OpenSSL's TLS"
     assert report["modules"] > 100, "the walk did not reach the agent's modules"
+
+
+#: A fresh agent process with the autoupdater on (as on a node), started and asked for
+#: the sync digest: the modules it holds, and the version its updater reports.
+UPDATING_AGENT = """
+import json, sys, time
+from node.runtime import agent_process
+agent_process()
+from pathlib import Path
+from node.agent import Agent
+from node.config import load_config
+from node.sync.client import PeerClient
+folder = Path(sys.argv[1])
+(folder / "node.toml").write_text(
+    f'[node]\\nname = "library-roof"\\ndata_dir = "{folder / "data"}"\\n[agent]\\nport = 9180\\n'
+    f'[update]\\nenabled = true\\nroot = "{folder / "update"}"\\n')
+agent = Agent(load_config(folder / "node.toml"), port=0)
+agent.start()
+try:
+    PeerClient(agent.url, timeout=10).digest()
+    time.sleep(1)
+    running = agent.update.running_version()
+finally:
+    agent.stop()
+loaded = sorted(name for name in ("importlib.metadata", "email", "http.client", "nacl.signing")
+                if name in sys.modules)
+from importlib import metadata
+print(json.dumps({"loaded": loaded, "running": running, "installed": metadata.version("meshhub")}))
+"""
+
+
+def test_an_agent_with_updates_on_holds_no_email_parser(tmp_path: Path) -> None:
+    """Its client speaks through h11, its keys through libsodium's binding, and its updater
+    reads the installed version without ``importlib.metadata``: none of these libraries'
+    heavier parts stays in a node's agent (docs/scale.md, session 11)."""
+    done = subprocess.run([sys.executable, "-c", UPDATING_AGENT, str(tmp_path)],
+                          env=agent_environment(), capture_output=True, text=True,
+                          timeout=120, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["loaded"] == []
+    assert answer["running"] == answer["installed"]
