@@ -195,6 +195,10 @@ class SyncService:
         self.last_files = FileReport()
         #: The last look for library files found some that no neighbour had yet.
         self._files_missing = False
+        #: The last look left files unfetched (no neighbour had them, a failure, the quota
+        #: or the disk): look again a round's interval later. Otherwise the file thread
+        #: sleeps until the store changes.
+        self._files_left = False
         #: Files arrived since the last announcement: tell the neighbours (the digest is
         #: the same, so they would not ask otherwise).
         self._files_arrived = False
@@ -237,6 +241,7 @@ class SyncService:
             return
         self._pending.add(None)
         self._wake.set()
+        self._files_wake.set()
         self._threads = [threading.Thread(target=self._run, name="meshhub-sync"),
                          threading.Thread(target=self._run_files, name="meshhub-sync-files")]
         for thread in self._threads:
@@ -319,8 +324,6 @@ class SyncService:
         changed = pushed or any(r.accepted for r in results)
         restored = any(r.restored for r in results)
         self.backoff.prune(set(self.peers()))
-        if None in pending:
-            self._files_wake.set()
         told, self._watch_due = self._watch_due, False
         tick = now >= next_watch or told
         if tick:
@@ -370,7 +373,13 @@ class SyncService:
 
     def _run_files(self) -> None:
         while not self._stop.is_set():
-            self._files_wake.wait(self.settings.interval_seconds)
+            # Asleep until the store changes (the pull thread wakes it: entries arrived,
+            # or another process appended), unless the last look left files to fetch:
+            # then again a round's interval later. It looked at every round before, with
+            # nothing changed (a store connection and the library's items each time: 11
+            # ms on a lab agent, every 10 s at the lab's timings; docs/scale.md).
+            self._files_wake.wait(self.settings.interval_seconds if self._files_left
+                                  else None)
             self._files_wake.clear()
             if self._stop.is_set():
                 break
@@ -761,6 +770,7 @@ class SyncService:
                                    record["reason"])
         self.last_files = report
         self._files_missing = bool(report.not_found or report.failed)
+        self._files_left = bool(self._files_missing or report.skipped)
         if report.fetched:
             # A neighbour that looked for these before this node had them asks again
             # only when told: the next round announces them (:meth:`lacks_files`).

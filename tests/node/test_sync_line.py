@@ -153,6 +153,53 @@ def test_a_file_that_b_gets_after_a_looked_for_it_reaches_a_when_b_has_it(
             node.close()
 
 
+def _count_file_looks(node: Node) -> list[float]:
+    """The times ``node``'s service looks for library files, from now on."""
+    looks: list[float] = []
+    look = node.service.fetch_files
+
+    def counted(peers: Iterable[str] | None = None) -> Any:
+        looks.append(time.monotonic())
+        return look(peers)
+
+    node.service.fetch_files = counted  # type: ignore[method-assign]
+    return looks
+
+
+def test_an_idle_node_looks_for_library_files_only_when_its_store_changed(
+        tmp_path: Path) -> None:
+    """Nothing changed and nothing left to fetch: the file thread looks once, at the start,
+    not at every round (it did: a store connection and the library's items each time, 11
+    ms of an idle lab agent's processor every round)."""
+    quick = dataclasses.replace(FAST, interval_seconds=0.1)
+    with nodes(tmp_path, "AB", quick) as made:
+        a, b = made["A"], made["B"]
+        link(a, b)
+        looks = _count_file_looks(a)
+        for node in made.values():
+            node.service.start()
+        wait_for("ten rounds on A", lambda: a.service.rounds >= 10, timeout=30)
+        assert len(looks) == 1
+        sha = add_file(b, fake_pdf(50_000, seed=7))["body"]["sha256"]
+        wait_for("the file on A", lambda: a.blobs.has(sha), timeout=30)
+        assert len(looks) >= 2
+
+
+def test_a_file_no_neighbour_has_is_looked_for_again_each_round_interval(
+        tmp_path: Path) -> None:
+    quick = dataclasses.replace(FAST, interval_seconds=0.1)
+    with nodes(tmp_path, "AB", quick) as made:
+        a, b = made["A"], made["B"]
+        link(a, b)
+        sha = add_file(a, fake_pdf(50_000, seed=8))["body"]["sha256"]
+        a.blobs.delete(sha)  # its item is listed, its file nowhere
+        looks = _count_file_looks(a)
+        for node in made.values():
+            node.service.start()
+        wait_for("A looking for the file three times", lambda: len(looks) >= 3, timeout=30)
+        assert sha in {w["sha256"] for w in a.service.last_files.not_found}
+
+
 def test_quota_fetches_newest_and_smallest_first_and_says_what_it_skipped(
         tmp_path: Path) -> None:
     settings = dataclasses.replace(FAST, quota_bytes=100_000)
