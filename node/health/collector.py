@@ -40,6 +40,9 @@ MAX_READINGS_PER_SENSOR = 16
 MAX_ABS_VALUE = 1e15
 
 Json = dict[str, Any]
+#: Seconds between two reads of what changes in months, not between samples: which
+#: partition holds the data folder (``/proc/mounts``) and its card's or eMMC's wear.
+STORAGE_READ_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ class Sources:
     #: None when it does not check (no uplink).
     uplink: Callable[[], Json | None] = _none
     runner: probes.Runner = probes.run_command
+    #: nftables' generation (a set's elements changed: :class:`probes.GateAllowedCount`).
+    nft_generation: Callable[[], int | None] = probes.nftables_generation
     sys_root: Path = Path("/sys")
     clock: Callable[[], float] = time.time
 
@@ -218,6 +223,11 @@ class Collector:
         self.problems = OnceLogger(log)
         self._version = software_version()
         self._model: str | None = self._safe("board:model", self.sources.board_model)
+        #: The gate's allow set, counted by ``nft`` only when it may have changed.
+        self._gate_allowed = probes.GateAllowedCount(self.sources.runner,
+                                                     self.sources.nft_generation)
+        #: (when to read again, the storage's wear): STORAGE_READ_SECONDS apart.
+        self._storage: tuple[float, Json | None] | None = None
         self._safe("cpu", self.sources.cpu_usage_percent)  # the first reading is meaningless
 
     def sample(self) -> Json:
@@ -245,7 +255,7 @@ class Collector:
             "clients": {
                 "dhcp_leases": probes.count_dhcp_leases(Path(self.settings.leases_file),
                                                         self.problems, now),
-                "gate_allowed": probes.gate_allowed_count(s.runner, self.problems),
+                "gate_allowed": self._gate_allowed(self.problems),
             },
             "services": self._services(),
             "mesh": (mesh := self._safe("mesh", s.mesh)),
@@ -289,14 +299,7 @@ class Collector:
         path = self.settings.data_dir
         probe = path if os.path.exists(path) else os.path.dirname(path.rstrip("/")) or "/"
         usage = self._safe("disk", lambda: self.sources.disk_usage(probe))
-        partition = self._safe("disk:partition", lambda: self.sources.partition_of(probe))
-        wear = None
-        if partition:
-            found = probes.storage_wear(self.sources.sys_root,
-                                        probes.block_device_of(partition), self.problems)
-            if found is not None:
-                wear = {"device": found.device, "life_used_a_ratio": found.life_used_a_ratio,
-                        "life_used_b_ratio": found.life_used_b_ratio, "pre_eol": found.pre_eol}
+        wear = self._wear(probe)
         total = _int(getattr(usage, "total", None))
         used = _int(getattr(usage, "used", None))
         free = _int(getattr(usage, "free", None))
@@ -305,6 +308,23 @@ class Collector:
             ratio = round(used / (used + free), 4)  # as df: reserved blocks count as not free
         return {"path": path, "size_bytes": total, "used_bytes": used, "free_bytes": free,
                 "used_ratio": ratio, "wear": wear}
+
+    def _wear(self, probe: str) -> Json | None:
+        """The wear of the card or eMMC holding ``probe``, read again only every
+        :data:`STORAGE_READ_SECONDS` (each read looks through ``/proc/mounts`` and sysfs)."""
+        now = time.monotonic()
+        if self._storage is not None and now < self._storage[0]:
+            return self._storage[1]
+        partition = self._safe("disk:partition", lambda: self.sources.partition_of(probe))
+        wear = None
+        if partition:
+            found = probes.storage_wear(self.sources.sys_root,
+                                        probes.block_device_of(partition), self.problems)
+            if found is not None:
+                wear = {"device": found.device, "life_used_a_ratio": found.life_used_a_ratio,
+                        "life_used_b_ratio": found.life_used_b_ratio, "pre_eol": found.pre_eol}
+        self._storage = (now + STORAGE_READ_SECONDS, wear)
+        return wear
 
     def _throttling(self) -> Json | None:
         flags = self._safe("soc:throttling", self.sources.throttling)

@@ -104,22 +104,25 @@ def count_dhcp_leases(path: Path, problems: OnceLogger, now: float | None = None
     return len(addresses)
 
 
-def gate_allowed_count(runner: Runner, problems: OnceLogger,
-                       table: str = "meshhub", set_name: str = "allowed") -> int | None:
-    """Number of clients in the captive gate's nftables allow set, or ``None`` without a gate.
+def _read_gate_allowed(runner: Runner, problems: OnceLogger, table: str, set_name: str
+                       ) -> tuple[int | None, float | None, bool]:
+    """The number of clients in the captive gate's nftables allow set (``None`` without a
+    gate), the seconds until its first element expires (None: none does), and whether it
+    was read (False: a failure, reported once).
 
     Reads ``nft -j list set inet TABLE SET``; a missing table or set means
-    this node runs no gate (not a problem); any other failure is reported once.
+    this node runs no gate (not a problem).
     """
     key = "gate:nft"
     status, out, err = runner(["nft", "-j", "list", "set", "inet", table, set_name])
     if status == 127:
-        return None
+        return None, None, True
     if status != 0:
         if "No such file or directory" not in err:
             problems.warning(key, "cannot read the gate's allow set (nft exit %d): %s",
                              status, err.strip()[:200])
-        return None
+            return None, None, False
+        return None, None, True
     try:
         for item in json.loads(out).get("nftables", []):
             found = item.get("set") if isinstance(item, dict) else None
@@ -128,11 +131,91 @@ def gate_allowed_count(runner: Runner, problems: OnceLogger,
                 if not isinstance(elements, list):
                     raise ValueError("'elem' is not a list")
                 problems.resolved(key)
-                return len(elements)
+                expiries = [e["elem"]["expires"] for e in elements
+                            if isinstance(e, dict) and isinstance(e.get("elem"), dict)
+                            and isinstance(e["elem"].get("expires"), (int, float))]
+                return len(elements), (min(expiries) if expiries else None), True
         raise ValueError(f"no set named {set_name!r} in the output")
     except (ValueError, AttributeError, TypeError) as exc:
         problems.warning(key, "nft printed JSON this agent does not understand: %s", exc)
+        return None, None, False
+
+
+#: From <linux/netlink.h> and <linux/netfilter/nf_tables.h>: ask nftables its generation.
+_NETLINK_NETFILTER = 12
+_NFT_MSG_GETGEN = (10 << 8) | 16  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN
+_NFTA_GEN_ID = 1
+
+
+def nftables_generation() -> int | None:
+    """The nftables ruleset's generation in this network namespace: the kernel bumps it at
+    every transaction (a set element added or removed by ``nft`` too). Read over netlink,
+    without starting a process (about 0.1 ms); None where it cannot be read."""
+    import socket
+    import struct
+
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                             _NETLINK_NETFILTER)
+    except (OSError, AttributeError):
         return None
+    try:
+        sock.settimeout(1.0)
+        sock.sendto(struct.pack("=IHHIIBBH", 20, _NFT_MSG_GETGEN, 1, 1, 0, 0, 0, 0), (0, 0))
+        data = sock.recv(4096)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    if len(data) < 20:
+        return None
+    length, kind = struct.unpack_from("=IH", data)
+    if kind != (10 << 8) | 15:  # NFT_MSG_NEWGEN; an error answer (NLMSG_ERROR) is not
+        return None
+    offset = 20  # the netlink header, then nfgenmsg
+    while offset + 4 <= min(length, len(data)):
+        size, attribute = struct.unpack_from("=HH", data, offset)
+        if size < 4:
+            return None
+        if attribute & 0x7FFF == _NFTA_GEN_ID and size >= 8:
+            return int(struct.unpack_from(">I", data, offset + 4)[0])
+        offset += (size + 3) & ~3
+    return None
+
+
+class GateAllowedCount:
+    """The gate's allow-set count, with ``nft`` started only when it may have changed.
+
+    Every health sample started ``nft`` (a process: a third of an idle lab agent's
+    sample, docs/scale.md). The count changes only when a transaction changes the set
+    (the gate's own, or anyone's ``nft``: the ruleset's generation moves,
+    :func:`nftables_generation`) or when an element's timeout runs out (the soonest
+    ``expires`` the last read gave). Otherwise the last count is the set's. Where the
+    generation cannot be read, ``nft`` runs every time, as before.
+    """
+
+    def __init__(self, runner: Runner, generation: Callable[[], int | None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._runner = runner
+        self._generation = generation
+        self._clock = clock
+        self._known: tuple[int, float, int | None] | None = None  # generation, until, count
+
+    def __call__(self, problems: OnceLogger, table: str = "meshhub",
+                 set_name: str = "allowed") -> int | None:
+        """The allow set's size now (``None`` without a gate, or when it cannot be read)."""
+        generation = self._generation()
+        now = self._clock()
+        known = self._known
+        if generation is not None and known is not None and known[0] == generation \
+                and now < known[1]:
+            return known[2]
+        count, expires, read = _read_gate_allowed(self._runner, problems, table, set_name)
+        self._known = None
+        if read and generation is not None:
+            until = now + expires if expires is not None else float("inf")
+            self._known = (generation, until, count)
+        return count
 
 
 #: eMMC "device life time estimate" codes: 0x01 = 0-10 % used ... 0x0A = 90-100 %,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +20,11 @@ from hardware.simulated import SimulatedI2CBus, SimulatedINA219
 from node.health import Collector, CollectorSettings, NetCounters, SensorReading, Sources
 from node.health.collector import MESH_ABSENT_NOTE
 from node.health.hw import board_sources, sensor_source
-from node.health.probes import count_dhcp_leases, gate_allowed_count, systemd_service_states
+from node.health.probes import (
+    GateAllowedCount,
+    count_dhcp_leases,
+    systemd_service_states,
+)
 from node.logs import OnceLogger
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "health"
@@ -148,6 +155,11 @@ def test_huge_leases_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(problems.summary()) == [f"leases:{path}"]
 
 
+def gate_allowed_count(runner: NftRunner, problems: OnceLogger) -> int | None:
+    """One read of the allow set's size, as without nftables' generation."""
+    return GateAllowedCount(runner, lambda: None)(problems)
+
+
 def test_gate_allow_set_from_real_nft_output() -> None:
     problems = OnceLogger(logging.getLogger("test"))
     runner = NftRunner.fixture("three.json")
@@ -159,6 +171,61 @@ def test_gate_allow_set_from_real_nft_output() -> None:
     assert gate_allowed_count(no_table, problems) is None
     assert gate_allowed_count(NftRunner(127, "", "nft: command not found"), problems) is None
     assert problems.summary() == {}
+
+
+def test_gate_allow_set_is_read_again_only_when_it_may_have_changed() -> None:
+    """nft (a process) runs when the ruleset's generation moved (any transaction: an
+    element added or removed) or the soonest element timeout ran out, not at every sample."""
+    runner = NftRunner.fixture("three.json")  # elements expire in 86399 s, 3599 s, never
+    generation = [7]
+    clock = [0.0]
+    count = GateAllowedCount(runner, lambda: generation[0], clock=lambda: clock[0])
+    problems = OnceLogger(logging.getLogger("test"))
+    assert [count(problems) for _ in range(5)] == [3] * 5
+    assert len(runner.calls) == 1
+    generation[0] = 8  # e.g. the gate allowed a phone
+    assert count(problems) == 3
+    assert len(runner.calls) == 2
+    clock[0] = 3598.0
+    count(problems)
+    assert len(runner.calls) == 2
+    clock[0] = 3599.5  # the second element's timeout ran out
+    count(problems)
+    assert len(runner.calls) == 3
+    unknown = NftRunner.fixture("three.json")
+    without = GateAllowedCount(unknown, lambda: None)  # no generation: read every time
+    assert [without(problems) for _ in range(3)] == [3] * 3
+    assert len(unknown.calls) == 3
+
+
+def test_nftables_generation_moves_with_a_transaction() -> None:
+    """In a network namespace of its own (gone with the process): the generation read over
+    netlink moves when nft changes the ruleset."""
+    script = ("import subprocess; from node.health.probes import nftables_generation as g; "
+              "a = g(); subprocess.run(['nft', 'add', 'table', 'inet', 't'], check=True); "
+              "b = g(); print(a, b)")
+    if shutil.which("unshare") is None or shutil.which("nft") is None:
+        pytest.skip("needs unshare and nft")
+    done = subprocess.run(["unshare", "--net", sys.executable, "-c", script],
+                          capture_output=True, text=True, check=False, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"no network namespace of its own here: {done.stderr.strip()[-200:]}")
+    before, after = done.stdout.split()
+    assert before != "None" and after != "None"
+    assert int(after) > int(before)
+
+
+def test_the_storage_is_looked_up_once_not_at_every_sample() -> None:
+    looked: list[str] = []
+
+    def partition_of(path: str) -> str:
+        looked.append(path)
+        return "/dev/mmcblk0p2"
+
+    collector = Collector(settings(), fake_sources(partition_of=partition_of))
+    wears = [collector.sample()["disk"]["wear"] for _ in range(3)]
+    assert wears == [wears[0]] * 3 and wears[0]["device"] == "mmcblk0"
+    assert len(looked) == 1
 
 
 @pytest.mark.parametrize("runner", [
