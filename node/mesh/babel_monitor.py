@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,20 @@ RECONNECT_INITIAL = 0.5
 RECONNECT_MAX = 30.0
 #: A line longer than this is not babeld talking: drop the connection.
 MAX_LINE = 4096
+#: babeld repeats each neighbour's line at every hello and its routes at every update,
+#: most of them unchanged (a lab agent at hello 1 s: five wake-ups a second), and each
+#: wake-up of this thread costs 0.1-0.4 ms of processor here, however little it reads
+#: (docs/scale.md). So once babeld has been calm for CALM_SECONDS, the thread reads at
+#: most every BATCH_SECONDS: the lines wait in the socket meanwhile and are read in one
+#: wake-up. A neighbour's coming or going is seen at most this much later (babeld itself
+#: takes several hellos to notice one).
+BATCH_SECONDS = 2.0
+#: Calm: no read brought CALM_LINES lines or more for this long. A mesh forming or a
+#: partition healing sends bursts; babeld waits only 0.1 s for room in the socket before
+#: it drops a reader (about 200 lines fit), so a reader that bursts have not calmed
+#: down reads at once.
+CALM_SECONDS = 60.0
+CALM_LINES = 32
 
 
 def connect(address: str, timeout: float = 3.0) -> socket.socket:
@@ -99,8 +114,12 @@ class BabelMonitor:
     def __init__(self, address: str, state: MeshState, *,
                  on_change: Callable[[], None] | None = None,
                  reconnect_initial: float = RECONNECT_INITIAL,
-                 reconnect_max: float = RECONNECT_MAX) -> None:
+                 reconnect_max: float = RECONNECT_MAX,
+                 batch_seconds: float = BATCH_SECONDS,
+                 calm_seconds: float = CALM_SECONDS) -> None:
         self.address = address
+        self._batch_seconds = batch_seconds
+        self._calm_seconds = calm_seconds
         self.state = state
         self.on_change = on_change
         self.greeting: dict[str, str] = {}
@@ -175,6 +194,7 @@ class BabelMonitor:
                 return
             pending = b""
             seen = _Repeats()
+            busy = time.monotonic()  # when a read last brought CALM_LINES lines or more
             while not self._stop.is_set():
                 chunk = sock.recv(65536)
                 if not chunk:
@@ -186,6 +206,11 @@ class BabelMonitor:
                 fresh = [line.decode("utf-8", "replace") for line in lines if seen.new(line)]
                 if fresh and self.state.feed(fresh):
                     self._changed()
+                now = time.monotonic()
+                if len(lines) >= CALM_LINES:
+                    busy = now
+                elif self._batch_seconds > 0 and now - busy >= self._calm_seconds:
+                    self._stop.wait(self._batch_seconds)  # babeld's next lines wait meanwhile
         finally:
             self._sock = None
             sock.close()
