@@ -38,10 +38,11 @@ MAX_LINE = 4096
 BATCH_SECONDS = 2.0
 #: Calm: no read brought CALM_LINES lines or more for this long. A mesh forming or a
 #: partition healing sends bursts; babeld waits only 0.1 s for room in the socket before
-#: it drops a reader (about 200 lines fit), so a reader that bursts have not calmed
-#: down reads at once.
+#: it drops a reader (about 280 of its lines fit: one write each), so a reader that
+#: bursts have not calmed down reads at once. A 3 x 3 grid's middle node reads up to a
+#: few dozen lines at once while calm (a route to each node through each neighbour).
 CALM_SECONDS = 60.0
-CALM_LINES = 32
+CALM_LINES = 100
 
 
 def connect(address: str, timeout: float = 3.0) -> socket.socket:
