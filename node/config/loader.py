@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -51,11 +52,16 @@ class NodeConfig(Sections):
     explicit: frozenset[str] = field(default_factory=frozenset)
 
     def __getattr__(self, section: str) -> Section:
-        if section.startswith("_") or section not in sections():
+        if section.startswith("_") or section not in _section_names():
             raise AttributeError(section)
         prefix = section + "."
-        return Section(section, {k[len(prefix):]: v for k, v in self.values.items()
+        made = Section(section, {k[len(prefix):]: v for k, v in self.values.items()
                                  if k.startswith(prefix)})
+        # Kept as an attribute, so that the next read finds it without this method: the
+        # agent reads cfg.agent.port at every change babeld reports, and each read looked
+        # through every setting twice (docs/scale.md). The values are never changed.
+        object.__setattr__(self, section, made)
+        return made
 
     def get(self, key: str) -> Any:
         """The effective value of a dotted key held in a variable, such as ``"portal.port"``."""
@@ -68,6 +74,12 @@ class NodeConfig(Sections):
         if not raw.is_absolute() and self.path is not None:
             raw = self.path.parent / raw
         return raw.resolve()
+
+
+@functools.lru_cache(maxsize=1)
+def _section_names() -> frozenset[str]:
+    """The declared sections' names (the settings do not change at run time)."""
+    return frozenset(sections())
 
 
 def defaults() -> NodeConfig:

@@ -66,3 +66,17 @@ def test_defaults_are_not_shared_between_configs() -> None:
     first = defaults()
     first.values["portal.languages"].append("fr")
     assert "fr" not in defaults().get("portal.languages")
+
+
+def test_a_section_is_made_once_and_then_read_as_an_attribute() -> None:
+    """The agent reads cfg.agent.port at every change babeld reports; each read made the
+    section again, looking through every setting twice."""
+    from node.config.loader import defaults
+
+    cfg = defaults()
+    first = cfg.agent
+    assert cfg.agent is first
+    assert cfg.agent.port == 9180
+    assert cfg == defaults()  # still compared by its values alone
+    with pytest.raises(AttributeError):
+        cfg.no_such_section  # noqa: B018
