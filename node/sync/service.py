@@ -214,6 +214,9 @@ class SyncService:
         self._announce_due = False
         #: Neighbours that answered ``/push`` with 404 (an earlier release): told by notify.
         self._no_push: set[str] = set()
+        #: The neighbours as :meth:`peers` last listed them (a sender's URL is looked up
+        #: here first: listing them asks babeld's state and zeroconf, at every push).
+        self._known_peers: frozenset[str] = frozenset()
 
     # --- neighbours ------------------------------------------------------------------
     def _registered_at(self, host: str) -> str | None:
@@ -232,7 +235,9 @@ class SyncService:
                 "peer-source", "sync: listing neighbours failed: %s", exc),
             bad_url=lambda url, exc: self._problems.warning(
                 f"bad-peer:{url}", "sync: ignoring peer: %s", exc))
-        return sorted(found - self._self_urls)
+        peers = sorted(found - self._self_urls)
+        self._known_peers = frozenset(peers)
+        return peers
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -319,27 +324,38 @@ class SyncService:
             pending.add(None)
             next_round = now + self._next_interval()
         asked = {p for p in pending if p is not None}  # notifiers, even when not neighbours
-        targets = sorted(asked | set(self.peers())) if None in pending else sorted(asked)
+        peers = self.peers() if None in pending else None  # listed once a round, if needed
+        targets = sorted(asked | set(peers or ())) if None in pending else sorted(asked)
         results = self._pull_all(targets)
         changed = pushed or any(r.accepted for r in results)
         restored = any(r.restored for r in results)
-        self.backoff.prune(set(self.peers()))
         told, self._watch_due = self._watch_due, False
         tick = now >= next_watch or told
+        # A look only for another process's commit (the folder watch reported a write, or
+        # a look again after one), not the regular one that also tells neighbours that
+        # became ready again.
+        again = tick and (told or self._look_again is not None)
         if tick:
             seen = watch.changed()
             changed |= seen
             next_watch = time.monotonic() + self._next_look(told, seen)
+        arrived, self._files_arrived = self._files_arrived, False
+        if again and not (changed or restored or arrived or pending):
+            # Found none: most such reports are this node's own commits (each entry a
+            # neighbour pushes is one), so this is most looks while a post passes through.
+            return next_round, next_watch
+        if peers is None:
+            peers = self.peers()
+        self.backoff.prune(set(peers))
         if changed:
             self._files_wake.set()
             watch.changed()  # refresh the cached digest after our own ingest
-        arrived, self._files_arrived = self._files_arrived, False
         if changed or tick or restored or arrived:
             # Restored bodies and fetched files leave the digest as it was: tell the
             # neighbours anyway, so that one lacking them asks (a notify is answered
             # "pull" while it lacks any).
             fresh = self._fresh(before, watch.vector) if changed else []
-            self.announce(watch.digest, force=restored or arrived, fresh=fresh)
+            self.announce(watch.digest, force=restored or arrived, fresh=fresh, peers=peers)
         return next_round, next_watch
 
     def _next_look(self, told: bool, seen: bool) -> float:
@@ -542,7 +558,8 @@ class SyncService:
     def _remember(self, sender: str, url: str | None, digest: str | None) -> None:
         """Where ``sender`` is pulled from (its back-off follows it from port to port),
         and which digest its neighbour ``url`` holds (not to be told back)."""
-        if url is not None and digest is not None and url in self.peers():
+        if url is not None and digest is not None and (url in self._known_peers
+                                                       or url in self.peers()):
             self._heard[url] = digest  # it holds this: telling it would be in vain
         if url is not None:
             with self._lock:
@@ -697,7 +714,8 @@ class SyncService:
 
     # --- push ----------------------------------------------------------------------------
     def announce(self, digest: str | None = None, *, force: bool = False,
-                 fresh: list[dict[str, Any]] | None = None) -> None:
+                 fresh: list[dict[str, Any]] | None = None,
+                 peers: list[str] | None = None) -> None:
         """Tell every neighbour this node's digest if it has not heard it yet (push-on-change).
 
         A neighbour that was backed off or unreachable is told when it is ready
@@ -709,12 +727,13 @@ class SyncService:
         its digest is not told the same digest back.
         Neighbours are told at once, in parallel (up to :data:`MAX_CONCURRENT_NOTIFY`):
         one after another, each slow neighbour (up to 2 s) delayed every later one,
-        and with it the post's way across the mesh (docs/scale.md).
+        and with it the post's way across the mesh (docs/scale.md). ``peers``: the
+        neighbours, when the caller has just listed them.
         """
         if not self.settings.push:
             return
         digest = digest or self.store.digest()
-        due = [url for url in self.peers()
+        due = [url for url in (self.peers() if peers is None else peers)
                if (force or digest not in (self._notified.get(url), self._heard.get(url)))
                and self.backoff.ready(url)]
         tell = partial(self._notify, digest=digest, fresh=fresh or [])
@@ -753,7 +772,8 @@ class SyncService:
         """Fetch missing files of live library items from neighbours, within the quota."""
         plan = _files.plan_files(self.store, self.blobs, self.settings.quota_bytes)
         report = FileReport(skipped=[w.to_json(reason) for w, reason in plan.skipped])
-        urls = list(peers) if peers is not None else self.peers()
+        # Neighbours listed only when there is something to fetch from them.
+        urls = list(peers) if peers is not None else self.peers() if plan.fetch else []
         for want in plan.fetch:
             if self._stop.is_set():
                 break

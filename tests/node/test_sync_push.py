@@ -341,3 +341,38 @@ def test_a_full_disk_while_taking_a_push_changes_nothing_and_pulls_later(
     assert "database or disk is full" in caplog.text
     assert b.store.vector() == {}
     conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+def test_a_post_passing_through_lists_the_neighbours_once(
+        abc: tuple[dict[str, Node], dict[str, Requests]]) -> None:
+    """As in an agent, B's store folder is watched: every entry it takes makes the kernel
+    report a write, and B looks for another process's commit then and a few times soon
+    after (10, 50, 200 ms). Those looks find B's own commit, already told: they neither
+    list the neighbours (babeld's state and zeroconf, in an agent) nor tell anyone, so a
+    post passing through B lists them once (twice when a look comes first)."""
+    from node.scheduler import Scheduler
+
+    made, _requests = abc
+    a, b, c = made["A"], made["B"], made["C"]
+    listed: list[float] = []
+    b.service.add_peer_source(lambda: listed.append(time.monotonic()) or [])
+    store = Path(str(b.store.path))
+    watcher = Scheduler("test-store-watch")
+    assert watcher.watch(store.parent, lambda _names: b.service.local_change(), "store-watch",
+                         names={store.name, f"{store.name}-wal"}, poll_seconds=None)
+    b.service.watched(3600)  # as the agent does: no regular look, only the reports
+    watcher.start()
+    try:
+        # The regular look already due (every 20 ms until now) lists them, once more.
+        wait_for("B's last regular look", lambda: listed and idle(a, b, c), timeout=30)
+        for title in ("First", "Second", "Third"):
+            start = len(listed)
+            post = a.store.append("notice.post", notice(title), actor="ada")["id"]
+            wait_for("the notice on C", lambda p=post: c.store.notice(p) is not None,
+                     timeout=30)
+            wait_for("B's looks after the post",
+                     lambda: b.service._look_again is None and idle(a, b, c), timeout=30)
+            assert 1 <= len(listed) - start <= 2, (title, len(listed) - start)
+    finally:
+        watcher.stop()
+    assert a.store.digest() == b.store.digest() == c.store.digest()
