@@ -52,7 +52,12 @@ from node.lab import MeshLab
 IDLE_BYTES_TARGET = 200.0  # B/s per link, at the defaults
 DIAMETER_P95_TARGET = 5.0  # s
 COUNTED = {"agent": "tcp sport 9180", "agent_requests": "tcp dport 9180",
-           "babeld": "udp dport 6696", "mdns": "udp dport 5353", "all": ""}
+           "babeld": "udp dport 6696", "mdns": "udp dport 5353", "all": "",
+           "agent_connections": "tcp dport 9180 tcp flags syn / syn,ack"}
+#: Kinds counted in packets, not bytes: a connection's first packet (one request each).
+PACKETS = {"agent_connections"}
+#: Seconds of quiet before the posts across the diameter, to take the idle rates off.
+ACROSS_IDLE_SECONDS = 20.0
 TABLE = "meshhub_bench"
 
 Report = Callable[[str, "float | str", str, str], None]
@@ -177,7 +182,8 @@ def bytes_sent(mesh: MeshLab) -> dict[str, int]:
             rule = item.get("rule")
             if rule:
                 counter = next(e["counter"] for e in rule["expr"] if "counter" in e)
-                total[rule["comment"]] += counter["bytes"]
+                kind = rule["comment"]
+                total[kind] += counter["packets" if kind in PACKETS else "bytes"]
     return total
 
 
@@ -247,6 +253,11 @@ def run_sync(args: argparse.Namespace, root: Path, report: Report) -> None:
         if args.sync_logs is not None:
             keep_logs(mesh, args.sync_logs)
         mesh.down()
+
+
+def agents_cpu_seconds(mesh: MeshLab) -> float:
+    """Processor time every agent of the lab has used so far, together."""
+    return sum(agent_cpu_seconds(node.pids["agent"]) for node in mesh.state.nodes.values())
 
 
 def agent_cpu_seconds(pid: int) -> float:
@@ -330,12 +341,19 @@ def vector_exchange(mesh: MeshLab, report: Report) -> None:
 def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
                     report: Report, idle: float) -> None:
     """4. A post from n1 to the farthest node: p50/p95, arrival against hop count, and
-    the agent bytes one post costs a link (the idle rate taken off)."""
+    what one post costs: agent bytes per link, requests and processor time per node
+    (the idle rates taken off)."""
     distance = hops_from(mesh, "n1")
     far = max(distance, key=lambda n: (distance[n], int(n[1:])))
     times: list[float] = []
     per_hop: dict[int, list[float]] = {}
-    before, started = bytes_sent(mesh), time.monotonic()
+    quiet, cpu_quiet, started = bytes_sent(mesh), agents_cpu_seconds(mesh), time.monotonic()
+    time.sleep(ACROSS_IDLE_SECONDS)  # the idle rates, measured just before (a window)
+    before, cpu_before = bytes_sent(mesh), agents_cpu_seconds(mesh)
+    quiet_seconds = time.monotonic() - started
+    idle_connections = (before["agent_connections"] - quiet["agent_connections"]) / quiet_seconds
+    idle_cpu = (cpu_before - cpu_quiet) / quiet_seconds
+    started = time.monotonic()
     for trial in range(args.sync_posts):
         entry = post(mesh, "n1", f"across {trial} {secrets.token_hex(2)}")
         posted = time.monotonic()
@@ -348,8 +366,18 @@ def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
         times.append(seen[far] - posted)
         for name, when in seen.items():
             per_hop.setdefault(distance[name], []).append(when - posted)
-    after, elapsed = bytes_sent(mesh), time.monotonic() - started
-    links = len(mesh.state.links)
+    after, cpu_after = bytes_sent(mesh), agents_cpu_seconds(mesh)
+    elapsed = time.monotonic() - started
+    links, nodes = len(mesh.state.links), len(mesh.state.nodes)
+    connections = after["agent_connections"] - before["agent_connections"] \
+        - idle_connections * elapsed
+    report("sync_requests_per_post_per_node", connections / args.sync_posts / nodes, "",
+           f"(agent connections, one request each; a spanning tree needs {(nodes - 1) / nodes:.2f};"
+           f" idle {idle_connections:.1f}/s taken off)")
+    report("sync_agent_cpu_per_post_per_node",
+           (cpu_after - cpu_before - idle_cpu * elapsed) / args.sync_posts / nodes * 1000, "ms",
+           f"(all agents' processor time while the posts crossed, idle "
+           f"{idle_cpu * 100:.0f} % of a core taken off)")
     moved = after["agent"] + after["agent_requests"] - before["agent"] - before["agent_requests"]
     report("sync_bytes_per_post_per_link", (moved / links - idle * elapsed) / args.sync_posts
            / 1024, "KiB", f"(one notice, {len(stores.conns)} authors known; idle taken off)")
