@@ -325,7 +325,7 @@ class SyncService:
             next_round = now + self._next_interval()
         asked = {p for p in pending if p is not None}  # notifiers, even when not neighbours
         peers = self.peers() if None in pending else None  # listed once a round, if needed
-        targets = sorted(asked | set(peers or ())) if None in pending else sorted(asked)
+        targets = sorted(asked | set(peers or ()))
         results = self._pull_all(targets)
         changed = pushed or any(r.accepted for r in results)
         restored = any(r.restored for r in results)
