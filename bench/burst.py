@@ -55,8 +55,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import load, portal_process, tools_missing, write_config
-from bench.measure import MIN_RUNS, Report, children_of, load_average, median, percentile
-from bench.street import NGINX, add_street, cpu_seconds, nginx, wait_for_page_files
+from bench.measure import (
+    MIN_RUNS,
+    Report,
+    children_of,
+    cpu_seconds,
+    load_average,
+    median,
+    percentile,
+)
+from bench.street import NGINX, add_street, nginx, wait_for_page_files
 
 #: n-body, 5 million steps, Python, one Pi 4 core at 1.5 GHz (seconds; see above).
 PI4_NBODY_SECONDS = 158.3
@@ -271,12 +279,12 @@ def main(argv: list[str] | None = None) -> int:
                     (group / "cgroup.procs").write_text(str(pid))
                 runs, used = [], []
                 for run in range(args.runs):
-                    before = cpu_seconds([portal.pid]), cpu_seconds(workers), throttled(group)
+                    before = cpu_seconds(portal.pid), cpu_seconds(*workers), throttled(group)
                     latencies, problems, span = asyncio.run(
                         burst(front, args.phones, args.seconds, notice, seed=run))
                     runs.append((latencies, problems, span, load_average()))
-                    used.append((cpu_seconds([portal.pid]) - before[0],
-                                 cpu_seconds(workers) - before[1], throttled(group) - before[2]))
+                    used.append((cpu_seconds(portal.pid) - before[0],
+                                 cpu_seconds(*workers) - before[1], throttled(group) - before[2]))
     p95 = median(percentile(r[0], 0.95) for r in runs)
     errors = median(sum(r[1].values()) for r in runs)
     fivexx = sum(r[1]["5xx"] for r in runs)

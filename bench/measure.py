@@ -249,6 +249,20 @@ class PeakMemory:
         self.sample()
 
 
+def cpu_seconds(*pids: int) -> float:
+    """Processor time (user + system, every thread, ended threads included) the processes
+    ``pids`` have used so far, together; a process that is gone counts 0. From
+    ``/proc/PID/stat``, whose ticks the kernel scales to the scheduler's exact run time."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def children_of(pid: int) -> list[int]:
     """``pid`` and its child processes (e.g. nginx's master and workers; a child the
     portal started from one of its threads: each thread lists its own children)."""

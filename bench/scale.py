@@ -37,6 +37,7 @@ import logging
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import scale_prometheus, scale_python, scale_sync
+from bench.measure import cpu_seconds
 from node.lab import MeshLab
 
 #: Every part, by name, in the order they run: ``fn(args, root)``.
@@ -76,12 +78,6 @@ def report(name: str, value: float | str, unit: str, target: str) -> None:
     """One result line, with the load it was measured under."""
     text = f"{value:.2f}" if isinstance(value, float) else value
     print(f"{name}: {text} {unit} (target: {target}) [load {load_average()}]", flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, every thread) process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pss_mib(pid: int) -> float:
@@ -122,7 +118,6 @@ def thread_times(pid: int) -> dict[int, tuple[float, int]]:
 def thread_names(pid: int) -> dict[int, str]:
     """Python thread names by native id, from ``py-spy dump`` (if installed), else {}."""
     import re
-    import subprocess
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     try:
@@ -139,20 +134,70 @@ def agents_cpu_percent(mesh: MeshLab, window: float, profiled: str
     agent of node ``profiled``, each thread's (CPU percent, wake-ups a second)."""
     pids = {name: node.pids["agent"] for name, node in mesh.state.nodes.items()}
     names = thread_names(pids[profiled])
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    threads_before = thread_times(pids[profiled])
-    started = time.monotonic()
-    time.sleep(window)  # a benchmark's measuring window, not a wait for an event
-    elapsed = time.monotonic() - started
-    threads_after = thread_times(pids[profiled])
-    cpu = {name: 100 * (cpu_seconds(pid) - before[name]) / elapsed
-           for name, pid in pids.items()}
+    with ReferenceSleeper() as reference:
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        threads_before = thread_times(pids[profiled])
+        reference.start_window()
+        started = time.monotonic()
+        time.sleep(window)  # a benchmark's measuring window, not a wait for an event
+        elapsed = time.monotonic() - started
+        reference.end_window()
+        threads_after = thread_times(pids[profiled])
+        cpu = {name: 100 * (cpu_seconds(pid) - before[name]) / elapsed
+               for name, pid in pids.items()}
+    report("idle_reference_wakeup", reference.microseconds_per_wakeup(), "µs a wake-up",
+           "(context: the same interpreter doing nothing but sleep 0.1 s, in the same window:"
+           " what a wake-up costs on this machine now; it swings several-fold with the"
+           " host's state, and the agents' figures with it)")
     threads = {}
     for tid, (seconds, switches) in threads_after.items():
         seconds0, switches0 = threads_before.get(tid, (0.0, 0))
         threads[names.get(tid, f"thread {tid}")] = (100 * (seconds - seconds0) / elapsed,
                                                      (switches - switches0) / elapsed)
     return cpu, threads
+
+
+class ReferenceSleeper:
+    """A process of this interpreter that only wakes ten times a second: the machine's
+    cost of a wake-up at the moment the agents are measured, so that figures taken at
+    different times can be compared (the same agents measured 0.03 % and 0.5 % of a core
+    on this shared machine, hours apart)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._start = (0.0, 0)
+        self._end = (0.0, 0)
+
+    def __enter__(self) -> ReferenceSleeper:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "import time\nwhile True:\n    time.sleep(0.1)"])
+        time.sleep(1)  # past the interpreter's start-up
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+
+    def _reading(self) -> tuple[float, int]:
+        """(seconds run, times run) of its one thread, from the scheduler, to the
+        nanosecond (``/proc/PID/stat`` counts in 10 ms ticks: too coarse here)."""
+        assert self._process is not None
+        ran, _waited, runs = Path(f"/proc/{self._process.pid}/schedstat").read_text().split()
+        return int(ran) / 1e9, int(runs)
+
+    def start_window(self) -> None:
+        """The window starts: note the reference's processor time and wake-ups."""
+        self._start = self._reading()
+
+    def end_window(self) -> None:
+        """The window ends."""
+        self._end = self._reading()
+
+    def microseconds_per_wakeup(self) -> float:
+        """Its processor time per wake-up over the window."""
+        wakeups = max(1, self._end[1] - self._start[1])
+        return (self._end[0] - self._start[0]) / wakeups * 1e6
 
 
 @part("idle")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.measure import cpu_seconds
 from bench.meshlab import defaults_grid
 from node.lab.observer import Observer
 
@@ -32,13 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prometheus: scrape interval, seconds")
     parser.add_argument("--prom-window", type=float, default=120.0,
                         help="prometheus: seconds its CPU is measured over")
-
-
-def _cpu_seconds(pid: int) -> float:
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:
@@ -70,9 +64,9 @@ def run_prometheus(args: argparse.Namespace, root: Path, report: Report) -> None
             time.sleep(1)
         assert observer.process is not None
         pid = observer.process.pid
-        before, started = _cpu_seconds(pid), time.monotonic()
+        before, started = cpu_seconds(pid), time.monotonic()
         time.sleep(args.prom_window)  # the measuring window
-        cpu = 100 * (_cpu_seconds(pid) - before) / (time.monotonic() - started)
+        cpu = 100 * (cpu_seconds(pid) - before) / (time.monotonic() - started)
         report(f"prometheus_cpu_{count}_nodes", cpu, "% of a core",
                f"(scraping every {args.prom_interval:g} s)")
         report(f"prometheus_rss_{count}_nodes", _rss_mib(pid), "MiB", "(context)")

@@ -41,10 +41,10 @@ import statistics
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from bench.measure import percentile
+from bench.measure import cpu_seconds, percentile
 from bench.meshlab import defaults_grid
 from node.lab import MeshLab
 
@@ -187,6 +187,11 @@ def bytes_sent(mesh: MeshLab) -> dict[str, int]:
     return total
 
 
+def agent_bytes(counted: Mapping[str, float]) -> float:
+    """The agents' API bytes (answers and requests) among :func:`bytes_sent`'s counts."""
+    return counted["agent"] + counted["agent_requests"]
+
+
 def per_link_rate(before: dict[str, int], after: dict[str, int], links: int,
                   seconds: float) -> dict[str, float]:
     """Bytes per second one link carried (both directions), by kind."""
@@ -227,7 +232,7 @@ def run_sync(args: argparse.Namespace, root: Path, report: Report) -> None:
     started = time.monotonic()
     mesh = defaults_grid(count, root / "sync")
     report(f"sync_lab_ready_{count}", time.monotonic() - started, "s", "(set-up)")
-    started_cpu = [agent_cpu_seconds(node.pids["agent"]) for node in mesh.state.nodes.values()]
+    started_cpu = [cpu_seconds(node.pids["agent"]) for node in mesh.state.nodes.values()]
     report("sync_agent_cpu_at_ready", statistics.median(started_cpu), "s",
            f"(median of {count} agents; all together {sum(started_cpu):.0f} s of processor "
            "time: start-up and the mesh forming)")
@@ -239,13 +244,14 @@ def run_sync(args: argparse.Namespace, root: Path, report: Report) -> None:
                          f"known: {', '.join(FIGURES)}")
     try:
         count_bytes(mesh)
-        idle = measure_idle(mesh, args, report, links) if "idle" not in skip else 0.0
+        if "idle" not in skip:
+            measure_idle(mesh, args, report, links)
         if "storm" not in skip:
             authors_at_once(mesh, stores, report, links)
         if "vector" not in skip:
             vector_exchange(mesh, report)
         if "across" not in skip:
-            across_diameter(mesh, stores, args, report, idle)
+            across_diameter(mesh, stores, args, report)
         if "partition" not in skip:
             partition_heals(mesh, stores, args, report)
     finally:
@@ -257,15 +263,7 @@ def run_sync(args: argparse.Namespace, root: Path, report: Report) -> None:
 
 def agents_cpu_seconds(mesh: MeshLab) -> float:
     """Processor time every agent of the lab has used so far, together."""
-    return sum(agent_cpu_seconds(node.pids["agent"]) for node in mesh.state.nodes.values())
-
-
-def agent_cpu_seconds(pid: int) -> float:
-    """Processor time (user + system, every thread) agent ``pid`` has used so far."""
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(*(node.pids["agent"] for node in mesh.state.nodes.values()))
 
 
 def keep_logs(mesh: MeshLab, folder: Path) -> None:
@@ -280,7 +278,7 @@ def keep_logs(mesh: MeshLab, folder: Path) -> None:
 
 
 def measure_idle(mesh: MeshLab, args: argparse.Namespace, report: Report, links: int
-                 ) -> float:
+                 ) -> None:
     """1. Idle bytes per link at the defaults; the agent's idle B/s per link."""
     # Start-up's rounds (every node pulls at start and on each new neighbour) are not idle:
     # let one whole round interval (60 s + 20 %) pass before counting.
@@ -288,12 +286,11 @@ def measure_idle(mesh: MeshLab, args: argparse.Namespace, report: Report, links:
     before, started = bytes_sent(mesh), time.monotonic()
     time.sleep(args.sync_window)  # the measuring window
     rate = per_link_rate(before, bytes_sent(mesh), links, time.monotonic() - started)
-    report("sync_idle_bytes_per_link", rate["agent"] + rate["agent_requests"], "B/s",
+    report("sync_idle_bytes_per_link", agent_bytes(rate), "B/s",
            f"<= {IDLE_BYTES_TARGET:g} B/s (agent API, both directions, IP bytes)")
     report("babeld_idle_bytes_per_link", rate["babeld"], "B/s", "(context: hello 4 s)")
     report("mdns_idle_bytes_per_link", rate["mdns"], "B/s", "(context)")
     report("all_idle_bytes_per_link", rate["all"], "B/s", "(context)")
-    return rate["agent"] + rate["agent_requests"]
 
 
 def authors_at_once(mesh: MeshLab, stores: Stores, report: Report, links: int) -> None:
@@ -309,8 +306,8 @@ def authors_at_once(mesh: MeshLab, stores: Stores, report: Report, links: int) -
     report(f"sync_{count}_authors_at_once_converged", done - posted, "s",
            f"(every node posted one notice within {posted - started:.1f} s)")
     report(f"sync_{count}_authors_at_once_agent_bytes_per_link",
-           (moved["agent"] + moved["agent_requests"] - before["agent"]
-            - before["agent_requests"]) / links / 1024, "KiB", "(idle traffic included)")
+           (agent_bytes(moved) - agent_bytes(before)) / links / 1024, "KiB",
+           "(idle traffic included)")
 
 
 def vector_exchange(mesh: MeshLab, report: Report) -> None:
@@ -339,7 +336,7 @@ def vector_exchange(mesh: MeshLab, report: Report) -> None:
 
 
 def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
-                    report: Report, idle: float) -> None:
+                    report: Report) -> None:
     """4. A post from n1 to the farthest node: p50/p95, arrival against hop count, and
     what one post costs: agent bytes per link, requests and processor time per node
     (the idle rates taken off)."""
@@ -353,6 +350,8 @@ def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
     quiet_seconds = time.monotonic() - started
     idle_connections = (before["agent_connections"] - quiet["agent_connections"]) / quiet_seconds
     idle_cpu = (cpu_before - cpu_quiet) / quiet_seconds
+    links = len(mesh.state.links)
+    idle_bytes = (agent_bytes(before) - agent_bytes(quiet)) / links / quiet_seconds
     started = time.monotonic()
     for trial in range(args.sync_posts):
         entry = post(mesh, "n1", f"across {trial} {secrets.token_hex(2)}")
@@ -368,7 +367,7 @@ def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
             per_hop.setdefault(distance[name], []).append(when - posted)
     after, cpu_after = bytes_sent(mesh), agents_cpu_seconds(mesh)
     elapsed = time.monotonic() - started
-    links, nodes = len(mesh.state.links), len(mesh.state.nodes)
+    nodes = len(mesh.state.nodes)
     connections = after["agent_connections"] - before["agent_connections"] \
         - idle_connections * elapsed
     report("sync_requests_per_post_per_node", connections / args.sync_posts / nodes, "",
@@ -378,9 +377,11 @@ def across_diameter(mesh: MeshLab, stores: Stores, args: argparse.Namespace,
            (cpu_after - cpu_before - idle_cpu * elapsed) / args.sync_posts / nodes * 1000, "ms",
            f"(all agents' processor time while the posts crossed, idle "
            f"{idle_cpu * 100:.0f} % of a core taken off)")
-    moved = after["agent"] + after["agent_requests"] - before["agent"] - before["agent_requests"]
-    report("sync_bytes_per_post_per_link", (moved / links - idle * elapsed) / args.sync_posts
-           / 1024, "KiB", f"(one notice, {len(stores.conns)} authors known; idle taken off)")
+    moved = agent_bytes(after) - agent_bytes(before)
+    report("sync_bytes_per_post_per_link", (moved / links - idle_bytes * elapsed)
+           / args.sync_posts / 1024, "KiB",
+           f"(one notice, {len(stores.conns)} authors known; idle {idle_bytes:.0f} B/s a link "
+           "taken off)")
     report(f"sync_post_across_{distance[far]}_hops_p50", statistics.median(times), "s",
            f"(from n1 to {far})")
     report(f"sync_post_across_{distance[far]}_hops_p95", percentile(times, 0.95), "s",

@@ -52,7 +52,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +72,15 @@ from bench.harness import (
     wait_for_http,
     write_config,
 )
-from bench.measure import MIN_RUNS, Report, interleaved, load_average, median, percentile
+from bench.measure import (
+    MIN_RUNS,
+    Report,
+    cpu_seconds,
+    interleaved,
+    load_average,
+    median,
+    percentile,
+)
 from bench.wrk import HISTOGRAM_LUA, histogram_percentile, measured_latencies
 from node.config import NodeConfig
 from node.hub import open_hub
@@ -267,15 +275,6 @@ def lua_table(requests: list[str]) -> str:
     return "return {\n" + ",\n".join(quote(r) for r in requests) + "\n}\n"
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by the processes ``pids`` (gone ones count 0)."""
-    total = 0.0
-    for pid in pids:
-        with suppress(psutil.NoSuchProcess):
-            total += sum(psutil.Process(pid).cpu_times()[:2])
-    return total
-
-
 def nginx_workers(master: int) -> list[int]:
     """The worker processes of the nginx master ``master`` (not its cache loader or manager)."""
     return [child.pid for child in psutil.Process(master).children()
@@ -292,13 +291,13 @@ def wrk(port: int, requests: Path | None, seconds: int, connections: int,
     is reported per request answered (``<name>_us``): unlike a rate, a cost
     that barely depends on what else the shared machine runs.
     """
-    before = {name: cpu_seconds(pids) for name, pids in (cpu or {}).items()}
+    before = {name: cpu_seconds(*pids) for name, pids in (cpu or {}).items()}
     result = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
          "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/",
          *([str(requests)] if requests is not None else [])],
         capture_output=True, text=True, check=True, timeout=seconds + 120)
-    used = {name: cpu_seconds(pids) - before[name] for name, pids in (cpu or {}).items()}
+    used = {name: cpu_seconds(*pids) - before[name] for name, pids in (cpu or {}).items()}
     figures = {"load": load_average()}
     if keep is not None:
         keep.write_text(f"# wrk -t1 -c{connections} -d{seconds}s against port {port}, "

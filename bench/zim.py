@@ -51,7 +51,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil
 
 from bench.harness import ADMIN, portal_process, stop, write_config
-from bench.measure import MIN_RUNS, PeakMemory, Report, interleaved, load_average, median
+from bench.measure import (
+    MIN_RUNS,
+    PeakMemory,
+    Report,
+    cpu_seconds,
+    interleaved,
+    load_average,
+    median,
+)
 from bench.wrk import WrkResult, run_paths
 from node.config import NodeConfig
 from node.hub import open_hub
@@ -218,11 +226,6 @@ def _run(port: int, paths: list[str], seconds: float) -> WrkResult:
                      connections=CONNECTIONS, core=1)
 
 
-def _cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
 def _costed(pid: int, port: int, paths: list[str], seconds: float) -> tuple[WrkResult, float]:
     """One wrk run and the server's CPU milliseconds per request during it.
 
@@ -230,9 +233,9 @@ def _costed(pid: int, port: int, paths: list[str], seconds: float) -> tuple[WrkR
     gave the server, so on a loaded machine it is the figure that carries over
     to a quiet one (pages/s on an idle core = 1000 / ms per page).
     """
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     result = _run(port, paths, seconds)
-    return result, (_cpu_seconds(pid) - before) * 1000 / max(1, result.requests)
+    return result, (cpu_seconds(pid) - before) * 1000 / max(1, result.requests)
 
 
 def _once(port: int, paths: list[str], threads: int = CONNECTIONS) -> int:
