@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.errors import NotFound, PermissionDenied, ValidationError
+from node.frozen import frozen
 from node.messages import N_, msg
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ MAX_SECONDS = 7 * 86400
 PERMISSION = "broadcast"
 
 
-@dataclass(frozen=True)
+@frozen
 class Broadcast:
     """The broadcast in force: which notice, until when (Unix seconds), who sent it."""
 

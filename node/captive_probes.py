@@ -13,13 +13,14 @@ Sources for each answer are listed in ``docs/captive.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from node.frozen import frozen
 
 __all__ = ["BY_HOST", "BY_PATH", "PROBES", "CaptiveProbe", "Probe", "classify"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Probe:
     """One family of checks and the answer that means "online" to it."""
 
@@ -89,7 +90,7 @@ def classify(host: str, path: str, user_agent: str) -> Probe | None:
     return BY_HOST.get(host.lower().rstrip("."))
 
 
-@dataclass(frozen=True)
+@frozen
 class CaptiveProbe:
     """One operating system's check as it makes it, and how it judges the answer.
 

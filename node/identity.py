@@ -10,18 +10,19 @@ import base64
 import hashlib
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from node import ed25519
 from node.atomic import atomic_write
 from node.errors import IdentityError
+from node.frozen import frozen
 
 KEY_FILE_NAME = "identity.key"
 _HEADER = b"meshhub-ed25519-seed-v1\n"
 
 
-@dataclass(frozen=True)
+@frozen
 class Identity:
     """A node's signing key and the public key others know it by (Ed25519, libsodium's:
     :mod:`node.ed25519`), from its 32-byte secret seed."""

@@ -24,11 +24,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from node.config import NodeConfig
 from node.errors import ConfigError
+from node.frozen import frozen
 
 __all__ = ["Certificate", "certificate_paths", "ensure_certificate", "fingerprint"]
 
@@ -37,7 +37,7 @@ VALID_DAYS = 3650
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
 
 
-@dataclass(frozen=True)
+@frozen
 class Certificate:
     """Where the node's certificate and key are, and the certificate's fingerprint."""
 

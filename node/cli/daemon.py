@@ -18,7 +18,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from node.frozen import frozen
 
 #: The only subcommand started this way.
 AGENT = "agent"
@@ -29,7 +30,7 @@ AGENT = "agent"
 JOURNAL_LOGGERS = ("meshhub.agent", "meshhub.update")
 
 
-@dataclass(frozen=True)
+@frozen
 class AgentOptions:
     """What ``meshhub [options] agent`` asked for."""
 

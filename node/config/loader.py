@@ -6,7 +6,7 @@ import functools
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from node.config.schema import ITEM_CHECKS, SETTINGS, Setting, sections, settings_by_key
 from node.config.sections import Sections
 from node.errors import ConfigError
+from node.frozen import frozen
 
 #: Environment variable naming the node.toml to use when none is given.
 CONFIG_ENV = "MESHHUB_CONFIG"
@@ -38,7 +39,7 @@ class Section:
         return dict(self._values)
 
 
-@dataclass(frozen=True)
+@frozen
 class NodeConfig(Sections):
     """The effective configuration: file values over declared defaults.
 

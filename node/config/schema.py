@@ -15,13 +15,14 @@ import builtins
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from node.frozen import frozen
 
 Check = Callable[[Any], "str | None"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Setting:
     """One key of ``node.toml``: where it lives, what it holds and why it exists."""
 

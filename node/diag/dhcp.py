@@ -31,6 +31,7 @@ from scapy.packet import Packet
 
 from node.diag import DiagError
 from node.diag.link import interface_mac, random_local_mac, require_raw_access
+from node.frozen import frozen
 
 #: Options asked for: mask, router, DNS, domain, lease time, server id, captive API.
 REQUESTED_OPTIONS = [1, 3, 6, 15, 51, 54, 114]
@@ -39,7 +40,7 @@ BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 DHCP_TIMEOUT = 6.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Offer:
     """One server's answer, as a technician reads it."""
 
@@ -217,7 +218,7 @@ def discover(iface: str, *, timeout: float = DHCP_TIMEOUT, expected: str | None 
     return DhcpReport(list(offers.values()), expected, chaddr, timeout)
 
 
-@dataclass(frozen=True)
+@frozen
 class Lease:
     """The address a server acknowledged, with what came with it."""
 

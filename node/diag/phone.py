@@ -11,11 +11,12 @@ import http.client
 import secrets
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from scapy.layers.dns import DNS, DNSQR
 
 from node.diag.link import bind_to_interface
+from node.frozen import frozen
 
 #: How much of a page is read (a probe's answer is tiny; a portal page is small).
 MAX_BODY = 64 * 1024
@@ -23,7 +24,7 @@ RCODES = {1: "a malformed query", 2: "a server failure", 3: "no such name (NXDOM
           4: "not implemented", 5: "refused"}
 
 
-@dataclass(frozen=True)
+@frozen
 class DnsAnswer:
     """The A records for a name, or why there are none (``problem``)."""
 
@@ -32,7 +33,7 @@ class DnsAnswer:
     problem: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class HttpAnswer:
     """One HTTP response (redirects are not followed), or why none came (``problem``)."""
 
@@ -47,7 +48,7 @@ class HttpAnswer:
         return self.headers.get("location")
 
 
-@dataclass(frozen=True)
+@frozen
 class Pin:
     """Where a phone's traffic leaves: the interface and the leased address."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -25,12 +24,13 @@ from node.captive_probes import PROBES, CaptiveProbe
 from node.diag.dhcp import DHCP_TIMEOUT, Lease, obtain_lease
 from node.diag.link import borrowed_address
 from node.diag.phone import DnsAnswer, HttpAnswer, Pin, fetch, resolve
+from node.frozen import frozen
 
 Result = Literal["online", "sign-in", "no-dns", "no-answer"]
 NO_INTERNET = "the phone would say it has no internet, and no sign-in sheet would open"
 
 
-@dataclass(frozen=True)
+@frozen
 class ProbeOutcome:
     """What one operating system's check got, and what its user would see."""
 
@@ -43,7 +43,7 @@ class ProbeOutcome:
     verdict: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ApiOutcome:
     """The RFC 8908 API as a phone that reads option 114 would find it."""
 
@@ -54,7 +54,7 @@ class ApiOutcome:
     verdict: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PortalReport:
     """The whole visit: the lease, the API and every check."""
 

@@ -26,6 +26,7 @@ from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11ProbeResp, Rad
 from scapy.packet import Packet
 
 from node.diag import DiagError
+from node.frozen import frozen
 from node.net.regulatory import allowed_channels
 
 #: The non-overlapping 2.4 GHz channels, preferred for an access point.
@@ -48,7 +49,7 @@ def channel_of_frequency(mhz: int | None) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Observation:
     """What one frame says: a network (``bssid`` with ``ssid``) or a station on a channel."""
 
@@ -148,7 +149,7 @@ class Survey:
         return tally.busy if tally else 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Recommendation:
     """The suggested channel and how each candidate scored (lower is quieter)."""
 

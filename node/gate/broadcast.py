@@ -19,15 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 from node.broadcast import Broadcast
+from node.frozen import frozen
 from node.gate.manager import GateManager
 from node.net.render_nftables import BROADCAST_SET, READ_SET
 
 log = logging.getLogger("meshhub.gate")
 
-@dataclass(frozen=True)
+@frozen
 class Held:
     """The broadcast the gate enforces: its entry id, notice id and end (Unix seconds)."""
 

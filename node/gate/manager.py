@@ -17,10 +17,10 @@ import json
 import re
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from node.frozen import frozen
 from node.gate.protocol import GateError, GateStatus, LeaseStatus, parse_ipv4
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def normalise_mac(text: str) -> str:
     return mac
 
 
-@dataclass(frozen=True)
+@frozen
 class Element:
     """One element of the allow set."""
 

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from node.atomic import atomic_write
 from node.config import NodeConfig
 from node.errors import ConfigError
+from node.frozen import frozen
 from node.gate.protocol import MODES
 
 #: The organisers' switch, inside ``node.data_dir``.
 MODE_FILE = "gate-mode.json"
 
 
-@dataclass(frozen=True)
+@frozen
 class ModeSwitch:
     """The local switch as stored: the mode, who set it and when (Unix seconds)."""
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from node.errors import NodeError
+from node.frozen import frozen
 
 #: Longest request line accepted, newline included (a request is ~40 bytes).
 MAX_REQUEST_BYTES = 256
@@ -80,7 +80,7 @@ class NoGate(GateUnavailable, FileNotFoundError):
     """There is no gate on this computer (no socket): a laptop demo, not a node."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Request:
     """One parsed request (``mac`` and ``seconds`` only for lease events)."""
 
@@ -90,7 +90,7 @@ class Request:
     seconds: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class LeaseStatus:
     """The answer to a lease event: the address is (or no longer is) bound to the MAC."""
 
@@ -105,7 +105,7 @@ class LeaseStatus:
                 "seconds_remaining": self.seconds_remaining}
 
 
-@dataclass(frozen=True)
+@frozen
 class GateStatus:
     """Whether one device is let through, and for how long.
 

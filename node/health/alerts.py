@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from node.frozen import frozen
+
 Json = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@frozen
 class AlertKind:
     """What an alert means and what a technician should check."""
 
@@ -70,7 +72,7 @@ KINDS: dict[str, AlertKind] = {k.kind: k for k in (
 )}
 
 
-@dataclass(frozen=True)
+@frozen
 class Thresholds:
     """Alert thresholds from ``node.toml`` (``[health]``)."""
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.frozen import frozen
 from node.health import probes
 from node.logs import OnceLogger
 
@@ -45,7 +46,7 @@ Json = dict[str, Any]
 STORAGE_READ_SECONDS = 600.0
 
 
-@dataclass(frozen=True)
+@frozen
 class SensorReading:
     """One sensor's latest values, or why it has none.
 
@@ -64,7 +65,7 @@ class SensorReading:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class NetCounters:
     """Byte, packet and error counters of one interface since it appeared."""
 
@@ -195,7 +196,7 @@ def _partition_of(path: str) -> str | None:
     return device
 
 
-@dataclass(frozen=True)
+@frozen
 class CollectorSettings:
     """What the collector needs from ``node.toml`` (see ``[health]``)."""
 

@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.frozen import frozen
 from node.logs import OnceLogger
 
 #: Runs a command; returns (exit status, stdout, stderr).  Injected in tests.
@@ -223,7 +223,7 @@ class GateAllowedCount:
 _PRE_EOL = {1: "normal", 2: "warning", 3: "urgent"}
 
 
-@dataclass(frozen=True)
+@frozen
 class StorageWear:
     """What the card or eMMC says about its own wear; fields are ``None`` when not reported."""
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from node.atomic import fsync_dir
 from node.blobs import CHUNK, BlobStore, detect_type
 from node.errors import NodeError, PermissionDenied, ValidationError
+from node.frozen import frozen
 from node.library.metadata import read_metadata
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ __all__ = ["ImportResult", "ImportSummary", "Importer", "library_usage"]
 Status = Literal["added", "skipped", "refused"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ImportResult:
     """What happened to one file."""
 

@@ -28,11 +28,12 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.errors import ValidationError
+from node.frozen import frozen
 from node.messages import N_, Message, msg
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ MAX_RESULTS = 100
 _SEGMENT_BAD = re.compile(r"(^|/)\.{1,2}(/|$)")
 
 
-@dataclass(frozen=True)
+@frozen
 class ZimInfo:
     """What a ZIM archive says about itself (its ``M/`` metadata and counts)."""
 
@@ -63,7 +64,7 @@ class ZimInfo:
     has_illustration: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class ZimContent:
     """One entry's bytes and MIME type, as stored in the archive.
 
@@ -80,7 +81,7 @@ class ZimContent:
     source: Any = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@frozen
 class ZimRedirect:
     """An entry that redirects to another path of the same archive."""
 
@@ -88,7 +89,7 @@ class ZimRedirect:
     target: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ZimHit:
     """One search or suggestion result: an article's path and title."""
 

@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from node.frozen import frozen
+
 __all__ = ["ZimArticle", "build_zim"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ZimArticle:
     """One entry to write: an HTML article (a "front article") or any other resource."""
 

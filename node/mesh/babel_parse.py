@@ -18,7 +18,9 @@ pure (text in, values out) and tested on output captured from a real babeld
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from node.frozen import frozen
 
 #: babeld's metric for "unreachable" (a retracted or unfeasible route, a dead link).
 INFINITY = 0xFFFF
@@ -26,7 +28,7 @@ ACTIONS = ("add", "change", "flush")
 KINDS = ("interface", "neighbour", "route", "xroute")
 
 
-@dataclass(frozen=True)
+@frozen
 class Event:
     """One ``add``/``change``/``flush`` line: what happened to which object."""
 
@@ -36,7 +38,7 @@ class Event:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class Interface:
     """An interface babeld was told to use; ``up`` is false while it does not exist."""
 
@@ -45,7 +47,7 @@ class Interface:
     ipv6: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Neighbour:
     """A node heard directly on a link, with babeld's link quality.
 
@@ -72,7 +74,7 @@ class Neighbour:
         return self.cost < INFINITY
 
 
-@dataclass(frozen=True)
+@frozen
 class Route:
     """A route babeld learned from a neighbour (``installed``: it is in the kernel)."""
 
@@ -92,7 +94,7 @@ class Route:
         return self.metric < INFINITY
 
 
-@dataclass(frozen=True)
+@frozen
 class XRoute:
     """A route this node announces itself (its mesh address, its client subnet)."""
 

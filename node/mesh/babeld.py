@@ -9,17 +9,17 @@ babeld runs in the foreground (no ``-D``): the supervisor owns the process.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from node.atomic import atomic_write
 from node.config import NodeConfig
+from node.frozen import frozen
 from node.mesh.supervisor import SupervisedProcess
 from node.net.addressing import address_plan
 from node.net.render_babeld import render_babeld
 
 
-@dataclass(frozen=True)
+@frozen
 class BabeldFiles:
     """Where one node's babeld keeps its runtime files."""
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
+
+from node.frozen import frozen
 
 log = logging.getLogger("meshhub.mesh")
 
@@ -36,7 +37,7 @@ HUB_SERVICE = "_http._tcp.local."
 REGISTER_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
+@frozen
 class Announcement:
     """What this node says about itself."""
 
@@ -56,7 +57,7 @@ class Announcement:
                 "version": self.version, "role": self.role}
 
 
-@dataclass(frozen=True)
+@frozen
 class FoundNode:
     """Another node's agent, as announced on one of our links."""
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, ip_network
 from typing import Any
 
+from node.frozen import frozen
 from node.mesh.babel_parse import (
     Event,
     Interface,
@@ -33,7 +33,7 @@ from node.mesh.babel_parse import (
 Json = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@frozen
 class MeshSnapshot:
     """A consistent copy of the state at one moment."""
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.frozen import frozen
 from node.health.probes import Runner, json_rows, run_command
 from node.mesh.shaping import UplinkShaping, uplink_shaping
 from node.net.render_babeld import UPLINK_ANNOUNCE_PROTO
@@ -64,7 +65,7 @@ DEMOTE_OFFSET = 2_000_000_000
 CHECK_TIMEOUT_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Route:
     """One IPv4 default route of the main table that leaves through the uplink."""
 

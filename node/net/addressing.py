@@ -18,17 +18,17 @@ Everything else (renderers, the gate, the CLI) asks :func:`address_plan`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from node.config import NodeConfig
 from node.errors import ConfigError
+from node.frozen import frozen
 
 #: Prefix of a derived client subnet (254 devices per node).
 DERIVED_PREFIX = 24
 
 
-@dataclass(frozen=True)
+@frozen
 class AddressPlan:
     """The addresses of one node; see the module docstring for what each one is for."""
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from node.atomic import atomic_write
 from node.config import NodeConfig
+from node.frozen import frozen
 from node.net.addressing import AddressPlan
 from node.net.render_babeld import render_babeld
 from node.net.render_dnsmasq import (
@@ -35,7 +36,7 @@ RUN_DIR = Path("/run/meshhub")
 DAEMONS = ("hostapd", "dnsmasq", "babeld")
 
 
-@dataclass(frozen=True)
+@frozen
 class PlannedFile:
     """One rendered file: absolute destination, permission bits, text, and why it exists."""
 
@@ -50,7 +51,7 @@ class PlannedFile:
         return len(self.content.encode("utf-8"))
 
 
-@dataclass(frozen=True)
+@frozen
 class NetworkPlan:
     """What the network of this node should be: addresses, files, commands (in order)."""
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
+from node.frozen import frozen
 from node.identity import Identity, verify_signature
 
 VERSION = 1
@@ -58,7 +58,7 @@ class Refused(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     """One acceptance: a device's tag under the key of ``day``, valid until ``until``."""
 
@@ -67,7 +67,7 @@ class Entry:
     until: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Announcement:
     """A checked announcement."""
 

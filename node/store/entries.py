@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from node.canonical import EncodingError, canonical, sha256_hex
 from node.errors import EntryRejected
+from node.frozen import frozen
 from node.identity import Identity, verify_signature
 from node.store.kinds import ACCOUNT_NAME, HEX64, KINDS, Kind, body_problems, header_problems
 
@@ -24,7 +24,7 @@ HEADER_FIELDS = ("v", "author", "seq", "ts", "actor", "kind", "target", "body_ha
 SIG = re.compile(r"[0-9a-f]{128}")
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     """One verified (or freshly signed) entry."""
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from node.frozen import frozen
 from node.store.models import CATEGORIES, MEDIA_TYPES, ROLES
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -24,7 +25,7 @@ TEXT_MAX = 5000
 SHORT_MAX = 200
 
 
-@dataclass(frozen=True)
+@frozen
 class Field:
     """One body field: its JSON type(s), whether required, and its limits."""
 
@@ -133,7 +134,7 @@ def _patch(fields: dict[str, Field], keep_required: tuple[str, ...] = ()) -> dic
             for name, f in fields.items()}
 
 
-@dataclass(frozen=True)
+@frozen
 class Kind:
     """What an entry of one kind must look like."""
 

@@ -8,8 +8,10 @@ from entries) and ``portal``/CLI (which show them). Times are Unix seconds
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Generic, Literal, TypeVar
+
+from node.frozen import frozen
 
 #: Listing categories, in the order residents see them.
 CATEGORIES: tuple[str, ...] = ("for-sale", "free", "wanted", "services", "jobs", "events")
@@ -24,7 +26,7 @@ MEDIA_TYPES: tuple[str, ...] = ("pdf", "epub", "audio", "video", "zim", "image",
 T_co = TypeVar("T_co", covariant=True)  #: a Page of listings is a Page of objects
 
 
-@dataclass(frozen=True)
+@frozen
 class Listing:
     """A listing (for sale, free, wanted, services, jobs, events)."""
 
@@ -44,7 +46,7 @@ class Listing:
     excerpt: str = ""  #: the start of ``body`` as plain text
 
 
-@dataclass(frozen=True)
+@frozen
 class Notice:
     """A notice; urgent ones (water outage, road closure) are shown first everywhere."""
 
@@ -61,7 +63,7 @@ class Notice:
     excerpt: str = ""  #: the start of ``body`` as plain text
 
 
-@dataclass(frozen=True)
+@frozen
 class LibraryItem:
     """A file in the library, stored once by its SHA-256."""
 
@@ -83,7 +85,7 @@ class LibraryItem:
     excerpt: str = ""  #: the start of ``description`` as plain text
 
 
-@dataclass(frozen=True)
+@frozen
 class Account:
     """An organiser account; replicated so that organisers can sign in on any node."""
 
@@ -96,7 +98,7 @@ class Account:
     updated_at: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Submission:
     """A resident's proposed listing, waiting for (or decided by) a moderator."""
 
@@ -115,7 +117,7 @@ class Submission:
     body_html: str = ""  #: ``body`` rendered and sanitised by node.markdown when stored
 
 
-@dataclass(frozen=True)
+@frozen
 class AuditEvent:
     """One thing an organiser did, taken from the log."""
 
@@ -129,7 +131,7 @@ class AuditEvent:
     fields: tuple[str, ...] = ()  #: an edit's changed fields, by name (empty for others)
 
 
-@dataclass(frozen=True)
+@frozen
 class SearchHit:
     """One search result across listings, notices and the library."""
 
@@ -140,7 +142,7 @@ class SearchHit:
     rank: float
 
 
-@dataclass(frozen=True)
+@frozen
 class Page(Generic[T_co]):
     """One page of a longer list."""
 

@@ -10,13 +10,14 @@ Nothing about the reporter is kept.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+
+from node.frozen import frozen
 
 #: Why a resident may report a listing (the form offers these, in this order).
 REPORT_REASONS = ("scam", "offensive", "outdated", "other")
 
 
-@dataclass(frozen=True)
+@frozen
 class ListingReports:
     """The reports waiting about one listing."""
 

@@ -14,9 +14,9 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from node.frozen import frozen
 from node.markdown import excerpt, render_html, stand_in
 from node.store.kinds import CREATING, KINDS
 
@@ -69,7 +69,7 @@ def _render(subject: str, text: str | None) -> tuple[str, str]:
     return stand_in(text)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Row:
     id: str
     ts: int

@@ -21,6 +21,7 @@ from typing import Any
 
 from node import transfer
 from node.blobs import BlobStore
+from node.frozen import frozen
 from node.store import Store
 from node.sync.client import PeerClient
 
@@ -28,7 +29,7 @@ from node.sync.client import PeerClient
 DISK_RESERVE_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@frozen
 class WantedFile:
     """A file that live library items refer to."""
 

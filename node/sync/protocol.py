@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from node.errors import NodeError
+from node.frozen import frozen
 
 PREFIX = "/sync/v1"
 #: Largest JSON response a client reads (one page of entries fits in it).
@@ -46,7 +46,7 @@ class PushRefused(ProtocolError):
     """A pushed entry was refused by the store (``POST /sync/v1/push`` answers 400)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Digest:
     """A node's summary: its log digest, who it is, how many entries, its registry serial."""
 
@@ -61,7 +61,7 @@ class Digest:
                 "registry": self.registry}
 
 
-@dataclass(frozen=True)
+@frozen
 class Push:
     """A ``POST /sync/v1/push``: a notification that carries the new entries themselves."""
 

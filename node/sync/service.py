@@ -45,6 +45,7 @@ from node.agent_client import AgentError, ByteCounter, NodeKeys, normalise_url
 from node.blobs import BlobStore
 from node.canonical import EncodingError
 from node.errors import StoreError
+from node.frozen import frozen
 from node.identity import fingerprint
 from node.logs import OnceLogger
 from node.peer_sources import PeerSource, gather_urls
@@ -73,7 +74,7 @@ PUSH_BYTES = 32 * 1024
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@frozen
 class SyncSettings:
     """How the service behaves; :meth:`from_config` reads the ``[sync]`` section."""
 

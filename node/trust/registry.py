@@ -31,13 +31,13 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from node.atomic import atomic_write
 from node.canonical import EncodingError, canonical
 from node.errors import NodeError
+from node.frozen import frozen
 from node.identity import fingerprint, verify_signature
 
 SNAPSHOT_FORMAT = "meshhub-registry-snapshot-v1"
@@ -67,7 +67,7 @@ class SnapshotRejected(NodeError, ValueError):
         super().__init__(f"{source}: registry snapshot rejected: {reason}")
 
 
-@dataclass(frozen=True)
+@frozen
 class Admin:
     """One community admin: a name for people and the Ed25519 key that signs."""
 
@@ -75,7 +75,7 @@ class Admin:
     public_key: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AdminSet:
     """The admins whose signatures count, and how many of them must sign."""
 
@@ -93,7 +93,7 @@ class AdminSet:
                 "admins": [{"name": a.name, "public_key": a.public_key} for a in self.admins]}
 
 
-@dataclass(frozen=True)
+@frozen
 class Signature:
     """One admin's signature over a snapshot."""
 
@@ -101,7 +101,7 @@ class Signature:
     signature: str
 
 
-@dataclass(frozen=True)
+@frozen
 class SignedSnapshot:
     """A structurally valid snapshot with its signatures (not yet verified)."""
 

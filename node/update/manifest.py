@@ -25,13 +25,13 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
 from node.errors import NodeError
+from node.frozen import frozen
 from node.trust.registry import (
     AdminSet,
     Signature,
@@ -70,7 +70,7 @@ class ManifestRejected(NodeError, ValueError):
         super().__init__(f"{source}: release refused: {reason}")
 
 
-@dataclass(frozen=True)
+@frozen
 class ReleaseFile:
     """One file of a release: a plain name inside the release folder, its hash and size."""
 
@@ -79,7 +79,7 @@ class ReleaseFile:
     size: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Manifest:
     """A structurally valid manifest with its signatures (not yet verified)."""
 

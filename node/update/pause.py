@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.errors import PermissionDenied, ValidationError
+from node.frozen import frozen
 from node.identity import fingerprint
 from node.store import validate
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 PAUSE_KIND = "update.pause"
 
 
-@dataclass(frozen=True)
+@frozen
 class PauseState:
     """Whether updates are paused mesh-wide, by whom, when (Unix seconds) and why."""
 

@@ -41,6 +41,7 @@ from packaging.version import Version
 
 from node.agent_client import AgentError, ByteCounter, NodeKeys, normalise_url
 from node.atomic import atomic_write, fsync_dir
+from node.frozen import frozen
 from node.identity import Identity, fingerprint
 from node.logs import OnceLogger
 from node.peer_sources import PeerSource, gather_urls
@@ -62,7 +63,7 @@ log = logging.getLogger("meshhub.update")
 RELEASES_DIR = "releases"
 
 
-@dataclass(frozen=True)
+@frozen
 class UpdateSettings:
     """How the service behaves; :meth:`from_config` reads the ``[update]`` section."""
 
@@ -94,7 +95,7 @@ class Candidate:
     mirrors: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@frozen
 class Held:
     """The newest verified release this node holds (and mirrors)."""
 
