@@ -6,7 +6,6 @@ is what the community registers and what every other node checks.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import stat
@@ -19,6 +18,8 @@ from node.errors import IdentityError
 from node.frozen import frozen
 
 KEY_FILE_NAME = "identity.key"
+#: RFC 4648's base-32 digits, as ``base64.b32encode`` writes them.
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _HEADER = b"meshhub-ed25519-seed-v1\n"
 
 
@@ -61,13 +62,17 @@ class Identity:
 
 
 def fingerprint(public_key_hex: str) -> str:
-    """Eight groups of base32 from SHA-256 of the key, e.g. ``ABCD-EFGH-...``.
+    """Five groups of four base32 digits from SHA-256 of the key, e.g. ``ABCD-EFGH-...``.
 
-    Short enough to read aloud or compare on a poster, long enough (40 bits
+    Short enough to read aloud or compare on a poster, long enough (100 bits
     shown) that two registered keys do not collide by accident.
     """
     digest = hashlib.sha256(bytes.fromhex(public_key_hex)).digest()
-    text = base64.b32encode(digest).decode("ascii")[:20]
+    # The first 20 digits of base32(digest), i.e. its first 100 bits, five at a time;
+    # base64.b32encode would build (and keep for good) a 1,024-entry table at its first
+    # use, 44 KiB of an agent's memory (docs/scale.md, session 12).
+    bits = int.from_bytes(digest[:13], "big") >> 4
+    text = "".join(_BASE32[(bits >> shift) & 31] for shift in range(95, -1, -5))
     return "-".join(text[i:i + 4] for i in range(0, 20, 4))
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +59,17 @@ def test_group_readable_key_for_the_service_group_is_accepted(tmp_path: Path) ->
     (tmp_path / "identity.key").chmod(0o660)
     with pytest.raises(IdentityError, match="open to others"):
         load_or_create_identity(tmp_path)
+
+
+def test_fingerprint_is_base32_of_the_keys_digest_without_base64s_table() -> None:
+    """The first 20 digits of base32(SHA-256(key)) in groups of four, as
+    ``base64.b32encode`` gives them, without building the 1,024-entry table that function
+    keeps for good (44 KiB of an agent's memory: docs/scale.md, session 12)."""
+    for key in [bytes(32), b"\xff" * 32, *(os.urandom(32) for _ in range(200))]:
+        text = base64.b32encode(hashlib.sha256(key).digest()).decode()[:20]
+        assert fingerprint(key.hex()) == "-".join(text[i:i + 4] for i in range(0, 20, 4))
+    probe = ("import base64, sys; from node.identity import fingerprint; "
+             "fingerprint('ab' * 32); print(len(base64._b32tab2))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "0"
