@@ -41,13 +41,13 @@ class _Shape:
     owner: type[Any]
     compare: Callable[[object], tuple[Any, ...]]
     hashed: Callable[[object], tuple[Any, ...]]
-    fields: frozenset[str]
+    fields: tuple[str, ...]
     shown: tuple[str, ...]
 
     def __init__(self, cls: type) -> None:
         fields = dataclasses.fields(cls)
         self.owner = cls
-        self.fields = frozenset(f.name for f in fields)
+        self.fields = tuple(f.name for f in fields)
         self.compare = _getter(tuple(f.name for f in fields if f.compare))
         self.hashed = _getter(tuple(f.name for f in fields
                                     if (f.compare if f.hash is None else f.hash)))
