@@ -65,19 +65,20 @@ def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
 
 
 def _shape(obj: object) -> _Shape:
-    shape: _Shape = type(obj).__frozen_shape__  # type: ignore[attr-defined]
+    shape: _Shape = obj.__class__.__frozen_shape__  # type: ignore[attr-defined]
     return shape
 
 
 def _eq(self: object, other: object) -> bool:
-    if other.__class__ is self.__class__:
-        compare = _shape(self).compare
+    cls = self.__class__
+    if other.__class__ is cls:
+        compare = cls.__frozen_shape__.compare  # type: ignore[attr-defined]
         return compare(self) == compare(other)
     return NotImplemented
 
 
 def _hash(self: object) -> int:
-    return hash(_shape(self).hashed(self))
+    return hash(self.__class__.__frozen_shape__.hashed(self))  # type: ignore[attr-defined]
 
 
 #: The instances being shown, with their thread: as dataclasses' ``_recursive_repr``.
