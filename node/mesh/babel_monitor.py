@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,21 +28,23 @@ RECONNECT_INITIAL = 0.5
 RECONNECT_MAX = 30.0
 #: A line longer than this is not babeld talking: drop the connection.
 MAX_LINE = 4096
-#: babeld repeats each neighbour's line at every hello and its routes at every update,
-#: most of them unchanged (a lab agent at hello 1 s: five wake-ups a second), and each
-#: wake-up of this thread costs 0.1-0.4 ms of processor here, however little it reads
-#: (docs/scale.md). So once babeld has been calm for CALM_SECONDS, the thread reads at
-#: most every BATCH_SECONDS: the lines wait in the socket meanwhile and are read in one
-#: wake-up. A neighbour's coming or going is seen at most this much later (babeld itself
-#: takes several hellos to notice one).
+#: babeld writes each line with a write of its own, and repeats each neighbour's line at
+#: every hello and its routes at every update, most of them unchanged (the middle of a
+#: 3 x 3 grid: ~17 lines a second at the defaults, in bursts). A Python thread's wake-up
+#: costs 0.1-1 ms here however little it reads (docs/scale.md), so the thread does not
+#: wake for each line: the kernel gathers them into its read. A read returns once
+#: READ_LOWAT bytes have come or BATCH_SECONDS have passed since it began (SO_RCVLOWAT,
+#: SO_RCVTIMEO); a change is seen at most this much later (babeld itself takes several
+#: hellos to notice a neighbour's going). After a read that found nothing in that time,
+#: the next one waits without a limit and returns with babeld's first line.
+#: babeld drops a reader whose socket stays full for 0.1 s (local.c, write_timeout: about
+#: 280 lines fit). A thread asleep in recv() is not such a reader: the kernel copies each
+#: line into its buffer as it comes and frees its room at once; and while babeld bursts
+#: (a mesh forming, a partition healing, a large mesh's updates) a read returns at
+#: READ_LOWAT bytes, so the thread never spends long away from recv().
 BATCH_SECONDS = 2.0
-#: Calm: no read brought CALM_LINES lines or more for this long. A mesh forming or a
-#: partition healing sends bursts; babeld waits only 0.1 s for room in the socket before
-#: it drops a reader (about 280 of its lines fit: one write each), so a reader that
-#: bursts have not calmed down reads at once. A 3 x 3 grid's middle node reads up to a
-#: few dozen lines at once while calm (a route to each node through each neighbour).
-CALM_SECONDS = 60.0
-CALM_LINES = 100
+READ_BYTES = 65536
+READ_LOWAT = 32768
 
 
 def connect(address: str, timeout: float = 3.0) -> socket.socket:
@@ -109,6 +111,43 @@ class _Repeats:
         return True
 
 
+class _BatchedReader:
+    """Reads of a socket that return a batch of lines, not each line babeld writes.
+
+    Each :meth:`read` returns when :data:`READ_LOWAT` bytes have come or ``batch``
+    seconds have passed with some; one that found nothing in that time returns ``None``
+    and makes the next wait until the first byte (a quiet babeld costs no wake-ups).
+    ``batch`` of 0 reads whatever has come, as it comes.
+    """
+
+    def __init__(self, sock: socket.socket, batch: float) -> None:
+        self._sock = sock
+        self._batch = batch
+        self._gathering = False  # a new socket's options: return with the first byte
+        microseconds = max(1, round(batch * 1_000_000))  # a zero timeval is no limit
+        self._timeval = struct.pack("@ll", *divmod(microseconds, 1_000_000))
+
+    def read(self) -> bytes | None:
+        """babeld's next bytes (b"" when it closed), or None after a batch of silence."""
+        try:
+            data = self._sock.recv(READ_BYTES)
+        except BlockingIOError:  # SO_RCVTIMEO expired with nothing read
+            self._set(False)
+            return None
+        if self._batch > 0:
+            self._set(True)
+        return data
+
+    def _set(self, gathering: bool) -> None:
+        if gathering == self._gathering:
+            return
+        self._gathering = gathering
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT,
+                              READ_LOWAT if gathering else 1)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                              self._timeval if gathering else struct.pack("@ll", 0, 0))
+
+
 class BabelMonitor:
     """Follows babeld's ``monitor`` stream in a thread, feeding :attr:`state`."""
 
@@ -116,11 +155,9 @@ class BabelMonitor:
                  on_change: Callable[[], None] | None = None,
                  reconnect_initial: float = RECONNECT_INITIAL,
                  reconnect_max: float = RECONNECT_MAX,
-                 batch_seconds: float = BATCH_SECONDS,
-                 calm_seconds: float = CALM_SECONDS) -> None:
+                 batch_seconds: float = BATCH_SECONDS) -> None:
         self.address = address
         self._batch_seconds = batch_seconds
-        self._calm_seconds = calm_seconds
         self.state = state
         self.on_change = on_change
         self.greeting: dict[str, str] = {}
@@ -195,9 +232,11 @@ class BabelMonitor:
                 return
             pending = b""
             seen = _Repeats()
-            busy = time.monotonic()  # when a read last brought CALM_LINES lines or more
+            reader = _BatchedReader(sock, self._batch_seconds)
             while not self._stop.is_set():
-                chunk = sock.recv(65536)
+                chunk = reader.read()
+                if chunk is None:  # nothing for a whole batch
+                    continue
                 if not chunk:
                     raise ConnectionError("babeld closed the monitoring socket")
                 pending += chunk
@@ -207,11 +246,6 @@ class BabelMonitor:
                 fresh = [line.decode("utf-8", "replace") for line in lines if seen.new(line)]
                 if fresh and self.state.feed(fresh):
                     self._changed()
-                now = time.monotonic()
-                if len(lines) >= CALM_LINES:
-                    busy = now
-                elif self._batch_seconds > 0 and now - busy >= self._calm_seconds:
-                    self._stop.wait(self._batch_seconds)  # babeld's next lines wait meanwhile
         finally:
             self._sock = None
             sock.close()

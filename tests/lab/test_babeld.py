@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,41 @@ def test_two_nodes_learn_each_others_addresses(lab: Lab, tmp_path: Path) -> None
         ns["b"], "ip", "-4", "route", "show", "proto", "babel").stdout, timeout=30, interval=1)
     lab.wait_for("a ping from node-a to node-b's mesh address",
                  lambda: lab.ping(ns["a"], "10.42.0.2"), timeout=10)
+
+
+def test_the_monitor_reads_a_real_babeld_in_batches(lab: Lab, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """babeld (the real one) writes each line on its own: a neighbour's at each hello, the
+    routes at each update. The agent's monitor follows it with a read per batch, not per
+    line, from the start, and still sees the neighbour and its route."""
+    require_tool("babeld")
+    from node.mesh.babel_monitor import BabelMonitor
+    from node.mesh.state import MeshState
+    from tests.node.test_babel_monitor import counting_reads
+
+    ns = {key: lab.netns(f"bmon{key}") for key in "ab"}
+    lab.veth(ns["a"], "m0", ns["b"], "m0")
+    for number, key in enumerate("ab", start=1):
+        lab.run(ns[key], "ip", "address", "add", f"10.42.0.{number}/32", "dev", "lo")
+        conf = tmp_path / f"{key}.conf"
+        conf.write_text(f"local-path {tmp_path / key}.sock\nrandom-id true\n"
+                        "interface m0 type wired hello-interval 0.5 update-interval 2\n"
+                        f"redistribute local ip 10.42.0.{number}/32 allow\n"
+                        "redistribute local deny\nredistribute deny\n")
+        lab.start(ns[key], "babeld", "-c", str(conf), "-I", str(tmp_path / f"{key}.pid"),
+                  "-S", str(tmp_path / f"{key}.state"), log=tmp_path / f"{key}.log")
+    lab.wait_for("babeld's monitoring socket", (tmp_path / "a.sock").exists)
+    reads = counting_reads(monkeypatch)
+    state = MeshState("10.42.0.0/16")
+    monitor = BabelMonitor(str(tmp_path / "a.sock"), state, batch_seconds=1)
+    monitor.start()
+    try:
+        lab.wait_for("the monitor to see b's route", lambda: "10.42.0.2" in
+                     state.node_addresses(), timeout=30, interval=0.5)
+        before = len(reads), sum(reads)
+        time.sleep(6)
+        turns, lines = len(reads) - before[0], sum(reads) - before[1]
+    finally:
+        monitor.stop()
+    assert lines >= 12, (turns, lines)  # a hello every 0.5 s, an update every 2 s
+    assert turns <= 8, (turns, lines)  # a read a second (line by line: one per line)

@@ -1,4 +1,5 @@
-"""Following babeld's monitor: a connection babeld drops is made again at once.
+"""Following babeld's monitor: a connection babeld drops is made again at once; babeld's
+lines are read in batches, without babeld dropping the reader for it.
 
 babeld closes a monitoring client that reads too slowly; on a busy machine (a 200-node lab
 while every node posted) it did so ~10 times per agent. The agent's back-off then grew with
@@ -7,13 +8,18 @@ every drop, up to 30 s, while the node knew no neighbour to replicate with.
 
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.waiting import wait_for
+from node.mesh import babel_monitor
 from node.mesh.babel_monitor import BabelMonitor
 from node.mesh.state import MeshState
 
@@ -91,17 +97,50 @@ def _counting_state() -> tuple[MeshState, list[int]]:
     return state, reads
 
 
-def test_a_calm_babeld_is_read_in_batches_not_line_by_line(tmp_path: Path) -> None:
-    """Each wake-up of the monitor costs 0.1-0.4 ms here whatever it reads; babeld repeats
-    neighbours' lines at every hello. Once calm, its lines are read a batch at a time."""
+class _CountedSocket:
+    """A socket that counts the reads the monitor makes of it (each one a turn of its loop)
+    and the lines they bring."""
+
+    def __init__(self, sock: socket.socket, reads: list[int]) -> None:
+        self._sock = sock
+        self._reads = reads
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        self._reads.append(data.count(b"\n"))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Lines brought by each read of babeld's socket once the monitor follows it."""
+    reads: list[int] = []
+    real = babel_monitor.connect
+
+    def connect(address: str, timeout: float = 3.0) -> Any:
+        return _CountedSocket(real(address, timeout), reads)
+
+    monkeypatch.setattr(babel_monitor, "connect", connect)
+    return reads
+
+
+def test_babeld_is_read_in_batches_not_line_by_line(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each wake-up of the monitor costs 0.1-1 ms here whatever it reads; babeld writes each
+    line on its own and repeats neighbours' lines at every hello. From the first line on,
+    not only once babeld has been calm for a minute, its lines are read a batch at a time."""
     _babeld_streaming(tmp_path / "babeld.sock", lines=40, every=0.05)
-    state, reads = _counting_state()
-    monitor = BabelMonitor(str(tmp_path / "babeld.sock"), state, batch_seconds=0.5,
-                           calm_seconds=0)
+    state, fed = _counting_state()
+    reads = counting_reads(monkeypatch)
+    monitor = BabelMonitor(str(tmp_path / "babeld.sock"), state, batch_seconds=0.5)
     monitor.start()
     try:
-        wait_for("40 lines read", lambda: sum(reads) >= 40, timeout=10)
-        assert len(reads) <= 8  # 2 s of lines in 0.5 s batches; line by line: 40
+        wait_for("40 lines read", lambda: sum(fed) >= 40, timeout=10)
+        # 2 s of lines in 0.5 s batches, the greeting's read and the first line's; line by
+        # line: 40 reads.
+        assert len(reads) <= 8, reads
         assert state.snapshot().neighbours[0].reach == 0xFFFE  # the last line's
         started = time.monotonic()
     finally:
@@ -109,16 +148,93 @@ def test_a_calm_babeld_is_read_in_batches_not_line_by_line(tmp_path: Path) -> No
     assert time.monotonic() - started < 1  # stop() does not wait for the batch
 
 
-def test_a_busy_babeld_is_read_at_once(tmp_path: Path) -> None:
-    """Until babeld has been calm for a while (a mesh forming), every line is read as it
-    comes: babeld drops a reader whose socket stays full for 0.1 s."""
-    _babeld_streaming(tmp_path / "babeld.sock", lines=20, every=0.05)
-    state, reads = _counting_state()
-    monitor = BabelMonitor(str(tmp_path / "babeld.sock"), state, batch_seconds=0.5,
-                           calm_seconds=60)
+def test_a_quiet_babeld_costs_no_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that found nothing in a batch's time is followed by one that waits for babeld:
+    a node with no neighbours (babeld silent) does not wake every batch."""
+    _babeld_streaming(tmp_path / "babeld.sock", lines=2, every=0.01)
+    state, fed = _counting_state()
+    reads = counting_reads(monkeypatch)
+    monitor = BabelMonitor(str(tmp_path / "babeld.sock"), state, batch_seconds=0.2)
     monitor.start()
     try:
-        wait_for("20 lines read", lambda: sum(reads) >= 20, timeout=10)
-        assert len(reads) >= 15
+        wait_for("2 lines read", lambda: sum(fed) >= 2, timeout=10)
+        time.sleep(2)  # ten batches' time, babeld silent
+        assert len(reads) <= 4, reads  # first line, the rest, one read that found nothing
+    finally:
+        monitor.stop()
+
+
+def _babeld_bursting(path: Path, lines: int, after: float, reader_dropped: threading.Event,
+                     ) -> threading.Thread:
+    """A babeld greeting one reader, sending it one line, then after ``after`` seconds a
+    burst of ``lines`` changed lines, each with a write of its own as babeld does: a write
+    that finds the socket full waits up to 0.1 s for room, then babeld drops the reader
+    (local.c, ``write_timeout`` and its callers' ``shutdown``)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def write_timeout(conn: socket.socket, line: bytes) -> bool:
+        try:
+            return conn.send(line) == len(line)
+        except BlockingIOError:
+            if not select.select([], [conn], [], 0.1)[1]:
+                return False
+            try:
+                return conn.send(line) == len(line)
+            except BlockingIOError:
+                return False
+
+    def stream() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            conn.sendall(GREETING)
+            conn.recv(64)  # "monitor"
+            conn.sendall(NEIGHBOUR)
+            time.sleep(after)
+            conn.setblocking(False)
+            for i in range(lines):
+                line = NEIGHBOUR.replace(b"add neighbour 1 ", f"add neighbour {i + 2} ".encode())
+                if not write_timeout(conn, line):
+                    reader_dropped.set()
+                    conn.shutdown(socket.SHUT_WR)
+                    break
+            conn.setblocking(True)
+            with contextlib.suppress(OSError):  # a reader gone with lines unread: reset
+                while conn.recv(64):  # babeld stays until the reader goes
+                    pass
+
+    thread = threading.Thread(target=stream, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_fake_babeld_drops_a_reader_that_sleeps(tmp_path: Path) -> None:
+    """The next test's babeld drops a reader that reads nothing for a second, as babeld does:
+    2,000 of its lines do not fit in the socket."""
+    dropped = threading.Event()
+    _babeld_bursting(tmp_path / "babeld.sock", lines=2000, after=0, reader_dropped=dropped)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sleeper:
+        sleeper.connect(str(tmp_path / "babeld.sock"))
+        sleeper.sendall(b"monitor\n")
+        assert dropped.wait(5)
+
+
+def test_a_burst_is_read_while_it_comes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader waiting for a batch (2 s here) does not sleep through a burst of babeld's
+    lines (a mesh forming, a partition healing): 2,000 lines come at once, 280 fit in the
+    socket, and babeld waits only 0.1 s for room; none is lost and the reader stays."""
+    dropped = threading.Event()
+    _babeld_bursting(tmp_path / "babeld.sock", lines=2000, after=0.5, reader_dropped=dropped)
+    state = MeshState()
+    reads = counting_reads(monkeypatch)
+    monitor = BabelMonitor(str(tmp_path / "babeld.sock"), state, batch_seconds=2)
+    monitor.start()
+    try:
+        wait_for("2,001 neighbours", lambda: len(state.snapshot().neighbours) >= 2001,
+                 timeout=10)
+        assert not dropped.is_set()
+        # In batches of READ_LOWAT bytes or more (32 KB: ~390 of these lines), not line by line
+        assert len(reads) <= 2001 / 100, reads
     finally:
         monitor.stop()
