@@ -10,8 +10,8 @@ the old number then lands on the new file ("disk I/O error", or a corrupted
 database). So here the loop thread alone closes the server's descriptors, in
 an order that leaves nobody using them afterwards:
 
-1. :meth:`stop` sets a flag and wakes the loop (a write to the wake-up pipe);
-   if that fails, the loop still sees the flag at its next poll timeout;
+1. :meth:`stop` sets a flag and wakes the loop (a write to the wake-up pipe;
+   if that fails, a connection to the listening socket);
 2. the loop thread closes every connection (which releases workers waiting to
    send), then shuts the worker threads down (after which nothing pulls the
    wake-up pipe), then closes the listening socket and the pipe, each once.
@@ -20,16 +20,17 @@ an order that leaves nobody using them afterwards:
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Any
 
 log = logging.getLogger("meshhub.waitress")
 
-#: Longest a poll of the loop waits: how late a stop is noticed when the loop cannot be woken.
+#: Longest a poll of the loop waits while a connection is open: waitress closes idle and
+#: overdue connections (node.agent_server's request deadline) only when its loop turns.
+#: With none open the loop waits without a limit: a new connection, a worker's answer or
+#: stop() wakes it (an idle agent's API thread woke every 5 s for nothing before).
 POLL_SECONDS = 0.5
-#: The same with no connection open: a new one, or stop's write to the pipe, wakes it
-#: (this timeout only matters when that write fails: below STOP_TIMEOUT_SECONDS).
-IDLE_POLL_SECONDS = 5.0
 #: How long :meth:`WaitressThread.stop` waits for the thread by default.
 STOP_TIMEOUT_SECONDS = 15.0
 
@@ -74,9 +75,9 @@ class WaitressThread:
             if not self._closed:
                 try:
                     self.server.pull_trigger()
-                except OSError as exc:  # the loop notices the flag at its next poll
-                    log.warning("cannot wake the server loop (%s); it stops within %.1f s",
-                                exc, POLL_SECONDS)
+                except OSError as exc:
+                    log.warning("cannot wake the server loop (%s); connecting to it", exc)
+                    self._knock()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("%s: still running %.0f s after stop", self._thread.name, timeout)
@@ -89,11 +90,20 @@ class WaitressThread:
             while not self._stopping.is_set() and server._map:
                 # Connections open: wake often enough for waitress's timeouts to close
                 # idle ones; none: sleep until one arrives or stop wakes us (idle costs 0).
-                timeout = POLL_SECONDS if server.active_channels else IDLE_POLL_SECONDS
-                wasyncore.loop(timeout=timeout, map=server._map,
+                timeout = POLL_SECONDS if server.active_channels else None
+                # None: poll()/select() without a timeout (waitress's stubs say float only)
+                wasyncore.loop(timeout=timeout, map=server._map,  # type: ignore[arg-type]
                                use_poll=server.adj.asyncore_use_poll, count=1)
         finally:
             self._close()
+
+    def _knock(self) -> None:
+        """Wake a loop waiting without a limit by connecting to its listening socket."""
+        try:
+            host, port = self.server.socket.getsockname()[:2]
+            socket.create_connection((host, port), timeout=1).close()
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("cannot wake the server loop by connecting either (%s)", exc)
 
     def _close(self) -> None:
         """Connections, then workers, then the listener and the wake-up pipe: each once."""

@@ -6,6 +6,7 @@ import http.client
 import os
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from waitress.server import create_server
 
+from bench.waiting import wait_for
+from node.agent_server import create_bounded_server
 from node.waitress_thread import WaitressThread
 
 
@@ -79,3 +82,64 @@ def test_stop_before_start_closes_the_listener() -> None:
     served.stop()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def _ok(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def _counting_turns(server: Any) -> list[float]:
+    """When each turn of the server's loop began (each poll asks the listener ``readable``)."""
+    turns: list[float] = []
+    readable = server.readable
+
+    def counted() -> bool:
+        turns.append(time.monotonic())
+        return bool(readable())
+
+    server.readable = counted
+    return turns
+
+
+def test_an_idle_server_does_not_wake_and_still_closes_a_late_slow_connection() -> None:
+    """With no connection open the loop waits without a timeout (an idle agent's API thread
+    woke every 5 s before). A connection that comes after that long wait and sends nothing
+    is still closed by the request deadline (issue 17): the loop ticks again while one is
+    open."""
+    server = create_bounded_server(_ok, host="127.0.0.1", port=0, threads=1)
+    server.request_deadline = 1.0
+    turns = _counting_turns(server)
+    served = WaitressThread(server, "test-idle")
+    served.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{served.port}/", timeout=5) as answer:
+            assert answer.read() == b"ok"
+        wait_for("the connection to close", lambda: not server.active_channels, timeout=5)
+        time.sleep(0.2)
+        idle_from = len(turns)
+        time.sleep(6)
+        assert len(turns) == idle_from, turns[idle_from:]  # 6 s idle: not one turn
+        opened = time.monotonic()
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as slow:
+            assert slow.recv(1) == b""  # closed by the server, nothing sent
+        # The deadline (1 s), the next cleanup (every 1 s) and a poll's wait (0.5 s)
+        assert time.monotonic() - opened < 4
+    finally:
+        served.stop()
+
+
+def test_stop_wakes_a_loop_waiting_without_a_timeout_when_its_pipe_fails() -> None:
+    server = create_bounded_server(_ok, host="127.0.0.1", port=0, threads=1)
+    served = WaitressThread(server, "test-knock")
+    served.start()
+    time.sleep(0.3)  # asleep in its poll
+
+    def broken() -> None:
+        raise OSError("the wake-up pipe is broken")
+
+    server.pull_trigger = broken
+    started = time.monotonic()
+    served.stop()
+    assert not served.is_alive()
+    assert time.monotonic() - started < 2  # woken by a connection, not a poll's timeout
