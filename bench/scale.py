@@ -16,8 +16,9 @@ Parts (each registers itself in :data:`PARTS` with :func:`part`; add new ones th
   the lab settles, the CPU time each agent process used over ``--window`` seconds (from
   ``/proc/PID/stat``, its threads included, babeld and dnsmasq not), as a share of one
   core: the median agent and the busiest; for the middle node's agent, each thread's
-  CPU and wake-ups a second (names from ``py-spy dump`` when py-spy is installed: the
-  profile of each periodic task). Then each agent's PSS (``smaps_rollup``) and USS.
+  CPU and wake-ups a second (named as the kernel knows them, which the agent sets from
+  its Python names; ``py-spy dump``'s for any it did not: the profile of each periodic
+  task). Then each agent's PSS (``smaps_rollup``) and USS.
   ``--python /usr/bin/python3.11`` runs the same labs' agents also under that interpreter
   (:mod:`bench.scale_python`), taking turns with this one, ``--idle-rounds`` times each:
   a node runs Debian's, whose libpython is linked into the executable.
@@ -120,6 +121,26 @@ def thread_times(pid: int) -> dict[int, tuple[float, int]]:
 
 
 def thread_names(pid: int) -> dict[int, str]:
+    """Thread names by native id: the kernel's (``/proc/PID/task/TID/comm``, which the
+    agent sets from its Python names, node/thread_names.py), and for a thread that has
+    only the process's name, Python's from ``py-spy dump`` (if installed)."""
+    names, unnamed = {}, []
+    process = Path(f"/proc/{pid}/comm").read_text().strip()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if comm == process and int(task.name) != pid:
+            unnamed.append(int(task.name))
+        names[int(task.name)] = comm
+    if unnamed:
+        spied = py_spy_thread_names(pid)
+        names.update({tid: spied[tid] for tid in unnamed if tid in spied})
+    return names
+
+
+def py_spy_thread_names(pid: int) -> dict[int, str]:
     """Python thread names by native id, from ``py-spy dump`` (if installed), else {}."""
     import re
 

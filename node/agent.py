@@ -41,6 +41,7 @@ from node.health import HealthMonitor, Sources
 from node.health.probes import run_command, systemd_service_states
 from node.logs import OnceLogger
 from node.scheduler import Scheduler
+from node.thread_names import name_os_threads
 from node.waitress_thread import WaitressThread
 
 if TYPE_CHECKING:
@@ -286,6 +287,7 @@ class Agent:
             self.roam.start()
         self._start_gate()
         self._start_supervised()
+        name_os_threads()  # for top -H and bench/scale.py: every thread has started
 
     def stop(self) -> None:
         """Stop the API and the sampler and write the history; safe to call twice."""
@@ -387,6 +389,7 @@ class Agent:
             log.warning("gate: loaded at try %d; opening the access point", attempt)
             for daemon in self.access:
                 self._open_access(daemon)
+            name_os_threads()  # the gate's threads, started after the others
 
     def _open_access(self, daemon: Supervised) -> None:
         """Start hostapd or dnsmasq, once the gate is in, saying so in the journal (the line

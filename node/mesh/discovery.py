@@ -118,7 +118,10 @@ class Discovery:
 
         a = self.announcement
         host = f"{a.name}.local."
+        before = set(threading.enumerate())
         self._zc = Zeroconf(interfaces=self.interfaces, ip_version=IPVersion.All)
+        for thread in set(threading.enumerate()) - before:  # its event loop's thread
+            thread.name = "meshhub-zeroconf"
         infos = [ServiceInfo(AGENT_SERVICE, f"{a.name}.{AGENT_SERVICE}",
                              addresses=[IPv4Address(a.mesh_address).packed], port=a.agent_port,
                              properties=a.txt(), server=host)]
