@@ -57,6 +57,12 @@ class MeshState:
         self._neighbours: dict[str, Neighbour] = {}
         self._routes: dict[str, Route] = {}
         self._xroutes: dict[str, XRoute] = {}
+        #: The routes neighbours originate (``refmetric 0``), by key: what
+        #: :meth:`neighbour_addresses` reads, a handful among hundreds of routes.
+        self._originated: dict[str, Route] = {}
+        #: :meth:`neighbour_addresses`' last answer, until a neighbour or one of
+        #: ``_originated`` changes (None: to be worked out again).
+        self._addresses: dict[str, str] | None = None
         self._connected = False
         self._updated: float | None = None
 
@@ -69,6 +75,8 @@ class MeshState:
             self._neighbours.clear()
             self._routes.clear()
             self._xroutes.clear()
+            self._originated.clear()
+            self._addresses = None
             self._connected = connected
             self._updated = self._clock()
 
@@ -89,7 +97,23 @@ class MeshState:
                 table.pop(event.key, None)
             else:
                 table[event.key] = value
+            if event.kind == "neighbour":
+                self._addresses = None
+            elif event.kind == "route":
+                self._note_route(event.key, None if event.action == "flush" else value)
             self._updated = self._clock()
+
+    def _note_route(self, key: str, route: Route | None) -> None:
+        """Keep ``_originated`` (under the lock): forget the answer of
+        :meth:`neighbour_addresses` when a route a neighbour originates came, changed or
+        went; the other routes (most of babeld's reports: ~800 routes at 200 nodes) leave
+        it as it was."""
+        was = self._originated.pop(key, None)
+        if route is not None and route.refmetric == 0:
+            self._originated[key] = route
+        elif was is None:
+            return
+        self._addresses = None
 
     def feed(self, lines: Iterable[str]) -> int:
         """Apply every event among ``lines`` (a ``dump`` or a piece of ``monitor``)."""
@@ -130,20 +154,26 @@ class MeshState:
         A neighbour's own mesh address is the /32 it originates: a route learned
         through it (``via`` its link-local address) with ``refmetric 0``.
         """
-        # Asked at every change babeld reports, so only the few routes a neighbour
-        # originates are looked at: with 200 nodes, a copy of all ~800 routes, sorted, and
-        # each prefix parsed took 15 ms here, several hundred times while the mesh formed.
+        # Asked at every change babeld reports and at every post a node passes on (its
+        # neighbours are listed), so only the few routes a neighbour originates are
+        # looked at, and only after one of them or a neighbour changed: with 200 nodes,
+        # a copy of all ~800 routes, sorted, and each prefix parsed took 15 ms here,
+        # several hundred times while the mesh formed; going through them all at each
+        # post was 1.4 % of a relaying agent's processor time in a 5 x 5 grid, and the
+        # routes grow with the mesh (docs/scale.md, session 12).
         with self._lock:
+            if self._addresses is not None:
+                return dict(self._addresses)
             alive = {n.address for n in self._neighbours.values() if n.alive}
-            own = sorted((r for r in self._routes.values()
-                          if r.refmetric == 0 and r.via in alive and r.reachable),
-                         key=lambda r: r.prefix)
-        found: dict[str, str] = {}
-        for route in own:
-            address = self._in_range(route.prefix)
-            if address is not None:
-                found[route.via] = str(address)
-        return found
+            own = sorted((r for r in self._originated.values()
+                          if r.via in alive and r.reachable), key=lambda r: r.prefix)
+            found: dict[str, str] = {}
+            for route in own:
+                address = self._in_range(route.prefix)
+                if address is not None:
+                    found[route.via] = str(address)
+            self._addresses = found
+            return dict(found)
 
     def health(self) -> Json | None:
         """The ``mesh`` part of the health document, or ``None`` before babeld was read."""

@@ -10,6 +10,7 @@ monitor stream while the 2-3 link went down and came back; and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from node.mesh.babel_parse import INFINITY, parse_greeting, parse_line, to_neighbour, to_route
 from node.mesh.state import MeshState
@@ -116,3 +117,61 @@ def test_addresses_outside_the_mesh_range_are_not_nodes() -> None:
                 "add route r2 prefix 192.0.2.1/32 from 0.0.0.0/0 installed yes id x metric 96 "
                 "refmetric 0 via fe80::1 if m0"])
     assert state.node_addresses() == [] and state.neighbour_addresses() == {}
+
+
+def _grid_routes(state: MeshState, far: int) -> None:
+    """Two neighbours (10.42.0.2 at fe80::2, 10.42.0.3 at fe80::3), each originating its
+    address and offering routes to ``far`` other nodes, as at a node of a large grid."""
+    state.feed([f"add neighbour n{i} address fe80::{i} if m{i} reach ffff rxcost 96 "
+                f"txcost 96 cost 96" for i in (2, 3)])
+    state.feed([f"add route o{i} prefix 10.42.0.{i}/32 from 0.0.0.0/0 installed yes id x "
+                f"metric 96 refmetric 0 via fe80::{i} if m{i}" for i in (2, 3)])
+    state.feed([f"add route r{i}-{n} prefix 10.42.{1 + n // 200}.{n % 200}/32 from 0.0.0.0/0 "
+                f"installed {'yes' if i == 2 else 'no'} id x metric {96 * (n % 26 + 2)} "
+                f"refmetric {96 * (n % 26 + 1)} via fe80::{i} if m{i}"
+                for i in (2, 3) for n in range(far)])
+
+
+def test_listing_the_neighbours_again_looks_at_no_route_when_none_of_theirs_changed(
+        monkeypatch: Any) -> None:
+    """At 200 nodes babeld holds ~800 routes and reports changes to them all the time;
+    the agent lists its neighbours at every post it passes on. Those lists look again
+    only when a neighbour or a route a neighbour originates changed, and say the same as
+    a fresh look."""
+    state = MeshState("10.42.0.0/16")
+    state.reset(connected=True)
+    _grid_routes(state, 400)
+    looked: list[str] = []
+    parse = MeshState._in_range
+    monkeypatch.setattr(MeshState, "_in_range",
+                        lambda self, prefix: looked.append(prefix) or parse(self, prefix))
+    expected = {"fe80::2": "10.42.0.2", "fe80::3": "10.42.0.3"}
+    assert state.neighbour_addresses() == expected
+    first = len(looked)
+    assert first == 2  # the two routes the neighbours originate, not the 800 others
+    for _ in range(50):
+        assert state.neighbour_addresses() == expected
+    # A change to a route through a neighbour (not its own) changes nothing here.
+    state.feed(["change route r2-7 prefix 10.42.1.7/32 from 0.0.0.0/0 installed yes id x "
+                "metric 480 refmetric 384 via fe80::2 if m2"])
+    assert state.neighbour_addresses() == expected
+    assert len(looked) == first
+    # The answer follows what does change it: a neighbour's own route retracted, then back;
+    # a neighbour dead; a route that becomes a neighbour's own.
+    state.feed(["change route o3 prefix 10.42.0.3/32 from 0.0.0.0/0 installed yes id x "
+                "metric 65535 refmetric 0 via fe80::3 if m3"])
+    assert state.neighbour_addresses() == {"fe80::2": "10.42.0.2"}
+    state.feed(["change route o3 prefix 10.42.0.3/32 from 0.0.0.0/0 installed yes id x "
+                "metric 96 refmetric 0 via fe80::3 if m3"])
+    assert state.neighbour_addresses() == expected
+    state.feed(["change neighbour n2 address fe80::2 if m2 reach 0000 rxcost 65535 "
+                "txcost 65535 cost 65535"])
+    assert state.neighbour_addresses() == {"fe80::3": "10.42.0.3"}
+    state.feed(["change route r3-5 prefix 10.42.1.5/32 from 0.0.0.0/0 installed no id x "
+                "metric 96 refmetric 0 via fe80::3 if m3"])
+    assert state.neighbour_addresses() == {"fe80::3": "10.42.1.5"}
+    state.feed(["flush route r3-5 prefix 10.42.1.5/32 from 0.0.0.0/0 installed no id x "
+                "metric 96 refmetric 0 via fe80::3 if m3"])
+    assert state.neighbour_addresses() == {"fe80::3": "10.42.0.3"}
+    state.reset(connected=True)
+    assert state.neighbour_addresses() == {}
