@@ -88,6 +88,10 @@ class GateService:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._problems = OnceLogger(log)
+        #: The store's path, worked out once: ``cfg.data_dir`` resolves the folder (a
+        #: system call for each part of it), and the gate looks at the store at each
+        #: commit, twice (docs/scale.md, session 12).
+        self._database_path: Path | None = None
 
     def handle(self, request: Request) -> GateStatus | LeaseStatus:
         """Answer one request of the portal (or of dnsmasq's lease hook)."""
@@ -260,9 +264,11 @@ class GateService:
             self.check_broadcast()
 
     def _database(self) -> Path:
-        from node.sync.setup import DATABASE  # the node's content store
+        if self._database_path is None:
+            from node.sync.setup import DATABASE  # the node's content store
 
-        return self.cfg.data_dir / DATABASE
+            self._database_path = self.cfg.data_dir / DATABASE
+        return self._database_path
 
     def check_broadcast(self) -> None:
         """Hold the emergency broadcast the store has in force (called when the store

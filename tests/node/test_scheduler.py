@@ -239,3 +239,49 @@ def test_the_gates_own_look_at_the_store_does_not_wake_it_again(tmp_path: Path) 
     finally:
         store.close()
     assert after == seen, f"the gate looked {after - seen} more times at an unchanged store"
+
+
+def test_the_gates_looks_at_the_store_do_not_resolve_the_data_folder_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate looks at the store at every commit, twice (at the event and once the
+    writes settled): at every post a node passes on. ``cfg.data_dir`` resolves the folder
+    (a system call for each part of its path): 2.4 % of a relaying agent's processor time
+    in a 5 x 5 grid (docs/scale.md, session 12). It is worked out once."""
+    from node.config import NodeConfig
+    from node.gate import service
+    from node.identity import Identity
+    from node.sync.setup import DATABASE
+    from tests.node.test_store_support import listing_body, open_store
+
+    cfg = watched_gate_config(tmp_path)
+    store = open_store(cfg.data_dir / DATABASE, Identity.generate())
+    resolved: list[float] = []
+    resolve = vars(NodeConfig)["data_dir"].fget
+    assert resolve is not None
+
+    def counted(self: NodeConfig) -> Path:
+        resolved.append(time.monotonic())
+        return resolve(self)
+
+    monkeypatch.setattr(NodeConfig, "data_dir", property(counted))
+    looks: list[float] = []
+    settled = threading.Event()
+
+    class CountingGate(GateService):
+        def check_broadcast(self) -> None:
+            looks.append(time.monotonic())
+            super().check_broadcast()
+            if len(looks) > 1 and looks[-1] - looks[1] >= service.STORE_SETTLE_SECONDS:
+                settled.set()
+
+    try:
+        with running_gate(CountingGate, cfg):
+            started = len(resolved)
+            for title in ("One", "Two"):
+                store.append("listing.post", listing_body(title=title), actor="ada")
+            assert settled.wait(WAIT), "no look after the commits settled"
+            during = len(resolved) - started
+    finally:
+        store.close()
+    assert len(looks) >= 3
+    assert during == 0, f"{during} resolutions of the data folder for {len(looks)} looks"
