@@ -32,6 +32,14 @@ SYNC_WATCH_SECONDS = 0.5
 #: memory, which inotify does not see), so the first look often comes a moment early;
 #: waiting the whole half second delayed every post made through the portal.
 SYNC_WATCH_AGAIN_SECONDS = (0.01, 0.05, 0.2)
+#: A post a node passes on is handed at once to the neighbours that may lack it; one that
+#: pushed this node the author's previous entry before being told it (it gets the
+#: author's posts from elsewhere, as an upstream neighbour of a grid does) is given this
+#: long to push this one too, and pushed to only if it does not. In a grid two
+#: neighbours that got a post at about the same time pushed it to each other: two
+#: requests on a link where one does (docs/scale.md, session 12). A wrong guess (the
+#: mesh changed) delays the post to that neighbour by this much, once.
+SYNC_PUSH_DEFER_SECONDS = 1.0
 #: Network timeout of one sync request (connect, and each read), in seconds.
 SYNC_HTTP_TIMEOUT_SECONDS = 10.0
 #: Total time one pull from one peer may take, all its requests together: a peer

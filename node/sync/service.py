@@ -89,6 +89,7 @@ class SyncSettings:
     coalesce_seconds: float = timing.SYNC_COALESCE_SECONDS
     watch_seconds: float = timing.SYNC_WATCH_SECONDS
     watch_again_seconds: tuple[float, ...] = timing.SYNC_WATCH_AGAIN_SECONDS
+    defer_seconds: float = timing.SYNC_PUSH_DEFER_SECONDS
     timeout_seconds: float = timing.SYNC_HTTP_TIMEOUT_SECONDS
     pull_deadline_seconds: float = timing.SYNC_PULL_DEADLINE_SECONDS
     concurrent_pulls: int = timing.SYNC_CONCURRENT_PULLS
@@ -215,6 +216,16 @@ class SyncService:
         self._announce_due = False
         #: Neighbours that answered ``/push`` with 404 (an earlier release): told by notify.
         self._no_push: set[str] = set()
+        #: The digest each neighbour is being or was last told (set before the request,
+        #: unlike ``_notified``): a push from it of the same digest crossed this node's.
+        self._sent: dict[str, str] = {}
+        #: For each author (the most recent :data:`MAX_SENDERS`), the neighbours that
+        #: pushed this node one of its entries before this node told them it: they get
+        #: that author's posts from elsewhere, so their push of the next is waited for
+        #: (``defer_seconds``) before this node pushes to them.
+        self._upstream: OrderedDict[str, set[str]] = OrderedDict()
+        #: Pushes held back for those neighbours: (when, digest, entries, neighbours).
+        self._deferred: list[tuple[float, str, list[dict[str, Any]], list[str]]] = []
         #: The neighbours as :meth:`peers` last listed them (a sender's URL is looked up
         #: here first: listing them asks babeld's state and zeroconf, at every push).
         self._known_peers: frozenset[str] = frozenset()
@@ -295,7 +306,8 @@ class SyncService:
         next_watch = time.monotonic() + self._watch_seconds
         try:
             while not self._stop.is_set():
-                timeout = max(0.0, min(next_round, next_watch) - time.monotonic())
+                deferred = min((d[0] for d in self._deferred), default=next_round)
+                timeout = max(0.0, min(next_round, next_watch, deferred) - time.monotonic())
                 if self._wake.wait(timeout):
                     if self.settings.coalesce_seconds > 0:
                         self._stop.wait(self.settings.coalesce_seconds)
@@ -321,6 +333,7 @@ class SyncService:
             pushed, self._announce_due = self._announce_due, False
         before = watch.vector
         now = time.monotonic()
+        self._tell_deferred(now, watch.digest)
         if now >= next_round:
             pending.add(None)
             next_round = now + self._next_interval()
@@ -356,8 +369,28 @@ class SyncService:
             # neighbours anyway, so that one lacking them asks (a notify is answered
             # "pull" while it lacks any).
             fresh = self._fresh(before, watch.vector) if changed else []
-            self.announce(watch.digest, force=restored or arrived, fresh=fresh, peers=peers)
+            self.announce(watch.digest, force=restored or arrived, fresh=fresh, peers=peers,
+                          defer=True)
         return next_round, next_watch
+
+    def _tell_deferred(self, now: float, digest: str) -> None:
+        """Push the entries held back for neighbours that were expected to push them
+        first (:meth:`announce`) and have not told this node the same digest by now. A
+        hold whose digest is no longer this node's is dropped: the newer digest was
+        announced to those neighbours since (a neighbour lacking the older entries too
+        then pulls them). ``digest``: this node's, as last looked at."""
+        due = [d for d in self._deferred if d[0] <= now]
+        if not due:
+            return
+        self._deferred = [d for d in self._deferred if d[0] > now]
+        for _when, held, fresh, urls in due:
+            if held != digest:
+                continue
+            late = [u for u in urls if held not in (self._notified.get(u), self._heard.get(u))]
+            if late:
+                # They did not push it: not upstream of this node for these authors now.
+                self._mark_upstream(late, fresh, upstream=False)
+                self.announce(held, fresh=fresh, peers=late)
 
     def _next_look(self, told: bool, seen: bool) -> float:
         """Seconds until the next look for other processes' commits. Told of a write
@@ -482,6 +515,10 @@ class SyncService:
         when an entry is refused (the pull scheduled then backs the sender off if it
         sends it again)."""
         self._remember(sender, url, push.digest)
+        if url is not None and url in self._known_peers:
+            # Before this node told it this digest: it got these from elsewhere.
+            self._mark_upstream([url], push.entries,
+                                upstream=self._sent.get(url) != push.digest)
         mine = self.registry.serial if self.registry is not None else None
         newer_registry = push.registry is not None and self.registry is not None \
             and (mine is None or push.registry > mine)
@@ -716,7 +753,7 @@ class SyncService:
     # --- push ----------------------------------------------------------------------------
     def announce(self, digest: str | None = None, *, force: bool = False,
                  fresh: list[dict[str, Any]] | None = None,
-                 peers: list[str] | None = None) -> None:
+                 peers: list[str] | None = None, defer: bool = False) -> None:
         """Tell every neighbour this node's digest if it has not heard it yet (push-on-change).
 
         A neighbour that was backed off or unreachable is told when it is ready
@@ -730,13 +767,25 @@ class SyncService:
         one after another, each slow neighbour (up to 2 s) delayed every later one,
         and with it the post's way across the mesh (docs/scale.md). ``peers``: the
         neighbours, when the caller has just listed them.
+
+        ``defer``: a neighbour that pushed this node an earlier entry of each author of
+        ``fresh`` before being told it (it gets their posts from elsewhere) is given
+        ``defer_seconds`` to push these too; it is pushed to only if it does not (the
+        pull thread's next rounds, :meth:`_tell_deferred`). Neighbours held back so are
+        not told the digest without the entries meanwhile.
         """
         if not self.settings.push:
             return
         digest = digest or self.store.digest()
+        held = {u for when, d, _f, urls in self._deferred if d == digest for u in urls}
         due = [url for url in (self.peers() if peers is None else peers)
                if (force or digest not in (self._notified.get(url), self._heard.get(url)))
-               and self.backoff.ready(url)]
+               and url not in held and self.backoff.ready(url)]
+        later = self._expected(due, fresh) if defer and fresh and not force else []
+        if later:
+            self._deferred.append((time.monotonic() + self.settings.defer_seconds, digest,
+                                   list(fresh or ()), later))
+            due = [url for url in due if url not in later]
         tell = partial(self._notify, digest=digest, fresh=fresh or [])
         if len(due) <= 1:  # the usual watch tick: nothing (or one) to tell, no thread
             for url in due:
@@ -751,6 +800,10 @@ class SyncService:
         it off (logged once)."""
         state = self.backoff.peer(url)
         client = self._client(url, min(2.0, self.settings.timeout_seconds), state.counter)
+        with self._lock:
+            if len(self._sent) >= MAX_SENDERS and url not in self._sent:
+                self._sent.clear()
+            self._sent[url] = digest
         try:
             pushed = None
             if fresh and url not in self._no_push:
@@ -767,6 +820,37 @@ class SyncService:
             delay = self.backoff.failed(url, exc.reason, bad_data=exc.bad_data)
             self._problems.warning(f"peer:{url}", "sync: notifying %s failed: %s; backing "
                                    "off %.0f s", url, exc.reason, delay)
+
+    def _expected(self, due: list[str], fresh: list[dict[str, Any]]) -> list[str]:
+        """The neighbours of ``due`` that pushed this node an entry of every author of
+        ``fresh`` before being told it: they are expected to push these too. None for
+        this node's own entries (nobody has them before it)."""
+        authors = {place[0] for place in map(_author_seq, fresh) if place is not None}
+        if not authors or self.store.identity.public_key in authors \
+                or self.settings.defer_seconds <= 0:
+            return []
+        with self._lock:
+            marks = [self._upstream.get(author, set()) for author in authors]
+            return [url for url in due if all(url in m for m in marks)]
+
+    def _mark_upstream(self, urls: Iterable[str], entries: list[dict[str, Any]], *,
+                       upstream: bool) -> None:
+        """Record whether each of ``urls`` gets the authors of ``entries`` from elsewhere
+        (it pushed them here before being told them) or not (it did not push them in
+        time, or pushed them only after this node had told it)."""
+        authors = {place[0] for place in map(_author_seq, entries) if place is not None}
+        with self._lock:
+            for author in authors:
+                marks = self._upstream.pop(author, set())
+                for url in urls:
+                    if upstream:
+                        marks.add(url)
+                    else:
+                        marks.discard(url)
+                if marks:
+                    self._upstream[author] = marks
+                while len(self._upstream) > MAX_SENDERS:
+                    self._upstream.popitem(last=False)
 
     # --- library files -----------------------------------------------------------------
     def fetch_files(self, peers: Iterable[str] | None = None) -> FileReport:

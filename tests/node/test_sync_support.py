@@ -143,7 +143,8 @@ def cut(a: Node, b: Node) -> None:
 
 
 def idle(*members: Node) -> bool:
-    """True when no round runs on any of ``members`` and none has a pull scheduled.
+    """True when no round runs on any of ``members`` and none has a pull scheduled or a
+    push held back (for a neighbour expected to push the same entries).
 
     Checked holding every member's round: a round tells the neighbours of its change
     (their pulls get scheduled) before it ends, so nothing is left in flight.
@@ -152,7 +153,7 @@ def idle(*members: Node) -> bool:
         for node in members:
             held.enter_context(node.service._round_lock)
         return not any(node.service._pending or node.service._announce_due
-                       for node in members)
+                       or node.service._deferred for node in members)
 
 
 def portals_render(*members: Node) -> bool:
