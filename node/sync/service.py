@@ -777,7 +777,8 @@ class SyncService:
         if not self.settings.push:
             return
         digest = digest or self.store.digest()
-        held = {u for when, d, _f, urls in self._deferred if d == digest for u in urls}
+        held = set() if force else {u for _when, d, _fresh, urls in self._deferred
+                                    if d == digest for u in urls}
         due = [url for url in (self.peers() if peers is None else peers)
                if (force or digest not in (self._notified.get(url), self._heard.get(url)))
                and url not in held and self.backoff.ready(url)]
