@@ -14,6 +14,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,8 +44,19 @@ MAX_LINE = 4096
 #: (a mesh forming, a partition healing, a large mesh's updates) a read returns at
 #: READ_LOWAT bytes, so the thread never spends long away from recv().
 BATCH_SECONDS = 2.0
+#: While the mesh is settling — babeld reported a neighbour or a route appearing or going
+#: (a new connection's dump, the mesh forming, a partition healing) in the last
+#: SETTLING_SECONDS — a read waits at most SETTLING_BATCH_SECONDS: the agent's view of its
+#: neighbours then follows babeld's within a tenth of a second, as the sync and roaming
+#: floods need (a phone accepted just after the mesh formed was announced to no one when
+#: the view lagged by a 2 s batch). A neighbour's line becomes usable a few hellos after
+#: it first appears, hence the half minute.
+SETTLING_SECONDS = 30.0
+SETTLING_BATCH_SECONDS = 0.1
 READ_BYTES = 65536
 READ_LOWAT = 32768
+#: The lines that say an object of babeld's appeared or went (not a change to one known).
+_COMING_OR_GOING = (b"add ", b"flush ")
 
 
 def connect(address: str, timeout: float = 3.0) -> socket.socket:
@@ -115,37 +127,48 @@ class _BatchedReader:
     """Reads of a socket that return a batch of lines, not each line babeld writes.
 
     Each :meth:`read` returns when :data:`READ_LOWAT` bytes have come or ``batch``
-    seconds have passed with some; one that found nothing in that time returns ``None``
-    and makes the next wait until the first byte (a quiet babeld costs no wake-ups).
-    ``batch`` of 0 reads whatever has come, as it comes.
+    seconds (``settling_batch`` while the mesh settles: :meth:`gather`) have passed with
+    some; one that found nothing in that time returns ``None`` and makes the next wait
+    until the first byte (a quiet babeld costs no wake-ups). ``batch`` of 0 reads
+    whatever has come, as it comes.
     """
 
-    def __init__(self, sock: socket.socket, batch: float) -> None:
+    def __init__(self, sock: socket.socket, batch: float, settling_batch: float) -> None:
         self._sock = sock
         self._batch = batch
-        self._gathering = False  # a new socket's options: return with the first byte
-        microseconds = max(1, round(batch * 1_000_000))  # a zero timeval is no limit
-        self._timeval = struct.pack("@ll", *divmod(microseconds, 1_000_000))
+        self._mode = "first"  # a new socket's options: return with the first byte
+        self._timevals = {"batch": _timeval(batch),
+                          "settling": _timeval(min(batch, settling_batch)),
+                          "first": struct.pack("@ll", 0, 0)}
+
+    def gather(self, settling: bool) -> None:
+        """Make the next read wait for a batch: the short one while the mesh is settling.
+        (After a read that found nothing, the next waits for the first byte instead.)"""
+        if self._batch > 0:
+            self._set("settling" if settling else "batch")
 
     def read(self) -> bytes | None:
         """babeld's next bytes (b"" when it closed), or None after a batch of silence."""
         try:
-            data = self._sock.recv(READ_BYTES)
+            return self._sock.recv(READ_BYTES)
         except BlockingIOError:  # SO_RCVTIMEO expired with nothing read
-            self._set(False)
+            self._set("first")
             return None
-        if self._batch > 0:
-            self._set(True)
-        return data
 
-    def _set(self, gathering: bool) -> None:
-        if gathering == self._gathering:
+    def _set(self, mode: str) -> None:
+        if mode == self._mode:
             return
-        self._gathering = gathering
+        self._mode = mode
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT,
-                              READ_LOWAT if gathering else 1)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                              self._timeval if gathering else struct.pack("@ll", 0, 0))
+                              1 if mode == "first" else READ_LOWAT)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, self._timevals[mode])
+
+
+def _timeval(seconds: float) -> bytes:
+    """``seconds`` as the kernel's ``struct timeval`` (at least a microsecond: a zero
+    timeval is no limit)."""
+    microseconds = max(1, round(seconds * 1_000_000))
+    return struct.pack("@ll", *divmod(microseconds, 1_000_000))
 
 
 class BabelMonitor:
@@ -155,9 +178,11 @@ class BabelMonitor:
                  on_change: Callable[[], None] | None = None,
                  reconnect_initial: float = RECONNECT_INITIAL,
                  reconnect_max: float = RECONNECT_MAX,
-                 batch_seconds: float = BATCH_SECONDS) -> None:
+                 batch_seconds: float = BATCH_SECONDS,
+                 settling_seconds: float = SETTLING_SECONDS) -> None:
         self.address = address
         self._batch_seconds = batch_seconds
+        self._settling_seconds = settling_seconds
         self.state = state
         self.on_change = on_change
         self.greeting: dict[str, str] = {}
@@ -232,7 +257,8 @@ class BabelMonitor:
                 return
             pending = b""
             seen = _Repeats()
-            reader = _BatchedReader(sock, self._batch_seconds)
+            reader = _BatchedReader(sock, self._batch_seconds, SETTLING_BATCH_SECONDS)
+            settled = 0.0  # until when the mesh is settling (monotonic)
             while not self._stop.is_set():
                 chunk = reader.read()
                 if chunk is None:  # nothing for a whole batch
@@ -243,8 +269,13 @@ class BabelMonitor:
                 *lines, pending = pending.split(b"\n")
                 if len(pending) > MAX_LINE:
                     raise ConnectionError("babeld sent an over-long line")
-                fresh = [line.decode("utf-8", "replace") for line in lines if seen.new(line)]
-                if fresh and self.state.feed(fresh):
+                fresh = [line for line in lines if seen.new(line)]
+                now = time.monotonic()
+                if any(line.startswith(_COMING_OR_GOING) for line in fresh):
+                    settled = now + self._settling_seconds
+                reader.gather(settling=now < settled)
+                if fresh and self.state.feed([line.decode("utf-8", "replace")
+                                              for line in fresh]):
                     self._changed()
         finally:
             self._sock = None

@@ -51,6 +51,10 @@ log = logging.getLogger("meshhub.roam")
 GOSSIP_SECONDS = 60.0
 #: Seconds one POST to a neighbour may take.
 SEND_TIMEOUT_SECONDS = 2.0
+#: Seconds after which an announcement a neighbour did not take (no answer in time, a
+#: refusal) is sent to it once more: a flood is sent once, so a neighbour busy at that
+#: moment would otherwise learn of the acceptance only at the next gossip round.
+RETRY_SECONDS = 2.0
 ANNOUNCE_PATH = "/roam/v1/announce"
 STATUS_PATH = "/roam/v1/status"
 
@@ -111,6 +115,8 @@ class RoamService:
         self.counters: Counter[str] = Counter()
         self._sources: list[Callable[[], Iterable[str]]] = []
         self._outbox: queue.Queue[bytes | None] = queue.Queue()
+        #: Announcements to send once more: (when, neighbour, body), under ``_lock``.
+        self._retries: list[tuple[float, str, bytes]] = []
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._problems = OnceLogger(log)
@@ -214,6 +220,7 @@ class RoamService:
         with self._lock:
             self._known.clear()
             self._seen.clear()
+            self._retries.clear()
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         """``POST /roam/v1/announce`` and ``GET /roam/v1/status`` on the agent's API."""
@@ -269,16 +276,33 @@ class RoamService:
     def _run(self) -> None:
         next_round = time.monotonic() + self._gossip_seconds
         while True:
+            with self._lock:
+                wake = min([next_round, *(due for due, _peer, _body in self._retries)])
             try:
-                body = self._outbox.get(timeout=max(0.0, next_round - time.monotonic()))
+                body = self._outbox.get(timeout=max(0.0, wake - time.monotonic()))
             except queue.Empty:
+                body = b""
+            if body is None:
+                return
+            if body:
+                self._fan_out(body)
+            self._send_retries()
+            if time.monotonic() >= next_round:
                 next_round = time.monotonic() + self._gossip_seconds
                 for chunk in self._chunks():
                     self._fan_out(build(self._identity, chunk, self._clock(), flood=False))
-                continue
-            if body is None:
-                return
-            self._fan_out(body)
+
+    def _send_retries(self) -> None:
+        """Send the announcements whose retry is due, each to its neighbour (a last time)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [r for r in self._retries if r[0] <= now]
+            self._retries = [r for r in self._retries if r[0] > now]
+        pool = self._pool
+        if pool is None:
+            return
+        for _when, peer, body in due:
+            pool.submit(self._send_one, peer, body, last=True)
 
     def _peers(self) -> set[str]:
         found: set[str] = set()
@@ -296,7 +320,9 @@ class RoamService:
         for peer in self._peers():
             pool.submit(self._send_one, peer, body)
 
-    def _send_one(self, peer: str, body: bytes) -> None:
+    def _send_one(self, peer: str, body: bytes, *, last: bool = False) -> None:
+        """Send ``body`` to ``peer``; if it does not take it, once more
+        :data:`RETRY_SECONDS` later (unless this was that ``last`` try)."""
         try:
             self._send(peer, body)
             self.counters["sent"] += 1
@@ -304,6 +330,10 @@ class RoamService:
         except OSError as exc:
             self.counters["send_failed"] += 1
             self._problems.warning(peer, "roam: %s did not take an announcement: %s", peer, exc)
+            if not last:
+                with self._lock:
+                    self._retries.append((time.monotonic() + RETRY_SECONDS, peer, body))
+                self._outbox.put(b"")  # wake the sender to wait for the retry's time
 
 
 def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:

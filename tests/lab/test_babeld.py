@@ -84,8 +84,9 @@ def test_two_nodes_learn_each_others_addresses(lab: Lab, tmp_path: Path) -> None
 def test_the_monitor_reads_a_real_babeld_in_batches(lab: Lab, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """babeld (the real one) writes each line on its own: a neighbour's at each hello, the
-    routes at each update. The agent's monitor follows it with a read per batch, not per
-    line, from the start, and still sees the neighbour and its route."""
+    routes at each update. Once the mesh has settled (nothing came or went for the settling
+    time), the agent's monitor follows it with a read per batch, not per line, and it saw
+    the neighbour and its route while they came."""
     require_tool("babeld")
     from node.mesh.babel_monitor import BabelMonitor
     from node.mesh.state import MeshState
@@ -105,11 +106,13 @@ def test_the_monitor_reads_a_real_babeld_in_batches(lab: Lab, tmp_path: Path,
     lab.wait_for("babeld's monitoring socket", (tmp_path / "a.sock").exists)
     reads = counting_reads(monkeypatch)
     state = MeshState("10.42.0.0/16")
-    monitor = BabelMonitor(str(tmp_path / "a.sock"), state, batch_seconds=1)
+    monitor = BabelMonitor(str(tmp_path / "a.sock"), state, batch_seconds=1,
+                           settling_seconds=2)
     monitor.start()
     try:
         lab.wait_for("the monitor to see b's route", lambda: "10.42.0.2" in
                      state.node_addresses(), timeout=30, interval=0.5)
+        time.sleep(3)  # nothing has come or gone for the settling time: batches now
         before = len(reads), sum(reads)
         time.sleep(6)
         turns, lines = len(reads) - before[0], sum(reads) - before[1]

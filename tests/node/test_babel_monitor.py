@@ -238,3 +238,56 @@ def test_a_burst_is_read_while_it_comes(tmp_path: Path, monkeypatch: pytest.Monk
         assert len(reads) <= 2001 / 100, reads
     finally:
         monitor.stop()
+
+
+def _babeld_saying(path: Path, script: list[tuple[float, bytes]]) -> threading.Thread:
+    """A babeld greeting one reader, then writing each line of ``script`` after its pause."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def stream() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            conn.sendall(GREETING)
+            conn.recv(64)  # "monitor"
+            for pause, line in script:
+                time.sleep(pause)
+                conn.sendall(line)
+            with contextlib.suppress(OSError):
+                while conn.recv(64):  # babeld stays until the reader goes
+                    pass
+
+    thread = threading.Thread(target=stream, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_while_the_mesh_settles_the_view_follows_babeld_closely(tmp_path: Path) -> None:
+    """A neighbour that appeared becomes usable a few hellos later (its cost falls from
+    infinity): that change is seen within a fraction of a second, not after a whole batch
+    (5 s here), so a flood just after the mesh formed reaches it. Once nothing has come or
+    gone for the settling time (1 s here), changes wait for the batch again."""
+    unusable = NEIGHBOUR.replace(b"cost 96\n", b"cost 65535\n").replace(b"txcost 96",
+                                                                        b"txcost 65535")
+    usable = NEIGHBOUR.replace(b"add", b"change")
+    later = usable.replace(b"rxcost 96", b"rxcost 100")
+    repeats = [(0.2, usable)] * 15  # babeld repeats the line at each hello: never silent
+    _babeld_saying(tmp_path / "babeld.sock",
+                   [(0.0, unusable), (0.5, usable), *repeats, (0.2, later)])
+    state = MeshState()
+    monitor = BabelMonitor(str(tmp_path / "babeld.sock"), state, batch_seconds=5,
+                           settling_seconds=1)
+    started = time.monotonic()
+    monitor.start()
+    try:
+        wait_for("the neighbour usable", lambda: state.neighbour_addresses() is not None
+                 and any(n.alive for n in state.snapshot().neighbours), timeout=10)
+        assert time.monotonic() - started < 1.5  # written at 0.5 s; a batch would be 5 s
+        wait_for("the later change", lambda: state.snapshot().neighbours[0].rxcost == 100,
+                 timeout=15)
+        # Written at 3.7 s, when nothing had come or gone for 2.7 s: calm, so it was read
+        # with the batch that began after settling ended (about 1 + 5 s), not at once.
+        assert time.monotonic() - started > 5
+    finally:
+        monitor.stop()

@@ -254,3 +254,40 @@ def test_a_bind_announces_the_portal_so_a_phone_s_dropped_arp_is_answered(
                           announce=lambda *args: sent.append(args) or True)
     service.handle(Request("lease", PHONE, MAC, 3600))
     assert sent == [("ap0", "10.64.7.1")]
+
+
+def test_a_neighbour_that_did_not_take_an_announcement_gets_it_once_more(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood is sent once; a neighbour too busy to answer in time (an OSError) is sent it
+    again after RETRY_SECONDS, once, instead of learning of the acceptance only at the next
+    gossip round (a minute)."""
+    from node.roam import service as roam_service
+
+    monkeypatch.setattr(roam_service, "RETRY_SECONDS", 0.2)
+    tries: list[tuple[str, float]] = []
+    twice = threading.Event()
+
+    def busy_then_fine(url: str, body: bytes) -> None:
+        tries.append((url, time.monotonic()))
+        if url.endswith("busy") and len([t for t in tries if t[0] == url]) >= 2:
+            twice.set()
+        if url.endswith("busy") or url.endswith("down"):
+            raise OSError("no answer within 2s")
+
+    node = RoamService(SECRET, Identity.generate(), lambda _key: True, send=busy_then_fine,
+                       gossip_seconds=3600)
+    node.add_peer_source(lambda: ["http://n2:9180/busy", "http://n3:9180/down",
+                                  "http://n4:9180/fine"])
+    node.start()
+    try:
+        node.accepted(MAC, 3600)
+        assert twice.wait(5)
+        time.sleep(0.6)  # time for a third try, which must not come
+    finally:
+        node.stop()
+    per_peer = {url: [when for u, when in tries if u == url] for url, _ in tries}
+    assert len(per_peer["http://n4:9180/fine"]) == 1
+    assert len(per_peer["http://n2:9180/busy"]) == 2 == len(per_peer["http://n3:9180/down"])
+    busy = per_peer["http://n2:9180/busy"]
+    assert busy[1] - busy[0] >= 0.15
+    assert node.counters["send_failed"] == 4 and node.counters["sent"] == 1
