@@ -13,6 +13,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,28 +60,45 @@ def test_a_dropped_monitor_reconnects_at_once_every_time(tmp_path: Path) -> None
     assert connections[-1] - connections[0] < 3
 
 
-def _babeld_streaming(path: Path, lines: int, every: float) -> threading.Thread:
-    """A babeld greeting one reader, then sending a changed neighbour line every ``every``
-    seconds (its reach alternating, as when hellos are missed), ``lines`` in all."""
+def _babeld_serving(path: Path, talk: Callable[[socket.socket], None]) -> threading.Thread:
+    """A babeld on ``path`` that greets one reader, takes its ``monitor``, lets ``talk``
+    write to it, then stays until the reader goes (as babeld does)."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
     server.listen(1)
 
-    def stream() -> None:
+    def serve() -> None:
         conn, _ = server.accept()
         with conn, server:
             conn.sendall(GREETING)
             conn.recv(64)  # "monitor"
-            for i in range(lines):
-                conn.sendall(NEIGHBOUR.replace(b"reach ffff", b"reach fffe" if i % 2 else
-                                               b"reach ffff").replace(b"add", b"change"))
-                time.sleep(every)
-            while conn.recv(64):  # babeld stays until the reader goes
-                pass
+            talk(conn)
+            conn.setblocking(True)
+            with contextlib.suppress(OSError):  # a reader gone with lines unread: reset
+                while conn.recv(64):
+                    pass
 
-    thread = threading.Thread(target=stream, daemon=True)
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return thread
+
+
+def _babeld_saying(path: Path, script: list[tuple[float, bytes]]) -> threading.Thread:
+    """A babeld greeting one reader, then writing each line of ``script`` after its pause."""
+    def say(conn: socket.socket) -> None:
+        for pause, line in script:
+            time.sleep(pause)
+            conn.sendall(line)
+
+    return _babeld_serving(path, say)
+
+
+def _babeld_streaming(path: Path, lines: int, every: float) -> threading.Thread:
+    """A babeld greeting one reader, then sending a changed neighbour line every ``every``
+    seconds (its reach alternating, as when hellos are missed), ``lines`` in all."""
+    changed = NEIGHBOUR.replace(b"add", b"change")
+    return _babeld_saying(path, [(every if i else 0.0, changed.replace(
+        b"reach ffff", b"reach fffe" if i % 2 else b"reach ffff")) for i in range(lines)])
 
 
 def _counting_state() -> tuple[MeshState, list[int]]:
@@ -170,10 +188,6 @@ def _babeld_bursting(path: Path, lines: int, after: float, reader_dropped: threa
     burst of ``lines`` changed lines, each with a write of its own as babeld does: a write
     that finds the socket full waits up to 0.1 s for room, then babeld drops the reader
     (local.c, ``write_timeout`` and its callers' ``shutdown``)."""
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
-
     def write_timeout(conn: socket.socket, line: bytes) -> bool:
         try:
             return conn.send(line) == len(line)
@@ -185,28 +199,18 @@ def _babeld_bursting(path: Path, lines: int, after: float, reader_dropped: threa
             except BlockingIOError:
                 return False
 
-    def stream() -> None:
-        conn, _ = server.accept()
-        with conn, server:
-            conn.sendall(GREETING)
-            conn.recv(64)  # "monitor"
-            conn.sendall(NEIGHBOUR)
-            time.sleep(after)
-            conn.setblocking(False)
-            for i in range(lines):
-                line = NEIGHBOUR.replace(b"add neighbour 1 ", f"add neighbour {i + 2} ".encode())
-                if not write_timeout(conn, line):
-                    reader_dropped.set()
-                    conn.shutdown(socket.SHUT_WR)
-                    break
-            conn.setblocking(True)
-            with contextlib.suppress(OSError):  # a reader gone with lines unread: reset
-                while conn.recv(64):  # babeld stays until the reader goes
-                    pass
+    def burst(conn: socket.socket) -> None:
+        conn.sendall(NEIGHBOUR)
+        time.sleep(after)
+        conn.setblocking(False)
+        for i in range(lines):
+            line = NEIGHBOUR.replace(b"add neighbour 1 ", f"add neighbour {i + 2} ".encode())
+            if not write_timeout(conn, line):
+                reader_dropped.set()
+                conn.shutdown(socket.SHUT_WR)
+                break
 
-    thread = threading.Thread(target=stream, daemon=True)
-    thread.start()
-    return thread
+    return _babeld_serving(path, burst)
 
 
 def test_the_fake_babeld_drops_a_reader_that_sleeps(tmp_path: Path) -> None:
@@ -238,29 +242,6 @@ def test_a_burst_is_read_while_it_comes(tmp_path: Path, monkeypatch: pytest.Monk
         assert len(reads) <= 2001 / 100, reads
     finally:
         monitor.stop()
-
-
-def _babeld_saying(path: Path, script: list[tuple[float, bytes]]) -> threading.Thread:
-    """A babeld greeting one reader, then writing each line of ``script`` after its pause."""
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
-
-    def stream() -> None:
-        conn, _ = server.accept()
-        with conn, server:
-            conn.sendall(GREETING)
-            conn.recv(64)  # "monitor"
-            for pause, line in script:
-                time.sleep(pause)
-                conn.sendall(line)
-            with contextlib.suppress(OSError):
-                while conn.recv(64):  # babeld stays until the reader goes
-                    pass
-
-    thread = threading.Thread(target=stream, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_while_the_mesh_settles_the_view_follows_babeld_closely(tmp_path: Path) -> None:
