@@ -42,7 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -159,18 +160,19 @@ def agents_cpu_percent(mesh: MeshLab, window: float, profiled: str
     agent of node ``profiled``, each thread's (CPU percent, wake-ups a second)."""
     pids = {name: node.pids["agent"] for name, node in mesh.state.nodes.items()}
     names = thread_names(pids[profiled])
-    with ReferenceSleeper() as reference:
+    with reference_sleeper() as reference:
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         threads_before = thread_times(pids[profiled])
-        reference.start_window()
+        ran, runs = schedstat(reference)
         started = time.monotonic()
         time.sleep(window)  # a benchmark's measuring window, not a wait for an event
         elapsed = time.monotonic() - started
-        reference.end_window()
+        ran_after, runs_after = schedstat(reference)
         threads_after = thread_times(pids[profiled])
         cpu = {name: 100 * (cpu_seconds(pid) - before[name]) / elapsed
                for name, pid in pids.items()}
-    report("idle_reference_wakeup", reference.microseconds_per_wakeup(), "µs a wake-up",
+    wakeup = (ran_after - ran) / max(1, runs_after - runs) * 1e6
+    report("idle_reference_wakeup", wakeup, "µs a wake-up",
            "(context: the same interpreter doing nothing but sleep 0.1 s, in the same window:"
            " what a wake-up costs on this machine now; it swings several-fold with the"
            " host's state, and the agents' figures with it)")
@@ -182,47 +184,27 @@ def agents_cpu_percent(mesh: MeshLab, window: float, profiled: str
     return cpu, threads
 
 
-class ReferenceSleeper:
-    """A process of this interpreter that only wakes ten times a second: the machine's
-    cost of a wake-up at the moment the agents are measured, so that figures taken at
-    different times can be compared (the same agents measured 0.03 % and 0.5 % of a core
-    on this shared machine, hours apart)."""
+@contextmanager
+def reference_sleeper() -> Iterator[int]:
+    """A process of this interpreter that only sleeps 0.1 s at a time (its pid), past its
+    start-up: what a wake-up costs the machine at the moment the agents are measured, so
+    that figures taken at different times can be compared (the same agents measured
+    0.03 % and 0.5 % of a core on this shared machine, hours apart)."""
+    process = subprocess.Popen([sys.executable, "-c",
+                                "import time\nwhile True:\n    time.sleep(0.1)"])
+    try:
+        time.sleep(1)
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
 
-    def __init__(self) -> None:
-        self._process: subprocess.Popen[bytes] | None = None
-        self._start = (0.0, 0)
-        self._end = (0.0, 0)
 
-    def __enter__(self) -> ReferenceSleeper:
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", "import time\nwhile True:\n    time.sleep(0.1)"])
-        time.sleep(1)  # past the interpreter's start-up
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-
-    def _reading(self) -> tuple[float, int]:
-        """(seconds run, times run) of its one thread, from the scheduler, to the
-        nanosecond (``/proc/PID/stat`` counts in 10 ms ticks: too coarse here)."""
-        assert self._process is not None
-        ran, _waited, runs = Path(f"/proc/{self._process.pid}/schedstat").read_text().split()
-        return int(ran) / 1e9, int(runs)
-
-    def start_window(self) -> None:
-        """The window starts: note the reference's processor time and wake-ups."""
-        self._start = self._reading()
-
-    def end_window(self) -> None:
-        """The window ends."""
-        self._end = self._reading()
-
-    def microseconds_per_wakeup(self) -> float:
-        """Its processor time per wake-up over the window."""
-        wakeups = max(1, self._end[1] - self._start[1])
-        return (self._end[0] - self._start[0]) / wakeups * 1e6
+def schedstat(pid: int) -> tuple[float, int]:
+    """(seconds run, times run) of process ``pid``'s main thread, from the scheduler, to
+    the nanosecond (``/proc/PID/stat`` counts in 10 ms ticks: too coarse for a sleeper)."""
+    ran, _waited, runs = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(ran) / 1e9, int(runs)
 
 
 @part("idle")
